@@ -1,0 +1,51 @@
+# bitrader: every target documents itself (make help)
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DURATION ?= 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH (set PY=...)"; exit 2; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install (first use only)
+
+demo: $(STAMP)  ## run the demo until Ctrl-C or DURATION seconds
+	$(BIN)/python -m procs.demo --duration $(DURATION)
+
+test: $(STAMP)  ## the default test run (unit + integration + e2e, xdist)
+	$(BIN)/python -m pytest -q
+
+test-e2e: $(STAMP)  ## only the end-to-end tests
+	$(BIN)/python -m pytest -q -m e2e
+
+check: $(STAMP)  ## ruff format --check, ruff check, mypy --strict
+	$(BIN)/ruff format --check procs shm ipc tests
+	$(BIN)/ruff check procs shm ipc tests
+	$(BIN)/mypy
+
+fmt: $(STAMP)  ## apply ruff format and safe fixes
+	$(BIN)/ruff format procs shm ipc tests
+	$(BIN)/ruff check --fix procs shm ipc tests
+
+bench: $(STAMP)  ## run benchmarks, write .bench/results.json
+	$(BIN)/python -m tests.bench.run $(BENCH)
+
+run: $(STAMP)  ## supervisord in the foreground with the demo config
+	$(BIN)/bitrader up --foreground
+
+clean-shm:  ## remove stale bitrader shared-memory segments
+	$(BIN)/python -m shm.segment --clean
+
+.PHONY: help venv demo test test-e2e check fmt bench run clean-shm
