@@ -1,0 +1,285 @@
+"""ZeroMQ with the house options: the only module that imports zmq.
+
+One ``zmq.Context.instance()`` per process; every socket gets ``linger=0`` and explicit HWMs,
+sends never block (``zmq.Again`` is counted, not raised) and every receive has a timeout. Each
+object here is created, used and closed on one thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import zmq
+
+from ipc.endpoints import ipc_path, validate
+from ipc.messages import IpcError
+
+__all__ = [
+    "DEFAULT_RCVHWM",
+    "DEFAULT_SNDHWM",
+    "Publisher",
+    "Replier",
+    "Subscriber",
+    "WakeListener",
+    "WakeSender",
+    "bind_pub",
+    "bind_rep",
+    "connect_sub",
+    "context",
+    "pin_io_threads",
+    "request",
+]
+
+DEFAULT_SNDHWM: Final = 10_000
+DEFAULT_RCVHWM: Final = 10_000
+CONTROL_HWM: Final = 100
+WAKE_RCVHWM: Final = 16  # wakes are idempotent: one queued is as good as many
+
+_state = {"sockets_made": 0}
+
+
+def context() -> zmq.Context[zmq.Socket[bytes]]:
+    """Return the process's one context (created on first use)."""
+    return zmq.Context.instance()
+
+
+def pin_io_threads(cores: Sequence[int]) -> None:
+    """Place this process's zmq I/O threads on ``cores``; call before the first socket.
+
+    I/O threads inherit the affinity of the thread that creates them. A process that spins on
+    a core it is pinned to would starve its own I/O thread (ms tails, machine-limits.md §3), so
+    a spinning process moves it to another core here.
+
+    Raises
+    ------
+    IpcError
+        A socket already exists (the I/O threads have started), or ``cores`` is empty.
+    """
+    if not cores:
+        raise IpcError("pin_io_threads needs at least one core")
+    if _state["sockets_made"]:
+        raise IpcError("pin_io_threads must be called before the first socket is created")
+    ctx = context()
+    for core in cores:
+        ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, int(core))
+
+
+def _socket(kind: int, *, sndhwm: int = 0, rcvhwm: int = 0) -> zmq.Socket[bytes]:
+    sock = context().socket(kind)
+    _state["sockets_made"] += 1
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, sndhwm)
+    sock.setsockopt(zmq.RCVHWM, rcvhwm)
+    return sock
+
+
+def _bind(sock: zmq.Socket[bytes], endpoint: str) -> None:
+    path = ipc_path(endpoint)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise IpcError(f"cannot bind {endpoint}: {exc}") from exc
+
+
+def _timeout_ms(timeout_s: float) -> int:
+    # round up so a 0.2 ms timeout still waits, rather than becoming a non-blocking poll
+    return max(0, math.ceil(timeout_s * 1000.0))
+
+
+class Publisher:
+    """A bound PUB socket; the only writer of its endpoint and of the topics it sends.
+
+    ``send`` never blocks. With ``nodrop=False`` (default) libzmq drops silently per
+    subscriber at the HWM, and consumers see a ``seq`` gap; with ``nodrop=True`` a full
+    subscriber makes ``send`` return False for everyone and counts ``again_total``.
+    """
+
+    def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
+        self._sock = sock
+        self.endpoint = endpoint
+        self.sent_total = 0
+        self.again_total = 0
+
+    def send(self, topic: bytes, payload: bytes) -> bool:
+        """Queue ``[topic, payload]``; return False (and count it) if it was refused."""
+        try:
+            self._sock.send_multipart((topic, payload), zmq.NOBLOCK)
+        except zmq.Again:
+            self.again_total += 1
+            return False
+        self.sent_total += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket at once (linger 0)."""
+        self._sock.close(linger=0)
+
+
+def bind_pub(endpoint: str, *, sndhwm: int = DEFAULT_SNDHWM, nodrop: bool = False) -> Publisher:
+    """Bind a PUB socket on ``endpoint`` (creating an ipc path's directory)."""
+    validate(endpoint)
+    sock = _socket(zmq.PUB, sndhwm=sndhwm)
+    if nodrop:
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
+    _bind(sock, endpoint)
+    return Publisher(sock, endpoint)
+
+
+class Subscriber:
+    """A SUB socket connected to one or more publishers; every ``recv`` has a timeout."""
+
+    def __init__(self, sock: zmq.Socket[bytes]) -> None:
+        self._sock = sock
+        self.received_total = 0
+        self.malformed_total = 0
+
+    def subscribe(self, topic: bytes) -> None:
+        """Add a topic prefix; topics end with a dot so ``sig.7.`` never matches ``sig.70.``."""
+        self._sock.setsockopt(zmq.SUBSCRIBE, topic)
+
+    def recv(self, timeout_s: float) -> tuple[bytes, bytes] | None:
+        """Return the next ``(topic, payload)``, or None after ``timeout_s`` (0: don't wait)."""
+        if timeout_s > 0 and not self._sock.poll(_timeout_ms(timeout_s), zmq.POLLIN):
+            return None
+        try:
+            frames = self._sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        if len(frames) != 2:
+            self.malformed_total += 1
+            return None
+        self.received_total += 1
+        return frames[0], frames[1]
+
+    def drain(self) -> int:
+        """Discard every queued message without waiting; return how many."""
+        n = 0
+        while True:
+            try:
+                self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return n
+            n += 1
+
+    def close(self) -> None:
+        """Close the socket at once (linger 0)."""
+        self._sock.close(linger=0)
+
+
+def connect_sub(
+    endpoints: str | Iterable[str], topics: Iterable[bytes], *, rcvhwm: int = DEFAULT_RCVHWM
+) -> Subscriber:
+    """Connect a SUB socket to ``endpoints`` and subscribe to each topic prefix.
+
+    PUB/SUB drops messages sent before the subscription reaches the publisher: nothing that
+    must arrive travels this way.
+    """
+    eps = [validate(ep) for ep in ([endpoints] if isinstance(endpoints, str) else endpoints)]
+    sock = _socket(zmq.SUB, rcvhwm=rcvhwm)
+    sub = Subscriber(sock)
+    try:
+        for topic in topics:
+            sub.subscribe(topic)
+        for ep in eps:
+            sock.connect(ep)
+    except zmq.ZMQError:
+        sock.close(linger=0)
+        raise
+    return sub
+
+
+class Replier:
+    """A bound REP control socket: ``recv`` a request, then ``send`` exactly one reply."""
+
+    def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
+        self._sock = sock
+        self.endpoint = endpoint
+        self.again_total = 0
+
+    def recv(self, timeout_s: float) -> bytes | None:
+        """Return the next request body, or None after ``timeout_s`` (0: don't wait)."""
+        if timeout_s > 0 and not self._sock.poll(_timeout_ms(timeout_s), zmq.POLLIN):
+            return None
+        try:
+            return self._sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+
+    def send(self, payload: bytes) -> bool:
+        """Send the reply to the last request; return False (counted) if it was refused."""
+        try:
+            self._sock.send(payload, zmq.NOBLOCK)
+        except zmq.Again:
+            self.again_total += 1
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the socket at once (linger 0)."""
+        self._sock.close(linger=0)
+
+
+def bind_rep(endpoint: str) -> Replier:
+    """Bind a REP socket on ``endpoint`` (creating an ipc path's directory)."""
+    validate(endpoint)
+    sock = _socket(zmq.REP, sndhwm=CONTROL_HWM, rcvhwm=CONTROL_HWM)
+    _bind(sock, endpoint)
+    return Replier(sock, endpoint)
+
+
+def request(endpoint: str, payload: bytes, timeout_s: float) -> bytes | None:
+    """Send one request and return the reply, or None if none came within ``timeout_s``.
+
+    A fresh REQ socket per call, closed with linger 0, so a dead peer never hangs the caller
+    and a late reply never reaches the next request.
+    """
+    validate(endpoint)
+    sock = _socket(zmq.REQ, sndhwm=1, rcvhwm=1)
+    try:
+        sock.connect(endpoint)
+        try:
+            sock.send(payload, zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        if not sock.poll(_timeout_ms(timeout_s), zmq.POLLIN):
+            return None
+        return sock.recv(zmq.NOBLOCK)
+    finally:
+        sock.close(linger=0)
+
+
+class WakeSender:
+    """Publish a wake-up on ``topic`` through a process's Publisher (shm ``Waker``)."""
+
+    def __init__(self, publisher: Publisher, topic: bytes, payload: bytes = b"") -> None:
+        self._pub = publisher
+        self._topic = topic
+        self._payload = payload
+
+    def notify(self) -> None:
+        """Send one wake-up; a refused send is counted by the Publisher."""
+        self._pub.send(self._topic, self._payload)
+
+
+class WakeListener:
+    """Block until a wake-up on ``topic`` arrives (shm ``Notifier``); owns its SUB socket."""
+
+    def __init__(self, endpoints: str | Iterable[str], topic: bytes) -> None:
+        self._sub = connect_sub(endpoints, [topic], rcvhwm=WAKE_RCVHWM)
+        self.wakes_total = 0
+
+    def wait(self, timeout_s: float) -> bool:
+        """Return True if a wake-up came within ``timeout_s``; drain every queued one."""
+        if self._sub.recv(timeout_s) is None:
+            return False
+        self.wakes_total += 1 + self._sub.drain()
+        return True
+
+    def close(self) -> None:
+        """Close the socket at once (linger 0)."""
+        self._sub.close()
