@@ -1,0 +1,114 @@
+"""``ExecutionConfig``: the ``[execution]`` section, frozen and strict, units in every name.
+
+Money limits are Decimal (write them as TOML strings, ``"1000"``); durations are float seconds.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import msgspec
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Score = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One traded symbol; ``symbol_id`` is the id that SIG_V1/BOOK_V1 records carry."""
+
+    symbol: str
+    symbol_id: Annotated[int, msgspec.Meta(ge=0)]
+    max_position_qty: Decimal | None = None  # inventory cap in base coin (None: notional cap only)
+    max_order_qty: Decimal | None = None  # per-order cap in base coin (None: venue maximum)
+
+
+class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    enter_score: Score = 0.3  # |score| at or above which the target goes long/short
+    exit_score: Score = 0.1  # |score| below which an open target returns flat (hysteresis)
+    take_score: Score = (
+        0.9  # |score| at or above which we cross the spread (IOC) instead of quoting
+    )
+    sizing: Literal["fixed_notional", "vol_scaled"] = "fixed_notional"
+    target_notional_usdt: Decimal = Decimal(100)  # position size at full signal
+    vol_target_per_sqrt_s: PositiveFloat = 1e-4  # vol_scaled: notional × target / realised vol
+    vol_halflife_s: PositiveFloat = 60.0  # EWMA half-life of the realised-vol estimate
+    vol_floor_per_sqrt_s: PositiveFloat = 1e-5  # never divide by less than this
+    max_position_notional_usdt: Decimal = Decimal(1000)  # inventory cap per symbol
+    requote_ticks: PositiveInt = 2  # replace a resting quote once it is this many ticks off
+    improve_ticks: NonNegInt = 0  # quote this many ticks inside the best when the spread allows
+
+
+class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    max_order_notional_usdt: Decimal = Decimal(500)
+    price_collar_mid_bps: Decimal = Decimal(50)  # limit price within mid × (1 ± bps/1e4)
+    price_collar_mark_bps: Decimal = Decimal(100)  # and within mark × (1 ± bps/1e4)
+    max_position_notional_usdt: Decimal = Decimal(1000)  # per symbol, worst case incl. resting
+    max_total_notional_usdt: Decimal = Decimal(3000)  # all symbols together
+    max_open_orders: PositiveInt = 20
+    max_open_orders_per_symbol: PositiveInt = 4
+    max_orders_per_window: PositiveInt = 8  # order-rate throttle: at most this many orders ...
+    order_rate_window_s: PositiveFloat = 1.0  # ... in any window this long
+    daily_loss_limit_usdt: Decimal = Decimal(200)  # only reducing orders once the day lost this
+    max_drawdown_usdt: Decimal = Decimal(300)  # only reducing orders once equity fell this far
+    max_data_age_s: PositiveFloat = 2.0  # refuse when the market data is older than this
+    duplicate_window_s: NonNegFloat = 1.0  # identical order sent within this window is refused
+
+
+class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    max_consecutive_rejects: PositiveInt = 5  # → HALTED
+    rest_error_rate_max: Fraction = 0.5  # → HALTED when the error share exceeds this ...
+    rest_error_window_s: PositiveFloat = 30.0  # ... over this window ...
+    rest_error_min_requests: PositiveInt = 10  # ... with at least this many requests in it
+    ws_reducing_after_s: NonNegFloat = 0.0  # private WS down this long → REDUCING
+    ws_halt_after_s: PositiveFloat = 30.0  # private WS down this long → HALTED
+    stale_data_s: PositiveFloat = 5.0  # market data older than this → REDUCING
+    latency_spike_s: PositiveFloat = 0.5  # tick-to-ack latency above this ...
+    latency_spike_count: PositiveInt = 3  # ... this many times in a row → REDUCING
+    reducing_loss_usdt: Decimal = Decimal(150)  # daily loss → REDUCING
+    halt_loss_usdt: Decimal = Decimal(250)  # daily loss → HALTED
+
+
+class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    maker_fee_rate: Decimal = Decimal("0.0002")
+    taker_fee_rate: Decimal = Decimal("0.0006")
+    queue_ahead_fraction: Fraction = 1.0  # share of the visible level qty assumed ahead of us
+
+
+class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    symbols: list[SymbolConfig]
+    mode: Literal["live", "paper"] = "paper"  # paper: fills simulated locally on the live book
+    position_mode: Literal["ONE_WAY", "HEDGE"] = "ONE_WAY"
+    journal_path: str = "run/execution.sqlite"
+    killswitch_path: str = "run/killswitch.json"
+    killswitch_poll_s: PositiveFloat = 0.25
+    client_id_prefix: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9]{1,8}$")] = "br"
+    order_ack_timeout_s: PositiveFloat = 5.0  # SENT without an answer this long → UNKNOWN
+    cancel_timeout_s: PositiveFloat = 5.0  # cancel unanswered this long → query the order
+    reconcile_interval_s: PositiveFloat = 30.0
+    balance_tolerance_usdt: Decimal = Decimal("0.01")
+    position_snapshot_interval_s: PositiveFloat = 10.0
+    strategy: StrategyConfig = StrategyConfig()
+    risk: RiskConfig = RiskConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    paper: PaperConfig = PaperConfig()
+
+    def __post_init__(self) -> None:
+        ids = [s.symbol_id for s in self.symbols]
+        names = [s.symbol for s in self.symbols]
+        if len(set(ids)) != len(ids) or len(set(names)) != len(names):
+            raise ValueError("symbols must have unique names and symbol_ids")
+        if self.strategy.exit_score > self.strategy.enter_score:
+            raise ValueError("strategy.exit_score must not exceed strategy.enter_score")
+        if self.breaker.halt_loss_usdt < self.breaker.reducing_loss_usdt:
+            raise ValueError("breaker.halt_loss_usdt must be at least reducing_loss_usdt")
+
+    def symbol(self, name: str) -> SymbolConfig:
+        for s in self.symbols:
+            if s.symbol == name:
+                return s
+        raise KeyError(name)

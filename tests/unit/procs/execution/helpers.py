@@ -1,0 +1,47 @@
+"""Builders shared by the execution unit tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from procs.execution.instruments import Instrument
+from procs.execution.model import OrderRequest, OrderType, Side, TimeInForce
+
+D = Decimal
+
+
+def btc(**kw) -> Instrument:
+    base = {
+        "symbol": "BTCUSDT",
+        "tick": D("0.1"),
+        "step": D("0.0001"),
+        "min_qty": D("0.0001"),
+        "max_limit_qty": D("100"),
+        "max_market_qty": D("50"),
+        "price_protect_scope": D("0.02"),
+        "symbol_id": 1,
+    }
+    base.update(kw)
+    return Instrument(**base)
+
+
+def req(
+    cid: str = "br-1-1",
+    side: Side = Side.BUY,
+    qty: str = "0.01",
+    price: str | None = "60000",
+    symbol: str = "BTCUSDT",
+    **kw,
+) -> OrderRequest:
+    order_type = OrderType.MARKET if price is None else OrderType.LIMIT
+    tif = kw.pop("tif", TimeInForce.IOC if price is None else TimeInForce.GTC)
+    return OrderRequest(
+        client_id=cid,
+        symbol=symbol,
+        side=side,
+        qty=D(qty),
+        price=None if price is None else D(price),
+        order_type=order_type,
+        tif=tif,
+        **kw,
+    )

@@ -1,0 +1,227 @@
+"""Order state machine: legal paths, illegal ones refused, idempotent venue events, UNKNOWN."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from procs.execution.model import (
+    IllegalTransitionError,
+    OrderStatus,
+    UnknownOrderError,
+    VenueOrderUpdate,
+)
+from procs.execution.orders import (
+    LEGAL,
+    NOT_FOUND_REASON,
+    ClientIdGenerator,
+    OrderTracker,
+    check_transition,
+    venue_status,
+)
+
+from .helpers import req
+
+D = Decimal
+S = OrderStatus
+SEC = 1_000_000_000
+
+
+def tracker() -> OrderTracker:
+    return OrderTracker(ack_timeout_s=5.0, cancel_timeout_s=3.0)
+
+
+def upd(status, filled="0", avg="0", fee="0", mtime=0, cid="br-1-1", oid="X1"):
+    return VenueOrderUpdate(
+        client_id=cid,
+        order_id=oid,
+        symbol="BTCUSDT",
+        status=status,
+        filled_qty=D(filled),
+        avg_price=D(avg),
+        fee=D(fee),
+        mtime_ms=mtime,
+    )
+
+
+def sent(t: OrderTracker, qty: str = "0.01") -> None:
+    t.add_intent(req(qty=qty), 0)
+    t.mark_sent("br-1-1", 1)
+
+
+def test_check_transition_every_legal_pair_passes_every_other_raises():
+    for old in S:
+        for new in S:
+            if new in LEGAL[old]:
+                check_transition(old, new)
+            else:
+                with pytest.raises(IllegalTransitionError):
+                    check_transition(old, new)
+
+
+def test_tracker_happy_path_intent_sent_acked_part_filled_filled():
+    t = tracker()
+    assert t.add_intent(req(), 0).status is S.NEW_INTENT
+    assert t.mark_sent("br-1-1", 1).new is S.SENT
+    assert t.on_send_ok("br-1-1", "X1", 2).new is S.ACKED
+    tr1 = t.on_venue_update(upd("PART_FILLED", "0.004", "60000", "0.1", mtime=10), 3)
+    tr2 = t.on_venue_update(upd("FILLED", "0.01", "60001.2", "0.25", mtime=11), 4)
+    assert (tr1.new, tr2.new) == (S.PART_FILLED, S.FILLED)
+    [f1], [f2] = tr1.fills, tr2.fills
+    assert (f1.qty, f1.price, f1.fee) == (D("0.004"), D("60000"), D("0.1"))
+    assert (f2.qty, f2.fee) == (D("0.006"), D("0.15"))
+    assert f2.price == D("60002.0")  # (60001.2*0.01 - 60000*0.004) / 0.006
+    assert f1.fill_id == "X1:0.004"
+    assert f2.fill_id == "X1:0.01"
+    assert t.open_orders() == []
+
+
+def test_tracker_cancel_paths_map_fills_to_part_filled_canceled():
+    t = tracker()
+    sent(t)
+    assert t.on_venue_update(upd("CANCELED"), 5).new is S.CANCELED
+    t2 = tracker()
+    sent(t2)
+    tr = t2.on_venue_update(upd("CANCELED", "0.003", "60000"), 5)
+    assert tr.new is S.PART_FILLED_CANCELED
+    assert tr.fills[0].qty == D("0.003")
+
+
+def test_tracker_send_failed_rejects_and_reject_is_terminal():
+    t = tracker()
+    sent(t)
+    assert t.on_send_failed("br-1-1", "30016 qty below minimum", 2).new is S.REJECTED
+    with pytest.raises(IllegalTransitionError):
+        t.mark_sent("br-1-1", 3)
+    with pytest.raises(IllegalTransitionError):
+        t.request_cancel("br-1-1", 3)
+
+
+def test_tracker_illegal_local_calls_raise():
+    t = tracker()
+    t.add_intent(req(), 0)
+    t.mark_sent("br-1-1", 1)
+    with pytest.raises(IllegalTransitionError):
+        t.mark_sent("br-1-1", 2)
+    with pytest.raises(ValueError, match="already used"):
+        t.add_intent(req(), 0)
+    with pytest.raises(UnknownOrderError):
+        t.on_venue_update(upd("NEW", cid="other"), 1)
+
+
+def test_tracker_duplicate_and_older_events_are_ignored():
+    t = tracker()
+    sent(t)
+    t.on_venue_update(upd("NEW", mtime=10), 2)
+    tr = t.on_venue_update(upd("PART_FILLED", "0.004", "60000", mtime=12), 3)
+    assert tr is not None
+    assert t.on_venue_update(upd("PART_FILLED", "0.004", "60000", mtime=12), 4) is None
+    assert t.on_venue_update(upd("NEW", mtime=10), 5) is None  # out of order: older
+    assert t.on_venue_update(upd("NEW", mtime=13), 5) is None  # lower rank never wins
+    assert t.get("br-1-1").status is S.PART_FILLED
+    assert t.get("br-1-1").filled_qty == D("0.004")
+    assert t.ignored_updates_total == 3
+
+
+def test_tracker_out_of_order_fill_after_cancel_books_fill_keeps_terminal():
+    t = tracker()
+    sent(t)
+    t.on_venue_update(upd("CANCELED", mtime=20), 2)
+    tr = t.on_venue_update(upd("PART_FILLED", "0.002", "60000", mtime=15), 3)
+    assert tr.new is S.PART_FILLED_CANCELED
+    assert tr.fills[0].qty == D("0.002")
+    assert t.get("br-1-1").remaining_qty == 0
+
+
+@given(st.permutations(range(4)), st.lists(st.integers(0, 3), max_size=4))
+def test_tracker_any_order_and_duplication_of_events_ends_in_same_state(perm, dups):
+    events = [
+        upd("NEW", mtime=1),
+        upd("PART_FILLED", "0.003", "60000", "0.01", mtime=2),
+        upd("PART_FILLED", "0.007", "60000", "0.02", mtime=3),
+        upd("FILLED", "0.01", "60000", "0.03", mtime=4),
+    ]
+    t = tracker()
+    sent(t)
+    fills = []
+    for i in [*perm, *dups]:
+        tr = t.on_venue_update(events[i], 9)
+        if tr is not None:
+            fills.extend(tr.fills)
+    o = t.get("br-1-1")
+    assert o.status is S.FILLED
+    assert (o.filled_qty, o.fee) == (D("0.01"), D("0.03"))
+    assert sum(f.qty for f in fills) == D("0.01")
+    assert sum(f.fee for f in fills) == D("0.03")
+    assert len({f.fill_id for f in fills}) == len(fills)
+
+
+def test_tracker_ack_timeout_goes_unknown_then_query_resolves_filled():
+    t = tracker()
+    sent(t)
+    assert t.expire(1 + 5 * SEC - 1) == []
+    [tr] = t.expire(1 + 5 * SEC)
+    assert tr.new is S.UNKNOWN
+    assert t.needs_query(1 + 5 * SEC) == ["br-1-1"]
+    assert t.get("br-1-1").status.is_open  # never assumed cancelled
+    res = t.resolve("br-1-1", upd("FILLED", "0.01", "60000"), 6 * SEC)
+    assert res.new is S.FILLED
+    assert res.fills[0].qty == D("0.01")
+
+
+def test_tracker_unknown_not_found_rejects_and_late_push_revives():
+    t = tracker()
+    sent(t)
+    t.expire(10 * SEC)
+    tr = t.resolve("br-1-1", None, 11 * SEC)
+    assert tr.new is S.REJECTED
+    assert t.get("br-1-1").reason == NOT_FOUND_REASON
+    assert t.on_venue_update(upd("NEW", mtime=5), 12 * SEC).new is S.ACKED
+
+
+def test_tracker_not_found_on_open_order_is_ignored():
+    t = tracker()
+    sent(t)
+    t.on_send_ok("br-1-1", "X1", 2)
+    assert t.resolve("br-1-1", None, 3) is None
+    assert t.get("br-1-1").status is S.ACKED
+
+
+def test_tracker_cancel_unanswered_needs_query():
+    t = tracker()
+    sent(t)
+    t.on_send_ok("br-1-1", "X1", 2)
+    t.request_cancel("br-1-1", 10)
+    assert t.needs_query(10 + 3 * SEC - 1) == []
+    assert t.needs_query(10 + 3 * SEC) == ["br-1-1"]
+
+
+def test_tracker_recover_intents_makes_unsent_unknown():
+    t = tracker()
+    t.add_intent(req(), 0)
+    [tr] = t.recover_intents(5)
+    assert (tr.old, tr.new) == (S.NEW_INTENT, S.UNKNOWN)
+
+
+def test_venue_status_mixed_case_and_unknown():
+    assert venue_status("part_filled", D(1)) is S.PART_FILLED
+    assert venue_status("SYSTEM_CANCELED", D(0)) is S.CANCELED
+    assert venue_status("NEW", D("0.1")) is S.PART_FILLED
+    with pytest.raises(ValueError, match="unknown venue"):
+        venue_status("WEIRD", D(0))
+
+
+def test_client_id_generator_unique_across_restart():
+    first = ClientIdGenerator("br", 1000)
+    ids = [first() for _ in range(3)]
+    assert ids == ["br-1000-1", "br-1000-2", "br-1000-3"]
+    again = ClientIdGenerator.after("br", now_ms=900, used=ids)  # clock went backwards
+    assert again.epoch_ms == 1001
+    assert again() not in ids
+    assert again.owns("br-5-1")
+    assert not again.owns("bra-5-1")
+    with pytest.raises(ValueError, match="alphanumeric"):
+        ClientIdGenerator("b-r", 1)
