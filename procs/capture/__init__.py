@@ -1,0 +1,30 @@
+"""HDF5 tick capture: one chunked dataset per stream, with the ring record's dtype.
+
+``procs.capture.store`` is the only module that imports h5py; this package root stays light
+(pure numpy) so the trainer and CLI can import record helpers without paying for HDF5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from shm.records import Dtype, Records
+
+
+def concat_records(parts: Sequence[Records], dtype: Dtype) -> Records:
+    """Concatenate record batches keeping ``dtype`` exactly.
+
+    ``np.concatenate`` on numpy 2 canonicalises structured dtypes and drops the cache-line
+    padding, which changes itemsize and the dtype CRC; this copies into a preallocated array.
+    """
+    out: Records = np.empty(sum(p.size for p in parts), dtype=dtype)
+    at = 0
+    for p in parts:
+        out[at : at + p.size] = p
+        at += p.size
+    return out
+
+
+__all__ = ["concat_records"]

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from procs.capture import concat_records
+from procs.features import FEATURES, N_FEATURES, FeatureEngine, compute_batch, feature_index
+from procs.ml.synth import synthetic_market
+from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1
+from tests.unit.procs.features.reference import reference
+from tests.unit.procs.features.strategies import books_and_trades
+
+
+def _split_points(rng: np.random.Generator, books, trades, n_cuts: int):
+    """Random batch splits that honour the delivery contract (trades no later than their book)."""
+    n_b, n_t = books.size, trades.size
+    book_cuts = np.sort(rng.integers(0, n_b + 1, size=n_cuts))
+    key_b = _running_key(books)
+    key_t = _running_key(trades)
+    out, t_done = [], 0
+    for end in [*book_cuts.tolist(), n_b]:
+        need = t_done
+        for i in range(end):
+            same = np.flatnonzero(
+                (trades["symbol_id"] == books["symbol_id"][i]) & (key_t <= key_b[i])
+            )
+            if same.size:
+                need = max(need, int(same[-1]) + 1)
+        t_end = int(rng.integers(need, n_t + 1)) if rng.random() < 0.3 else need
+        out.append((end, t_end))
+        t_done = t_end
+    out[-1] = (n_b, n_t)
+    return out
+
+
+def _running_key(recs):
+    key = np.empty(recs.size, dtype=np.int64)
+    last: dict[int, int] = {}
+    for i, r in enumerate(recs):
+        s = int(r["symbol_id"])
+        last[s] = max(last.get(s, -(2**63)), int(r["ts_recv_ns"]))
+        key[i] = last[s]
+    return key
+
+
+def _stream(books, trades, splits, n_symbols):
+    eng = FeatureEngine(n_symbols)
+    parts, b0, t0 = [], 0, 0
+    for b1, t1 in splits:
+        parts.append(eng.update(books[b0:b1], trades[t0:t1]))
+        b0, t0 = b1, t1
+    return concat_records(parts, FEAT_V1)
+
+
+def test_features_declaration_fits_feat_record_and_names_are_unique():
+    assert N_FEATURES == len(FEATURES) <= FEATURE_SLOTS
+    assert feature_index("book_ok") == N_FEATURES - 1
+    with pytest.raises(KeyError):
+        feature_index("nope")
+
+
+@settings(max_examples=150, deadline=None)
+@given(books_and_trades())
+def test_engine_each_feature_matches_naive_reference(market):
+    books, trades = market
+
+    feat = compute_batch(books, trades, n_symbols=2)
+    ref_x, ref_mid = reference(books, trades)
+
+    for j, name in enumerate(FEATURES):
+        np.testing.assert_allclose(feat["x"][:, j], ref_x[:, j], rtol=2e-5, atol=2e-4, err_msg=name)
+    np.testing.assert_allclose(feat["mid"], ref_mid, rtol=1e-12)
+    assert np.all(feat["x"][:, N_FEATURES:] == 0.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(books_and_trades(), st.integers(0, 2**32 - 1), st.integers(0, 8))
+def test_engine_streaming_in_random_splits_equals_batch(market, seed, n_cuts):
+    books, trades = market
+    splits = _split_points(np.random.default_rng(seed), books, trades, n_cuts)
+
+    streamed = _stream(books, trades, splits, 2)
+    batch = compute_batch(books, trades, n_symbols=2)
+
+    np.testing.assert_allclose(streamed["x"], batch["x"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(streamed["mid"], batch["mid"])
+    np.testing.assert_array_equal(streamed["flags"], batch["flags"])
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
+def test_engine_streaming_long_capture_equals_batch(batch_size):
+    books, trades = synthetic_market(seed=3, n_books=3000, n_symbols=3)
+    rng = np.random.default_rng(batch_size)
+    eng = FeatureEngine(3)
+    parts, t0 = [], 0
+    for b0 in range(0, books.size, batch_size):
+        chunk = books[b0 : b0 + batch_size]
+        t1 = int(np.searchsorted(trades["ts_recv_ns"], chunk["ts_recv_ns"].max(), "right"))
+        t1 = min(trades.size, t1 + int(rng.integers(0, 3)))  # sometimes a few trades early
+        t1 = max(t1, t0)
+        parts.append(eng.update(chunk, trades[t0:t1]))
+        t0 = t1
+    parts.append(eng.update(books[:0], trades[t0:]))
+
+    streamed = concat_records(parts, FEAT_V1)
+    batch = compute_batch(books, trades)
+
+    np.testing.assert_array_equal(streamed["x"], batch["x"])
+    assert np.isfinite(batch["x"]).all()
+    assert (np.abs(batch["x"][:, feature_index("return_bps_10s")]) > 0).mean() > 0.5
+
+
+def test_engine_output_carries_book_stamps_and_flags():
+    books, trades = synthetic_market(seed=1, n_books=50)
+    books["flags"][::5] |= FLAG_STALE
+
+    feat = FeatureEngine(1).update(books, trades, ts_feat_ns=123)
+
+    assert feat.dtype == FEAT_V1
+    for name in ("seq", "ts_event_ns", "ts_recv_ns", "symbol_id"):
+        np.testing.assert_array_equal(feat[name], books[name])
+    assert (feat["ts_feat_ns"] == 123).all()
+    assert (feat["flags"][::5] & FLAG_STALE).all()
+
+
+def _degenerate_books() -> np.ndarray:
+    books = np.zeros(6, dtype=BOOK_V1)
+    books["ts_recv_ns"] = np.arange(6) * 1_000_000_000
+    books["bid_px"][:, 0], books["ask_px"][:, 0] = 100.0, 100.5
+    books["n_bids"] = [0, 1, 1, 1, 0, 1]
+    books["n_asks"] = [0, 0, 1, 1, 1, 1]
+    books["bid_qty"][:, 0] = [0, 1, 0, 2, 0, 1]
+    books["ask_qty"][:, 0] = [0, 0, 0, 1, 3, 1]
+    books["bid_px"][5, 0] = 0.0  # zero price counts as an empty side
+    return books
+
+
+def test_engine_degenerate_books_give_finite_neutral_features_and_stale_flag():
+    books = _degenerate_books()
+
+    feat = compute_batch(books, np.zeros(0, dtype=TRADE_V1))
+
+    x = feat["x"]
+    assert np.isfinite(x).all()
+    assert np.isfinite(feat["mid"]).all()
+    ok = x[:, feature_index("book_ok")]
+    np.testing.assert_array_equal(ok, [0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(feat["flags"] & FLAG_STALE, [1, 1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(feat["mid"], [0.0, 0.0, 100.25, 100.25, 100.25, 100.25])
+    assert x[0, feature_index("spread_bps")] == 0.0
+    assert x[2, feature_index("microprice_dev_bps")] == 0.0  # both top quantities zero
+    assert x[1, feature_index("imbalance_1")] == 1.0  # bid quantity only
+    assert x[4, feature_index("imbalance_1")] == -1.0
+
+
+def test_engine_rejects_out_of_range_symbol_and_wrong_dtype():
+    books, trades = synthetic_market(seed=2, n_books=5)
+    eng = FeatureEngine(1)
+    books["symbol_id"][2] = 1
+
+    with pytest.raises(ValueError, match="symbol_id"):
+        eng.update(books, trades)
+    with pytest.raises(TypeError):
+        eng.update(trades, trades)
