@@ -37,7 +37,8 @@ def test_limit_buy_crossing_fills_at_maker_prices_then_rests():
 
     o = place(ex, side="BUY", qty="1.5", price="102")
 
-    assert o.filled == D("1.5") and o.status == "FILLED"
+    assert o.filled == D("1.5")
+    assert o.status == "FILLED"
     assert o.filled_value == D(101) + D("0.5") * 102
     assert ex.books["BTCUSDT"].best_ask() == D(102)
     pos = ex.accounts["a"].positions[("BTCUSDT", "NET")]
@@ -86,8 +87,10 @@ def test_post_only_that_would_cross_is_canceled():
     crossing = place(ex, side="BUY", qty="1", price="101", effect="POST_ONLY")
     passive = place(ex, side="BUY", qty="1", price="100.5", effect="POST_ONLY")
 
-    assert crossing.status == "CANCELED" and crossing.filled == 0
-    assert passive.status == "NEW" and ex.books["BTCUSDT"].best_bid() == D("100.5")
+    assert crossing.status == "CANCELED"
+    assert crossing.filled == 0
+    assert passive.status == "NEW"
+    assert ex.books["BTCUSDT"].best_bid() == D("100.5")
 
 
 def test_market_order_fills_and_never_rests():
@@ -151,7 +154,8 @@ def test_insufficient_balance_is_20003_and_books_nothing():
         place(ex, side="BUY", qty="5", price="100")
 
     assert e.value.code == 20003
-    assert not ex.accounts["a"].orders and ex.accounts["a"].frozen() == 0
+    assert not ex.accounts["a"].orders
+    assert ex.accounts["a"].frozen() == 0
 
 
 def test_margin_locked_is_notional_over_leverage_plus_fee():
@@ -207,7 +211,8 @@ def test_hedge_mode_keeps_long_and_short_and_buy_close_closes_long():
 
     close = place(ex, side="BUY", qty="1", order_type="MARKET", trade_side="CLOSE")
 
-    assert not close.is_buy and close.filled == D(1)
+    assert not close.is_buy
+    assert close.filled == D(1)
     assert set(acct.positions) == {("BTCUSDT", "SHORT")}
 
 
@@ -242,7 +247,8 @@ def test_cancel_unknown_is_20007_and_twice_is_10013():
         ex.cancel_order("a", order_id="42", ts_ms=3)
 
     assert (twice.value.code, unknown.value.code) == (10013, 20007)
-    assert o.status == "CANCELED" and ex.accounts["a"].frozen() == 0
+    assert o.status == "CANCELED"
+    assert ex.accounts["a"].frozen() == 0
 
 
 def test_user_resting_order_fills_against_generator_taker():
@@ -253,7 +259,8 @@ def test_user_resting_order_fills_against_generator_taker():
 
     assert (o.filled, o.status) == (D("0.4"), "PART_FILLED")
     _, trades = ex.drain()
-    assert trades[-1].side == "sell" and trades[-1].price == D("100.5")
+    assert trades[-1].side == "sell"
+    assert trades[-1].price == D("100.5")
 
 
 def test_private_events_cover_order_position_and_balance():
@@ -263,8 +270,10 @@ def test_private_events_cover_order_position_and_balance():
 
     events, _ = ex.drain()
     kinds = [(e.channel, e.data.get("event")) for e in events]
-    assert ("order", "CREATE") in kinds and ("order", "CLOSE") in kinds
-    assert ("position", "OPEN") in kinds and ("balance", None) in kinds
+    assert ("order", "CREATE") in kinds
+    assert ("order", "CLOSE") in kinds
+    assert ("position", "OPEN") in kinds
+    assert ("balance", None) in kinds
 
 
 def test_modify_order_moves_price_and_keeps_id():
