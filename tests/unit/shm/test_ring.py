@@ -1,0 +1,299 @@
+"""Unit tests for shm.ring: layout, publish/poll, lapping, torn-slot discard, restart detection."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from shm.records import BENCH_V1, BOOK_V1, TRADE_V1, dtype_crc
+from shm.ring import (
+    HEADER_BYTES,
+    MAGIC,
+    RingLayoutError,
+    RingNotReady,
+    RingReader,
+    RingSpec,
+    RingWriter,
+    attach_reader,
+)
+from shm.segment import attach_segment, close_segment, create_segment, destroy_segment
+from tests.helpers.poll import eventually
+from tests.helpers.ring_records import make_batch, torn_count
+
+
+@pytest.fixture
+def writer(ring_name):
+    w = RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8))
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def reader(writer):
+    r = RingReader(writer.name, BENCH_V1)
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("capacity", [0, -4, 3, 6, 1000])
+def test_ringspec_capacity_not_power_of_two_rejected_naming_value(capacity):
+    with pytest.raises(ValueError, match=f"positive power of two, was {capacity}"):
+        RingSpec(name="x.test.r", dtype=BENCH_V1, capacity=capacity)
+
+
+def test_ringspec_unregistered_dtype_rejected():
+    dt = np.dtype([("seq", "<i8")])
+
+    with pytest.raises(ValueError, match=r"registered in shm\.records"):
+        RingSpec(name="x.test.r", dtype=dt, capacity=8)
+
+
+@pytest.mark.parametrize("name", ["", "a/b"])
+def test_ringspec_bad_name_rejected(name):
+    with pytest.raises(ValueError, match="ring name"):
+        RingSpec(name=name, dtype=BENCH_V1, capacity=8)
+
+
+def test_writer_header_has_documented_layout(writer):
+    seg = attach_segment(writer.name)
+    try:
+        buf = seg.buf
+        assert buf is not None
+        magic, version, size, cap, crc, pid = struct.unpack_from("<qIIqIi", buf, 0)
+        name = bytes(buf[32:64]).rstrip(b"\0")
+        writer.publish(make_batch(0, 3))
+        claimed, published = struct.unpack_from("<q", buf, 128), struct.unpack_from("<q", buf, 256)
+    finally:
+        del buf
+        close_segment(seg)
+
+    assert (magic, version, size, cap, crc, pid) == (
+        MAGIC,
+        1,
+        64,
+        8,
+        dtype_crc(BENCH_V1),
+        os.getpid(),
+    )
+    assert name == b"BENCH_V1"
+    assert (claimed, published) == ((3,), (3,))
+    assert seg.size == HEADER_BYTES + 8 * 64
+
+
+def test_publish_returns_seq_one_past_last(writer):
+    first = writer.publish(make_batch(0, 3))
+    second = writer.publish(make_batch(3, 2))
+    empty = writer.publish(make_batch(5, 0))
+
+    assert (first, second, empty, writer.next_seq) == (3, 5, 5, 5)
+
+
+def test_publish_batch_larger_than_capacity_refused(writer):
+    with pytest.raises(ValueError, match="batch of 9 exceeds capacity 8"):
+        writer.publish(make_batch(0, 9))
+
+    assert writer.next_seq == 0
+
+
+def test_publish_other_dtype_refused(writer):
+    with pytest.raises(ValueError, match="dtype"):
+        writer.publish(np.zeros(2, TRADE_V1))
+
+
+def test_reader_joins_at_live_edge(writer):
+    writer.publish(make_batch(0, 5))
+
+    with RingReader(writer.name, BENCH_V1) as r:
+        before = r.poll(10)
+        writer.publish(make_batch(5, 2))
+        after = r.poll(10)
+
+    assert before.size == 0
+    assert after["seq"].tolist() == [5, 6]
+
+
+def test_reader_from_start_gets_oldest_held(writer):
+    writer.publish(make_batch(0, 8))
+    writer.publish(make_batch(8, 3))
+
+    with RingReader(writer.name, BENCH_V1, from_start=True) as r:
+        got = r.poll(100)
+        dropped = r.dropped_total
+
+    assert got["seq"].tolist() == list(range(3, 11))
+    assert dropped == 0
+
+
+def test_poll_wraps_around_capacity_in_order(writer, reader):
+    writer.publish(make_batch(0, 6))
+    reader.poll(6)
+
+    writer.publish(make_batch(6, 5))  # slots 6, 7, 0, 1, 2
+    got = reader.poll(100)
+
+    assert got["seq"].tolist() == [6, 7, 8, 9, 10]
+    assert torn_count(got) == 0
+
+
+def test_poll_respects_max_records_and_lag(writer, reader):
+    writer.publish(make_batch(0, 7))
+
+    first = reader.poll(3)
+    lag = reader.lag_records
+    rest = reader.poll(3)
+
+    assert first["seq"].tolist() == [0, 1, 2]
+    assert lag == 4
+    assert rest["seq"].tolist() == [3, 4, 5]
+    assert (reader.cursor, reader.lag_records) == (6, 1)
+
+
+def test_poll_returns_private_writable_copy(writer, reader):
+    writer.publish(make_batch(0, 4))
+
+    got = reader.poll(4)
+    got["seq"][:] = -1
+    writer.publish(make_batch(4, 8))  # overwrites every slot
+
+    assert got.flags.writeable
+    assert got["seq"].tolist() == [-1, -1, -1, -1]
+    assert reader.poll(100)["seq"].tolist() == list(range(4, 12))
+
+
+def test_lapped_reader_skips_ahead_and_counts_dropped(writer, reader):
+    for first in range(0, 20, 4):
+        writer.publish(make_batch(first, 4))
+
+    got = reader.poll(100)
+
+    assert got["seq"].tolist() == list(range(12, 20))
+    assert reader.dropped_total == 12
+    assert reader.lag_records == 0
+
+
+def test_reader_discards_slots_claimed_during_copy(writer, reader):
+    writer.publish(make_batch(0, 8))
+    seg = attach_segment(writer.name)
+    buf = seg.buf
+    assert buf is not None
+    counters = buf[:HEADER_BYTES].cast("q")
+    counters[16] = 11  # claimed: the writer is rewriting the slots of seqs 0, 1, 2
+    buf[HEADER_BYTES : HEADER_BYTES + 64] = b"\xff" * 64  # half-written slot
+
+    got = reader.poll(100)
+    counters.release()
+    del buf
+    close_segment(seg)
+
+    assert got["seq"].tolist() == [3, 4, 5, 6, 7]
+    assert torn_count(got) == 0
+    assert reader.dropped_total == 3
+    assert reader.cursor == 8
+
+
+def test_reader_missing_segment_not_ready(ring_name):
+    with pytest.raises(RingNotReady, match="no segment"):
+        RingReader(ring_name, BENCH_V1)
+
+
+def test_reader_unset_magic_not_ready(ring_name):
+    seg = create_segment(ring_name, HEADER_BYTES + 64 * 8)
+    try:
+        with pytest.raises(RingNotReady, match="header not published"):
+            RingReader(ring_name, BENCH_V1)
+    finally:
+        destroy_segment(seg)
+
+
+def test_reader_foreign_magic_refused(ring_name):
+    seg = create_segment(ring_name, HEADER_BYTES + 64 * 8)
+    assert seg.buf is not None
+    seg.buf[:8] = b"NOTARING"
+    try:
+        with pytest.raises(RingLayoutError, match="not a bitrader ring"):
+            RingReader(ring_name, BENCH_V1)
+    finally:
+        destroy_segment(seg)
+
+
+def test_reader_dtype_crc_mismatch_refused_naming_both(writer):
+    with pytest.raises(RingLayoutError) as info:
+        RingReader(writer.name, TRADE_V1)
+
+    msg = str(info.value)
+    assert f"writer has BENCH_V1 (crc {dtype_crc(BENCH_V1):#010x}, 64 B)" in msg
+    assert f"reader expects TRADE_V1 (crc {dtype_crc(TRADE_V1):#010x}, 64 B)" in msg
+
+
+def test_reader_record_size_mismatch_refused(writer):
+    with pytest.raises(RingLayoutError, match=r"reader expects BOOK_V1 .* 576 B"):
+        RingReader(writer.name, BOOK_V1)
+
+
+def test_attach_reader_times_out_not_ready(ring_name):
+    with pytest.raises(RingNotReady, match="gave up after"):
+        attach_reader(ring_name, BENCH_V1, timeout_s=0.05)
+
+
+def test_attach_reader_returns_reader_when_ready(writer):
+    with attach_reader(writer.name, BENCH_V1, timeout_s=1.0) as r:
+        writer.publish(make_batch(0, 2))
+
+        assert r.poll(10)["seq"].tolist() == [0, 1]
+
+
+def test_writer_close_unlinks_reader_close_does_not(ring_name):
+    w = RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8))
+    r = RingReader(ring_name, BENCH_V1)
+
+    r.close()
+    reader_left = os.path.exists(f"/dev/shm/{ring_name}")
+    w.close()
+    w.close()  # idempotent
+
+    assert reader_left
+    assert not os.path.exists(f"/dev/shm/{ring_name}")
+
+
+def test_writer_replaces_stale_segment(ring_name):
+    stale = create_segment(ring_name, 100)
+    assert stale.buf is not None
+    stale.buf[:8] = b"\xff" * 8
+    close_segment(stale)  # left behind, as after a SIGKILL
+
+    with RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8)) as w:
+        w.publish(make_batch(0, 2))
+        with RingReader(ring_name, BENCH_V1, from_start=True) as r:
+            got = r.poll(10)
+
+    assert got["seq"].tolist() == [0, 1]
+
+
+def test_reader_reattaches_to_restarted_writer_from_its_oldest(ring_name):
+    old = RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8))
+    r = RingReader(ring_name, BENCH_V1)
+    old.publish(make_batch(0, 3))
+    assert r.poll(10)["seq"].tolist() == [0, 1, 2]
+    new = RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8))  # old never closed
+    new.publish(make_batch(0, 2))
+    seen: list[int] = []
+
+    def drained_new() -> bool:
+        seen.extend(r.poll(10)["seq"].tolist())
+        return r.reattach_total == 1 and len(seen) >= 2
+
+    eventually(drained_new, timeout_s=2)
+    new.publish(make_batch(2, 1))
+    later = r.poll(10)
+    old.close()  # must not unlink the new writer's segment
+    alive = os.path.exists(f"/dev/shm/{ring_name}")
+    r.close()
+    new.close()
+
+    assert seen == [0, 1]
+    assert later["seq"].tolist() == [2]
+    assert r.dropped_total == 0
+    assert alive
