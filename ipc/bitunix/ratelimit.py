@@ -1,8 +1,9 @@
 """Async token buckets, one per REST endpoint, sized so a burst never passes the venue's limit.
 
-A bucket with ``rate`` tokens/s and capacity ``burst`` lets at most ``burst + rate`` requests
-into any 1-second window. ``for_limit(n)`` keeps that under ``n``: rate = safety x n, burst = the
-rest. Waiters queue in FIFO order behind one lock and sleep instead of sending early.
+A bucket of ``rate`` tokens/s and capacity ``burst`` lets at most ``burst + rate`` requests into
+any 1-second window. ``for_limit(n)`` keeps that at or under ``n``: burst is the (1 - safety)
+share of ``n`` (at least 1), rate what is left. Waiters queue FIFO behind one lock and sleep
+instead of sending early.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 __all__ = ["ENDPOINT_LIMITS_PER_S", "UNKNOWN_LIMIT_PER_S", "TokenBucket", "limit_for"]
@@ -60,12 +61,14 @@ class TokenBucket:
         burst: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError(f"need rate_per_s > 0 and burst >= 1, was {rate_per_s}, {burst}")
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._clock = clock
+        self._sleep = sleep
         self._tokens = burst
         self._stamp = clock()
         self._lock = asyncio.Lock()
@@ -75,9 +78,9 @@ class TokenBucket:
     @classmethod
     def for_limit(cls, limit_per_s: float, *, safety: float = 0.8) -> TokenBucket:
         """Return a bucket letting at most ``limit_per_s`` requests into any 1 s window."""
-        rate = limit_per_s * safety
-        burst = max(1.0, math.floor(limit_per_s - rate))
-        return cls(rate, burst)
+        burst = max(1.0, math.floor(limit_per_s * (1 - safety)))
+        rate = min(limit_per_s * safety, limit_per_s - burst)
+        return cls(rate if rate > 0 else limit_per_s * safety, burst)
 
     def _refill(self) -> None:
         now = self._clock()
@@ -92,6 +95,6 @@ class TokenBucket:
                 wait_s = (1 - self._tokens) / self.rate_per_s
                 self.waits_total += 1
                 self.waited_s_total += wait_s
-                await asyncio.sleep(wait_s)
+                await self._sleep(wait_s)
                 self._refill()
             self._tokens -= 1

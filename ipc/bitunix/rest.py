@@ -14,7 +14,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Self
 from urllib.parse import quote
 
 import aiohttp
@@ -95,7 +95,7 @@ class RestTransport:
             await self._session.close()
         self._session = None
 
-    async def __aenter__(self) -> RestTransport:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 

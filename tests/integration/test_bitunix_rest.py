@@ -106,8 +106,10 @@ def test_place_order_body_is_compact_json_signed_once_with_client_id():
     sent = json.loads(seen.body)
     assert seen.sign_ok
     assert b" " not in seen.body
-    assert sent["qty"] == "0.010" and sent["price"] == "60000.5"
-    assert sent["clientId"] and ack.clientId == sent["clientId"]
+    assert sent["qty"] == "0.010"
+    assert sent["price"] == "60000.5"
+    assert sent["clientId"]
+    assert ack.clientId == sent["clientId"]
     assert ack.orderId == "11111"
     assert seen.query == ""
 
@@ -234,12 +236,13 @@ def test_get_timeout_is_retried():
     [pair], retries = run(body, timeout_s=0.2)
 
     assert retries == 1
-    assert pair.tick_size == Decimal("0.1") and pair.qty_step == Decimal("0.0001")
+    assert pair.tick_size == Decimal("0.1")
+    assert pair.qty_step == Decimal("0.0001")
     assert pair.defaultMarginMode == "ISOLATION"
 
 
 def test_connect_refused_raises_transport_error():
-    async def main():
+    async def main() -> None:
         from tests.conftest import free_port
 
         config = RestConfig(base_url=f"http://127.0.0.1:{free_port()}", get_retries=0)
@@ -352,17 +355,21 @@ def test_endpoints_decode_reference_examples():
 
     pos, kl, hist, batch, sent = run(body)
 
-    assert pos[0].side == "SHORT" and pos[0].ctime == 1691382137448
-    assert [k.time for k in kl] == [1000, 2000] and kl[0].type == "LAST_PRICE"
-    assert hist.orderList[0].price is None and hist.orderList[0].orderType == "MARKET"
+    assert pos[0].side == "SHORT"
+    assert pos[0].ctime == 1691382137448
+    assert [k.time for k in kl] == [1000, 2000]
+    assert kl[0].type == "LAST_PRICE"
+    assert hist.orderList[0].price is None
+    assert hist.orderList[0].orderType == "MARKET"
     assert batch.failureList[0].errorCode == 30042
-    assert "symbol" not in sent["orderList"][0] and sent["symbol"] == "BTCUSDT"
+    assert "symbol" not in sent["orderList"][0]
+    assert sent["symbol"] == "BTCUSDT"
     assert len({o["clientId"] for o in sent["orderList"]}) == 2
 
 
 def test_batch_place_rejects_more_than_twenty():
     async def body(server, rest):
-        with pytest.raises(ValueError, match="1..20"):
+        with pytest.raises(ValueError, match=r"1\.\.20"):
             await rest.batch_place("BTCUSDT", [ORDER] * 21)
 
     run(body)

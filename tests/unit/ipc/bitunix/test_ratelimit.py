@@ -1,0 +1,42 @@
+"""Token bucket arithmetic with a fake clock (no real waiting)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ipc.bitunix.ratelimit import UNKNOWN_LIMIT_PER_S, TokenBucket, limit_for
+
+
+def test_for_limit_window_bound_never_exceeds_limit():
+    for limit in (5, 10, 3, 20):
+        b = TokenBucket.for_limit(limit)
+
+        assert b.burst + b.rate_per_s <= limit
+        assert b.burst >= 1
+
+
+def test_acquire_waits_when_empty_instead_of_rejecting():
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    async def main() -> int:
+        b = TokenBucket(2.0, 1, clock=lambda: now[0], sleep=fake_sleep)
+        for _ in range(3):
+            await b.acquire()
+        return b.waits_total
+
+    waits = asyncio.run(main())
+
+    assert waits == 2
+    assert slept == pytest.approx([0.5, 0.5])
+
+
+def test_limit_for_unknown_path_is_conservative():
+    assert limit_for("/api/v1/futures/trade/cancel_orders") == 5
+    assert limit_for("/api/v1/futures/trade/cancel_all_orders") == UNKNOWN_LIMIT_PER_S
