@@ -1,0 +1,145 @@
+"""Hypothesis properties of the ring: in order, never torn, delivered + dropped == published."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shm.records import BENCH_V1, Records
+from shm.ring import HEADER_BYTES, RingReader, RingSpec, RingWriter
+from shm.segment import attach_segment, close_segment
+from tests.helpers.ring_records import make_batch, torn_count
+
+CAPACITIES = st.sampled_from([1, 2, 4, 8, 16])
+SETTINGS = settings(max_examples=150, deadline=None)
+
+
+def _name() -> str:
+    return f"h{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}{uuid.uuid4().hex[:8]}.test.prop"
+
+
+@contextmanager
+def _ring(capacity: int) -> Iterator[tuple[RingWriter, RingReader]]:
+    w = RingWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
+    r = RingReader(w.name, BENCH_V1)
+    try:
+        yield w, r
+    finally:
+        r.close()
+        w.close()
+
+
+class _Delivered:
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.torn = 0
+
+    def add(self, batch: Records) -> None:
+        self.seqs.extend(batch["seq"].tolist())
+        self.torn += torn_count(batch)
+
+    @property
+    def ordered(self) -> bool:
+        return all(a < b for a, b in zip(self.seqs, self.seqs[1:], strict=False))
+
+
+@SETTINGS
+@given(
+    capacity=CAPACITIES,
+    ops=st.lists(
+        st.tuples(st.sampled_from(["pub", "poll"]), st.integers(0, 16)), min_size=1, max_size=40
+    ),
+)
+def test_ring_random_publish_poll_ordered_untorn_and_accounted(capacity, ops):
+    got = _Delivered()
+    with _ring(capacity) as (w, r):
+        for op, k in ops:
+            if op == "pub":
+                w.publish(make_batch(w.next_seq, min(k, capacity)))
+                continue
+            cursor, dropped_before = r.cursor, r.dropped_total
+            got.add(r.poll(max(k, 1)))
+            # a reader drops only what the writer already overwrote
+            assert r.dropped_total - dropped_before == max(0, w.next_seq - capacity - cursor)
+        got.add(r.poll(10 * capacity))
+        published, dropped = w.next_seq, r.dropped_total
+
+    assert got.ordered
+    assert got.torn == 0
+    assert len(got.seqs) + dropped == published
+    assert all(0 <= s < published for s in got.seqs)
+
+
+class _SlowWriter:
+    """Writes the documented layout step by step, so a poll can land in the middle."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self._seg = attach_segment(name)
+        buf = self._seg.buf
+        assert buf is not None
+        self._ctr = buf[:HEADER_BYTES].cast("q")
+        raw = np.dtype((np.void, 64))
+        self._slots = np.ndarray((capacity,), raw, buffer=buf, offset=HEADER_BYTES)
+        self._raw = raw
+        self._cap = capacity
+        self.next_seq = 0
+
+    def claim(self, n: int) -> None:
+        self._ctr[16] = self.next_seq + n
+
+    def write(self, first: int, n: int, *, torn: bool) -> None:
+        src = make_batch(first, n).view(self._raw)
+        if torn:  # half-written: the new seq, the old payload
+            src = self._slots[np.arange(first, first + n) % self._cap].copy()
+            src.view(BENCH_V1)["seq"] = np.arange(first, first + n)
+        self._slots[np.arange(first, first + n) % self._cap] = src
+
+    def publish(self, n: int) -> None:
+        self.next_seq += n
+        self._ctr[32] = self.next_seq
+
+    def close(self) -> None:
+        self._ctr.release()
+        del self._slots
+        close_segment(self._seg)
+
+
+@SETTINGS
+@given(
+    capacity=CAPACITIES,
+    steps=st.lists(
+        st.tuples(st.integers(0, 16), st.integers(0, 16), st.integers(1, 20)),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_ring_poll_during_a_write_never_returns_torn_records(capacity, steps):
+    got = _Delivered()
+    with _ring(capacity) as (w, r):
+        slow = _SlowWriter(w.name, capacity)
+        try:
+            for n_raw, done_raw, m in steps:
+                n = min(n_raw, capacity)
+                done = min(done_raw, n)
+                first = slow.next_seq
+                slow.claim(n)
+                slow.write(first, done, torn=False)
+                slow.write(first + done, n - done, torn=True)  # the poll lands here
+                got.add(r.poll(m))
+                slow.write(first + done, n - done, torn=False)
+                slow.publish(n)
+                got.add(r.poll(m))
+            got.add(r.poll(10 * capacity))
+            published, dropped = slow.next_seq, r.dropped_total
+        finally:
+            slow.close()
+
+    assert got.ordered
+    assert got.torn == 0
+    assert len(got.seqs) + dropped == published
