@@ -1,0 +1,234 @@
+"""Seeded stochastic order flow: limit adds, cancels and market takes around a drifting value.
+
+Pure and reproducible: the same symbols, seed and times give the same actions. simex applies the
+actions to its shared books; ``events_until`` runs them through a private engine offline (ML
+captures) and yields top-of-book snapshots and trades.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from typing import Protocol
+
+from procs.simex.engine import Exchange
+from procs.simex.model import SymbolSpec
+
+__all__ = [
+    "Action",
+    "AddAction",
+    "BookSnapshot",
+    "BookView",
+    "CancelAction",
+    "GenSymbol",
+    "MarketGenerator",
+    "MdEvent",
+    "TakeAction",
+    "TradePrint",
+    "apply_action",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AddAction:
+    ts_ns: int
+    symbol: str
+    oid: str
+    is_buy: bool
+    price: Decimal
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAction:
+    ts_ns: int
+    symbol: str
+    oid: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeAction:
+    ts_ns: int
+    symbol: str
+    is_buy: bool
+    qty: Decimal
+
+
+Action = AddAction | CancelAction | TakeAction
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    ts_ns: int
+    symbol: str
+    bids: tuple[tuple[Decimal, Decimal], ...]  # best first
+    asks: tuple[tuple[Decimal, Decimal], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TradePrint:
+    ts_ns: int
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    side: str  # taker side: buy / sell
+
+
+MdEvent = BookSnapshot | TradePrint
+
+
+class BookView(Protocol):
+    def best_bid(self) -> Decimal | None: ...
+    def best_ask(self) -> Decimal | None: ...
+    def __contains__(self, oid: object) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenSymbol:
+    symbol: str
+    start_price: Decimal
+    tick: Decimal
+    min_qty: Decimal
+    step: Decimal
+    volatility_bps_per_s: float = 3.0
+
+
+@dataclass(slots=True)
+class _State:
+    cfg: GenSymbol
+    rng: random.Random
+    fair: float
+    next_ns: int
+    live: list[str] = field(default_factory=list)
+    burst_left: int = 0
+    seq: int = 0
+
+
+class MarketGenerator:
+    """Order flow for several symbols; each symbol has its own seeded random stream."""
+
+    def __init__(
+        self,
+        symbols: Sequence[GenSymbol],
+        seed: int,
+        *,
+        events_per_s: float = 200.0,
+        levels: int = 20,
+        burst_prob: float = 0.02,
+        trade_frac: float = 0.15,
+        start_ns: int = 0,
+    ) -> None:
+        if events_per_s <= 0:
+            raise ValueError(f"events_per_s must be positive, was {events_per_s}")
+        self._rate = events_per_s
+        self._levels = levels
+        self._burst_prob = burst_prob
+        self._trade_frac = trade_frac
+        self._states: dict[str, _State] = {}
+        for i, s in enumerate(symbols):
+            rng = random.Random(f"{seed}:{i}:{s.symbol}")
+            self._states[s.symbol] = _State(s, rng, float(s.start_price), start_ns)
+        self._books: dict[str, Exchange] | None = None
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._states)
+
+    def skip_to(self, t_ns: int) -> None:
+        """Drop the time up to ``t_ns`` without generating (paused market data)."""
+        for st in self._states.values():
+            st.next_ns = max(st.next_ns, t_ns)
+
+    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> list[Action]:
+        """Every action due before ``t_ns``, in time order; reads the books it quotes around."""
+        out: list[Action] = []
+        for sym, st in self._states.items():
+            book = books[sym]
+            while st.next_ns < t_ns:
+                out.append(self._one(st, book))
+                st.next_ns += self._gap_ns(st)
+        if len(self._states) > 1:
+            out.sort(key=lambda a: a.ts_ns)
+        return out
+
+    def events_until(self, t_ns: int, depth: int = 15) -> Iterator[MdEvent]:
+        """Offline: apply actions to a private engine; yield trades and changed top-N books."""
+        if self._books is None:
+            self._books = {sym: Exchange([_spec(st.cfg)], {}) for sym, st in self._states.items()}
+        exchanges = self._books
+        views = {sym: ex.books[sym] for sym, ex in exchanges.items()}
+        for action in self.actions_until(t_ns, views):
+            ex = exchanges[action.symbol]
+            book = ex.books[action.symbol]
+            before = book.version
+            apply_action(ex, action, action.ts_ns // 1_000_000)
+            _, trades = ex.drain()
+            for tr in trades:
+                yield TradePrint(action.ts_ns, tr.symbol, tr.price, tr.qty, tr.side)
+            if book.version != before:
+                bids, asks = book.depth(depth)
+                yield BookSnapshot(action.ts_ns, action.symbol, tuple(bids), tuple(asks))
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _gap_ns(self, st: _State) -> int:
+        rate = self._rate * (10.0 if st.burst_left > 0 else 1.0)
+        if st.burst_left > 0:
+            st.burst_left -= 1
+        elif st.rng.random() < self._burst_prob:
+            st.burst_left = st.rng.randint(10, 60)
+        return max(1, int(st.rng.expovariate(rate) * 1e9))
+
+    def _one(self, st: _State, book: BookView) -> Action:
+        rng, cfg = st.rng, st.cfg
+        ts = st.next_ns
+        dt = 1.0 / self._rate
+        st.fair *= math.exp(rng.gauss(0.0, cfg.volatility_bps_per_s * 1e-4 * math.sqrt(dt)))
+        bid, ask = book.best_bid(), book.best_ask()
+        st.live = [o for o in st.live if o in book] if len(st.live) > 8 * self._levels else st.live
+        u = rng.random()
+        if bid is not None and ask is not None and u < self._trade_frac:
+            mid = float(bid + ask) / 2
+            p_buy = 0.5 + max(-0.4, min(0.4, (st.fair - mid) / max(float(cfg.tick), 1e-12) * 0.05))
+            return TakeAction(ts, cfg.symbol, rng.random() < p_buy, self._qty(st))
+        p_cancel = 0.45 * min(1.0, len(st.live) / (6 * self._levels))
+        if st.live and u < self._trade_frac + p_cancel:
+            oid = st.live.pop(rng.randrange(len(st.live)))
+            return CancelAction(ts, cfg.symbol, oid)
+        return self._add(st, ts)
+
+    def _add(self, st: _State, ts: int) -> AddAction:
+        rng, cfg = st.rng, st.cfg
+        is_buy = rng.random() < 0.5
+        k = 1 + int(rng.expovariate(3.0 / self._levels))  # ticks away from fair value
+        fair = Decimal(repr(st.fair))
+        if is_buy:
+            price = (fair / cfg.tick).to_integral_value(ROUND_DOWN) * cfg.tick - (k - 1) * cfg.tick
+        else:
+            price = (fair / cfg.tick).to_integral_value(ROUND_UP) * cfg.tick + (k - 1) * cfg.tick
+        price = max(price, cfg.tick)
+        st.seq += 1
+        oid = f"g{cfg.symbol}.{st.seq}"
+        st.live.append(oid)
+        return AddAction(ts, cfg.symbol, oid, is_buy, price, self._qty(st))
+
+    def _qty(self, st: _State) -> Decimal:
+        units = 1 + int(st.rng.lognormvariate(1.0, 1.0))
+        return (st.cfg.min_qty * units).quantize(st.cfg.step)
+
+
+def apply_action(ex: Exchange, action: Action, ts_ms: int) -> None:
+    """Apply one generator action to an engine's shared book."""
+    if isinstance(action, AddAction):
+        ex.mm_add(action.symbol, action.oid, action.is_buy, action.price, action.qty, ts_ms)
+    elif isinstance(action, CancelAction):
+        ex.mm_cancel(action.symbol, action.oid)
+    else:
+        ex.mm_take(action.symbol, action.is_buy, action.qty, ts_ms)
+
+
+def _spec(g: GenSymbol) -> SymbolSpec:
+    return SymbolSpec(symbol=g.symbol, base=g.symbol, min_qty=g.min_qty)
