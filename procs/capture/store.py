@@ -274,10 +274,17 @@ class CaptureReader:
                 self._file = h5py.File(self.path, "r", swmr=True)
             except OSError as e:
                 raise CaptureFormatError(f"{self.path}: not a readable HDF5 file ({e})") from None
-        if "schema_version" not in self._file.attrs:
+        try:
+            if "schema_version" not in self._file.attrs:
+                raise CaptureFormatError(
+                    f"{self.path}: HDF5 file without a bitrader capture schema"
+                )
+            self.attrs: dict[str, Any] = {k: _decode_attr(v) for k, v in self._file.attrs.items()}
+        except (OSError, RuntimeError, CaptureFormatError) as e:
             self._file.close()
-            raise CaptureFormatError(f"{self.path}: HDF5 file without a bitrader capture schema")
-        self.attrs: dict[str, Any] = {k: _decode_attr(v) for k, v in self._file.attrs.items()}
+            if isinstance(e, CaptureFormatError):
+                raise
+            raise CaptureFormatError(f"{self.path}: corrupt capture file ({e})") from None
 
     @property
     def streams(self) -> list[str]:
@@ -312,7 +319,10 @@ class CaptureReader:
         start = min(max(start, 0), stop)
         out: Records = np.empty(stop - start, dtype=self.dtype(stream))
         if out.size:
-            ds.read_direct(out, source_sel=np.s_[start:stop])
+            try:
+                ds.read_direct(out, source_sel=np.s_[start:stop])
+            except (OSError, RuntimeError) as e:
+                raise CaptureFormatError(f"{self.path}: cannot read {stream!r} ({e})") from None
         return out
 
     def iter_batches(self, stream: str, batch_records: int = 65_536) -> Iterator[Records]:
