@@ -1,0 +1,412 @@
+"""The process runtime: exit codes, stop flag, logging, the stage loop and its services.
+
+``run_stage`` is the one loop every process runs. ``Runtime`` is the composition root's helper:
+it pins CPUs, binds the process's PUB and control REP, serves ``/metrics``, publishes the
+heartbeat and answers ``health``/``stop`` between steps, never more than every ~10 ms.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+
+import psutil  # type: ignore[import-untyped]  # psutil ships no type stubs
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from ipc.messages import (
+    ENCODER,
+    REQUEST_DECODER,
+    SCHEMA_VERSION,
+    ControlResponse,
+    DecodeError,
+    Heartbeat,
+    Value,
+    decode,
+    hb_topic,
+)
+from procs._config import EXIT_CONFIG, RuntimeConfig
+from shm.waiters import Notifier, Waiter, make_waiter
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from ipc.sockets import Publisher, Replier
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAULT",
+    "EXIT_OK",
+    "HealthReporting",
+    "Notifier",
+    "Runtime",
+    "RuntimeMetrics",
+    "Stage",
+    "StopFlag",
+    "Waiter",
+    "make_runtime_metrics",
+    "run_stage",
+    "setup_logging",
+]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK: Final = 0  # a requested stop: supervisord does not restart it
+EXIT_FAULT: Final = 1  # an unexpected error: supervisord restarts the process
+SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than this
+STEP_BUCKETS_S: Final = (
+    *(1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4),
+    *(1e-3, 2.5e-3, 1e-2, 0.1, 1.0),
+)
+LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
+
+Counters = dict[str, float | int | str]
+
+
+class Stage(Protocol):
+    """One bounded, non-blocking unit of work per ``step``; returns the items it handled."""
+
+    name: str
+
+    def step(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class HealthReporting(Protocol):
+    """Optional: counters for the ``health`` reply; a ``last_seq`` entry feeds the heartbeat."""
+
+    def health(self) -> Counters: ...
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT (after ``install``) or by ``set``; the loop polls ``is_set``."""
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        """Request a stop; the first reason is kept."""
+        if not self.is_set:
+            self.reason = reason
+            self.is_set = True
+
+    def install(self) -> None:
+        """Route SIGTERM and SIGINT to this flag (main thread only)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.set(signal.Signals(signum).name)
+
+
+def setup_logging(proc: str, level: str = "INFO") -> None:
+    """Log to stdout as ``key=value`` lines, replacing any earlier handlers."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT.format(proc=proc)))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def run_stage(
+    stage: Stage,
+    waiter: Waiter,
+    stop: StopFlag,
+    *,
+    service: Callable[[], None] | None = None,
+    on_fault: Callable[[BaseException], None] | None = None,
+) -> int:
+    """Call ``stage.step()`` until ``stop`` is set; return EXIT_OK, or EXIT_FAULT on an error.
+
+    ``service`` runs between steps at most every ``SERVICE_S``. ``stage.close()`` always runs.
+    """
+    log.info("running stage=%s pid=%d", stage.name, os.getpid())
+    period_ns, due_ns = int(SERVICE_S * 1e9), 0
+    try:
+        while not stop.is_set:
+            if stage.step():
+                waiter.reset()
+            else:
+                waiter.idle()
+            if service is not None and (now := time.monotonic_ns()) >= due_ns:
+                service()
+                due_ns = now + period_ns
+        log.info("stopping (%s)", stop.reason)
+        return EXIT_OK
+    except Exception as exc:  # the one broad catch: crash, don't limp
+        log.exception("stopping (fault) stage=%s", stage.name)
+        if on_fault is not None:
+            on_fault(exc)
+        return EXIT_FAULT
+    finally:
+        stage.close()
+        log.info("stopped stage=%s", stage.name)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeMetrics:
+    """Collectors every process gets from its runtime."""
+
+    steps: Counter
+    step_items: Counter
+    step_seconds: Histogram
+    heartbeats: Counter
+
+
+def make_runtime_metrics(registry: CollectorRegistry, proc: str) -> RuntimeMetrics:
+    """Register ``pipe_<proc>_steps_total`` and friends in ``registry``."""
+    p = f"pipe_{proc}"
+    return RuntimeMetrics(
+        steps=Counter(f"{p}_steps", "step() calls", registry=registry),
+        step_items=Counter(f"{p}_step_items", "items handled by step()", registry=registry),
+        step_seconds=Histogram(
+            f"{p}_step_seconds",
+            "duration of steps that handled at least one item",
+            buckets=STEP_BUCKETS_S,
+            registry=registry,
+        ),
+        heartbeats=Counter(f"{p}_heartbeats", "heartbeats published", registry=registry),
+    )
+
+
+class _TimedStage:
+    # counts every step and times the ones that did work; counters reach Prometheus in batches
+    def __init__(self, stage: Stage, metrics: RuntimeMetrics) -> None:
+        self.name = stage.name
+        self.inner = stage
+        self.steps_total = 0
+        self.items_total = 0
+        self._observe = metrics.step_seconds.observe
+
+    def step(self) -> int:
+        t0 = time.perf_counter_ns()
+        n = self.inner.step()
+        self.steps_total += 1
+        if n:
+            self.items_total += n
+            self._observe((time.perf_counter_ns() - t0) * 1e-9)
+        return n
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _cpus_error(config: RuntimeConfig) -> str | None:
+    allowed = os.sched_getaffinity(0)
+    for field in ("cpus", "io_cpus"):
+        missing = sorted(set(getattr(config, field)) - allowed)
+        if missing:
+            return f"{field}: cores {missing} do not exist here; allowed {sorted(allowed)}"
+    return None
+
+
+class Runtime:
+    """Owns a process's runtime I/O: affinity, PUB, control REP, /metrics, heartbeat.
+
+    Build it in ``main()``; ``start()`` opens everything, ``run()`` runs the stage and closes
+    everything. Single-threaded: the sockets live on the thread that calls ``start``.
+    """
+
+    def __init__(self, proc: str, config: RuntimeConfig, registry: CollectorRegistry) -> None:
+        self.proc = proc
+        self.config = config
+        self.registry = registry
+        self.stop = StopFlag()
+        self.last_error = ""
+        self._metrics = make_runtime_metrics(registry, proc)
+        self._pub: Publisher | None = None
+        self._ctl: Replier | None = None
+        self._http: tuple[WSGIServer, Any] | None = None
+        self._stage: _TimedStage | None = None
+        self._ps = psutil.Process()
+        self._started_ns = time.monotonic_ns()
+        self._hb_topic = hb_topic(proc)
+        self._hb_due_ns = 0
+        self._hb_total = 0
+        self._flushed = (0, 0)
+
+    @property
+    def publisher(self) -> Publisher:
+        """The process's PUB socket; stages send their own topics through it."""
+        if self._pub is None:
+            raise RuntimeError("Runtime.start() has not run")
+        return self._pub
+
+    def start(self) -> None:
+        """Set up logging, pin CPUs, bind sockets, serve /metrics, install signal handlers.
+
+        Raises ``SystemExit(EXIT_CONFIG)`` when the configured cores do not exist here.
+        """
+        cfg = self.config
+        setup_logging(self.proc, cfg.log_level)
+        error = _cpus_error(cfg)
+        if error is not None:
+            log.error("config error proc=%s path=$.%s.runtime.%s", self.proc, self.proc, error)
+            raise SystemExit(EXIT_CONFIG)
+        if cfg.cpus:
+            os.sched_setaffinity(0, cfg.cpus)  # before any thread exists, so all inherit it
+        from ipc import sockets  # composition root: the only place I/O is opened
+
+        if cfg.io_cpus:
+            sockets.pin_io_threads(cfg.io_cpus)
+        elif cfg.waiter == "spin" and cfg.cpus:
+            # machine-limits §3: the spinner starves its own zmq I/O thread (ms tails)
+            log.warning("spin waiter pinned without io_cpus: zmq I/O shares the spinning core")
+        self.stop.install()
+        self._pub = sockets.bind_pub(cfg.pub_endpoint)
+        self._ctl = sockets.bind_rep(cfg.control_endpoint)
+        if cfg.metrics_port:
+            self._http = start_http_server(
+                cfg.metrics_port, cfg.metrics_host, registry=self.registry
+            )
+        self._ps.cpu_percent(None)  # prime: the first call always returns 0.0
+        log.info(
+            "started proc=%s pub=%s control=%s metrics_port=%d cpus=%s waiter=%s",
+            *(self.proc, cfg.pub_endpoint, cfg.control_endpoint, cfg.metrics_port),
+            *(sorted(os.sched_getaffinity(0)), cfg.waiter),
+        )
+
+    def make_waiter(self, notifier: Notifier | None = None) -> Waiter:
+        """Build the configured waiter; ``hybrid`` blocks on ``notifier`` (a WakeListener).
+
+        Raises ``SystemExit(EXIT_CONFIG)`` for ``hybrid`` without a notifier.
+        """
+        cfg = self.config
+        if cfg.waiter == "spin":
+            return make_waiter("spin")
+        if cfg.waiter == "block":
+            first_s = min(50e-6, cfg.max_sleep_s)
+            return make_waiter("block", min_sleep_s=first_s, max_sleep_s=cfg.max_sleep_s)
+        if notifier is None:
+            log.error(
+                "config error proc=%s path=$.%s.runtime.waiter: 'hybrid' needs a wake-up "
+                "source and this process has none; use 'block' or 'spin'",
+                *(self.proc, self.proc),
+            )
+            raise SystemExit(EXIT_CONFIG)
+        return make_waiter("hybrid", notifier, spin_s=cfg.spin_s, block_timeout_s=cfg.max_sleep_s)
+
+    def run(self, stage: Stage, waiter: Waiter) -> int:
+        """Run ``stage`` until stopped or faulted, then close everything; return the exit code."""
+        self._stage = _TimedStage(stage, self._metrics)
+        gc.collect()
+        gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
+        try:
+            self.service()
+            return run_stage(
+                self._stage, waiter, self.stop, service=self.service, on_fault=self._on_fault
+            )
+        finally:
+            self._flush_counters()  # the registry ends with the final counts
+            self.close()
+
+    def service(self) -> None:
+        """Flush counters, publish a due heartbeat, answer queued control requests."""
+        now = time.monotonic_ns()
+        self._flush_counters()
+        if now >= self._hb_due_ns:
+            self._hb_due_ns = now + int(self.config.heartbeat_s * 1e9)
+            self._heartbeat()
+        if self._ctl is not None:
+            for _ in range(4):  # bounded: a flood of requests never starves the stage
+                body = self._ctl.recv(0)
+                if body is None:
+                    break
+                self._ctl.send(ENCODER.encode(self._answer(body)))
+
+    def _flush_counters(self) -> None:
+        st = self._stage
+        if st is None:
+            return
+        steps, items = self._flushed
+        if st.steps_total > steps:
+            self._metrics.steps.inc(st.steps_total - steps)
+        if st.items_total > items:
+            self._metrics.step_items.inc(st.items_total - items)
+        self._flushed = (st.steps_total, st.items_total)
+
+    def _stage_counters(self) -> Counters:
+        inner = self._stage.inner if self._stage is not None else None
+        return inner.health() if isinstance(inner, HealthReporting) else {}
+
+    def _heartbeat(self) -> None:
+        if self._pub is None:
+            return
+        seq = self._stage_counters().get("last_seq")
+        if not isinstance(seq, int):
+            seq = self._stage.items_total if self._stage is not None else 0
+        hb = Heartbeat(proc=self.proc, ts_ns=time.time_ns(), last_seq=seq)
+        if self._pub.send(self._hb_topic, ENCODER.encode(hb)):
+            self._hb_total += 1
+            self._metrics.heartbeats.inc()
+
+    def _answer(self, body: bytes) -> ControlResponse:
+        try:
+            req = decode(REQUEST_DECODER, body, b"ctl")
+        except DecodeError as exc:
+            log.warning("control decode error=%s", exc)
+            return ControlResponse(ok=False, error=f"bad request: {exc}")
+        if req.cmd == "health":
+            return ControlResponse(ok=True, data=self.health())
+        if req.cmd == "stop":
+            log.info("stop requested over control socket")
+            self.stop.set("control")
+            return ControlResponse(ok=True, data={"state": "stopping"})
+        return ControlResponse(ok=False, error=f"unknown command {req.cmd!r}")
+
+    def health(self) -> dict[str, Value]:
+        """Return the ``health`` reply's data: process facts, loop counters, stage counters."""
+        st = self._stage
+        return {
+            "proc": self.proc,
+            "state": "stopping" if self.stop.is_set else "running",
+            "pid": os.getpid(),
+            "affinity": sorted(os.sched_getaffinity(0)),
+            "cpu_percent": float(self._ps.cpu_percent(None)),
+            "rss_bytes": int(self._ps.memory_info().rss),
+            "uptime_s": (time.monotonic_ns() - self._started_ns) / 1e9,
+            "heartbeats_total": self._hb_total,
+            "steps_total": st.steps_total if st is not None else 0,
+            "items_total": st.items_total if st is not None else 0,
+            "waiter": self.config.waiter,
+            "schema_version": SCHEMA_VERSION,
+            "last_error": self.last_error,
+            "counters": self._stage_counters(),
+        }
+
+    def _on_fault(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        """Close sockets and stop the metrics server; safe to call twice."""
+        if self._pub is not None:
+            self._pub.close()
+            self._pub = None
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self._http is not None:
+            server, thread = self._http
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=1.0)
+            self._http = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,283 @@
+"""Runtime: the stage loop, stop flag, waiter wiring, control answers, metrics (no sockets)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ipc.messages import (
+    ENCODER,
+    RESPONSE_DECODER,
+    ControlRequest,
+    ControlResponse,
+    decode,
+)
+from procs._config import RuntimeConfig
+from procs._runtime import (
+    EXIT_CONFIG,
+    EXIT_FAULT,
+    EXIT_OK,
+    SERVICE_S,
+    Runtime,
+    StopFlag,
+    _cpus_error,
+    make_runtime_metrics,
+    run_stage,
+)
+from shm.waiters import BlockWaiter, HybridWaiter, SpinWaiter
+
+
+class CountingWaiter:
+    def __init__(self) -> None:
+        self.resets = 0
+        self.idles = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def idle(self) -> None:
+        self.idles += 1
+
+
+class ScriptedStage:
+    """Returns the scripted counts, then sets the stop flag (or raises if told to)."""
+
+    name = "scripted"
+
+    def __init__(self, counts: list[int], stop: StopFlag, *, fail_at: int | None = None) -> None:
+        self._counts = list(counts)
+        self._stop = stop
+        self._fail_at = fail_at
+        self.steps = 0
+        self.closed = 0
+
+    def step(self) -> int:
+        self.steps += 1
+        if self.steps == self._fail_at:
+            raise ValueError("boom")
+        if self.steps >= len(self._counts):
+            self._stop.set("test")
+        return self._counts[self.steps - 1] if self.steps <= len(self._counts) else 0
+
+    def health(self):
+        return {"steps": self.steps, "last_seq": 99}
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class FakeNotifier:
+    def wait(self, timeout_s: float) -> bool:
+        return False
+
+
+def _config(**kw: Any) -> RuntimeConfig:
+    return RuntimeConfig(
+        pub_endpoint="ipc:///tmp/unused/t.pub", control_endpoint="ipc:///tmp/unused/t.ctl", **kw
+    )
+
+
+def test_run_stage_stop_requested_returns_ok_and_closes():
+    stop = StopFlag()
+    stage = ScriptedStage([3, 0, 0, 5], stop)
+    waiter = CountingWaiter()
+
+    rc = run_stage(stage, waiter, stop)
+
+    assert rc == EXIT_OK
+    assert stage.closed == 1
+    assert (waiter.resets, waiter.idles) == (2, 2)
+
+
+def test_run_stage_already_stopped_never_steps_but_closes():
+    stop = StopFlag()
+    stop.set("early")
+    stage = ScriptedStage([1], stop)
+
+    rc = run_stage(stage, CountingWaiter(), stop)
+
+    assert (rc, stage.steps, stage.closed) == (EXIT_OK, 0, 1)
+
+
+def test_run_stage_exception_returns_fault_closes_and_reports():
+    stop = StopFlag()
+    stage = ScriptedStage([1] * 10, stop, fail_at=4)
+    faults: list[BaseException] = []
+
+    rc = run_stage(stage, CountingWaiter(), stop, on_fault=faults.append)
+
+    assert rc == EXIT_FAULT
+    assert stage.closed == 1
+    assert [str(e) for e in faults] == ["boom"]
+
+
+def test_run_stage_services_at_most_every_service_period():
+    stop = StopFlag()
+    stage = ScriptedStage([1] * 20_000, stop)
+    calls: list[int] = []
+    t0 = time.monotonic()
+
+    run_stage(stage, CountingWaiter(), stop, service=lambda: calls.append(1))
+    elapsed = time.monotonic() - t0
+
+    assert 1 <= len(calls) <= elapsed / SERVICE_S + 2
+    assert stage.steps == 20_000
+
+
+def test_stop_flag_keeps_first_reason():
+    stop = StopFlag()
+
+    stop.set("control")
+    stop.set("SIGTERM")
+
+    assert (stop.is_set, stop.reason) == (True, "control")
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_flag_installed_signal_sets_flag_with_its_name(restore_signals, sig):
+    stop = StopFlag()
+    stop.install()
+
+    os.kill(os.getpid(), sig)  # handled in the main thread before the next bytecode
+
+    assert (stop.is_set, stop.reason) == (True, sig.name)
+
+
+def test_make_runtime_metrics_registers_prefixed_names():
+    registry = CollectorRegistry()
+    m = make_runtime_metrics(registry, "features")
+
+    m.steps.inc(2)
+    m.step_seconds.observe(3e-6)
+
+    assert registry.get_sample_value("pipe_features_steps_total") == 2
+    assert registry.get_sample_value("pipe_features_step_seconds_bucket", {"le": "5e-06"}) == 1
+    assert registry.get_sample_value("pipe_features_heartbeats_total") == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "cls"), [("spin", SpinWaiter), ("block", BlockWaiter), ("hybrid", HybridWaiter)]
+)
+def test_make_waiter_builds_configured_kind(kind, cls):
+    rt = Runtime("t", _config(waiter=kind), CollectorRegistry())
+
+    waiter = rt.make_waiter(FakeNotifier())
+
+    assert isinstance(waiter, cls)
+
+
+def test_make_waiter_hybrid_without_notifier_exits_78():
+    rt = Runtime("t", _config(waiter="hybrid"), CollectorRegistry())
+
+    with pytest.raises(SystemExit) as info:
+        rt.make_waiter(None)
+
+    assert info.value.code == EXIT_CONFIG
+
+
+def test_cpus_error_names_missing_core():
+    error = _cpus_error(_config(cpus=[0, 4096]))
+
+    assert error is not None
+    assert error.startswith("cpus: cores [4096] do not exist here")
+
+
+def test_cpus_error_none_for_allowed_cores():
+    assert _cpus_error(_config(cpus=sorted(os.sched_getaffinity(0)))) is None
+
+
+def _ask(rt: Runtime, req: ControlRequest | bytes) -> ControlResponse:
+    body = req if isinstance(req, bytes) else ENCODER.encode(req)
+    return decode(RESPONSE_DECODER, ENCODER.encode(rt._answer(body)))
+
+
+def test_control_health_reports_process_and_stage_counters():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    resp = _ask(rt, ControlRequest(cmd="health"))
+
+    assert resp.ok
+    assert resp.data["pid"] == os.getpid()
+    assert resp.data["affinity"] == sorted(os.sched_getaffinity(0))
+    assert isinstance(resp.data["rss_bytes"], int)
+    assert resp.data["rss_bytes"] > 0
+    assert resp.data["state"] == "running"
+    assert resp.data["counters"] == {}
+
+
+def test_control_stop_sets_flag():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    resp = _ask(rt, ControlRequest(cmd="stop"))
+
+    assert resp.ok
+    assert (rt.stop.is_set, rt.stop.reason) == (True, "control")
+
+
+def test_control_unknown_command_is_refused():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    resp = _ask(rt, ControlRequest(cmd="dance"))
+
+    assert (resp.ok, resp.error) == (False, "unknown command 'dance'")
+
+
+def test_control_garbage_is_refused_not_raised():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    resp = _ask(rt, b"\xc1\x00")
+
+    assert not resp.ok
+    assert resp.error.startswith("bad request")
+
+
+def test_runtime_run_counts_steps_and_reports_stage_health():
+    registry = CollectorRegistry()
+    rt = Runtime("t", _config(), registry)
+    stage = ScriptedStage([2, 0, 3], rt.stop)
+    try:
+        rc = rt.run(stage, CountingWaiter())
+    finally:
+        gc.unfreeze()
+    health = rt.health()
+
+    assert rc == EXIT_OK
+    assert registry.get_sample_value("pipe_t_steps_total") == 3
+    assert registry.get_sample_value("pipe_t_step_items_total") == 5
+    assert registry.get_sample_value("pipe_t_step_seconds_count") == 2
+    assert health["counters"] == {"steps": 3, "last_seq": 99}
+    assert (health["steps_total"], health["items_total"]) == (3, 5)
+
+
+def test_runtime_run_fault_records_last_error():
+    rt = Runtime("t", _config(), CollectorRegistry())
+    stage = ScriptedStage([1] * 5, rt.stop, fail_at=2)
+    try:
+        rc = rt.run(stage, CountingWaiter())
+    finally:
+        gc.unfreeze()
+
+    assert rc == EXIT_FAULT
+    assert rt.last_error == "ValueError: boom"
+    assert stage.closed == 1
+
+
+def test_runtime_publisher_before_start_raises():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    with pytest.raises(RuntimeError, match="start"):
+        _ = rt.publisher
