@@ -1,0 +1,384 @@
+"""The execution journal: SQLite (WAL, stdlib sqlite3), written before acting, hash-chained.
+
+Tables: intents, order_events, fills, funding, positions, risk_events, breaker_events, meta and
+audit. Every content row points at its audit row; each audit row carries
+sha256(prev_hash + its own text), so ``verify_audit`` detects any edit, insert or deletion.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+from procs.execution.breaker import BreakerTransition
+from procs.execution.model import (
+    Fill,
+    FundingEvent,
+    JournalError,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+    TickStamps,
+    TimeInForce,
+)
+from procs.execution.orders import Order, OrderTransition
+from procs.execution.positions import PositionBook, PositionSnapshot
+from procs.execution.risk import Refusal
+
+SCHEMA_VERSION: Final = 1
+GENESIS: Final = "0" * 64
+
+_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "intents": (
+        "client_id", "symbol", "side", "order_type", "tif", "qty", "price", "reduce_only",
+        "position_side", "tag", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "ts_sig_ns",
+        "ts_order_ns", "ts_ns",
+    ),
+    "order_events": (
+        "client_id", "old", "new", "order_id", "filled_qty", "avg_price", "fee", "mtime_ms",
+        "ts_sent_ns", "ts_cancel_ns", "cause", "reason", "ts_ns",
+    ),
+    "fills": (
+        "fill_id", "client_id", "order_id", "symbol", "side", "position_side", "qty", "price",
+        "fee", "maker", "ts_ns",
+    ),
+    "funding": ("event_id", "symbol", "position_side", "amount", "ts_ns"),
+    "positions": (
+        "symbol", "position_side", "qty", "cost", "realised", "fees", "funding", "ts_ns",
+    ),
+    "risk_events": ("client_id", "symbol", "reason", "detail", "ts_ns"),
+    "breaker_events": ("old", "new", "trigger", "detail", "ts_ns"),
+}  # fmt: skip
+_INTEGER: Final = frozenset({"reduce_only", "maker"})
+_UNIQUE: Final = {"intents": "client_id", "fills": "fill_id", "funding": "event_id"}
+
+
+def _schema() -> str:
+    parts = [
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+    ]
+    for table, cols in _COLUMNS.items():
+        defs = [
+            f"{c} {'INTEGER' if c in _INTEGER or c.endswith(('_ns', '_ms')) else 'TEXT'}"
+            for c in cols
+        ]
+        if table in _UNIQUE:
+            defs = [d + " UNIQUE" if d.split()[0] == _UNIQUE[table] else d for d in defs]
+        defs.append("audit_id INTEGER NOT NULL UNIQUE")
+        parts.append(
+            f"CREATE TABLE IF NOT EXISTS {table}(id INTEGER PRIMARY KEY, {', '.join(defs)});"
+        )
+    parts.append("CREATE INDEX IF NOT EXISTS order_events_cid ON order_events(client_id, id);")
+    return "\n".join(parts)
+
+
+def _stored(v: object) -> object:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, enum.IntEnum):
+        return v.name
+    if isinstance(v, enum.Enum):
+        return str(v.value)
+    return v
+
+
+def _link(prev_hash: str, audit_id: int, ts_ns: int, kind: str, body: str) -> str:
+    return hashlib.sha256(f"{prev_hash}{audit_id}|{ts_ns}|{kind}|{body}".encode()).hexdigest()
+
+
+def _d(text: object) -> Decimal:
+    return Decimal(str(text))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    ok: bool
+    rows: int
+    first_bad_id: int | None = None
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """State rebuilt from the journal at start-up."""
+
+    orders: list[Order]  # every order; the open ones need reconciling
+    positions: PositionBook
+    last_client_id: str | None
+    fills_total: int
+
+
+class Journal:
+    """The only writer of the journal file. Opened in ``main`` via ``Journal.open``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        self._last_id, self._last_hash = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Journal:
+        conn = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_schema())
+            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if version is None:
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(version[0]) != SCHEMA_VERSION:
+                raise JournalError(f"journal schema {version[0]}, expected {SCHEMA_VERSION}")
+        except (sqlite3.DatabaseError, JournalError):
+            conn.close()
+            raise
+        return cls(conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _append(self, table: str, values: Sequence[object], ts_ns: int) -> bool:
+        """Insert one content row and its audit row; False when the unique key already exists."""
+        cols = _COLUMNS[table]
+        stored = [_stored(v) for v in values]
+        audit_id = self._last_id + 1
+        marks = ", ".join("?" * (len(cols) + 1))
+        verb = "INSERT OR IGNORE" if table in _UNIQUE else "INSERT"
+        cur = self._conn.execute(
+            f"{verb} INTO {table}({', '.join(cols)}, audit_id) VALUES ({marks})",
+            (*stored, audit_id),
+        )
+        if cur.rowcount == 0:
+            return False
+        body = json.dumps(stored, separators=(",", ":"))
+        digest = _link(self._last_hash, audit_id, ts_ns, table, body)
+        self._conn.execute(
+            "INSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (audit_id, ts_ns, table, body, self._last_hash, digest),
+        )
+        self._last_id, self._last_hash = audit_id, digest
+        return True
+
+    def _txn(self, rows: Iterable[tuple[str, Sequence[object], int]]) -> list[bool]:
+        last = (self._last_id, self._last_hash)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = [self._append(t, v, ts) for t, v, ts in rows]
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self._last_id, self._last_hash = last
+            raise
+        return done
+
+    def record_intent(self, req: OrderRequest, ts_ns: int) -> None:
+        """Write the intent durably (fsync: synchronous=FULL) BEFORE the order is sent."""
+        s = req.stamps
+        values = (
+            req.client_id, req.symbol, req.side, req.order_type, req.tif, req.qty, req.price,
+            req.reduce_only, req.position_side, req.tag, s.ts_event_ns, s.ts_recv_ns,
+            s.ts_feat_ns, s.ts_sig_ns, req.ts_order_ns, ts_ns,
+        )  # fmt: skip
+        self._conn.execute("PRAGMA synchronous=FULL")
+        try:
+            [added] = self._txn([("intents", values, ts_ns)])
+        finally:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        if not added:
+            raise JournalError(f"intent {req.client_id} already journaled")
+
+    def record_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
+        """Write the order's full state after a change (status, fill, cancel request)."""
+        self._txn([("order_events", _order_values(order, old, cause, ts_ns), ts_ns)])
+
+    def record_transition(self, tr: OrderTransition, ts_ns: int) -> list[Fill]:
+        """Write a transition and its fills in one transaction; return the fills that were new."""
+        rows = [("order_events", _order_values(tr.order, tr.old, tr.cause, ts_ns), ts_ns)]
+        rows += [("fills", _fill_values(f), ts_ns) for f in tr.fills]
+        done = self._txn(rows)
+        return [f for f, new in zip(tr.fills, done[1:], strict=True) if new]
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Write one fill; False (and nothing written) when its fill_id is already journaled."""
+        return self._txn([("fills", _fill_values(fill), fill.ts_ns)])[0]
+
+    def record_funding(self, ev: FundingEvent) -> bool:
+        values = (ev.event_id, ev.symbol, ev.position_side, ev.amount, ev.ts_ns)
+        return self._txn([("funding", values, ev.ts_ns)])[0]
+
+    def record_positions(self, legs: Iterable[PositionSnapshot], ts_ns: int) -> None:
+        rows = [
+            (
+                "positions",
+                (p.symbol, p.position_side, p.qty, p.cost, p.realised, p.fees, p.funding, ts_ns),
+                ts_ns,
+            )
+            for p in legs
+        ]
+        self._txn(rows)
+
+    def record_refusal(self, r: Refusal) -> None:
+        self._txn([("risk_events", (r.client_id, r.symbol, r.reason, r.detail, r.ts_ns), r.ts_ns)])
+
+    def record_breaker(self, t: BreakerTransition) -> None:
+        self._txn([("breaker_events", (t.old, t.new, t.trigger, t.detail, t.ts_ns), t.ts_ns)])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def count(self, table: str) -> int:
+        if table not in _COLUMNS and table != "audit":
+            raise KeyError(table)
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def recover(self, *, hedge: bool) -> Recovered:
+        """Rebuild every order (latest state) and the positions (replaying fills and funding)."""
+        q = self._conn.execute
+        latest = {
+            str(r[0]): r
+            for r in q(
+                "SELECT client_id, new, order_id, filled_qty, avg_price, fee, mtime_ms, ts_sent_ns,"
+                " ts_cancel_ns, reason, ts_ns FROM order_events ORDER BY id"
+            )
+        }
+        orders = []
+        last_cid = None
+        for row in q(f"SELECT {', '.join(_COLUMNS['intents'])} FROM intents ORDER BY id"):
+            req = _request_from(row)
+            last_cid = req.client_id
+            ev = latest.get(req.client_id)
+            order = Order(request=req, ts_created_ns=int(row[15]), ts_update_ns=int(row[15]))
+            if ev is not None:
+                order = Order(
+                    request=req,
+                    status=OrderStatus(ev[1]),
+                    order_id=str(ev[2] or ""),
+                    filled_qty=_d(ev[3]),
+                    avg_price=_d(ev[4]),
+                    fee=_d(ev[5]),
+                    mtime_ms=int(ev[6]),
+                    ts_created_ns=int(row[15]),
+                    ts_sent_ns=int(ev[7]),
+                    ts_update_ns=int(ev[10]),
+                    ts_cancel_ns=int(ev[8]),
+                    reason=str(ev[9] or ""),
+                )
+            orders.append(order)
+        book = PositionBook(hedge=hedge)
+        n = 0
+        for r in q(f"SELECT {', '.join(_COLUMNS['fills'])} FROM fills ORDER BY id"):
+            book.apply_fill(_fill_from(r))
+            n += 1
+        for r in q(
+            "SELECT event_id, symbol, position_side, amount, ts_ns FROM funding ORDER BY id"
+        ):
+            book.apply_funding(
+                FundingEvent(
+                    event_id=str(r[0]),
+                    symbol=str(r[1]),
+                    position_side=PositionSide(str(r[2])),
+                    amount=_d(r[3]),
+                    ts_ns=int(r[4]),
+                )
+            )
+        return Recovered(orders, book, last_cid, n)
+
+    def verify_audit(self) -> AuditReport:
+        """Recompute the hash chain and check every content row against its audit row."""
+        bodies: dict[int, tuple[str, str]] = {}
+        prev = GENESIS
+        rows = 0
+        for audit_id, ts_ns, kind, body, prev_hash, digest in self._conn.execute(
+            "SELECT id, ts_ns, kind, body, prev_hash, hash FROM audit ORDER BY id"
+        ):
+            rows += 1
+            if audit_id != rows:
+                return AuditReport(False, rows, audit_id, f"audit id gap before {audit_id}")
+            if prev_hash != prev or _link(prev, audit_id, ts_ns, kind, body) != digest:
+                return AuditReport(False, rows, audit_id, "hash chain broken")
+            prev = digest
+            bodies[audit_id] = (kind, body)
+        seen = 0
+        for table, cols in _COLUMNS.items():
+            for row in self._conn.execute(f"SELECT {', '.join(cols)}, audit_id FROM {table}"):
+                seen += 1
+                audit_id = int(row[-1])
+                body = json.dumps(list(row[:-1]), separators=(",", ":"))
+                if bodies.get(audit_id) != (table, body):
+                    return AuditReport(False, rows, audit_id, f"{table} row differs from audit")
+        if seen != rows:
+            return AuditReport(False, rows, None, f"{rows - seen} audited rows missing")
+        return AuditReport(True, rows)
+
+
+def _order_values(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> tuple[object, ...]:
+    return (
+        o.client_id, old, o.status, o.order_id, o.filled_qty, o.avg_price, o.fee, o.mtime_ms,
+        o.ts_sent_ns, o.ts_cancel_ns, cause, o.reason, ts_ns,
+    )  # fmt: skip
+
+
+def _fill_values(f: Fill) -> tuple[object, ...]:
+    return (
+        f.fill_id, f.client_id, f.order_id, f.symbol, f.side, f.position_side, f.qty, f.price,
+        f.fee, f.maker, f.ts_ns,
+    )  # fmt: skip
+
+
+def _request_from(row: Sequence[object]) -> OrderRequest:
+    return OrderRequest(
+        client_id=str(row[0]),
+        symbol=str(row[1]),
+        side=Side(str(row[2])),
+        order_type=OrderType(str(row[3])),
+        tif=TimeInForce(str(row[4])),
+        qty=_d(row[5]),
+        price=None if row[6] is None else _d(row[6]),
+        reduce_only=bool(row[7]),
+        position_side=PositionSide(str(row[8])),
+        tag=str(row[9]),
+        stamps=TickStamps(
+            int(str(row[10])), int(str(row[11])), int(str(row[12])), int(str(row[13]))
+        ),
+        ts_order_ns=int(str(row[14])),
+    )
+
+
+def _fill_from(r: Sequence[object]) -> Fill:
+    return Fill(
+        fill_id=str(r[0]),
+        client_id=str(r[1]),
+        order_id=str(r[2]),
+        symbol=str(r[3]),
+        side=Side(str(r[4])),
+        position_side=PositionSide(str(r[5])),
+        qty=_d(r[6]),
+        price=_d(r[7]),
+        fee=_d(r[8]),
+        maker=None if r[9] is None else bool(r[9]),
+        ts_ns=int(str(r[10])),
+    )

@@ -1,0 +1,224 @@
+"""Journal: intent durable before send, crash recovery, duplicate fills, the audit chain."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from decimal import Decimal
+
+import pytest
+
+from procs.execution.breaker import BreakerState, BreakerTransition, BreakerTrigger
+from procs.execution.journal import Journal
+from procs.execution.model import (
+    Fill,
+    FundingEvent,
+    JournalError,
+    OrderStatus,
+    Side,
+    TickStamps,
+    VenueOrderUpdate,
+)
+from procs.execution.orders import OrderTracker
+from procs.execution.positions import PositionBook
+from procs.execution.risk import Refusal, RefusalReason
+
+from .helpers import req
+
+D = Decimal
+S = OrderStatus
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "journal.sqlite"
+
+
+@pytest.fixture
+def journal(path):
+    j = Journal.open(path)
+    yield j
+    j.close()
+
+
+def upd(cid, status, filled="0", avg="0", fee="0", mtime=0):
+    return VenueOrderUpdate(
+        client_id=cid,
+        order_id="X" + cid,
+        symbol="BTCUSDT",
+        status=status,
+        filled_qty=D(filled),
+        avg_price=D(avg),
+        fee=D(fee),
+        mtime_ms=mtime,
+    )
+
+
+def sql(path, query, args=()):
+    with closing(sqlite3.connect(path)) as c:
+        rows = c.execute(query, args).fetchall()
+        c.commit()
+    return rows
+
+
+def test_journal_intent_is_visible_to_another_connection_before_send(journal, path):
+    seen_at_send = []
+
+    def send(client_id):  # stands in for the REST client: runs only after the intent is written
+        seen_at_send.append(
+            sql(path, "SELECT client_id FROM intents WHERE client_id=?", (client_id,))
+        )
+
+    r = req(cid="br-1-1", stamps=TickStamps(1, 2, 3, 4), ts_order_ns=5)
+    journal.record_intent(r, 10)
+    send(r.client_id)
+    assert seen_at_send == [[("br-1-1",)]]
+    assert sql(path, "PRAGMA journal_mode") == [("wal",)]
+    with pytest.raises(JournalError, match="already"):
+        journal.record_intent(r, 11)
+
+
+def _trade(journal, tracker, book, cid, side, qty, px, final="FILLED", now=100):
+    r = req(cid=cid, side=side, qty=qty, price=px)
+    tracker.add_intent(r, now)
+    journal.record_intent(r, now)
+    tr = tracker.mark_sent(cid, now + 1)
+    journal.record_transition(tr, now + 1)
+    if final is None:
+        return
+    tr = tracker.on_venue_update(
+        upd(cid, final, qty if final == "FILLED" else "0", px, "0.01"), now + 2
+    )
+    for f in journal.record_transition(tr, now + 2):
+        book.apply_fill(f)
+
+
+def test_journal_reopen_after_crash_rebuilds_open_orders_and_positions(path):
+    live = Journal.open(path)
+    tracker = OrderTracker(ack_timeout_s=5, cancel_timeout_s=5)
+    book = PositionBook()
+    _trade(live, tracker, book, "br-1-1", Side.BUY, "0.02", "60000")
+    _trade(live, tracker, book, "br-1-2", Side.SELL, "0.005", "61000")
+    _trade(live, tracker, book, "br-1-3", Side.BUY, "0.01", "59000", final="NEW")
+    _trade(live, tracker, book, "br-1-4", Side.BUY, "0.01", "58000", final=None)  # SENT, no answer
+    live.record_funding(FundingEvent(event_id="fund-1", symbol="BTCUSDT", amount=D("-0.5")))
+    # crash: the live connection is never closed cleanly; a new process opens the same file
+    after = Journal.open(path)
+    rec = after.recover(hedge=False)
+    by_id = {o.client_id: o for o in rec.orders}
+    assert {c for c, o in by_id.items() if o.status.is_open} == {"br-1-3", "br-1-4"}
+    assert by_id["br-1-3"].status is S.ACKED
+    assert by_id["br-1-3"].order_id == "Xbr-1-3"
+    assert by_id["br-1-4"].status is S.SENT
+    assert by_id["br-1-1"] == tracker.get("br-1-1")
+    p = rec.positions.position("BTCUSDT")
+    live_p = book.position("BTCUSDT")
+    assert (p.qty, p.cost, p.realised, p.fees) == (
+        live_p.qty,
+        live_p.cost,
+        live_p.realised,
+        live_p.fees,
+    )
+    assert p.qty == D("0.015")
+    assert p.realised == D("5")  # 0.005 × (61000 − 60000)
+    assert p.funding == D("-0.5")
+    assert rec.last_client_id == "br-1-4"
+    assert rec.fills_total == 2
+    restored = OrderTracker(ack_timeout_s=5, cancel_timeout_s=5)
+    restored.restore(rec.orders)
+    assert [t.client_id for t in restored.recover_intents(200)] == ["br-1-4"]
+    assert after.verify_audit().ok
+    live.close()
+    after.close()
+
+
+def test_journal_duplicate_fill_ignored_and_not_audited(journal):
+    f = Fill(
+        fill_id="X1:0.01",
+        client_id="br-1-1",
+        order_id="X1",
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        qty=D("0.01"),
+        price=D(60000),
+        fee=D("0.02"),
+        maker=True,
+    )
+    assert journal.record_fill(f) is True
+    assert journal.record_fill(f) is False
+    assert journal.count("fills") == 1
+    assert journal.count("audit") == 1
+    assert journal.recover(hedge=False).positions.position("BTCUSDT").qty == D("0.01")
+    assert journal.verify_audit().ok
+
+
+def test_journal_duplicated_transition_books_fill_once(journal):
+    tracker = OrderTracker(ack_timeout_s=5, cancel_timeout_s=5)
+    r = req(cid="br-1-1", qty="0.01")
+    tracker.add_intent(r, 0)
+    journal.record_intent(r, 0)
+    tracker.mark_sent("br-1-1", 1)
+    tr = tracker.on_venue_update(upd("br-1-1", "FILLED", "0.01", "60000"), 2)
+    assert len(journal.record_transition(tr, 2)) == 1
+    assert journal.record_transition(tr, 3) == []  # a replayed event: the state row, not the fill
+    assert journal.count("fills") == 1
+
+
+def test_journal_records_refusals_breaker_and_positions(journal):
+    journal.record_refusal(Refusal(RefusalReason.ORDER_RATE, "9 orders", "br-1-1", "BTCUSDT", 5))
+    journal.record_breaker(
+        BreakerTransition(BreakerState.ACTIVE, BreakerState.HALTED, BreakerTrigger.MANUAL, "op", 6)
+    )
+    book = PositionBook()
+    journal.record_positions(book.snapshots(), 7)
+    journal.set_meta("daily", "x")
+    assert journal.get_meta("daily") == "x"
+    assert (journal.count("risk_events"), journal.count("breaker_events")) == (1, 1)
+    assert journal.verify_audit().ok
+
+
+def _populated(path):
+    j = Journal.open(path)
+    tracker = OrderTracker(ack_timeout_s=5, cancel_timeout_s=5)
+    _trade(j, tracker, PositionBook(), "br-1-1", Side.BUY, "0.02", "60000")
+    _trade(j, tracker, PositionBook(), "br-1-2", Side.SELL, "0.01", "60100")
+    return j
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("UPDATE fills SET qty='0.03' WHERE fill_id='Xbr-1-1:0.02'", "fills row differs"),
+        ("UPDATE audit SET body=replace(body, '60000', '50000') WHERE kind='fills'", "hash chain"),
+        ("DELETE FROM fills WHERE fill_id='Xbr-1-2:0.01'", "missing"),
+        ("DELETE FROM audit WHERE id=3", "gap"),
+        ("DELETE FROM audit WHERE id=(SELECT MAX(id) FROM audit)", "differs"),
+        ("INSERT INTO risk_events(client_id, symbol, reason, detail, ts_ns, audit_id)"
+         " VALUES('x','y','z','w',1,999)", "differs"),
+    ],
+)  # fmt: skip
+def test_journal_verify_audit_detects_tampering(path, query, problem):
+    j = _populated(path)
+    assert j.verify_audit().ok
+    sql(path, query)
+    report = j.verify_audit()
+    j.close()
+    assert not report.ok
+    assert problem in report.problem
+
+
+def test_journal_reopen_continues_the_chain(path):
+    _populated(path).close()
+    j = Journal.open(path)
+    j.record_refusal(Refusal(RefusalReason.STALE_DATA, "old", "br-1-9", "BTCUSDT", 9))
+    report = j.verify_audit()
+    j.close()
+    assert report.ok
+    assert report.rows == 9  # 2 × (intent + 2 events + 1 fill) + 1 refusal
+
+
+def test_journal_foreign_schema_version_refused(path):
+    Journal.open(path).close()
+    sql(path, "UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(JournalError, match="schema 99"):
+        Journal.open(path)
