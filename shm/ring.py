@@ -46,7 +46,7 @@ _PUBLISHED_AT: Final = 256
 _MAGIC_I: Final = 0  # int64 indexes into the counter view
 _CLAIMED_I: Final = _CLAIMED_AT // 8
 _PUBLISHED_I: Final = _PUBLISHED_AT // 8
-_CHECK_EVERY: Final = 16  # idle polls between clock reads for the writer check
+_CHECK_NS: Final = int(WRITER_CHECK_S * 1e9)
 assert _HEADER.size <= _CLAIMED_AT
 
 
@@ -275,7 +275,6 @@ class RingReader(_RingMap):
         published = self._ctr[_PUBLISHED_I]
         self._cursor = max(0, published - capacity) if from_start else published
         self._empty: Records = np.empty(0, dtype)
-        self._idle_polls = 0
         self._next_check_ns = 0
         self.dropped_total = 0
         self.reattach_total = 0
@@ -304,8 +303,7 @@ class RingReader(_RingMap):
         published = ctr[_PUBLISHED_I]  # 1. what is complete
         cursor = self._cursor
         if published == cursor:
-            self._idle_polls += 1
-            if not self._idle_polls % _CHECK_EVERY:
+            if time.monotonic_ns() >= self._next_check_ns:
                 self._check_writer()
             return self._empty
         cap = self._capacity
@@ -333,10 +331,7 @@ class RingReader(_RingMap):
         return out[first - start :]
 
     def _check_writer(self) -> None:
-        now = time.monotonic_ns()
-        if now < self._next_check_ns:
-            return
-        self._next_check_ns = now + int(WRITER_CHECK_S * 1e9)
+        self._next_check_ns = time.monotonic_ns() + _CHECK_NS
         ino = segment_inode(self.name)
         if ino is None or ino == self._ino:
             return  # writer alive, or gone without a successor yet
