@@ -37,6 +37,8 @@ Arg = tuple[str, str | None]
 
 _ENC: Final = msgspec.json.Encoder()
 _PING_INTERVAL_FLOOR_S: Final = 0.01
+# picows drops the connection past this; frames between max_frame_bytes and it are skipped
+_HARD_FRAME_LIMIT_BYTES: Final = 64 << 20
 
 
 class WsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -265,7 +267,7 @@ class BitunixWs:
                 lambda: _Listener(self),
                 cfg.url,
                 enable_auto_ping=False,
-                max_frame_size=cfg.max_frame_bytes,
+                max_frame_size=max(cfg.max_frame_bytes, _HARD_FRAME_LIMIT_BYTES),
                 websocket_handshake_timeout=cfg.connect_timeout_s,
             ),
             cfg.connect_timeout_s,
@@ -306,6 +308,7 @@ class BitunixWs:
         for fut in (self._greeting, self._login):
             if fut is not None and not fut.done():
                 fut.set_exception(ConnectionResetError("disconnected"))
+                fut.exception()  # mark retrieved: nobody may be waiting on this one
 
     def _queue_login(self) -> None:
         cfg = self.config
@@ -380,7 +383,7 @@ class BitunixWs:
         interval = max(cfg.ping_interval_s, _PING_INTERVAL_FLOOR_S)
         silence_s = interval * cfg.watchdog_intervals
         tick = min(interval / 4, 1.0)
-        last_ping = 0.0
+        last_ping = time.monotonic()  # the first ping one interval after the greeting
         while True:
             now = time.monotonic()
             if now - self.last_rx_mono > silence_s:
