@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, cast
 
 import zmq
 
@@ -91,6 +91,30 @@ def _timeout_ms(timeout_s: float) -> int:
     return max(0, math.ceil(timeout_s * 1000.0))
 
 
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+
+def _recv(owner: Subscriber | Replier, timeout_s: float, *, multipart: bool) -> list[bytes] | None:
+    # a blocking recv under RCVTIMEO is the cheapest wait pyzmq has (poll() builds a Poller
+    # per call); EVENTS answers "anything queued?" without the cost of raising zmq.Again
+    sock = owner._sock
+    try:
+        if timeout_s <= 0:
+            if not _readable(sock):
+                return None
+            flags: int = zmq.NOBLOCK
+        else:
+            ms = _timeout_ms(timeout_s)
+            if ms != owner._rcvtimeo_ms:
+                sock.setsockopt(zmq.RCVTIMEO, ms)
+                owner._rcvtimeo_ms = ms
+            flags = 0
+        return sock.recv_multipart(flags) if multipart else [sock.recv(flags)]
+    except zmq.Again:
+        return None
+
+
 class Publisher:
     """A bound PUB socket; the only writer of its endpoint and of the topics it sends.
 
@@ -135,6 +159,7 @@ class Subscriber:
 
     def __init__(self, sock: zmq.Socket[bytes]) -> None:
         self._sock = sock
+        self._rcvtimeo_ms = -1
         self.received_total = 0
         self.malformed_total = 0
 
@@ -144,11 +169,8 @@ class Subscriber:
 
     def recv(self, timeout_s: float) -> tuple[bytes, bytes] | None:
         """Return the next ``(topic, payload)``, or None after ``timeout_s`` (0: don't wait)."""
-        if timeout_s > 0 and not self._sock.poll(_timeout_ms(timeout_s), zmq.POLLIN):
-            return None
-        try:
-            frames = self._sock.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
+        frames = _recv(self, timeout_s, multipart=True)
+        if frames is None:
             return None
         if len(frames) != 2:
             self.malformed_total += 1
@@ -159,12 +181,11 @@ class Subscriber:
     def drain(self) -> int:
         """Discard every queued message without waiting; return how many."""
         n = 0
-        while True:
-            try:
-                self._sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return n
+        sock = self._sock
+        while _readable(sock):
+            sock.recv_multipart(zmq.NOBLOCK)
             n += 1
+        return n
 
     def close(self) -> None:
         """Close the socket at once (linger 0)."""
@@ -198,17 +219,14 @@ class Replier:
 
     def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
         self._sock = sock
+        self._rcvtimeo_ms = -1
         self.endpoint = endpoint
         self.again_total = 0
 
     def recv(self, timeout_s: float) -> bytes | None:
         """Return the next request body, or None after ``timeout_s`` (0: don't wait)."""
-        if timeout_s > 0 and not self._sock.poll(_timeout_ms(timeout_s), zmq.POLLIN):
-            return None
-        try:
-            return self._sock.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            return None
+        frames = _recv(self, timeout_s, multipart=False)
+        return None if frames is None else frames[0]
 
     def send(self, payload: bytes) -> bool:
         """Send the reply to the last request; return False (counted) if it was refused."""
