@@ -72,6 +72,11 @@ class Exchange:
     def mark(self, symbol: str) -> Decimal | None:
         return self.books[symbol].mid() or self.last_price.get(symbol)
 
+    def notify_balance(self, account: str) -> None:
+        """Queue a balance push for ``account`` (after an outside margin adjustment)."""
+        self._dirty.add(account)
+        self._flush()
+
     def new_id(self) -> str:
         self.next_id += 1
         return str(self.next_id - 1)

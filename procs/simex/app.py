@@ -1,0 +1,179 @@
+"""Compose simex: engine + generator + REST + WS + control on one uvloop event loop.
+
+``Simex(config)`` is fixture-friendly: ``await start()`` binds (ports of 0 pick free ones),
+the ``*_url`` properties say where, ``await stop()`` saves state and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from procs.simex.config import SimexConfig
+from procs.simex.engine import Exchange
+from procs.simex.faults import Faults
+from procs.simex.marketgen import GenSymbol, MarketGenerator, apply_action
+from procs.simex.rest import RestServer
+from procs.simex.state import load_state, save_state
+from procs.simex.venue import Venue
+from procs.simex.ws import Hub, start_ws_server
+
+__all__ = ["Simex"]
+
+log = logging.getLogger(__name__)
+
+PERIODIC_S: Final = 0.5
+WARMUP_NS: Final = 2_000_000_000  # generator flow replayed before the servers open
+
+
+class Simex:
+    """The whole exchange in one process; owns every server and task it starts."""
+
+    def __init__(self, config: SimexConfig) -> None:
+        self.config = config
+        self.faults = Faults(config.fault_seed)
+        specs = [s.spec() for s in config.symbols]
+        self.exchange = Exchange(specs, {a.name: a.balance for a in config.accounts})
+        keys = {k.api_key: k for k in config.keys}
+        self.hub = Hub(self.faults, keys, config.limits, self.faults.now_ms)
+        self.venue = Venue(self.exchange, self.hub, self.faults.now_ms)
+        self.hub.venue = self.venue
+        self.rest = RestServer(self.venue, self.faults, keys, config.limits)
+        self.generator: MarketGenerator | None = None
+        self.actions_total = 0
+        self.rest_port = self.ws_port = self.control_port = 0
+        self._runners: list[web.AppRunner] = []
+        self._ws_server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.config.host}:{self.rest_port}"
+
+    @property
+    def ws_public_url(self) -> str:
+        return f"ws://{self.config.host}:{self.ws_port}/public/"
+
+    @property
+    def ws_private_url(self) -> str:
+        return f"ws://{self.config.host}:{self.ws_port}/private/"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.config.host}:{self.control_port}"
+
+    async def start(self) -> None:
+        """Restore state (if configured), seed the book, bind every server, start the market."""
+        cfg = self.config
+        restored = self._restore()
+        self.generator = self._make_generator()
+        self._warm_up()
+        from procs.simex.control import make_control_app
+
+        self.rest_port = await self._serve(self.rest.make_app(), cfg.rest_port)
+        self._ws_server = await start_ws_server(self.hub, cfg.host, cfg.ws_port)
+        self.ws_port = int(self._ws_server.sockets[0].getsockname()[1])
+        self.control_port = await self._serve(make_control_app(self), cfg.control_port)
+        self._tasks = [
+            asyncio.create_task(self._market_loop(), name="simex-market"),
+            asyncio.create_task(self._periodic_loop(), name="simex-periodic"),
+        ]
+        self._started = True
+        log.info(
+            "running rest=%s ws=%s control=%s restored=%s",
+            self.rest_url, self.ws_public_url, self.control_url, restored,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Stop the market, save state, close the servers. Safe to call twice."""
+        if not self._started:
+            return
+        self._started = False
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.save()
+        if self._ws_server is not None:
+            self.hub.drop("all")
+            self._ws_server.close()
+            await self._ws_server.wait_closed()
+        for r in self._runners:
+            await r.cleanup()
+        self._runners.clear()
+
+    def save(self) -> Path | None:
+        """Write the state file now (when configured); return its path."""
+        if not self.config.state_path:
+            return None
+        path = Path(self.config.state_path)
+        save_state(self.exchange, path, self.faults.now_ms())
+        log.info("state saved path=%s", path)
+        return path
+
+    def _restore(self) -> bool:
+        path = self.config.state_path
+        if not path or not self.config.restore or not Path(path).exists():
+            return False
+        load_state(self.exchange, path)
+        return True
+
+    def _make_generator(self) -> MarketGenerator:
+        m = self.config.market
+        symbols = [
+            GenSymbol(
+                symbol=s.symbol,
+                start_price=self.exchange.last_price.get(s.symbol, s.start_price),
+                tick=s.spec().tick,
+                min_qty=s.min_qty,
+                step=s.spec().step,
+                volatility_bps_per_s=s.volatility_bps_per_s,
+            )
+            for s in self.config.symbols
+        ]
+        return MarketGenerator(
+            symbols, m.seed, events_per_s=m.events_per_s, levels=m.levels,
+            burst_prob=m.burst_prob, trade_frac=m.trade_frac, start_ns=time.time_ns() - WARMUP_NS,
+        )  # fmt: skip
+
+    def _warm_up(self) -> None:
+        # two seconds of flow before anyone connects, so the first depth push has a book
+        self._step(time.time_ns())
+
+    def _step(self, now_ns: int) -> int:
+        gen = self.generator
+        assert gen is not None
+        if self.faults.state.pause_md:
+            gen.skip_to(now_ns)
+            return 0
+        actions = gen.actions_until(now_ns, self.exchange.books)
+        ts_ms = self.faults.now_ms()
+        for a in actions:
+            apply_action(self.exchange, a, ts_ms)
+            self.venue.flush()
+        self.actions_total += len(actions)
+        return len(actions)
+
+    async def _market_loop(self) -> None:
+        tick = self.config.market.tick_s
+        while True:
+            await asyncio.sleep(tick)
+            self._step(time.time_ns())
+
+    async def _periodic_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PERIODIC_S)
+            self.hub.periodic()
+
+    async def _serve(self, app: web.Application, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, port)
+        await site.start()
+        self._runners.append(runner)
+        return int(runner.addresses[-1][1])

@@ -1,0 +1,150 @@
+"""simex's control API (HTTP on its own loopback port) and ``bitrader simctl``.
+
+Endpoints: GET /_simex/status, GET|POST /_simex/faults, POST /_simex/faults/reset,
+POST /_simex/ws/drop {"scope": all|public|private}, POST /_simex/state/save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from procs.simex.app import Simex
+
+__all__ = ["main", "make_control_app"]
+
+DEFAULT_URL: Final = "http://127.0.0.1:18082"
+_ENC: Final = msgspec.json.Encoder()
+
+
+def _ok(obj: object, status: int = 200) -> web.Response:
+    return web.Response(body=_ENC.encode(obj), status=status, content_type="application/json")
+
+
+def make_control_app(sx: Simex) -> web.Application:
+    """The control routes over a running Simex."""
+
+    def status_view() -> dict[str, object]:
+        hub = sx.hub
+        return {
+            "rest_url": sx.rest_url,
+            "ws_public_url": sx.ws_public_url,
+            "ws_private_url": sx.ws_private_url,
+            "connections": len(hub.conns),
+            "pushes_sent_total": hub.sent_total,
+            "stalled_drops_total": hub.stalled_drops_total,
+            "rate_disconnects_total": hub.rate_disconnects_total,
+            "rest_requests_total": sx.rest.requests_total,
+            "generator_actions_total": sx.actions_total,
+            "faults_injected_total": dict(sx.faults.injected_total),
+            "faults": msgspec.to_builtins(sx.faults.state),
+        }
+
+    async def status(_: web.Request) -> web.Response:
+        return _ok(status_view())
+
+    async def get_faults(_: web.Request) -> web.Response:
+        return _ok(sx.faults.state)
+
+    async def set_faults(request: web.Request) -> web.Response:
+        try:
+            changes = msgspec.json.decode(await request.read())
+            if not isinstance(changes, dict):
+                raise msgspec.ValidationError("body must be a JSON object")
+            state = sx.faults.update(changes)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+            return _ok({"error": str(exc)}, status=400)
+        return _ok(state)
+
+    async def reset_faults(_: web.Request) -> web.Response:
+        return _ok(sx.faults.reset())
+
+    async def drop_ws(request: web.Request) -> web.Response:
+        body = await request.read()
+        scope = (msgspec.json.decode(body) if body.strip() else {}).get("scope", "all")
+        if scope not in ("all", "public", "private"):
+            return _ok({"error": "scope must be all, public or private"}, status=400)
+        return _ok({"dropped": sx.hub.drop(scope)})
+
+    async def save(_: web.Request) -> web.Response:
+        path = sx.save()
+        return _ok({"path": str(path) if path else None})
+
+    app = web.Application()
+    app.router.add_get("/_simex/status", status)
+    app.router.add_get("/_simex/faults", get_faults)
+    app.router.add_post("/_simex/faults", set_faults)
+    app.router.add_post("/_simex/faults/reset", reset_faults)
+    app.router.add_post("/_simex/ws/drop", drop_ws)
+    app.router.add_post("/_simex/state/save", save)
+    return app
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _call(url: str, path: str, body: object | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url.rstrip("/") + path, data=data, method="GET" if data is None else "POST"
+    )
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``bitrader simctl [--url URL] COMMAND ...``; exit 0 on success, 1 on a refused change."""
+    ap = argparse.ArgumentParser(prog="bitrader simctl", description="simex fault injection")
+    ap.add_argument("--url", default=DEFAULT_URL, help=f"control API base (default {DEFAULT_URL})")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("status", help="counters, URLs and the current faults")
+    sub.add_parser("faults", help="show the current faults")
+    p_set = sub.add_parser("set", help="set faults: KEY=VALUE ... (e.g. rest_error_rate=0.2)")
+    p_set.add_argument("pairs", nargs="+")
+    sub.add_parser("reset", help="clear every fault")
+    p_drop = sub.add_parser("drop-ws", help="disconnect WS connections now")
+    p_drop.add_argument("scope", nargs="?", default="all", choices=["all", "public", "private"])
+    p_stall = sub.add_parser("stall-ws", help="WS connections get nothing for SECONDS")
+    p_stall.add_argument("seconds", type=float)
+    p_stall.add_argument("scope", nargs="?", default="all", choices=["all", "public", "private"])
+    sub.add_parser("save", help="write the state file now")
+    args = ap.parse_args(argv)
+    if args.cmd == "status":
+        code, out = _call(args.url, "/_simex/status")
+    elif args.cmd == "faults":
+        code, out = _call(args.url, "/_simex/faults")
+    elif args.cmd == "set":
+        try:
+            changes = {k: _value(v) for k, v in (p.split("=", 1) for p in args.pairs)}
+        except ValueError:
+            print("simctl: set takes KEY=VALUE pairs", file=sys.stderr)
+            return 2
+        code, out = _call(args.url, "/_simex/faults", changes)
+    elif args.cmd == "reset":
+        code, out = _call(args.url, "/_simex/faults/reset", {})
+    elif args.cmd == "drop-ws":
+        code, out = _call(args.url, "/_simex/ws/drop", {"scope": args.scope})
+    elif args.cmd == "stall-ws":
+        body = {"ws_stall_s": args.seconds, "ws_stall_scope": args.scope}
+        code, out = _call(args.url, "/_simex/faults", body)
+    else:
+        code, out = _call(args.url, "/_simex/state/save", {})
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0 if code == 200 else 1

@@ -1,0 +1,156 @@
+"""simex's REST server (aiohttp): auth, per-endpoint rate limits, faults, ``{code,msg,data}``.
+
+Business errors answer HTTP 200 with the venue's codes; unknown paths answer HTTP 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from ipc.bitunix.signing import query_string, sign_rest
+from procs.simex.config import KeyConfig, LimitsConfig
+from procs.simex.faults import Faults
+from procs.simex.model import ExchangeError
+from procs.simex.rest_handlers import ENDPOINTS
+from procs.simex.venue import Venue
+
+__all__ = ["RestServer", "TokenBuckets", "envelope"]
+
+log = logging.getLogger(__name__)
+
+_ENC: Final = msgspec.json.Encoder()
+_DEC: Final = msgspec.json.Decoder()
+
+
+def envelope(code: int, msg: str, data: object = None) -> bytes:
+    return _ENC.encode({"code": code, "msg": msg, "data": data})
+
+
+class TokenBuckets:
+    """One token bucket per key; capacity equals the per-second rate."""
+
+    def __init__(self) -> None:
+        self._b: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def take(self, key: tuple[str, str], rate: float, now: float | None = None) -> bool:
+        t = time.monotonic() if now is None else now
+        tokens, last = self._b.get(key, (rate, t))
+        tokens = min(rate, tokens + (t - last) * rate)
+        if tokens < 1.0:
+            self._b[key] = (tokens, t)
+            return False
+        self._b[key] = (tokens - 1.0, t)
+        return True
+
+
+class RestServer:
+    """Answers every §3.2 path; ``flush`` hands the resulting pushes to the WS hub."""
+
+    def __init__(
+        self, venue: Venue, faults: Faults, keys: Mapping[str, KeyConfig], limits: LimitsConfig
+    ) -> None:
+        self._venue = venue
+        self._faults = faults
+        self._keys = dict(keys)
+        self._limits = limits
+        self._buckets = TokenBuckets()
+        self.requests_total = 0
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests_total += 1
+        entry = ENDPOINTS.get(request.path)
+        if entry is None:
+            return web.Response(status=404, text="Not Found")
+        method, private, rate_class, handler = entry
+        if request.method != method:
+            return web.Response(status=405, text="Method Not Allowed")
+        fault = self._faults.rest_fault()
+        if fault == "error":
+            return web.Response(
+                status=self._faults.state.rest_error_status, text="Service Unavailable"
+            )
+        if fault == "ratelimit":
+            return _json(envelope(10005, "Too many requests"))
+        body = await request.read() if method == "POST" else b""
+        try:
+            account = self._authorise(request, body, rate_class) if private else ""
+            if not private and not self._take(request.remote or "?", request.path, rate_class):
+                raise ExchangeError(10006, "Request too frequently")
+            params = self._params(request, body)
+            data = handler(self._venue, account, params, self._faults.now_ms())
+            payload = envelope(0, "Success", data)
+        except ExchangeError as e:
+            payload = envelope(e.code, e.msg)
+        finally:
+            self._venue.flush()
+        if private and method == "POST" and self._faults.state.ack_delay_s:
+            await asyncio.sleep(self._faults.state.ack_delay_s)
+        return _json(payload)
+
+    def _take(self, who: str, path: str, rate_class: str) -> bool:
+        lim = self._limits
+        rate = {
+            "pub": lim.rest_public_per_s,
+            "std": lim.rest_private_per_s,
+            "slow": lim.rest_batch_cancel_per_s,
+        }[rate_class]
+        return self._buckets.take((who, path), rate)
+
+    def _authorise(self, request: web.Request, body: bytes, rate_class: str) -> str:
+        h = request.headers
+        api_key = h.get("api-key", "")
+        if not api_key:
+            raise ExchangeError(10003, "api-key can't be empty")
+        key = self._keys.get(api_key)
+        if key is None:
+            raise ExchangeError(10007, "Signature Error")
+        if key.ip_allow and (request.remote or "") not in key.ip_allow:
+            raise ExchangeError(10004, "IP not in API-key whitelist")
+        nonce, ts, sign = h.get("nonce", ""), h.get("timestamp", ""), h.get("sign", "")
+        if not nonce or not ts or not sign or self._faults.state.reject_signatures:
+            raise ExchangeError(10007, "Signature Error")
+        try:
+            skew_ms = abs(self._faults.now_ms() - int(ts))
+        except ValueError:
+            raise ExchangeError(10007, "Signature Error") from None
+        if skew_ms > self._limits.recv_window_s * 1000:
+            raise ExchangeError(10007, "Signature Error")
+        query = query_string(dict(request.query)) if request.method == "GET" else ""
+        text = body.decode("utf-8", errors="replace")
+        expected = sign_rest(
+            nonce=nonce, timestamp=ts, api_key=api_key, query=query, body=text, secret=key.secret
+        )
+        if sign.lower() != expected:
+            raise ExchangeError(10007, "Signature Error")
+        if not self._take(api_key, request.path, rate_class):
+            raise ExchangeError(10006, "Request too frequently")
+        return key.account
+
+    def _params(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
+        if not body.strip():
+            return {}
+        try:
+            obj = _DEC.decode(body)
+        except msgspec.DecodeError:
+            raise ExchangeError(10002, "Parameter error: body is not JSON") from None
+        if not isinstance(obj, dict):
+            raise ExchangeError(10002, "Parameter error: body must be a JSON object")
+        return obj
+
+
+def _json(payload: bytes) -> web.Response:
+    return web.Response(body=payload, content_type="application/json")
