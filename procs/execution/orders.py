@@ -60,6 +60,7 @@ _RANK: Final = {
 }
 
 NOT_FOUND_REASON: Final = "not found at venue"
+PRICE_QUANTUM: Final = Decimal("1e-10")  # fill prices derived from average prices are tidied here
 
 
 def check_transition(old: OrderStatus, new: OrderStatus) -> None:
@@ -283,7 +284,8 @@ class OrderTracker:
         qty = u.filled_qty - o.filled_qty
         fallback = o.request.price if o.request.price is not None else u.avg_price
         if u.avg_price > 0:
-            price = (u.avg_price * u.filled_qty - o.avg_price * o.filled_qty) / qty
+            raw = (u.avg_price * u.filled_qty - o.avg_price * o.filled_qty) / qty
+            price = Decimal(qty_text(raw.quantize(PRICE_QUANTUM)))
         else:
             price = fallback
         order_id = u.order_id or o.order_id

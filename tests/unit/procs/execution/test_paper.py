@@ -1,0 +1,141 @@
+"""Paper fill model: crossing, queue position, market/IOC/FOK walks, post-only, fees."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from procs.execution.config import PaperConfig
+from procs.execution.model import OrderStatus, Side, TimeInForce
+from procs.execution.orders import OrderTracker
+from procs.execution.paper import BookLevels, PaperVenue, TradePrint, book_from_record, levels
+from procs.execution.positions import PositionBook
+from shm.records import BOOK_V1
+
+from .helpers import btc, req
+
+D = Decimal
+CFG = PaperConfig(maker_fee_rate=D("0.0002"), taker_fee_rate=D("0.0006"), queue_ahead_fraction=1.0)
+BOOK = BookLevels(
+    "BTCUSDT",
+    bids=levels(("99.5", "3"), ("99.0", "5")),
+    asks=levels(("100.0", "1"), ("100.5", "2"), ("101.0", "4")),
+)
+
+
+def book(bids, asks, ts=0):
+    return BookLevels("BTCUSDT", levels(*bids), levels(*asks), ts)
+
+
+def test_paper_market_buy_walks_asks_with_taker_fee():
+    v = PaperVenue(CFG)
+    ack, first, done = v.submit(req(qty="2", price=None), BOOK, 1_000_000)
+    assert (ack.status, ack.filled_qty) == ("NEW", 0)
+    assert (first.status, first.filled_qty, first.avg_price) == ("PART_FILLED", D(1), D(100))
+    assert (done.status, done.filled_qty, done.avg_price) == ("FILLED", D(2), D("100.25"))
+    assert done.fee == (D("100") + D("100.5")) * D("0.0006")
+
+
+def test_paper_ioc_limit_fills_what_crosses_then_cancels():
+    v = PaperVenue(CFG)
+    *_, done = v.submit(req(qty="3", price="100.0", tif=TimeInForce.IOC), BOOK, 0)
+    assert (done.status, done.filled_qty) == ("PART_FILLED_CANCELED", D(1))
+    assert v.open_orders() == []
+
+
+def test_paper_fok_without_enough_liquidity_cancels_unfilled():
+    v = PaperVenue(CFG)
+    [u] = v.submit(req(qty="4", price="100.5", tif=TimeInForce.FOK), BOOK, 0)
+    assert (u.status, u.filled_qty) == ("CANCELED", 0)
+    *_, ok = PaperVenue(CFG).submit(req(qty="3", price="100.5", tif=TimeInForce.FOK), BOOK, 0)
+    assert (ok.status, ok.filled_qty) == ("FILLED", D(3))
+
+
+def test_paper_post_only_crossing_is_cancelled():
+    [u] = PaperVenue(CFG).submit(req(qty="1", price="100.0", tif=TimeInForce.POST_ONLY), BOOK, 0)
+    assert u.status == "CANCELED"
+
+
+def test_paper_gtc_crossing_part_fills_then_rests():
+    v = PaperVenue(CFG)
+    _, u = v.submit(req(qty="2", price="100.0"), BOOK, 0)
+    assert (u.status, u.filled_qty) == ("PART_FILLED", D(1))
+    assert [o.client_id for o in v.open_orders()] == ["br-1-1"]
+
+
+def test_paper_queue_position_consumed_by_trades_at_our_price():
+    v = PaperVenue(CFG)
+    v.submit(req(qty="2", price="99.5", tif=TimeInForce.POST_ONLY), BOOK, 0)  # 3 ahead
+    assert v.on_trade(TradePrint("BTCUSDT", D("99.5"), D(2), Side.SELL)) == []  # 1 ahead
+    assert v.on_trade(TradePrint("BTCUSDT", D("99.5"), D(9), Side.BUY)) == []  # buyer-initiated
+    [u] = v.on_trade(TradePrint("BTCUSDT", D("99.5"), D("1.5"), Side.SELL))
+    assert (u.status, u.filled_qty, u.fee) == (
+        "PART_FILLED",
+        D("0.5"),
+        D("0.5") * D("99.5") * D("0.0002"),
+    )
+    [u] = v.on_trade(TradePrint("BTCUSDT", D("99.0"), D(10), Side.SELL))  # through our price
+    assert (u.status, u.filled_qty, u.avg_price) == ("FILLED", D(2), D("99.5"))
+
+
+def test_paper_queue_shrinks_when_level_is_cancelled():
+    v = PaperVenue(CFG)
+    v.submit(req(qty="1", price="99.5"), BOOK, 0)
+    assert v.on_book(book([("99.5", "0.5")], [("100.0", "1")])) == []
+    [u] = v.on_trade(TradePrint("BTCUSDT", D("99.5"), D("1"), Side.SELL))
+    assert u.filled_qty == D("0.5")
+
+
+def test_paper_resting_fills_when_opposite_best_crosses():
+    v = PaperVenue(CFG)
+    v.submit(req(qty="1", price="99.5"), BOOK, 0)
+    assert v.on_book(book([("99.5", "3")], [("99.6", "1")])) == []
+    [u] = v.on_book(book([("99.3", "3")], [("99.4", "1")], ts=5_000_000))
+    assert (u.status, u.filled_qty, u.avg_price, u.mtime_ms) == ("FILLED", D(1), D("99.5"), 5)
+    sell = PaperVenue(CFG)
+    sell.submit(req(side=Side.SELL, qty="1", price="100.5"), BOOK, 0)
+    [s] = sell.on_book(book([("100.6", "1")], [("100.7", "1")]))
+    assert s.status == "FILLED"
+
+
+def test_paper_touching_opposite_fills_beyond_queue():
+    v = PaperVenue(CFG)
+    v.submit(req(qty="2", price="99.5"), BOOK, 0)  # 3 ahead
+    [u] = v.on_book(book([("99.4", "3")], [("99.5", "1")]))  # bids at 99.5 gone: queue empty
+    assert u.filled_qty == D(1)
+
+
+def test_paper_cancel_and_query():
+    v = PaperVenue(CFG)
+    v.submit(req(qty="1", price="99.0"), BOOK, 0)
+    [u] = v.cancel("br-1-1", 1)
+    assert u.status == "CANCELED"
+    assert v.cancel("br-1-1", 2) == []
+    assert v.query("br-1-1").status == "CANCELED"
+    assert v.query("nope") is None
+
+
+def test_paper_events_drive_tracker_and_positions_like_the_venue():
+    v, t, pb = PaperVenue(CFG), OrderTracker(ack_timeout_s=5, cancel_timeout_s=5), PositionBook()
+    r = req(qty="3", price="100.5", tif=TimeInForce.IOC)
+    t.add_intent(r, 0)
+    t.mark_sent(r.client_id, 0)
+    for u in v.submit(r, BOOK, 0):
+        tr = t.on_venue_update(u, 1)
+        for f in tr.fills if tr else ():
+            pb.apply_fill(f)
+    assert t.get(r.client_id).status is OrderStatus.FILLED
+    p = pb.position("BTCUSDT")
+    assert (p.qty, p.cost) == (D(3), D("100") + 2 * D("100.5"))
+
+
+def test_book_from_record_converts_to_instrument_grid():
+    rec = np.zeros(1, dtype=BOOK_V1)[0]
+    rec["n_bids"], rec["n_asks"] = 2, 1
+    rec["bid_px"][:2] = [60000.1, 60000.0]
+    rec["bid_qty"][:2] = [0.5, 1.00000001]
+    rec["ask_px"][0], rec["ask_qty"][0] = 60000.2, 0.25
+    b = book_from_record(rec, btc())
+    assert b.bids == ((D("60000.1"), D("0.5000")), (D("60000.0"), D("1.0000")))
+    assert b.asks == ((D("60000.2"), D("0.2500")),)
