@@ -7,10 +7,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 
 from shm.records import Dtype, Records
+
+# dataset names inside a capture file: the ring's stream name (docs/architecture.md)
+STREAM_BOOK: Final = "md.book"
+STREAM_TRADE: Final = "md.trade"
+STREAM_FEAT: Final = "feat"
+STREAM_SIG: Final = "sig"
 
 
 def concat_records(parts: Sequence[Records], dtype: Dtype) -> Records:
@@ -27,4 +34,4 @@ def concat_records(parts: Sequence[Records], dtype: Dtype) -> Records:
     return out
 
 
-__all__ = ["concat_records"]
+__all__ = ["STREAM_BOOK", "STREAM_FEAT", "STREAM_SIG", "STREAM_TRADE", "concat_records"]
