@@ -7,6 +7,7 @@ trigger and a detail line, for the journal and the log.
 from __future__ import annotations
 
 import enum
+import logging
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Final
 from procs.execution.config import BreakerConfig
 
 NS: Final = 1_000_000_000
+log = logging.getLogger(__name__)
 
 
 class BreakerState(enum.IntEnum):
@@ -68,9 +70,18 @@ class Breaker:
     ) -> BreakerTransition | None:
         if to <= self.state:
             return None  # never de-escalate on its own
-        t = BreakerTransition(self.state, to, trigger, detail, ts_ns)
-        self.state = to
+        return self._enter(BreakerTransition(self.state, to, trigger, detail, ts_ns))
+
+    def _enter(self, t: BreakerTransition) -> BreakerTransition:
+        self.state = t.new
         self.transitions_total += 1
+        log.warning(
+            "breaker old=%s new=%s trigger=%s detail=%s",
+            t.old.name,
+            t.new.name,
+            t.trigger,
+            t.detail,
+        )
         return t
 
     def trip(self, detail: str, ts_ns: int) -> BreakerTransition | None:
@@ -84,12 +95,11 @@ class Breaker:
         self._slow = 0
         if self.state is BreakerState.ACTIVE:
             return None
-        t = BreakerTransition(
-            self.state, BreakerState.ACTIVE, BreakerTrigger.RESET, f"reset by {operator}", ts_ns
+        return self._enter(
+            BreakerTransition(
+                self.state, BreakerState.ACTIVE, BreakerTrigger.RESET, f"reset by {operator}", ts_ns
+            )
         )
-        self.state = BreakerState.ACTIVE
-        self.transitions_total += 1
-        return t
 
     def on_order_result(
         self, accepted: bool, ts_ns: int, detail: str = ""
