@@ -1,0 +1,196 @@
+"""``bitrader health``: one row per process of the running group; non-zero exit when unhealthy.
+
+Reads supervisord's process table, each process's control socket (``health`` request) and the
+heartbeats on each process's PUB socket. Writes nothing. Owns nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ipc.endpoints import expand
+from ipc.messages import (
+    ENCODER,
+    PUB_DECODER,
+    RESPONSE_DECODER,
+    ControlRequest,
+    DecodeError,
+    Heartbeat,
+    decode,
+)
+from ipc.sockets import connect_sub, request
+from procs._config import read_toml
+from procs.supervise import GroupEnv, is_up, process_info
+
+HEALTH_TIMEOUT_S: Final = 1.0
+HEARTBEAT_WAIT_S: Final = 1.5  # a 1 s heartbeat always shows up within this
+STALE_HEARTBEAT_S: Final = 3.0
+
+
+@dataclass
+class ProcHealth:
+    """What ``bitrader health`` knows about one program."""
+
+    name: str
+    state: str  # supervisord's state name
+    pid: int | None = None
+    cores: list[int] = field(default_factory=list)
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    heartbeat_age_s: float | None = None
+    ring_lag_records: int = 0
+    ring_dropped_total: int = 0
+    rates: dict[str, float] = field(default_factory=dict)
+    last_error: str = ""
+    counters: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def _endpoints(env: GroupEnv, proc: str) -> tuple[str, str] | None:
+    table = read_toml(env.config).get(proc, {}).get("runtime", {})
+    if "control_endpoint" not in table:
+        return None
+    ctl = expand(table["control_endpoint"], run_dir=env.run_dir, ns=env.ns)
+    pub = expand(table["pub_endpoint"], run_dir=env.run_dir, ns=env.ns)
+    return ctl, pub
+
+
+def query_health(control_endpoint: str, timeout_s: float = HEALTH_TIMEOUT_S) -> dict[str, Any]:
+    """Ask one process for its health; raise TimeoutError when it does not answer in time."""
+    body = request(control_endpoint, ENCODER.encode(ControlRequest(cmd="health")), timeout_s)
+    if body is None:
+        raise TimeoutError(f"no answer from {control_endpoint} within {timeout_s}s")
+    resp = decode(RESPONSE_DECODER, body, b"ctl")
+    if not resp.ok:
+        raise RuntimeError(resp.error)
+    return dict(resp.data)
+
+
+def heartbeats(pub_endpoints: list[str], want: set[str], wait_s: float) -> dict[str, int]:
+    """Collect the latest heartbeat stamp (ns) per process, waiting at most ``wait_s``."""
+    seen: dict[str, int] = {}
+    if not pub_endpoints:
+        return seen
+    sub = connect_sub(pub_endpoints, [b"hb."])
+    try:
+        deadline = time.monotonic() + wait_s
+        while want - seen.keys() and (left := deadline - time.monotonic()) > 0:
+            msg = sub.recv(left)
+            if msg is None:
+                break
+            try:
+                hb = decode(PUB_DECODER, msg[1], msg[0])
+            except DecodeError:
+                continue
+            if isinstance(hb, Heartbeat):
+                seen[hb.proc] = hb.ts_ns
+    finally:
+        sub.close()
+    return seen
+
+
+def _fill(row: ProcHealth, data: dict[str, Any]) -> None:
+    row.cores = list(data.get("affinity", []))
+    row.cpu_percent = data.get("cpu_percent")
+    row.rss_bytes = data.get("rss_bytes")
+    row.last_error = str(data.get("last_error", ""))
+    counters = data.get("counters", {})
+    row.counters = dict(counters)
+    for key, value in counters.items():
+        if not isinstance(value, int | float):
+            continue
+        if key.endswith("lag_records"):
+            row.ring_lag_records += int(value)
+        elif "dropped" in key:
+            row.ring_dropped_total += int(value)
+        elif key.endswith(("per_s", "_rate")):
+            row.rates[key] = float(value)
+        if key in ("stale", "stale_symbols") and value:
+            row.problems.append(f"stale market data ({key}={value})")
+    if data.get("state") != "running":
+        row.problems.append(f"process state {data.get('state')}")
+
+
+def collect(run_dir: Path) -> list[ProcHealth]:
+    """Return the health of every program in the group running in ``run_dir``."""
+    env = GroupEnv.load(run_dir)
+    rows: list[ProcHealth] = []
+    pubs: dict[str, str] = {}
+    for info in process_info(run_dir):
+        if info["group"] != env.group:
+            continue
+        row = ProcHealth(name=info["name"], state=info["statename"], pid=info["pid"] or None)
+        rows.append(row)
+        if row.state != "RUNNING":
+            row.problems.append(f"supervisord state {row.state}")
+            continue
+        eps = _endpoints(env, row.name)
+        if eps is None:
+            row.problems.append("no [runtime] section in the config")
+            continue
+        pubs[row.name] = eps[1]
+        try:
+            _fill(row, query_health(eps[0]))
+        except (TimeoutError, RuntimeError, DecodeError) as exc:
+            row.problems.append(f"health request failed: {exc}")
+    stamps = heartbeats(list(pubs.values()), set(pubs), HEARTBEAT_WAIT_S)
+    now = time.time_ns()
+    for row in rows:
+        if row.name not in pubs:
+            continue
+        if row.name in stamps:
+            row.heartbeat_age_s = (now - stamps[row.name]) / 1e9
+        if row.heartbeat_age_s is None or row.heartbeat_age_s > STALE_HEARTBEAT_S:
+            row.problems.append("no recent heartbeat")
+    return rows
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def table(rows: list[ProcHealth]) -> str:
+    head = (
+        f"{'process':<11} {'state':<9} {'pid':>7} {'core':>5} {'cpu%':>6} {'rss MB':>7} "
+        f"{'hb age':>7} {'lag':>6} {'drops':>7}  rates / last error"
+    )
+    out = [head]
+    for r in rows:
+        rss = None if r.rss_bytes is None else r.rss_bytes / 1e6
+        rates = " ".join(f"{k}={v:.0f}" for k, v in sorted(r.rates.items())[:3])
+        tail = "; ".join(x for x in (rates, r.last_error, *r.problems) if x)
+        out.append(
+            f"{r.name:<11} {r.state:<9} {r.pid or '-':>7} "
+            f"{','.join(map(str, r.cores)) or '-':>5} {_fmt(r.cpu_percent, '.1f'):>6} "
+            f"{_fmt(rss, '.1f'):>7} {_fmt(r.heartbeat_age_s, '.2f'):>7} "
+            f"{r.ring_lag_records:>6} {r.ring_dropped_total:>7}  {tail}"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``bitrader health [--run-dir DIR] [--json]``: exit 0 healthy, 1 unhealthy, 3 not up."""
+    ap = argparse.ArgumentParser(prog="bitrader health")
+    ap.add_argument("--run-dir", type=Path, default=Path("run/demo"))
+    ap.add_argument("--json", action="store_true", help="machine-readable output")
+    args = ap.parse_args(argv)
+    run_dir = args.run_dir.resolve()
+    if not is_up(run_dir):
+        print(f"bitrader health: no group is running in {run_dir}", file=sys.stderr)
+        return 3
+    rows = collect(run_dir)
+    if args.json:
+        print(json.dumps([{**asdict(r), "healthy": r.healthy} for r in rows], indent=2))
+    else:
+        print(table(rows))
+    return 0 if rows and all(r.healthy for r in rows) else 1
