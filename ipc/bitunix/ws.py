@@ -37,6 +37,7 @@ Arg = tuple[str, str | None]
 
 _ENC: Final = msgspec.json.Encoder()
 _PING_INTERVAL_FLOOR_S: Final = 0.01
+_TEXT: Final = WSMsgType.TEXT
 # picows drops the connection past this; frames between max_frame_bytes and it are skipped
 _HARD_FRAME_LIMIT_BYTES: Final = 64 << 20
 
@@ -75,22 +76,23 @@ _LOGIN: Final = msgspec.json.Decoder(_LoginData | bool | None, strict=False)
 class _Listener(WSListener):
     def __init__(self, client: BitunixWs) -> None:
         self._c = client
+        self._on_text = client.dispatcher.on_text
         self._parts: list[bytes] = []
         self._parts_bytes = 0
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
         ts_recv_ns = time.time_ns()
         c = self._c
-        c.last_rx_mono = time.monotonic()
+        c.rx_frames_total += 1  # the watchdog compares counts: cheaper than a clock per frame
         mt = frame.msg_type
         try:
-            if mt == WSMsgType.TEXT and frame.fin:
-                c.dispatcher.on_text(frame.get_payload_as_bytes(), ts_recv_ns)
-            elif mt in (WSMsgType.TEXT, WSMsgType.CONTINUATION):
+            if mt is _TEXT and frame.fin:
+                self._on_text(frame.get_payload_as_bytes(), ts_recv_ns)
+            elif mt is _TEXT or mt is WSMsgType.CONTINUATION:
                 self._fragment(frame, ts_recv_ns)
-            elif mt == WSMsgType.BINARY:
+            elif mt is WSMsgType.BINARY:
                 c.dispatcher.on_binary(frame.get_payload_as_bytes())
-            elif mt == WSMsgType.CLOSE:
+            elif mt is WSMsgType.CLOSE:
                 transport.disconnect()
         except Exception as exc:  # a handler bug: stop this client and re-raise from run()
             c.fail(exc)
@@ -152,6 +154,7 @@ class BitunixWs:
         self._fatal: BaseException | None = None
         self._connected_once = False
         self.last_rx_mono = 0.0
+        self.rx_frames_total = 0
         self.last_backoff_s = 0.0
         self.reconnects_total = 0
         self.watchdog_reconnects_total = 0
@@ -384,9 +387,13 @@ class BitunixWs:
         silence_s = interval * cfg.watchdog_intervals
         tick = min(interval / 4, 1.0)
         last_ping = time.monotonic()  # the first ping one interval after the greeting
+        seen = -1
         while True:
             now = time.monotonic()
-            if now - self.last_rx_mono > silence_s:
+            if self.rx_frames_total != seen:
+                seen = self.rx_frames_total
+                self.last_rx_mono = now
+            elif now - self.last_rx_mono > silence_s:
                 self.watchdog_reconnects_total += 1
                 log.warning("ws silent for %.1fs, reconnecting url=%s", silence_s, cfg.url)
                 transport.disconnect()
