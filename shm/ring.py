@@ -29,6 +29,20 @@ from shm.segment import (
     segment_inode,
 )
 
+__all__ = [
+    "HEADER_BYTES",
+    "LAYOUT_VERSION",
+    "MAGIC",
+    "Records",
+    "RingLayoutError",
+    "RingNotReady",
+    "RingReader",
+    "RingSpec",
+    "RingWriter",
+    "ShmError",
+    "attach_reader",
+]
+
 # The ordering argument (docs/rings.md) rests on x86-64 TSO; another CPU needs real atomics
 if platform.machine() != "x86_64":  # pragma: no cover
     raise ImportError(f"shm.ring needs x86-64 memory ordering, this is {platform.machine()}")
