@@ -144,6 +144,13 @@ class _RingMap:
             del self._slots, self._buf
         return seg
 
+    def __del__(self) -> None:
+        # dropped without close(): unmap quietly (SharedMemory.__del__ would hit our exports);
+        # the name stays, as after a crash
+        seg = self._unmap()
+        if seg is not None:
+            close_segment(seg)
+
     @property
     def capacity(self) -> int:
         """Return the number of slots."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 
@@ -19,7 +20,13 @@ from shm.ring import (
     RingWriter,
     attach_reader,
 )
-from shm.segment import attach_segment, close_segment, create_segment, destroy_segment
+from shm.segment import (
+    attach_segment,
+    close_segment,
+    create_segment,
+    destroy_segment,
+    unlink_segment,
+)
 from tests.helpers.poll import eventually
 from tests.helpers.ring_records import make_batch, torn_count
 
@@ -159,6 +166,7 @@ def test_poll_returns_private_writable_copy(writer, reader):
     writer.publish(make_batch(4, 8))  # overwrites every slot
 
     assert got.flags.writeable
+    assert got.flags.aligned
     assert got["seq"].tolist() == [-1, -1, -1, -1]
     assert reader.poll(100)["seq"].tolist() == list(range(4, 12))
 
@@ -297,3 +305,17 @@ def test_reader_reattaches_to_restarted_writer_from_its_oldest(ring_name):
     assert later["seq"].tolist() == [2]
     assert r.dropped_total == 0
     assert alive
+
+
+def test_unclosed_writer_and_reader_unmap_quietly_and_leave_the_name(ring_name):
+    w = RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8))
+    r = RingReader(ring_name, BENCH_V1)
+    w.publish(make_batch(0, 2))
+    r.poll(10)
+
+    del w, r
+    gc.collect()
+    left = os.path.exists(f"/dev/shm/{ring_name}")
+    unlink_segment(ring_name)
+
+    assert left
