@@ -133,6 +133,7 @@ class Simex:
                 min_qty=s.min_qty,
                 step=s.spec().step,
                 volatility_bps_per_s=s.volatility_bps_per_s,
+                lot_qty=s.lot_qty(),
             )
             for s in self.config.symbols
         ]

@@ -48,6 +48,12 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     maker_fee: Decimal = Decimal("0.0002")
     taker_fee: Decimal = Decimal("0.0006")
     volatility_bps_per_s: NonNegFloat = 3.0  # generator's fair-value drift scale
+    lot_notional: Decimal = Decimal(500)  # generator lot, USDT
+
+    def lot_qty(self) -> Decimal:
+        """The generator's lot: ``lot_notional`` worth at the start price, at least min_qty."""
+        step = Decimal(1).scaleb(-self.base_precision)
+        return max(self.min_qty, (self.lot_notional / self.start_price).quantize(step))
 
     def spec(self) -> SymbolSpec:
         base = self.symbol.removesuffix("USDT") or self.symbol
@@ -136,6 +142,16 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 raise ValueError(f"keys: api_key {k.api_key!r} names unknown account {k.account!r}")
         if len({s.symbol for s in self.symbols}) != len(self.symbols) or not self.symbols:
             raise ValueError("symbols: must be non-empty and unique")
+        for s in self.symbols:
+            for name in (
+                "start_price",
+                "min_qty",
+                "lot_notional",
+                "max_limit_qty",
+                "max_market_qty",
+            ):
+                if not getattr(s, name) > 0:
+                    raise ValueError(f"symbols: {s.symbol}.{name} must be > 0")
 
 
 def load_config(path: str | Path | None) -> SimexConfig:

@@ -29,6 +29,8 @@ __all__ = ["Exchange"]
 
 EFFECTS: Final = frozenset({"GTC", "IOC", "FOK", "POST_ONLY"})
 HISTORY_MAX: Final = 10_000
+# booked amounts are rounded to 1e-12 so every later sum is exact in 28-digit Decimal arithmetic
+MONEY: Final = Decimal("1e-12")
 
 
 class Exchange:
@@ -406,7 +408,7 @@ class Exchange:
         self, acct: Account, order: Order, q: Decimal, p: Decimal, maker: bool, ts_ms: int
     ) -> None:
         spec = self.specs[order.symbol]
-        fee = q * p * (spec.maker_fee if maker else spec.taker_fee)
+        fee = (q * p * (spec.maker_fee if maker else spec.taker_fee)).quantize(MONEY)
         order.lock -= min(order.lock, q * order.lock_per_unit)
         order.filled += q
         order.filled_value += q * p
@@ -467,7 +469,7 @@ class Exchange:
             acct.positions[key] = pos
         pos.qty += q
         pos.entry_value += q * p
-        pos.margin += q * p / pos.leverage
+        pos.margin += (q * p / pos.leverage).quantize(MONEY)
         pos.mtime = ts_ms
         self.events.append(
             PrivateEvent(acct.name, "position", pos.push(event, self.mark(pos.symbol)))
@@ -480,7 +482,8 @@ class Exchange:
         if c >= pos.qty:
             c, value, margin = pos.qty, pos.entry_value, pos.margin
         else:
-            value, margin = pos.entry_value * c / pos.qty, pos.margin * c / pos.qty
+            value = (pos.entry_value * c / pos.qty).quantize(MONEY)
+            margin = (pos.margin * c / pos.qty).quantize(MONEY)
         pnl = c * p - value if pos.side == "LONG" else value - c * p
         pos.qty -= c
         pos.entry_value -= value

@@ -94,6 +94,7 @@ class GenSymbol:
     min_qty: Decimal
     step: Decimal
     volatility_bps_per_s: float = 3.0
+    lot_qty: Decimal | None = None  # typical order = a few lots; None: min_qty
 
 
 @dataclass(slots=True)
@@ -217,7 +218,8 @@ class MarketGenerator:
 
     def _qty(self, st: _State) -> Decimal:
         units = 1 + int(st.rng.lognormvariate(1.0, 1.0))
-        return (st.cfg.min_qty * units).quantize(st.cfg.step)
+        lot = st.cfg.lot_qty or st.cfg.min_qty
+        return max(st.cfg.min_qty, (lot * units).quantize(st.cfg.step))
 
 
 def apply_action(ex: Exchange, action: Action, ts_ms: int) -> None:
