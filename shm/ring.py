@@ -363,6 +363,8 @@ class RingReader(_RingMap):
         return np.frombuffer(data, self._dtype)
 
     def _poll_any(self, published: int, cursor: int, max_records: int) -> Records:
+        if max_records < 1:  # checked off the hot path: a non-positive max always lands here
+            raise ValueError(f"ring {self.name}: max_records must be >= 1, was {max_records}")
         cap = self._capacity
         start = published - cap if published - cap > cursor else cursor  # lapped: skip ahead
         end = start + max_records if start + max_records < published else published

@@ -171,6 +171,16 @@ def test_poll_returns_private_writable_copy(writer, reader):
     assert reader.poll(100)["seq"].tolist() == list(range(4, 12))
 
 
+@pytest.mark.parametrize("max_records", [0, -3])
+def test_poll_nonpositive_max_records_refused(writer, reader, max_records):
+    writer.publish(make_batch(0, 2))
+
+    with pytest.raises(ValueError, match=f"max_records must be >= 1, was {max_records}"):
+        reader.poll(max_records)
+
+    assert reader.cursor == 0
+
+
 def test_lapped_reader_skips_ahead_and_counts_dropped(writer, reader):
     for first in range(0, 20, 4):
         writer.publish(make_batch(first, 4))

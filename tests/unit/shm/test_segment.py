@@ -145,3 +145,18 @@ def test_main_list_prefix_prints_names(ns, capsys):
 
     assert rc == 0
     assert capsys.readouterr().out.split() == [f"{ns}.test.a"]
+
+
+def test_main_list_without_prefix_shows_only_bitrader_names(ns, capsys):
+    mine = create_segment(f"{ns}.test.a", 64)
+    foreign = create_segment(f"{ns}_foreign", 64)
+    try:
+        rc = main(["--list"])
+    finally:
+        destroy_segment(mine)
+        destroy_segment(foreign)
+
+    names = capsys.readouterr().out.split()
+    assert rc == 0
+    assert f"{ns}.test.a" in names
+    assert f"{ns}_foreign" not in names
