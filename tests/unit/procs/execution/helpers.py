@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from procs.execution.instruments import Instrument
 from procs.execution.model import OrderRequest, OrderType, Side, TimeInForce
@@ -10,7 +11,7 @@ from procs.execution.model import OrderRequest, OrderType, Side, TimeInForce
 D = Decimal
 
 
-def btc(**kw) -> Instrument:
+def btc(**kw: Any) -> Instrument:
     base = {
         "symbol": "BTCUSDT",
         "tick": D("0.1"),
@@ -22,7 +23,7 @@ def btc(**kw) -> Instrument:
         "symbol_id": 1,
     }
     base.update(kw)
-    return Instrument(**base)
+    return Instrument(**base)  # type: ignore[arg-type]  # test overrides by name
 
 
 def req(
@@ -31,7 +32,7 @@ def req(
     qty: str = "0.01",
     price: str | None = "60000",
     symbol: str = "BTCUSDT",
-    **kw,
+    **kw: Any,
 ) -> OrderRequest:
     order_type = OrderType.MARKET if price is None else OrderType.LIMIT
     tif = kw.pop("tif", TimeInForce.IOC if price is None else TimeInForce.GTC)

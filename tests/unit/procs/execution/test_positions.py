@@ -16,16 +16,23 @@ L, SH, B = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
 _n = iter(range(10**9))
 
 
-def fill(side, qty, px, fee="0", ps=B, symbol="BTCUSDT"):
+def fill(
+    side: Side,
+    qty: object,
+    px: object,
+    fee: object = "0",
+    ps: PositionSide = B,
+    symbol: str = "BTCUSDT",
+) -> Fill:
     return Fill(
         fill_id=f"f{next(_n)}",
         client_id="c",
         order_id="o",
         symbol=symbol,
         side=side,
-        qty=D(qty),
-        price=D(px),
-        fee=D(fee),
+        qty=D(str(qty)),
+        price=D(str(px)),
+        fee=D(str(fee)),
         position_side=ps,
     )
 
@@ -52,7 +59,7 @@ def test_short_round_trip_realises_price_difference():
     book = PositionBook()
     book.apply_fill(fill(Side.SELL, "2", "50"))
     p = book.apply_fill(fill(Side.BUY, "2", "45"))
-    assert (p.qty, p.cost, p.realised) == (0, 0, D(10))
+    assert (p.qty, p.cost, p.realised) == (D(0), D(0), D(10))
 
 
 def test_hedge_legs_are_independent_and_cannot_flip():
@@ -61,7 +68,7 @@ def test_hedge_legs_are_independent_and_cannot_flip():
     book.apply_fill(fill(Side.SELL, "2", "101", ps=SH))
     assert book.net_qty("BTCUSDT") == D(-1)
     p = book.apply_fill(fill(Side.SELL, "1", "103", ps=L))
-    assert (p.qty, p.realised) == (0, D(3))
+    assert (p.qty, p.realised) == (D(0), D(3))
     with pytest.raises(ValueError, match="flips"):
         book.apply_fill(fill(Side.BUY, "3", "100", ps=SH))
     with pytest.raises(ValueError, match="hedge mode"):
