@@ -205,7 +205,8 @@ class RestTransport:
         if clean:
             # the same sorted order that was signed; values percent-encoded only in the URL
             url_text += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in clean)
-        body_text = "" if body is None else compact_json(body)
+        # ids and enums taken from responses are str subclasses: make them plain first
+        body_text = "" if body is None else compact_json(msgspec.to_builtins(body, enc_hook=str))
         headers = (
             self._signed_headers(query_string(dict(clean)), body_text)
             if auth

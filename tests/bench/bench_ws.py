@@ -16,12 +16,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import uvloop
 import websockets
-from picows import WSMsgType
+from picows import WSMsgType, WSTransport
 from picows.picows import _make_test_ws_frame
 
 from ipc.bitunix.schemas_ws import DepthLevels, DepthPush
@@ -75,7 +75,8 @@ def _no_socket(quick: bool) -> list[Result]:
     client.on("depth_book15", handler)
     listener = _Listener(client)
     ws_frames = {f: _make_test_ws_frame(WSMsgType.TEXT, f, True, False) for f in frames}
-    ours = lambda f: listener.on_ws_frame(None, ws_frames[f])  # noqa: E731
+    no_transport = cast(WSTransport, None)  # only touched on CLOSE frames
+    ours = lambda f: listener.on_ws_frame(no_transport, ws_frames[f])  # noqa: E731
     dec = msgspec.json.Decoder(DepthPush, strict=False)
     bare = lambda f: handler(dec.decode(f))  # noqa: E731
     baseline = _json_path(handler)
