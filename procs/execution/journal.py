@@ -131,6 +131,7 @@ class Journal:
 
     @classmethod
     def open(cls, path: str | Path) -> Journal:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -247,6 +248,17 @@ class Journal:
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def save_daily(self, day: int, day_start: Decimal, peak: Decimal) -> None:
+        """Keep ``DailyPnl.state()`` so a restart does not forget today's loss or the peak."""
+        self.set_meta("daily_pnl", json.dumps([day, str(day_start), str(peak)]))
+
+    def load_daily(self) -> tuple[int, Decimal, Decimal] | None:
+        raw = self.get_meta("daily_pnl")
+        if raw is None:
+            return None
+        day, start, peak = json.loads(raw)
+        return int(day), Decimal(start), Decimal(peak)
 
     def count(self, table: str) -> int:
         if table not in _COLUMNS and table != "audit":

@@ -158,6 +158,17 @@ class OrderTracker:
             if o.status.is_open and (symbol is None or o.symbol == symbol)
         ]
 
+    def prune(self, older_than_ns: int) -> int:
+        """Forget terminal orders last updated before ``older_than_ns``; return how many."""
+        old = [
+            cid
+            for cid, o in self._orders.items()
+            if o.status.is_terminal and o.ts_update_ns < older_than_ns
+        ]
+        for cid in old:
+            del self._orders[cid]
+        return len(old)
+
     def restore(self, orders: Iterable[Order]) -> None:
         """Load orders rebuilt from the journal (start-up only)."""
         for o in orders:

@@ -25,7 +25,7 @@ from procs.execution.model import (
     VenueOrderUpdate,
 )
 from procs.execution.orders import OrderTracker
-from procs.execution.positions import PositionBook
+from procs.execution.positions import DailyPnl, PositionBook
 from procs.execution.risk import Refusal, RefusalReason
 
 from .helpers import req
@@ -241,3 +241,27 @@ def test_journal_foreign_schema_version_refused(path):
     sql(path, "UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(JournalError, match="schema 99"):
         Journal.open(path)
+
+
+def test_journal_daily_pnl_state_survives_reopen(path):
+    d = DailyPnl()
+    d.update(D(50), 10)
+    d.update(D(-20), 11)
+    j = Journal.open(path)
+    assert j.load_daily() is None
+    j.save_daily(*d.state())
+    j.close()
+    j2 = Journal.open(path)
+    state = j2.load_daily()
+    j2.close()
+    assert state is not None
+    again = DailyPnl()
+    again.restore(*state)
+    again.update(D(-20), 12)
+    assert (again.day_pnl, again.drawdown) == (D(-70), D(70))
+
+
+def test_journal_open_creates_missing_directory(tmp_path):
+    j = Journal.open(tmp_path / "a" / "b" / "j.sqlite")
+    j.close()
+    assert (tmp_path / "a" / "b" / "j.sqlite").exists()

@@ -237,3 +237,14 @@ def test_client_id_generator_unique_across_restart():
     assert not again.owns("bra-5-1")
     with pytest.raises(ValueError, match="alphanumeric"):
         ClientIdGenerator("b-r", 1)
+
+
+def test_tracker_prune_forgets_only_old_terminal_orders():
+    t = tracker()
+    sent(t)
+    t.on_venue_update(upd("FILLED", "0.01", "60000"), 10)
+    t.add_intent(req(cid="br-1-2"), 5)
+    assert t.prune(10) == 0
+    assert t.prune(11) == 1
+    assert "br-1-1" not in t
+    assert "br-1-2" in t
