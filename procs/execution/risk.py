@@ -20,6 +20,7 @@ from procs.execution.model import ZERO, OrderRequest, OrderType, Side
 from procs.execution.orders import Order
 
 BPS: Final = Decimal(10_000)
+_Key = tuple[str, Side, Decimal | None, Decimal]
 
 
 class RefusalReason(enum.StrEnum):
@@ -42,6 +43,9 @@ class RefusalReason(enum.StrEnum):
     MAX_DRAWDOWN = "max_drawdown"
     MAX_POSITION_SYMBOL = "max_position_symbol"
     MAX_POSITION_TOTAL = "max_position_total"
+
+
+_Found = tuple[RefusalReason, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,9 @@ class RiskEngine:
         self._symbols = {s.symbol: s for s in symbols}
         self._window_ns = int(config.order_rate_window_s * 1e9)
         self._dup_ns = int(config.duplicate_window_s * 1e9)
-        self._sent: deque[tuple[int, tuple[str, Side, Decimal | None, Decimal]]] = deque()
+        self._sent_ns: deque[int] = deque()  # order-rate window
+        self._recent: deque[tuple[int, _Key]] = deque()  # duplicate window
+        self._recent_keys: Counter[_Key] = Counter()
         self._client_ids: set[str] = set()
         self.refusals_total: Counter[RefusalReason] = Counter()
         self.passed_total = 0
@@ -99,13 +105,20 @@ class RiskEngine:
             return Refusal(reason, detail, req.client_id, req.symbol, ctx.now_ns)
         self.passed_total += 1
         self._client_ids.add(req.client_id)
-        self._sent.append((ctx.now_ns, _key(req)))
+        self._sent_ns.append(ctx.now_ns)
+        key = _key(req)
+        self._recent.append((ctx.now_ns, key))
+        self._recent_keys[key] += 1
         return None
 
     def _forget(self, now_ns: int) -> None:
-        horizon = max(self._window_ns, self._dup_ns)
-        while self._sent and now_ns - self._sent[0][0] >= horizon:
-            self._sent.popleft()
+        while self._sent_ns and now_ns - self._sent_ns[0] >= self._window_ns:
+            self._sent_ns.popleft()
+        while self._recent and now_ns - self._recent[0][0] >= self._dup_ns:
+            _, key = self._recent.popleft()
+            self._recent_keys[key] -= 1
+            if not self._recent_keys[key]:
+                del self._recent_keys[key]
 
     def _first_refusal(
         self, req: OrderRequest, ctx: RiskContext
@@ -180,7 +193,7 @@ class RiskEngine:
         key = _key(req)
         if any(_key(o.request) == key for o in ctx.open_orders):
             return RefusalReason.DUPLICATE_ORDER, "an identical order is open"
-        if any(k == key and ctx.now_ns - t < self._dup_ns for t, k in self._sent):
+        if key in self._recent_keys:
             return RefusalReason.DUPLICATE_ORDER, "an identical order was sent just now"
         for o in ctx.open_orders:
             r = o.request
@@ -197,7 +210,7 @@ class RiskEngine:
         n_sym = sum(1 for o in ctx.open_orders if o.symbol == req.symbol)
         if n_sym >= self._c.max_open_orders_per_symbol:
             return RefusalReason.MAX_OPEN_ORDERS, f"{n_sym} open orders on {req.symbol}"
-        recent = sum(1 for t, _ in self._sent if ctx.now_ns - t < self._window_ns)
+        recent = len(self._sent_ns)
         if recent >= self._c.max_orders_per_window:
             return RefusalReason.ORDER_RATE, f"{recent} orders in {self._c.order_rate_window_s}s"
         return None
@@ -231,9 +244,6 @@ class RiskEngine:
         if others + notional > self._c.max_total_notional_usdt:
             return RefusalReason.MAX_POSITION_TOTAL, f"total notional {others + notional}"
         return None
-
-
-_Found = tuple[RefusalReason, str] | None
 
 
 def _key(req: OrderRequest) -> tuple[str, Side, Decimal | None, Decimal]:
