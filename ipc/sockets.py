@@ -144,9 +144,18 @@ class Publisher:
         self._sock.close(linger=0)
 
 
-def bind_pub(endpoint: str, *, sndhwm: int = DEFAULT_SNDHWM, nodrop: bool = False) -> Publisher:
-    """Bind a PUB socket on ``endpoint`` (creating an ipc path's directory)."""
-    validate(endpoint)
+def bind_pub(
+    endpoint: str,
+    *,
+    sndhwm: int = DEFAULT_SNDHWM,
+    nodrop: bool = False,
+    allow_remote: bool = False,
+) -> Publisher:
+    """Bind a PUB socket on ``endpoint`` (creating an ipc path's directory).
+
+    ``allow_remote`` permits a non-loopback tcp host (a stage on another machine).
+    """
+    validate(endpoint, allow_remote=allow_remote)
     sock = _socket(zmq.PUB, sndhwm=sndhwm)
     if nodrop:
         sock.setsockopt(zmq.XPUB_NODROP, 1)
@@ -193,14 +202,19 @@ class Subscriber:
 
 
 def connect_sub(
-    endpoints: str | Iterable[str], topics: Iterable[bytes], *, rcvhwm: int = DEFAULT_RCVHWM
+    endpoints: str | Iterable[str],
+    topics: Iterable[bytes],
+    *,
+    rcvhwm: int = DEFAULT_RCVHWM,
+    allow_remote: bool = False,
 ) -> Subscriber:
     """Connect a SUB socket to ``endpoints`` and subscribe to each topic prefix.
 
     PUB/SUB drops messages sent before the subscription reaches the publisher: nothing that
     must arrive travels this way.
     """
-    eps = [validate(ep) for ep in ([endpoints] if isinstance(endpoints, str) else endpoints)]
+    listed = [endpoints] if isinstance(endpoints, str) else endpoints
+    eps = [validate(ep, allow_remote=allow_remote) for ep in listed]
     sock = _socket(zmq.SUB, rcvhwm=rcvhwm)
     sub = Subscriber(sock)
     try:
@@ -242,21 +256,23 @@ class Replier:
         self._sock.close(linger=0)
 
 
-def bind_rep(endpoint: str) -> Replier:
+def bind_rep(endpoint: str, *, allow_remote: bool = False) -> Replier:
     """Bind a REP socket on ``endpoint`` (creating an ipc path's directory)."""
-    validate(endpoint)
+    validate(endpoint, allow_remote=allow_remote)
     sock = _socket(zmq.REP, sndhwm=CONTROL_HWM, rcvhwm=CONTROL_HWM)
     _bind(sock, endpoint)
     return Replier(sock, endpoint)
 
 
-def request(endpoint: str, payload: bytes, timeout_s: float) -> bytes | None:
+def request(
+    endpoint: str, payload: bytes, timeout_s: float, *, allow_remote: bool = False
+) -> bytes | None:
     """Send one request and return the reply, or None if none came within ``timeout_s``.
 
     A fresh REQ socket per call, closed with linger 0, so a dead peer never hangs the caller
     and a late reply never reaches the next request.
     """
-    validate(endpoint)
+    validate(endpoint, allow_remote=allow_remote)
     sock = _socket(zmq.REQ, sndhwm=1, rcvhwm=1)
     try:
         sock.connect(endpoint)
@@ -287,8 +303,10 @@ class WakeSender:
 class WakeListener:
     """Block until a wake-up on ``topic`` arrives (shm ``Notifier``); owns its SUB socket."""
 
-    def __init__(self, endpoints: str | Iterable[str], topic: bytes) -> None:
-        self._sub = connect_sub(endpoints, [topic], rcvhwm=WAKE_RCVHWM)
+    def __init__(
+        self, endpoints: str | Iterable[str], topic: bytes, *, allow_remote: bool = False
+    ) -> None:
+        self._sub = connect_sub(endpoints, [topic], rcvhwm=WAKE_RCVHWM, allow_remote=allow_remote)
         self.wakes_total = 0
 
     def wait(self, timeout_s: float) -> bool:

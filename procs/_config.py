@@ -67,11 +67,12 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_sleep_s: PosFloat = 1e-3  # block: longest backoff sleep; hybrid: notifier timeout
     heartbeat_s: PosFloat = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    allow_remote_endpoints: bool = False  # bind tcp on a non-loopback host (multi-host split)
 
     def __post_init__(self) -> None:
         for name in ("pub_endpoint", "control_endpoint"):
             try:
-                validate(getattr(self, name))
+                validate(getattr(self, name), allow_remote=self.allow_remote_endpoints)
             except EndpointError as exc:
                 # msgspec turns this into a ValidationError that names the struct's path
                 raise ValueError(f"{name}: {exc}") from None

@@ -261,8 +261,9 @@ class Runtime:
             # machine-limits §3: the spinner starves its own zmq I/O thread (ms tails)
             log.warning("spin waiter pinned without io_cpus: zmq I/O shares the spinning core")
         self.stop.install()
-        self._pub = sockets.bind_pub(cfg.pub_endpoint)
-        self._ctl = sockets.bind_rep(cfg.control_endpoint)
+        remote = cfg.allow_remote_endpoints
+        self._pub = sockets.bind_pub(cfg.pub_endpoint, allow_remote=remote)
+        self._ctl = sockets.bind_rep(cfg.control_endpoint, allow_remote=remote)
         if cfg.metrics_port:
             self._http = start_http_server(
                 cfg.metrics_port, cfg.metrics_host, registry=self.registry

@@ -277,3 +277,10 @@ def test_pin_io_threads_no_cores_raises():
 def _notify_and_wait(sender: WakeSender, listener: WakeListener) -> bool:
     sender.notify()
     return listener.wait(0.005)
+
+
+def test_connect_sub_remote_host_refused_unless_allowed(closing):
+    with pytest.raises(IpcError, match="loopback"):
+        connect_sub("tcp://10.1.2.3:5555", [b"x."])
+
+    closing(connect_sub("tcp://10.1.2.3:5555", [b"x."], allow_remote=True))

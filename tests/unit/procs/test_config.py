@@ -256,3 +256,16 @@ def test_main_cli_missing_file_returns_78(tmp_path):
 @pytest.mark.parametrize("argv", [[], ["check"], ["lint", "x.toml"]])
 def test_main_cli_usage_error_returns_2(argv):
     assert main_cli(argv) == 2
+
+
+def test_runtime_config_remote_endpoint_allowed_when_asked():
+    cfg = msgspec.convert(
+        {
+            "pub_endpoint": "tcp://10.0.0.1:5000",
+            "control_endpoint": "ipc:///tmp/b",
+            "allow_remote_endpoints": True,
+        },
+        RuntimeConfig,
+    )
+
+    assert cfg.pub_endpoint == "tcp://10.0.0.1:5000"
