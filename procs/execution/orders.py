@@ -265,8 +265,11 @@ class OrderTracker:
             base = replace(o, status=S.SENT)
         elif o.status is S.REJECTED and o.reason == NOT_FOUND_REASON:
             base = replace(o, status=S.UNKNOWN)  # it was in flight after all
-        target = venue_status(u.status, u.filled_qty)
         grew = u.filled_qty > base.filled_qty
+        # a push without fill fields must not erase the fill we already know
+        target = venue_status(u.status, max(u.filled_qty, base.filled_qty))
+        if target is S.REJECTED and base.status not in (S.SENT, S.UNKNOWN):
+            target = S.PART_FILLED_CANCELED if base.filled_qty or grew else S.CANCELED
         if not grew:
             older = bool(u.mtime_ms) and u.mtime_ms < base.mtime_ms
             if older or _RANK[target] <= _RANK[base.status]:

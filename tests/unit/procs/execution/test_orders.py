@@ -248,3 +248,49 @@ def test_tracker_prune_forgets_only_old_terminal_orders():
     assert t.prune(11) == 1
     assert "br-1-1" not in t
     assert "br-1-2" in t
+
+
+def test_tracker_cancel_push_without_fill_fields_keeps_known_fill():
+    t = tracker()
+    sent(t)
+    t.on_venue_update(upd("PART_FILLED", "0.004", "60000", mtime=1), 2)
+    tr = t.on_venue_update(upd("CANCELED", mtime=2), 3)  # filled_qty missing → parsed as 0
+    assert tr.new is S.PART_FILLED_CANCELED
+    assert tr.fills == ()
+    assert t.get("br-1-1").filled_qty == D("0.004")
+
+
+def test_tracker_venue_reject_after_ack_ends_as_cancel():
+    t = tracker()
+    sent(t)
+    t.on_send_ok("br-1-1", "X1", 2)
+    assert t.on_venue_update(upd("REJECTED", mtime=3), 3).new is S.CANCELED
+
+
+venue_events = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["INIT", "NEW", "PART_FILLED", "FILLED", "CANCELED", "SYSTEM_CANCELED", "REJECTED"]
+        ),
+        st.sampled_from(["0", "0.002", "0.005", "0.01"]),
+        st.integers(0, 5),
+    ),
+    max_size=12,
+)
+
+
+@given(venue_events, st.booleans())
+def test_tracker_any_venue_event_sequence_never_raises_and_fill_only_grows(events, timeout):
+    t = tracker()
+    sent(t)
+    if timeout:
+        t.expire(10 * SEC)
+    booked = D(0)
+    last = D(0)
+    for status, filled, mtime in events:
+        tr = t.on_venue_update(upd(status, filled, "60000", mtime=mtime), 11 * SEC)
+        booked += sum((f.qty for f in tr.fills), D(0)) if tr else D(0)
+        o = t.get("br-1-1")
+        assert o.filled_qty >= last
+        last = o.filled_qty
+    assert booked == t.get("br-1-1").filled_qty
