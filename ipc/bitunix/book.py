@@ -64,6 +64,8 @@ class LocalBook:
         self._bids = _Side(descending=True)
         self._asks = _Side(descending=False)
         self.synced = False
+        self.held = False  # set by the owner while a resubscribe is under way
+        self.held_pushes_total = 0
         self.updates_total = 0
         self.resyncs_total = 0
 

@@ -359,6 +359,8 @@ class BitunixWs:
                 batch = list(pending)[: self.config.max_args_per_message]
                 for a in batch:
                     del pending[a]
+                    if op == "subscribe" and a[0] == "depth_books" and a[1] is not None:
+                        self.dispatcher.release_book(a[1])  # the next push is the snapshot
                 args = [{"symbol": s, "ch": ch} if s is not None else {"ch": ch} for ch, s in batch]
                 return _ENC.encode({"op": op, "args": args})
         return None

@@ -96,7 +96,9 @@ class WsDispatcher:
     ``on(ch, handler)``: ``ch`` is a channel name (``depth_book15``, ``trade``, ``order``...),
     ``"kline"`` for every kline channel, or ``"depth_books"`` (handler gets ``BookUpdate``).
     ``on_control`` receives ``Control`` messages (connect, login, ping replies).
-    ``on_book_resync(symbol)`` is called when a ``depth_books`` book crossed and was reset.
+    ``on_book_resync(symbol)`` is called when a ``depth_books`` book crossed: the book is reset
+    and held (pushes skipped) until the owner resubscribes and calls ``release_book(symbol)``;
+    the first push after that is taken as the snapshot.
     """
 
     def __init__(self, *, max_frame_bytes: int = 1 << 22) -> None:
@@ -201,12 +203,15 @@ class WsDispatcher:
         self.on_control(ctl)
 
     def _book_handler(self, handler: Callable[[BookUpdate], None]) -> Callable[[DepthPush], None]:
-        books, resync = self.books, self.on_book_resync
+        books = self.books
 
         def apply(push: DepthPush) -> None:
             book = books.get(push.symbol)
             if book is None:
                 book = books[push.symbol] = LocalBook(push.symbol)
+            if book.held:  # deltas still in flight from before the resubscribe
+                book.held_pushes_total += 1
+                return
             snapshot = not book.synced
             if snapshot:
                 book.apply_snapshot(push.data.b, push.data.a)
@@ -214,19 +219,28 @@ class WsDispatcher:
                 book.apply_delta(push.data.b, push.data.a)
             if book.crossed:
                 book.reset()
+                book.held = True
                 book.resyncs_total += 1
                 self.decode_errors_total["crossed_book"] += 1
                 self._warn("crossed_book")
-                resync(push.symbol)
+                self.on_book_resync(push.symbol)
                 return
             handler(BookUpdate(push=push, book=book, snapshot=snapshot))
 
         return apply
 
+    def release_book(self, symbol: str) -> None:
+        """Accept pushes for ``symbol`` again (call when its subscribe is being sent)."""
+        book = self.books.get(symbol)
+        if book is not None:
+            book.reset()
+            book.held = False
+
     def reset_books(self) -> None:
         """Forget every local book (after a reconnect the next push is a snapshot)."""
         for book in self.books.values():
             book.reset()
+            book.held = False
 
     def _bad(self, reason: str, payload: bytes) -> None:
         self.decode_errors_total[reason] += 1

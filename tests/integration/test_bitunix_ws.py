@@ -179,13 +179,15 @@ def test_depth_books_snapshot_deltas_and_crossed_resync():
         server.push({**frame, "data": {"b": [["100", "0"], ["99.5", "4"]], "a": [["101", "0"]]}})
         await until(lambda: len(got) == 2)
         server.push({**frame, "data": {"b": [["105", "1"]], "a": []}})  # crosses 102
-        await until(lambda: resynced)
+        await until(lambda: server.ops("unsubscribe"))
+        server.push({**frame, "data": {"b": [["97", "9"]], "a": []}})  # in flight: skipped
         await until(lambda: len(server.ops("subscribe")) == 2)
         server.push({**frame, "data": {"b": [["98", "1"]], "a": [["103", "1"]]}})
         await until(lambda: len(got) == 3)
-        return server.ops("unsubscribe"), ws.dispatcher.decode_errors_total["crossed_book"]
+        book = ws.dispatcher.books["BTCUSDT"]
+        return server.ops("unsubscribe"), ws.dispatcher.decode_errors_total["crossed_book"], book
 
-    unsubs, crossed = run(body)
+    unsubs, crossed, book = run(body, send_rate_per_s=1.0)
 
     assert got[0] == (True, [(100.0, 1.0), (99.0, 2.0)], [(101.0, 1.0), (102.0, 3.0)])
     assert got[1] == (False, [(99.5, 4.0), (99.0, 2.0)], [(102.0, 3.0)])
@@ -193,6 +195,7 @@ def test_depth_books_snapshot_deltas_and_crossed_resync():
     assert resynced == ["BTCUSDT"]
     assert crossed == 1
     assert unsubs[0].msg["args"] == [{"symbol": "BTCUSDT", "ch": "depth_books"}]
+    assert book.held_pushes_total == 1
 
 
 def test_typed_pushes_delivered_with_receive_stamp():
