@@ -3,7 +3,7 @@
 Every module here is pure logic except ``journal.py`` (the SQLite storage layer) and the
 ``killswitch.py`` CLI, so the live process and the backtester call the very same functions.
 
-Errors::
+Errors (defined in ``model.py``)::
 
     ExecutionError
     ├── IllegalTransitionError   an order was driven through a transition the machine forbids
