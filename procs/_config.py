@@ -45,7 +45,7 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Core = Annotated[int, msgspec.Meta(ge=0)]
 
 # section -> "module:Type", imported only when that section is checked; a section not listed
-# here is looked up by convention as "procs.<section>:<Section>Config"
+# here is looked up by convention: <Section>Config in procs.<section> or procs.<section>.config
 SECTIONS: dict[str, str] = {}
 
 
@@ -174,24 +174,37 @@ def load_section(
         _fail(exc)
 
 
-def _section_type(section: str) -> type[Any] | None:
-    target = SECTIONS.get(section)
-    if target is None:
-        module_name, attr = f"procs.{section}", f"{section.title().replace('_', '')}Config"
-    else:
-        module_name, _, attr = target.partition(":")
+def _import_type(module_name: str, attr: str, *, required: bool) -> type[Any] | None:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if target is None and exc.name == module_name:
-            return None  # no program of that name: nothing to check against
-        raise ConfigError(f"section [{section}]: cannot import {module_name}: {exc}") from None
+        missing = exc.name or ""
+        if not required and module_name.startswith(missing):
+            return None  # that module (or its package) does not exist: nothing to check
+        raise ConfigError(f"cannot import {module_name}: {exc}") from None
     found = getattr(module, attr, None)
-    if not isinstance(found, type):
-        if target is None:
-            return None
-        raise ConfigError(f"section [{section}]: {module_name} has no type {attr}")
-    return found
+    if isinstance(found, type):
+        return found
+    if required:
+        raise ConfigError(f"{module_name} has no type {attr}")
+    return None
+
+
+def _section_type(section: str) -> type[Any] | None:
+    target = SECTIONS.get(section)
+    try:
+        if target is not None:
+            module_name, _, attr = target.partition(":")
+            return _import_type(module_name, attr, required=True)
+        # convention: procs/<section>.py or procs/<section>/config.py defines <Section>Config
+        attr = f"{section.title().replace('_', '')}Config"
+        for module_name in (f"procs.{section}", f"procs.{section}.config"):
+            found = _import_type(module_name, attr, required=False)
+            if found is not None:
+                return found
+        return None
+    except ConfigError as exc:
+        raise ConfigError(f"section [{section}]: {exc}") from None
 
 
 def check_file(path: str | Path, sections: Sequence[str] = ()) -> list[str]:

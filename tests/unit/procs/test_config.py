@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
+import types
 from pathlib import Path
 
 import msgspec
@@ -269,3 +271,16 @@ def test_runtime_config_remote_endpoint_allowed_when_asked():
     )
 
     assert cfg.pub_endpoint == "tcp://10.0.0.1:5000"
+
+
+def test_section_type_found_by_convention_in_package_config_module(monkeypatch):
+    package, module = types.ModuleType("procs.zz_fake"), types.ModuleType("procs.zz_fake.config")
+    module.ZzFakeConfig = DummyConfig  # type: ignore[attr-defined]  # a fake module
+    monkeypatch.setitem(sys.modules, "procs.zz_fake", package)
+    monkeypatch.setitem(sys.modules, "procs.zz_fake.config", module)
+
+    assert _config._section_type("zz_fake") is DummyConfig
+
+
+def test_section_type_unknown_program_is_none():
+    assert _config._section_type("no_such_program") is None
