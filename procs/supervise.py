@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -65,11 +67,14 @@ class GroupEnv:
         return cls(Path(d["run_dir"]), Path(d["config"]), d["ns"], d["group"])
 
 
-def rpc(run_dir: Path) -> Any:
-    """Return an XML-RPC proxy to the supervisord of ``run_dir`` (over its unix socket)."""
-    sock = f"unix://{run_dir / 'supervisor.sock'}"
-    transport = SupervisorTransport(None, None, sock)
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+@contextmanager
+def rpc(run_dir: Path) -> Iterator[Any]:
+    """Yield an XML-RPC proxy to the supervisord of ``run_dir``; its socket closes after."""
+    transport = SupervisorTransport(None, None, f"unix://{run_dir / 'supervisor.sock'}")
+    try:
+        yield xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    finally:
+        transport.close()
 
 
 def is_up(run_dir: Path) -> bool:
@@ -77,7 +82,8 @@ def is_up(run_dir: Path) -> bool:
     if not (run_dir / "supervisor.sock").exists():
         return False
     try:
-        return bool(rpc(run_dir).supervisor.getState()["statename"] == "RUNNING")
+        with rpc(run_dir) as proxy:
+            return bool(proxy.supervisor.getState()["statename"] == "RUNNING")
     except (OSError, xmlrpc.client.Fault):
         return False
 
@@ -92,7 +98,8 @@ def wait_until(cond: Any, timeout_s: float, what: str) -> None:
 
 def process_info(run_dir: Path) -> list[dict[str, Any]]:
     """Return supervisord's process info list (name, group, statename, pid, exitstatus...)."""
-    info: list[dict[str, Any]] = rpc(run_dir).supervisor.getAllProcessInfo()
+    with rpc(run_dir) as proxy:
+        info: list[dict[str, Any]] = proxy.supervisor.getAllProcessInfo()
     return info
 
 
@@ -115,7 +122,8 @@ def start(env: GroupEnv, *, foreground: bool = False) -> subprocess.Popen[bytes]
         subprocess.run(cmd, env=env.environ(), cwd=ROOT, check=True)
     wait_until(lambda: is_up(env.run_dir), READY_TIMEOUT_S, "supervisord to answer")
     # wait=False: supervisord starts them in priority order; `status` shows when all are RUNNING
-    rpc(env.run_dir).supervisor.startProcessGroup(env.group, False)
+    with rpc(env.run_dir) as proxy:
+        proxy.supervisor.startProcessGroup(env.group, False)
     return child
 
 
@@ -125,9 +133,9 @@ def stop(run_dir: Path, timeout_s: float = 30.0) -> bool:
         return False
     pid_file = run_dir / "supervisord.pid"
     pid = int(pid_file.read_text()) if pid_file.exists() else None
-    proxy = rpc(run_dir)
-    proxy.supervisor.stopAllProcesses(True)
-    proxy.supervisor.shutdown()
+    with rpc(run_dir) as proxy:
+        proxy.supervisor.stopAllProcesses(True)
+        proxy.supervisor.shutdown()
     if pid is not None:
         wait_until(lambda: not _alive(pid), timeout_s, f"supervisord pid {pid} to exit")
     return True
