@@ -17,7 +17,8 @@
     ├── ServerError                   HTTP 5xx (and 10001 network error)
     ├── TransportError                connection refused / reset before anything was sent
     ├── UnknownOutcome                timeout or drop on a non-idempotent call (place, cancel,
-    │                                 modify...): the order may or may not exist; reconcile
+    │                                 modify...): the order may or may not exist; reconcile.
+    │                                 (A GET raises it only after its retries ran out.)
     └── DecodeError                   a body or frame that is not the documented shape
 """
 

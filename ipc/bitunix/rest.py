@@ -14,6 +14,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Final, Self
 from urllib.parse import quote
 
@@ -36,7 +37,7 @@ from ipc.bitunix.ratelimit import TokenBucket, limit_for
 from ipc.bitunix.schemas_rest import Envelope
 from ipc.bitunix.signing import compact_json, new_nonce, query_string, sign_rest
 
-__all__ = ["RestConfig", "RestTransport"]
+__all__ = ["RestConfig", "RestTransport", "plain_body"]
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,7 @@ class RestTransport:
         if clean:
             # the same sorted order that was signed; values percent-encoded only in the URL
             url_text += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in clean)
-        # ids and enums taken from responses are str subclasses: make them plain first
-        body_text = "" if body is None else compact_json(msgspec.to_builtins(body, enc_hook=str))
+        body_text = "" if body is None else compact_json(plain_body(body))
         headers = (
             self._signed_headers(query_string(dict(clean)), body_text)
             if auth
@@ -251,9 +251,27 @@ class RestTransport:
         return _unwrap(path, status, raw)
 
 
+def plain_body(body: object) -> object:
+    """Return ``body`` as JSON builtins: Decimals in plain notation, str subclasses as str."""
+    return _plain(msgspec.to_builtins(body, builtin_types=(Decimal,), enc_hook=str))
+
+
+def _plain(obj: object) -> object:
+    # the venue wants "0.00000001", never "1E-8"; ids/enums from responses are str subclasses
+    if isinstance(obj, Decimal):
+        return format(obj, "f")
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
     return str(value)
 
 

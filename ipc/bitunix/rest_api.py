@@ -213,7 +213,7 @@ class BitunixRest(RestTransport):
             raise ValueError(f"batch needs 1..{MAX_BATCH_ORDERS} orders, was {len(orders)}")
         items = []
         for o in orders:
-            d = msgspec.to_builtins(o, enc_hook=str)
+            d = msgspec.to_builtins(o, builtin_types=(Decimal,), enc_hook=str)
             d.pop("symbol", None)
             d.setdefault("clientId", new_client_id())
             items.append(d)

@@ -382,3 +382,25 @@ def test_malformed_body_raises_decode_error():
             await rest.account()
 
     run(body, get_retries=0)
+
+
+def test_decimals_sent_in_plain_notation_and_ids_from_responses_accepted():
+    async def body(server, rest):
+        server.always(f"{P}/trade/place_order", ok({"orderId": 5}))
+        server.always(f"{P}/trade/cancel_orders", ok({"successList": [], "failureList": []}))
+        ack = await rest.place_order(
+            PlaceOrder(
+                symbol="X",
+                side="SELL",
+                orderType="LIMIT",
+                qty=Decimal("1E-8"),
+                price=Decimal("6E+4"),
+            )
+        )
+        await rest.cancel_orders("X", order_ids=[ack.orderId])
+        return [json.loads(s.body) for s in server.seen]
+
+    placed, cancel = run(body)
+
+    assert (placed["qty"], placed["price"]) == ("0.00000001", "60000")
+    assert cancel["orderList"] == [{"orderId": "5"}]
