@@ -14,7 +14,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from shm.records import BOOK_DEPTH, Records
+from shm.records import BOOK_DEPTH, BOOK_V1, Records
 
 F64 = npt.NDArray[np.float64]
 BoolArr = npt.NDArray[np.bool_]
@@ -24,47 +24,63 @@ BPS: Final = 1e4
 _LEVELS: Final = np.arange(BOOK_DEPTH)
 
 
+# the four level arrays sit back to back in BOOK_V1: read them as one [n, 4, depth] block
+_LEVEL_FIELDS: Final = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+_BOOK_FIELDS: Final = BOOK_V1.fields
+assert _BOOK_FIELDS is not None
+_LEVELS_AT: Final = int(_BOOK_FIELDS["bid_px"][1])
+_LEVEL_BYTES: Final = 8 * BOOK_DEPTH
+assert [_BOOK_FIELDS[f][1] for f in _LEVEL_FIELDS] == [
+    _LEVELS_AT + i * _LEVEL_BYTES for i in range(4)
+]
+_DEPTH_AT: Final = np.array(IMBALANCE_DEPTHS) - 1
+
+
 @dataclass(frozen=True, slots=True)
 class BookFeatures:
-    """Per-book values for one batch; every array has one entry per book."""
+    """Per-book values for one batch; every array has one row per book."""
 
     ok: BoolArr  # both sides present
     mid: F64  # (best bid + best ask) / 2 where ok, else NaN
     spread_bps: F64
-    imbalance: tuple[F64, ...]  # one array per IMBALANCE_DEPTHS entry, in [-1, 1]
+    imbalance: F64  # [n, len(IMBALANCE_DEPTHS)], in [-1, 1]
     microprice_dev_bps: F64
 
 
-def _safe_ratio(num: F64, den: F64, ok: BoolArr) -> F64:
-    out = np.zeros(num.shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=ok)
+def _levels(books: Records) -> F64:
+    raw = np.ascontiguousarray(books).view(np.uint8).reshape(books.size, BOOK_V1.itemsize)
+    block = raw[:, _LEVELS_AT : _LEVELS_AT + 4 * _LEVEL_BYTES].view(np.float64)
+    out: F64 = block.reshape(books.size, 4, BOOK_DEPTH)
     return out
 
 
 def book_features(books: Records) -> BookFeatures:
     """Compute the stateless features of every book in ``books`` (BOOK_V1)."""
-    n_b = books["n_bids"].astype(np.int64)[:, None]
-    n_a = books["n_asks"].astype(np.int64)[:, None]
-    bq: F64 = np.where(n_b > _LEVELS, books["bid_qty"], 0.0)
-    aq: F64 = np.where(n_a > _LEVELS, books["ask_qty"], 0.0)
-    bq = np.where(np.isfinite(bq) & (bq > 0.0), bq, 0.0)
-    aq = np.where(np.isfinite(aq) & (aq > 0.0), aq, 0.0)
-    bid0: F64 = books["bid_px"][:, 0]
-    ask0: F64 = books["ask_px"][:, 0]
-    has_b = (n_b[:, 0] > 0) & np.isfinite(bid0) & (bid0 > 0.0)
-    has_a = (n_a[:, 0] > 0) & np.isfinite(ask0) & (ask0 > 0.0)
-    ok = has_b & has_a
+    lv = _levels(books)  # [n, (bid_px, bid_qty, ask_px, ask_qty), depth]
+    cnt = np.stack((books["n_bids"], books["n_asks"]), axis=1)  # [n, 2]
+    qty = lv[:, 1::2, :]
+    valid = (cnt[:, :, None] > _LEVELS) & (qty > 0.0) & (qty < np.inf)
+    q = np.where(valid, qty, 0.0)  # [n, side, depth]
+    c = np.cumsum(q, axis=2)[:, :, _DEPTH_AT]  # [n, side, depths]
+    tot = c[:, 0] + c[:, 1]
+    imbalance = np.zeros_like(tot)
+    np.divide(c[:, 0] - c[:, 1], tot, out=imbalance, where=tot > 0.0)
+    best = lv[:, 0::2, 0]  # [n, (bid, ask)]
+    has = (cnt > 0) & (best > 0.0) & (best < np.inf)
+    ok = has[:, 0] & has[:, 1]
+    bid0, ask0 = best[:, 0], best[:, 1]
     mid_raw = np.where(ok, 0.5 * (bid0 + ask0), np.nan)
-    spread = _safe_ratio((ask0 - bid0) * BPS, mid_raw, ok)
-    cb = np.cumsum(bq, axis=1)
-    ca = np.cumsum(aq, axis=1)
-    imbalance = []
-    for depth in IMBALANCE_DEPTHS:
-        b_sum, a_sum = cb[:, depth - 1], ca[:, depth - 1]
-        tot = b_sum + a_sum
-        imbalance.append(_safe_ratio(b_sum - a_sum, tot, tot > 0.0))
-    q0 = bq[:, 0] + aq[:, 0]
+    spread = np.zeros(books.size)
+    np.divide((ask0 - bid0) * BPS, mid_raw, out=spread, where=ok)
+    bq0, aq0 = q[:, 0, 0], q[:, 1, 0]
+    q0 = bq0 + aq0
     micro_ok = ok & (q0 > 0.0)
-    micro = _safe_ratio(bid0 * aq[:, 0] + ask0 * bq[:, 0], q0, micro_ok)
-    dev = _safe_ratio((micro - mid_raw) * BPS, mid_raw, micro_ok)
-    return BookFeatures(ok, mid_raw, spread, tuple(imbalance), dev)
+    dev = np.zeros(books.size)
+    np.divide(
+        (bid0 * aq0 + ask0 * bq0) / np.where(micro_ok, q0, 1.0) - mid_raw,
+        mid_raw,
+        out=dev,
+        where=micro_ok,
+    )
+    dev *= BPS
+    return BookFeatures(ok, mid_raw, spread, imbalance, dev)

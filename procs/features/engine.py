@@ -63,6 +63,32 @@ assert N_FEATURES <= FEATURE_SLOTS
 assert len(set(FEATURES)) == N_FEATURES
 
 _INT64_MIN: Final = np.iinfo(np.int64).min
+_TRADE_WINDOWS: Final = np.array(sorted({*VWAP_WINDOWS_NS, *TFI_WINDOWS_NS, COUNT_WINDOW_NS}))
+_BOOK_LOOKBACKS: Final = np.array([*RETURN_HORIZONS_NS, *RV_WINDOWS_NS], dtype=np.int64)
+
+
+def _cols(names: list[str]) -> list[int]:
+    return [FEATURES.index(n) for n in names]
+
+
+def _where_windows(windows: tuple[int, ...]) -> list[int]:
+    return [_TRADE_WINDOWS.tolist().index(w) for w in windows]
+
+
+# column groups of FEAT_V1.x and where each group's values sit in the vectorised window arrays
+_VWAP_COLS: Final = _cols([f"vwap_dev_bps_{_suffix(w)}" for w in VWAP_WINDOWS_NS])
+_VWAP_AT: Final = _where_windows(VWAP_WINDOWS_NS)
+_TFI_COLS: Final = _cols([f"trade_flow_imbalance_{_suffix(w)}" for w in TFI_WINDOWS_NS])
+_TFI_AT: Final = _where_windows(TFI_WINDOWS_NS)
+_COUNT_COL: Final = FEATURES.index(f"log1p_trades_{_suffix(COUNT_WINDOW_NS)}")
+_COUNT_AT: Final = _where_windows((COUNT_WINDOW_NS,))[0]
+_RET_COLS: Final = _cols([f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS])
+_RV_COLS: Final = _cols([f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS])
+_N_RET: Final = len(RETURN_HORIZONS_NS)
+_SPREAD_COL: Final = FEATURES.index("spread_bps")
+_IMB_COLS: Final = _cols([f"imbalance_{d}" for d in IMBALANCE_DEPTHS])
+_MICRO_COL: Final = FEATURES.index("microprice_dev_bps")
+_OK_COL: Final = FEATURES.index("book_ok")
 
 
 def feature_index(name: str) -> int:
@@ -81,28 +107,15 @@ class EngineConfig:
 
 
 class _SymbolState:
-    """History of one symbol: index 0 of every array is a sentinel (the last trimmed entry)."""
+    """History of one symbol: row 0 of every array is a sentinel (the last trimmed entry)."""
 
-    __slots__ = (
-        "b_cr2",
-        "b_key",
-        "b_mid",
-        "last_book_key",
-        "last_trade_key",
-        "t_cpq",
-        "t_cq",
-        "t_csq",
-        "t_key",
-    )
+    __slots__ = ("b_key", "b_val", "last_book_key", "last_trade_key", "t_c", "t_key")
 
     def __init__(self) -> None:
         self.b_key: I64 = np.array([_INT64_MIN], dtype=np.int64)
-        self.b_mid: F64 = np.zeros(1)  # carried mid; 0 = none yet
-        self.b_cr2: F64 = np.zeros(1)  # prefix sum of squared mid log-returns
+        self.b_val: F64 = np.zeros((1, 2))  # carried mid (0 = none yet), prefix sum of r**2
         self.t_key: I64 = np.array([_INT64_MIN], dtype=np.int64)
-        self.t_cpq: F64 = np.zeros(1)  # prefix sums of px*qty, qty, side*qty
-        self.t_cq: F64 = np.zeros(1)
-        self.t_csq: F64 = np.zeros(1)
+        self.t_c: F64 = np.zeros((1, 3))  # prefix sums of px*qty, qty, side*qty
         self.last_book_key = _INT64_MIN
         self.last_trade_key = _INT64_MIN
 
@@ -111,93 +124,81 @@ class _SymbolState:
         self.last_trade_key = int(key[-1])
         px, qty = trades["px"], trades["qty"]
         good = np.isfinite(px) & (px > 0.0) & np.isfinite(qty) & (qty > 0.0)
-        q = np.where(good, qty, 0.0)
-        side = np.sign(trades["side"]).astype(np.float64)
+        vals = np.empty((px.size + 1, 3))
+        vals[0] = self.t_c[-1]
+        q = vals[1:, 1]
+        np.copyto(q, qty)
+        q[~good] = 0.0
+        np.multiply(np.where(good, px, 0.0), q, out=vals[1:, 0])
+        np.multiply(np.sign(trades["side"]), q, out=vals[1:, 2])
+        # cumsum from the last prefix adds in the same order as one pass over the whole capture
+        np.cumsum(vals, axis=0, out=vals)
         self.t_key = np.concatenate((self.t_key, key[1:]))
-        self.t_cpq = _extend_prefix(self.t_cpq, np.where(good, px, 0.0) * q)
-        self.t_cq = _extend_prefix(self.t_cq, q)
-        self.t_csq = _extend_prefix(self.t_csq, side * q)
+        self.t_c = np.concatenate((self.t_c, vals[1:]))
 
     def append_books(
         self, ts_recv: I64, ok: npt.NDArray[np.bool_], mid_raw: F64
     ) -> tuple[I64, F64]:
         key = np.maximum.accumulate(np.concatenate(([self.last_book_key], ts_recv)))[1:]
         self.last_book_key = int(key[-1])
-        last_mid = float(self.b_mid[-1])
+        last_mid = float(self.b_val[-1, 0])
         pos = np.where(ok, np.arange(ok.size), -1)
         np.maximum.accumulate(pos, out=pos)
-        mid = np.where(pos >= 0, mid_raw[np.maximum(pos, 0)], last_mid)
-        prev = np.concatenate(([last_mid], mid[:-1]))
+        vals = np.empty((key.size + 1, 2))
+        vals[0] = (last_mid, self.b_val[-1, 1])
+        mid = vals[1:, 0]
+        np.copyto(mid, np.where(pos >= 0, mid_raw[np.maximum(pos, 0)], last_mid))
+        prev = vals[:-1, 0].copy()
         both = (prev > 0.0) & (mid > 0.0)
         r = np.zeros(mid.size)
         np.log(mid / np.where(both, prev, 1.0), out=r, where=both)
+        vals[1:, 1] = r * r
+        vals[:, 1] = np.cumsum(vals[:, 1])
         self.b_key = np.concatenate((self.b_key, key))
-        self.b_mid = np.concatenate((self.b_mid, mid))
-        self.b_cr2 = _extend_prefix(self.b_cr2, r * r)
-        return key, mid
+        self.b_val = np.concatenate((self.b_val, vals[1:]))
+        return key, self.b_val[-key.size :, 0]
 
     def trim(self) -> None:
         # keep the last entry at or before the oldest time any later book can look back to
         bound = self.last_book_key - HORIZONS_NS
         cut = int(np.searchsorted(self.b_key, bound, "right")) - 1
         if cut > 0:
-            self.b_key, self.b_mid, self.b_cr2 = (
-                self.b_key[cut:],
-                self.b_mid[cut:],
-                self.b_cr2[cut:],
-            )
+            self.b_key, self.b_val = self.b_key[cut:], self.b_val[cut:]
         cut = int(np.searchsorted(self.t_key, bound, "right")) - 1
         if cut > 0:
-            self.t_key, self.t_cpq, self.t_cq, self.t_csq = (
-                self.t_key[cut:],
-                self.t_cpq[cut:],
-                self.t_cq[cut:],
-                self.t_csq[cut:],
-            )
+            self.t_key, self.t_c = self.t_key[cut:], self.t_c[cut:]
 
 
-def _extend_prefix(prefix: F64, values: F64) -> F64:
-    # cumsum of [last, v0, v1, ...] adds in the same order as one cumsum over the whole capture
-    ext = np.cumsum(np.concatenate((prefix[-1:], values)))
-    return np.concatenate((prefix, ext[1:]))
-
-
-def _ratio(num: F64, den: F64, ok: npt.NDArray[np.bool_]) -> F64:
-    out = np.zeros(num.shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=ok)
-    return out
-
-
-def _window_features(st: _SymbolState, key: I64, mid: F64, n_hist: int) -> dict[str, F64]:
-    cols: dict[str, F64] = {}
-    has_mid = mid > 0.0
+def _window_features(st: _SymbolState, key: I64, mid: F64, n_hist: int, x: F64) -> None:
+    """Write the windowed features of ``key``'s books into the columns of ``x`` [n, 32]."""
+    n = key.size
+    mid_col = mid[:, None]
+    has_mid = mid_col > 0.0
     hi = np.searchsorted(st.t_key, key, "right") - 1
-    for w in sorted(set(VWAP_WINDOWS_NS + TFI_WINDOWS_NS + (COUNT_WINDOW_NS,))):
-        lo = np.searchsorted(st.t_key, key - w, "right") - 1
-        q = st.t_cq[hi] - st.t_cq[lo]
-        traded = q > 0.0
-        if w in VWAP_WINDOWS_NS:
-            vwap = _ratio(st.t_cpq[hi] - st.t_cpq[lo], q, traded)
-            ok = traded & has_mid
-            cols[f"vwap_dev_bps_{_suffix(w)}"] = _ratio((vwap - mid) * BPS, mid, ok)
-        if w in TFI_WINDOWS_NS:
-            cols[f"trade_flow_imbalance_{_suffix(w)}"] = _ratio(
-                st.t_csq[hi] - st.t_csq[lo], q, traded
-            )
-        if w == COUNT_WINDOW_NS:
-            cols[f"log1p_trades_{_suffix(w)}"] = np.log1p((hi - lo).astype(np.float64))
-    for h in RETURN_HORIZONS_NS:
-        m0 = st.b_mid[np.searchsorted(st.b_key, key - h, "right") - 1]
-        both = has_mid & (m0 > 0.0)
-        ret = np.zeros(mid.size)
-        np.log(mid / np.where(both, m0, 1.0), out=ret, where=both)
-        cols[f"return_bps_{_suffix(h)}"] = ret * BPS
-    own = n_hist + np.arange(key.size)
-    for w in RV_WINDOWS_NS:
-        lo = np.searchsorted(st.b_key, key - w, "right") - 1
-        var = np.maximum(st.b_cr2[own] - st.b_cr2[lo], 0.0)
-        cols[f"realised_vol_bps_{_suffix(w)}"] = np.sqrt(var) * BPS
-    return cols
+    lo = np.searchsorted(st.t_key, (key[:, None] - _TRADE_WINDOWS).ravel(), "right") - 1
+    lo = lo.reshape(n, _TRADE_WINDOWS.size)
+    d = st.t_c[hi][:, None, :] - st.t_c[lo]  # [n, windows, (px*qty, qty, side*qty)]
+    q = d[:, :, 1]
+    traded = q > 0.0
+    vwap = np.zeros_like(q)
+    np.divide(d[:, :, 0], q, out=vwap, where=traded)
+    dev = np.zeros_like(q)
+    np.divide((vwap - mid_col) * BPS, mid_col, out=dev, where=traded & has_mid)
+    x[:, _VWAP_COLS] = dev[:, _VWAP_AT]
+    tfi = np.zeros_like(q)
+    np.divide(d[:, :, 2], q, out=tfi, where=traded)
+    x[:, _TFI_COLS] = tfi[:, _TFI_AT]
+    x[:, _COUNT_COL] = np.log1p((hi - lo[:, _COUNT_AT]).astype(np.float64))
+    back = np.searchsorted(st.b_key, (key[:, None] - _BOOK_LOOKBACKS).ravel(), "right") - 1
+    back = back.reshape(n, _BOOK_LOOKBACKS.size)
+    m0 = st.b_val[back[:, :_N_RET], 0]
+    both = has_mid & (m0 > 0.0)
+    ret = np.zeros_like(m0)
+    np.log(mid_col / np.where(both, m0, 1.0), out=ret, where=both)
+    x[:, _RET_COLS] = ret * BPS
+    own = st.b_val[n_hist : n_hist + n, 1][:, None]
+    var = np.maximum(own - st.b_val[back[:, _N_RET:], 1], 0.0)
+    x[:, _RV_COLS] = np.sqrt(var) * BPS
 
 
 def _rows_by_symbol(sym: npt.NDArray[np.int32]) -> dict[int, npt.NDArray[np.intp] | None]:
@@ -241,23 +242,26 @@ class FeatureEngine:
         if books.size == 0:
             return out
         bf = book_features(books)
-        x = np.zeros((books.size, FEATURE_SLOTS), dtype=np.float32)
+        x = np.zeros((books.size, FEATURE_SLOTS))
+        x[:, _SPREAD_COL] = bf.spread_bps
+        x[:, _IMB_COLS] = bf.imbalance
+        x[:, _MICRO_COL] = bf.microprice_dev_bps
+        x[:, _OK_COL] = bf.ok
         mids = np.zeros(books.size)
         for s, rows in _rows_by_symbol(books["symbol_id"]).items():
             st = self._state(s)
-            sel = slice(None) if rows is None else rows
             n_hist = st.b_key.size
-            key, mid = st.append_books(books["ts_recv_ns"][sel], bf.ok[sel], bf.mid[sel])
-            cols = _window_features(st, key, mid, n_hist)
+            if rows is None:
+                key, mids[:] = st.append_books(books["ts_recv_ns"], bf.ok, bf.mid)
+                _window_features(st, key, mids, n_hist, x)
+            else:
+                key, mid = st.append_books(books["ts_recv_ns"][rows], bf.ok[rows], bf.mid[rows])
+                block = x[rows]
+                _window_features(st, key, mid, n_hist, block)
+                x[rows] = block
+                mids[rows] = mid
             st.trim()
-            cols["spread_bps"] = bf.spread_bps[sel]
-            for d, imb in zip(IMBALANCE_DEPTHS, bf.imbalance, strict=True):
-                cols[f"imbalance_{d}"] = imb[sel]
-            cols["microprice_dev_bps"] = bf.microprice_dev_bps[sel]
-            cols["book_ok"] = bf.ok[sel].astype(np.float64)
-            block = np.stack([cols[name] for name in FEATURES], axis=1)
-            x[sel, :N_FEATURES] = np.where(np.isfinite(block), block, 0.0)
-            mids[sel] = mid
+        x[~np.isfinite(x)] = 0.0
         for name in ("seq", "ts_event_ns", "ts_recv_ns", "symbol_id"):
             out[name] = books[name]
         flags = books["flags"].astype(np.uint32)
@@ -266,7 +270,7 @@ class FeatureEngine:
         out["flags"] = flags
         out["ts_feat_ns"] = ts_feat_ns
         out["mid"] = mids
-        out["x"] = x
+        out["x"] = x  # float64 -> float32 once, at the end
         return out
 
 
