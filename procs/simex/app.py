@@ -44,6 +44,7 @@ class Simex:
         self.venue = Venue(self.exchange, self.hub, self.faults.now_ms)
         self.hub.venue = self.venue
         self.rest = RestServer(self.venue, self.faults, keys, config.limits)
+        self.rest.on_flush(self.hub.flush_writes)
         self.generator: MarketGenerator | None = None
         self.actions_total = 0
         self.rest_port = self.ws_port = self.control_port = 0
@@ -157,6 +158,7 @@ class Simex:
         for a in actions:
             apply_action(self.exchange, a, ts_ms)
             self.venue.flush()
+        self.hub.flush_writes()
         self.actions_total += len(actions)
         return len(actions)
 
@@ -170,6 +172,7 @@ class Simex:
         while True:
             await asyncio.sleep(PERIODIC_S)
             self.hub.periodic()
+            self.hub.flush_writes()
 
     async def _serve(self, app: web.Application, port: int) -> int:
         runner = web.AppRunner(app, access_log=None)

@@ -113,8 +113,11 @@ class Exchange:
         spec = self.spec(symbol)
         order_type, side, effect = order_type.upper(), side.upper(), (effect or "GTC").upper()
         self._validate(spec, side, order_type, effect, qty, price)
+        qty = qty.quantize(spec.step)  # canonical exponents: str() of book values is wire-ready
         if order_type == "MARKET":
             price, effect = None, "IOC"
+        elif price is not None:
+            price = price.quantize(spec.tick)
         if client_id and client_id in acct.client_ids:
             raise ExchangeError(30042, "Duplicate clientId")
         is_buy, trade_side, pos_side, closing = self._direction(
@@ -186,6 +189,7 @@ class Exchange:
         self._validate(spec, order.side, "LIMIT", order.effect, qty, price)
         if qty <= order.filled:
             raise ExchangeError(10002, "qty must exceed the filled quantity")
+        qty, price = qty.quantize(spec.step), price.quantize(spec.tick)
         book = self.books[order.symbol]
         old = (order.qty, order.price, order.lock_per_unit, order.lock)
         order.lock = ZERO

@@ -124,7 +124,9 @@ class MarketGenerator:
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, was {events_per_s}")
-        self._rate = events_per_s
+        # bursts run at 10x for ~35 events; scale the base rate so the mean is events_per_s
+        mean_factor = (1 / burst_prob + 35) / (1 / burst_prob + 3.5) if burst_prob > 0 else 1.0
+        self._rate = events_per_s / mean_factor
         self._levels = levels
         self._burst_prob = burst_prob
         self._trade_frac = trade_frac
@@ -180,7 +182,7 @@ class MarketGenerator:
         if st.burst_left > 0:
             st.burst_left -= 1
         elif st.rng.random() < self._burst_prob:
-            st.burst_left = st.rng.randint(10, 60)
+            st.burst_left = st.rng.randint(10, 60)  # mean 35, see __init__
         return max(1, int(st.rng.expovariate(rate) * 1e9))
 
     def _one(self, st: _State, book: BookView) -> Action:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -61,7 +61,12 @@ class RestServer:
         self._keys = dict(keys)
         self._limits = limits
         self._buckets = TokenBuckets()
+        self._flush_writes: Callable[[], None] = lambda: None
         self.requests_total = 0
+
+    def on_flush(self, flush_writes: Callable[[], None]) -> None:
+        """Call ``flush_writes`` after each request's pushes are queued (the WS hub's)."""
+        self._flush_writes = flush_writes
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -95,6 +100,7 @@ class RestServer:
             payload = envelope(e.code, e.msg)
         finally:
             self._venue.flush()
+            self._flush_writes()
         if private and method == "POST" and self._faults.state.ack_delay_s:
             await asyncio.sleep(self._faults.state.ack_delay_s)
         return _json(payload)

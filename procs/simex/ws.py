@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,23 +39,21 @@ _KLINE_PREFIXES: Final = ("market_kline_", "last_kline_", "mark_kline_")
 _GREETING: Final = _ENC.encode({"op": "connect", "data": {"result": True}})
 
 
+SLOW_CLIENT_BYTES: Final = 64 * 1024 * 1024  # a subscriber this far behind is disconnected
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked server text frame: built once, the same bytes go to every subscriber."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
 def _is_kline(ch: str) -> bool:
     return ch.startswith(_KLINE_PREFIXES) and ch.rsplit("_", 1)[-1] in INTERVALS_MS
-
-
-class _Fmt:
-    """Cached Decimal -> str for prices and quantities (the hot path of every depth push)."""
-
-    def __init__(self) -> None:
-        self._c: dict[Decimal, str] = {}
-
-    def __call__(self, d: Decimal) -> str:
-        s = self._c.get(d)
-        if s is None:
-            if len(self._c) > 200_000:
-                self._c.clear()
-            s = self._c[d] = fmt(d)
-        return s
 
 
 class Conn(WSListener):
@@ -69,6 +68,7 @@ class Conn(WSListener):
         self.transport: WSTransport | None = None
         self.subs: set[tuple[str, str]] = set()
         self.private_subs: set[str] = set()
+        self.out: list[bytes] = []  # frames queued until the hub's next flush_writes()
         self._recent: deque[float] = deque()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -101,6 +101,7 @@ class Conn(WSListener):
                 return
             if isinstance(msg, dict):
                 self.hub.on_message(self, msg)
+                self.hub.flush_writes()
 
     def _count_message(self, transport: WSTransport) -> bool:
         now = time.monotonic()
@@ -116,23 +117,17 @@ class Conn(WSListener):
 
     def reply(self, obj: object) -> None:
         if self.transport is not None:
+            self.hub.flush_writes()
             self.transport.send(WSMsgType.TEXT, _ENC.encode(obj))
 
     def push(self, payload: bytes) -> None:
-        hub = self.hub
-        if self.transport is None or hub.faults.stalled(self.private):
-            hub.stalled_drops_total += 1
-            return
-        delay = hub.faults.state.push_delay_s
-        if delay:
-            asyncio.get_running_loop().call_later(delay, self._send_late, payload)
-        else:
-            self.transport.send(WSMsgType.TEXT, payload)
-        hub.sent_total += 1
+        """Queue one push (unframed JSON) for this connection, honouring stall and delay faults."""
+        self.hub.fanout((self,), payload, self.private)
 
-    def _send_late(self, payload: bytes) -> None:
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.send(WSMsgType.TEXT, payload)
+    def write_now(self, frame: bytes) -> None:
+        t = self.transport
+        if t is not None and not t.is_disconnected:
+            t.underlying_transport.write(frame)
 
 
 class Hub:
@@ -154,10 +149,13 @@ class Hub:
         self.public: dict[tuple[str, str], set[Conn]] = {}
         self.by_account: dict[str, set[Conn]] = {}
         self._last_depth: dict[tuple[str, int], object] = {}
-        self._fmt = _Fmt()
+        # book prices/quantities carry canonical exponents (tick/step), so str() is the wire form
+        self._fmt: Callable[[Decimal], str] = str
         self._iso_cache: tuple[int, str] = (-1, "")
+        self._pending: set[Conn] = set()
         self.sent_total = 0
         self.stalled_drops_total = 0
+        self.slow_disconnects_total = 0
         self.rate_disconnects_total = 0
 
     # ---- connection handling --------------------------------------------------------------
@@ -285,11 +283,10 @@ class Hub:
         conns = self.by_account.get(account)
         if not conns:
             return
-        payload = b""
-        for c in conns:
-            if not c.private_subs or channel in c.private_subs:
-                payload = payload or _ENC.encode({"ch": channel, "ts": self.now_ms(), "data": data})
-                c.push(payload)
+        targets = [c for c in conns if not c.private_subs or channel in c.private_subs]
+        if targets:
+            payload = _ENC.encode({"ch": channel, "ts": self.now_ms(), "data": data})
+            self.fanout(targets, payload, True)
 
     def trades(self, symbol: str, trades: Sequence[TradeEvent]) -> None:
         subs = self.public.get(("trade", symbol))
@@ -307,7 +304,7 @@ class Hub:
             return
         for ch, n in _DEPTHS.items():
             subs = self.public.get((ch, symbol))
-            if subs:
+            if subs and _touches_top(book, changes, n):
                 data = self._depth_data(book, n)
                 if self._last_depth.get((symbol, n)) != data:
                     self._last_depth[(symbol, n)] = data
@@ -338,8 +335,7 @@ class Hub:
         for symbols, conns in groups.items():
             data = [self._ticker(s, True) for s in sorted(symbols)]
             payload = _ENC.encode({"ch": "tickers", "ts": self.now_ms(), "data": data})
-            for c in set(conns):
-                c.push(payload)
+            self.fanout(set(conns), payload, False)
 
     def _periodic_one(self, ch: str, symbol: str, subs: Iterable[Conn]) -> None:
         venue = self.venue
@@ -394,14 +390,62 @@ class Hub:
         return _ENC.encode({"ch": ch, "symbol": symbol, "ts": self.now_ms(), "data": data})
 
     def _fanout(self, subs: Iterable[Conn], payload: bytes) -> None:
+        self.fanout(subs, payload, False)
+
+    def fanout(self, subs: Iterable[Conn], payload: bytes, private: bool) -> None:
+        """Frame ``payload`` once and queue the same bytes on every connection in ``subs``."""
+        faults = self.faults
+        if faults.stalled(private):
+            self.stalled_drops_total += 1
+            return
+        frame = ws_text_frame(payload)
+        delay = faults.state.push_delay_s
+        if delay:
+            loop = asyncio.get_running_loop()
+            for c in subs:
+                loop.call_later(delay, c.write_now, frame)
+                self.sent_total += 1
+            return
+        pending = self._pending
         for c in subs:
-            c.push(payload)
+            c.out.append(frame)
+            pending.add(c)
+            self.sent_total += 1
+
+    def flush_writes(self) -> None:
+        """Write every connection's queued frames with one write call each."""
+        for c in self._pending:
+            t = c.transport
+            if t is None or t.is_disconnected:
+                c.out.clear()
+                continue
+            ut = t.underlying_transport
+            ut.write(c.out[0] if len(c.out) == 1 else b"".join(c.out))
+            c.out.clear()
+            if ut.get_write_buffer_size() > SLOW_CLIENT_BYTES:
+                self.slow_disconnects_total += 1
+                t.disconnect(graceful=False)
+        self._pending.clear()
 
     def _iso(self, ts_ms: int) -> str:
         sec = ts_ms // 1000
         if self._iso_cache[0] != sec:
             self._iso_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sec)))
         return self._iso_cache[1]
+
+
+def _touches_top(book: OrderBook, changes: set[tuple[bool, Decimal]], n: int) -> bool:
+    """Whether any changed level is (or was) inside the top ``n`` of its side."""
+    bids, asks = book.bids.prices, book.asks.prices
+    bid_edge = bids[-n] if len(bids) >= n else None
+    ask_edge = asks[n - 1] if len(asks) >= n else None
+    for is_buy, price in changes:
+        if is_buy:
+            if bid_edge is None or price >= bid_edge:
+                return True
+        elif ask_edge is None or price <= ask_edge:
+            return True
+    return False
 
 
 async def start_ws_server(hub: Hub, host: str, port: int) -> asyncio.Server:
