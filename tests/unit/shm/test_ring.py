@@ -212,6 +212,66 @@ def test_reader_discards_slots_claimed_during_copy(writer, reader):
     assert reader.cursor == 8
 
 
+def test_poll_into_fills_caller_buffer_across_wrap_and_lap(writer, reader):
+    out = np.zeros(4, BENCH_V1)
+    writer.publish(make_batch(0, 6))
+
+    first = reader.poll_into(out)
+    seqs_first = out["seq"][:first].tolist()
+    second = reader.poll_into(out)
+    seqs_second = out["seq"][:second].tolist()
+    writer.publish(make_batch(6, 5))  # wraps: slots 6, 7, 0, 1, 2
+    third = reader.poll_into(out)
+    seqs_third = out["seq"][:third].tolist()
+    for f in range(11, 31, 4):
+        writer.publish(make_batch(f, 4))
+    fourth = reader.poll_into(out)
+
+    assert seqs_first == [0, 1, 2, 3]
+    assert seqs_second == [4, 5]
+    assert seqs_third == [6, 7, 8, 9]
+    assert fourth == 4
+    assert out["seq"].tolist() == [23, 24, 25, 26]
+    assert torn_count(out) == 0
+    assert reader.dropped_total == 23 - 10
+
+
+def test_poll_into_discards_slots_claimed_during_copy(writer, reader):
+    writer.publish(make_batch(0, 8))
+    seg = attach_segment(writer.name)
+    buf = seg.buf
+    assert buf is not None
+    counters = buf[:HEADER_BYTES].cast("q")
+    counters[16] = 10  # claimed: the writer is rewriting the slots of seqs 0 and 1
+    out = np.zeros(8, BENCH_V1)
+
+    n = reader.poll_into(out)
+    counters.release()
+    del buf
+    close_segment(seg)
+
+    assert n == 6
+    assert out["seq"][:n].tolist() == [2, 3, 4, 5, 6, 7]
+    assert reader.dropped_total == 2
+
+
+@pytest.mark.parametrize(
+    "out",
+    [np.zeros(4, TRADE_V1), np.zeros(8, BENCH_V1)[::2], np.zeros((2, 2), BENCH_V1)],
+    ids=["dtype", "strided", "2d"],
+)
+def test_poll_into_bad_buffer_refused(reader, out):
+    with pytest.raises(ValueError, match="poll_into needs"):
+        reader.poll_into(out)
+
+
+def test_poll_into_empty_buffer_refused_when_data_waits(writer, reader):
+    writer.publish(make_batch(0, 1))
+
+    with pytest.raises(ValueError, match="non-empty"):
+        reader.poll_into(np.zeros(0, BENCH_V1))
+
+
 def test_reader_missing_segment_not_ready(ring_name):
     with pytest.raises(RingNotReady, match="no segment"):
         RingReader(ring_name, BENCH_V1)

@@ -35,6 +35,14 @@ def _ring(capacity: int) -> Iterator[tuple[RingWriter, RingReader]]:
         w.close()
 
 
+def _poll(r: RingReader, max_records: int, *, into: bool) -> Records:
+    if not into:
+        return r.poll(max_records)
+    out = np.full(max_records, -1, BENCH_V1)  # garbage beyond n would show up as torn
+    n = r.poll_into(out)
+    return out[:n]
+
+
 class _Delivered:
     def __init__(self) -> None:
         self.seqs: list[int] = []
@@ -53,7 +61,9 @@ class _Delivered:
 @given(
     capacity=CAPACITIES,
     ops=st.lists(
-        st.tuples(st.sampled_from(["pub", "poll"]), st.integers(0, 16)), min_size=1, max_size=40
+        st.tuples(st.sampled_from(["pub", "poll", "into"]), st.integers(0, 16)),
+        min_size=1,
+        max_size=40,
     ),
 )
 def test_ring_random_publish_poll_ordered_untorn_and_accounted(capacity, ops):
@@ -64,7 +74,7 @@ def test_ring_random_publish_poll_ordered_untorn_and_accounted(capacity, ops):
                 w.publish(make_batch(w.next_seq, min(k, capacity)))
                 continue
             cursor, dropped_before = r.cursor, r.dropped_total
-            got.add(r.poll(max(k, 1)))
+            got.add(_poll(r, max(k, 1), into=op == "into"))
             # a reader drops only what the writer already overwrote
             assert r.dropped_total - dropped_before == max(0, w.next_seq - capacity - cursor)
         got.add(r.poll(10 * capacity))
@@ -114,7 +124,7 @@ class _SlowWriter:
 @given(
     capacity=CAPACITIES,
     steps=st.lists(
-        st.tuples(st.integers(0, 16), st.integers(0, 16), st.integers(1, 20)),
+        st.tuples(st.integers(0, 16), st.integers(0, 16), st.integers(1, 20), st.booleans()),
         min_size=1,
         max_size=30,
     ),
@@ -124,17 +134,17 @@ def test_ring_poll_during_a_write_never_returns_torn_records(capacity, steps):
     with _ring(capacity) as (w, r):
         slow = _SlowWriter(w.name, capacity)
         try:
-            for n_raw, done_raw, m in steps:
+            for n_raw, done_raw, m, into in steps:
                 n = min(n_raw, capacity)
                 done = min(done_raw, n)
                 first = slow.next_seq
                 slow.claim(n)
                 slow.write(first, done, torn=False)
                 slow.write(first + done, n - done, torn=True)  # the poll lands here
-                got.add(r.poll(m))
+                got.add(_poll(r, m, into=into))
                 slow.write(first + done, n - done, torn=False)
                 slow.publish(n)
-                got.add(r.poll(m))
+                got.add(_poll(r, m, into=into))
             got.add(r.poll(10 * capacity))
             published, dropped = slow.next_seq, r.dropped_total
         finally:
