@@ -75,8 +75,10 @@ class RingNotReady(ShmError):
 
 def _counter_view(buf: memoryview) -> memoryview:
     # Every load and store of magic, claimed and published goes through this int64 view: an
-    # aligned 8-byte access, one mov on x86-64. A port to real atomics replaces this view with
-    # an object of the same indexing interface whose loads acquire and whose stores release
+    # aligned 8-byte access, one mov on x86-64 (TSO orders them, docs/rings.md). A port to a
+    # weakly ordered CPU replaces this view with an object of the same indexing interface:
+    # published load-acquire/store-release, a StoreStore fence after the claimed store and a
+    # LoadLoad fence before the claimed load
     return buf[:HEADER_BYTES].cast("q")
 
 
@@ -201,11 +203,13 @@ class RingWriter(_RingMap):
         Raises
         ------
         ValueError
-            The batch is larger than the capacity or has another dtype.
+            The batch is larger than the capacity, not 1-d, or has another dtype.
         """
         n = len(records)
         if records.dtype is not self._dtype and records.dtype != self._dtype:
             raise ValueError(f"ring {self.name}: records have dtype {records.dtype}")
+        if records.ndim != 1:
+            raise ValueError(f"ring {self.name}: records must be 1-d, shape {records.shape}")
         start = self._next_seq
         if 0 < n <= self._small_records:
             # hot path, a small batch that does not wrap: bytes() plus one memoryview store

@@ -110,6 +110,22 @@ def test_publish_other_dtype_refused(writer):
         writer.publish(np.zeros(2, TRADE_V1))
 
 
+def test_publish_2d_refused_before_touching_counters(writer, reader):
+    with pytest.raises(ValueError, match="1-d"):
+        writer.publish(np.zeros((2, 2), BENCH_V1))
+
+    assert (writer.next_seq, reader.lag_records) == (0, 0)
+
+
+def test_publish_strided_batch_copies_the_selected_records(writer, reader):
+    batch = make_batch(0, 8)[::2]
+
+    writer.publish(batch)
+    got = reader.poll(10)
+
+    assert got["seq"].tolist() == [0, 2, 4, 6]
+
+
 def test_reader_joins_at_live_edge(writer):
     writer.publish(make_batch(0, 5))
 
