@@ -196,10 +196,14 @@ class BitunixWs:
     def unsubscribe(self, ch: str, symbol: str | None = None) -> None:
         """Unsubscribe; a ``depth_books`` book of that symbol is forgotten."""
         a = (ch, symbol)
-        if self._subs.pop(a, None) is None and a not in self._pending_sub:
+        if a not in self._subs:
             return
-        self._pending_sub.pop(a, None)
-        if self.ready.is_set():
+        del self._subs[a]
+        if symbol is not None and ch == "depth_books":
+            self.dispatcher.release_book(symbol)
+        if a in self._pending_sub:  # never sent: nothing to undo at the venue
+            del self._pending_sub[a]
+        elif self.ready.is_set():
             self._pending_unsub[a] = None
             self._wake.set()
 
