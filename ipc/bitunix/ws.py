@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Final
 
@@ -162,6 +162,7 @@ class BitunixWs:
         self.pings_sent_total = 0
         self.pongs_total = 0
         self.logins_total = 0
+        self.control_ops_total: Counter[str] = Counter()  # connect, login, ping, error, ...
         self.sent_log: deque[tuple[float, bytes]] = deque(maxlen=256)
 
     @property
@@ -327,6 +328,7 @@ class BitunixWs:
         self._wake.set()
 
     def _on_control(self, ctl: Control) -> None:
+        self.control_ops_total[ctl.op] += 1
         if ctl.op == "connect":
             if self._greeting is not None and not self._greeting.done():
                 self._greeting.set_result(None)

@@ -2,7 +2,9 @@
 
 Pure (no sockets): ``ws.py``'s picows listener calls ``on_text`` from its frame callback, and
 benchmarks and fuzz tests feed recorded frames to the same method. Dispatch is on ``op`` first
-(``connect``, ``login``, ``ping``), then on ``ch``. Handlers are plain callables run inline (no
+(``connect``, ``login``, ``ping``), then on ``ch``; a frame that starts ``{"ch":"<name>"`` (every
+venue push does, op frames start ``{"op"``) skips the header pass and goes straight to its
+channel's typed decoder. Handlers are plain callables run inline (no
 task per message). A malformed, oversized, binary or unknown frame is counted in
 ``decode_errors_total[reason]`` and skipped, with at most one warning per second.
 """

@@ -117,16 +117,16 @@ def test_subscriptions_batched_and_sends_stay_under_five_per_second():
         ws.start()
         await ws.wait_ready(2.0)
         ws.subscribe_many([("trade", f"S{i}USDT") for i in range(250)])
-        await until(lambda: len(server.sub_args()) == 250, timeout_s=5)
-        return [r.t_mono for r in server.received], len(server.ops("subscribe"))
+        await until(lambda: len(server.sub_args()) == 250, timeout_s=8)
+        sent = [t for t, _ in ws.sent_log]
+        return [r.t_mono for r in server.received], len(server.ops("subscribe")), sent
 
-    stamps, n_msgs = run(body, max_args_per_message=50)
+    stamps, n_msgs, sent = run(body, max_args_per_message=25)
 
-    assert n_msgs == 5
+    assert n_msgs == 10
     worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
     assert worst <= 5
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 0.2
+    assert min(b - a for a, b in itertools.pairwise(sent)) >= 0.24  # 4/s, timer slack
 
 
 def test_reconnect_after_server_drop_resubscribes_and_calls_on_resync():
@@ -145,7 +145,7 @@ def test_reconnect_after_server_drop_resubscribes_and_calls_on_resync():
 
     gap = server.connected_at[1] - server.disconnected_at[0]
     assert ws.reconnects_total == 1
-    assert 0.05 * 0.9 <= gap <= 0.2 + 0.5
+    assert 0.05 * 0.9 <= gap <= 0.2 + 1.5  # upper slack: a loaded CI machine
     assert 0.05 <= ws.last_backoff_s <= 0.2
     assert server.sub_args(conn=1) == [("depth_book15", "BTCUSDT"), ("price", "BTCUSDT")]
     assert resyncs == [1]
