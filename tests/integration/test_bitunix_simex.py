@@ -433,3 +433,28 @@ def test_simex_stall_triggers_watchdog_reconnect(sx):
         return ws.watchdog_reconnects_total
 
     assert ws_run(sx, body, ping_interval_s=0.2) >= 1
+
+
+def test_simex_depth_books_local_book_tracks_depth_book15(sx):
+    last15: list[Any] = [None]
+    cmp = {"same": 0, "diff": 0}
+
+    def on_books(u: Any) -> None:
+        p = last15[0]
+        if p is None:
+            return
+        bids, asks = u.book.top(5)
+        cmp["same" if (bids, asks) == (p.data.b[:5], p.data.a[:5]) else "diff"] += 1
+
+    async def body(ws: BitunixWs) -> Any:
+        ws.on("depth_book15", lambda p: last15.__setitem__(0, p))
+        ws.on("depth_books", on_books)
+        ws.subscribe_many([("depth_book15", "ETHUSDT"), ("depth_books", "ETHUSDT")])
+        ws.start()
+        await until(lambda: cmp["same"] + cmp["diff"] >= 50, timeout_s=10)
+        return ws.dispatcher.books["ETHUSDT"].resyncs_total
+
+    resyncs = ws_run(sx, body)
+
+    assert resyncs == 0
+    assert cmp["same"] >= 0.9 * (cmp["same"] + cmp["diff"])
