@@ -28,6 +28,8 @@ __all__ = ["Simex"]
 log = logging.getLogger(__name__)
 
 PERIODIC_S: Final = 0.5
+STEP_MAX_NS: Final = 50_000_000  # market time one step may cover: keeps the loop responsive
+LAG_MAX_NS: Final = 1_000_000_000  # further behind than this, the generator skips ahead
 WARMUP_NS: Final = 2_000_000_000  # generator flow replayed before the servers open
 
 
@@ -47,6 +49,8 @@ class Simex:
         self.rest.on_flush(self.hub.flush_writes)
         self.generator: MarketGenerator | None = None
         self.actions_total = 0
+        self.step_max_s = 0.0  # longest market step: how far pushes can trail the generator
+        self.skipped_ns_total = 0  # market time skipped because simex could not keep up
         self.rest_port = self.ws_port = self.control_port = 0
         self._runners: list[web.AppRunner] = []
         self._ws_server: asyncio.Server | None = None
@@ -145,7 +149,13 @@ class Simex:
 
     def _warm_up(self) -> None:
         # two seconds of flow before anyone connects, so the first depth push has a book
-        self._step(time.time_ns())
+        gen = self.generator
+        assert gen is not None
+        now = time.time_ns()
+        self.exchange.drain()
+        for a in gen.actions_until(now, self.exchange.books):
+            apply_action(self.exchange, a, now // 1_000_000)
+        self.venue.flush()
 
     def _step(self, now_ns: int) -> int:
         gen = self.generator
@@ -153,7 +163,12 @@ class Simex:
         if self.faults.state.pause_md:
             gen.skip_to(now_ns)
             return 0
-        actions = gen.actions_until(now_ns, self.exchange.books)
+        behind = now_ns - gen.time_ns
+        if behind > LAG_MAX_NS:  # overloaded: skip market time instead of trailing forever
+            gen.skip_to(now_ns - STEP_MAX_NS)
+            self.skipped_ns_total += behind - STEP_MAX_NS
+        target = min(now_ns, gen.time_ns + STEP_MAX_NS)
+        actions = gen.actions_until(target, self.exchange.books)
         ts_ms = self.faults.now_ms()
         for a in actions:
             apply_action(self.exchange, a, ts_ms)
@@ -166,7 +181,9 @@ class Simex:
         tick = self.config.market.tick_s
         while True:
             await asyncio.sleep(tick)
+            t0 = time.perf_counter()
             self._step(time.time_ns())
+            self.step_max_s = max(self.step_max_s, time.perf_counter() - t0)
 
     async def _periodic_loop(self) -> None:
         while True:

@@ -44,6 +44,9 @@ def make_control_app(sx: Simex) -> web.Application:
             "rate_disconnects_total": hub.rate_disconnects_total,
             "rest_requests_total": sx.rest.requests_total,
             "generator_actions_total": sx.actions_total,
+            "market_step_max_s": sx.step_max_s,
+            "market_skipped_s_total": sx.skipped_ns_total / 1e9,
+            "slow_disconnects_total": hub.slow_disconnects_total,
             "faults_injected_total": dict(sx.faults.injected_total),
             "faults": msgspec.to_builtins(sx.faults.state),
         }

@@ -140,6 +140,11 @@ class MarketGenerator:
     def symbols(self) -> list[str]:
         return list(self._states)
 
+    @property
+    def time_ns(self) -> int:
+        """Generator time: every action before it has been produced."""
+        return min(st.next_ns for st in self._states.values())
+
     def skip_to(self, t_ns: int) -> None:
         """Drop the time up to ``t_ns`` without generating (paused market data)."""
         for st in self._states.values():
