@@ -1,0 +1,32 @@
+"""FeaturesConfig: the ``[features]`` section (rings, symbols, batch size, runtime)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from procs._config import RuntimeConfig
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0.0)]
+
+
+class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    runtime: RuntimeConfig
+    n_symbols: PositiveInt  # symbol ids 0..n_symbols-1, as ingest numbers them
+    book_ring: str = "{ns}.ingest.md.book"
+    trade_ring: str = "{ns}.ingest.md.trade"
+    feat_ring: str = "{ns}.features.feat"
+    ingest_pub: str = "ipc://{run_dir}/ingest.pub"  # wake-ups on wake.md.book. (hybrid waiter)
+    capacity_records: PositiveInt = 1 << 16  # feat ring; a power of two
+    batch_max: PositiveInt = 1024
+    attach_timeout_s: PositiveFloat = 10.0
+    mark_degenerate_stale: bool = True
+
+    def __post_init__(self) -> None:
+        cap = self.capacity_records
+        if cap & (cap - 1):
+            raise ValueError(f"capacity_records must be a power of two, was {cap}")
+        if self.batch_max > cap:
+            raise ValueError(f"batch_max ({self.batch_max}) must not exceed capacity_records")

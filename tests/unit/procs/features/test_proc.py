@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from procs._config import RuntimeConfig
+from procs.capture import concat_records
+from procs.features import compute_batch
+from procs.features.config import FeaturesConfig
+from procs.features.proc import FeaturesProc, make_metrics
+from procs.ml.synth import synthetic_market
+from shm.records import BOOK_V1, FEAT_V1, TRADE_V1
+from shm.ring import RingReader, RingSpec, RingWriter
+
+
+class CountingWaker:
+    def __init__(self) -> None:
+        self.notified = 0
+
+    def notify(self) -> None:
+        self.notified += 1
+
+
+def _config(ring_name: str, batch_max: int) -> FeaturesConfig:
+    rt = RuntimeConfig(pub_endpoint="ipc:///tmp/x.pub", control_endpoint="ipc:///tmp/x.ctl")
+    return FeaturesConfig(
+        runtime=rt,
+        n_symbols=2,
+        book_ring=f"{ring_name}.book",
+        trade_ring=f"{ring_name}.trade",
+        feat_ring=f"{ring_name}.feat",
+        capacity_records=4096,
+        batch_max=batch_max,
+    )
+
+
+@pytest.fixture
+def rings(ring_name):
+    made = []
+
+    def make(cfg: FeaturesConfig):
+        w_book = RingWriter(RingSpec(name=cfg.book_ring, dtype=BOOK_V1, capacity=4096))
+        w_trade = RingWriter(RingSpec(name=cfg.trade_ring, dtype=TRADE_V1, capacity=4096))
+        w_feat = RingWriter(RingSpec(name=cfg.feat_ring, dtype=FEAT_V1, capacity=4096))
+        made.extend([w_book, w_trade, w_feat])
+        r_book = RingReader(cfg.book_ring, BOOK_V1)
+        r_trade = RingReader(cfg.trade_ring, TRADE_V1)
+        r_feat = RingReader(cfg.feat_ring, FEAT_V1)
+        made.append(r_feat)
+        return w_book, w_trade, w_feat, r_book, r_trade, r_feat
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.mark.parametrize("batch_max", [8, 256])
+def test_features_proc_streams_rings_into_the_same_features_as_batch(rings, ring_name, batch_max):
+    cfg = _config(ring_name, batch_max)
+    w_book, w_trade, w_feat, r_book, r_trade, r_feat = rings(cfg)
+    waker = CountingWaker()
+    proc = FeaturesProc(
+        cfg,
+        books=r_book,
+        trades=r_trade,
+        out=w_feat,
+        waker=waker,
+        metrics=make_metrics(CollectorRegistry()),
+        clock_ns=lambda: 42,
+    )
+    books, trades = synthetic_market(seed=8, n_books=3000, n_symbols=2)
+    got = []
+    t0 = 0
+    for b0 in range(0, books.size, 100):
+        chunk = books[b0 : b0 + 100]
+        t1 = int(np.searchsorted(trades["ts_recv_ns"], chunk["ts_recv_ns"][-1], "right"))
+        w_trade.publish(trades[t0:t1])  # ingest order: what was received before the books
+        w_book.publish(chunk)
+        t0 = t1
+        for _ in range(1000):
+            if proc.step() == 0:
+                break
+        got.append(r_feat.poll(4096))
+
+    streamed = concat_records(got, FEAT_V1)
+    want = compute_batch(books, trades[:t0], n_symbols=2)
+
+    assert streamed.size == books.size
+    np.testing.assert_array_equal(streamed["x"], want["x"])
+    np.testing.assert_array_equal(streamed["seq"], books["seq"])
+    assert (streamed["ts_feat_ns"] == 42).all()
+    assert waker.notified > 0
+    assert proc.health()["last_seq"] == int(books["seq"][-1])
+    proc.close()
+
+
+def test_features_config_rejects_bad_capacity():
+    rt = RuntimeConfig(pub_endpoint="ipc:///tmp/x.pub", control_endpoint="ipc:///tmp/x.ctl")
+
+    with pytest.raises(ValueError, match="power of two"):
+        FeaturesConfig(runtime=rt, n_symbols=1, capacity_records=1000)
+    with pytest.raises(ValueError, match="batch_max"):
+        FeaturesConfig(runtime=rt, n_symbols=1, capacity_records=64, batch_max=128)
