@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from procs._config import RuntimeConfig
+
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -25,6 +27,10 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     symbol_id: Annotated[int, msgspec.Meta(ge=0)]
     max_position_qty: Decimal | None = None  # inventory cap in base coin (None: notional cap only)
     max_order_qty: Decimal | None = None  # per-order cap in base coin (None: venue maximum)
+    # trading rules given here (all three) spare paper mode the venue's trading_pairs call
+    tick: Decimal | None = None
+    step: Decimal | None = None
+    min_qty: Decimal | None = None
 
 
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -79,6 +85,25 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     queue_ahead_fraction: Fraction = 1.0  # share of the visible level qty assumed ahead of us
 
 
+class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where live orders go (simex on loopback or the real Bitunix) and where the keys come from.
+
+    Secrets never live in the config: they are read in ``main`` from the environment variables
+    named here, or from ``key_file`` (a TOML file with ``api_key`` and ``secret``, mode 0600).
+    """
+
+    rest_url: str = "https://fapi.bitunix.com"
+    ws_private_url: str = "wss://fapi.bitunix.com/private/"
+    api_key_env: str = "BITUNIX_API_KEY"
+    secret_env: str = "BITUNIX_SECRET"
+    key_file: str = ""  # when set, used instead of the environment variables
+    margin_coin: str = "USDT"
+    rest_timeout_s: PositiveFloat = 5.0  # a place/cancel unanswered this long is UNKNOWN
+    ws_ping_interval_s: PositiveFloat = 10.0
+    ws_ready_timeout_s: PositiveFloat = 10.0  # start-up: private WS logged in within this
+    mark_poll_s: PositiveFloat = 2.0  # mark prices from the ticker REST this often
+
+
 class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     symbols: list[SymbolConfig]
     mode: Literal["live", "paper"] = "paper"  # paper: fills simulated locally on the live book
@@ -96,6 +121,19 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     risk: RiskConfig = RiskConfig()
     breaker: BreakerConfig = BreakerConfig()
     paper: PaperConfig = PaperConfig()
+    # -- the process (procs/execution/proc.py); None only in pure-logic tests --
+    runtime: RuntimeConfig | None = None
+    sig_ring: str = "{ns}.inference.sig"
+    book_ring: str = "{ns}.ingest.md.book"
+    inference_pub: str = "ipc://{run_dir}/inference.pub"  # wake.sig. comes from here
+    attach_timeout_s: PositiveFloat = 10.0  # rings must appear within this at start-up
+    batch_max: PositiveInt = 256  # records read per ring per step
+    wake_timeout_s: PositiveFloat = 0.005  # safety net: look at the rings this often anyway
+    housekeeping_s: PositiveFloat = 0.05  # timeouts, queries, breaker clocks, kill switch
+    venue: VenueConfig = VenueConfig()
+    publish_events: bool = True  # ord./fill./pos./risk./brk. on the PUB (capture records them)
+    events_log_path: str = ""  # also append every event as a JSON line here ("" = off)
+    reconcile_retry_s: PositiveFloat = 1.0  # while reconciling: try again this often
 
     def __post_init__(self) -> None:
         ids = [s.symbol_id for s in self.symbols]
