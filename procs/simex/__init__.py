@@ -4,3 +4,7 @@ Pure parts: ``book`` (price-time order book), ``engine`` (accounts, positions, o
 ``marketgen`` (seeded order flow), ``faults`` (fault state). I/O parts: ``rest``, ``ws``,
 ``control``, ``state``, ``app`` (composition), ``__main__`` (``bitrader sim``).
 """
+
+from procs.simex.config import SimexConfig
+
+__all__ = ["SimexConfig"]

@@ -200,3 +200,41 @@ def test_batch_order_reports_success_and_failure_lists(sx):
     assert [x["clientId"] for x in out["data"]["successList"]] == ["b1"]
     assert out["data"]["failureList"][0]["clientId"] == "b2"
     assert out["data"]["failureList"][0]["errorCode"] == 10002
+
+
+def test_settings_and_tpsl_endpoints_round_trip(sx):
+    lev = {"symbol": "ETHUSDT", "leverage": 7, "marginCoin": "USDT"}
+    mode = {"symbol": "ETHUSDT", "marginMode": "ISOLATION", "marginCoin": "USDT"}
+
+    _, a = rest(sx, "POST", "/account/change_leverage", lev, key=8)
+    _, b = rest(sx, "POST", "/account/change_margin_mode", mode, key=8)
+    _, got = rest(
+        sx,
+        "GET",
+        "/account/get_leverage_margin_mode",
+        {"symbol": "ETHUSDT", "marginCoin": "USDT"},
+        key=8,
+    )
+    order = {"symbol": "ETHUSDT", "side": "BUY", "orderType": "MARKET", "qty": "0.02"}
+    rest(sx, "POST", "/trade/place_order", order, key=8)
+    _, pos = rest(sx, "GET", "/position/get_pending_positions", {"symbol": "ETHUSDT"}, key=8)
+    pid = pos["data"][0]["positionId"]
+    tp = {"symbol": "ETHUSDT", "positionId": pid, "tpPrice": "99999", "tpStopType": "LAST_PRICE"}
+    _, placed = rest(sx, "POST", "/tpsl/place_order", tp, key=8)
+    _, pending = rest(sx, "GET", "/tpsl/get_pending_orders", {"symbol": "ETHUSDT"}, key=8)
+    cancel = {"symbol": "ETHUSDT", "orderId": placed["data"]["orderId"]}
+    _, canceled = rest(sx, "POST", "/tpsl/cancel_order", cancel, key=8)
+    _, history = rest(sx, "GET", "/tpsl/get_history_orders", {"symbol": "ETHUSDT"}, key=8)
+    _, busy = rest(sx, "POST", "/account/change_position_mode", {"positionMode": "HEDGE"}, key=8)
+    _, tiers = rest(sx, "GET", "/position/get_position_tiers", {"symbol": "ETHUSDT"}, key=8)
+
+    assert (a["code"], b["code"]) == (0, 0)
+    assert (got["data"]["leverage"], got["data"]["marginMode"]) == (7, "ISOLATION")
+    assert pos["data"][0]["marginMode"] == "ISOLATION"
+    assert pos["data"][0]["leverage"] == 7
+    assert [t["id"] for t in pending["data"]] == [placed["data"]["orderId"]]
+    assert pending["data"][0]["tpPrice"] == "99999"
+    assert canceled["code"] == 0
+    assert history["data"]["orderList"][0]["status"] == "CANCELED"
+    assert busy["code"] == 20009
+    assert tiers["data"][0]["symbol"] == "ETHUSDT"
