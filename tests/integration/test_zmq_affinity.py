@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,10 +44,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _thread_affinity(run_dir, mode):
+def _thread_affinity(run_dir: Path, mode: str) -> dict[str, Any]:
     cmd = [sys.executable, "-c", SCRIPT, f"ipc://{run_dir}/a.pub", mode]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
-    return json.loads(done.stdout)
+    got: dict[str, Any] = json.loads(done.stdout)
+    return got
 
 
 def test_pin_io_threads_moves_zmq_io_thread_to_given_core(run_dir):
