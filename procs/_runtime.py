@@ -50,6 +50,7 @@ __all__ = [
     "RuntimeMetrics",
     "Stage",
     "StopFlag",
+    "ThrottledLog",
     "Waiter",
     "make_runtime_metrics",
     "run_stage",
@@ -107,6 +108,36 @@ class StopFlag:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.set(signal.Signals(signum).name)
+
+
+class ThrottledLog:
+    """At most one warning per ``interval_s`` per key; the next one says how many were held back.
+
+    For the hot path's expected conditions (lapped reader, full HWM): count always, log rarely.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, key: str, msg: str, *args: object) -> bool:
+        """Log ``msg % args`` unless ``key`` was logged within the interval; return whether."""
+        now = self._clock()
+        if now < self._next.get(key, 0.0):
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._next[key] = now + self._interval_s
+        held = self._held.pop(key, 0)
+        self._log.warning(msg + " suppressed=%d", *args, held)
+        return True
 
 
 def setup_logging(proc: str, level: str = "INFO") -> None:

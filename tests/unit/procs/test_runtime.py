@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import time
@@ -26,6 +27,7 @@ from procs._runtime import (
     SERVICE_S,
     Runtime,
     StopFlag,
+    ThrottledLog,
     _cpus_error,
     make_runtime_metrics,
     run_stage,
@@ -281,3 +283,22 @@ def test_runtime_publisher_before_start_raises():
 
     with pytest.raises(RuntimeError, match="start"):
         _ = rt.publisher
+
+
+def test_throttled_log_one_line_per_interval_per_key_counts_the_rest(caplog):
+    now = [100.0]
+    throttle = ThrottledLog(logging.getLogger("t.throttle"), interval_s=1.0, clock=lambda: now[0])
+
+    with caplog.at_level(logging.WARNING, logger="t.throttle"):
+        first = [throttle.warning("lapped", "lapped ring=%s", "a") for _ in range(5)]
+        other = throttle.warning("hwm", "full hwm")
+        now[0] += 1.0
+        later = throttle.warning("lapped", "lapped ring=%s", "a")
+
+    assert first == [True, False, False, False, False]
+    assert (other, later) == (True, True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "lapped ring=a suppressed=0",
+        "full hwm suppressed=0",
+        "lapped ring=a suppressed=4",
+    ]
