@@ -80,30 +80,33 @@ def _no_socket(quick: bool) -> list[Result]:
     dec = msgspec.json.Decoder(DepthPush, strict=False)
     bare = lambda f: handler(dec.decode(f))  # noqa: E731
     baseline = _json_path(handler)
-    best = {"ours": 0.0, "json": 0.0, "bare": 0.0}
-    for _ in range(3):  # interleaved repeats, best of each: the machine is shared and noisy
-        best["ours"] = max(best["ours"], _rate(ours, frames, rounds))
-        best["json"] = max(best["json"], _rate(baseline, frames, rounds))
-        best["bare"] = max(best["bare"], _rate(bare, frames, rounds))
+    # interleaved repeats; report the repeat whose ratio is the median (the machine is shared
+    # and noisy: back-to-back pairs share its state, so their ratio is steadier than either)
+    reps = [
+        (_rate(ours, frames, rounds), _rate(baseline, frames, rounds), _rate(bare, frames, rounds))
+        for _ in range(5)
+    ]
+    vs_json = sorted(reps, key=lambda r: r[0] / r[1])[len(reps) // 2]
+    vs_bare = sorted(reps, key=lambda r: r[0] / r[2])[len(reps) // 2]
     assert client.dispatcher.pushes_total > 0
     assert got[0].data.b[0][0] > 0
     return [
         Result(
             "ws_decode_dispatch",
             "no_socket",
-            best["ours"],
+            vs_json[0],
             "frames/s",
             "json.loads+float()",
-            best["json"],
+            vs_json[1],
             ">= 3",
         ),
         Result(
             "ws_decode_dispatch",
             "vs_msgspec",
-            best["ours"],
+            vs_bare[0],
             "frames/s",
             "msgspec.json.decode",
-            best["bare"],
+            vs_bare[2],
             ">= 0.6",
         ),
     ]
@@ -155,8 +158,11 @@ def _socket(quick: bool) -> list[Result]:
         assert srv.stdin is not None
         assert srv.stdout.readline().strip() == "ready"
         url = f"ws://127.0.0.1:{port}/public/"
-        ours = max(uvloop.run(_picows_recv(url, n)) for _ in range(2))
-        base = max(uvloop.run(_websockets_recv(url, n)) for _ in range(2))
+        pairs = [
+            (uvloop.run(_picows_recv(url, n)), uvloop.run(_websockets_recv(url, n)))
+            for _ in range(3)
+        ]
+        ours, base = sorted(pairs, key=lambda p: p[0] / p[1])[1]  # the median ratio's pair
         srv.stdin.close()
         srv.wait(10)
     return [
