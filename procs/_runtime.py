@@ -31,6 +31,7 @@ from ipc.messages import (
     Value,
     decode,
     hb_topic,
+    wake_topic,
 )
 from procs._config import EXIT_CONFIG, RuntimeConfig
 from shm.waiters import Notifier, Waiter, make_waiter
@@ -38,7 +39,7 @@ from shm.waiters import Notifier, Waiter, make_waiter
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from ipc.sockets import Publisher, Replier
+    from ipc.sockets import Publisher, Replier, WakeListener, WakeSender
 
 __all__ = [
     "EXIT_CONFIG",
@@ -305,6 +306,19 @@ class Runtime:
             *(self.proc, cfg.pub_endpoint, cfg.control_endpoint, cfg.metrics_port),
             *(sorted(os.sched_getaffinity(0)), cfg.waiter),
         )
+
+    def wake_sender(self, stream: str) -> WakeSender:
+        """Return a Waker that publishes ``wake.<stream>.`` on this process's PUB."""
+        from ipc.sockets import WakeSender
+
+        return WakeSender(self.publisher, wake_topic(stream))
+
+    def wake_listener(self, endpoint: str, stream: str) -> WakeListener:
+        """Return a Notifier on the writer's PUB ``endpoint`` for ring ``stream``; caller closes."""
+        from ipc.sockets import WakeListener
+
+        remote = self.config.allow_remote_endpoints
+        return WakeListener(endpoint, wake_topic(stream), allow_remote=remote)
 
     def make_waiter(self, notifier: Notifier | None = None) -> Waiter:
         """Build the configured waiter; ``hybrid`` blocks on ``notifier`` (a WakeListener).

@@ -25,7 +25,7 @@ from ipc.messages import (
     decode,
     hb_topic,
 )
-from ipc.sockets import connect_sub, request
+from ipc.sockets import bind_pub, connect_sub, request
 from tests.conftest import ROOT, free_port
 from tests.helpers.poll import eventually
 
@@ -249,3 +249,31 @@ def test_dummy_serves_metrics_on_configured_port(start_dummy):
     assert body is not None
     assert "pipe_dummy_steps_total" in body
     assert 'pipe_dummy_step_seconds_bucket{le="1e-06"}' in body
+
+
+def test_runtime_wake_sender_reaches_wake_listener_of_another_runtime(run_dir, ns):
+    # in-process but over real ipc sockets: the wiring procs use for hybrid waiters
+    from prometheus_client import CollectorRegistry
+
+    from procs._config import RuntimeConfig
+    from procs._runtime import Runtime
+
+    cfg = RuntimeConfig(
+        pub_endpoint=f"ipc://{run_dir}/w.pub", control_endpoint=f"ipc://{run_dir}/w.ctl"
+    )
+    rt = Runtime("writer", cfg, CollectorRegistry())
+    rt._pub = bind_pub(cfg.pub_endpoint)  # start() would also install signals and logging
+    listener = rt.wake_listener(cfg.pub_endpoint, "md.book")
+    try:
+        waker = rt.wake_sender("md.book")
+
+        def notify_then_wait() -> bool:
+            waker.notify()
+            return listener.wait(0.01)
+
+        woke = eventually(notify_then_wait, timeout_s=5)
+
+        assert woke is True
+    finally:
+        listener.close()
+        rt.close()
