@@ -324,3 +324,26 @@ def test_handler_exception_ends_run_with_that_error():
             await task
 
     run(body)
+
+
+def test_no_greeting_times_out_and_reconnects():
+    async def body(server, ws):
+        ws.start()
+        await until(lambda: ws.reconnects_total >= 2, timeout_s=5)
+        return ws.ready.is_set(), server.received
+
+    ready, received = run(body, server_kw={"greet": False}, connect_timeout_s=0.2)
+
+    assert not ready
+    assert received == []  # nothing is sent before the greeting
+
+
+def test_login_timestamp_ms_variant_sends_milliseconds():
+    async def body(server, ws):
+        ws.start()
+        await ws.wait_ready(2.0)
+        return server.ops("login")[0].msg["args"][0]["timestamp"]
+
+    ts = run(body, private=True, login_timestamp_ms=True)
+
+    assert abs(ts - time.time() * 1000) < 60_000
