@@ -7,6 +7,8 @@ The baseline computes the same features for one symbol over the whole capture wi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -90,8 +92,8 @@ def _stream(books: np.ndarray, trades: np.ndarray, batch: int) -> float:
     return time.perf_counter() - start
 
 
-def _best(fn, repeats: int) -> float:
-    return min(fn() for _ in range(repeats))
+def _best(fn: Callable[[], float], repeats: int) -> float:
+    return float(min(fn() for _ in range(repeats)))
 
 
 def run(quick: bool) -> list[Result]:
@@ -112,7 +114,7 @@ def run(quick: bool) -> list[Result]:
     for batch in BATCHES:
         if quick and batch == 1:
             continue
-        rate = n / _best(lambda b=batch: _stream(books, trades, b), repeats if batch > 1 else 1)
+        rate = n / _best(partial(_stream, books, trades, batch), repeats if batch > 1 else 1)
         name = "features_throughput" if batch == MAIN_BATCH else f"features_throughput_b{batch}"
         out.append(
             Result(

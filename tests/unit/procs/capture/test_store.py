@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -29,14 +31,14 @@ class FakeClock:
         return self.t
 
 
-def _count(path, stream: str) -> int:
+def _count(path: Path, stream: str) -> int:
     with CaptureReader(path) as r:
         return r.count(stream)
 
 
-def random_records(rng: np.random.Generator, dtype, n: int) -> np.ndarray:
+def random_records(rng: np.random.Generator, dtype: np.dtype, n: int) -> np.ndarray:
     raw = rng.integers(0, 256, size=n * dtype.itemsize, dtype=np.uint8)  # padding bytes too
-    recs = raw.view(dtype).copy()
+    recs: np.ndarray = raw.view(dtype).copy()
     recs["seq"] = np.arange(n)
     return recs
 
@@ -62,7 +64,11 @@ def test_writer_roundtrip_is_bit_identical_for_every_ring_dtype(tmp_path):
 
 
 def test_writer_file_opens_with_plain_h5py_and_carries_attributes(tmp_path):
-    attrs = {"venue": "bitunix", "symbols": ["BTCUSDT", "ETHUSDT"], "config_hash": "abc123"}
+    attrs: dict[str, str | list[str]] = {
+        "venue": "bitunix",
+        "symbols": ["BTCUSDT", "ETHUSDT"],
+        "config_hash": "abc123",
+    }
     with CaptureWriter(tmp_path, streams=STREAMS, attrs=attrs, clock_ns=FakeClock()) as w:
         w.append("md.trade", np.zeros(10, dtype=TRADE_V1))
 

@@ -22,7 +22,7 @@ def _suffix(w: int) -> str:
     return f"{w // S}s"
 
 
-def _book_static(b) -> dict:
+def _book_static(b: np.void) -> dict[str, float]:
     nb, na = int(b["n_bids"]), int(b["n_asks"])
     bid0, ask0 = float(b["bid_px"][0]), float(b["ask_px"][0])
 
@@ -30,9 +30,8 @@ def _book_static(b) -> dict:
         return sum(max(float(q), 0.0) for q in list(b[side][: min(k, n)]))
 
     ok = nb > 0 and na > 0 and bid0 > 0 and ask0 > 0
-    out = {"ok": ok}
-    mid = (bid0 + ask0) / 2 if ok else None
-    out["mid"] = mid
+    mid = (bid0 + ask0) / 2 if ok else 0.0
+    out: dict[str, float] = {"ok": float(ok), "mid": mid}
     out["spread_bps"] = (ask0 - bid0) / mid * 1e4 if ok else 0.0
     for d in (1, 5, 15):
         bs, as_ = qty("bid_qty", nb, d), qty("ask_qty", na, d)
@@ -69,7 +68,7 @@ def reference(books: np.ndarray, trades: np.ndarray) -> tuple[np.ndarray, np.nda
         mid = st["mid"] if st["ok"] else last_mid
         r2 = math.log(mid / last_mid) ** 2 if mid > 0 and last_mid > 0 else 0.0
         h.append((key, mid, r2))
-        f = {k: v for k, v in st.items() if k in FEATURES}
+        f: dict[str, float] = {k: v for k, v in st.items() if k in FEATURES}
         f["book_ok"] = 1.0 if st["ok"] else 0.0
         ts_list = tr.get(s, [])
         for w in sorted(set(VWAP_WINDOWS_NS + TFI_WINDOWS_NS + (COUNT_WINDOW_NS,))):

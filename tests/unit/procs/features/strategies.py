@@ -12,7 +12,7 @@ TICK = 0.5
 
 
 @st.composite
-def books_and_trades(draw, max_books: int = 25, max_trades: int = 30):
+def books_and_trades(draw, max_books=25, max_trades=30):
     n_sym = draw(st.integers(1, 2))
     nb = draw(st.integers(1, max_books))
     nt = draw(st.integers(0, max_trades))

@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 from procs.capture import concat_records
 from procs.features import FEATURES, N_FEATURES, FeatureEngine, compute_batch, feature_index
 from procs.ml.synth import synthetic_market
-from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1
+from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
 from tests.unit.procs.features.reference import reference
 from tests.unit.procs.features.strategies import books_and_trades
 
 
-def _split_points(rng: np.random.Generator, books, trades, n_cuts: int):
+def _split_points(
+    rng: np.random.Generator, books: Records, trades: Records, n_cuts: int
+) -> list[tuple[int, int]]:
     """Random batch splits that honour the delivery contract (trades no later than their book)."""
     n_b, n_t = books.size, trades.size
     book_cuts = np.sort(rng.integers(0, n_b + 1, size=n_cuts))
@@ -35,7 +37,7 @@ def _split_points(rng: np.random.Generator, books, trades, n_cuts: int):
     return out
 
 
-def _running_key(recs):
+def _running_key(recs: Records) -> np.ndarray:
     key = np.empty(recs.size, dtype=np.int64)
     last: dict[int, int] = {}
     for i, r in enumerate(recs):
@@ -45,7 +47,9 @@ def _running_key(recs):
     return key
 
 
-def _stream(books, trades, splits, n_symbols):
+def _stream(
+    books: Records, trades: Records, splits: list[tuple[int, int]], n_symbols: int
+) -> Records:
     eng = FeatureEngine(n_symbols)
     parts, b0, t0 = [], 0, 0
     for b1, t1 in splits:

@@ -13,6 +13,8 @@ from procs.ml.synth import synthetic_market
 from shm.records import BOOK_V1, FEAT_V1, TRADE_V1
 from shm.ring import RingReader, RingSpec, RingWriter
 
+Rings = tuple[RingWriter, RingWriter, RingWriter, RingReader, RingReader, RingReader]
+
 
 class CountingWaker:
     def __init__(self) -> None:
@@ -37,9 +39,9 @@ def _config(ring_name: str, batch_max: int) -> FeaturesConfig:
 
 @pytest.fixture
 def rings(ring_name):
-    made = []
+    made: list[RingWriter | RingReader] = []
 
-    def make(cfg: FeaturesConfig):
+    def make(cfg: FeaturesConfig) -> Rings:
         w_book = RingWriter(RingSpec(name=cfg.book_ring, dtype=BOOK_V1, capacity=4096))
         w_trade = RingWriter(RingSpec(name=cfg.trade_ring, dtype=TRADE_V1, capacity=4096))
         w_feat = RingWriter(RingSpec(name=cfg.feat_ring, dtype=FEAT_V1, capacity=4096))

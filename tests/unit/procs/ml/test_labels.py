@@ -12,7 +12,9 @@ from procs.ml.labels import future_return_bps, sign_label
 S = 1_000_000_000
 
 
-def naive(ts, mid, sym, h):
+def naive(
+    ts: np.ndarray, mid: np.ndarray, sym: np.ndarray, h: int
+) -> tuple[np.ndarray, np.ndarray]:
     out, ok = [], []
     for i in range(len(ts)):
         same = [j for j in range(len(ts)) if sym[j] == sym[i]]
