@@ -108,6 +108,9 @@ class Venue(Protocol):
 
     def on_book(self, book: BookLevels) -> None: ...
 
+    def check(self) -> None:
+        """Raise the error that ended a background connection (crash, don't limp)."""
+
     async def close(self) -> None: ...
 
 
@@ -195,17 +198,30 @@ class LiveVenue:
     kind = "live"
 
     def __init__(
-        self, rest: BitunixRest, ws: BitunixWs, *, margin_coin: str = "USDT", hedge: bool = False
+        self,
+        rest: BitunixRest,
+        ws: BitunixWs,
+        *,
+        margin_coin: str = "USDT",
+        hedge: bool = False,
+        ready_timeout_s: float = 10.0,
     ) -> None:
+        self._ready_timeout_s = ready_timeout_s
         self._rest = rest
         self._ws = ws
         self._coin = margin_coin
         self._hedge = hedge
         self._sink: VenueSink | None = None
+        self._ws_task: asyncio.Task[None] | None = None
 
     @property
     def ws_connected(self) -> bool:
         return self._ws.ready.is_set()
+
+    def check(self) -> None:
+        t = self._ws_task
+        if t is not None and t.done() and not t.cancelled() and t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]  # checked not None just above
 
     async def start(self, sink: VenueSink) -> None:
         self._sink = sink
@@ -214,7 +230,12 @@ class LiveVenue:
         self._ws.on("balance", self._on_balance)
         self._ws.on("position", lambda _push: None)  # positions come from fills; REST reconciles
         self._ws.subscribe_many([("order", None), ("balance", None), ("position", None)])
-        self._ws.start()
+        self._ws_task = self._ws.start()
+        try:
+            await self._ws.wait_ready(self._ready_timeout_s)
+        except TimeoutError:
+            self.check()  # a login refusal ends the task with its own error
+            raise VenueUnknown("private WS not ready in time", "ws_not_ready") from None
 
     def _on_order(self, push: OrderPush) -> None:
         assert self._sink is not None
@@ -422,6 +443,9 @@ class PaperVenueAdapter:
             if b is not None and b.bids and b.asks:
                 out[s] = (b.bids[0][0] + b.asks[0][0]) / 2
         return out
+
+    def check(self) -> None:
+        return None
 
     def on_book(self, book: BookLevels) -> None:
         self._books[book.symbol] = book

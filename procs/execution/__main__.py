@@ -1,0 +1,214 @@
+"""``python -m procs.execution CONFIG``: compose and run the execution process (section
+``[execution]``). Opens the rings, the journal, the venue clients and the wake-up thread.
+
+The loop: ``Runtime.run`` calls ``ExecutionProc.step`` (non-blocking); between steps
+``LoopWaiter`` runs the asyncio loop (REST replies, WS pushes, timers) until the inference
+process's ``wake.sig.`` arrives or ``wake_timeout_s`` passes. Nothing spins, nothing blocks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from typing import IO
+
+from prometheus_client import CollectorRegistry
+
+from procs._config import EXIT_CONFIG, load_section
+from procs._runtime import EXIT_FAULT, Runtime
+from procs.execution.config import ExecutionConfig
+from procs.execution.journal import Journal
+from procs.execution.killswitch import FileStore, KillSwitch
+from procs.execution.metrics import make_metrics
+from procs.execution.proc import ExecutionProc
+from procs.execution.venue import (
+    LiveVenue,
+    PaperVenueAdapter,
+    Venue,
+    VenueCallError,
+    load_keys,
+)
+
+log = logging.getLogger("procs.execution")
+
+
+class LoopWaiter:
+    """Runs the asyncio loop while the stage is idle, until a wake-up or the timeout.
+
+    ``wake`` may be called from any thread. After a busy step ``reset`` gives the loop one
+    pass, so orders scheduled by the step leave at once.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self._loop = loop
+        self._timeout_s = timeout_s
+        self._woken = False
+        self._fut: asyncio.Future[None] | None = None
+        self.wakes_total = 0
+
+    def wake(self) -> None:
+        """Thread-safe: end the current (or the next) idle wait."""
+        self._loop.call_soon_threadsafe(self._on_wake)
+
+    def _on_wake(self) -> None:
+        self._woken = True
+        self.wakes_total += 1
+        if self._fut is not None and not self._fut.done():
+            self._fut.set_result(None)
+
+    def idle(self) -> None:
+        if self._woken:
+            self._woken = False
+            self.reset()
+            return
+        fut = self._loop.create_future()
+        self._fut = fut
+        timer = self._loop.call_later(self._timeout_s, _resolve, fut)
+        try:
+            self._loop.run_until_complete(fut)
+        finally:
+            timer.cancel()
+            self._fut = None
+            self._woken = False
+
+    def reset(self) -> None:
+        self._loop.run_until_complete(asyncio.sleep(0))
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class WakeThread:
+    """Owns the SUB socket on ``wake.sig.`` in its own thread and wakes the loop on each one."""
+
+    def __init__(self, endpoint: str, topic: bytes, on_wake: Callable[[], None]) -> None:
+        self._endpoint = endpoint
+        self._topic = topic
+        self._on_wake = on_wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wake-sig", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        from ipc.sockets import WakeListener  # created, used and closed on this thread
+
+        listener = WakeListener(self._endpoint, self._topic)
+        try:
+            while not self._stop.is_set():
+                if listener.wait(0.1):
+                    self._on_wake()
+        finally:
+            listener.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+def build_venue(
+    config: ExecutionConfig, proc_ref: list[ExecutionProc], environ: dict[str, str]
+) -> Venue:
+    """The live adapter (REST + private WS) or the paper adapter, from config."""
+    from ipc.bitunix.rest import RestConfig
+    from ipc.bitunix.rest_api import BitunixRest
+
+    v = config.venue
+    if config.mode == "paper":
+        public = BitunixRest(RestConfig(base_url=v.rest_url, timeout_s=v.rest_timeout_s))
+        return PaperVenueAdapter(
+            config.paper,
+            local=lambda cid: proc_ref[0].tracker.get(cid) if cid in proc_ref[0].tracker else None,
+            positions=lambda: proc_ref[0].positions.snapshots(),
+            balance=lambda: proc_ref[0].local_balance() or Decimal(0),
+            public_rest=None if all(s.tick and s.step and s.min_qty for s in config.symbols)
+            else public,
+        )  # fmt: skip
+    from ipc.bitunix.ws import BitunixWs, WsConfig
+
+    key, secret = load_keys(v, environ)
+    if not key or not secret:
+        log.error("config error: no API key (set %s/%s or key_file)", v.api_key_env, v.secret_env)
+        raise SystemExit(EXIT_CONFIG)
+    rest = BitunixRest(
+        RestConfig(base_url=v.rest_url, api_key=key, secret=secret, timeout_s=v.rest_timeout_s)
+    )
+    ws = BitunixWs(
+        WsConfig(
+            url=v.ws_private_url, api_key=key, secret=secret, ping_interval_s=v.ws_ping_interval_s
+        ),
+        on_resync=lambda: proc_ref[0].on_resync(),
+    )
+    return LiveVenue(
+        rest,
+        ws,
+        margin_coin=v.margin_coin,
+        hedge=config.position_mode == "HEDGE",
+        ready_timeout_s=v.ws_ready_timeout_s,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = load_section(argv, "execution", ExecutionConfig)
+    if config.runtime is None:
+        logging.basicConfig()
+        log.error("config error path=$.execution.runtime: the [execution.runtime] table is missing")
+        return EXIT_CONFIG
+    registry = CollectorRegistry()
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    event_file: IO[bytes] | None = None
+    with Runtime("execution", config.runtime, registry) as rt:
+        rt.start()
+        from ipc.messages import wake_topic
+        from shm.records import BOOK_V1, SIG_V1
+        from shm.ring import attach_reader
+
+        sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
+        book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
+        if config.events_log_path:
+            event_file = open(config.events_log_path, "ab", buffering=0)  # noqa: SIM115
+        ref: list[ExecutionProc] = []
+        proc = ExecutionProc(
+            config,
+            sig=sig,
+            book=book,
+            venue=build_venue(config, ref, dict(os.environ)),
+            journal=Journal.open(config.journal_path),
+            publisher=rt.publisher,
+            killswitch=KillSwitch(FileStore(config.killswitch_path), config.killswitch_poll_s),
+            metrics=make_metrics(registry),
+            loop=loop,
+            event_log=None if event_file is None else event_file.write,
+        )
+        ref.append(proc)
+        waiter = LoopWaiter(loop, config.wake_timeout_s)
+        waker = WakeThread(config.inference_pub, wake_topic("sig"), waiter.wake)
+        try:
+            loop.run_until_complete(proc.open())
+        except VenueCallError as exc:
+            log.error("start-up failed: %s", exc)
+            proc.close()
+            return EXIT_FAULT
+        waker.start()
+        try:
+            return rt.run(proc, waiter)
+        finally:
+            waker.stop()
+            if event_file is not None:
+                event_file.close()
+            loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

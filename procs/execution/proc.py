@@ -1,0 +1,677 @@
+"""The execution process stage: reads rings ``sig`` and ``md.book``, sends orders to a ``Venue``,
+writes the journal and publishes ``ord.``/``fill.``/``pos.``/``risk.``/``brk.`` on its PUB.
+
+``step()`` is the hot path (signal → strategy → risk → journal intent → send); venue calls run
+as tasks on the process's asyncio loop, which ``LoopWaiter`` (``__main__``) drives between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, Final, Protocol, cast
+
+import msgspec
+
+from ipc.orders import breaker_topic, fill_topic, order_topic, position_topic, risk_topic
+from procs.execution.breaker import Breaker, BreakerState, BreakerTransition
+from procs.execution.config import ExecutionConfig
+from procs.execution.events import (
+    EventSequencer,
+    breaker_event,
+    fill_event,
+    order_event,
+    position_event,
+    risk_event,
+)
+from procs.execution.instruments import Instrument, to_decimal
+from procs.execution.journal import Journal
+from procs.execution.killswitch import KillSwitch
+from procs.execution.metrics import ExecutionMetrics
+from procs.execution.model import ZERO, OrderRequest, OrderStatus, VenueOrderUpdate
+from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
+from procs.execution.paper import book_from_record
+from procs.execution.positions import DailyPnl, PositionBook
+from procs.execution.reconcile import (
+    AdoptUpdate,
+    CancelVenueOrder,
+    QueryOrder,
+    Reconciliation,
+    reconcile,
+)
+from procs.execution.risk import Refusal, RefusalReason, RiskContext, RiskEngine
+from procs.execution.strategy import (
+    Action,
+    CancelOrder,
+    PlaceOrder,
+    Quote,
+    ReplaceOrder,
+    Strategy,
+    signals_from_records,
+)
+from procs.execution.venue import Venue, VenueCallError, VenueRejected, VenueUnknown
+from shm.records import FLAG_STALE, Records
+
+log = logging.getLogger(__name__)
+
+NS: Final = 1_000_000_000
+REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reason) this often
+PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
+STATE_CODES: Final = {"reconciling": 0, "active": 1, "reducing": 2, "halted": 3, "killed": 4}
+_ENC: Final = msgspec.msgpack.Encoder()
+_JSON: Final = msgspec.json.Encoder()
+
+
+class RecordSource(Protocol):
+    """A ring reader (``shm.ring.RingReader``)."""
+
+    dropped_total: int
+
+    @property
+    def lag_records(self) -> int: ...
+
+    def poll(self, max_records: int) -> Records: ...
+
+    def close(self) -> None: ...
+
+
+class EventPublisher(Protocol):
+    """The process PUB (``ipc.sockets.Publisher``)."""
+
+    def send(self, topic: bytes, payload: bytes) -> bool: ...
+
+
+class ExecutionProc:
+    """Owns orders, positions, risk, breaker and the journal's writer; one asyncio loop.
+
+    Build in ``main``; ``await open()`` on the loop (venue, instruments, journal recovery), then
+    run ``step`` under ``Runtime.run``. Trading starts once reconciliation finds no difference.
+    """
+
+    name = "execution"
+
+    def __init__(
+        self,
+        config: ExecutionConfig,
+        *,
+        sig: RecordSource,
+        book: RecordSource,
+        venue: Venue,
+        journal: Journal,
+        publisher: EventPublisher,
+        killswitch: KillSwitch,
+        metrics: ExecutionMetrics,
+        loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], int] = time.time_ns,
+        event_log: Callable[[bytes], object] | None = None,
+    ) -> None:
+        self._c = config
+        self._sig = sig
+        self._book = book
+        self.venue = venue
+        self.journal = journal
+        self._pub = publisher
+        self.killswitch = killswitch
+        self._m = metrics
+        self._loop = loop
+        self._clock = clock
+        self._event_log = event_log
+        self.tracker = OrderTracker(
+            ack_timeout_s=config.order_ack_timeout_s, cancel_timeout_s=config.cancel_timeout_s
+        )
+        self.positions = PositionBook(hedge=config.position_mode == "HEDGE")
+        self.risk = RiskEngine(config.risk, config.symbols)
+        self.breaker = Breaker(config.breaker)
+        self.daily = DailyPnl()
+        self._seq = EventSequencer()
+        self.instruments: dict[str, Instrument] = {}
+        self._by_id: dict[int, Instrument] = {}
+        self._strategy: Strategy | None = None
+        self._ids: ClientIdGenerator | None = None
+        self._quotes: dict[str, Quote] = {}
+        self._book_ns: dict[str, int] = {}  # ts_recv_ns of the newest book per symbol
+        self._pub_ns: dict[str, deque[tuple[int, int]]] = {}  # (ts_recv, ts_pub) of recent books
+        self.marks: dict[str, Decimal] = {}
+        self.reconciled = False
+        self.last_reconcile: Reconciliation | None = None
+        self.balance_venue: Decimal | None = None
+        self._balance_base: Decimal | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._querying: set[str] = set()
+        self._fault: BaseException | None = None
+        self._ws_up = True
+        self._due: dict[str, int] = {}
+        self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
+        self.counters: Counter[str] = Counter()
+        self.last_tick_to_order_ns = 0
+        self._dropped_seen = {"sig": 0, "book": 0}
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect the venue, load instruments, rebuild from the journal; state: reconciling."""
+        c, now = self._c, self._clock()
+        await self.venue.start(self)
+        for inst in await self.venue.instruments(c.symbols):
+            self.instruments[inst.symbol] = inst
+            self._by_id[inst.symbol_id] = inst
+        rec = self.journal.recover(hedge=self.positions.hedge)
+        self.tracker.restore(rec.orders)
+        self.positions.restore(rec.positions.snapshots())
+        for tr in self.tracker.recover_intents(now):
+            self._apply(tr, now)  # written/sent before the crash, never answered: UNKNOWN
+        used = [o.client_id for o in rec.orders]
+        self._ids = ClientIdGenerator.after(c.client_id_prefix, now // 1_000_000, used)
+        self._strategy = Strategy(
+            c.strategy,
+            self.instruments,
+            self._ids,
+            symbols=c.symbols,
+            hedge=self.positions.hedge,
+        )
+        daily = self.journal.load_daily()
+        if daily is not None:
+            self.daily.restore(*daily)
+        base = self.journal.get_meta("balance_base")
+        self._balance_base = None if base is None else Decimal(base)
+        self._loop.set_exception_handler(self._on_loop_error)
+        log.info(
+            "recovered orders=%d open=%d fills=%d positions=%s mode=%s",
+            *(len(rec.orders), len(self.tracker.open_orders()), rec.fills_total),
+            *({p.symbol: str(p.qty) for p in self.positions.snapshots()}, c.mode),
+        )
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def step(self) -> int:
+        if self._fault is not None:
+            raise self._fault  # a callback or task failed: crash, don't limp
+        n = 0
+        books = self._book.poll(self._c.batch_max)
+        if len(books):
+            self._on_books(books)
+            n += len(books)
+        sigs = self._sig.poll(self._c.batch_max)
+        if len(sigs):
+            self._m.signals.inc(len(sigs))
+            self._on_signals(sigs)
+            n += len(sigs)
+        now = self._clock()
+        if now >= self._due.get("hk", 0):
+            self._due["hk"] = now + int(self._c.housekeeping_s * NS)
+            self.housekeeping(now)
+        return n
+
+    def _on_books(self, batch: Records) -> None:
+        ids: list[int] = batch["symbol_id"].tolist()
+        newest = {sid: i for i, sid in enumerate(ids) if sid in self._by_id}
+        for sid, i in newest.items():
+            rec, inst = batch[i], self._by_id[sid]
+            sym, n_b, n_a = inst.symbol, int(rec["n_bids"]), int(rec["n_asks"])
+            if n_b and n_a:
+                bid = to_decimal(float(rec["bid_px"][0]), inst.tick)
+                ask = to_decimal(float(rec["ask_px"][0]), inst.tick)
+                self._quotes[sym] = Quote(bid, ask)
+            recv = int(rec["ts_recv_ns"])
+            self._book_ns[sym] = recv
+            self._pub_ns.setdefault(sym, deque(maxlen=256)).append((recv, int(rec["ts_pub_ns"])))
+            if int(rec["flags"]) & FLAG_STALE:
+                self._on_breaker(self.breaker.on_data_age(math.inf, self._clock()))
+            if self.venue.kind == "paper":
+                self.venue.on_book(book_from_record(rec, inst))
+
+    def _on_signals(self, batch: Records) -> None:
+        if not self.can_trade or self._strategy is None:
+            return
+        now = self._clock()
+        for sig in signals_from_records(batch, self._by_id):
+            quote = self._quotes.get(sig.symbol)
+            if quote is None:
+                continue
+            position = self.positions.net_qty(sig.symbol)
+            working = self.tracker.open_orders(sig.symbol)
+            for action in self._strategy.decide(sig, quote, position, working, now):
+                self._act(action, now)
+
+    def _act(self, action: Action, now: int) -> None:
+        if isinstance(action, PlaceOrder):
+            self.place(action.request, now)
+        elif isinstance(action, CancelOrder):
+            self.cancel(action.client_id, now, action.reason)
+        elif isinstance(action, ReplaceOrder):
+            # cancel now; the next signal places the new quote once the cancel is confirmed,
+            # so the old and the new order never both count against the position limits
+            self.cancel(action.cancel_client_id, now, "replace")
+
+    def risk_context(self, symbol: str, now: int) -> RiskContext:
+        q = self._quotes.get(symbol)
+        return RiskContext(
+            now_ns=now,
+            instrument=self.instruments[symbol],
+            mid=None if q is None else (q.best_bid + q.best_ask) / 2,
+            ts_data_ns=self._book_ns.get(symbol, 0),
+            mark=self.marks.get(symbol),
+            positions={s: self.positions.net_qty(s) for s in self.instruments},
+            marks=self._marks_or_mid(),
+            open_orders=self.tracker.open_orders(),
+            day_pnl=self.daily.day_pnl,
+            drawdown=self.daily.drawdown,
+            breaker=self.breaker.state,
+            kill_switch=self.killswitch.on,
+        )
+
+    def place(self, req: OrderRequest, now: int) -> bool:
+        """Risk-check, journal the intent, then send; False when refused."""
+        refusal = self.risk.check(req, self.risk_context(req.symbol, now))
+        if refusal is not None:
+            self._refused(refusal)
+            return False
+        t0 = time.perf_counter_ns()
+        self.tracker.add_intent(req, now)
+        self.journal.record_intent(req, now)  # durable BEFORE the order can leave
+        self._m.intent_write_seconds.observe((time.perf_counter_ns() - t0) / NS)
+        leave = self._clock()  # the order leaves execution now: its ts_order_ns
+        order = self.tracker.get(req.client_id)
+        req = replace(req, ts_order_ns=leave)
+        self.tracker.restore([replace(order, request=req)])
+        self._apply(self.tracker.mark_sent(req.client_id, leave), leave)
+        self._observe_latency(req, leave)
+        self._m.orders_sent.inc()
+        self.counters["orders_sent_total"] += 1
+        self._spawn(self._send(req))
+        return True
+
+    def _observe_latency(self, req: OrderRequest, leave: int) -> None:
+        s = req.stamps
+        if not s.ts_recv_ns:
+            return
+        self.last_tick_to_order_ns = leave - s.ts_recv_ns
+        self._m.tick_to_order_seconds.observe(self.last_tick_to_order_ns / NS)
+        pub = next((p for r, p in self._pub_ns.get(req.symbol, ()) if r == s.ts_recv_ns), 0)
+        obs = self._m.stage_seconds.labels
+        if pub:
+            obs("recv_to_ingest").observe((pub - s.ts_recv_ns) / NS)
+            if s.ts_feat_ns:
+                obs("ingest_to_features").observe((s.ts_feat_ns - pub) / NS)
+        if s.ts_feat_ns and s.ts_sig_ns:
+            obs("features_to_signal").observe((s.ts_sig_ns - s.ts_feat_ns) / NS)
+        if s.ts_sig_ns:
+            obs("signal_to_order").observe((leave - s.ts_sig_ns) / NS)
+
+    async def _send(self, req: OrderRequest) -> None:
+        cid = req.client_id
+        try:
+            order_id = await self.venue.place(req)
+        except VenueUnknown as exc:
+            # no verdict: it stays SENT, becomes UNKNOWN at the ack timeout, and is queried
+            self._venue_error(exc, ok_for_breaker=False)
+            log.warning("place outcome unknown client_id=%s error=%s", cid, exc)
+            return
+        except VenueRejected as exc:
+            self._venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
+            now = self._clock()
+            if self.tracker.get(cid).status in (OrderStatus.SENT, OrderStatus.NEW_INTENT):
+                self._apply(self.tracker.on_send_failed(cid, f"{exc.kind}: {exc}", now), now)
+            self._on_breaker(self.breaker.on_order_result(False, now, str(exc)))
+            return
+        now = self._clock()
+        self._on_breaker(self.breaker.on_rest_result(True, now))
+        self._on_breaker(self.breaker.on_order_result(True, now))
+        self._m.order_ack_seconds.observe((now - req.ts_order_ns) / NS)
+        if req.stamps.ts_recv_ns:
+            self._on_breaker(self.breaker.on_latency((now - req.stamps.ts_recv_ns) / NS, now))
+        self._apply(self.tracker.on_send_ok(cid, order_id, now), now)
+
+    def cancel(self, client_id: str, now: int, reason: str) -> None:
+        o = self.tracker.get(client_id)
+        if o.status.is_terminal or o.ts_cancel_ns:
+            return
+        updated = self.tracker.request_cancel(client_id, now)
+        self.journal.record_order(updated, o.status, f"cancel requested: {reason}", now)
+        self._m.cancels_sent.inc()
+        self.counters["cancels_sent_total"] += 1
+        if o.status in _CANCELLABLE:
+            self._spawn(self._send_cancel(o.symbol, client_id))
+        # an UNKNOWN or unsent order is resolved by query first (cancel timeout)
+
+    async def _send_cancel(self, symbol: str, client_id: str) -> None:
+        try:
+            await self.venue.cancel(symbol, client_id)
+        except VenueCallError as exc:
+            self._venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
+            self._spawn(self._query(client_id))  # already filled or gone? ask the venue
+            return
+        self._on_breaker(self.breaker.on_rest_result(True, self._clock()))
+
+    async def _query(self, client_id: str) -> None:
+        if client_id in self._querying:
+            return
+        self._querying.add(client_id)
+        try:
+            found = await self.venue.query(client_id)
+        except VenueCallError as exc:
+            self._venue_error(exc, ok_for_breaker=False)
+            return
+        finally:
+            self._querying.discard(client_id)
+        now = self._clock()
+        self.counters["queries_total"] += 1
+        self._on_breaker(self.breaker.on_rest_result(True, now))
+        if client_id in self.tracker:
+            self._apply(self.tracker.resolve(client_id, found, now), now)
+
+    # -- venue events (VenueSink) ------------------------------------------------------------
+
+    def on_order_update(self, update: VenueOrderUpdate) -> None:
+        if update.client_id not in self.tracker:
+            self.counters["foreign_updates_total"] += 1  # not ours, or pruned: reconcile decides
+            return
+        now = self._clock()
+        self._apply(self.tracker.on_venue_update(update, now), now)
+
+    def on_balance(self, balance: Decimal) -> None:
+        self.balance_venue = balance
+
+    def on_resync(self) -> None:
+        log.info("venue resync: reconciling")
+        self._due["reconcile"] = 0
+
+    def _apply(self, tr: OrderTransition | None, now: int) -> None:
+        if tr is None:
+            return
+        new_fills = self.journal.record_transition(tr, now)
+        self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))
+        for f in new_fills:
+            self.positions.apply_fill(f)
+            self._m.fills.inc()
+            self.counters["fills_total"] += 1
+            self._emit(fill_topic(f.symbol), fill_event(f, tr.order.request, self._seq.next()))
+        if new_fills:
+            self._publish_position(tr.order.symbol, now)
+            self._update_pnl(now)
+
+    # -- breaker, kill switch, refusals --------------------------------------------------------
+
+    def _refused(self, r: Refusal) -> None:
+        self._m.refusals.labels(str(r.reason)).inc()
+        self.counters["refusals_total"] += 1
+        key = (r.symbol, r.reason)
+        if r.ts_ns - self._refusal_seen.get(key, -NS * 10) < REFUSAL_JOURNAL_S * NS:
+            return  # counted; journaled at most once a second per symbol and reason
+        self._refusal_seen[key] = r.ts_ns
+        self.journal.record_refusal(r)
+        self._emit(risk_topic(), risk_event(r, self._seq.next()))
+
+    def _on_breaker(self, t: BreakerTransition | None) -> None:
+        if t is None:
+            return
+        self.journal.record_breaker(t)
+        self._emit(breaker_topic(), breaker_event(t, self._seq.next()))
+        self._m.breaker_transitions.labels(str(t.trigger)).inc()
+        if t.new is BreakerState.HALTED:
+            self.cancel_all(t.ts_ns, f"breaker halted: {t.trigger}")
+
+    def cancel_all(self, now: int, reason: str) -> None:
+        for o in self.tracker.open_orders():
+            self.cancel(o.client_id, now, reason)
+
+    def _venue_error(self, exc: VenueCallError, *, ok_for_breaker: bool) -> None:
+        self._m.venue_errors.labels(exc.kind).inc()
+        self.counters["venue_errors_total"] += 1
+        self._on_breaker(self.breaker.on_rest_result(ok_for_breaker, self._clock()))
+
+    # -- housekeeping (every housekeeping_s) -------------------------------------------------
+
+    def housekeeping(self, now: int) -> None:
+        c = self._c
+        self.venue.check()
+        self._watch(now)
+        for tr in self.tracker.expire(now):
+            self._apply(tr, now)
+        for cid in self.tracker.needs_query(now):
+            if cid not in self._querying:
+                self._spawn(self._query(cid))
+        if self._is_due("marks", now, c.venue.mark_poll_s):
+            self._spawn(self._poll_marks())
+        self._update_pnl(now)
+        if self._is_due("snapshot", now, c.position_snapshot_interval_s):
+            self.journal.record_positions(self.positions.snapshots(), now)
+            self.journal.save_daily(*self.daily.state())
+            for sym in self.positions.symbols():
+                self._publish_position(sym, now)
+            self.tracker.prune(now - int(PRUNE_AFTER_S * NS))
+        every = c.reconcile_interval_s if self.reconciled else c.reconcile_retry_s
+        if "reconciling" not in self._due and self._is_due("reconcile", now, every):
+            self._spawn(self._reconcile())
+        self._gauges()
+
+    def _watch(self, now: int) -> None:
+        """Kill switch, private WS state, breaker clocks and market-data age."""
+        c = self._c
+        changed = self.killswitch.poll(now)
+        if changed is not None:
+            log.warning("kill switch on=%s reason=%s", changed.on, changed.reason)
+        if self.killswitch.on or self.breaker.state is BreakerState.HALTED:
+            self.cancel_all(now, "kill switch" if self.killswitch.on else "breaker halted")
+        up = self.venue.ws_connected
+        if up != self._ws_up or not up:
+            self._ws_up = up
+            self._on_breaker(self.breaker.on_ws(up, now))
+        self._on_breaker(self.breaker.tick(now))
+        for ts in self._book_ns.values():
+            age_s = (now - ts) / NS
+            if age_s > c.breaker.stale_data_s:
+                self._on_breaker(self.breaker.on_data_age(age_s, now))  # logs once, escalating
+
+    def _is_due(self, key: str, now: int, period_s: float) -> bool:
+        if now < self._due.get(key, 0):
+            return False
+        self._due[key] = now + int(period_s * NS)
+        return True
+
+    async def _poll_marks(self) -> None:
+        try:
+            self.marks.update(await self.venue.marks(list(self.instruments)))
+        except VenueCallError as exc:
+            self._venue_error(exc, ok_for_breaker=False)
+
+    def _marks_or_mid(self) -> dict[str, Decimal]:
+        out = {s: (q.best_bid + q.best_ask) / 2 for s, q in self._quotes.items()}
+        out.update(self.marks)
+        return out
+
+    def _update_pnl(self, now: int) -> None:
+        marks = self._marks_or_mid()
+        if any(p.qty and p.symbol not in marks for p in self.positions.snapshots()):
+            return  # no price for an open leg yet
+        totals = self.positions.totals(marks)
+        self.daily.update(totals.net, now)
+        self._on_breaker(self.breaker.on_pnl(self.daily.day_pnl, now))
+        for kind in ("realised", "unrealised", "fees", "funding", "net"):
+            self._m.pnl.labels(kind).set(float(getattr(totals, kind)))
+
+    def _publish_position(self, symbol: str, now: int) -> None:
+        mark = self._marks_or_mid().get(symbol)
+        for p in self.positions.snapshots():
+            if p.symbol == symbol:
+                ev = position_event(p, mark if mark is not None else ZERO, self._seq.next(), now)
+                self._emit(position_topic(symbol), ev)
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    def local_balance(self) -> Decimal | None:
+        if self._balance_base is None:
+            return None
+        legs = self.positions.snapshots()
+        return self._balance_base + sum((p.realised - p.fees + p.funding for p in legs), ZERO)
+
+    async def _reconcile(self) -> None:
+        self._due["reconciling"] = 1
+        try:
+            await self._reconcile_once()
+        except VenueCallError as exc:
+            self._venue_error(exc, ok_for_breaker=False)
+            log.warning("reconcile failed error=%s", exc)
+        finally:
+            self._due.pop("reconciling", None)
+
+    async def _reconcile_once(self) -> None:
+        snap = await self.venue.snapshot()
+        if self._balance_base is None and snap.balance is not None:
+            legs = self.positions.snapshots()
+            booked = sum((p.realised - p.fees + p.funding for p in legs), ZERO)
+            self._balance_base = snap.balance - booked
+            self.journal.set_meta("balance_base", str(self._balance_base))
+        assert self._ids is not None
+        rec = reconcile(
+            self.tracker.open_orders(),
+            self.positions.snapshots(),
+            snap,
+            owns=self._ids.owns,
+            local_balance=self.local_balance(),
+            balance_tolerance=self._c.balance_tolerance_usdt,
+        )
+        now = self._clock()
+        self.last_reconcile = rec
+        for d in rec.differences:
+            log.warning("reconcile difference kind=%s symbol=%s client_id=%s detail=%s",
+                        d.kind, d.symbol, d.client_id, d.detail)  # fmt: skip
+            reason = cast(RefusalReason, f"reconcile.{d.kind}")  # journaled beside refusals
+            self.journal.record_refusal(Refusal(reason, d.detail, d.client_id, d.symbol, now))
+        for action in rec.actions:
+            if isinstance(action, QueryOrder):
+                await self._query(action.client_id)
+            elif isinstance(action, AdoptUpdate):
+                self.on_order_update(action.update)
+            elif isinstance(action, CancelVenueOrder):
+                self._spawn(self._cancel_foreign(action))
+        was = self.reconciled
+        self.reconciled = rec.in_sync
+        self.counters["reconciles_total"] += 1
+        if rec.in_sync != was:
+            log.info("reconciled in_sync=%s differences=%d", rec.in_sync, len(rec.differences))
+        if not rec.in_sync:
+            self._due["reconcile"] = now + int(self._c.reconcile_retry_s * NS)
+
+    async def _cancel_foreign(self, a: CancelVenueOrder) -> None:
+        try:
+            await self.venue.cancel(a.symbol, a.client_id)
+        except VenueCallError as exc:
+            self._venue_error(exc, ok_for_breaker=False)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def can_trade(self) -> bool:
+        return self.reconciled
+
+    @property
+    def state(self) -> str:
+        if not self.reconciled:
+            return "reconciling"
+        if self.killswitch.on:
+            return "killed"
+        return {BreakerState.ACTIVE: "active", BreakerState.REDUCING: "reducing"}.get(
+            self.breaker.state, "halted"
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._fault is None:
+            self._fault = task.exception()
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, ctx: dict[str, Any]) -> None:
+        exc = ctx.get("exception")
+        log.error("event loop error message=%s exception=%r", ctx.get("message"), exc)
+        if isinstance(exc, Exception) and self._fault is None:
+            self._fault = exc
+
+    def _emit(self, topic: bytes, event: msgspec.Struct) -> None:
+        if self._c.publish_events:
+            self._pub.send(topic, _ENC.encode(event))
+        if self._event_log is not None:
+            self._event_log(_JSON.encode({"topic": topic.decode(), "event": event}) + b"\n")
+
+    def _gauges(self) -> None:
+        m = self._m
+        m.open_orders.set(len(self.tracker.open_orders()))
+        m.breaker_state.set(int(self.breaker.state))
+        m.state.set(STATE_CODES[self.state])
+        for sym in self.instruments:
+            m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
+        for ring_name, ring in (("sig", self._sig), ("book", self._book)):
+            m.ring_lag.labels(ring_name).set(ring.lag_records)
+            if ring.dropped_total > self._dropped_seen[ring_name]:
+                m.ring_dropped.labels(ring_name).inc(
+                    ring.dropped_total - self._dropped_seen[ring_name]
+                )
+                self._dropped_seen[ring_name] = ring.dropped_total
+
+    def health(self) -> dict[str, float | int | str]:
+        totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None
+        rec = self.last_reconcile
+        return {
+            "state": self.state,
+            "mode": self._c.mode,
+            "breaker": self.breaker.state.name,
+            "kill_switch": int(self.killswitch.on),
+            "open_orders": len(self.tracker.open_orders()),
+            "positions": json.dumps({s: str(self.positions.net_qty(s)) for s in self.instruments}),
+            "realised_pnl": float(totals.realised) if totals else 0.0,
+            "unrealised_pnl": float(totals.unrealised) if totals else 0.0,
+            "fees": float(totals.fees) if totals else 0.0,
+            "orders_sent_total": self.counters["orders_sent_total"],
+            "cancels_sent_total": self.counters["cancels_sent_total"],
+            "fills_total": self.counters["fills_total"],
+            "refusals_total": self.counters["refusals_total"],
+            "venue_errors_total": self.counters["venue_errors_total"],
+            "reconcile_differences": len(rec.differences) if rec else -1,
+            "ws_connected": int(self.venue.ws_connected),
+            "last_tick_to_order_us": self.last_tick_to_order_ns / 1e3,
+            "sig_ring_lag_records": self._sig.lag_records,
+            "sig_ring_dropped_total": self._sig.dropped_total,
+            "book_ring_lag_records": self._book.lag_records,
+            "book_ring_dropped_total": self._book.dropped_total,
+            "ring_lag_records": self._sig.lag_records + self._book.lag_records,
+            "ring_dropped_total": self._sig.dropped_total + self._book.dropped_total,
+            "last_seq": self._seq.last_seq,
+        }
+
+    def _prices_known(self) -> bool:
+        marks = self._marks_or_mid()
+        return all(not p.qty or p.symbol in marks for p in self.positions.snapshots())
+
+    async def aclose(self) -> None:
+        """Let in-flight venue calls finish briefly, then close the venue."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        for t in list(self._tasks):
+            t.cancel()
+        await self.venue.close()
+
+    def close(self) -> None:
+        if not self._loop.is_closed() and not self._loop.is_running():
+            self._loop.run_until_complete(self.aclose())
+        self._sig.close()
+        self._book.close()
+        self.journal.close()
+
+
+_CANCELLABLE: Final = frozenset({OrderStatus.SENT, OrderStatus.ACKED, OrderStatus.PART_FILLED})
+
+
+def _counts_as_rest_error(exc: VenueCallError) -> bool:
+    # a business refusal (bad price, balance) is the venue working; transport trouble is not
+    return exc.kind in ("TransportError", "RateLimited", "ServerError", "UnknownOutcome")
