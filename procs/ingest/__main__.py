@@ -1,0 +1,108 @@
+"""``python -m procs.ingest CONFIG.toml``: run ingest on uvloop until SIGTERM (exit 0).
+
+Exit codes: 0 asked to stop, 1 fault (traceback logged), 78 bad configuration.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+
+from prometheus_client import CollectorRegistry
+
+from procs._config import load_section
+from procs._runtime import EXIT_FAULT, EXIT_OK, Runtime
+from procs.ingest.config import IngestConfig
+
+__all__ = ["main"]
+
+log = logging.getLogger("procs.ingest")
+
+Counters = dict[str, float | int | str]
+
+
+class _EventRuntime(Runtime):
+    # Runtime reads stage counters from the stage run() drives; an event-driven process has
+    # no stage, so health and the heartbeat's last_seq come from this source instead
+    def __init__(self, config: IngestConfig, registry: CollectorRegistry) -> None:
+        super().__init__("ingest", config.runtime, registry)
+        self.counters_source: object = None
+
+    def _stage_counters(self) -> Counters:
+        health = getattr(self.counters_source, "health", None)
+        return health() if callable(health) else {}
+
+
+async def _serve(config: IngestConfig, rt: _EventRuntime, registry: CollectorRegistry) -> int:
+    from ipc.bitunix.rest import RestConfig
+    from ipc.bitunix.rest_api import BitunixRest
+    from ipc.bitunix.ws import BitunixWs, WsConfig
+    from ipc.messages import wake_topic
+    from ipc.sockets import WakeSender
+    from procs.ingest.proc import IngestProc, make_metrics
+    from shm.records import BOOK_V1, TRADE_V1
+    from shm.ring import RingSpec, RingWriter
+
+    c = config
+    ws_config = WsConfig(
+        url=c.ws_url,
+        ping_interval_s=c.ping_interval_s,
+        watchdog_intervals=c.watchdog_intervals,
+        send_rate_per_s=c.send_rate_per_s,
+        reconnect_min_s=c.reconnect_min_s,
+        reconnect_max_s=c.reconnect_max_s,
+        connect_timeout_s=c.connect_timeout_s,
+    )
+    rest_config = RestConfig(
+        base_url=c.rest_url, timeout_s=c.rest_timeout_s, get_retries=c.rest_retries
+    )
+    with (
+        RingWriter(
+            RingSpec(name=c.book_ring, dtype=BOOK_V1, capacity=c.book_capacity_records)
+        ) as book_ring,
+        RingWriter(
+            RingSpec(name=c.trade_ring, dtype=TRADE_V1, capacity=c.trade_capacity_records)
+        ) as trade_ring,
+    ):
+        async with BitunixRest(rest_config) as rest:
+            proc = IngestProc(
+                c,
+                book_ring=book_ring,
+                trade_ring=trade_ring,
+                waker=WakeSender(rt.publisher, wake_topic("md")),
+                rest=rest,
+                metrics=make_metrics(registry),
+            )
+            ws = BitunixWs(ws_config, on_resync=proc.on_resync, on_book_resync=proc.on_book_resync)
+            rt.counters_source = proc
+            gc.collect()
+            gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
+            try:
+                await proc.run(ws, service=rt.service, stop=rt.stop)
+            finally:
+                rt.service()  # last counters out before the rings go
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ingest with the ``[ingest]`` section of the config file named in ``argv``."""
+    config = load_section(argv, "ingest", IngestConfig)  # exits 78 on a bad config
+    registry = CollectorRegistry()
+    rt = _EventRuntime(config, registry)
+    with rt:
+        rt.start()  # exits 78 when the configured cores do not exist
+        import uvloop
+
+        try:
+            code = uvloop.run(_serve(config, rt, registry))
+        except Exception as exc:  # the process's one broad catch: crash, don't limp
+            log.exception("stopping (fault)")
+            rt.last_error = f"{type(exc).__name__}: {exc}"
+            code = EXIT_FAULT
+        log.info("stopped")
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""simex → ``python -m procs.ingest`` → rings read here: order, stamps, staleness, reconnect, exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ipc.messages import wake_topic
+from ipc.sockets import connect_sub
+from shm.records import FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
+from shm.segment import SHM_DIR
+from tests.conftest import ROOT
+from tests.helpers.ingest_proc import SYMBOLS, Ingest, run_ingest
+from tests.helpers.poll import eventually
+from tests.helpers.simex_proc import SimexProc, control, run_simex, write_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sx_module(tmp_path_factory) -> Iterator[SimexProc]:
+    cfg = write_config(tmp_path_factory.mktemp("simex_ingest"))
+    with run_simex(cfg) as proc:
+        yield proc
+
+
+@pytest.fixture
+def sx(sx_module) -> Iterator[SimexProc]:
+    yield sx_module
+    control(sx_module, "/_simex/faults/reset", {})
+
+
+@pytest.fixture
+def ingest(sx, tmp_path, run_dir, ns) -> Iterator[Ingest]:
+    with run_ingest(sx, tmp_path, run_dir, ns) as ing:
+        yield ing
+
+
+def _seen_every_symbol(ing: Ingest, books_min: int, trades_min: int) -> bool:
+    books, trades = ing.drain()
+    return all(
+        np.count_nonzero(books["symbol_id"] == sid) >= books_min
+        and np.count_nonzero(trades["symbol_id"] == sid) >= trades_min
+        for sid in range(len(SYMBOLS))
+    )
+
+
+def _snapshots(ing: Ingest) -> set[int]:
+    books, _ = ing.drain()
+    sids = set(books[(books["flags"] & FLAG_SNAPSHOT) != 0]["symbol_id"].tolist())
+    return sids if len(sids) == len(SYMBOLS) else set()
+
+
+def _assert_ordered(recs: Records) -> None:
+    assert recs["seq"][0] == 0
+    assert np.all(np.diff(recs["seq"]) == 1)
+
+
+def test_ingest_simex_feed_publishes_ordered_stamped_books_and_trades_per_symbol(ingest, run_dir):
+    sub = connect_sub(ingest.pub, [wake_topic("md")])
+    try:
+        eventually(lambda: _seen_every_symbol(ingest, 20, 3) and _snapshots(ingest), timeout_s=10)
+        woke = eventually(lambda: sub.recv(0.05), timeout_s=3)
+    finally:
+        sub.close()
+    books, trades = ingest.drain()
+
+    _assert_ordered(books)
+    _assert_ordered(trades)
+    assert ingest.book.dropped_total == ingest.trade.dropped_total == 0
+    for recs in (books, trades):
+        assert np.all(recs["ts_event_ns"] > 0)
+        assert np.all(recs["ts_event_ns"] <= recs["ts_recv_ns"])
+        assert np.all(recs["ts_recv_ns"] <= recs["ts_pub_ns"])
+        assert np.all(np.diff(recs["ts_pub_ns"]) >= 0)
+    live = books[(books["flags"] & (FLAG_SNAPSHOT | FLAG_STALE | FLAG_CROSSED)) == 0]
+    assert len(live) >= 20
+    assert np.all((live["n_bids"] >= 0) & (live["n_bids"] <= 15))
+    assert np.all((live["n_asks"] >= 0) & (live["n_asks"] <= 15))
+    assert live["n_bids"].max() >= 2 and live["n_asks"].max() >= 2
+    two_sided = live[(live["n_bids"] > 0) & (live["n_asks"] > 0)]
+    assert len(two_sided) > len(live) // 2
+    assert np.all(two_sided["bid_px"][:, 0] < two_sided["ask_px"][:, 0])
+    for rec in live:  # valid levels best first; unused levels are 0.0
+        nb, na = int(rec["n_bids"]), int(rec["n_asks"])
+        assert np.all(np.diff(rec["bid_px"][:nb]) < 0) and np.all(rec["bid_px"][nb:] == 0)
+        assert np.all(np.diff(rec["ask_px"][:na]) > 0) and np.all(rec["ask_px"][na:] == 0)
+        assert np.all(rec["bid_qty"][:nb] > 0) and np.all(rec["ask_qty"][:na] > 0)
+    snaps = books[(books["flags"] & FLAG_SNAPSHOT) != 0]
+    assert set(snaps["symbol_id"].tolist()) == set(range(len(SYMBOLS)))  # start-up resync
+    assert set(np.unique(trades["side"]).tolist()) <= {-1, 1}
+    assert np.all((trades["px"] > 0) & (trades["qty"] > 0))
+    assert woke is not None and woke[0] == wake_topic("md")
+    counters = eventually(lambda: ingest.counters().get("msgs_per_s", 0) > 0 and ingest.counters())
+    assert counters["stale_symbols"] == 0
+    assert counters["last_seq"] >= int(books["seq"][-1])
+    assert counters["decode_errors_total"] == 0
+
+
+def _stale_books(ing: Ingest, sid: int) -> Records:
+    books, _ = ing.drain()
+    mine = books[books["symbol_id"] == sid]
+    return mine[(mine["flags"] & FLAG_STALE) != 0]
+
+
+def test_ingest_paused_market_data_marks_stale_then_resume_clears(sx, ingest):
+    eventually(lambda: _seen_every_symbol(ingest, 5, 0), timeout_s=10)
+    control(sx, "/_simex/faults", {"pause_md": True})
+
+    for sid in range(len(SYMBOLS)):
+        eventually(lambda sid=sid: len(_stale_books(ingest, sid)), timeout_s=5)
+    stale_health = eventually(lambda: ingest.counters().get("stale_symbols") == len(SYMBOLS))
+    control(sx, "/_simex/faults", {"pause_md": False})
+    mark = len(ingest.all_books())
+    eventually(lambda: ingest.counters().get("stale_symbols") == 0, timeout_s=5)
+    eventually(lambda: _seen_every_symbol(ingest, 5, 0) and len(ingest.drain()[0]) > mark + 10)
+
+    assert stale_health
+    books = ingest.all_books()
+    stale = books[(books["flags"] & FLAG_STALE) != 0]
+    assert np.all(stale["ts_event_ns"] <= stale["ts_recv_ns"])
+    assert np.all(stale["ts_recv_ns"] <= stale["ts_pub_ns"])
+    assert np.all(stale["ts_event_ns"] > 0)  # a copy of the last real book keeps its stamp
+    for sid in range(len(SYMBOLS)):
+        mine = books[books["symbol_id"] == sid]
+        last_stale = np.flatnonzero(mine["flags"] & FLAG_STALE)[-1]
+        after = mine[last_stale + 1 :]
+        assert len(after) > 0
+        assert np.all((after["flags"] & FLAG_STALE) == 0)  # fresh data clears the verdict
+    _assert_ordered(books)
+
+
+def test_ingest_ws_drop_reconnects_resubscribes_and_publishes_snapshot(sx, ingest):
+    eventually(lambda: _seen_every_symbol(ingest, 5, 1), timeout_s=10)
+    books, trades = ingest.drain()
+    snaps_before = int(np.count_nonzero(books["flags"] & FLAG_SNAPSHOT))
+    n_books, n_trades = len(books), len(trades)
+
+    dropped = control(sx, "/_simex/ws/drop", {"scope": "public"})
+    eventually(lambda: ingest.counters().get("reconnects_total", 0) >= 1, timeout_s=5)
+
+    def snapshot_then_flow() -> bool:
+        bk, tr = ingest.drain()
+        snap_at = np.flatnonzero(bk["flags"] & FLAG_SNAPSHOT)
+        after = bk[snap_at[-1] + 1 :]
+        return (
+            len(snap_at) >= snaps_before + len(SYMBOLS)
+            and len(set(after["symbol_id"].tolist())) == len(SYMBOLS)  # resubscribed
+            and len(tr) > n_trades
+        )
+
+    eventually(snapshot_then_flow, timeout_s=5)
+    books, trades = ingest.drain()
+    assert dropped["dropped"] >= 1
+    new_snaps = books[n_books:][(books[n_books:]["flags"] & FLAG_SNAPSHOT) != 0]
+    assert set(new_snaps["symbol_id"].tolist()) == set(range(len(SYMBOLS)))
+    assert np.all((books[n_books:]["flags"] & FLAG_STALE) == 0)  # back well within stale_after
+    _assert_ordered(books)
+    _assert_ordered(trades)
+
+
+def test_ingest_sigterm_exits_zero_and_unlinks_rings(ingest):
+    eventually(lambda: _seen_every_symbol(ingest, 1, 0), timeout_s=10)
+    assert (SHM_DIR / ingest.book_ring).exists()
+
+    rc = ingest.stop()
+
+    assert rc == 0, ingest.log()
+    assert not (SHM_DIR / ingest.book_ring).exists()
+    assert not (SHM_DIR / ingest.trade_ring).exists()
+    log = ingest.log()
+    assert "stopping (SIGTERM)" in log
+    assert "Traceback" not in log
+
+
+def test_ingest_bad_config_exits_78(tmp_path: Path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        '[ingest]\nsymbols = []\n[ingest.runtime]\npub_endpoint = "ipc:///tmp/x.pub"\n'
+        'control_endpoint = "ipc:///tmp/x.ctl"\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "procs.ingest", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 78, out.stdout + out.stderr
+    assert "$.ingest" in out.stdout + out.stderr
