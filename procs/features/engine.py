@@ -106,16 +106,59 @@ class EngineConfig:
     mark_degenerate_stale: bool = True  # one-sided/empty book -> FLAG_STALE on its feat record
 
 
-class _SymbolState:
-    """History of one symbol: row 0 of every array is a sentinel (the last trimmed entry)."""
+class _Series:
+    """Rows of (int64 key, float64 values) in a growable buffer; the first live row is a sentinel.
 
-    __slots__ = ("b_key", "b_val", "last_book_key", "last_trade_key", "t_c", "t_key")
+    Appends write in place (amortised: the live rows move to the front, or the buffer doubles,
+    only when the end is reached); trimming moves ``start``. Views are valid until the next push.
+    """
+
+    __slots__ = ("end", "keys", "start", "vals")
+
+    def __init__(self, width: int, capacity: int = 1024) -> None:
+        self.keys: I64 = np.empty(capacity, dtype=np.int64)
+        self.vals: F64 = np.empty((capacity, width))
+        self.keys[0] = _INT64_MIN
+        self.vals[0] = 0.0
+        self.start = 0
+        self.end = 1
+
+    @property
+    def key(self) -> I64:
+        return self.keys[self.start : self.end]
+
+    @property
+    def val(self) -> F64:
+        return self.vals[self.start : self.end]
+
+    def reserve(self, k: int) -> None:
+        if self.end + k <= self.keys.size:
+            return
+        live = self.end - self.start
+        if live + k > self.keys.size // 2:
+            cap = 2 * (live + k)
+            keys, vals = np.empty(cap, dtype=np.int64), np.empty((cap, self.vals.shape[1]))
+        else:
+            keys, vals = self.keys, self.vals
+        keys[:live] = self.keys[self.start : self.end]  # numpy copes with the overlap
+        vals[:live] = self.vals[self.start : self.end]
+        self.keys, self.vals, self.start, self.end = keys, vals, 0, live
+
+    def trim(self, bound: int) -> None:
+        # keep the last row at or before ``bound``: the oldest any later lookup can land on
+        cut = int(np.searchsorted(self.keys[self.start : self.end], bound, "right")) - 1
+        if cut > 0:
+            self.start += cut
+
+
+class _SymbolState:
+    """History of one symbol's books (key, carried mid, prefix sum of r**2) and trades."""
+
+    __slots__ = ("books", "last_book_key", "last_trade_key", "trades")
 
     def __init__(self) -> None:
-        self.b_key: I64 = np.array([_INT64_MIN], dtype=np.int64)
-        self.b_val: F64 = np.zeros((1, 2))  # carried mid (0 = none yet), prefix sum of r**2
-        self.t_key: I64 = np.array([_INT64_MIN], dtype=np.int64)
-        self.t_c: F64 = np.zeros((1, 3))  # prefix sums of px*qty, qty, side*qty
+        self.books = _Series(2)  # carried mid (0 = none yet), prefix sum of squared log-returns
+        self.trades = _Series(3)  # prefix sums of px*qty, qty, side*qty
         self.last_book_key = _INT64_MIN
         self.last_trade_key = _INT64_MIN
 
@@ -124,8 +167,9 @@ class _SymbolState:
         self.last_trade_key = int(key[-1])
         px, qty = trades["px"], trades["qty"]
         good = np.isfinite(px) & (px > 0.0) & np.isfinite(qty) & (qty > 0.0)
-        vals = np.empty((px.size + 1, 3))
-        vals[0] = self.t_c[-1]
+        ts = self.trades
+        ts.reserve(px.size)
+        vals = ts.vals[ts.end - 1 : ts.end + px.size]  # the last prefix, then the new rows
         q = vals[1:, 1]
         np.copyto(q, qty)
         q[~good] = 0.0
@@ -133,19 +177,18 @@ class _SymbolState:
         np.multiply(np.sign(trades["side"]), q, out=vals[1:, 2])
         # cumsum from the last prefix adds in the same order as one pass over the whole capture
         np.cumsum(vals, axis=0, out=vals)
-        self.t_key = np.concatenate((self.t_key, key[1:]))
-        self.t_c = np.concatenate((self.t_c, vals[1:]))
+        ts.keys[ts.end : ts.end + px.size] = key[1:]
+        ts.end += px.size
 
-    def append_books(
-        self, ts_recv: I64, ok: npt.NDArray[np.bool_], mid_raw: F64
-    ) -> tuple[I64, F64]:
+    def append_books(self, ts_recv: I64, ok: npt.NDArray[np.bool_], mid_raw: F64) -> I64:
         key = np.maximum.accumulate(np.concatenate(([self.last_book_key], ts_recv)))[1:]
         self.last_book_key = int(key[-1])
-        last_mid = float(self.b_val[-1, 0])
+        bs = self.books
+        bs.reserve(key.size)
+        vals = bs.vals[bs.end - 1 : bs.end + key.size]
+        last_mid = float(vals[0, 0])
         pos = np.where(ok, np.arange(ok.size), -1)
         np.maximum.accumulate(pos, out=pos)
-        vals = np.empty((key.size + 1, 2))
-        vals[0] = (last_mid, self.b_val[-1, 1])
         mid = vals[1:, 0]
         np.copyto(mid, np.where(pos >= 0, mid_raw[np.maximum(pos, 0)], last_mid))
         prev = vals[:-1, 0].copy()
@@ -153,31 +196,28 @@ class _SymbolState:
         r = np.zeros(mid.size)
         np.log(mid / np.where(both, prev, 1.0), out=r, where=both)
         vals[1:, 1] = r * r
-        vals[:, 1] = np.cumsum(vals[:, 1])
-        self.b_key = np.concatenate((self.b_key, key))
-        self.b_val = np.concatenate((self.b_val, vals[1:]))
-        return key, self.b_val[-key.size :, 0]
+        np.cumsum(vals[:, 1], out=vals[:, 1])
+        bs.keys[bs.end : bs.end + key.size] = key
+        bs.end += key.size
+        return key
 
     def trim(self) -> None:
-        # keep the last entry at or before the oldest time any later book can look back to
         bound = self.last_book_key - HORIZONS_NS
-        cut = int(np.searchsorted(self.b_key, bound, "right")) - 1
-        if cut > 0:
-            self.b_key, self.b_val = self.b_key[cut:], self.b_val[cut:]
-        cut = int(np.searchsorted(self.t_key, bound, "right")) - 1
-        if cut > 0:
-            self.t_key, self.t_c = self.t_key[cut:], self.t_c[cut:]
+        self.books.trim(bound)
+        self.trades.trim(bound)
 
 
 def _window_features(st: _SymbolState, key: I64, mid: F64, n_hist: int, x: F64) -> None:
     """Write the windowed features of ``key``'s books into the columns of ``x`` [n, 32]."""
     n = key.size
+    t_key, t_c = st.trades.key, st.trades.val
+    b_key, b_val = st.books.key, st.books.val
     mid_col = mid[:, None]
     has_mid = mid_col > 0.0
-    hi = np.searchsorted(st.t_key, key, "right") - 1
-    lo = np.searchsorted(st.t_key, (key[:, None] - _TRADE_WINDOWS).ravel(), "right") - 1
+    hi = np.searchsorted(t_key, key, "right") - 1
+    lo = np.searchsorted(t_key, (key[:, None] - _TRADE_WINDOWS).ravel(), "right") - 1
     lo = lo.reshape(n, _TRADE_WINDOWS.size)
-    d = st.t_c[hi][:, None, :] - st.t_c[lo]  # [n, windows, (px*qty, qty, side*qty)]
+    d = t_c[hi][:, None, :] - t_c[lo]  # [n, windows, (px*qty, qty, side*qty)]
     q = d[:, :, 1]
     traded = q > 0.0
     vwap = np.zeros_like(q)
@@ -189,15 +229,15 @@ def _window_features(st: _SymbolState, key: I64, mid: F64, n_hist: int, x: F64) 
     np.divide(d[:, :, 2], q, out=tfi, where=traded)
     x[:, _TFI_COLS] = tfi[:, _TFI_AT]
     x[:, _COUNT_COL] = np.log1p((hi - lo[:, _COUNT_AT]).astype(np.float64))
-    back = np.searchsorted(st.b_key, (key[:, None] - _BOOK_LOOKBACKS).ravel(), "right") - 1
+    back = np.searchsorted(b_key, (key[:, None] - _BOOK_LOOKBACKS).ravel(), "right") - 1
     back = back.reshape(n, _BOOK_LOOKBACKS.size)
-    m0 = st.b_val[back[:, :_N_RET], 0]
+    m0 = b_val[back[:, :_N_RET], 0]
     both = has_mid & (m0 > 0.0)
     ret = np.zeros_like(m0)
     np.log(mid_col / np.where(both, m0, 1.0), out=ret, where=both)
     x[:, _RET_COLS] = ret * BPS
-    own = st.b_val[n_hist : n_hist + n, 1][:, None]
-    var = np.maximum(own - st.b_val[back[:, _N_RET:], 1], 0.0)
+    own = b_val[n_hist : n_hist + n, 1][:, None]
+    var = np.maximum(own - b_val[back[:, _N_RET:], 1], 0.0)
     x[:, _RV_COLS] = np.sqrt(var) * BPS
 
 
@@ -250,12 +290,14 @@ class FeatureEngine:
         mids = np.zeros(books.size)
         for s, rows in _rows_by_symbol(books["symbol_id"]).items():
             st = self._state(s)
-            n_hist = st.b_key.size
+            n_hist = st.books.end - st.books.start
             if rows is None:
-                key, mids[:] = st.append_books(books["ts_recv_ns"], bf.ok, bf.mid)
+                key = st.append_books(books["ts_recv_ns"], bf.ok, bf.mid)
+                mids[:] = st.books.val[n_hist:, 0]
                 _window_features(st, key, mids, n_hist, x)
             else:
-                key, mid = st.append_books(books["ts_recv_ns"][rows], bf.ok[rows], bf.mid[rows])
+                key = st.append_books(books["ts_recv_ns"][rows], bf.ok[rows], bf.mid[rows])
+                mid = st.books.val[n_hist:, 0].copy()
                 block = x[rows]
                 _window_features(st, key, mid, n_hist, block)
                 x[rows] = block
