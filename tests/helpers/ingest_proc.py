@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ class Ingest:
             return None
         resp = decode(RESPONSE_DECODER, reply)
         assert resp.ok, resp.error
-        data: dict[str, Any] = resp.data  # type: ignore[assignment]  # a health reply is a dict
+        data: dict[str, Any] = resp.data
         return data
 
     def counters(self) -> dict[str, Any]:
@@ -108,6 +109,10 @@ class Ingest:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def _created_or_exited(proc: subprocess.Popen[bytes], path: Path) -> bool:
+    return proc.poll() is not None or path.exists()
 
 
 @contextmanager
@@ -129,7 +134,7 @@ def run_ingest(
     readers: list[RingReader] = []
     try:
         for name, dtype in ((f"{ns}.ingest.md.book", BOOK_V1), (f"{ns}.ingest.md.trade", TRADE_V1)):
-            eventually(lambda n=name: proc.poll() is not None or (SHM_DIR / n).exists(), 15.0)
+            eventually(partial(_created_or_exited, proc, SHM_DIR / name), 15.0)
             assert proc.poll() is None, log_path.read_text(errors="replace")
             readers.append(attach_reader(name, dtype, 5.0, from_start=True))
         book, trade = readers

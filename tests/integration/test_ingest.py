@@ -1,10 +1,11 @@
-"""simex → ``python -m procs.ingest`` → rings read here: order, stamps, staleness, reconnect, exit."""
+"""simex → ``python -m procs.ingest`` → rings read here: stamps, staleness, reconnect, exit."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,20 +83,25 @@ def test_ingest_simex_feed_publishes_ordered_stamped_books_and_trades_per_symbol
     assert len(live) >= 20
     assert np.all((live["n_bids"] >= 0) & (live["n_bids"] <= 15))
     assert np.all((live["n_asks"] >= 0) & (live["n_asks"] <= 15))
-    assert live["n_bids"].max() >= 2 and live["n_asks"].max() >= 2
+    assert live["n_bids"].max() >= 2
+    assert live["n_asks"].max() >= 2
     two_sided = live[(live["n_bids"] > 0) & (live["n_asks"] > 0)]
     assert len(two_sided) > len(live) // 2
     assert np.all(two_sided["bid_px"][:, 0] < two_sided["ask_px"][:, 0])
     for rec in live:  # valid levels best first; unused levels are 0.0
         nb, na = int(rec["n_bids"]), int(rec["n_asks"])
-        assert np.all(np.diff(rec["bid_px"][:nb]) < 0) and np.all(rec["bid_px"][nb:] == 0)
-        assert np.all(np.diff(rec["ask_px"][:na]) > 0) and np.all(rec["ask_px"][na:] == 0)
-        assert np.all(rec["bid_qty"][:nb] > 0) and np.all(rec["ask_qty"][:na] > 0)
+        assert np.all(np.diff(rec["bid_px"][:nb]) < 0)
+        assert np.all(rec["bid_px"][nb:] == 0)
+        assert np.all(np.diff(rec["ask_px"][:na]) > 0)
+        assert np.all(rec["ask_px"][na:] == 0)
+        assert np.all(rec["bid_qty"][:nb] > 0)
+        assert np.all(rec["ask_qty"][:na] > 0)
     snaps = books[(books["flags"] & FLAG_SNAPSHOT) != 0]
     assert set(snaps["symbol_id"].tolist()) == set(range(len(SYMBOLS)))  # start-up resync
     assert set(np.unique(trades["side"]).tolist()) <= {-1, 1}
     assert np.all((trades["px"] > 0) & (trades["qty"] > 0))
-    assert woke is not None and woke[0] == wake_topic("md")
+    assert woke is not None
+    assert woke[0] == wake_topic("md")
     counters = eventually(lambda: ingest.counters().get("msgs_per_s", 0) > 0 and ingest.counters())
     assert counters["stale_symbols"] == 0
     assert counters["last_seq"] >= int(books["seq"][-1])
@@ -104,8 +110,9 @@ def test_ingest_simex_feed_publishes_ordered_stamped_books_and_trades_per_symbol
 
 def _stale_books(ing: Ingest, sid: int) -> Records:
     books, _ = ing.drain()
-    mine = books[books["symbol_id"] == sid]
-    return mine[(mine["flags"] & FLAG_STALE) != 0]
+    mine: Records = books[books["symbol_id"] == sid]
+    stale: Records = mine[(mine["flags"] & FLAG_STALE) != 0]
+    return stale
 
 
 def test_ingest_paused_market_data_marks_stale_then_resume_clears(sx, ingest):
@@ -113,7 +120,7 @@ def test_ingest_paused_market_data_marks_stale_then_resume_clears(sx, ingest):
     control(sx, "/_simex/faults", {"pause_md": True})
 
     for sid in range(len(SYMBOLS)):
-        eventually(lambda sid=sid: len(_stale_books(ingest, sid)), timeout_s=5)
+        eventually(partial(_stale_books, ingest, sid), timeout_s=5)
     stale_health = eventually(lambda: ingest.counters().get("stale_symbols") == len(SYMBOLS))
     control(sx, "/_simex/faults", {"pause_md": False})
     mark = len(ingest.all_books())

@@ -1,0 +1,193 @@
+"""normalise: raw venue frames (through the real WS decoder) → BOOK_V1 / TRADE_V1 rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ipc.bitunix.schemas_ws import DepthPush, TradePush
+from ipc.bitunix.ws_dispatch import WsDispatcher
+from procs.ingest.normalise import (
+    BookBatch,
+    SymbolMap,
+    TradeBatch,
+    add_depth,
+    add_trades,
+    crossed,
+    ms_to_ns,
+    side_code,
+)
+from shm.records import BOOK_DEPTH, FLAG_CROSSED, FLAG_SNAPSHOT
+
+TS_MS = 1_700_000_000_123
+RECV_NS = 1_700_000_000_200_000_000
+
+
+def _decode(frame: dict[str, Any], ts_recv_ns: int = RECV_NS) -> Any:
+    got: list[Any] = []
+    d = WsDispatcher()
+    d.on(frame["ch"], got.append)
+    d.on_text(json.dumps(frame).encode(), ts_recv_ns)
+    assert d.decode_errors_total == {}, d.decode_errors_total
+    [push] = got
+    return push
+
+
+def _depth(b: list[Any], a: list[Any], ch: str = "depth_book15") -> DepthPush:
+    push: DepthPush = _decode(
+        {"ch": ch, "symbol": "ETHUSDT", "ts": TS_MS, "data": {"b": b, "a": a}}
+    )
+    return push
+
+
+def test_add_depth_string_levels_fill_prices_quantities_and_stamps():
+    push = _depth([["100.5", "2"], ["100.4", "3.25"]], [["100.6", "1"]])
+    batch = BookBatch(4)
+
+    row = add_depth(batch, 1, push)
+
+    rec = batch.take()[row]
+    assert batch.n == 1
+    assert (int(rec["symbol_id"]), int(rec["n_bids"]), int(rec["n_asks"])) == (1, 2, 1)
+    assert rec["bid_px"][:2].tolist() == [100.5, 100.4]
+    assert rec["bid_qty"][:2].tolist() == [2.0, 3.25]
+    assert rec["ask_px"][0] == 100.6
+    assert int(rec["ts_event_ns"]) == TS_MS * 1_000_000
+    assert int(rec["ts_recv_ns"]) == RECV_NS
+    assert int(rec["flags"]) == 0
+
+
+def test_add_depth_number_levels_equal_string_levels():
+    batch = BookBatch(2)
+
+    add_depth(batch, 0, _depth([[100.5, 2]], [[100.6, 1]]))
+    add_depth(batch, 0, _depth([["100.5", "2"]], [["100.6", "1"]]))
+
+    a, b = batch.take()
+    assert a.tobytes() == b.tobytes()
+
+
+def test_add_depth_fewer_than_15_levels_zero_the_rest_even_on_reuse():
+    batch = BookBatch(1)
+    full = [[str(100 - i), "1"] for i in range(BOOK_DEPTH)]
+    add_depth(batch, 0, _depth(full, [[str(101 + i), "1"] for i in range(BOOK_DEPTH)]))
+    batch.clear()
+
+    add_depth(batch, 0, _depth([["99", "1"], ["98", "2"], ["97", "3"]], []))
+
+    rec = batch.take()[0]
+    assert (int(rec["n_bids"]), int(rec["n_asks"])) == (3, 0)
+    assert rec["bid_px"][:3].tolist() == [99.0, 98.0, 97.0]
+    assert np.all(rec["bid_px"][3:] == 0)
+    assert np.all(rec["bid_qty"][3:] == 0)
+    assert np.all(rec["ask_px"] == 0)
+    assert np.all(rec["ask_qty"] == 0)
+
+
+def test_add_depth_more_than_15_levels_keeps_best_15():
+    bids = [[str(1000 - i), "1"] for i in range(40)]
+    batch = BookBatch(1)
+
+    add_depth(batch, 0, _depth(bids, [["1001", "1"]]))
+
+    rec = batch.take()[0]
+    assert int(rec["n_bids"]) == BOOK_DEPTH
+    assert rec["bid_px"][-1] == 1000 - (BOOK_DEPTH - 1)
+
+
+def test_add_depth_crossed_book_sets_flag_crossed_and_keeps_other_flags():
+    batch = BookBatch(2)
+
+    add_depth(batch, 0, _depth([["101", "1"]], [["100", "1"]]), FLAG_SNAPSHOT)
+    add_depth(batch, 0, _depth([["100", "1"]], [["100", "1"]]))
+
+    flags = batch.take()["flags"].tolist()
+    assert flags == [FLAG_CROSSED | FLAG_SNAPSHOT, FLAG_CROSSED]
+
+
+def test_crossed_one_sided_or_empty_book_is_not_crossed():
+    assert not crossed([(1.0, 1.0)], [])
+    assert not crossed([], [(1.0, 1.0)])
+    assert not crossed([(1.0, 1.0)], [(1.5, 1.0)])
+    assert crossed([(1.5, 1.0)], [(1.5, 1.0)])
+
+
+def test_book_batch_full_raises_and_add_copy_restamps():
+    batch = BookBatch(1)
+    add_depth(batch, 0, _depth([["1", "1"]], [["2", "1"]]))
+    with pytest.raises(IndexError):
+        add_depth(batch, 0, _depth([["1", "1"]], [["2", "1"]]))
+    row = batch.take()[0].copy()
+    batch.clear()
+
+    batch.add_copy(row, ts_recv_ns=RECV_NS + 5, flags=7)
+
+    rec = batch.take()[0]
+    assert int(rec["ts_recv_ns"]) == RECV_NS + 5
+    assert int(rec["flags"]) == 7
+    assert int(rec["ts_event_ns"]) == int(row["ts_event_ns"])
+    assert rec["bid_px"].tolist() == row["bid_px"].tolist()
+
+
+def _trades(ticks: list[dict[str, Any]]) -> TradePush:
+    push: TradePush = _decode({"ch": "trade", "symbol": "BTCUSDT", "ts": TS_MS, "data": ticks})
+    return push
+
+
+def test_add_trades_iso_times_string_numbers_and_side_case():
+    push = _trades(
+        [
+            {"t": "2024-05-01T12:00:00.123Z", "p": "60000.5", "v": "0.01", "s": "buy"},
+            {"t": "2024-05-01T12:00:00.123456789Z", "p": 60001, "v": 2, "s": "Sell"},
+            {"t": 1714564800124, "p": "60002", "v": "0.5", "s": "BUY"},
+        ]
+    )
+    batch = TradeBatch(8)
+
+    assert add_trades(batch, 0, push) == 3
+
+    recs = batch.take()
+    t0 = 1_714_564_800_123 * 1_000_000
+    assert recs["ts_event_ns"].tolist() == [t0, t0, t0 + 1_000_000]
+    assert recs["ts_recv_ns"].tolist() == [RECV_NS] * 3
+    assert recs["side"].tolist() == [1, -1, 1]
+    assert recs["px"].tolist() == [60000.5, 60001.0, 60002.0]
+    assert recs["qty"].tolist() == [0.01, 2.0, 0.5]
+    assert recs["symbol_id"].tolist() == [0, 0, 0]
+
+
+def test_add_trades_stops_when_full_and_resumes_from_returned_index():
+    push = _trades([{"t": TS_MS + i, "p": "1", "v": "1", "s": "buy"} for i in range(5)])
+    batch = TradeBatch(2)
+    seen: list[int] = []
+
+    k = 0
+    while k < 5:
+        k = add_trades(batch, 3, push, k, flags=FLAG_SNAPSHOT)
+        seen += batch.take()["ts_event_ns"].tolist()
+        batch.clear()
+
+    assert seen == [(TS_MS + i) * 1_000_000 for i in range(5)]
+
+
+def test_side_code_accepts_any_case_and_refuses_others():
+    assert [side_code(s) for s in ("BUY", "buy", "Sell")] == [1, 1, -1]
+    with pytest.raises(ValueError, match="side"):
+        side_code("LONG")
+
+
+def test_symbol_map_ids_follow_config_order_and_unknown_is_minus_one():
+    m = SymbolMap(["BTCUSDT", "ETHUSDT"])
+
+    assert (m.id("BTCUSDT"), m.id("ETHUSDT"), m.id("XRPUSDT")) == (0, 1, -1)
+    assert m.name(1) == "ETHUSDT"
+    assert len(m) == 2
+    with pytest.raises(ValueError, match="unique"):
+        SymbolMap(["A", "A"])
+
+
+def test_ms_to_ns_scales_by_a_million():
+    assert ms_to_ns(TS_MS) == TS_MS * 1_000_000
