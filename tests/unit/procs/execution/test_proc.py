@@ -1,0 +1,210 @@
+"""ExecutionProc on in-memory rings with a fake venue: the hot path and its guards."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from ipc.orders import ORDER_EVENT_DECODER, BreakerEvent, OrderEvent, RiskEvent
+from procs.execution.breaker import BreakerState
+from procs.execution.config import BreakerConfig, RiskConfig
+from procs.execution.model import OrderStatus, Side
+from tests.helpers.execution_fakes import FakeVenue, book_records, make_rig, reconciled
+
+D = Decimal
+
+
+@pytest.fixture
+def rig(tmp_path, ns):
+    r = make_rig(tmp_path, ns)
+    assert reconciled(r)
+    yield r
+    r.close()
+
+
+def test_proc_before_reconcile_state_reconciling_and_no_orders(tmp_path, ns):
+    r = make_rig(tmp_path, ns)
+    try:
+        assert r.proc.state == "reconciling"
+        r.book_w.publish(book_records(59999.9, 60000.1, r.now()))
+        r.proc.step()  # no housekeeping yet at this clock: nothing reconciled
+        assert r.venue.placed == []
+        assert reconciled(r)
+        assert r.proc.state == "active"
+    finally:
+        r.close()
+
+
+def test_proc_signal_places_order_carrying_tick_stamps(rig):
+    rig.tick(0.5)
+
+    [req] = rig.venue.placed
+    assert (req.side, req.price, req.qty) == (Side.BUY, D("59999.9"), D("0.0016"))
+    ts_recv = rig.now() - 100_000
+    assert req.stamps.ts_recv_ns == ts_recv
+    assert req.stamps.ts_feat_ns == ts_recv + 20_000
+    assert req.stamps.ts_sig_ns == ts_recv + 30_000
+    assert req.ts_order_ns == rig.now()
+    order = rig.proc.tracker.get(req.client_id)
+    assert order.status is OrderStatus.ACKED
+    events = [ORDER_EVENT_DECODER.decode(p) for t, p in rig.pub.sent if t.startswith(b"ord.")]
+    assert [e.status for e in events if isinstance(e, OrderEvent)] == ["SENT", "ACKED"]
+    assert all(e.ts_recv_ns == ts_recv and e.ts_order_ns == rig.now() for e in events)
+    assert rig.sample("pipe_execution_tick_to_order_seconds_count") == 1
+    assert rig.sample("pipe_execution_tick_to_order_seconds_sum") == pytest.approx(100e-6)
+    for stage in ("recv_to_ingest", "ingest_to_features", "features_to_signal", "signal_to_order"):
+        assert rig.sample("pipe_execution_stage_seconds_count", stage=stage) == 1
+    assert rig.proc.journal.count("intents") == 1
+    assert rig.proc.health()["last_tick_to_order_us"] == pytest.approx(100.0)
+
+
+def test_proc_fill_push_books_position_once(rig):
+    rig.tick(0.5)
+    [req] = rig.venue.placed
+    rig.venue.push(req.client_id, "FILLED", "0.0016", "59999.9")
+    rig.venue.push(req.client_id, "FILLED", "0.0016", "59999.9")  # duplicate push
+
+    assert rig.proc.positions.net_qty("BTCUSDT") == D("0.0016")
+    assert rig.proc.journal.count("fills") == 1
+    assert b"pos.BTCUSDT." in rig.pub.topics()
+
+
+def test_proc_refusal_counted_journaled_and_nothing_sent(tmp_path, ns):
+    r = make_rig(tmp_path, ns, risk=RiskConfig(max_order_notional_usdt=D(10)))
+    try:
+        assert reconciled(r)
+        r.tick(0.5)
+        assert r.venue.placed == []
+        assert r.sample("pipe_execution_refusals_total", reason="max_order_notional") == 1
+        assert r.proc.journal.count("risk_events") == 1
+        [risk] = [ORDER_EVENT_DECODER.decode(p) for t, p in r.pub.sent if t == b"risk."]
+        assert isinstance(risk, RiskEvent)
+        assert risk.reason == "max_order_notional"
+    finally:
+        r.close()
+
+
+def test_proc_breaker_reducing_refuses_opening_order(rig):
+    rig.proc.breaker.on_data_age(60.0, rig.now())
+    assert rig.proc.breaker.state is BreakerState.REDUCING
+
+    rig.tick(0.5)
+
+    assert rig.venue.placed == []
+    assert rig.sample("pipe_execution_refusals_total", reason="breaker_reducing") == 1
+    assert rig.proc.state == "reducing"
+
+
+def test_proc_loss_halts_cancels_resting_and_blocks_new(tmp_path, ns, request):
+    brk = BreakerConfig(reducing_loss_usdt=D(5), halt_loss_usdt=D(10))
+    rig = make_rig(tmp_path, ns, breaker=brk)
+    request.addfinalizer(rig.close)
+    assert reconciled(rig)
+    rig.tick(0.5)
+    [req] = rig.venue.placed
+    rig.venue.push(req.client_id, "PART_FILLED", "0.001", "59999.9")
+    rig.book_w.publish(book_records(49000.0, 49000.2, rig.now()))  # -11 USDT unrealised
+    rig.advance(0.06)
+    rig.run()
+
+    assert rig.proc.breaker.state is BreakerState.HALTED
+    assert rig.venue.cancels == [req.client_id]
+    assert rig.proc.tracker.get(req.client_id).status is OrderStatus.PART_FILLED_CANCELED
+    assert rig.proc.journal.count("breaker_events") == 1
+    assert b"brk." in rig.pub.topics()
+    [brk_event] = [ORDER_EVENT_DECODER.decode(p) for t, p in rig.pub.sent if t == b"brk."]
+    assert isinstance(brk_event, BreakerEvent)
+    assert brk_event.trigger == "loss_limit"
+    rig.tick(0.9, 49000.0, 49000.2)
+    assert len(rig.venue.placed) == 1
+    assert rig.proc.state == "halted"
+
+
+def test_proc_stale_flag_on_book_reduces(rig):
+    rig.book_w.publish(book_records(59999.9, 60000.1, rig.now(), flags=1))
+    rig.run()
+    assert rig.proc.breaker.state is BreakerState.REDUCING
+
+
+def test_proc_kill_switch_cancels_resting_and_blocks_new(rig):
+    rig.tick(0.5)
+    [req] = rig.venue.placed
+    rig.ks_path.write_text(json.dumps({"on": True, "reason": "test"}))
+    rig.advance(0.3)  # past killswitch_poll_s
+    rig.run()
+
+    assert rig.venue.cancels == [req.client_id]
+    assert rig.proc.state == "killed"
+    rig.tick(0.6, 60010.0, 60010.2)
+    assert len(rig.venue.placed) == 1
+    assert rig.sample("pipe_execution_refusals_total", reason="kill_switch") >= 1
+
+
+def test_proc_unknown_place_resolved_by_query_never_assumed(tmp_path, ns):
+    r = make_rig(tmp_path, ns, venue=FakeVenue(mode="unknown"))
+    try:
+        assert reconciled(r)
+        r.tick(0.5)
+        [req] = r.venue.placed
+        assert r.proc.tracker.get(req.client_id).status is OrderStatus.SENT
+        r.advance(5.1)  # past order_ack_timeout_s
+        r.run()
+        assert r.venue.queries == [req.client_id]
+        assert r.proc.tracker.get(req.client_id).status is OrderStatus.ACKED
+    finally:
+        r.close()
+
+
+def test_proc_unknown_place_not_found_becomes_rejected(tmp_path, ns):
+    venue = FakeVenue(mode="unknown")
+    r = make_rig(tmp_path, ns, venue=venue)
+    try:
+        assert reconciled(r)
+        r.tick(0.5)
+        [req] = venue.placed
+        del venue.known[req.client_id]  # it never reached the venue
+        r.advance(5.1)
+        r.run()
+        o = r.proc.tracker.get(req.client_id)
+        assert (o.status, o.reason) == (OrderStatus.REJECTED, "not found at venue")
+    finally:
+        r.close()
+
+
+def test_proc_venue_rejects_count_towards_breaker(tmp_path, ns):
+    r = make_rig(tmp_path, ns, venue=FakeVenue(mode="reject"))
+    try:
+        assert reconciled(r)
+        for i in range(5):
+            r.advance(1.1)  # outside the duplicate window and order-rate window
+            r.tick(0.5, 59999.9 + i, 60000.1 + i)
+        assert len(r.venue.placed) == 5
+        assert r.proc.breaker.state is BreakerState.HALTED
+    finally:
+        r.close()
+
+
+def test_proc_restart_queries_unknown_intent_before_any_new_order(tmp_path, ns):
+    r = make_rig(tmp_path, ns, venue=FakeVenue(mode="hang"))
+    assert reconciled(r)
+    r.tick(0.5)
+    [req] = r.venue.placed  # intent journaled and sent; no answer before the "crash"
+    r.close()  # the in-flight send is abandoned: nothing after SENT is journaled
+
+    venue = FakeVenue()
+    venue.known[req.client_id] = venue._update(req, "NEW", "O-77")  # it reached the venue
+    r2 = make_rig(tmp_path, ns + "b", venue=venue)
+    try:
+        assert r2.proc.tracker.get(req.client_id).status is OrderStatus.UNKNOWN
+        assert r2.proc.state == "reconciling"
+        assert reconciled(r2)
+        assert venue.calls[0] == f"query:{req.client_id}"
+        assert r2.proc.tracker.get(req.client_id).status is OrderStatus.ACKED
+        r2.tick(0.5)  # the same quote is already resting: no duplicate
+        assert venue.placed == []
+        assert r2.proc._ids is not None
+        assert r2.proc._ids() != req.client_id
+    finally:
+        r2.close()
