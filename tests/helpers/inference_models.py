@@ -78,10 +78,13 @@ def model_bytes(
     model.ir_version = 9
     helper.set_model_props(model, metadata() if meta is None else meta)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
-def reference_score(x: np.ndarray, weights: np.ndarray | None = None, bias: float = 0.0):
+def reference_score(
+    x: np.ndarray, weights: np.ndarray | None = None, bias: float = 0.0
+) -> np.ndarray:
     w = default_weights() if weights is None else weights
     return np.tanh(x[:, :N_FEATURES].astype(np.float64) @ w.astype(np.float64) + bias)
 

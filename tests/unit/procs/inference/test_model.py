@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ def _rows(n: int, seed: int = 1, cols: int = 32) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, cols)).astype(np.float32)
 
 
-def _load(meta: dict[str, str], tmp_path) -> OnnxModel:
+def _load(meta: dict[str, str], tmp_path: Path) -> OnnxModel:
     path = write_model(tmp_path / "m.onnx", model_bytes(meta=meta))
     return OnnxModel.load(path, FEATURES, batch_max=8)
 

@@ -1,0 +1,111 @@
+"""``python -m procs.inference CONFIG.toml``: the composition root of the inference process.
+
+Loads and warms the models, attaches ring ``feat``, creates ring ``sig``, then runs the stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import ExitStack
+
+from prometheus_client import CollectorRegistry
+
+from ipc.messages import wake_topic
+from procs._config import EXIT_CONFIG, load_section
+from procs._runtime import Runtime
+from procs.features.engine import FEATURES
+from procs.inference.errors import ModelError
+from procs.inference.proc import (
+    CHALLENGER,
+    CHAMPION,
+    InferenceConfig,
+    InferenceProc,
+    Model,
+    make_metrics,
+)
+from procs.inference.reload import ModelWatcher
+from shm.records import FEAT_V1, SIG_V1
+from shm.ring import RingSpec, RingWriter, attach_reader
+
+log = logging.getLogger("procs.inference")
+
+
+def _load_startup(watch: ModelWatcher[Model]) -> Model | None:
+    try:
+        model = watch.load_now()
+    except ModelError as exc:
+        watch.mark_seen()  # retried only once the file changes
+        watch.last_error = str(exc)
+        log.error(
+            "NO MODEL role=%s path=%s error=%s: the %s scores nothing until a valid file "
+            "appears at that path%s",
+            *(watch.role, watch.path, exc, watch.role),
+            " (every signal comes from the rule-based fallback, FLAG_FALLBACK)"
+            if watch.role == CHAMPION
+            else "",
+        )
+        return None
+    log.info(
+        "model loaded role=%s path=%s version=%d sha256=%s",
+        *(watch.role, watch.path, model.version, watch.sha256[:16]),
+    )
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = load_section(argv, "inference", InferenceConfig)
+    registry = CollectorRegistry()
+    with Runtime("inference", config.runtime, registry) as rt:
+        rt.start()
+        from procs.inference.model import OnnxModel  # onnxruntime loads here, not at import
+
+        def load(data: bytes, source: str) -> Model:
+            return OnnxModel.from_bytes(data, FEATURES, batch_max=config.batch_max, source=source)
+
+        champion_watch: ModelWatcher[Model] = ModelWatcher(CHAMPION, config.model_path, load)
+        champion = _load_startup(champion_watch)
+        if champion is None and config.require_model:
+            log.error("config error path=$.inference.require_model: true and no model loaded")
+            return EXIT_CONFIG
+        challenger_watch: ModelWatcher[Model] | None = None
+        challenger = None
+        if config.challenger_path:
+            challenger_watch = ModelWatcher(CHALLENGER, config.challenger_path, load)
+            challenger = _load_startup(challenger_watch)
+        with ExitStack() as stack:
+            feat = stack.enter_context(
+                attach_reader(config.feat_ring, FEAT_V1, config.attach_timeout_s)
+            )
+            spec = RingSpec(
+                name=config.sig_ring, dtype=SIG_V1, capacity=config.sig_capacity_records
+            )
+            sig = stack.enter_context(RingWriter(spec))
+            notifier = None
+            if config.runtime.waiter == "hybrid":
+                from ipc.sockets import WakeListener
+
+                notifier = WakeListener(
+                    config.features_pub,
+                    wake_topic("feat"),
+                    allow_remote=config.runtime.allow_remote_endpoints,
+                )
+                stack.callback(notifier.close)
+            from ipc.sockets import WakeSender
+
+            proc = InferenceProc(
+                config,
+                feat=feat,
+                sig=sig,
+                waker=WakeSender(rt.publisher, wake_topic("sig")),
+                metrics=make_metrics(registry),
+                champion=champion,
+                champion_watch=champion_watch,
+                challenger=challenger,
+                challenger_watch=challenger_watch,
+            )
+            return rt.run(proc, rt.make_waiter(notifier))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

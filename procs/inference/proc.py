@@ -1,0 +1,464 @@
+"""Inference: reads ring ``feat`` (FEAT_V1), writes ring ``sig`` (SIG_V1), wakes on ``wake.sig.``.
+
+Owns the ONNX sessions (champion and optional challenger), their hot reload, the per-batch
+output checks and the rule-based fallback (procs.scoring), and the challenger's scorecard.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Final, Protocol
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ipc.endpoints import EndpointError, validate
+from procs._config import RuntimeConfig
+from procs.inference.health import REASON_NO_MODEL, REASONS, check_output, sign_agreement
+from procs.inference.hits import HitTracker
+from procs.inference.reload import ModelWatcher
+from procs.scoring import fallback_score
+from shm.records import FEAT_V1, FLAG_FALLBACK, FLAG_STALE, SIG_V1, Records
+from shm.waiters import Waker
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "FeatSource",
+    "InferenceConfig",
+    "InferenceMetrics",
+    "InferenceProc",
+    "Model",
+    "SigSink",
+    "make_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
+F32 = npt.NDArray[np.float32]
+
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
+BATCH_BUCKETS_S: Final = (
+    *(2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4),
+    *(1e-3, 2e-3, 5e-3, 1e-2, 0.1),
+)
+FLUSH_S: Final = 0.1  # counters reach Prometheus (and the ring gauges refresh) this often
+WARN_EVERY_NS: Final = 1_000_000_000  # at most one fallback warning per second per reason
+_COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid")
+
+
+class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    runtime: RuntimeConfig
+    feat_ring: str  # e.g. "{ns}.features.feat"
+    sig_ring: str  # e.g. "{ns}.inference.sig"; this process is its writer
+    features_pub: str  # the features process's PUB endpoint: wake-ups on "wake.feat."
+    model_path: str  # the champion's ONNX file, watched for hot reload
+    challenger_path: str | None = None  # scored on every batch, published in SIG_V1.challenger
+    sig_capacity_records: PositiveInt = 1 << 16
+    batch_max: PositiveInt = 256
+    latency_budget_s: PosFloat = 2e-3  # a model call (one batch) slower than this falls back
+    reload_check_s: NonNegFloat = 1.0  # look at the model files no more often than this
+    hit_horizon_s: NonNegFloat = 1.0  # hit rate: sign of the mid move this far ahead; 0 = off
+    require_model: bool = False  # true: exit 78 when no model loads at start-up
+    attach_timeout_s: PosFloat = 10.0  # wait this long for the feat ring at start-up
+
+    def __post_init__(self) -> None:
+        cap = self.sig_capacity_records
+        if cap & (cap - 1):
+            raise ValueError(f"sig_capacity_records must be a power of two, was {cap}")
+        if self.batch_max > cap:
+            raise ValueError(f"batch_max {self.batch_max} exceeds sig_capacity_records {cap}")
+        try:
+            validate(self.features_pub, allow_remote=self.runtime.allow_remote_endpoints)
+        except EndpointError as exc:
+            raise ValueError(f"features_pub: {exc}") from None
+
+
+class Model(Protocol):
+    """A loaded signal model: ``score`` returns one float32 per row (a view, valid until next)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def score(self, x: F32) -> F32: ...
+
+
+class FeatSource(Protocol):
+    """The feat ring's reader side (``shm.ring.RingReader``)."""
+
+    @property
+    def lag_records(self) -> int: ...
+
+    @property
+    def dropped_total(self) -> int: ...
+
+    def poll_into(self, out: Records) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class SigSink(Protocol):
+    """The sig ring's writer side (``shm.ring.RingWriter``)."""
+
+    def publish(self, records: Records) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceMetrics:
+    records: Counter
+    batches: Counter
+    batch_seconds: Histogram
+    fallback: Counter  # {reason}: batches scored by the fallback
+    fallback_records: Counter  # {reason}
+    challenger_rejected: Counter  # {reason}: challenger batches published as NaN
+    reloads: Counter  # {model, result}
+    model_version: Gauge  # {model}
+    model_ok: Gauge
+    agreement: Gauge
+    hit_rate: Gauge  # {model}
+    ring_lag: Gauge
+    ring_dropped: Counter
+
+
+def make_metrics(registry: CollectorRegistry) -> InferenceMetrics:
+    p = "pipe_inference"
+    m = InferenceMetrics(
+        records=Counter(f"{p}_records", "signals published", registry=registry),
+        batches=Counter(f"{p}_batches", "batches scored", registry=registry),
+        batch_seconds=Histogram(
+            f"{p}_batch_seconds",
+            "poll to publish, per batch",
+            buckets=BATCH_BUCKETS_S,
+            registry=registry,
+        ),
+        fallback=Counter(
+            f"{p}_fallback", "batches scored by the fallback", ["reason"], registry=registry
+        ),
+        fallback_records=Counter(
+            f"{p}_fallback_records", "records scored by the fallback", ["reason"], registry=registry
+        ),
+        challenger_rejected=Counter(
+            f"{p}_challenger_rejected",
+            "challenger batches failing the output checks (published as NaN)",
+            ["reason"],
+            registry=registry,
+        ),
+        reloads=Counter(
+            f"{p}_reloads", "model file reloads", ["model", "result"], registry=registry
+        ),
+        model_version=Gauge(
+            f"{p}_model_version",
+            "version of the loaded model (0: none)",
+            ["model"],
+            registry=registry,
+        ),
+        model_ok=Gauge(f"{p}_model_ok", "1 when a champion model is loaded", registry=registry),
+        agreement=Gauge(
+            f"{p}_challenger_agreement_ratio",
+            "share of rows where champion and challenger scores have the same sign",
+            registry=registry,
+        ),
+        hit_rate=Gauge(
+            f"{p}_hit_rate",
+            "share of scored rows whose sign matched the mid move over the horizon",
+            ["model"],
+            registry=registry,
+        ),
+        ring_lag=Gauge(
+            f"{p}_ring_lag_records", "feat ring: published minus read", registry=registry
+        ),
+        ring_dropped=Counter(
+            f"{p}_ring_dropped_records", "feat ring: records lost to lapping", registry=registry
+        ),
+    )
+    for reason in REASONS:  # every series exists from the start, at 0
+        m.fallback.labels(reason=reason)
+        m.fallback_records.labels(reason=reason)
+        m.challenger_rejected.labels(reason=reason)
+    for role in (CHAMPION, CHALLENGER):
+        m.reloads.labels(model=role, result="ok")
+        m.reloads.labels(model=role, result="refused")
+        m.hit_rate.labels(model=role).set(math.nan)
+    m.agreement.set(math.nan)
+    return m
+
+
+class _Counts:
+    # plain ints on the hot path; flushed into Prometheus every FLUSH_S
+    def __init__(self) -> None:
+        self.records = 0
+        self.batches = 0
+        self.fallback: dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.fallback_records: dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.rejected: dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.agree = 0
+        self.compared = 0
+
+
+class InferenceProc:
+    """Scores feat batches with the champion (and challenger); publishes one SIG_V1 per FEAT_V1.
+
+    Owns the sig ring writer and the feat reader it is given (closes both). One thread.
+    """
+
+    name = "inference"
+
+    def __init__(
+        self,
+        config: InferenceConfig,
+        *,
+        feat: FeatSource,
+        sig: SigSink,
+        waker: Waker,
+        metrics: InferenceMetrics,
+        champion: Model | None,
+        champion_watch: ModelWatcher[Model],
+        challenger: Model | None = None,
+        challenger_watch: ModelWatcher[Model] | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._feat = feat
+        self._sig = sig
+        self._waker = waker
+        self._m = metrics
+        self._champion = champion
+        self._challenger = challenger
+        self._watches = [(CHAMPION, champion_watch)]
+        if challenger_watch is not None:
+            self._watches.append((CHALLENGER, challenger_watch))
+        self._has_challenger = challenger_watch is not None
+        self._clock_ns = clock_ns
+        self._budget_ns = int(config.latency_budget_s * 1e9)
+        self._check_ns = int(config.reload_check_s * 1e9)
+        self._next_check_ns = clock_ns() + self._check_ns
+        self._next_flush_ns = 0
+        self._fbuf: Records = np.zeros(config.batch_max, FEAT_V1)
+        self._sbuf: Records = np.zeros(config.batch_max, SIG_V1)
+        horizon_ns = int(config.hit_horizon_s * 1e9)
+        self._hits = HitTracker(horizon_ns, 2) if horizon_ns > 0 else None
+        self._signs = np.zeros((config.batch_max, 2), np.int8)
+        self._c = _Counts()
+        self._flushed = _Counts()
+        self._dropped_seen = 0
+        self._warned_ns: dict[str, int] = {}
+        self._refused_seen: dict[str, int] = {}
+        self.last_fallback_reason = ""
+        self.last_seq = -1
+        self._set_model_gauges()
+
+    @property
+    def champion(self) -> Model | None:
+        return self._champion
+
+    @property
+    def challenger(self) -> Model | None:
+        return self._challenger
+
+    def step(self) -> int:
+        now = self._clock_ns()
+        if now >= self._next_check_ns:
+            self._next_check_ns = now + self._check_ns
+            self._reload()
+        if now >= self._next_flush_ns:
+            self._next_flush_ns = now + int(FLUSH_S * 1e9)
+            self.flush_metrics()
+        n = self._feat.poll_into(self._fbuf)
+        if n == 0:
+            return 0
+        t0 = time.perf_counter_ns()
+        self._score_batch(self._fbuf[:n], self._sbuf[:n], n)
+        self._m.batch_seconds.observe((time.perf_counter_ns() - t0) * 1e-9)
+        return n
+
+    def _score_batch(self, f: Records, s: Records, n: int) -> None:
+        x = f["x"]
+        reason: str | None = REASON_NO_MODEL
+        champ = self._champion
+        if champ is not None:
+            t = time.perf_counter_ns()
+            y = champ.score(x)
+            reason = check_output(y, time.perf_counter_ns() - t, self._budget_ns)
+            if reason is None:
+                s["score"] = y
+                s["model_version"] = champ.version
+        flags = f["flags"]
+        if reason is not None:
+            s["score"] = fallback_score(x)
+            s["model_version"] = 0
+            flags = flags | FLAG_FALLBACK
+            self._on_fallback(reason, n)
+        chal_ok = self._score_challenger(x, s, n)
+        for name in _COPIED:
+            s[name] = f[name]
+        s["flags"] = flags
+        s["ts_sig_ns"] = time.time_ns()
+        self._sig.publish(s)
+        self._waker.notify()
+        c = self._c
+        c.records += n
+        c.batches += 1
+        self.last_seq = int(f["seq"][-1])
+        if chal_ok and reason is None:
+            agree, compared = sign_agreement(s["score"], s["challenger"])
+            c.agree += agree
+            c.compared += compared
+        if self._hits is not None:
+            self._track_hits(s, n, reason is None, chal_ok)
+
+    def _score_challenger(self, x: F32, s: Records, n: int) -> bool:
+        chal = self._challenger
+        if chal is None:
+            s["challenger"] = np.nan
+            return False
+        t = time.perf_counter_ns()
+        y = chal.score(x)
+        reason = check_output(y, time.perf_counter_ns() - t, self._budget_ns)
+        if reason is None:
+            s["challenger"] = y
+            return True
+        s["challenger"] = np.nan
+        self._c.rejected[reason] += 1
+        return False
+
+    def _track_hits(self, s: Records, n: int, champ_ok: bool, chal_ok: bool) -> None:
+        assert self._hits is not None
+        signs = self._signs[:n]
+        live = (s["flags"] & FLAG_STALE) == 0
+        signs[:, 0] = np.sign(s["score"]) * live if champ_ok else 0
+        signs[:, 1] = np.sign(s["challenger"]) * live if chal_ok else 0
+        self._hits.update(s["symbol_id"], s["ts_recv_ns"], s["mid"], signs)
+
+    def _on_fallback(self, reason: str, n: int) -> None:
+        c = self._c
+        c.fallback[reason] += 1
+        c.fallback_records[reason] += n
+        self.last_fallback_reason = reason
+        now = self._clock_ns()
+        if now >= self._warned_ns.get(reason, 0):
+            self._warned_ns[reason] = now + WARN_EVERY_NS
+            log.warning(
+                "fallback scorer in use reason=%s batches_total=%d records_total=%d",
+                *(reason, c.fallback[reason], c.fallback_records[reason]),
+            )
+
+    def _reload(self) -> None:
+        for role, watch in self._watches:
+            new = watch.poll()
+            if new is not None:
+                self._swap(role, new, watch)
+        self._sync_refusals()
+
+    def _swap(self, role: str, new: Model, watch: ModelWatcher[Model]) -> None:
+        old = self._champion if role == CHAMPION else self._challenger
+        if role == CHAMPION:
+            self._champion = new
+        else:
+            self._challenger = new
+        self._c.agree = self._c.compared = 0  # the scorecard belongs to the pair that ran
+        if self._hits is not None:
+            self._hits.reset(0 if role == CHAMPION else 1)
+        self._m.reloads.labels(model=role, result="ok").inc()
+        self._set_model_gauges()
+        log.info(
+            "model reloaded role=%s path=%s version=%s->%d sha256=%s",
+            *(role, watch.path, "none" if old is None else old.version, new.version),
+            watch.sha256[:16],
+        )
+
+    def _sync_refusals(self) -> None:
+        for role, watch in self._watches:
+            seen = self._refused_seen.get(role, 0)
+            if watch.refused_total > seen:
+                self._m.reloads.labels(model=role, result="refused").inc(watch.refused_total - seen)
+                self._refused_seen[role] = watch.refused_total
+
+    def _set_model_gauges(self) -> None:
+        champ, chal = self._champion, self._challenger
+        self._m.model_version.labels(model=CHAMPION).set(0 if champ is None else champ.version)
+        self._m.model_version.labels(model=CHALLENGER).set(0 if chal is None else chal.version)
+        self._m.model_ok.set(0 if champ is None else 1)
+
+    def flush_metrics(self) -> None:
+        """Move the hot path's counts into Prometheus and refresh the gauges."""
+        c, f, m = self._c, self._flushed, self._m
+        if c.records > f.records:
+            m.records.inc(c.records - f.records)
+            m.batches.inc(c.batches - f.batches)
+            f.records, f.batches = c.records, c.batches
+        for table, flushed, counter in (
+            (c.fallback, f.fallback, m.fallback),
+            (c.fallback_records, f.fallback_records, m.fallback_records),
+            (c.rejected, f.rejected, m.challenger_rejected),
+        ):
+            for reason, value in table.items():
+                if value > flushed[reason]:
+                    counter.labels(reason=reason).inc(value - flushed[reason])
+                    flushed[reason] = value
+        m.agreement.set(c.agree / c.compared if c.compared else math.nan)
+        if self._hits is not None:
+            m.hit_rate.labels(model=CHAMPION).set(self._hits.rate(0))
+            m.hit_rate.labels(model=CHALLENGER).set(self._hits.rate(1))
+        dropped = self._feat.dropped_total
+        if dropped > self._dropped_seen:
+            m.ring_dropped.inc(dropped - self._dropped_seen)
+            self._dropped_seen = dropped
+        m.ring_lag.set(self._feat.lag_records)
+
+    def agreement_ratio(self) -> float:
+        """Sign agreement of champion and challenger since either was last swapped (NaN: none)."""
+        c = self._c
+        return c.agree / c.compared if c.compared else math.nan
+
+    def hit_rate(self, role: str) -> float:
+        """Hit rate of ``role`` since its model was last swapped (NaN: nothing resolved yet)."""
+        if self._hits is None:
+            return math.nan
+        return self._hits.rate(0 if role == CHAMPION else 1)
+
+    def health(self) -> dict[str, float | int | str]:
+        self.flush_metrics()
+        c = self._c
+        champ, chal = self._champion, self._challenger
+        champ_watch = self._watches[0][1]
+        out: dict[str, float | int | str] = {
+            "last_seq": self.last_seq,
+            "records_total": c.records,
+            "batches_total": c.batches,
+            "model_ok": int(champ is not None),
+            "model_version": 0 if champ is None else champ.version,
+            "model_path": champ_watch.path,
+            "model_sha256": champ_watch.sha256,
+            "fallback_total": sum(c.fallback.values()),
+            "fallback_records_total": sum(c.fallback_records.values()),
+            "last_fallback_reason": self.last_fallback_reason,
+            "reloads_total": sum(w.loaded_total for _, w in self._watches),
+            "reload_refused_total": sum(w.refused_total for _, w in self._watches),
+            "last_reload_error": champ_watch.last_error,
+            "ring_lag_records": self._feat.lag_records,
+            "ring_dropped_total": self._feat.dropped_total,
+        }
+        if self._has_challenger:
+            out["challenger_version"] = 0 if chal is None else chal.version
+            out["challenger_agreement_ratio"] = self.agreement_ratio()
+            out["challenger_rejected_total"] = sum(c.rejected.values())
+        if self._hits is not None:
+            out["hit_rate_champion"] = self.hit_rate(CHAMPION)
+            out["hit_rate_challenger"] = self.hit_rate(CHALLENGER)
+        return out
+
+    def close(self) -> None:
+        self.flush_metrics()
+        self._feat.close()
+        self._sig.close()

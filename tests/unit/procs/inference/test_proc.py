@@ -1,0 +1,286 @@
+"""InferenceProc.step on real rings: records, fallback, hot reload, champion/challenger."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+from procs._config import RuntimeConfig
+from procs.features.engine import N_FEATURES
+from procs.inference.proc import InferenceConfig
+from procs.scoring import fallback_score
+from shm.records import FLAG_FALLBACK, FLAG_STALE
+from tests.helpers.inference_feats import make_feats
+from tests.helpers.inference_models import metadata, model_bytes, reference_score, write_model
+
+
+def _unit(i: int) -> np.ndarray:
+    w = np.zeros(N_FEATURES, np.float32)
+    w[i] = 1.0
+    return w
+
+
+def test_step_publishes_one_signal_per_feature_record_with_stamps(make_rig):
+    rig = make_rig()
+    feats = make_feats(0, 5)
+    feats["flags"][2] = FLAG_STALE
+    rig.feat.publish(feats)
+
+    handled, idle = rig.proc.step(), rig.proc.step()
+    sig = rig.sig.poll(100)
+
+    assert (handled, idle) == (5, 0)
+    assert len(sig) == 5
+    for name in ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid"):
+        np.testing.assert_array_equal(sig[name], feats[name])
+    np.testing.assert_array_equal(sig["flags"], [0, 0, FLAG_STALE, 0, 0])
+    np.testing.assert_allclose(sig["score"], reference_score(feats["x"]), atol=1e-6)
+    assert np.all(sig["model_version"] == 1)
+    assert np.all(np.isnan(sig["challenger"]))
+    assert np.all(sig["ts_sig_ns"] >= feats["ts_feat_ns"])
+    assert rig.waker.notified == 1
+    assert rig.metric("pipe_inference_records_total") == 5
+    assert rig.proc.health()["last_seq"] == 4
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "reason"),
+    [
+        (model_bytes(offset=math.nan), {}, "nonfinite"),
+        (model_bytes(offset=3.0), {}, "out_of_range"),
+        (model_bytes(gain=1.5, bias=5.0), {}, "out_of_range"),
+        (model_bytes(), {"latency_budget_s": 1e-9}, "latency"),
+    ],
+    ids=["nan", "offset", "gain", "slow"],
+)
+def test_step_broken_model_output_falls_back_and_counts(make_rig, model, overrides, reason):
+    rig = make_rig(champion=model, batch_max=8, **overrides)
+    feats = make_feats(0, 8)
+    rig.feat.publish(feats)
+    rig.feat.publish(make_feats(8, 1))
+
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    assert len(sig) == 9
+    assert np.all(sig["flags"] & FLAG_FALLBACK)
+    np.testing.assert_array_equal(sig["score"][:8], fallback_score(feats["x"]))
+    assert np.all(sig["model_version"] == 0)
+    assert rig.metric("pipe_inference_fallback_total", reason=reason) == 2
+    assert rig.metric("pipe_inference_fallback_records_total", reason=reason) == 9
+    health = rig.proc.health()
+    assert health["fallback_total"] == 2
+    assert health["last_fallback_reason"] == reason
+    assert health["model_ok"] == 1
+
+
+def test_step_healthy_model_no_fallback_counted(make_rig):
+    rig = make_rig()
+    rig.feat.publish(make_feats(0, 8))
+
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    assert not np.any(sig["flags"] & FLAG_FALLBACK)
+    assert rig.proc.health()["fallback_total"] == 0
+    assert rig.metric("pipe_inference_fallback_total", reason="nonfinite") == 0
+
+
+def test_step_without_model_scores_with_fallback(make_rig):
+    rig = make_rig(champion=None)
+    feats = make_feats(0, 4)
+    rig.feat.publish(feats)
+
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    assert np.all(sig["flags"] & FLAG_FALLBACK)
+    np.testing.assert_array_equal(sig["score"], fallback_score(feats["x"]))
+    health = rig.proc.health()
+    assert (health["model_ok"], health["last_fallback_reason"]) == (0, "no_model")
+    assert rig.metric("pipe_inference_model_ok") == 0
+
+
+def _reload_tick(rig: Any) -> None:
+    # a change is acted on at the second look that sees the same stat
+    for _ in range(2):
+        rig.clock.advance(2.0)
+        rig.proc.step()
+
+
+def test_reload_new_version_swaps_between_batches_without_dropping(make_rig):
+    rig = make_rig()
+    rig.feat.publish(make_feats(0, 10))
+    rig.step_all()
+    v2 = model_bytes(weights=-np.ones(N_FEATURES, np.float32) * 0.1, meta=metadata(version=2))
+    write_model(rig.model_path, v2)
+    rig.feat.publish(make_feats(10, 3))  # scored by v1 at the first look (not yet settled)
+
+    _reload_tick(rig)
+    rig.feat.publish(make_feats(13, 10))
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    np.testing.assert_array_equal(sig["seq"], np.arange(23))
+    versions = sig["model_version"]
+    assert set(versions[:13]) == {1}
+    assert set(versions[13:]) == {2}
+    w2 = -np.ones(N_FEATURES) * 0.1
+    np.testing.assert_allclose(
+        sig["score"][13:], reference_score(make_feats(13, 10)["x"], w2), atol=1e-6
+    )
+    assert rig.proc.champion is not None
+    assert rig.proc.champion.version == 2
+    assert rig.metric("pipe_inference_reloads_total", model="champion", result="ok") == 1
+    assert rig.metric("pipe_inference_model_version", model="champion") == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"not onnx at all", model_bytes(meta=metadata(feature_names=("a", "b")), n_inputs=N_FEATURES)],
+    ids=["junk", "metadata"],
+)
+def test_reload_bad_file_refused_old_model_keeps_running(make_rig, bad):
+    rig = make_rig()
+    write_model(rig.model_path, bad)
+
+    _reload_tick(rig)
+    _reload_tick(rig)
+    rig.feat.publish(make_feats(0, 4))
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    assert np.all(sig["model_version"] == 1)
+    assert not np.any(sig["flags"] & FLAG_FALLBACK)
+    assert rig.metric("pipe_inference_reloads_total", model="champion", result="refused") == 1
+    health = rig.proc.health()
+    assert health["reload_refused_total"] == 1
+    assert "model" in str(health["last_reload_error"])
+
+
+def test_reload_model_appearing_after_start_replaces_fallback(make_rig):
+    rig = make_rig(champion=None)
+    write_model(rig.model_path, model_bytes(meta=metadata(version=5)))
+
+    _reload_tick(rig)
+    rig.feat.publish(make_feats(0, 3))
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    assert np.all(sig["model_version"] == 5)
+    assert not np.any(sig["flags"] & FLAG_FALLBACK)
+    assert rig.proc.health()["model_ok"] == 1
+
+
+def test_reload_not_checked_before_reload_check_s(make_rig):
+    rig = make_rig(reload_check_s=10.0)
+    write_model(rig.model_path, model_bytes(meta=metadata(version=2)))
+
+    for _ in range(3):
+        rig.clock.advance(2.0)
+        rig.proc.step()
+
+    assert rig.proc.champion is not None
+    assert rig.proc.champion.version == 1
+
+
+def test_challenger_agreement_ratio_on_constructed_rows(make_rig):
+    rig = make_rig(
+        champion=model_bytes(weights=_unit(0)),
+        challenger=model_bytes(weights=_unit(1), meta=metadata(version=9)),
+    )
+    feats = make_feats(0, 5)
+    feats["x"][:, :2] = [[1, 1], [1, -1], [-1, -1], [-1, 1], [2, 3]]  # rows 0, 2, 4 agree
+
+    rig.feat.publish(feats)
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    np.testing.assert_allclose(sig["challenger"], np.tanh(feats["x"][:, 1]), atol=1e-6)
+    assert rig.proc.agreement_ratio() == pytest.approx(0.6)
+    assert rig.metric("pipe_inference_challenger_agreement_ratio") == pytest.approx(0.6)
+    assert rig.metric("pipe_inference_model_version", model="challenger") == 9
+    assert rig.proc.health()["challenger_agreement_ratio"] == pytest.approx(0.6)
+
+
+def test_challenger_broken_output_published_as_nan_champion_unaffected(make_rig):
+    rig = make_rig(challenger=model_bytes(offset=math.nan))
+    rig.feat.publish(make_feats(0, 4))
+
+    rig.step_all()
+    sig = rig.sig.poll(100)
+
+    assert np.all(np.isnan(sig["challenger"]))
+    assert not np.any(sig["flags"] & FLAG_FALLBACK)
+    assert rig.metric("pipe_inference_challenger_rejected_total", reason="nonfinite") == 1
+    assert math.isnan(rig.proc.agreement_ratio())
+
+
+def test_hit_rate_champion_and_challenger_from_later_mids(make_rig):
+    # champion says up on every row, challenger says down; the mid rises 0.01 per record
+    rig = make_rig(
+        champion=model_bytes(weights=_unit(0)),
+        challenger=model_bytes(weights=-_unit(0)),
+        hit_horizon_s=0.005,
+    )
+    feats = make_feats(0, 20, step_ns=1_000_000)
+    feats["x"][:, 0] = 1.0
+
+    rig.feat.publish(feats[:7])
+    rig.feat.publish(feats[7:])
+    rig.step_all()
+
+    # rows 0..14 have data 5 ms ahead of them (row 19 is 19 ms); 15 resolved
+    assert rig.proc.hit_rate("champion") == 1.0
+    assert rig.proc.hit_rate("challenger") == 0.0
+    assert rig.metric("pipe_inference_hit_rate", model="champion") == 1.0
+    assert rig.proc._hits is not None
+    assert rig.proc._hits.counted.tolist() == [15, 15]
+
+
+def test_ring_lag_and_dropped_exported(make_rig):
+    rig = make_rig(batch_max=4)
+    rig.feat.publish(make_feats(0, 10))
+
+    rig.proc.step()
+
+    assert rig.metric("pipe_inference_ring_lag_records") == 6
+    assert rig.metric("pipe_inference_ring_dropped_records_total") == 0
+
+
+def _cfg(**kw: Any) -> dict[str, Any]:
+    return {
+        "runtime": {"pub_endpoint": "ipc:///tmp/x/a.pub", "control_endpoint": "ipc:///tmp/x/a.ctl"},
+        "feat_ring": "a",
+        "sig_ring": "b",
+        "features_pub": "ipc:///tmp/x/f.pub",
+        "model_path": "m.onnx",
+        **kw,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"sig_capacity_records": 1000}, "power of two"),
+        ({"batch_max": 4096, "sig_capacity_records": 1024}, "exceeds"),
+        ({"latency_budget_s": 0}, "latency_budget_s"),
+        ({"bogus_field": 1}, "bogus_field"),
+        ({"features_pub": "tcp://10.1.2.3:5"}, "features_pub"),
+    ],
+)
+def test_config_bad_values_rejected(kw, needle):
+    with pytest.raises(msgspec.ValidationError, match=needle):
+        msgspec.convert(_cfg(**kw), InferenceConfig)
+
+
+def test_config_defaults_decode():
+    cfg = msgspec.convert(_cfg(), InferenceConfig)
+
+    assert cfg.require_model is False
+    assert cfg.challenger_path is None
+    assert isinstance(cfg.runtime, RuntimeConfig)
