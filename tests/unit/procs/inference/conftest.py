@@ -88,7 +88,7 @@ def make_rig(tmp_path, ns):
             features_pub=f"ipc://{tmp_path}/f.pub",
             model_path=str(model_path),
             challenger_path=None if chal_path is None else str(chal_path),
-            **{"batch_max": 64, "sig_capacity_records": 1024, **overrides},
+            **{"batch_max": 64, "sig_capacity_records": 1024, "latency_budget_s": 1.0, **overrides},
         )
         feat_w = RingWriter(RingSpec(name=cfg.feat_ring, dtype=FEAT_V1, capacity=1024))
         sig_w = RingWriter(RingSpec(name=cfg.sig_ring, dtype=SIG_V1, capacity=1024))
