@@ -115,12 +115,16 @@ def _stale_books(ing: Ingest, sid: int) -> Records:
     return stale
 
 
+def _stale_count(ing: Ingest, sid: int) -> int:
+    return len(_stale_books(ing, sid))
+
+
 def test_ingest_paused_market_data_marks_stale_then_resume_clears(sx, ingest):
     eventually(lambda: _seen_every_symbol(ingest, 5, 0), timeout_s=10)
     control(sx, "/_simex/faults", {"pause_md": True})
 
     for sid in range(len(SYMBOLS)):
-        eventually(partial(_stale_books, ingest, sid), timeout_s=5)
+        eventually(partial(_stale_count, ingest, sid), timeout_s=5)
     stale_health = eventually(lambda: ingest.counters().get("stale_symbols") == len(SYMBOLS))
     control(sx, "/_simex/faults", {"pause_md": False})
     mark = len(ingest.all_books())
@@ -201,3 +205,21 @@ def test_ingest_bad_config_exits_78(tmp_path: Path):
     )
     assert out.returncode == 78, out.stdout + out.stderr
     assert "$.ingest" in out.stdout + out.stderr
+
+
+def test_ingest_depth_books_channel_publishes_local_book_tops(sx, tmp_path, run_dir, ns):
+    with run_ingest(sx, tmp_path, run_dir, ns, 'depth_channel = "depth_books"') as ing:
+        eventually(lambda: _seen_every_symbol(ing, 20, 1), timeout_s=10)
+        books, _ = ing.drain()
+        counters = ing.counters()
+
+    ws_books = books[books["ts_event_ns"] != books["ts_recv_ns"]]  # REST snapshots share both
+    assert counters["decode_errors_total"] == 0
+    for sid in range(len(SYMBOLS)):
+        mine = ws_books[ws_books["symbol_id"] == sid]
+        assert int(mine[0]["flags"]) & FLAG_SNAPSHOT  # first push after subscribe
+        assert np.all((mine[1:]["flags"] & (FLAG_SNAPSHOT | FLAG_CROSSED)) == 0)
+        two_sided = mine[(mine["n_bids"] > 0) & (mine["n_asks"] > 0)]
+        assert len(two_sided) > 10
+        assert np.all(two_sided["bid_px"][:, 0] < two_sided["ask_px"][:, 0])
+        assert np.all(mine["n_bids"] <= 15)
