@@ -13,6 +13,7 @@ import sys
 from procs._config import EXIT_CONFIG, ConfigError
 from procs.simex.app import Simex
 from procs.simex.config import SimexConfig, load_config
+from procs.simex.replay import ReplayError
 from procs.simex.state import StateError
 
 __all__ = ["main", "serve"]
@@ -31,7 +32,7 @@ async def serve(config: SimexConfig) -> int:
     sx = Simex(config)
     try:
         await sx.start()
-    except StateError as exc:
+    except (StateError, ReplayError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     await stop.wait()
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_CONFIG
     logging.getLogger().setLevel(config.log_level)
+    logging.getLogger("picows").setLevel(logging.WARNING)  # it logs every connection at INFO
     import uvloop
 
     return uvloop.run(serve(config))

@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from aiohttp import web
 
 from procs.simex.config import SimexConfig
 from procs.simex.engine import Exchange
 from procs.simex.faults import Faults
-from procs.simex.marketgen import GenSymbol, MarketGenerator, apply_action
+from procs.simex.marketgen import Action, BookView, GenSymbol, MarketGenerator, apply_action
+from procs.simex.replay import load_replay
 from procs.simex.rest import RestServer
 from procs.simex.state import load_state, save_state
 from procs.simex.venue import Venue
@@ -31,6 +33,15 @@ PERIODIC_S: Final = 0.5
 STEP_MAX_NS: Final = 50_000_000  # market time one step may cover: keeps the loop responsive
 LAG_MAX_NS: Final = 1_000_000_000  # further behind than this, the generator skips ahead
 WARMUP_NS: Final = 2_000_000_000  # generator flow replayed before the servers open
+
+
+class MarketSource(Protocol):
+    """The generator or a capture replay: actions in time order around the shared books."""
+
+    @property
+    def time_ns(self) -> int: ...
+    def skip_to(self, t_ns: int) -> None: ...
+    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> list[Action]: ...
 
 
 class Simex:
@@ -47,7 +58,7 @@ class Simex:
         self.hub.venue = self.venue
         self.rest = RestServer(self.venue, self.faults, keys, config.limits)
         self.rest.on_flush(self.hub.flush_writes)
-        self.generator: MarketGenerator | None = None
+        self.generator: MarketSource | None = None
         self.actions_total = 0
         self.step_max_s = 0.0  # longest market step: how far pushes can trail the generator
         self.skipped_ns_total = 0  # market time skipped because simex could not keep up
@@ -128,8 +139,13 @@ class Simex:
         load_state(self.exchange, path)
         return True
 
-    def _make_generator(self) -> MarketGenerator:
+    def _make_generator(self) -> MarketSource:
         m = self.config.market
+        if m.source == "replay":
+            return load_replay(
+                m.replay_path, self.exchange.specs, start_ns=time.time_ns() - WARMUP_NS,
+                speed=m.replay_speed, loop=m.replay_loop,
+            )  # fmt: skip
         symbols = [
             GenSymbol(
                 symbol=s.symbol,
@@ -170,9 +186,12 @@ class Simex:
         target = min(now_ns, gen.time_ns + STEP_MAX_NS)
         actions = gen.actions_until(target, self.exchange.books)
         ts_ms = self.faults.now_ms()
-        for a in actions:
+        last = len(actions) - 1
+        for i, a in enumerate(actions):
             apply_action(self.exchange, a, ts_ms)
-            self.venue.flush()
+            # one push per market instant: a replayed snapshot is several actions at one time
+            if i == last or actions[i + 1].ts_ns != a.ts_ns:
+                self.venue.flush()
         self.hub.flush_writes()
         self.actions_total += len(actions)
         return len(actions)

@@ -79,6 +79,11 @@ class OrderBook:
     def __contains__(self, oid: object) -> bool:
         return oid in self.orders
 
+    def remaining(self, oid: str) -> Decimal:
+        """What is left of a resting order (zero once it is gone)."""
+        r = self.orders.get(oid)
+        return ZERO if r is None else r.remaining
+
     def add(self, order: Resting) -> None:
         if order.oid in self.orders:
             raise ValueError(f"order {order.oid} already rests in {self.symbol}")

@@ -85,7 +85,10 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class MarketConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    source: Literal["generator"] = "generator"
+    source: Literal["generator", "replay"] = "generator"
+    replay_path: str = ""  # capture file or directory (source = "replay")
+    replay_speed: PosFloat = 1.0  # capture seconds per wall second
+    replay_loop: bool = True
     seed: int = 7
     events_per_s: PosFloat = 200.0  # generator actions per second per symbol
     tick_s: PosFloat = 0.002  # market loop period
@@ -142,6 +145,8 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 raise ValueError(f"keys: api_key {k.api_key!r} names unknown account {k.account!r}")
         if len({s.symbol for s in self.symbols}) != len(self.symbols) or not self.symbols:
             raise ValueError("symbols: must be non-empty and unique")
+        if self.market.source == "replay" and not self.market.replay_path:
+            raise ValueError("market: source = 'replay' needs replay_path")
         for s in self.symbols:
             for name in (
                 "start_price",

@@ -84,6 +84,9 @@ class Conn(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.CLOSE:
+            # queued pushes go first: nothing may be written after the close frame
+            self.hub.flush_writes()
+            self.hub.forget(self)
             transport.send_close(frame.get_close_code())
             transport.disconnect()
             return
@@ -416,7 +419,7 @@ class Hub:
         """Write every connection's queued frames with one write call each."""
         for c in self._pending:
             t = c.transport
-            if t is None or t.is_disconnected:
+            if t is None or t.is_disconnected or t.is_close_frame_sent:
                 c.out.clear()
                 continue
             ut = t.underlying_transport

@@ -73,7 +73,7 @@ def _ports(path: Path) -> tuple[int, int, int]:
 
 
 @contextmanager
-def run_simex(config_path: Path, expect_rc: int = 0) -> Iterator[SimexProc]:
+def run_simex(config_path: Path) -> Iterator[SimexProc]:
     rest, ws, ctl = _ports(config_path)
     log_path = config_path.with_suffix(".log")
     with open(log_path, "wb") as log:
@@ -94,7 +94,7 @@ def run_simex(config_path: Path, expect_rc: int = 0) -> Iterator[SimexProc]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=15)
-    assert rc == expect_rc, log_path.read_text()
+    assert rc == 0, log_path.read_text()
 
 
 def _alive(control_url: str) -> bool:
