@@ -26,10 +26,14 @@ def concat_records(parts: Sequence[Records], dtype: Dtype) -> Records:
     ``np.concatenate`` on numpy 2 canonicalises structured dtypes and drops the cache-line
     padding, which changes itemsize and the dtype CRC; this copies into a preallocated array.
     """
-    out: Records = np.empty(sum(p.size for p in parts), dtype=dtype)
+    out: Records = np.zeros(sum(p.size for p in parts), dtype=dtype)
+    raw = out.view(np.dtype((np.void, dtype.itemsize)))
     at = 0
     for p in parts:
-        out[at : at + p.size] = p
+        if p.dtype == dtype:  # bytes and padding as they are: one memcpy, not field by field
+            raw[at : at + p.size] = np.ascontiguousarray(p).view(raw.dtype)
+        else:
+            out[at : at + p.size] = p
         at += p.size
     return out
 

@@ -13,6 +13,10 @@ across batches (added in the same order either way), so streaming and batch resu
 bit-identical in practice (tested on seeded captures); at worst they could differ in the last bit
 where numpy's vectorised ``log`` takes a different code path for a different array length.
 
+A batch of exactly one book (the live case) takes a Python-float path that performs the same
+floating-point operations in the same order (logs still go through numpy) and is tested to give
+the same bytes as the array path; it costs about a third of the array path's fixed overhead.
+
 Windows (time, on the clock above): VWAP and trade-flow imbalance over 1 s, 10 s, 60 s; realised
 volatility over 10 s, 60 s; mid log-returns over 1 s, 10 s, 60 s. Conventions (no NaN ever):
 a value with nothing to measure is 0 (no trade in a window, no book ``horizon`` ago, a one-sided
@@ -22,6 +26,7 @@ gets ``book_ok = 0`` and, by default, ``FLAG_STALE``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -85,6 +90,8 @@ _COUNT_AT: Final = _where_windows((COUNT_WINDOW_NS,))[0]
 _RET_COLS: Final = _cols([f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS])
 _RV_COLS: Final = _cols([f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS])
 _N_RET: Final = len(RETURN_HORIZONS_NS)
+_VWAP_COL_OF: Final = dict(zip(VWAP_WINDOWS_NS, _VWAP_COLS, strict=True))
+_TFI_COL_OF: Final = dict(zip(TFI_WINDOWS_NS, _TFI_COLS, strict=True))
 _SPREAD_COL: Final = FEATURES.index("spread_bps")
 _IMB_COLS: Final = _cols([f"imbalance_{d}" for d in IMBALANCE_DEPTHS])
 _MICRO_COL: Final = FEATURES.index("microprice_dev_bps")
@@ -241,6 +248,104 @@ def _window_features(st: _SymbolState, key: I64, mid: F64, n_hist: int, x: F64) 
     x[:, _RV_COLS] = np.sqrt(var) * BPS
 
 
+_TRADE_OFFSETS: Final = np.concatenate(([0], _TRADE_WINDOWS)).astype(np.int64)
+_DEPTHS: Final = frozenset(IMBALANCE_DEPTHS)
+_INF: Final = float("inf")
+_SMALL_TRADES: Final = 4  # up to this many trades are appended one by one in Python
+
+
+def _append_trade_one(st: _SymbolState, ts_recv: int, px: float, qty: float, side: int) -> None:
+    # the same float operations, in the same order, as append_trades
+    key = max(st.last_trade_key, ts_recv)
+    st.last_trade_key = key
+    good = 0.0 < px < _INF and 0.0 < qty < _INF
+    q = qty if good else 0.0
+    sign = (side > 0) - (side < 0)
+    ts = st.trades
+    ts.reserve(1)
+    c_pq, c_q, c_sq = ts.vals[ts.end - 1].tolist()
+    ts.vals[ts.end] = (c_pq + (px if good else 0.0) * q, c_q + q, c_sq + sign * q)
+    ts.keys[ts.end] = key
+    ts.end += 1
+
+
+def _side_sums(qty: list[float], n: int) -> tuple[float, list[float]]:
+    # (valid quantity at level 0, cumulative valid quantity at each imbalance depth)
+    s, q0, out = 0.0, 0.0, []
+    for i, q in enumerate(qty):
+        v = q if i < n and 0.0 < q < _INF else 0.0
+        s += v
+        if i == 0:
+            q0 = v
+        if i + 1 in _DEPTHS:
+            out.append(s)
+    return q0, out
+
+
+def _book_one(st: _SymbolState, book: Records, x: list[float]) -> tuple[float, bool]:
+    """Features of one book into ``x`` (float64 list); return (mid, ok). Equal to the array path."""
+    rec = book[0]
+    n_b, n_a = int(rec["n_bids"]), int(rec["n_asks"])
+    bid_px, bid_q, ask_px, ask_q = (
+        rec[f].tolist() for f in ("bid_px", "bid_qty", "ask_px", "ask_qty")
+    )
+    bq0, b_sums = _side_sums(bid_q, n_b)
+    aq0, a_sums = _side_sums(ask_q, n_a)
+    for col, b, a in zip(_IMB_COLS, b_sums, a_sums, strict=True):
+        tot = b + a
+        x[col] = (b - a) / tot if tot > 0.0 else 0.0
+    bid0, ask0 = bid_px[0], ask_px[0]
+    ok = n_b > 0 and 0.0 < bid0 < _INF and n_a > 0 and 0.0 < ask0 < _INF
+    x[_OK_COL] = 1.0 if ok else 0.0
+    mid_raw = 0.5 * (bid0 + ask0) if ok else 0.0
+    if ok:
+        x[_SPREAD_COL] = (ask0 - bid0) * BPS / mid_raw
+        q0 = bq0 + aq0
+        if q0 > 0.0:
+            x[_MICRO_COL] = ((bid0 * aq0 + ask0 * bq0) / q0 - mid_raw) / mid_raw * BPS
+    # history: the same operations as append_books; logs go through numpy like the array path
+    key = max(st.last_book_key, int(rec["ts_recv_ns"]))
+    st.last_book_key = key
+    bs = st.books
+    bs.reserve(1)
+    last_mid, last_c = bs.vals[bs.end - 1].tolist()
+    mid = mid_raw if ok else last_mid
+    has_mid = mid > 0.0
+    back = (np.searchsorted(bs.key, key - _BOOK_LOOKBACKS, "right") - 1).tolist()
+    m0s = [float(bs.vals[bs.start + j, 0]) for j in back[:_N_RET]]
+    ratios = [mid / last_mid if has_mid and last_mid > 0.0 else 1.0]
+    ratios += [mid / m0 if has_mid and m0 > 0.0 else 1.0 for m0 in m0s]
+    logs = np.log(np.array(ratios)).tolist()
+    r = logs[0] if has_mid and last_mid > 0.0 else 0.0
+    c = last_c + r * r
+    bs.vals[bs.end] = (mid, c)
+    bs.keys[bs.end] = key
+    bs.end += 1
+    for col, m0, lg in zip(_RET_COLS, m0s, logs[1:], strict=True):
+        x[col] = lg * BPS if has_mid and m0 > 0.0 else 0.0
+    for col, j in zip(_RV_COLS, back[_N_RET:], strict=True):
+        x[col] = math.sqrt(max(c - float(bs.vals[bs.start + j, 1]), 0.0)) * BPS
+    _trade_windows_one(st, key, mid, x)
+    return mid, ok
+
+
+def _trade_windows_one(st: _SymbolState, key: int, mid: float, x: list[float]) -> None:
+    ts = st.trades
+    idx = (np.searchsorted(ts.key, key - _TRADE_OFFSETS, "right") - 1).tolist()
+    rows = ts.vals[ts.start + np.array(idx)].tolist()
+    hi, rhi = idx[0], rows[0]
+    for w, j, rlo in zip(_TRADE_WINDOWS.tolist(), idx[1:], rows[1:], strict=True):
+        d_pq, q, d_sq = rhi[0] - rlo[0], rhi[1] - rlo[1], rhi[2] - rlo[2]
+        traded = q > 0.0
+        if w in _VWAP_COL_OF:
+            vwap = d_pq / q if traded else 0.0
+            x[_VWAP_COL_OF[w]] = (vwap - mid) * BPS / mid if traded and mid > 0.0 else 0.0
+        if w in _TFI_COL_OF:
+            x[_TFI_COL_OF[w]] = d_sq / q if traded else 0.0
+        if w == COUNT_WINDOW_NS:
+            x[_COUNT_COL] = float(np.log1p(np.array([float(hi - j)]))[0])
+
+
 def _rows_by_symbol(sym: npt.NDArray[np.int32]) -> dict[int, npt.NDArray[np.intp] | None]:
     if sym.size == 0:
         return {}
@@ -276,8 +381,20 @@ class FeatureEngine:
         """Absorb ``trades`` (TRADE_V1), then return one FEAT_V1 record per book (BOOK_V1)."""
         if books.dtype != BOOK_V1 or trades.dtype != TRADE_V1:
             raise TypeError(f"expected BOOK_V1 and TRADE_V1 records, got {books.dtype}")
-        for s, rows in _rows_by_symbol(trades["symbol_id"]).items():
-            self._state(s).append_trades(trades if rows is None else trades[rows])
+        if trades.size <= _SMALL_TRADES:
+            for t in trades:
+                _append_trade_one(
+                    self._state(int(t["symbol_id"])),
+                    int(t["ts_recv_ns"]),
+                    float(t["px"]),
+                    float(t["qty"]),
+                    int(t["side"]),
+                )
+        else:
+            for s, rows in _rows_by_symbol(trades["symbol_id"]).items():
+                self._state(s).append_trades(trades if rows is None else trades[rows])
+        if books.size == 1:
+            return self._update_one(books, ts_feat_ns)
         out: Records = np.zeros(books.size, dtype=FEAT_V1)
         if books.size == 0:
             return out
@@ -313,6 +430,30 @@ class FeatureEngine:
         out["ts_feat_ns"] = ts_feat_ns
         out["mid"] = mids
         out["x"] = x  # float64 -> float32 once, at the end
+        return out
+
+    def _update_one(self, book: Records, ts_feat_ns: int) -> Records:
+        # one book, the live case: Python floats instead of ~100 numpy calls on 1-row arrays
+        rec = book[0]
+        st = self._state(int(rec["symbol_id"]))
+        x = [0.0] * FEATURE_SLOTS
+        mid, ok = _book_one(st, book, x)
+        st.trim()
+        flags = int(rec["flags"])
+        if not ok and self._config.mark_degenerate_stale:
+            flags |= FLAG_STALE
+        row = (
+            int(rec["seq"]),
+            int(rec["ts_event_ns"]),
+            int(rec["ts_recv_ns"]),
+            ts_feat_ns,
+            int(rec["symbol_id"]),
+            flags,
+            mid,
+            [v if math.isfinite(v) else 0.0 for v in x],
+        )
+        out: Records = np.zeros(1, dtype=FEAT_V1)  # zeroed: no stale bytes in the padding
+        out[0] = row
         return out
 
 

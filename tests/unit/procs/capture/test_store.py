@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
+from procs.capture import concat_records
 from procs.capture.store import (
     SCHEMA_VERSION,
     CaptureFormatError,
@@ -157,3 +158,13 @@ def test_reader_refuses_missing_garbage_and_foreign_hdf5_files(tmp_path):
     for path in (tmp_path / "missing.h5", garbage, foreign):
         with pytest.raises(CaptureFormatError):
             CaptureReader(path)
+
+
+def test_concat_records_keeps_dtype_and_padding_bytes():
+    rng = np.random.default_rng(3)
+    parts = [random_records(rng, FEAT_V1, n) for n in (0, 3, 5)]
+
+    got = concat_records(parts, FEAT_V1)
+
+    assert got.dtype == FEAT_V1
+    assert got.tobytes() == b"".join(p.tobytes() for p in parts)

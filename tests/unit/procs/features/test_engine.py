@@ -168,3 +168,30 @@ def test_engine_rejects_out_of_range_symbol_and_wrong_dtype():
         eng.update(books, trades)
     with pytest.raises(TypeError):
         eng.update(trades, trades)
+
+
+def test_engine_single_book_path_equals_array_path_on_degenerate_books():
+    books = _degenerate_books()
+    trades = np.zeros(3, dtype=TRADE_V1)
+    trades["ts_recv_ns"] = [0, 2_000_000_000, 2_500_000_000]
+    trades["px"] = [100.0, np.nan, 100.5]
+    trades["qty"] = [1.0, 1.0, 0.0]
+    trades["side"] = [1, -1, 1]
+    eng = FeatureEngine(1)
+
+    one_by_one = concat_records(
+        [
+            eng.update(
+                books[i : i + 1],
+                trades[
+                    (trades["ts_recv_ns"] <= books["ts_recv_ns"][i])
+                    & (trades["ts_recv_ns"] > (books["ts_recv_ns"][i - 1] if i else -1))
+                ],
+            )
+            for i in range(books.size)
+        ],
+        FEAT_V1,
+    )
+    batch = compute_batch(books, trades)
+
+    assert one_by_one.tobytes() == batch.tobytes()
