@@ -58,6 +58,10 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                 raise ValueError(f"{name} must be a power of two, was {cap}")
         if self.batch_max_records > min(self.book_capacity_records, self.trade_capacity_records):
             raise ValueError("batch_max_records must not exceed either ring's capacity")
+        for name in ("book_ring", "trade_ring"):
+            ring = getattr(self, name)
+            if not 0 < len(ring) <= 200 or "/" in ring:  # shm.ring.RingSpec's rule, checked early
+                raise ValueError(f"{name} must be 1-200 characters without '/', was {ring!r}")
         if self.book_ring == self.trade_ring:
             raise ValueError("book_ring and trade_ring must differ")
         if self.reconnect_min_s > self.reconnect_max_s:
