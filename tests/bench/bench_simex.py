@@ -139,6 +139,11 @@ def _one(name: str, events_per_s: float, warmup_s: float, window_s: float) -> li
             name, "sum_4_clients_msgs_s", sum(rates), "msg/s",
             "offline_generator_expected_x4", baseline * CLIENTS, "",
         ),
+        # market time simex skipped because it could not keep up (0: nothing was dropped)
+        Result(
+            name, "skipped_market_s", float(status["market_skipped_s_total"]), "s",  # type: ignore[arg-type]
+            "nothing_skipped", 0.0, "== 0",
+        ),
     ]  # fmt: skip
 
 
