@@ -20,11 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ipc.endpoints import EndpointError, validate
 from procs._config import RuntimeConfig
-from procs.inference.health import REASON_NO_MODEL, REASONS, check_output, sign_agreement
-from procs.inference.hits import HitTracker
+from procs.inference.health import REASON_NO_MODEL, REASONS, check_output
 from procs.inference.reload import ModelWatcher
+from procs.inference.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
 from procs.scoring import fallback_score
-from shm.records import FEAT_V1, FLAG_FALLBACK, FLAG_STALE, SIG_V1, Records
+from shm.records import FEAT_V1, FLAG_FALLBACK, SIG_V1, Records
 from shm.waiters import Waker
 
 __all__ = [
@@ -203,8 +203,6 @@ class _Counts:
         self.fallback: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.fallback_records: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.rejected: dict[str, int] = dict.fromkeys(REASONS, 0)
-        self.agree = 0
-        self.compared = 0
 
 
 class InferenceProc:
@@ -247,8 +245,9 @@ class InferenceProc:
         self._fbuf: Records = np.zeros(config.batch_max, FEAT_V1)
         self._sbuf: Records = np.zeros(config.batch_max, SIG_V1)
         horizon_ns = int(config.hit_horizon_s * 1e9)
-        self._hits = HitTracker(horizon_ns, 2) if horizon_ns > 0 else None
-        self._signs = np.zeros((config.batch_max, 2), np.int8)
+        self._hit_tracking = horizon_ns > 0
+        self._card = Scorecard(horizon_ns)
+        self._carding = self._hit_tracking or self._has_challenger
         self._c = _Counts()
         self._flushed = _Counts()
         self._dropped_seen = 0
@@ -299,7 +298,7 @@ class InferenceProc:
             s["model_version"] = 0
             flags = flags | FLAG_FALLBACK
             self._on_fallback(reason, n)
-        chal_ok = self._score_challenger(x, s, n)
+        self._score_challenger(x, s)
         for name in _COPIED:
             s[name] = f[name]
         s["flags"] = flags
@@ -310,35 +309,22 @@ class InferenceProc:
         c.records += n
         c.batches += 1
         self.last_seq = int(f["seq"][-1])
-        if chal_ok and reason is None:
-            agree, compared = sign_agreement(s["score"], s["challenger"])
-            c.agree += agree
-            c.compared += compared
-        if self._hits is not None:
-            self._track_hits(s, n, reason is None, chal_ok)
+        if self._carding:
+            self._card.add(s)
 
-    def _score_challenger(self, x: F32, s: Records, n: int) -> bool:
+    def _score_challenger(self, x: F32, s: Records) -> None:
         chal = self._challenger
         if chal is None:
             s["challenger"] = np.nan
-            return False
+            return
         t = time.perf_counter_ns()
         y = chal.score(x)
         reason = check_output(y, time.perf_counter_ns() - t, self._budget_ns)
         if reason is None:
             s["challenger"] = y
-            return True
+            return
         s["challenger"] = np.nan
         self._c.rejected[reason] += 1
-        return False
-
-    def _track_hits(self, s: Records, n: int, champ_ok: bool, chal_ok: bool) -> None:
-        assert self._hits is not None
-        signs = self._signs[:n]
-        live = (s["flags"] & FLAG_STALE) == 0
-        signs[:, 0] = np.sign(s["score"]) * live if champ_ok else 0
-        signs[:, 1] = np.sign(s["challenger"]) * live if chal_ok else 0
-        self._hits.update(s["symbol_id"], s["ts_recv_ns"], s["mid"], signs)
 
     def _on_fallback(self, reason: str, n: int) -> None:
         c = self._c
@@ -366,9 +352,8 @@ class InferenceProc:
             self._champion = new
         else:
             self._challenger = new
-        self._c.agree = self._c.compared = 0  # the scorecard belongs to the pair that ran
-        if self._hits is not None:
-            self._hits.reset(0 if role == CHAMPION else 1)
+        # the scorecard belongs to the pair that ran: score what the old model published first
+        self._card.reset(CHAMPION_COL if role == CHAMPION else CHALLENGER_COL)
         self._m.reloads.labels(model=role, result="ok").inc()
         self._set_model_gauges()
         log.info(
@@ -406,10 +391,10 @@ class InferenceProc:
                 if value > flushed[reason]:
                     counter.labels(reason=reason).inc(value - flushed[reason])
                     flushed[reason] = value
-        m.agreement.set(c.agree / c.compared if c.compared else math.nan)
-        if self._hits is not None:
-            m.hit_rate.labels(model=CHAMPION).set(self._hits.rate(0))
-            m.hit_rate.labels(model=CHALLENGER).set(self._hits.rate(1))
+        if self._carding:
+            m.agreement.set(self._card.agreement_ratio())
+            m.hit_rate.labels(model=CHAMPION).set(self._card.hit_rate(CHAMPION_COL))
+            m.hit_rate.labels(model=CHALLENGER).set(self._card.hit_rate(CHALLENGER_COL))
         dropped = self._feat.dropped_total
         if dropped > self._dropped_seen:
             m.ring_dropped.inc(dropped - self._dropped_seen)
@@ -418,14 +403,11 @@ class InferenceProc:
 
     def agreement_ratio(self) -> float:
         """Sign agreement of champion and challenger since either was last swapped (NaN: none)."""
-        c = self._c
-        return c.agree / c.compared if c.compared else math.nan
+        return self._card.agreement_ratio()
 
     def hit_rate(self, role: str) -> float:
         """Hit rate of ``role`` since its model was last swapped (NaN: nothing resolved yet)."""
-        if self._hits is None:
-            return math.nan
-        return self._hits.rate(0 if role == CHAMPION else 1)
+        return self._card.hit_rate(CHAMPION_COL if role == CHAMPION else CHALLENGER_COL)
 
     def health(self) -> dict[str, float | int | str]:
         self.flush_metrics()
@@ -453,7 +435,7 @@ class InferenceProc:
             out["challenger_version"] = 0 if chal is None else chal.version
             out["challenger_agreement_ratio"] = self.agreement_ratio()
             out["challenger_rejected_total"] = sum(c.rejected.values())
-        if self._hits is not None:
+        if self._hit_tracking:
             out["hit_rate_champion"] = self.hit_rate(CHAMPION)
             out["hit_rate_challenger"] = self.hit_rate(CHALLENGER)
         return out
