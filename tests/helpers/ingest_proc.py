@@ -32,7 +32,9 @@ from tests.helpers.simex_proc import SimexProc
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def ingest_toml(sx: SimexProc, run_dir: Path, extra: str = "", symbols=SYMBOLS) -> str:
+def ingest_toml(
+    sx: SimexProc, run_dir: Path, extra: str = "", symbols=SYMBOLS, metrics_port: int = 0
+) -> str:
     syms = ", ".join(f'"{s}"' for s in symbols)
     return f"""
 [ingest]
@@ -53,6 +55,7 @@ ping_interval_s = 1.0
 pub_endpoint = "ipc://{run_dir}/ingest.pub"
 control_endpoint = "ipc://{run_dir}/ingest.ctl"
 heartbeat_s = 0.2
+metrics_port = {metrics_port}
 """
 
 
@@ -117,10 +120,16 @@ def _created_or_exited(proc: subprocess.Popen[bytes], path: Path) -> bool:
 
 @contextmanager
 def run_ingest(
-    sx: SimexProc, tmp_path: Path, run_dir: Path, ns: str, extra: str = "", expect_rc: int = 0
+    sx: SimexProc,
+    tmp_path: Path,
+    run_dir: Path,
+    ns: str,
+    extra: str = "",
+    expect_rc: int = 0,
+    metrics_port: int = 0,
 ) -> Iterator[Ingest]:
     cfg = tmp_path / "ingest.toml"
-    cfg.write_text(ingest_toml(sx, run_dir, extra))
+    cfg.write_text(ingest_toml(sx, run_dir, extra, metrics_port=metrics_port))
     log_path = tmp_path / "ingest.log"
     env = {**os.environ, "BITRADER_RUN_DIR": str(run_dir), "BITRADER_NS": ns}
     with open(log_path, "wb") as log:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -11,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipc.messages import wake_topic
+from ipc.messages import PUB_DECODER, Heartbeat, decode, hb_topic, wake_topic
 from ipc.sockets import connect_sub
 from shm.records import FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
 from shm.segment import SHM_DIR
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.helpers.ingest_proc import SYMBOLS, Ingest, run_ingest
 from tests.helpers.poll import eventually
 from tests.helpers.simex_proc import SimexProc, control, run_simex, write_config
@@ -40,6 +41,49 @@ def sx(sx_module) -> Iterator[SimexProc]:
 def ingest(sx, tmp_path, run_dir, ns) -> Iterator[Ingest]:
     with run_ingest(sx, tmp_path, run_dir, ns) as ing:
         yield ing
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        text: str = r.read().decode()
+    return text
+
+
+def _scrape_when(port: int, needle: str) -> str:
+    text = _scrape(port)
+    return text if needle in text else ""
+
+
+def test_ingest_heartbeat_and_metrics_show_progress(sx, tmp_path, run_dir, ns):
+    port = free_port()
+    with run_ingest(sx, tmp_path, run_dir, ns, metrics_port=port) as ing:
+        sub = connect_sub(ing.pub, [hb_topic("ingest")])
+        try:
+            eventually(lambda: _seen_every_symbol(ing, 10, 1), timeout_s=10)
+
+            def beat_with_progress() -> Heartbeat | None:
+                got = sub.recv(0.3)
+                hb = None if got is None else decode(PUB_DECODER, got[1], got[0])
+                return hb if isinstance(hb, Heartbeat) and hb.last_seq > 0 else None
+
+            hb = eventually(beat_with_progress, timeout_s=5)
+        finally:
+            sub.close()
+        text = eventually(partial(_scrape_when, port, 'channel="trade"'), timeout_s=5)
+
+    assert hb.proc == "ingest"
+    for name in (
+        'pipe_ingest_messages_total{channel="depth_book15"}',
+        'pipe_ingest_messages_total{channel="trade"}',
+        'pipe_ingest_records_total{ring="md.book"}',
+        'pipe_ingest_records_total{ring="md.trade"}',
+        'pipe_ingest_feed_latency_seconds_bucket{le="0.0001"}',
+        'pipe_ingest_feed_latency_seconds_bucket{le="10.0"}',
+        'pipe_ingest_publish_seconds_count{ring="md.book"}',
+        "pipe_ingest_stale_symbols 0.0",
+        "pipe_ingest_reconnects_total 0.0",
+    ):
+        assert name in text, name
 
 
 def _seen_every_symbol(ing: Ingest, books_min: int, trades_min: int) -> bool:
