@@ -71,7 +71,7 @@ def cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
             with CaptureReader(path) as r:
                 first, last = _span(r)
                 counts = " ".join(f"{s}={r.count(s)}" for s in r.streams)
-                mark = "" if r.clean else "  (not closed cleanly)"
+                mark = "" if r.clean else "  (still open, or its writer was killed)"
         except CaptureError as e:
             print(f"{path.name:<44} {'?':>10}  unreadable: {e}", file=out)
             continue
@@ -113,9 +113,8 @@ def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(info, indent=2, default=str), file=out)
         return 0
     print(f"file: {info['file']} ({_human_bytes(info['size_bytes'])})", file=out)
-    print(
-        f"closed cleanly: {'yes' if r.clean else 'no (writer was killed; read via SWMR)'}", file=out
-    )
+    state = "yes" if r.clean else "no (still being written, or its writer was killed; SWMR read)"
+    print(f"closed cleanly: {state}", file=out)
     for k, v in info["attrs"].items():
         print(f"attr {k}: {v}", file=out)
     for s, e in info["streams"].items():

@@ -241,7 +241,7 @@ class Capture:
     path: Path
     attrs: dict[str, Any]
     streams: dict[str, Records]
-    clean: bool  # False: the writer did not close it (killed); read up to its last flush
+    clean: bool  # False: still being written, or its writer was killed; read to its last flush
     dtype_names: dict[str, str] = field(default_factory=dict)
 
 
