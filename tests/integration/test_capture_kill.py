@@ -35,7 +35,10 @@ def test_capture_killed_mid_write_is_readable_up_to_last_flush(tmp_path):
     cmd = [sys.executable, "-c", WRITER, str(tmp_path)]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
-        flushed = [int(proc.stdout.readline()) for _ in range(20)]
+        flushed = [int(proc.stdout.readline()) for _ in range(10)]
+        [live_path] = list_captures(tmp_path)
+        live = open_capture(live_path)  # read while the writer is still appending (SWMR)
+        flushed += [int(proc.stdout.readline()) for _ in range(10)]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
@@ -46,5 +49,7 @@ def test_capture_killed_mid_write_is_readable_up_to_last_flush(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not cap.clean
     assert t.size >= flushed[-1]
+    assert live.streams["t"].size >= flushed[9]
+    np.testing.assert_array_equal(live.streams["t"]["seq"], np.arange(live.streams["t"].size))
     np.testing.assert_array_equal(t["seq"], np.arange(t.size))
     np.testing.assert_array_equal(t["px"], t["seq"] * 0.5)
