@@ -162,7 +162,8 @@ class OnnxModel:
                 f"got {score.dtype} {np.shape(probe[names.index(SCORE_NAME)])} for one row"
             )
         self._y: F32 = score.reshape(batch_max)
-        self._bindings: list[Any] = [None] * (batch_max + 1)
+        # per batch size: (binding, input view, score view), made on first use
+        self._bindings: list[tuple[Any, F32, F32] | None] = [None] * (batch_max + 1)
         self._run = sess.run_with_iobinding
 
     @classmethod
@@ -215,13 +216,16 @@ class OnnxModel:
         model.warm_up()
         return model
 
-    def _binding(self, n: int) -> Any:
+    def _binding(self, n: int) -> tuple[Any, F32, F32]:
+        if n > self.batch_max or n < 1:
+            raise ValueError(f"batch of {n} rows, this model takes 1..{self.batch_max}")
         iob = self._sess.io_binding()
         iob.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self._x[:n]))
         for name, buf in self._outs.items():
             iob.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(buf[:n]))
-        self._bindings[n] = iob
-        return iob
+        bound = (iob, self._x[:n], self._y[:n])
+        self._bindings[n] = bound
+        return bound
 
     def score(self, x: F32) -> F32:
         """Score rows ``x`` (float32 [n, >= n_features]; extra columns ignored) -> float32 [n].
@@ -229,12 +233,11 @@ class OnnxModel:
         The result is a view into the model's output buffer, overwritten by the next call.
         """
         n = x.shape[0]
-        if n > self.batch_max or n < 1:
-            raise ValueError(f"batch of {n} rows, this model takes 1..{self.batch_max}")
-        self._x[:n] = x[:, : self.n_features]  # the bound input: zero-copy for ORT
-        iob = self._bindings[n] or self._binding(n)
+        bound = self._bindings[n] if 0 < n <= self.batch_max else None
+        iob, xv, yv = bound or self._binding(n)
+        xv[...] = x[:, : self.n_features]  # the bound input: ORT reads it in place
         self._run(iob)
-        return self._y[:n]
+        return yv
 
     def run_session(self, x: F32) -> F32:
         """Score ``x`` through plain ``session.run`` (reference path for tests; allocates)."""

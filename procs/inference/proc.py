@@ -244,6 +244,18 @@ class InferenceProc:
         self._next_flush_ns = 0
         self._fbuf: Records = np.zeros(config.batch_max, FEAT_V1)
         self._sbuf: Records = np.zeros(config.batch_max, SIG_V1)
+        fb, sb = self._fbuf, self._sbuf
+        # field views made once: a structured field lookup per batch costs more than the copy
+        self._fx: F32 = fb["x"]
+        self._f_seq, self._f_flags = fb["seq"], fb["flags"]
+        self._copies = [(fb[name], sb[name]) for name in _COPIED]
+        self._s_score, self._s_chal = sb["score"], sb["challenger"]
+        self._s_version, self._s_flags, self._s_ts = (
+            sb["model_version"],
+            sb["flags"],
+            sb["ts_sig_ns"],
+        )
+        self._s_chal[:] = np.nan  # stays NaN while no challenger is loaded
         horizon_ns = int(config.hit_horizon_s * 1e9)
         self._hit_tracking = horizon_ns > 0
         self._card = Scorecard(horizon_ns)
@@ -277,12 +289,12 @@ class InferenceProc:
         if n == 0:
             return 0
         t0 = time.perf_counter_ns()
-        self._score_batch(self._fbuf[:n], self._sbuf[:n], n)
+        self._score_batch(n)
         self._m.batch_seconds.observe((time.perf_counter_ns() - t0) * 1e-9)
         return n
 
-    def _score_batch(self, f: Records, s: Records, n: int) -> None:
-        x = f["x"]
+    def _score_batch(self, n: int) -> None:
+        x = self._fx[:n]
         reason: str | None = REASON_NO_MODEL
         champ = self._champion
         if champ is not None:
@@ -290,40 +302,37 @@ class InferenceProc:
             y = champ.score(x)
             reason = check_output(y, time.perf_counter_ns() - t, self._budget_ns)
             if reason is None:
-                s["score"] = y
-                s["model_version"] = champ.version
-        flags = f["flags"]
+                self._s_score[:n] = y
+                self._s_version[:n] = champ.version
+                self._s_flags[:n] = self._f_flags[:n]
         if reason is not None:
-            s["score"] = fallback_score(x)
-            s["model_version"] = 0
-            flags = flags | FLAG_FALLBACK
+            self._s_score[:n] = fallback_score(x)
+            self._s_version[:n] = 0
+            np.bitwise_or(self._f_flags[:n], FLAG_FALLBACK, out=self._s_flags[:n])
             self._on_fallback(reason, n)
-        self._score_challenger(x, s)
-        for name in _COPIED:
-            s[name] = f[name]
-        s["flags"] = flags
-        s["ts_sig_ns"] = time.time_ns()
+        if self._challenger is not None:
+            self._score_challenger(self._challenger, x, n)
+        for src, dst in self._copies:
+            dst[:n] = src[:n]
+        self._s_ts[:n] = time.time_ns()
+        s = self._sbuf[:n]
         self._sig.publish(s)
         self._waker.notify()
         c = self._c
         c.records += n
         c.batches += 1
-        self.last_seq = int(f["seq"][-1])
+        self.last_seq = int(self._f_seq[n - 1])
         if self._carding:
             self._card.add(s)
 
-    def _score_challenger(self, x: F32, s: Records) -> None:
-        chal = self._challenger
-        if chal is None:
-            s["challenger"] = np.nan
-            return
+    def _score_challenger(self, chal: Model, x: F32, n: int) -> None:
         t = time.perf_counter_ns()
         y = chal.score(x)
         reason = check_output(y, time.perf_counter_ns() - t, self._budget_ns)
         if reason is None:
-            s["challenger"] = y
+            self._s_chal[:n] = y
             return
-        s["challenger"] = np.nan
+        self._s_chal[:n] = np.nan
         self._c.rejected[reason] += 1
 
     def _on_fallback(self, reason: str, n: int) -> None:

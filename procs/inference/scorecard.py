@@ -29,6 +29,8 @@ class Scorecard:
 
     def __init__(self, hit_horizon_ns: int, *, stage_records: int = STAGE_RECORDS) -> None:
         self._stage: Records = np.zeros(stage_records, SIG_V1)
+        self._raw = np.dtype((np.void, SIG_V1.itemsize))
+        self._stage_raw = self._stage.view(self._raw)  # staging is a memcpy, not field by field
         self._n = 0
         self._hits = HitTracker(hit_horizon_ns, 2) if hit_horizon_ns > 0 else None
         self.agree = 0
@@ -42,7 +44,7 @@ class Scorecard:
             if n > len(self._stage):
                 self._score(records)
                 return
-        self._stage[self._n : self._n + n] = records
+        self._stage_raw[self._n : self._n + n] = records.view(self._raw)
         self._n += n
 
     def process(self) -> None:
