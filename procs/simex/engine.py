@@ -139,7 +139,8 @@ class Exchange:
             position_mode=acct.position_mode,
             margin_mode=self.margin_mode(acct, symbol),
             leverage=self.leverage(acct, symbol),
-            reduce_only=reduce_only or closing,
+            # hedge mode closes with tradeSide=CLOSE only; reduceOnly there would skip margin
+            reduce_only=closing or (reduce_only and acct.position_mode != "HEDGE"),
             ctime=ts_ms,
             mtime=ts_ms,
             tpsl=dict(tpsl or {}),

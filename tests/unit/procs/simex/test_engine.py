@@ -308,3 +308,13 @@ def test_tpsl_take_profit_fires_on_last_price_and_closes_position():
 
     assert t.status == "FILLED"
     assert not ex.accounts["a"].positions
+
+
+def test_hedge_open_with_reduce_only_flag_still_locks_margin():
+    ex = make()
+    admin.change_position_mode(ex, "a", "HEDGE")
+
+    o = place(ex, side="BUY", qty="1", price="90", trade_side="OPEN", reduce_only=True)
+
+    assert not o.reduce_only
+    assert o.lock > 0

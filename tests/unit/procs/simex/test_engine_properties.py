@@ -94,6 +94,7 @@ def check(ex: Exchange, traded: D) -> None:
             net += o.filled if o.is_buy else -o.filled
         pos_net = ZERO
         for p in acct.positions.values():
+            assert abs(p.margin - p.entry_value / p.leverage) < D("1e-9")
             assert p.qty > 0
             assert p.margin >= 0
             pos_net += p.qty if p.side == "LONG" else -p.qty
