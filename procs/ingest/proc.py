@@ -65,7 +65,6 @@ FEED_LATENCY_BUCKETS_S: Final = (
 PUBLISH_BUCKETS_S: Final = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2)
 BOOK_STREAM: Final = "md.book"
 TRADE_STREAM: Final = "md.trade"
-_NOT_FRESH: Final = FLAG_STALE | FLAG_SNAPSHOT  # left out of the feed-latency histogram
 _RESYNC_ERRORS: Final = (BitunixError, OSError, TimeoutError)
 
 
@@ -198,6 +197,11 @@ class IngestProc:
         self.mark_px = [float("nan")] * n
         self._seen: dict[str, float] = {}  # totals already passed to Prometheus
         self._rate = (time.monotonic_ns(), 0, 0.0)  # (window start, msgs then, msgs/s)
+        self._arange = np.arange(config.batch_max_records, dtype=np.int64)
+        self._publish_observe = {
+            s: metrics.publish_seconds.labels(s).observe for s in (BOOK_STREAM, TRADE_STREAM)
+        }
+        self._feed_lat_ns: list[int] = []  # observed by tick(), off the publish path
 
     # ---- WS callbacks (run inline in the client's frame callback) ----
     def attach(self, ws: WsClient) -> None:
@@ -223,6 +227,7 @@ class IngestProc:
         if self._books.full:
             self.flush()
         row = add_depth(self._books, sid, push)
+        self._feed_lat_ns.append(push.ts_recv_ns - push.ts * 1_000_000)
         self._book_added(sid, row)
 
     def on_book_update(self, update: BookUpdate) -> None:
@@ -236,7 +241,9 @@ class IngestProc:
             self.flush()
         bids, asks = update.book.top(BOOK_DEPTH)
         flags = FLAG_SNAPSHOT if update.snapshot else 0
-        row = self._books.add(sid, push.ts * 1_000_000, push.ts_recv_ns, bids, asks, flags)
+        ts_event_ns = push.ts * 1_000_000
+        row = self._books.add(sid, ts_event_ns, push.ts_recv_ns, bids, asks, flags)
+        self._feed_lat_ns.append(push.ts_recv_ns - ts_event_ns)
         self._book_added(sid, row)
 
     def _book_added(self, sid: int, row: int) -> None:
@@ -263,6 +270,8 @@ class IngestProc:
             if self._trades.full:
                 self.flush()
             k = add_trades(self._trades, sid, push, k, flags)
+        recv_ns = push.ts_recv_ns
+        self._feed_lat_ns.extend(recv_ns - t.t * 1_000_000 for t in push.data)
         self._want_flush()
 
     def on_price(self, push: PricePush) -> None:
@@ -313,27 +322,21 @@ class IngestProc:
         return n
 
     def _publish(self, batch: BookBatch | TradeBatch, ring: RingSink, stream: str) -> int:
-        recs = batch.take()
-        n = len(recs)
+        n = batch.n
         if not n:
             return 0
-        stale = self.watchdog.is_stale
-        flags = recs["flags"]
-        sids = recs["symbol_id"]
         if self.watchdog.stale_count:
-            for i in range(n):  # trades and snapshots of a stale symbol carry its verdict
-                if stale(int(sids[i])):
+            stale, flags = self.watchdog.is_stale, batch.flags
+            for i, sid in enumerate(batch.sid[:n].tolist()):  # a stale symbol's verdict
+                if stale(sid):
                     flags[i] |= FLAG_STALE
         start = ring.next_seq
-        recs["seq"] = np.arange(start, start + n)
+        batch.seq[:n] = self._arange[:n]
+        batch.seq[:n] += start
         t0 = time.perf_counter_ns()
-        recs["ts_pub_ns"] = time.time_ns()
-        ring.publish(recs)
-        self._m.publish_seconds.labels(stream).observe((time.perf_counter_ns() - t0) * 1e-9)
-        fresh = (flags & _NOT_FRESH) == 0
-        observe = self._m.feed_latency.observe
-        for lat_ns in (recs["ts_recv_ns"][fresh] - recs["ts_event_ns"][fresh]).tolist():
-            observe(max(lat_ns, 0) * 1e-9)
+        batch.ts_pub[:n] = time.time_ns()
+        ring.publish(batch.take())
+        self._publish_observe[stream]((time.perf_counter_ns() - t0) * 1e-9)
         self.records_total[stream] += n
         self.last_seq[stream] = start + n - 1
         return n
@@ -384,6 +387,11 @@ class IngestProc:
         for stream, total in self.records_total.items():
             self._delta(m.records.labels(stream), f"rec.{stream}", total)
         m.stale_symbols.set(self.watchdog.stale_count)
+        if self._feed_lat_ns:
+            observe = m.feed_latency.observe
+            for lat_ns in self._feed_lat_ns:  # venue stamps are ms: clamp skew below zero
+                observe(max(lat_ns, 0) * 1e-9)
+            self._feed_lat_ns.clear()
         t0, msgs0, _ = self._rate
         if now_ns - t0 >= 1_000_000_000:
             msgs = sum(self.msgs.values())
