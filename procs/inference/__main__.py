@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import ExitStack
+from typing import Final
 
 from prometheus_client import CollectorRegistry
 
-from ipc.messages import wake_topic
 from procs._config import EXIT_CONFIG, load_section
 from procs._runtime import Runtime
 from procs.features.engine import FEATURES
@@ -29,6 +29,9 @@ from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingSpec, RingWriter, attach_reader
 
 log = logging.getLogger("procs.inference")
+
+FEAT_STREAM: Final = "feat"  # wake-ups from the features process: wake.feat.
+SIG_STREAM: Final = "sig"  # ours, after each publish: wake.sig.
 
 
 def _load_startup(watch: ModelWatcher[Model]) -> Model | None:
@@ -83,21 +86,13 @@ def main(argv: list[str] | None = None) -> int:
             sig = stack.enter_context(RingWriter(spec))
             notifier = None
             if config.runtime.waiter == "hybrid":
-                from ipc.sockets import WakeListener
-
-                notifier = WakeListener(
-                    config.features_pub,
-                    wake_topic("feat"),
-                    allow_remote=config.runtime.allow_remote_endpoints,
-                )
+                notifier = rt.wake_listener(config.features_pub, FEAT_STREAM)
                 stack.callback(notifier.close)
-            from ipc.sockets import WakeSender
-
             proc = InferenceProc(
                 config,
                 feat=feat,
                 sig=sig,
-                waker=WakeSender(rt.publisher, wake_topic("sig")),
+                waker=rt.wake_sender(SIG_STREAM),
                 metrics=make_metrics(registry),
                 champion=champion,
                 champion_watch=champion_watch,

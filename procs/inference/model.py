@@ -209,11 +209,13 @@ class OnnxModel:
         )
         try:
             model = cls(sess, info, batch_max)
-        except Exception as exc:  # the probe run: onnxruntime's untyped failures
-            if isinstance(exc, ModelError):
-                raise
-            raise ModelLoadError(f"model {source}: cannot run one row: {exc}") from None
-        model.warm_up()
+            model.warm_up()  # batches of 1 and batch_max: refuses a fixed batch size
+        except ModelError:
+            raise
+        except Exception as exc:  # onnxruntime's untyped failures (e.g. a fixed batch size)
+            raise ModelLoadError(
+                f"model {source}: cannot score batches of 1..{batch_max}: {exc}"
+            ) from None
         return model
 
     def _binding(self, n: int) -> tuple[Any, F32, F32]:

@@ -50,6 +50,7 @@ def model_bytes(
     offset: float = 0.0,
     n_inputs: int = N_FEATURES,
     meta: dict[str, str] | None = None,
+    batch_dim: int | None = None,
 ) -> bytes:
     w = default_weights(n_inputs) if weights is None else np.asarray(weights, np.float32)
     inits = [
@@ -70,8 +71,8 @@ def model_bytes(
     graph = helper.make_graph(
         nodes,
         "tiny_signal",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n_inputs])],
-        [helper.make_tensor_value_info(SCORE_NAME, TensorProto.FLOAT, [None])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [batch_dim, n_inputs])],
+        [helper.make_tensor_value_info(SCORE_NAME, TensorProto.FLOAT, [batch_dim])],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -150,3 +150,10 @@ def test_score_batch_over_batch_max_raises(tmp_path):
 
     with pytest.raises(ValueError, match=r"batch of 5 rows"):
         model.score(_rows(5))
+
+
+def test_load_fixed_batch_size_refused(tmp_path):
+    path = write_model(tmp_path / "m.onnx", model_bytes(batch_dim=1))
+
+    with pytest.raises(ModelLoadError, match=r"cannot score batches of 1\.\.8"):
+        OnnxModel.load(path, FEATURES, batch_max=8)
