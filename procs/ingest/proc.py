@@ -384,6 +384,7 @@ class IngestProc:
         for reason, total in self.decode_errors().items():
             self._delta(m.decode_errors.labels(reason), f"err.{reason}", total)
         self._delta(m.reconnects, "reconnects", self.reconnects_total)
+        self._delta(m.crossed_books, "crossed", self.crossed_total)
         for stream, total in self.records_total.items():
             self._delta(m.records.labels(stream), f"rec.{stream}", total)
         m.stale_symbols.set(self.watchdog.stale_count)

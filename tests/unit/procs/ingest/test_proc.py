@@ -347,6 +347,8 @@ def test_proc_run_crossed_book_is_flagged_and_triggers_a_resync(rig):
     assert crossed["symbol_id"].tolist() == [0]
     assert _snapshots(rig)[-1]["symbol_id"] == 0
     assert rig.proc.health()["crossed_total"] == 1
+    assert rig.sample("pipe_ingest_crossed_books_total") == 1
+    assert rig.sample("pipe_ingest_resyncs_total", {"reason": "crossed"}) == 1
     assert rig.rest.calls.count("BTCUSDT") == 2
 
 
