@@ -447,6 +447,7 @@ class InferenceProc:
         if self._hit_tracking:
             out["hit_rate_champion"] = self.hit_rate(CHAMPION)
             out["hit_rate_challenger"] = self.hit_rate(CHALLENGER)
+            out["hit_pending_records"], out["hit_pending_dropped_total"] = self._card.pending()
         return out
 
     def close(self) -> None:

@@ -86,6 +86,13 @@ class Scorecard:
         self.process()
         return math.nan if self._hits is None else self._hits.rate(column)
 
+    def pending(self) -> tuple[int, int]:
+        """Return (predictions waiting for their horizon, predictions dropped for room)."""
+        self.process()
+        if self._hits is None:
+            return 0, 0
+        return self._hits.pending(), self._hits.dropped_total
+
     def counted(self, column: int) -> int:
         """Rows of ``column`` whose horizon has passed and that were counted."""
         self.process()

@@ -239,6 +239,8 @@ def test_hit_rate_champion_and_challenger_from_later_mids(make_rig):
     assert rig.proc.hit_rate("challenger") == 0.0
     assert rig.metric("pipe_inference_hit_rate", model="champion") == 1.0
     assert [rig.proc._card.counted(i) for i in (0, 1)] == [15, 15]
+    health = rig.proc.health()
+    assert (health["hit_pending_records"], health["hit_pending_dropped_total"]) == (5, 0)
 
 
 def test_ring_lag_and_dropped_exported(make_rig):
