@@ -40,13 +40,14 @@ def _load_startup(watch: ModelWatcher[Model]) -> Model | None:
     except ModelError as exc:
         watch.mark_seen()  # retried only once the file changes
         watch.last_error = str(exc)
-        log.error(
-            "NO MODEL role=%s path=%s error=%s: the %s scores nothing until a valid file "
-            "appears at that path%s",
-            *(watch.role, watch.path, exc, watch.role),
-            " (every signal comes from the rule-based fallback, FLAG_FALLBACK)"
+        effect = (
+            "every signal comes from the rule-based fallback (FLAG_FALLBACK)"
             if watch.role == CHAMPION
-            else "",
+            else "challenger scores are NaN"
+        )
+        log.error(
+            "NO MODEL role=%s path=%s error=%s: %s until a valid file appears at that path",
+            *(watch.role, watch.path, exc, effect),
         )
         return None
     log.info(
