@@ -217,25 +217,23 @@ class _SymbolState:
 def _window_features(st: _SymbolState, key: I64, mid: F64, n_hist: int, x: F64) -> None:
     """Write the windowed features of ``key``'s books into the columns of ``x`` [n, 32]."""
     n = key.size
-    t_key, t_c = st.trades.key, st.trades.val
     b_key, b_val = st.books.key, st.books.val
     mid_col = mid[:, None]
     has_mid = mid_col > 0.0
-    hi = np.searchsorted(t_key, key, "right") - 1
-    lo = np.searchsorted(t_key, (key[:, None] - _TRADE_WINDOWS).ravel(), "right") - 1
-    lo = lo.reshape(n, _TRADE_WINDOWS.size)
-    d = t_c[hi][:, None, :] - t_c[lo]  # [n, windows, (px*qty, qty, side*qty)]
-    q = d[:, :, 1]
+    # one search for "now" and every window start: column 0 is the last trade at or before t
+    idx = np.searchsorted(st.trades.key, (key[:, None] - _TRADE_OFFSETS).ravel(), "right") - 1
+    idx = idx.reshape(n, _TRADE_OFFSETS.size)
+    rows = st.trades.val[idx]  # [n, 1 + windows, (px*qty, qty, side*qty)]
+    d = rows[:, :1, :] - rows[:, 1:, :]
+    q = d[:, :, 1:2]
     traded = q > 0.0
-    vwap = np.zeros_like(q)
-    np.divide(d[:, :, 0], q, out=vwap, where=traded)
-    dev = np.zeros_like(q)
-    np.divide((vwap - mid_col) * BPS, mid_col, out=dev, where=traded & has_mid)
+    ratio = np.zeros((n, _TRADE_WINDOWS.size, 3))  # vwap, 1, trade-flow imbalance
+    np.divide(d, q, out=ratio, where=traded)
+    dev = np.zeros((n, _TRADE_WINDOWS.size))
+    np.divide((ratio[:, :, 0] - mid_col) * BPS, mid_col, out=dev, where=traded[:, :, 0] & has_mid)
     x[:, _VWAP_COLS] = dev[:, _VWAP_AT]
-    tfi = np.zeros_like(q)
-    np.divide(d[:, :, 2], q, out=tfi, where=traded)
-    x[:, _TFI_COLS] = tfi[:, _TFI_AT]
-    x[:, _COUNT_COL] = np.log1p((hi - lo[:, _COUNT_AT]).astype(np.float64))
+    x[:, _TFI_COLS] = ratio[:, _TFI_AT, 2]
+    x[:, _COUNT_COL] = np.log1p((idx[:, 0] - idx[:, 1 + _COUNT_AT]).astype(np.float64))
     back = np.searchsorted(b_key, (key[:, None] - _BOOK_LOOKBACKS).ravel(), "right") - 1
     back = back.reshape(n, _BOOK_LOOKBACKS.size)
     m0 = b_val[back[:, :_N_RET], 0]
