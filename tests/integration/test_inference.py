@@ -210,3 +210,12 @@ def test_inference_hot_reload_swaps_version_and_refuses_bad_file(start, feat_rin
     assert np.all(after["model_version"] == 4)
     np.testing.assert_array_equal(after["seq"], np.arange(10, 20))
     assert rc == 0, log
+
+
+def test_inference_unknown_config_field_exits_78(start, tmp_path):
+    model = write_model(tmp_path / "m.onnx", model_bytes())
+    inf = start(model, extra="bogus_field = 1")
+
+    rc, log = inf.finish(timeout_s=30)
+
+    assert rc == 78, log
