@@ -33,6 +33,9 @@ _LEVEL_BYTES: Final = 8 * BOOK_DEPTH
 assert [_BOOK_FIELDS[f][1] for f in _LEVEL_FIELDS] == [
     _LEVELS_AT + i * _LEVEL_BYTES for i in range(4)
 ]
+_COUNTS_AT: Final = int(_BOOK_FIELDS["n_bids"][1])
+assert int(_BOOK_FIELDS["n_asks"][1]) == _COUNTS_AT + 2
+assert _BOOK_FIELDS["n_bids"][0] == np.dtype("<i2") == _BOOK_FIELDS["n_asks"][0]
 _DEPTH_AT: Final = np.array(IMBALANCE_DEPTHS) - 1
 
 
@@ -47,17 +50,12 @@ class BookFeatures:
     microprice_dev_bps: F64
 
 
-def _levels(books: Records) -> F64:
-    raw = np.ascontiguousarray(books).view(np.uint8).reshape(books.size, BOOK_V1.itemsize)
-    block = raw[:, _LEVELS_AT : _LEVELS_AT + 4 * _LEVEL_BYTES].view(np.float64)
-    out: F64 = block.reshape(books.size, 4, BOOK_DEPTH)
-    return out
-
-
 def book_features(books: Records) -> BookFeatures:
     """Compute the stateless features of every book in ``books`` (BOOK_V1)."""
-    lv = _levels(books)  # [n, (bid_px, bid_qty, ask_px, ask_qty), depth]
-    cnt = np.stack((books["n_bids"], books["n_asks"]), axis=1)  # [n, 2]
+    raw = np.ascontiguousarray(books).view(np.uint8).reshape(books.size, BOOK_V1.itemsize)
+    block = raw[:, _LEVELS_AT : _LEVELS_AT + 4 * _LEVEL_BYTES].view(np.float64)
+    lv = block.reshape(books.size, 4, BOOK_DEPTH)  # [n, (bid_px, bid_qty, ask_px, ask_qty), depth]
+    cnt = raw[:, _COUNTS_AT : _COUNTS_AT + 4].view(np.int16)  # [n, (n_bids, n_asks)]
     qty = lv[:, 1::2, :]
     valid = (cnt[:, :, None] > _LEVELS) & (qty > 0.0) & (qty < np.inf)
     q = np.where(valid, qty, 0.0)  # [n, side, depth]
