@@ -65,7 +65,7 @@ def test_features_declaration_fits_feat_record_and_names_are_unique():
         feature_index("nope")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(books_and_trades())
 def test_engine_each_feature_matches_naive_reference(market):
     books, trades = market
