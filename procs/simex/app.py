@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -41,7 +41,7 @@ class MarketSource(Protocol):
     @property
     def time_ns(self) -> int: ...
     def skip_to(self, t_ns: int) -> None: ...
-    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> list[Action]: ...
+    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> Iterator[Action]: ...
 
 
 class Simex:
@@ -184,17 +184,21 @@ class Simex:
             gen.skip_to(now_ns - STEP_MAX_NS)
             self.skipped_ns_total += behind - STEP_MAX_NS
         target = min(now_ns, gen.time_ns + STEP_MAX_NS)
-        actions = gen.actions_until(target, self.exchange.books)
         ts_ms = self.faults.now_ms()
-        last = len(actions) - 1
-        for i, a in enumerate(actions):
-            apply_action(self.exchange, a, ts_ms)
+        prev: Action | None = None
+        n = 0
+        for a in gen.actions_until(target, self.exchange.books):
             # one push per market instant: a replayed snapshot is several actions at one time
-            if i == last or actions[i + 1].ts_ns != a.ts_ns:
+            if prev is not None and a.ts_ns != prev.ts_ns:
                 self.venue.flush()
+            apply_action(self.exchange, a, ts_ms)
+            prev = a
+            n += 1
+        if prev is not None:
+            self.venue.flush()
         self.hub.flush_writes()
-        self.actions_total += len(actions)
-        return len(actions)
+        self.actions_total += n
+        return n
 
     async def _market_loop(self) -> None:
         tick = self.config.market.tick_s

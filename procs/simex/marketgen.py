@@ -7,6 +7,7 @@ captures) and yields top-of-book snapshots and trades.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,10 @@ from typing import Protocol
 
 from procs.simex.engine import Exchange
 from procs.simex.model import SymbolSpec
+
+TAKE_MU = 0.0  # log-mean of a take's size in lots (resting orders: 1.0)
+CANCEL_P = 0.3  # cancel probability once we rest CANCEL_AT x levels orders
+CANCEL_AT = 10
 
 __all__ = [
     "Action",
@@ -85,6 +90,7 @@ class BookView(Protocol):
     def best_ask(self) -> Decimal | None: ...
     def __contains__(self, oid: object) -> bool: ...
     def remaining(self, oid: str) -> Decimal: ...
+    def available(self, is_buy: bool, limit: Decimal | None) -> Decimal: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,17 +157,23 @@ class MarketGenerator:
         for st in self._states.values():
             st.next_ns = max(st.next_ns, t_ns)
 
-    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> list[Action]:
-        """Every action due before ``t_ns``, in time order; reads the books it quotes around."""
-        out: list[Action] = []
-        for sym, st in self._states.items():
-            book = books[sym]
-            while st.next_ns < t_ns:
-                out.append(self._one(st, book))
-                st.next_ns += self._gap_ns(st)
-        if len(self._states) > 1:
-            out.sort(key=lambda a: a.ts_ns)
-        return out
+    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> Iterator[Action]:
+        """Yield every action due before ``t_ns`` in time order, one at a time.
+
+        Lazy on purpose: each action reads the books it quotes around, so the caller applies
+        an action before asking for the next one.
+        """
+        states = list(self._states.values())
+        heap = [(st.next_ns, i) for i, st in enumerate(states) if st.next_ns < t_ns]
+        heapq.heapify(heap)
+        while heap:
+            _, i = heapq.heappop(heap)
+            st = states[i]
+            action = self._one(st, books[st.cfg.symbol])
+            st.next_ns += self._gap_ns(st)
+            if st.next_ns < t_ns:
+                heapq.heappush(heap, (st.next_ns, i))
+            yield action
 
     def events_until(self, t_ns: int, depth: int = 15) -> Iterator[MdEvent]:
         """Offline: apply actions to a private engine; yield trades and changed top-N books."""
@@ -197,21 +209,35 @@ class MarketGenerator:
         dt = 1.0 / self._rate
         st.fair *= math.exp(rng.gauss(0.0, cfg.volatility_bps_per_s * 1e-4 * math.sqrt(dt)))
         bid, ask = book.best_bid(), book.best_ask()
-        st.live = [o for o in st.live if o in book] if len(st.live) > 8 * self._levels else st.live
+        if len(st.live) > 8 * self._levels:
+            st.live = [o for o in st.live if o in book]
+        if bid is None or ask is None:  # refill an emptied side before anything else
+            return self._add(st, ts, bid is None, ask is None)
         u = rng.random()
-        if bid is not None and ask is not None and u < self._trade_frac:
+        if u < self._trade_frac:
             mid = float(bid + ask) / 2
             p_buy = 0.5 + max(-0.4, min(0.4, (st.fair - mid) / max(float(cfg.tick), 1e-12) * 0.05))
-            return TakeAction(ts, cfg.symbol, rng.random() < p_buy, self._qty(st))
-        p_cancel = 0.45 * min(1.0, len(st.live) / (6 * self._levels))
+            # market orders are smaller than resting ones and never sweep a whole side
+            is_buy = rng.random() < p_buy
+            cap = (book.available(is_buy, None) / 2).quantize(cfg.step, ROUND_DOWN)
+            qty = min(self._qty(st, TAKE_MU), cap)
+            if qty >= cfg.min_qty:
+                return TakeAction(ts, cfg.symbol, is_buy, qty)
+        p_cancel = CANCEL_P * min(1.0, len(st.live) / (CANCEL_AT * self._levels))
         if st.live and u < self._trade_frac + p_cancel:
             oid = st.live.pop(rng.randrange(len(st.live)))
             return CancelAction(ts, cfg.symbol, oid)
-        return self._add(st, ts)
+        return self._add(st, ts, bid is None, ask is None)
 
-    def _add(self, st: _State, ts: int) -> AddAction:
+    def _add(self, st: _State, ts: int, no_bid: bool, no_ask: bool) -> AddAction:
         rng, cfg = st.rng, st.cfg
-        is_buy = rng.random() < 0.5
+        if no_bid or no_ask:  # an empty side is refilled first: books are never one-sided long
+            is_buy = no_bid
+        else:
+            # lean towards the side with fewer of our resting orders, so neither side runs dry
+            n_bid = sum(1 for o in st.live[-4 * self._levels :] if o[-1] == "b")
+            n = min(len(st.live), 4 * self._levels)
+            is_buy = rng.random() < (0.5 if n == 0 else 0.8 - 0.6 * n_bid / n)
         k = 1 + int(rng.expovariate(3.0 / self._levels))  # ticks away from fair value
         fair = Decimal(repr(st.fair))
         if is_buy:
@@ -220,12 +246,12 @@ class MarketGenerator:
             price = (fair / cfg.tick).to_integral_value(ROUND_UP) * cfg.tick + (k - 1) * cfg.tick
         price = max(price, cfg.tick)
         st.seq += 1
-        oid = f"g{cfg.symbol}.{st.seq}"
+        oid = f"g{cfg.symbol}.{st.seq}{'b' if is_buy else 'a'}"
         st.live.append(oid)
         return AddAction(ts, cfg.symbol, oid, is_buy, price, self._qty(st))
 
-    def _qty(self, st: _State) -> Decimal:
-        units = 1 + int(st.rng.lognormvariate(1.0, 1.0))
+    def _qty(self, st: _State, mu: float = 1.0) -> Decimal:
+        units = 1 + int(st.rng.lognormvariate(mu, 1.0))
         lot = st.cfg.lot_qty or st.cfg.min_qty
         return max(st.cfg.min_qty, (lot * units).quantize(st.cfg.step))
 

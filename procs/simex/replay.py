@@ -7,7 +7,7 @@ orders resting at the traded price fill as they would have. Pure once the record
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -78,17 +78,18 @@ class ReplaySource:
         while not self.finished and self.time_ns < t_ns:
             self._advance()
 
-    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> list[Action]:
-        out: list[Action] = []
+    def actions_until(self, t_ns: int, books: Mapping[str, BookView]) -> Iterator[Action]:
+        """Yield the actions due before ``t_ns``; lazy, like MarketGenerator.actions_until."""
         while not self.finished and self.time_ns < t_ns:
             ts = self.time_ns
             i, kind = int(self._idx[self._cursor]), int(self._kind[self._cursor])
-            if kind == 0:
-                out.extend(self._trade(ts, self._trades[i]))
-            else:
-                out.extend(self._book(ts, self._books[i], books))
+            rec_actions = (
+                self._trade(ts, self._trades[i])
+                if kind == 0
+                else self._book(ts, self._books[i], books)
+            )
             self._advance()
-        return out
+            yield from rec_actions
 
     def _advance(self) -> None:
         self._cursor += 1

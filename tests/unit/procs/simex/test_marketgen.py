@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from procs.simex.marketgen import BookSnapshot, GenSymbol, MarketGenerator, TradePrint
+from procs.simex.marketgen import BookSnapshot, GenSymbol, MarketGenerator, TakeAction, TradePrint
 
 SYMS = [
     GenSymbol(
@@ -63,7 +63,7 @@ def test_actions_until_rate_matches_configuration():
 
     ex = Exchange([SymbolSpec(symbol="BTCUSDT", base="BTC", min_qty=D("0.001"))], {})
 
-    n = len(gen.actions_until(5_000_000_000, ex.books))
+    n = sum(1 for _ in gen.actions_until(5_000_000_000, ex.books))
 
     assert 9000 < n < 11000
 
@@ -77,4 +77,33 @@ def test_skip_to_drops_paused_time():
 
     gen.skip_to(10_000_000_000)
 
-    assert gen.actions_until(10_000_000_000, ex.books) == []
+    assert list(gen.actions_until(10_000_000_000, ex.books)) == []
+
+
+def test_events_until_books_are_rarely_one_sided_and_several_levels_deep():
+    gen = MarketGenerator(SYMS[:1], 7, events_per_s=200)
+
+    books = [e for e in gen.events_until(120_000_000_000) if isinstance(e, BookSnapshot)]
+
+    one_sided = sum(1 for b in books if not b.bids or not b.asks)
+    depth = sorted(min(len(b.bids), len(b.asks)) for b in books)
+    assert one_sided / len(books) < 0.001
+    assert depth[len(depth) // 2] >= 8
+
+
+def test_actions_until_is_lazy_and_reads_the_book_it_quotes_around():
+    from procs.simex.engine import Exchange
+    from procs.simex.marketgen import apply_action
+    from procs.simex.model import SymbolSpec
+
+    gen = MarketGenerator(SYMS[:1], 9, events_per_s=1000)
+    ex = Exchange([SymbolSpec(symbol="BTCUSDT", base="BTC", min_qty=D("0.001"))], {})
+
+    takes = 0
+    for a in gen.actions_until(2_000_000_000, ex.books):
+        apply_action(ex, a, 0)
+        takes += isinstance(a, TakeAction)
+
+    assert ex.books["BTCUSDT"].best_bid() is not None
+    assert ex.books["BTCUSDT"].best_ask() is not None
+    assert takes > 100  # takes need both sides: the generator saw each action's result

@@ -69,9 +69,10 @@ def test_replay_turns_trades_into_takes_and_loops(capture):
     src = load_replay(capture, SPECS, start_ns=0, speed=4.0, loop=True)
     ex = Exchange(list(SPECS.values()), {})
 
-    actions = src.actions_until(2_000_000_000, ex.books)  # 8 s of capture at 4x: loops
-    for a in actions:
+    actions = []
+    for a in src.actions_until(2_000_000_000, ex.books):  # 8 s of capture at 4x: loops
         apply_action(ex, a, 0)
+        actions.append(a)
 
     takes = [a for a in actions if isinstance(a, TakeAction)]
     assert takes
@@ -86,20 +87,24 @@ def test_replay_of_unconfigured_symbols_is_refused(capture):
         load_replay(capture, other, start_ns=0)
 
 
-def test_replay_user_order_fills_against_captured_trades(capture):
+def test_replay_captured_sell_trade_fills_a_user_bid_at_the_top(capture):
     src = load_replay(capture, SPECS, start_ns=0, loop=False)
     ex = Exchange(list(SPECS.values()), {"u": D(10**9)})
-    first = src.actions_until(50_000_000, ex.books)
-    for a in first:
-        apply_action(ex, a, 0)
     sym = src.symbols[0]
-    bid = ex.books[sym].best_bid()
-    assert bid is not None
-    order = ex.place_order(
-        "u", symbol=sym, side="BUY", order_type="LIMIT", qty=SPECS[sym].min_qty, price=bid, ts_ms=0
-    )
-
+    tick = SPECS[sym].tick
+    order = None
     for a in src.actions_until(10**12, ex.books):
+        book = ex.books[sym]
+        bid, ask = book.best_bid(), book.best_ask()
+        is_sell = isinstance(a, TakeAction) and a.symbol == sym and not a.is_buy
+        if is_sell and bid is not None and ask is not None and ask - bid > tick:
+            order = ex.place_order(
+                "u", symbol=sym, side="BUY", order_type="LIMIT", qty=SPECS[sym].min_qty,
+                price=bid + tick, ts_ms=0,
+            )  # fmt: skip
+            apply_action(ex, a, 0)
+            break
         apply_action(ex, a, 0)
 
+    assert order is not None
     assert order.filled > 0
