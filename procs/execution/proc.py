@@ -515,14 +515,17 @@ class ExecutionProc:
     async def _reconcile(self) -> None:
         self._due["reconciling"] = 1
         try:
-            await self._reconcile_once()
+            # a difference the first pass resolved (a cancel or fill racing the snapshot) is
+            # gone on an immediate second look; only a lasting one stops trading
+            if not await self._reconcile_once(final=False):
+                await self._reconcile_once(final=True)
         except VenueCallError as exc:
             self._venue_error(exc, ok_for_breaker=False)
             log.warning("reconcile failed error=%s", exc)
         finally:
             self._due.pop("reconciling", None)
 
-    async def _reconcile_once(self) -> None:
+    async def _reconcile_once(self, *, final: bool) -> bool:
         snap = await self.venue.snapshot()
         if self._balance_base is None and snap.balance is not None:
             legs = self.positions.snapshots()
@@ -539,19 +542,16 @@ class ExecutionProc:
             balance_tolerance=self._c.balance_tolerance_usdt,
         )
         now = self._clock()
+        if not final and not rec.in_sync and self.reconciled:
+            await self._resolve(rec)
+            return False
         self.last_reconcile = rec
         for d in rec.differences:
             log.warning("reconcile difference kind=%s symbol=%s client_id=%s detail=%s",
                         d.kind, d.symbol, d.client_id, d.detail)  # fmt: skip
             reason = cast(RefusalReason, f"reconcile.{d.kind}")  # journaled beside refusals
             self.journal.record_refusal(Refusal(reason, d.detail, d.client_id, d.symbol, now))
-        for action in rec.actions:
-            if isinstance(action, QueryOrder):
-                await self._query(action.client_id)
-            elif isinstance(action, AdoptUpdate):
-                self.on_order_update(action.update)
-            elif isinstance(action, CancelVenueOrder):
-                self._spawn(self._cancel_foreign(action))
+        await self._resolve(rec)
         was = self.reconciled
         self.reconciled = rec.in_sync
         self.counters["reconciles_total"] += 1
@@ -559,6 +559,16 @@ class ExecutionProc:
             log.info("reconciled in_sync=%s differences=%d", rec.in_sync, len(rec.differences))
         if not rec.in_sync:
             self._due["reconcile"] = now + int(self._c.reconcile_retry_s * NS)
+        return True
+
+    async def _resolve(self, rec: Reconciliation) -> None:
+        for action in rec.actions:
+            if isinstance(action, QueryOrder):
+                await self._query(action.client_id)
+            elif isinstance(action, AdoptUpdate):
+                self.on_order_update(action.update)
+            elif isinstance(action, CancelVenueOrder):
+                self._spawn(self._cancel_foreign(action))
 
     async def _cancel_foreign(self, a: CancelVenueOrder) -> None:
         try:

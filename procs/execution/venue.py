@@ -147,13 +147,18 @@ def instrument_from_wire(p: TradingPair, symbol_id: int) -> Instrument:
         symbol=p.symbol,
         tick=p.tick_size,
         step=p.qty_step,
-        min_qty=p.minTradeVolume if p.minTradeVolume > 0 else p.qty_step,
-        max_limit_qty=p.maxLimitOrderVolume or big,
-        max_market_qty=p.maxMarketOrderVolume or big,
-        price_protect_scope=p.priceProtectScope or Decimal("0.05"),
+        min_qty=_dec(p.minTradeVolume) if p.minTradeVolume > 0 else p.qty_step,
+        max_limit_qty=_dec(p.maxLimitOrderVolume, big),
+        max_market_qty=_dec(p.maxMarketOrderVolume, big),
+        price_protect_scope=_dec(p.priceProtectScope, Decimal("0.05")),
         status=status,
         symbol_id=symbol_id,
     )
+
+
+def _dec(value: Decimal | None, default: Decimal = ZERO) -> Decimal:
+    # the wire's Decimal subclasses (LooseDecimal) become plain Decimals for our own messages
+    return default if value is None else Decimal(value)
 
 
 def update_from_push(e: OrderEvent, ts_ms: int = 0) -> VenueOrderUpdate:
@@ -163,12 +168,12 @@ def update_from_push(e: OrderEvent, ts_ms: int = 0) -> VenueOrderUpdate:
         order_id=str(e.orderId),
         symbol=e.symbol,
         status=str(e.orderStatus),
-        filled_qty=e.dealAmount or ZERO,
-        avg_price=e.averagePrice or ZERO,
-        fee=e.fee or ZERO,
+        filled_qty=_dec(e.dealAmount),
+        avg_price=_dec(e.averagePrice),
+        fee=_dec(e.fee),
         mtime_ms=int(e.mtime or ts_ms),
-        qty=e.qty,
-        price=e.price,
+        qty=_dec(e.qty),
+        price=None if e.price is None else _dec(e.price),
         side=Side(str(e.side)),
     )
 
@@ -179,12 +184,12 @@ def update_from_rest(o: RestOrder) -> VenueOrderUpdate:
         order_id=str(o.orderId),
         symbol=o.symbol,
         status=str(o.status or "NEW"),
-        filled_qty=o.tradeQty or ZERO,
-        avg_price=o.avgPrice or ZERO,
-        fee=o.fee or ZERO,
+        filled_qty=_dec(o.tradeQty),
+        avg_price=_dec(o.avgPrice),
+        fee=_dec(o.fee),
         mtime_ms=int(o.mtime or 0),
-        qty=o.qty,
-        price=o.price,
+        qty=_dec(o.qty),
+        price=None if o.price is None else _dec(o.price),
         side=Side(str(o.side)),
     )
 
@@ -246,7 +251,7 @@ class LiveVenue:
         assert self._sink is not None
         for b in push.items:
             if b.coin == self._coin:
-                total = b.available + (b.frozen or ZERO) + (b.margin or ZERO)
+                total = _dec(b.available) + _dec(b.frozen) + _dec(b.margin)
                 self._sink.on_balance(total)
 
     async def instruments(self, symbols: Sequence[SymbolConfig]) -> list[Instrument]:
@@ -303,19 +308,19 @@ class LiveVenue:
         positions = [
             VenuePosition(
                 symbol=p.symbol,
-                qty=p.qty if str(p.side) == "LONG" else -p.qty,
-                avg_price=p.avgOpenPrice or ZERO,
+                qty=_dec(p.qty) if str(p.side) == "LONG" else -_dec(p.qty),
+                avg_price=_dec(p.avgOpenPrice),
                 position_side=PositionSide(str(p.side)) if self._hedge else PositionSide.BOTH,
             )
             for p in await _call(self._rest.pending_positions())
         ]
         acct = await _call(self._rest.account(self._coin))
-        balance = None if acct is None else acct.available + acct.frozen + acct.margin
+        balance = None if acct is None else _dec(acct.available + acct.frozen + acct.margin)
         return VenueSnapshot(open_orders=orders, positions=positions, balance=balance)
 
     async def marks(self, symbols: Sequence[str]) -> dict[str, Decimal]:
         tickers = await _call(self._rest.tickers(list(symbols)))
-        return {t.symbol: t.markPrice for t in tickers if t.markPrice}
+        return {t.symbol: _dec(t.markPrice) for t in tickers if t.markPrice}
 
     def on_book(self, book: BookLevels) -> None:
         return None  # the real venue matches for itself

@@ -1,0 +1,150 @@
+"""The execution process against simex over real sockets: orders, fills, kill switch, restarts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import unique_ns
+from tests.helpers.execution_proc import REST_POLL_S, ExecRig
+from tests.helpers.poll import eventually
+from tests.helpers.simex_proc import run_simex, write_config
+
+pytestmark = pytest.mark.integration
+
+TICK = Decimal("0.1")
+THROUGH = 20 * TICK  # an IOC priced this far through the best still fills if the market moved
+
+
+@pytest.fixture(scope="module")
+def sx(tmp_path_factory):
+    with run_simex(write_config(tmp_path_factory.mktemp("sx"))) as s:
+        yield s
+
+
+@pytest.fixture
+def make(sx, run_dir):
+    rigs: list[ExecRig] = []
+
+    def build(key: int, extra_toml: str = "") -> ExecRig:
+        rig = ExecRig(run_dir, unique_ns("x"), sx, key, extra_toml)
+        rigs.append(rig)
+        return rig
+
+    yield build
+    for r in rigs:
+        r.close()
+
+
+def active(rig: ExecRig) -> bool:
+    return bool(rig.health()["state"] == "active")
+
+
+def journal_position(path: Path) -> Decimal:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        total = Decimal(0)
+        for side, qty in conn.execute("SELECT side, qty FROM fills"):
+            total += Decimal(qty) if side == "BUY" else -Decimal(qty)
+        return total
+    finally:
+        conn.close()
+
+
+def rest_a_bid(rig: ExecRig) -> Decimal:
+    """Feed a book 1500 ticks under the venue's bid: our post-only quote rests there."""
+    bid, _ask = rig.venue_top()
+    ours = bid - 1500 * TICK  # 25 bps: the generated market rarely reaches it in seconds
+    rig.tick(0.5, ours, ours + 20 * TICK)
+    eventually(lambda: len(rig.venue_orders()) == 1, timeout_s=10, interval_s=REST_POLL_S)
+    return ours
+
+
+def test_execution_take_fills_via_private_ws_and_agrees_with_simex(make):
+    rig = make(2)
+    rig.start()
+    eventually(lambda: active(rig), timeout_s=15)
+
+    bid, ask = rig.venue_top()
+    rig.tick(0.95, bid, ask + THROUGH)  # strong signal: IOC buy through the venue's ask
+
+    h = eventually(lambda: (h := rig.health())["fills_total"] >= 1 and h, timeout_s=10)
+    assert h["orders_sent_total"] == 1
+    held: Decimal = eventually(rig.venue_position, timeout_s=5, interval_s=REST_POLL_S)
+    assert held > 0
+    eventually(lambda: journal_position(rig.journal_path) == held, timeout_s=5)
+    assert json.loads(rig.health()["positions"])["BTCUSDT"] == str(held)
+    # periodic reconciliation (every 0.5 s) compares positions and balance with simex
+    eventually(lambda: rig.health()["reconcile_differences"] == 0, timeout_s=5)
+    assert rig.health()["state"] == "active"
+    assert rig.health()["last_tick_to_order_us"] > 0
+    assert rig.stop() == 0
+
+
+def test_execution_kill_switch_cancels_resting_and_blocks_new(make):
+    rig = make(3)
+    rig.start()
+    eventually(lambda: active(rig), timeout_s=15)
+    ours = rest_a_bid(rig)
+
+    cmd = [sys.executable, "-m", "procs.execution.killswitch", "on"]
+    subprocess.run([*cmd, "--file", str(rig.killswitch_path)], check=True, capture_output=True)
+
+    eventually(lambda: rig.venue_orders() == [], timeout_s=10, interval_s=REST_POLL_S)
+    eventually(lambda: rig.health()["state"] == "killed", timeout_s=5)
+    sent = rig.health()["orders_sent_total"]
+    eventually(lambda: rig.health()["open_orders"] == 0, timeout_s=5)  # the cancel's push
+    rig.tick(0.5, ours - 5 * TICK, ours + 20 * TICK)
+    eventually(lambda: rig.health()["refusals_total"] >= 1, timeout_s=5)
+    assert rig.health()["orders_sent_total"] == sent
+    assert rig.venue_orders() == []
+    assert rig.stop() == 0
+
+
+def test_execution_sigkill_restart_keeps_client_ids_unique_and_reconciles(make):
+    rig = make(4)
+    rig.start()
+    eventually(lambda: active(rig), timeout_s=15)
+    ours = rest_a_bid(rig)
+    [resting] = rig.venue_orders()
+
+    assert rig.stop(signal.SIGKILL) == -signal.SIGKILL
+    rig.start()
+    eventually(lambda: active(rig), timeout_s=15)
+    # the quote may have filled while we were down: either way both sides agree now
+    venue_open = [o["clientId"] for o in rig.venue_orders()]
+    assert venue_open in ([], [resting["clientId"]])
+    assert rig.health()["open_orders"] == len(venue_open)
+    assert journal_position(rig.journal_path) == rig.venue_position()
+    rig.tick(0.5, ours, ours + 20 * TICK)  # same target, same quote: nothing new goes out
+    rig.tick(0.5, ours, ours + 20 * TICK)
+    eventually(lambda: rig.health()["reconcile_differences"] == 0, timeout_s=5)
+    assert rig.health()["orders_sent_total"] == 0
+    ids = [o["clientId"] for o in rig.venue_orders() + rig.venue_history()]
+    assert ids == [resting["clientId"]]
+    assert rig.stop() == 0
+
+
+def test_execution_loss_limit_halts_trading(make):
+    # lines appended to [execution.breaker]: a fee alone crosses these
+    rig = make(5, 'reducing_loss_usdt = "0.00001"\nhalt_loss_usdt = "0.00002"\n')
+    rig.start()
+    eventually(lambda: active(rig), timeout_s=15)
+    bid, ask = rig.venue_top()
+    rig.tick(0.95, bid, ask + THROUGH)  # a taker fill pays a fee: today's PnL turns negative
+    eventually(lambda: rig.health()["fills_total"] >= 1, timeout_s=10)
+    eventually(lambda: rig.health()["state"] == "halted", timeout_s=5)
+    assert rig.health()["breaker"] == "HALTED"
+    sent = rig.health()["orders_sent_total"]
+    bid, ask = rig.venue_top()
+    rig.tick(-0.95, bid - THROUGH, ask)
+    eventually(lambda: rig.health()["refusals_total"] >= 1, timeout_s=5)
+    assert rig.health()["orders_sent_total"] == sent
+    assert rig.stop() == 0
