@@ -64,7 +64,8 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     metrics_host: str = "127.0.0.1"
     waiter: Literal["spin", "hybrid", "block"] = "block"
     spin_s: NonNegFloat = 20e-6  # hybrid: spin this long after the last work before blocking
-    max_sleep_s: PosFloat = 1e-3  # block: longest backoff sleep; hybrid: notifier timeout
+    max_sleep_s: PosFloat = 1e-3  # block: the longest backoff sleep
+    wake_timeout_s: PosFloat = 0.01  # hybrid: bounds a lost wake-up; also stop/heartbeat lag
     heartbeat_s: PosFloat = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     allow_remote_endpoints: bool = False  # bind tcp on a non-loopback host (multi-host split)

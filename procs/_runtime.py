@@ -338,7 +338,9 @@ class Runtime:
                 *(self.proc, self.proc),
             )
             raise SystemExit(EXIT_CONFIG)
-        return make_waiter("hybrid", notifier, spin_s=cfg.spin_s, block_timeout_s=cfg.max_sleep_s)
+        return make_waiter(
+            "hybrid", notifier, spin_s=cfg.spin_s, block_timeout_s=cfg.wake_timeout_s
+        )
 
     def run(self, stage: Stage, waiter: Waiter) -> int:
         """Run ``stage`` until stopped or faulted, then close everything; return the exit code."""

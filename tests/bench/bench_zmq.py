@@ -26,6 +26,7 @@ import zmq
 
 from ipc.messages import wake_topic
 from ipc.sockets import WakeListener, WakeSender, bind_pub, connect_sub
+from procs._config import RuntimeConfig
 from shm.records import BENCH_V1
 from shm.ring import RingReader, RingSpec, RingWriter
 from shm.waiters import make_waiter
@@ -202,7 +203,10 @@ def _read_ring(endpoint: str, n: int) -> np.ndarray:
     try:
         _go(child, lambda: listener.wait(0.01))
         reader = RingReader(ring, BENCH_V1)  # the writer created it before binding
-        waiter = make_waiter("hybrid", listener, spin_s=20e-6, block_timeout_s=1e-3)
+        cfg = RuntimeConfig(pub_endpoint="inproc://unused.pub", control_endpoint="inproc://u.ctl")
+        waiter = make_waiter(
+            "hybrid", listener, spin_s=cfg.spin_s, block_timeout_s=cfg.wake_timeout_s
+        )  # the runtime's defaults
         deadline = time.monotonic() + 60
         while got < n and time.monotonic() < deadline:
             batch = reader.poll(64)

@@ -302,3 +302,23 @@ def test_throttled_log_one_line_per_interval_per_key_counts_the_rest(caplog):
         "full hwm suppressed=0",
         "lapped ring=a suppressed=4",
     ]
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def wait(self, timeout_s: float) -> bool:
+        self.timeouts.append(timeout_s)
+        return False
+
+
+def test_make_waiter_hybrid_blocks_on_notifier_for_wake_timeout():
+    notifier = RecordingNotifier()
+    cfg = _config(waiter="hybrid", spin_s=0.0, wake_timeout_s=0.25)
+    waiter = Runtime("t", cfg, CollectorRegistry()).make_waiter(notifier)
+
+    waiter.idle()
+    waiter.idle()
+
+    assert notifier.timeouts == [0.25, 0.25]
