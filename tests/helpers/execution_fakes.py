@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from ipc.orders import ORDER_EVENT_DECODER
 from procs.execution.__main__ import LoopWaiter
 from procs.execution.config import ExecutionConfig, SymbolConfig
 from procs.execution.instruments import Instrument
@@ -26,6 +27,7 @@ from procs.execution.venue import VenueRejected, VenueSink, VenueUnknown, config
 from shm.records import BOOK_V1, SIG_V1, Records
 from shm.ring import RingReader, RingSpec, RingWriter
 
+T = TypeVar("T")
 SYM = "BTCUSDT"
 SID = 1
 T0 = 1_700_000_000 * 1_000_000_000  # fake clock start, ns
@@ -195,12 +197,16 @@ class Rig:
         self.book_w.close()
         self.loop.close()
 
+    def events(self, kind: type[T]) -> list[T]:
+        decoded = [ORDER_EVENT_DECODER.decode(p) for _, p in self.pub.sent]
+        return [e for e in decoded if isinstance(e, kind)]
+
     def sample(self, name: str, **labels: str) -> float:
         v = self.registry.get_sample_value(name, labels or None)
         return 0.0 if v is None else v
 
 
-def make_rig(tmp_path: Path, ns: str, venue: FakeVenue | None = None, **cfg: Any) -> Rig:
+def make_rig(tmp_path: Path, ns: str, venue: Any = None, **cfg: Any) -> Rig:
     config = ExecutionConfig(
         symbols=symbols(), journal_path=str(tmp_path / "j.sqlite"),
         killswitch_path=str(tmp_path / "ks.json"), **cfg,

@@ -208,3 +208,45 @@ def test_proc_restart_queries_unknown_intent_before_any_new_order(tmp_path, ns):
         assert r2.proc._ids() != req.client_id
     finally:
         r2.close()
+
+
+def test_proc_private_ws_down_reduces_then_halts(rig):
+    rig.venue.ws_connected = False
+    rig.advance(0.06)
+    rig.run()
+    assert rig.proc.breaker.state is BreakerState.REDUCING  # ws_reducing_after_s = 0
+    rig.advance(31)  # past ws_halt_after_s
+    rig.run()
+    assert rig.proc.state == "halted"
+    triggers = [e.trigger for e in rig.events(BreakerEvent)]
+    assert triggers == ["ws_disconnected", "ws_disconnected"]
+
+
+def test_proc_paper_mode_fills_locally_against_the_book(tmp_path, ns):
+    from procs.execution.config import PaperConfig
+    from procs.execution.proc import ExecutionProc
+    from procs.execution.venue import PaperVenueAdapter
+
+    holder: list[ExecutionProc] = []
+    venue = PaperVenueAdapter(
+        PaperConfig(),
+        local=lambda cid: holder[0].tracker.get(cid) if cid in holder[0].tracker else None,
+        positions=lambda: holder[0].positions.snapshots(),
+        balance=lambda: D(0),
+    )
+    r = make_rig(tmp_path, ns, venue=venue, mode="paper")
+    holder.append(r.proc)
+    try:
+        assert reconciled(r)
+        r.tick(0.5)  # post-only bid at 59999.9 rests in the paper book
+        [o] = r.proc.tracker.open_orders()
+        assert o.status is OrderStatus.ACKED
+        r.book_w.publish(book_records(59999.5, 59999.8, r.now()))  # the ask moves through it
+        r.run()
+        assert r.proc.tracker.get(o.client_id).status is OrderStatus.FILLED
+        assert r.proc.positions.net_qty("BTCUSDT") == D("0.0016")
+        fee = r.proc.positions.position("BTCUSDT").fees
+        assert fee == D("0.0016") * D("59999.9") * D("0.0002")  # maker
+        assert r.proc.journal.count("fills") == 1
+    finally:
+        r.close()
