@@ -21,6 +21,7 @@ from procs.simex.model import SymbolSpec
 TAKE_MU = 0.0  # log-mean of a take's size in lots (resting orders: 1.0)
 CANCEL_P = 0.3  # cancel probability once we rest CANCEL_AT x levels orders
 CANCEL_AT = 10
+PRUNE_EVERY = 64  # actions between sweeps of filled orders out of our resting list
 
 __all__ = [
     "Action",
@@ -110,9 +111,11 @@ class _State:
     rng: random.Random
     fair: float
     next_ns: int
-    live: list[str] = field(default_factory=list)
+    live: list[str] = field(default_factory=list)  # our resting oids (some may have filled)
+    live_bids: int = 0  # how many of ``live`` are bids
     burst_left: int = 0
     seq: int = 0
+    steps: int = 0
 
 
 class MarketGenerator:
@@ -209,8 +212,10 @@ class MarketGenerator:
         dt = 1.0 / self._rate
         st.fair *= math.exp(rng.gauss(0.0, cfg.volatility_bps_per_s * 1e-4 * math.sqrt(dt)))
         bid, ask = book.best_bid(), book.best_ask()
-        if len(st.live) > 8 * self._levels:
+        st.steps += 1
+        if st.steps % PRUNE_EVERY == 0:  # forget orders that takes have filled
             st.live = [o for o in st.live if o in book]
+            st.live_bids = sum(1 for o in st.live if o[-1] == "b")
         if bid is None or ask is None:  # refill an emptied side before anything else
             return self._add(st, ts, bid is None, ask is None)
         u = rng.random()
@@ -226,6 +231,7 @@ class MarketGenerator:
         p_cancel = CANCEL_P * min(1.0, len(st.live) / (CANCEL_AT * self._levels))
         if st.live and u < self._trade_frac + p_cancel:
             oid = st.live.pop(rng.randrange(len(st.live)))
+            st.live_bids -= oid[-1] == "b"
             return CancelAction(ts, cfg.symbol, oid)
         return self._add(st, ts, bid is None, ask is None)
 
@@ -235,9 +241,8 @@ class MarketGenerator:
             is_buy = no_bid
         else:
             # lean towards the side with fewer of our resting orders, so neither side runs dry
-            n_bid = sum(1 for o in st.live[-4 * self._levels :] if o[-1] == "b")
-            n = min(len(st.live), 4 * self._levels)
-            is_buy = rng.random() < (0.5 if n == 0 else 0.8 - 0.6 * n_bid / n)
+            n = len(st.live)
+            is_buy = rng.random() < (0.5 if n == 0 else 0.8 - 0.6 * st.live_bids / n)
         k = 1 + int(rng.expovariate(3.0 / self._levels))  # ticks away from fair value
         fair = Decimal(repr(st.fair))
         if is_buy:
@@ -248,6 +253,7 @@ class MarketGenerator:
         st.seq += 1
         oid = f"g{cfg.symbol}.{st.seq}{'b' if is_buy else 'a'}"
         st.live.append(oid)
+        st.live_bids += is_buy
         return AddAction(ts, cfg.symbol, oid, is_buy, price, self._qty(st))
 
     def _qty(self, st: _State, mu: float = 1.0) -> Decimal:
