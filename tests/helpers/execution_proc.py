@@ -38,6 +38,7 @@ class ExecRig:
     sx: SimexProc
     key: int  # simex KEYS index (1-based): one account per test
     extra_toml: str = ""
+    mode: str = "live"
     proc: subprocess.Popen[bytes] | None = None
     sig: RingWriter | None = None
     book: RingWriter | None = None
@@ -67,7 +68,7 @@ class ExecRig:
     def write_config(self) -> Path:
         text = f"""
 [execution]
-mode = "live"
+mode = "{self.mode}"
 journal_path = "{self.journal_path}"
 killswitch_path = "{self.killswitch_path}"
 killswitch_poll_s = 0.05
@@ -83,6 +84,9 @@ events_log_path = "{self.directory / "events.jsonl"}"
 [[execution.symbols]]
 symbol = "{SYMBOL}"
 symbol_id = {SID}
+tick = "0.1"
+step = "0.0001"
+min_qty = "0.0001"
 [execution.runtime]
 pub_endpoint = "ipc://{{run_dir}}/execution.pub"
 control_endpoint = "ipc://{{run_dir}}/execution.ctl"

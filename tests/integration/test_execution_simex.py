@@ -148,3 +148,20 @@ def test_execution_loss_limit_halts_trading(make):
     eventually(lambda: rig.health()["refusals_total"] >= 1, timeout_s=5)
     assert rig.health()["orders_sent_total"] == sent
     assert rig.stop() == 0
+
+
+def test_execution_paper_mode_fills_locally_and_sends_nothing(make):
+    rig = make(6)
+    rig.mode = "paper"
+    rig.start()
+    eventually(lambda: active(rig), timeout_s=15)
+    bid = Decimal(60000)
+    rig.tick(0.5, bid, bid + 2 * TICK)  # post-only bid at 60000 rests in the paper book
+    eventually(lambda: rig.health()["open_orders"] == 1, timeout_s=5)
+    rig.tick(0.5, bid - 2 * TICK, bid - TICK)  # the ask trades through our bid
+    eventually(lambda: rig.health()["fills_total"] == 1, timeout_s=5)
+    assert json.loads(rig.health()["positions"])["BTCUSDT"] == "0.0016"
+    assert journal_position(rig.journal_path) == Decimal("0.0016")
+    assert rig.venue_orders() == []
+    assert rig.venue_history() == []  # no order ever reached the venue
+    assert rig.stop() == 0
