@@ -145,6 +145,7 @@ class ExecutionProc:
         self._balance_base: Decimal | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._querying: set[str] = set()
+        self._cancel_sent_ns: dict[str, int] = {}
         self._fault: BaseException | None = None
         self._ws_up = True
         self._due: dict[str, int] = {}
@@ -330,18 +331,18 @@ class ExecutionProc:
         self._apply(self.tracker.on_send_ok(cid, order_id, now), now)
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:
+        """Request a cancel once; an UNKNOWN order is resolved by its query first."""
         o = self.tracker.get(client_id)
-        if o.status.is_terminal or o.ts_cancel_ns:
+        if o.status not in _CANCELLABLE or o.ts_cancel_ns:
             return
         updated = self.tracker.request_cancel(client_id, now)
         self.journal.record_order(updated, o.status, f"cancel requested: {reason}", now)
         self._m.cancels_sent.inc()
         self.counters["cancels_sent_total"] += 1
-        if o.status in _CANCELLABLE:
-            self._spawn(self._send_cancel(o.symbol, client_id))
-        # an UNKNOWN or unsent order is resolved by query first (cancel timeout)
+        self._spawn(self._send_cancel(o.symbol, client_id))
 
     async def _send_cancel(self, symbol: str, client_id: str) -> None:
+        self._cancel_sent_ns[client_id] = self._clock()
         try:
             await self.venue.cancel(symbol, client_id)
         except VenueCallError as exc:
@@ -364,8 +365,15 @@ class ExecutionProc:
         now = self._clock()
         self.counters["queries_total"] += 1
         self._on_breaker(self.breaker.on_rest_result(True, now))
-        if client_id in self.tracker:
-            self._apply(self.tracker.resolve(client_id, found, now), now)
+        if client_id not in self.tracker:
+            return
+        self._apply(self.tracker.resolve(client_id, found, now), now)
+        o = self.tracker.get(client_id)
+        last = self._cancel_sent_ns.get(client_id, 0)
+        timeout_ns = int(self._c.cancel_timeout_s * NS)
+        if o.ts_cancel_ns and o.status in _CANCELLABLE and now - last >= timeout_ns:
+            self.counters["cancel_retries_total"] += 1  # still open: at most once per timeout
+            self._spawn(self._send_cancel(o.symbol, client_id))
 
     # -- venue events (VenueSink) ------------------------------------------------------------
 
@@ -447,6 +455,8 @@ class ExecutionProc:
             for sym in self.positions.symbols():
                 self._publish_position(sym, now)
             self.tracker.prune(now - int(PRUNE_AFTER_S * NS))
+            for cid in [c for c in self._cancel_sent_ns if c not in self.tracker]:
+                del self._cancel_sent_ns[cid]
         every = c.reconcile_interval_s if self.reconciled else c.reconcile_retry_s
         if "reconciling" not in self._due and self._is_due("reconcile", now, every):
             self._spawn(self._reconcile())

@@ -11,6 +11,7 @@ from ipc.orders import ORDER_EVENT_DECODER, BreakerEvent, OrderEvent, RiskEvent
 from procs.execution.breaker import BreakerState
 from procs.execution.config import BreakerConfig, RiskConfig
 from procs.execution.model import OrderStatus, Side
+from procs.execution.venue import VenueRejected
 from tests.helpers.execution_fakes import FakeVenue, book_records, make_rig, reconciled
 
 D = Decimal
@@ -250,3 +251,27 @@ def test_proc_paper_mode_fills_locally_against_the_book(tmp_path, ns):
         assert r.proc.journal.count("fills") == 1
     finally:
         r.close()
+
+
+def test_proc_refused_cancel_is_queried_and_retried_once_per_timeout(rig):
+    rig.tick(0.5)
+    [req] = rig.venue.placed
+    refusing = rig.venue.cancel
+
+    async def refuse(symbol: str, client_id: str) -> None:
+        rig.venue.cancels.append(client_id)
+        raise VenueRejected("order status error", "VenueError")
+
+    rig.venue.cancel = refuse  # type: ignore[method-assign]  # scripted venue
+    rig.proc.cancel(req.client_id, rig.now(), "test")
+    rig.run()
+    assert rig.venue.cancels == [req.client_id]  # refused; the query found it still open
+    assert rig.venue.queries == [req.client_id]
+    rig.advance(0.5)  # within cancel_timeout_s: no retry yet
+    rig.run()
+    assert rig.venue.cancels == [req.client_id]
+    rig.venue.cancel = refusing  # type: ignore[method-assign]
+    rig.advance(5.1)  # past cancel_timeout_s: queried again, then the cancel is re-sent
+    rig.run()
+    assert rig.venue.cancels == [req.client_id, req.client_id]
+    assert rig.proc.tracker.get(req.client_id).status is OrderStatus.CANCELED
