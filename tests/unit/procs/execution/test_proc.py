@@ -262,7 +262,7 @@ def test_proc_refused_cancel_is_queried_and_retried_once_per_timeout(rig):
         rig.venue.cancels.append(client_id)
         raise VenueRejected("order status error", "VenueError")
 
-    rig.venue.cancel = refuse  # type: ignore[method-assign]  # scripted venue
+    rig.venue.cancel = refuse
     rig.proc.cancel(req.client_id, rig.now(), "test")
     rig.run()
     assert rig.venue.cancels == [req.client_id]  # refused; the query found it still open
@@ -270,7 +270,7 @@ def test_proc_refused_cancel_is_queried_and_retried_once_per_timeout(rig):
     rig.advance(0.5)  # within cancel_timeout_s: no retry yet
     rig.run()
     assert rig.venue.cancels == [req.client_id]
-    rig.venue.cancel = refusing  # type: ignore[method-assign]
+    rig.venue.cancel = refusing
     rig.advance(5.1)  # past cancel_timeout_s: queried again, then the cancel is re-sent
     rig.run()
     assert rig.venue.cancels == [req.client_id, req.client_id]
