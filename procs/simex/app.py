@@ -123,13 +123,13 @@ class Simex:
             await r.cleanup()
         self._runners.clear()
 
-    def save(self) -> Path | None:
+    def save(self, quiet: bool = False) -> Path | None:
         """Write the state file now (when configured); return its path."""
         if not self.config.state_path:
             return None
         path = Path(self.config.state_path)
         save_state(self.exchange, path, self.faults.now_ms())
-        log.info("state saved path=%s", path)
+        log.log(logging.DEBUG if quiet else logging.INFO, "state saved path=%s", path)
         return path
 
     def _restore(self) -> bool:
@@ -209,10 +209,15 @@ class Simex:
             self.step_max_s = max(self.step_max_s, time.perf_counter() - t0)
 
     async def _periodic_loop(self) -> None:
+        every = self.config.state_save_s
+        next_save = time.monotonic() + every
         while True:
             await asyncio.sleep(PERIODIC_S)
             self.hub.periodic()
             self.hub.flush_writes()
+            if every and time.monotonic() >= next_save:
+                next_save = time.monotonic() + every
+                self.save(quiet=True)
 
     async def _serve(self, app: web.Application, port: int) -> int:
         runner = web.AppRunner(app, access_log=None)

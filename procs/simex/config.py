@@ -113,6 +113,9 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     control_port: Port = 18082
     state_path: str = ""  # empty: no state file
     restore: bool = True  # load state_path at start when it exists
+    state_save_s: NonNegFloat = (
+        10.0  # also save this often (0: only on stop); bounds a SIGKILL's loss
+    )
     fault_seed: int = 1
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     symbols: list[SymbolConfig] = msgspec.field(

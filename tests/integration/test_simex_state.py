@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.helpers.poll import eventually
 from tests.helpers.simex_proc import rest, run_simex, write_config
 
 pytestmark = pytest.mark.integration
@@ -115,3 +116,25 @@ def test_state_file_for_unknown_account_exits_78(tmp_path):
 
     assert out.returncode == 78
     assert "ghost" in out.stdout + out.stderr
+
+
+def test_periodic_save_survives_sigkill(tmp_path):
+    state = tmp_path / "state.json"
+    cfg = write_config(tmp_path, "state_save_s = 0.3", state_path=str(state))
+    resting = {
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "orderType": "LIMIT",
+        "qty": "0.01",
+        "price": "999999",
+    }
+    with run_simex(cfg) as sx:
+        _, placed = rest(sx, "POST", "/trade/place_order", resting)
+        oid = placed["data"]["orderId"]
+        eventually(lambda: state.exists() and oid in state.read_text(), timeout_s=5)
+        sx.kill()
+
+    with run_simex(cfg) as sx:
+        _, detail = rest(sx, "GET", "/trade/get_order_detail", {"orderId": oid})
+
+    assert detail["data"]["status"] == "NEW"
