@@ -174,16 +174,17 @@ def main(argv: list[str] | None = None) -> int:
         from shm.records import BOOK_V1, SIG_V1
         from shm.ring import attach_reader
 
+        ref: list[ExecutionProc] = []
+        venue = build_venue(config, ref, dict(os.environ))  # exits 78 without keys
         sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
         book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
         if config.events_log_path:
             event_file = open(config.events_log_path, "ab", buffering=0)  # noqa: SIM115
-        ref: list[ExecutionProc] = []
         proc = ExecutionProc(
             config,
             sig=sig,
             book=book,
-            venue=build_venue(config, ref, dict(os.environ)),
+            venue=venue,
             journal=Journal.open(config.journal_path),
             publisher=rt.publisher,
             killswitch=KillSwitch(FileStore(config.killswitch_path), config.killswitch_poll_s),

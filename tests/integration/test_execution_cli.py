@@ -1,0 +1,53 @@
+"""``python -m procs.execution`` exit codes for configurations it cannot run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BASE = """
+[execution]
+mode = "live"
+[[execution.symbols]]
+symbol = "BTCUSDT"
+symbol_id = 1
+"""
+RUNTIME = """
+[execution.runtime]
+pub_endpoint = "ipc://{run_dir}/execution.pub"
+control_endpoint = "ipc://{run_dir}/execution.ctl"
+"""
+
+
+def run(tmp_path, run_dir, text: str) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "exec.toml"
+    cfg.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BITUNIX_")}
+    env |= {"BITRADER_RUN_DIR": str(run_dir), "BITRADER_NS": "cli"}
+    return subprocess.run(
+        [sys.executable, "-m", "procs.execution", str(cfg)],
+        capture_output=True, text=True, env=env, timeout=30,
+    )  # fmt: skip
+
+
+def test_execution_without_runtime_table_exits_78(tmp_path, run_dir):
+    done = run(tmp_path, run_dir, BASE)
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "runtime" in done.stdout + done.stderr
+
+
+def test_execution_live_without_keys_exits_78(tmp_path, run_dir):
+    done = run(tmp_path, run_dir, BASE + RUNTIME)
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "no API key" in done.stdout + done.stderr
+
+
+def test_execution_unknown_field_exits_78_naming_it(tmp_path, run_dir):
+    done = run(tmp_path, run_dir, BASE.replace('mode = "live"', "batch_maxx = 3") + RUNTIME)
+    assert done.returncode == 78
+    assert "batch_maxx" in done.stdout + done.stderr
