@@ -11,6 +11,9 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from procs.execution.model import TickStamps
+
+NS: Final = 1_000_000_000
 LATENCY_BUCKETS_S: Final = (
     *(5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6),
     *(1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 0.1, 0.5, 1.0),
@@ -94,3 +97,21 @@ def make_metrics(registry: CollectorRegistry) -> ExecutionMetrics:
             registry=r,
         ),
     )
+
+
+def observe_order_latency(
+    m: ExecutionMetrics, s: TickStamps, leave_ns: int, ts_pub_ns: int = 0
+) -> int:
+    """Record the latencies of one order's tick (``ts_pub_ns`` 0: unknown); return tick-to-order."""
+    tick_to_order = leave_ns - s.ts_recv_ns
+    m.tick_to_order_seconds.observe(tick_to_order / NS)
+    stage = m.stage_seconds.labels
+    if ts_pub_ns:
+        stage("recv_to_ingest").observe((ts_pub_ns - s.ts_recv_ns) / NS)
+        if s.ts_feat_ns:
+            stage("ingest_to_features").observe((s.ts_feat_ns - ts_pub_ns) / NS)
+    if s.ts_feat_ns and s.ts_sig_ns:
+        stage("features_to_signal").observe((s.ts_sig_ns - s.ts_feat_ns) / NS)
+    if s.ts_sig_ns:
+        stage("signal_to_order").observe((leave_ns - s.ts_sig_ns) / NS)
+    return tick_to_order

@@ -34,7 +34,7 @@ from procs.execution.events import (
 from procs.execution.instruments import Instrument, to_decimal
 from procs.execution.journal import Journal
 from procs.execution.killswitch import KillSwitch
-from procs.execution.metrics import ExecutionMetrics
+from procs.execution.metrics import ExecutionMetrics, observe_order_latency
 from procs.execution.model import ZERO, OrderRequest, OrderStatus, VenueOrderUpdate
 from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
 from procs.execution.paper import book_from_record
@@ -291,20 +291,9 @@ class ExecutionProc:
 
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
         s = req.stamps
-        if not s.ts_recv_ns:
-            return
-        self.last_tick_to_order_ns = leave - s.ts_recv_ns
-        self._m.tick_to_order_seconds.observe(self.last_tick_to_order_ns / NS)
-        pub = next((p for r, p in self._pub_ns.get(req.symbol, ()) if r == s.ts_recv_ns), 0)
-        obs = self._m.stage_seconds.labels
-        if pub:
-            obs("recv_to_ingest").observe((pub - s.ts_recv_ns) / NS)
-            if s.ts_feat_ns:
-                obs("ingest_to_features").observe((s.ts_feat_ns - pub) / NS)
-        if s.ts_feat_ns and s.ts_sig_ns:
-            obs("features_to_signal").observe((s.ts_sig_ns - s.ts_feat_ns) / NS)
-        if s.ts_sig_ns:
-            obs("signal_to_order").observe((leave - s.ts_sig_ns) / NS)
+        if s.ts_recv_ns:
+            pub = next((p for r, p in self._pub_ns.get(req.symbol, ()) if r == s.ts_recv_ns), 0)
+            self.last_tick_to_order_ns = observe_order_latency(self._m, s, leave, pub)
 
     async def _send(self, req: OrderRequest) -> None:
         cid = req.client_id
@@ -633,11 +622,8 @@ class ExecutionProc:
             m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
         for ring_name, ring in (("sig", self._sig), ("book", self._book)):
             m.ring_lag.labels(ring_name).set(ring.lag_records)
-            if ring.dropped_total > self._dropped_seen[ring_name]:
-                m.ring_dropped.labels(ring_name).inc(
-                    ring.dropped_total - self._dropped_seen[ring_name]
-                )
-                self._dropped_seen[ring_name] = ring.dropped_total
+            m.ring_dropped.labels(ring_name).inc(ring.dropped_total - self._dropped_seen[ring_name])
+            self._dropped_seen[ring_name] = ring.dropped_total
 
     def health(self) -> dict[str, float | int | str]:
         totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None
