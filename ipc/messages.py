@@ -43,6 +43,12 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 1
 
+# wake-up streams: the writer sends wake_topic(X) after each publish, its readers subscribe to it.
+# One name per writer process, declared once so a writer and its readers cannot disagree.
+WAKE_MD: Final = "md"  # ingest: md.book and md.trade
+WAKE_FEAT: Final = "feat"  # features
+WAKE_SIG: Final = "sig"  # inference
+
 T = TypeVar("T")
 
 

@@ -18,7 +18,7 @@ class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     book_ring: str = "{ns}.ingest.md.book"
     trade_ring: str = "{ns}.ingest.md.trade"
     feat_ring: str = "{ns}.features.feat"
-    ingest_pub: str = "ipc://{run_dir}/ingest.pub"  # wake-ups on wake.md.book. (hybrid waiter)
+    ingest_pub: str = "ipc://{run_dir}/ingest.pub"  # ingest wake-ups on wake.md. (hybrid waiter)
     capacity_records: PositiveInt = 1 << 16  # feat ring; a power of two
     batch_max: PositiveInt = 1024
     attach_timeout_s: PositiveFloat = 10.0

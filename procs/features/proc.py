@@ -11,21 +11,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ipc.messages import wake_topic
+from ipc.messages import WAKE_FEAT, WAKE_MD, wake_topic
 from procs._config import load_section
 from procs._runtime import Runtime
 from procs.features.config import FeaturesConfig
 from procs.features.engine import EngineConfig, FeatureEngine
 from shm.records import BOOK_V1, FEAT_V1, FLAG_STALE, TRADE_V1, Records
 from shm.ring import RingSpec, RingWriter, attach_reader
-
-STREAM: Final = "feat"
-BOOK_STREAM: Final = "md.book"
 
 
 class RecordSource(Protocol):
@@ -165,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         notifier = None
         if config.runtime.waiter == "hybrid":
-            notifier = WakeListener(config.ingest_pub, wake_topic(BOOK_STREAM))
+            notifier = WakeListener(config.ingest_pub, wake_topic(WAKE_MD))
         try:
             proc = FeaturesProc(
                 config,
                 books=books,
                 trades=trades,
                 out=out,
-                waker=WakeSender(rt.publisher, wake_topic(STREAM)),
+                waker=WakeSender(rt.publisher, wake_topic(WAKE_FEAT)),
                 metrics=make_metrics(registry),
             )
             return rt.run(proc, rt.make_waiter(notifier))

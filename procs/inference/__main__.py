@@ -12,6 +12,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry
 
+from ipc.messages import WAKE_FEAT, WAKE_SIG
 from procs._config import EXIT_CONFIG, load_section
 from procs._runtime import Runtime
 from procs.features.engine import FEATURES
@@ -30,8 +31,8 @@ from shm.ring import RingSpec, RingWriter, attach_reader
 
 log = logging.getLogger("procs.inference")
 
-FEAT_STREAM: Final = "feat"  # wake-ups from the features process: wake.feat.
-SIG_STREAM: Final = "sig"  # ours, after each publish: wake.sig.
+FEAT_STREAM: Final = WAKE_FEAT  # wake-ups from the features process: wake.feat.
+SIG_STREAM: Final = WAKE_SIG  # ours, after each publish: wake.sig.
 
 
 def _load_startup(watch: ModelWatcher[Model]) -> Model | None:

@@ -38,7 +38,7 @@ async def _serve(config: IngestConfig, rt: _EventRuntime, registry: CollectorReg
     from ipc.bitunix.rest import RestConfig
     from ipc.bitunix.rest_api import BitunixRest
     from ipc.bitunix.ws import BitunixWs, WsConfig
-    from ipc.messages import wake_topic
+    from ipc.messages import WAKE_MD, wake_topic
     from ipc.sockets import WakeSender
     from procs.ingest.proc import IngestProc, make_metrics
     from shm.records import BOOK_V1, TRADE_V1
@@ -70,7 +70,7 @@ async def _serve(config: IngestConfig, rt: _EventRuntime, registry: CollectorReg
                 c,
                 book_ring=book_ring,
                 trade_ring=trade_ring,
-                waker=WakeSender(rt.publisher, wake_topic("md")),
+                waker=WakeSender(rt.publisher, wake_topic(WAKE_MD)),
                 rest=rest,
                 metrics=make_metrics(registry),
             )
