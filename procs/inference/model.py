@@ -20,8 +20,8 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from procs.inference.errors import ModelError, ModelInfo, ModelLoadError, ModelMetadataError
-from procs.ml.train import INPUT_NAME, META_DATA_HASH, META_FEATURES, META_HORIZON, META_VERSION
-from procs.ml.train import OUTPUT_NAME as SCORE_NAME
+from procs.ml.meta import INPUT_NAME, META_DATA_HASH, META_FEATURES, META_HORIZON, META_VERSION
+from procs.ml.meta import OUTPUT_NAME as SCORE_NAME
 
 __all__ = [
     "ModelError",

@@ -20,21 +20,22 @@ import numpy as np
 import numpy.typing as npt
 
 from procs.features.engine import FEATURES, N_FEATURES
+from procs.ml import meta
 from procs.ml.dataset import Dataset, build_dataset
 from procs.scoring import LinearScorer, fallback_score
 
-INPUT_NAME: Final = "x"
-OUTPUT_NAME: Final = "score"
-PROBA_NAME: Final = "probabilities"
-# metadata_props keys of the exported model (inference reads these)
-META_FEATURES: Final = "feature_names"  # JSON list, the order of the input columns
-META_VERSION: Final = "model_version"
-META_DATA_HASH: Final = "training_data_sha256"
-META_HORIZON: Final = "label_horizon_s"
-META_DEADBAND: Final = "label_deadband_bps"
-META_CREATED: Final = "created_utc"
-META_LINEAR: Final = "linear_params"  # JSON of procs.scoring.LinearScorer (numpy reference)
-META_SEED: Final = "seed"
+# the model's names live in procs.ml.meta (import-free, for inference); re-exported here
+INPUT_NAME: Final = meta.INPUT_NAME
+OUTPUT_NAME: Final = meta.OUTPUT_NAME
+PROBA_NAME: Final = meta.PROBA_NAME
+META_FEATURES: Final = meta.META_FEATURES
+META_VERSION: Final = meta.META_VERSION
+META_DATA_HASH: Final = meta.META_DATA_HASH
+META_HORIZON: Final = meta.META_HORIZON
+META_DEADBAND: Final = meta.META_DEADBAND
+META_CREATED: Final = meta.META_CREATED
+META_LINEAR: Final = meta.META_LINEAR
+META_SEED: Final = meta.META_SEED
 OPSET: Final = {"": 17, "ai.onnx.ml": 3}
 
 I64 = npt.NDArray[np.int64]
