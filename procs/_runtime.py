@@ -258,6 +258,7 @@ class Runtime:
         self._ctl: Replier | None = None
         self._http: tuple[WSGIServer, Any] | None = None
         self._stage: _TimedStage | None = None
+        self._health_source: HealthReporting | None = None
         self._ps = psutil.Process()
         self._started_ns = time.monotonic_ns()
         self._hb_topic = hb_topic(proc)
@@ -381,7 +382,17 @@ class Runtime:
             self._metrics.step_items.inc(st.items_total - items)
         self._flushed = (st.steps_total, st.items_total)
 
+    def report_health_from(self, source: HealthReporting) -> None:
+        """Take health counters (and the heartbeat's ``last_seq``) from ``source``.
+
+        For event-driven processes (asyncio) that call ``service()`` themselves instead of
+        handing a step-loop ``Stage`` to ``run()``.
+        """
+        self._health_source = source
+
     def _stage_counters(self) -> Counters:
+        if self._health_source is not None:
+            return self._health_source.health()
         inner = self._stage.inner if self._stage is not None else None
         return inner.health() if isinstance(inner, HealthReporting) else {}
 

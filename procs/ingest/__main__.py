@@ -19,22 +19,8 @@ __all__ = ["main"]
 
 log = logging.getLogger("procs.ingest")
 
-Counters = dict[str, float | int | str]
 
-
-class _EventRuntime(Runtime):
-    # Runtime reads stage counters from the stage run() drives; an event-driven process has
-    # no stage, so health and the heartbeat's last_seq come from this source instead
-    def __init__(self, config: IngestConfig, registry: CollectorRegistry) -> None:
-        super().__init__("ingest", config.runtime, registry)
-        self.counters_source: object = None
-
-    def _stage_counters(self) -> Counters:
-        health = getattr(self.counters_source, "health", None)
-        return health() if callable(health) else {}
-
-
-async def _serve(config: IngestConfig, rt: _EventRuntime, registry: CollectorRegistry) -> int:
+async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry) -> int:
     from ipc.bitunix.rest import RestConfig
     from ipc.bitunix.rest_api import BitunixRest
     from ipc.bitunix.ws import BitunixWs, WsConfig
@@ -75,7 +61,7 @@ async def _serve(config: IngestConfig, rt: _EventRuntime, registry: CollectorReg
                 metrics=make_metrics(registry),
             )
             ws = BitunixWs(ws_config, on_resync=proc.on_resync, on_book_resync=proc.on_book_resync)
-            rt.counters_source = proc
+            rt.report_health_from(proc)
             gc.collect()
             gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
             try:
@@ -89,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ingest with the ``[ingest]`` section of the config file named in ``argv``."""
     config = load_section(argv, "ingest", IngestConfig)  # exits 78 on a bad config
     registry = CollectorRegistry()
-    rt = _EventRuntime(config, registry)
+    rt = Runtime("ingest", config.runtime, registry)
     with rt:
         rt.start()  # exits 78 when the configured cores do not exist
         import uvloop
