@@ -121,7 +121,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 def decode_section(
     doc: Mapping[str, Any], section: str, type_: type[T], *, path: str | Path, env: Env
 ) -> T:
-    """Expand templates in ``doc[section]`` and decode it as ``type_``.
+    """Expand templates in ``doc[section]`` and in the type's defaults; decode as ``type_``.
 
     Raises
     ------
@@ -134,7 +134,11 @@ def decode_section(
         what = "missing" if raw is None else "not a table"
         raise ConfigError(f"config error file={path} path=$.{section}: section [{section}] {what}")
     try:
-        return msgspec.convert(_expand_all(raw, env), type_)
+        decoded = msgspec.convert(_expand_all(raw, env), type_)
+        # defaults may hold templates too ("{ns}.ingest.md.book"): expand those and decode again
+        filled = msgspec.to_builtins(decoded)
+        expanded = _expand_all(filled, env)
+        return decoded if expanded == filled else msgspec.convert(expanded, type_)
     except msgspec.ValidationError as exc:
         # msgspec paths start at the section: "... - at `$.runtime.cpus[0]`"
         msg = str(exc).replace("`$", f"`$.{section}")

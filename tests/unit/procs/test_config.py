@@ -284,3 +284,19 @@ def test_section_type_found_by_convention_in_package_config_module(monkeypatch):
 
 def test_section_type_unknown_program_is_none():
     assert _config._section_type("no_such_program") is None
+
+
+class _WithTemplateDefault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    ring: str = "{ns}.ingest.md.book"
+    pub: str = "ipc://{run_dir}/ingest.pub"
+
+
+def test_decode_section_expands_templates_in_defaults():
+    doc = {"s": {"name": "{ns}-x"}}
+
+    got = decode_section(doc, "s", _WithTemplateDefault, path="f.toml", env=Env("/r", "n1"))
+
+    assert got == _WithTemplateDefault(
+        name="n1-x", ring="n1.ingest.md.book", pub="ipc:///r/ingest.pub"
+    )
