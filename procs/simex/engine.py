@@ -53,6 +53,7 @@ class Exchange:
         self.trades: list[TradeEvent] = []
         self._dirty: set[str] = set()
         self.tpsl_live: dict[str, int] = {}
+        self.tpsl_attach_failed_total = 0
 
     # ---- public helpers -------------------------------------------------------------------
 
@@ -425,6 +426,8 @@ class Exchange:
         touched.fee += fee
         order.realized_pnl += pnl
         self._record_fill(acct, order, q, p, fee, pnl, maker, ts_ms)
+        if order.tpsl and not order.tpsl_placed and not order.reduce_only:
+            self._attach_tpsl(acct, order, touched, ts_ms)
         if order.filled >= order.qty:
             order.status = "FILLED"
             self._close_order(acct, order, "CLOSE")
@@ -571,6 +574,21 @@ class Exchange:
         return balance_view(acct)
 
     # TP/SL hooks; the TP/SL book lives in procs.simex.tpsl and sets these
+    def _attach_tpsl(self, acct: Account, order: Order, pos: Position, ts_ms: int) -> None:
+        from procs.simex.tpsl import place_tpsl
+
+        order.tpsl_placed = True
+        if pos.qty <= 0 or not any(k in order.tpsl for k in ("tpPrice", "slPrice")):
+            return
+        try:
+            place_tpsl(
+                self, acct.name, symbol=order.symbol, position_id=pos.position_id,
+                fields=order.tpsl, ts_ms=ts_ms,
+            )  # fmt: skip
+        except ExchangeError:
+            # the order stands; its invalid attached TP/SL is dropped and counted
+            self.tpsl_attach_failed_total += 1
+
     def _check_tpsl(self, symbol: str, ts_ms: int) -> None:
         from procs.simex.tpsl import check_triggers
 

@@ -106,6 +106,7 @@ class Order:
     lock_per_unit: Decimal = ZERO
     lock: Decimal = ZERO
     tpsl: dict[str, str] = field(default_factory=dict)
+    tpsl_placed: bool = False  # the attached TP/SL became a TP/SL order on the first fill
 
     @property
     def remaining(self) -> Decimal:

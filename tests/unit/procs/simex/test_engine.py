@@ -318,3 +318,15 @@ def test_hedge_open_with_reduce_only_flag_still_locks_margin():
 
     assert not o.reduce_only
     assert o.lock > 0
+
+
+def test_attached_take_profit_becomes_a_tpsl_order_on_first_fill():
+    ex = make()
+
+    place(ex, side="BUY", qty="1", price="101", tpsl={"tpPrice": "110", "tpStopType": "LAST_PRICE"})
+
+    [t] = ex.accounts["a"].tpsl.values()
+    pos = ex.accounts["a"].positions[("BTCUSDT", "NET")]
+    assert t.position_id == pos.position_id
+    assert t.fields["tpPrice"] == "110"
+    assert t.status == "NEW"
