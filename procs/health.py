@@ -136,7 +136,8 @@ def collect(run_dir: Path) -> list[ProcHealth]:
             continue
         eps = _endpoints(env, row.name)
         if eps is None:
-            row.problems.append("no [runtime] section in the config")
+            # a program outside the runtime (simex): supervisord's state is all there is
+            row.last_error = "no control socket: supervisord state only"
             continue
         pubs[row.name] = eps[1]
         try:
