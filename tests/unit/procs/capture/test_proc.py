@@ -1,0 +1,322 @@
+"""CaptureProc with real in-memory rings and a real CaptureWriter: bytes in equal bytes out."""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ipc.orders import BreakerEvent, FillEvent, OrderEvent, PositionEvent, RiskEvent
+from procs._config import RuntimeConfig
+from procs.capture.proc import (
+    KIND_FILL,
+    KIND_ORDER,
+    KIND_POSITION,
+    ORDER_V1,
+    RING_DTYPES,
+    STREAM_ORDERS,
+    CaptureConfig,
+    CaptureProc,
+    CaptureWriteError,
+    CountingWriter,
+    make_metrics,
+    make_streams,
+    order_row,
+)
+from procs.capture.store import CaptureReader
+from shm.records import Records
+from shm.ring import RingSpec, RingWriter
+from tests.helpers.poll import eventually
+
+T_CAPTURE = 1_767_225_600_123_456_789
+
+
+def random_records(rng: np.random.Generator, dtype: np.dtype, n: int) -> Records:
+    """Random bytes, padding included: a byte comparison then checks every byte."""
+    return np.frombuffer(rng.bytes(n * dtype.itemsize), dtype=dtype).copy()
+
+
+def make_config(tmp_path: Path, ns: str, **kw: object) -> CaptureConfig:
+    runtime = RuntimeConfig(
+        pub_endpoint=f"ipc://{tmp_path}/c.pub", control_endpoint=f"ipc://{tmp_path}/c.ctl"
+    )
+    fields: dict[str, object] = {
+        "runtime": runtime,
+        "directory": str(tmp_path / "cap"),
+        "book_ring": f"{ns}.ingest.md.book",
+        "trade_ring": f"{ns}.ingest.md.trade",
+        "feat_ring": f"{ns}.features.feat",
+        "sig_ring": f"{ns}.inference.sig",
+        "symbols": ["BTCUSDT", "ETHUSDT"],
+        "batch_max": 64,
+        "attach_retry_s": 0.01,
+        **kw,
+    }
+    return CaptureConfig(**fields)  # type: ignore[arg-type]
+
+
+class FakeSub:
+    def __init__(self) -> None:
+        self.queue: deque[tuple[bytes, bytes]] = deque()
+        self.closed = False
+
+    def recv(self, timeout_s: float) -> tuple[bytes, bytes] | None:
+        assert timeout_s == 0
+        return self.queue.popleft() if self.queue else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Clock:
+    def __init__(self, t: int = 0) -> None:
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+
+def make_proc(
+    config: CaptureConfig, sub: FakeSub | None = None, mono: Clock | None = None
+) -> tuple[CaptureProc, CountingWriter]:
+    streams = dict(make_streams(config))
+    if sub is not None:
+        streams[STREAM_ORDERS] = ORDER_V1
+    writer = CountingWriter(config.directory, streams=streams, flush_s=0.05)
+    proc = CaptureProc(
+        config,
+        sink=writer,
+        metrics=make_metrics(CollectorRegistry()),
+        orders=sub,
+        clock_ns=lambda: T_CAPTURE,
+        mono_ns=mono or Clock(),
+    )
+    return proc, writer
+
+
+@pytest.fixture
+def writers(tmp_path: Path, ns: str) -> Iterator[dict[str, RingWriter]]:
+    cfg = make_config(tmp_path, ns)
+    out = {
+        stream: RingWriter(RingSpec(name=name, dtype=RING_DTYPES[stream], capacity=1024))
+        for stream, name in cfg.ring_names().items()
+    }
+    yield out
+    for w in out.values():
+        w.close()
+
+
+def drain(proc: CaptureProc, max_steps: int = 1000) -> int:
+    total = 0
+    for _ in range(max_steps):
+        n = proc.step()
+        if n == 0:
+            return total
+        total += n
+    raise AssertionError("capture never drained")
+
+
+def read_all(path: Path) -> dict[str, Records]:
+    with CaptureReader(path) as r:
+        return {s: r.read(s) for s in r.streams}
+
+
+def order_events() -> list[tuple[bytes, object]]:
+    d = Decimal
+    stamps = (1, 2, 3, 4, 5, 6)
+    return [
+        (b"ord.BTCUSDT.", OrderEvent(10, *stamps, "c1", "o1", "BTCUSDT", "BUY", "LIMIT", "GTC",
+                                     d("0.01"), d("60000.5"), "NEW", "NEW_INTENT", d(0), d(0),
+                                     d(0), reason="r")),
+        (b"ord.ETHUSDT.", OrderEvent(11, *stamps, "c2", "o2", "ETHUSDT", "SELL", "MARKET",
+                                     "IOC", d("1"), None, "FILLED", "NEW", d("1"), d("3000"),
+                                     d("0.6"), reduce_only=True)),
+        (b"fill.BTCUSDT.", FillEvent(12, *stamps, "f1", "c1", "o1", "BTCUSDT", "BUY", "BOTH",
+                                     d("0.01"), d("60000.5"), d("0.12"))),
+        (b"pos.BTCUSDT.", PositionEvent(13, 7, "BTCUSDT", "BOTH", d("-0.5"), d("60000"),
+                                        d("1.5"), d("-2"), d("0.3"), d("0.01"), d("60001"))),
+        (b"risk.", RiskEvent(14, 8, "c3", "BTCUSDT", "max_position", "too big")),
+        (b"brk.", BreakerEvent(15, 9, "ACTIVE", "HALTED", "drawdown", "-5%")),
+    ]  # fmt: skip
+
+
+def expected_orders(events: list[tuple[bytes, object]]) -> Records:
+    out: Records = np.zeros(len(events), ORDER_V1)
+    for i, (_, ev) in enumerate(events):
+        for k, v in order_row(ev, T_CAPTURE).items():  # type: ignore[arg-type]
+            out[i][k] = v
+    return out
+
+
+def test_capture_rings_to_hdf5_bytes_identical_per_stream(tmp_path, ns, writers):
+    rng = np.random.default_rng(7)
+    proc, writer = make_proc(make_config(tmp_path, ns))
+    sent: dict[str, list[Records]] = {s: [] for s in writers}
+    for _ in range(5):  # several batches, some larger than batch_max (64)
+        for stream, w in writers.items():
+            batch = random_records(rng, RING_DTYPES[stream], int(rng.integers(1, 150)))
+            w.publish(batch)
+            sent[stream].append(batch)
+        drain(proc)
+    path = writer.path
+    proc.close()
+
+    got = read_all(path)
+    assert set(got) == set(writers)
+    for stream, parts in sent.items():
+        want = b"".join(p.tobytes() for p in parts)
+        assert got[stream].dtype == RING_DTYPES[stream]
+        assert got[stream].tobytes() == want, stream
+
+
+def test_capture_order_events_stored_as_order_v1_rows(tmp_path, ns):
+    sub = FakeSub()
+    events = order_events()
+    enc = msgspec.msgpack.Encoder()
+    sub.queue.extend((topic, enc.encode(ev)) for topic, ev in events)
+    sub.queue.append((b"ord.BTCUSDT.", b"\x01not msgpack of an event"))
+    proc, writer = make_proc(make_config(tmp_path, ns, streams=["sig"]), sub=sub)
+    assert drain(proc) == len(events)
+    assert proc.health()["orders_malformed_total"] == 1
+    path = writer.path
+    proc.close()
+    assert sub.closed
+
+    got = read_all(path)[STREAM_ORDERS]
+    assert got.dtype.itemsize == ORDER_V1.itemsize
+    assert got.tobytes() == expected_orders(events).tobytes()
+    assert list(got["kind"][:4]) == [KIND_ORDER, KIND_ORDER, KIND_FILL, KIND_POSITION]
+    assert list(got["side"][:3]) == [1, -1, 1]
+    assert np.isnan(got["price"][1])
+    assert got["price"][0] == 60000.5
+    assert got["client_id"][0] == b"c1"
+    assert got["status"][5] == b"HALTED"
+    assert got["qty"][3] == -0.5
+    assert got["reduce_only"][1] == 1
+    assert (got["ts_capture_ns"] == T_CAPTURE).all()
+
+
+def test_capture_ring_appearing_later_is_attached_on_retry(tmp_path, ns):
+    mono = Clock()
+    cfg = make_config(tmp_path, ns, streams=["md.trade"], attach_retry_s=1.0)
+    proc, writer = make_proc(cfg, mono=mono)
+    assert proc.step() == 0
+    assert proc.health()["attached"] == ""
+    rng = np.random.default_rng(1)
+    with RingWriter(
+        RingSpec(name=cfg.trade_ring, dtype=RING_DTYPES["md.trade"], capacity=256)
+    ) as w:
+        batch = random_records(rng, RING_DTYPES["md.trade"], 10)
+        w.publish(batch)
+        mono.t = 500_000_000  # before the retry is due: still not attached
+        assert proc.step() == 0
+        mono.t = 1_000_000_000
+        assert drain(proc) == 10  # attached from the start: records published before attach
+        assert proc.health()["attached"] == "md.trade"
+        path = writer.path
+        proc.close()
+    assert read_all(path)["md.trade"].tobytes() == batch.tobytes()
+
+
+def test_capture_writer_restart_is_followed_and_captured(tmp_path, ns):
+    cfg = make_config(tmp_path, ns, streams=["feat"])
+    proc, writer = make_proc(cfg)
+    rng = np.random.default_rng(2)
+    dtype = RING_DTYPES["feat"]
+    first, second = random_records(rng, dtype, 20), random_records(rng, dtype, 30)
+    spec = RingSpec(name=cfg.feat_ring, dtype=dtype, capacity=256)
+    with RingWriter(spec) as w:
+        w.publish(first)
+        assert drain(proc) == 20
+    with RingWriter(spec) as w:  # a restarted writer: a new segment under the same name
+        w.publish(second)
+        eventually(lambda: proc.step() > 0, timeout_s=5)  # reader notices it when idle
+        drain(proc)
+        assert proc.health()["feat.reattach_total"] == 1
+        path = writer.path
+        proc.close()
+    assert read_all(path)["feat"].tobytes() == first.tobytes() + second.tobytes()
+
+
+def test_capture_lapped_reader_counts_drops_writer_unaffected(tmp_path, ns):
+    cfg = make_config(tmp_path, ns, streams=["md.book"], batch_max=8)
+    proc, writer = make_proc(cfg)
+    rng = np.random.default_rng(3)
+    dtype = RING_DTYPES["md.book"]
+    with RingWriter(RingSpec(name=cfg.book_ring, dtype=dtype, capacity=16)) as w:
+        assert proc.step() == 0  # attached at the (empty) live edge
+        batches = [random_records(rng, dtype, 16) for _ in range(10)]
+        for b in batches:
+            w.publish(b)  # the writer never waits for the reader
+        assert w.next_seq == 160
+        got = drain(proc)
+        h = proc.health()
+        path = writer.path
+        proc.close()
+    assert got == 16  # only what the ring still held
+    assert h["ring_dropped_total"] == 144
+    assert h["md.book.ring_dropped_total"] == 144
+    assert h["ring_dropped_total"] + got == 160
+    assert read_all(path)["md.book"].tobytes() == batches[-1].tobytes()
+
+
+class FailingSink:
+    def __init__(self, path: Path) -> None:
+        self.paths = [path]
+        self.flushes_total = 0
+        self.closed = False
+
+    def append(self, stream: str, records: Records) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def maybe_flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_capture_write_error_counted_and_raised_then_closes(tmp_path, ns, writers):
+    sink = FailingSink(tmp_path / "x.h5")
+    proc = CaptureProc(
+        make_config(tmp_path, ns), sink=sink, metrics=make_metrics(CollectorRegistry())
+    )
+    writers["sig"].publish(np.zeros(3, RING_DTYPES["sig"]))
+    with pytest.raises(CaptureWriteError, match="No space left"):
+        drain(proc)
+    assert proc.health()["write_errors_total"] == 1
+    proc.close()
+    assert sink.closed
+
+
+def test_capture_config_rejects_unknown_field_and_empty_capture(tmp_path, ns):
+    with pytest.raises(TypeError):
+        make_config(tmp_path, ns, flush_seconds=1.0)
+    with pytest.raises(ValueError, match="nothing to capture"):
+        make_config(tmp_path, ns, streams=[])
+    with pytest.raises(ValueError, match="end with"):
+        make_config(tmp_path, ns, order_topics=["ord"])
+
+
+def test_capture_health_reports_file_rate_and_flushes(tmp_path, ns, writers):
+    mono = Clock()
+    proc, writer = make_proc(make_config(tmp_path, ns), mono=mono)
+    writers["md.trade"].publish(np.zeros(50, RING_DTYPES["md.trade"]))
+    drain(proc)
+    mono.t = 2_000_000_000
+    writer.flush()
+    h = proc.health()
+    proc.close()
+    assert h["file"] == str(writer.paths[-1])
+    assert h["records_total"] == 50
+    assert h["md.trade.records_total"] == 50
+    assert h["records_per_s"] == pytest.approx(25.0)
+    assert h["flushes_total"] >= 1
+    assert h["flushed_records"] == 50
