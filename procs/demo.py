@@ -1,7 +1,7 @@
 """``make demo``: start a group under supervisord, show a live summary, stop cleanly.
 
-The transport group (producer → ring → consumer) is the demo until the trading pipeline is
-complete; ``--group pipeline`` runs the whole system against simex.
+By default the whole trading group runs against simex in paper mode (configs/demo.toml);
+``--group transport`` runs the transport demo (producer → ring → consumer).
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
+import numpy as np
+
+from ipc.endpoints import expand
+from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
+from ipc.sockets import Subscriber, connect_sub
+from procs._config import read_toml
 from procs.health import ProcHealth, collect
 from procs.supervise import ROOT, GroupEnv, is_up, start, stop
 
@@ -55,6 +61,71 @@ def _transport_line(
     )
 
 
+class _PipelineView:
+    """Live summary of the trading group: rates, positions, PnL, tick-to-order, health."""
+
+    def __init__(self, env: GroupEnv) -> None:
+        self._doc = read_toml(env.config)
+        self._env = env
+        pub = self._expand(self._doc["execution"]["runtime"]["pub_endpoint"])
+        self._orders: Subscriber = connect_sub(pub, [b"ord."])
+        self._t2o_ns: list[int] = []
+        self._seen: set[str] = set()
+        self._last: dict[str, float] = {}
+
+    def _expand(self, text: str) -> str:
+        return expand(text, run_dir=self._env.run_dir, ns=self._env.ns)
+
+    def _drain_orders(self) -> None:
+        while (msg := self._orders.recv(0)) is not None:
+            ev = ORDER_EVENT_DECODER.decode(msg[1])
+            if isinstance(ev, OrderEvent) and ev.ts_order_ns and ev.client_id not in self._seen:
+                self._seen.add(ev.client_id)  # first event of an order: when it left
+                self._t2o_ns.append(ev.ts_order_ns - ev.ts_recv_ns)
+
+    def _rate(self, key: str, total: float, dt_s: float) -> float:
+        prev = self._last.get(key, total)
+        self._last[key] = total
+        return (total - prev) / dt_s
+
+    def lines(self, elapsed_s: float, rows: dict[str, ProcHealth], dt_s: float) -> list[str]:
+        self._drain_orders()
+        ing, feat, inf, ex = (rows.get(n) for n in ("ingest", "features", "inference", "execution"))
+        md = float(ing.counters.get("msgs_per_s", 0.0)) if ing else 0.0
+        f_rate = self._rate("feat", feat.items_total, dt_s) if feat else 0.0
+        s_rate = self._rate("sig", inf.items_total, dt_s) if inf else 0.0
+        c = ex.counters if ex else {}
+        t2o = np.asarray(self._t2o_ns[-5000:], dtype=np.float64) / 1e3
+        pct = (
+            f"p50 {np.percentile(t2o, 50):,.0f} µs  p99 {np.percentile(t2o, 99):,.0f} µs"
+            if t2o.size
+            else "no orders yet"
+        )
+        bad = [f"{r.name}: {'; '.join(r.problems)}" for r in rows.values() if r.problems]
+        return [
+            f"{elapsed_s:5.0f}s  md {md:6.0f} msg/s  features in {f_rate:6.0f} rec/s  signals "
+            f"{s_rate:6.0f}/s | {c.get('state', '?')} breaker {c.get('breaker', '?')} | orders "
+            f"{c.get('orders_sent_total', 0)} fills {c.get('fills_total', 0)} refused "
+            f"{c.get('refusals_total', 0)} open {c.get('open_orders', 0)}",
+            f"       positions {c.get('positions', '{}')}  PnL realised "
+            f"{float(c.get('realised_pnl', 0.0)):+.2f} unrealised "
+            f"{float(c.get('unrealised_pnl', 0.0)):+.2f} fees {float(c.get('fees', 0.0)):.2f} USDT"
+            f" | tick-to-order {pct} (n={t2o.size})",
+            f"       health {'OK' if not bad else 'PROBLEMS: ' + ' | '.join(bad)}"
+            f" ({sum(r.healthy for r in rows.values())}/{len(rows)} healthy)",
+        ]
+
+    def where(self) -> list[str]:
+        out = []
+        if "capture" in self._doc:
+            out.append(f"HDF5 capture: {self._expand(self._doc['capture'].get('dir', '?'))}")
+        out.append(f"journal: {self._expand(self._doc['execution']['journal_path'])}")
+        return out
+
+    def close(self) -> None:
+        self._orders.close()
+
+
 def _problem(rows: dict[str, ProcHealth]) -> str | None:
     for name, r in rows.items():
         if r.state in FAILED_STATES:
@@ -72,6 +143,7 @@ def run(group: str, config: Path, duration_s: float, run_dir: Path) -> int:
     signal.signal(signal.SIGTERM, stopper)
     print(f"starting group {group!r} under supervisord (run dir {run_dir}); Ctrl-C stops")
     start(env)
+    view = _PipelineView(env) if group == "pipeline" else None
     t0 = time.monotonic()
     last: dict[str, float] = {}
     prev = t0
@@ -87,20 +159,28 @@ def run(group: str, config: Path, duration_s: float, run_dir: Path) -> int:
                 print(f"demo: {bad}; see {run_dir / 'logs'}", file=sys.stderr)
                 rc = 1
                 break
-            print(_transport_line(now - t0, rows, last, max(now - prev, 1e-3)), flush=True)
+            dt_s = max(now - prev, 1e-3)
+            if view is None:
+                print(_transport_line(now - t0, rows, last, dt_s), flush=True)
+            else:
+                print("\n".join(view.lines(now - t0, rows, dt_s)), flush=True)
             prev = now
             time.sleep(max(0.0, PRINT_EVERY_S - (time.monotonic() - now)))  # display pacing
     finally:
         print(f"stopping ({stopper.reason or 'error'})", flush=True)
+        if view is not None:
+            view.close()
         stop(run_dir)
     print(f"stopped cleanly; logs in {run_dir / 'logs'}")
+    for line in view.where() if view is not None else []:
+        print(line)
     return rc
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bitrader demo")
     ap.add_argument("--duration", type=float, default=0.0, help="seconds; 0 = until Ctrl-C")
-    ap.add_argument("--group", choices=sorted(CONFIGS), default="transport")
+    ap.add_argument("--group", choices=sorted(CONFIGS), default="pipeline")
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--run-dir", type=Path, default=RUN_DIR)
     args = ap.parse_args(argv)

@@ -48,6 +48,7 @@ class ProcHealth:
     ring_dropped_total: int = 0
     rates: dict[str, float] = field(default_factory=dict)
     last_error: str = ""
+    items_total: int = 0  # records the stage loop handled (0 for event-driven processes)
     counters: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -104,14 +105,17 @@ def _fill(row: ProcHealth, data: dict[str, Any]) -> None:
     row.cpu_percent = data.get("cpu_percent")
     row.rss_bytes = data.get("rss_bytes")
     row.last_error = str(data.get("last_error", ""))
+    row.items_total = int(data.get("items_total", 0))
     counters = data.get("counters", {})
     row.counters = dict(counters)
+    # a process with several rings may report per-ring figures and their total: prefer the total
+    has_lag, has_drop = "ring_lag_records" in counters, "ring_dropped_total" in counters
     for key, value in counters.items():
         if not isinstance(value, int | float):
             continue
-        if key.endswith("lag_records"):
+        if key.endswith("lag_records") and (key == "ring_lag_records" or not has_lag):
             row.ring_lag_records += int(value)
-        elif "dropped" in key:
+        elif "dropped" in key and (key == "ring_dropped_total" or not has_drop):
             row.ring_dropped_total += int(value)
         elif key.endswith(("per_s", "_rate")):
             row.rates[key] = float(value)
