@@ -46,7 +46,12 @@ Core = Annotated[int, msgspec.Meta(ge=0)]
 
 # section -> "module:Type", imported only when that section is checked; a section not listed
 # here is looked up by convention: <Section>Config in procs.<section> or procs.<section>.config
-SECTIONS: dict[str, str] = {}
+SECTIONS: dict[str, str] = {
+    "capture": "procs.capture.proc:CaptureConfig",
+    "inference": "procs.inference.proc:InferenceConfig",
+    "producer": "procs.transport.producer:ProducerConfig",
+    "consumer": "procs.transport.consumer:ConsumerConfig",
+}
 
 
 class ConfigError(Exception):

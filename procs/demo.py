@@ -118,7 +118,7 @@ class _PipelineView:
     def where(self) -> list[str]:
         out = []
         if "capture" in self._doc:
-            out.append(f"HDF5 capture: {self._expand(self._doc['capture'].get('dir', '?'))}")
+            out.append(f"HDF5 capture: {self._expand(self._doc['capture'].get('directory', '?'))}")
         out.append(f"journal: {self._expand(self._doc['execution']['journal_path'])}")
         return out
 
