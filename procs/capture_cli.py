@@ -49,7 +49,7 @@ def _span(r: CaptureReader) -> tuple[int | None, int | None]:
     firsts, lasts = [], []
     for s in r.streams:
         a, b = _stamps(r, s, "ts_recv_ns")
-        if a is not None and b is not None:
+        if a and b:  # 0 = no tick behind the record (e.g. an order event from the venue)
             firsts.append(a)
             lasts.append(b)
     return (min(firsts), max(lasts)) if firsts else (None, None)
