@@ -1,0 +1,139 @@
+"""The whole pipeline group under supervisord against simex: it trades, and every view agrees.
+
+One group for the module (started once, ~5 s): health is green for every program, every process
+serves its ``pipe_<proc>_`` metrics, orders are placed and filled and the journal agrees with
+simex's positions and wallet, and after ``stop`` the capture file holds every stream.
+The last test stops the group: it must stay last in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from procs.capture.proc import KIND_FILL
+from procs.capture.store import list_captures, open_capture
+from procs.supervise import stop
+from shm.segment import list_segments
+from tests.helpers.group_config import START_BALANCE
+from tests.helpers.group_run import PROGRAMS, REST_POLL_S, RUNTIME_PROGRAMS, Group, bitrader
+from tests.helpers.group_venue import duplicates
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(150)]
+
+GROUP_OVERRIDES: dict[str, object] = {}
+FILLS_WANTED = 3
+BALANCE_TOLERANCE = Decimal("0.01")  # execution's own balance_tolerance_usdt
+
+
+def _fills_and_signals(g: Group) -> bool:
+    sigs = g.counter("inference", "records_total") or 0
+    return g.journal.fills_count() >= FILLS_WANTED and sigs > 100
+
+
+def test_group_health_json_is_green_for_every_program(module_group):
+    g = module_group
+
+    def green():
+        res = bitrader("health", "--run-dir", str(g.run_dir), "--json")
+        return res if res.returncode == 0 else None
+
+    res = g.wait_until(green, 30, "bitrader health exit 0", interval_s=0.5)
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert set(rows) == set(PROGRAMS), res.stdout
+    for name, row in rows.items():
+        assert row["healthy"], row
+        assert row["state"] == "RUNNING", row
+        assert row["problems"] == [], row
+        if name in RUNTIME_PROGRAMS:
+            assert row["heartbeat_age_s"] is not None, row
+            assert row["heartbeat_age_s"] < 3, row
+            assert row["ring_dropped_total"] == 0, row
+    assert rows["execution"]["counters"]["mode"] == "live"
+    assert rows["inference"]["counters"]["model_ok"] == 1
+    assert rows["ingest"]["counters"]["stale_symbols"] == 0
+    assert f"{g.ns}.inference.sig" in list_segments(g.ns)
+
+
+def test_group_every_process_serves_its_metrics(module_group):
+    g = module_group
+    g.wait_until(lambda: _fills_and_signals(g), 60, f"{FILLS_WANTED} fills and 100 signals")
+    for proc in RUNTIME_PROGRAMS:
+        text = g.metrics(proc)
+        assert re.search(rf"^pipe_{proc}_\w+ ", text, re.M), f"{proc}:\n{text[:2000]}"
+        work = [  # counters of work done (not heartbeats): some must have counted
+            float(v)
+            for name, v in re.findall(rf"^(pipe_{proc}_\w+_total)(?:{{.*}})? (\S+)$", text, re.M)
+            if "heartbeat" not in name
+        ]
+        assert sum(work) > 0, f"{proc}:\n{text[:3000]}"
+    text = g.metrics("execution")
+    count = re.search(r"^pipe_execution_tick_to_order_seconds_count (\S+)$", text, re.M)
+    assert count, text
+    assert float(count.group(1)) >= 1, text
+    assert "pipe_execution_tick_to_order_seconds_bucket{le=" in text
+
+
+def test_group_orders_fill_and_journal_agrees_with_simex(module_group):
+    g = module_group
+    g.wait_until(lambda: _fills_and_signals(g), 60, f"{FILLS_WANTED} fills and 100 signals")
+    filled = [o for o in g.simex.history_orders() if o["status"] in ("FILLED", "PART_FILLED")]
+    assert filled, g.why("execution")
+
+    # quiesce: the kill switch cancels every resting order and stops new ones
+    res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "e2e")
+    assert res.returncode == 0, res.stderr
+    g.wait_until(lambda: g.exec_state() == "killed", 10, "execution killed")
+    g.wait_until(lambda: g.simex.open_orders() == [], 10, "no open order at simex", REST_POLL_S)
+    g.wait_until(lambda: g.health("execution").get("open_orders") == 0, 10, "no open order here")
+
+    def agree():
+        return g.journal.positions() == g.simex.positions()
+
+    g.wait_until(agree, 10, "journal positions == simex positions", REST_POLL_S)
+    journal_pos, venue_pos = g.journal.positions(), g.simex.positions()
+    wallet, cash = g.simex.wallet(), g.journal.cash()
+    health = g.health("execution")
+    ids = g.journal.client_ids()
+    venue_ids = [o["clientId"] for o in g.simex.all_orders()]
+    why = f"journal {journal_pos} simex {venue_pos} wallet {wallet} cash {cash}\n{g.why()}"
+
+    assert journal_pos == venue_pos, why
+    assert abs(wallet - (Decimal(START_BALANCE) + cash)) <= BALANCE_TOLERANCE, why
+    held = {s: Decimal(v) for s, v in json.loads(health["positions"]).items() if Decimal(v)}
+    assert held == journal_pos, why
+    assert duplicates(ids) == {}, why
+    assert duplicates(venue_ids) == {}, why
+    assert set(venue_ids) <= set(ids), why  # every order simex saw was journaled first
+    assert health["fills_total"] >= FILLS_WANTED, why
+    assert g.journal.fills_count() == health["fills_total"], why
+
+
+def test_group_capture_after_stop_holds_every_stream(module_group):
+    g = module_group
+    g.wait_until(lambda: _fills_and_signals(g), 60, f"{FILLS_WANTED} fills and 100 signals")
+    fill_ids = {r[0] for r in g.journal.rows("SELECT fill_id FROM fills")}
+    assert stop(g.run_dir)
+
+    paths = list_captures(g.cfg.capture_dir)
+    assert paths, f"no capture file in {g.cfg.capture_dir}\n{g.log_tail('capture')}"
+    counts: dict[str, int] = {}
+    orders = []
+    for path in paths:
+        cap = open_capture(path)
+        assert cap.clean, f"{path} was not closed cleanly\n{g.log_tail('capture')}"
+        for stream, recs in cap.streams.items():
+            counts[stream] = counts.get(stream, 0) + len(recs)
+        if "orders" in cap.streams:
+            orders.append(cap.streams["orders"])
+    why = f"{counts}\n{g.log_tail('capture')}"
+    for stream in ("md.book", "md.trade", "feat", "sig", "orders"):
+        assert counts.get(stream, 0) > 0, why
+    rows = np.concatenate(orders)
+    captured_fills = {f.decode() for f in rows["fill_id"][rows["kind"] == KIND_FILL] if f}
+    assert captured_fills, why
+    assert captured_fills <= fill_ids, f"{captured_fills} vs {fill_ids}"

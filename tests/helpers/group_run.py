@@ -1,0 +1,135 @@
+"""Run the ``pipeline`` group under a real supervisord for e2e tests, and explain failures.
+
+``running_group(run_dir, ns, cfg)`` starts the group with ``procs.supervise.start`` (capture
+too, by itself, should the group line not list it yet), waits until every program is RUNNING and
+execution reports ``active``, yields a ``Group`` and always stops it. ``Group.why()`` is the text
+every assertion message carries: supervisord's table, each process's health and log tails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from procs.health import query_health
+from procs.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
+from tests.helpers.group_config import GroupConfig
+from tests.helpers.group_venue import JournalView, SimexView
+from tests.helpers.poll import eventually
+
+PROGRAMS = ("simex", "ingest", "capture", "features", "inference", "execution")
+RUNTIME_PROGRAMS = ("ingest", "capture", "features", "inference", "execution")
+REST_POLL_S = 0.1
+
+
+def bitrader(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "procs.cli", *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, check=False
+    )
+
+
+@dataclass
+class Group:
+    run_dir: Path
+    ns: str
+    cfg: GroupConfig
+
+    @property
+    def simex(self) -> SimexView:
+        return SimexView(self.cfg.rest_url)
+
+    @property
+    def journal(self) -> JournalView:
+        return JournalView(self.cfg.journal_path)
+
+    def infos(self) -> dict[str, dict[str, Any]]:
+        return {p["name"]: p for p in process_info(self.run_dir) if p["name"] in PROGRAMS}
+
+    def info(self, name: str) -> dict[str, Any]:
+        return self.infos()[name]
+
+    def health(self, proc: str, timeout_s: float = 2.0) -> dict[str, Any]:
+        """One process's health counters (its control socket); {} when it does not answer."""
+        try:
+            data = query_health(self.cfg.control_endpoint(proc), timeout_s)
+        except (TimeoutError, RuntimeError):
+            return {}
+        counters: dict[str, Any] = data.get("counters", {})
+        return {"state": data.get("state"), **counters}
+
+    def counter(self, proc: str, key: str) -> Any:
+        return self.health(proc).get(key)
+
+    def metrics(self, proc: str) -> str:
+        url = f"http://127.0.0.1:{self.cfg.metrics_ports[proc]}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text: str = r.read().decode()
+        return text
+
+    def log_tail(self, name: str, lines: int = 25) -> str:
+        path = self.run_dir / "logs" / f"{name}.log"
+        if not path.exists():
+            return f"({path} missing)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def why(self, *names: str) -> str:
+        """Everything that explains a failure: states, health counters, log tails."""
+        out = []
+        try:
+            for n, p in self.infos().items():
+                out.append(f"{n}: {p['statename']} pid={p['pid']} {p['description']}")
+        except OSError as exc:
+            out.append(f"supervisord: {exc}")
+        out += [
+            f"--- {n} health: {json.dumps(self.health(n, 1.0), default=str)[:1500]}"
+            for n in names or RUNTIME_PROGRAMS
+        ]
+        out += [f"--- {n} log tail:\n{self.log_tail(n)}" for n in names or PROGRAMS]
+        return "\n".join(out)
+
+    def all_running(self) -> bool:
+        infos = self.infos()
+        return set(infos) == set(PROGRAMS) and all(
+            p["statename"] == "RUNNING" for p in infos.values()
+        )
+
+    def exec_state(self) -> str:
+        return str(self.health("execution").get("state", ""))
+
+    def wait_until(self, cond: Any, timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+        """``eventually`` whose failure says what was awaited and shows the group's state."""
+        try:
+            return eventually(cond, timeout_s=timeout_s, interval_s=interval_s)
+        except AssertionError as exc:
+            raise AssertionError(f"{what}: {exc}\n{self.why()}") from None
+
+
+def _start_capture_if_outside_group(run_dir: Path) -> None:
+    infos = {p["name"]: p for p in process_info(run_dir)}
+    cap = infos.get("capture")
+    if cap is not None and cap["group"] != "pipeline" and cap["statename"] == "STOPPED":
+        with rpc(run_dir) as proxy:
+            proxy.supervisor.startProcess(f"{cap['group']}:capture", False)
+
+
+@contextmanager
+def running_group(run_dir: Path, ns: str, cfg: GroupConfig, ready_s: float = 60) -> Iterator[Group]:
+    """Start the group, wait until it trades (execution ``active``), always stop it."""
+    env = GroupEnv(run_dir, cfg.path, ns, "pipeline")
+    group = Group(run_dir, ns, cfg)
+    start(env)
+    try:
+        _start_capture_if_outside_group(run_dir)
+        group.wait_until(group.all_running, ready_s, "every program RUNNING")
+        group.wait_until(lambda: group.exec_state() == "active", ready_s, "execution active")
+        yield group
+    finally:
+        stop(run_dir)
