@@ -172,7 +172,7 @@ def main_up(argv: list[str]) -> int:
     """``bitrader up``: start supervisord and the group."""
     ap = _parser("up")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.toml")
-    ap.add_argument("--group", default="pipeline", choices=["pipeline", "transport"])
+    ap.add_argument("--group", default="pipeline", choices=["pipeline", "live", "transport"])
     ap.add_argument("--ns", default=None, help="shared-memory namespace (default: config stem)")
     ap.add_argument("--foreground", action="store_true", help="supervisord -n; Ctrl-C stops")
     args = ap.parse_args(argv)

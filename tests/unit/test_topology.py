@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from procs._config import Env, decode_section, read_toml
+from procs.capture.proc import CaptureConfig
 from procs.execution.config import ExecutionConfig
 from procs.features.config import FeaturesConfig
 from procs.inference.proc import InferenceConfig
@@ -28,6 +29,7 @@ TYPES: dict[str, type[Any]] = {
     "features": FeaturesConfig,
     "inference": InferenceConfig,
     "execution": ExecutionConfig,
+    "capture": CaptureConfig,
 }
 
 
@@ -54,6 +56,17 @@ def test_each_ring_has_exactly_one_writer_and_readers_name_it(group):
     assert (feat.book_ring, feat.trade_ring) == (ing.book_ring, ing.trade_ring)
     assert inf.feat_ring == feat.feat_ring
     assert (ex.sig_ring, ex.book_ring) == (inf.sig_ring, ing.book_ring)
+
+
+def test_capture_reads_every_ring_and_the_order_events(group):
+    ing, feat, inf, ex, cap = (
+        group[s] for s in ("ingest", "features", "inference", "execution", "capture")
+    )
+
+    assert (cap.book_ring, cap.trade_ring) == (ing.book_ring, ing.trade_ring)
+    assert (cap.feat_ring, cap.sig_ring) == (feat.feat_ring, inf.sig_ring)
+    assert cap.order_endpoints == [ex.runtime.pub_endpoint]
+    assert cap.symbols == ing.symbols
 
 
 def test_wake_sources_are_the_writers_pub_endpoints(group):
