@@ -14,6 +14,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "up": ("procs.supervise", "main_up", "start the supervisord group"),
     "down": ("procs.supervise", "main_down", "stop the group and supervisord"),
     "status": ("procs.supervise", "main_status", "supervisorctl status of the group"),
+    "restart": ("procs.supervise", "main_restart", "restart one program of the group"),
     "health": ("procs.health", "main", "per-process health table (--json)"),
     "sim": ("procs.simex.__main__", "main", "run simex, the Bitunix-compatible exchange, alone"),
     "simctl": ("procs.simex.control", "main", "simex fault injection at run time"),

@@ -216,3 +216,25 @@ def main_status(argv: list[str]) -> int:
     for name, state, pid, desc in rows:
         print(f"{name:<24} {state:<10} {pid:>8}  {desc}")
     return 0 if rows and all(r[1] in HEALTHY for r in rows) else 1
+
+
+def main_restart(argv: list[str]) -> int:
+    """``bitrader restart PROGRAM``: stop and start one program of the running group."""
+    ap = _parser("restart")
+    ap.add_argument("program", help="e.g. execution (the breaker's operator reset)")
+    args = ap.parse_args(argv)
+    run_dir = args.run_dir.resolve()
+    if not is_up(run_dir):
+        print(f"bitrader restart: no group is running in {run_dir}", file=sys.stderr)
+        return 3
+    name = f"{GroupEnv.load(run_dir).group}:{args.program}"
+    try:
+        with rpc(run_dir) as proxy:
+            if proxy.supervisor.getProcessInfo(name)["statename"] in ("RUNNING", "STARTING"):
+                proxy.supervisor.stopProcess(name, True)
+            proxy.supervisor.startProcess(name, True)
+    except xmlrpc.client.Fault as exc:
+        print(f"bitrader restart: {name}: {exc.faultString}", file=sys.stderr)
+        return 1
+    print(f"restarted {name}")
+    return 0
