@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ipc.bitunix.schemas_ws import DepthPush, TradePush
 from ipc.bitunix.ws_dispatch import WsDispatcher
 from ipc.messages import WAKE_SIG, wake_topic
 from ipc.sockets import WakeListener
@@ -61,8 +62,15 @@ def inproc_chain_ns(frames: list[bytes], rounds: int) -> np.ndarray:
     symbols = SymbolMap(SYMBOLS)
     books, trades = BookBatch(64), TradeBatch(1024)
     disp = WsDispatcher()
-    disp.on("depth_book15", lambda p: add_depth(books, symbols.id(p.symbol), p))
-    disp.on("trade", lambda p: add_trades(trades, symbols.id(p.symbol), p))
+
+    def on_depth(p: DepthPush) -> None:
+        add_depth(books, symbols.id(p.symbol), p)
+
+    def on_trade(p: TradePush) -> None:
+        add_trades(trades, symbols.id(p.symbol), p)
+
+    disp.on("depth_book15", on_depth)
+    disp.on("trade", on_trade)
     disp.on("price", lambda p: None)
     model = OnnxModel.load(MODEL, FEATURES, batch_max=64)
     out: list[int] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def sx(tmp_path) -> Iterator[SimexProc]:
+def sx(tmp_path: Path) -> Iterator[SimexProc]:
     (tmp_path / "sx").mkdir()
     with run_simex(write_config(tmp_path / "sx")) as proc:
         yield proc
@@ -40,10 +41,12 @@ def test_md_path_signals_stamped_in_order_and_captured(sx, tmp_path, run_dir, ns
     with run_md_path(sx, tmp_path, run_dir, ns) as md:
         reader = None
         try:
-            reader = eventually(
+            found = eventually(
                 lambda: _try_attach(f"{ns}.inference.sig"), timeout_s=15, interval_s=0.05
             )
-            eventually(lambda: _both_symbols(reader, parts, 20), timeout_s=10)
+            assert found is not None
+            reader = found
+            eventually(lambda: _both_symbols(found, parts, 20), timeout_s=10)
             cap = md.procs["capture"]
             eventually(lambda: cap.counters().get("attached") == "md.book,md.trade,feat,sig", 5)
             eventually(lambda: int(cap.counters().get("sig.records_total", 0)) > 0, 5)
