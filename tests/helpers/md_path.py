@@ -141,10 +141,15 @@ class MdPath:
     rcs: dict[str, int] = field(default_factory=dict)
 
     def stop_all(self) -> dict[str, int]:
-        """SIGTERM every process, downstream first; return name -> exit code."""
-        for name in ("capture", "inference", "features", "ingest"):
-            if name in self.procs and name not in self.rcs:
-                self.rcs[name] = self.procs[name].stop()
+        """SIGTERM every process (downstream first, without waiting between them), then wait
+        for each; return name -> exit code."""
+        names = [n for n in ("capture", "inference", "features", "ingest") if n in self.procs]
+        for name in names:
+            if self.procs[name].proc.poll() is None:
+                self.procs[name].proc.send_signal(signal.SIGTERM)
+        for name in names:  # one SIGTERM each, as supervisord sends: never a second one
+            if name not in self.rcs:
+                self.rcs[name] = self.procs[name].proc.wait(timeout=15)
         return self.rcs
 
     def logs(self) -> str:
