@@ -97,7 +97,11 @@ heartbeat_s = 0.2
 
 
 def capture_toml(
-    directory: Path, extra: str = "", symbols: tuple[str, ...] = SYMBOLS, flush_s: float = 0.2
+    directory: Path,
+    extra: str = "",
+    symbols: tuple[str, ...] = SYMBOLS,
+    flush_s: float = 0.2,
+    runtime_extra: str = "",
 ) -> str:
     syms = ", ".join(f'"{s}"' for s in symbols)
     return f"""
@@ -108,7 +112,7 @@ venue = "simex"
 flush_s = {flush_s}
 attach_retry_s = 0.05
 {extra}
-""" + runtime_toml("capture")
+""" + runtime_toml("capture", extra=runtime_extra)
 
 
 def features_toml(n_symbols: int = len(SYMBOLS), waiter: str = "hybrid") -> str:

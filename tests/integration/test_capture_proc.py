@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from procs.capture.proc import ORDER_V1, RING_DTYPES, STREAM_ORDERS
 from procs.capture.store import CaptureReader, list_captures, open_capture
 from shm.records import Records
 from shm.ring import RingSpec, RingWriter
+from tests.conftest import free_port
 from tests.helpers.md_path import Proc, capture_toml, start_proc
 from tests.helpers.poll import eventually
 
@@ -136,8 +138,10 @@ def test_capture_proc_lagging_counts_drops_instead_of_blocking(tmp_path, run_dir
     name = f"{ns}.ingest.md.book"
     dtype = RING_DTYPES["md.book"]
     extra = 'streams = ["md.book"]\nbatch_max = 16'
+    port = free_port()
+    text = capture_toml(tmp_path / "cap", extra, runtime_extra=f"metrics_port = {port}")
     with RingWriter(RingSpec(name=name, dtype=dtype, capacity=16)) as w:
-        cap = start_proc("capture", capture_toml(tmp_path / "cap", extra), tmp_path, run_dir, ns)
+        cap = start_proc("capture", text, tmp_path, run_dir, ns)
         try:
             eventually(lambda: cap.counters().get("attached") == "md.book", timeout_s=15)
             batch = random_records(rng, dtype, 16)
@@ -146,6 +150,7 @@ def test_capture_proc_lagging_counts_drops_instead_of_blocking(tmp_path, run_dir
             published = w.next_seq
             eventually(lambda: counter(cap, "ring_lag_records") == 0, timeout_s=10)
             c = cap.counters()
+            metrics = _scrape(port)
             assert cap.stop() == 0, cap.log()
         finally:
             if cap.proc.poll() is None:
@@ -158,3 +163,14 @@ def test_capture_proc_lagging_counts_drops_instead_of_blocking(tmp_path, run_dir
         captured = r.count("md.book")
     assert captured == int(c["md.book.records_total"])
     assert captured + dropped == published  # every record is either captured or counted
+    assert (
+        f'pipe_capture_ring_dropped_records_total{{stream="md.book"}} {float(dropped)}' in metrics
+    )
+    assert 'pipe_capture_ring_lag_records{stream="md.book"} 0.0' in metrics
+    assert f'pipe_capture_records_total{{stream="md.book"}} {float(captured)}' in metrics
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        text: str = r.read().decode()
+    return text

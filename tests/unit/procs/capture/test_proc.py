@@ -30,7 +30,7 @@ from procs.capture.proc import (
     make_streams,
     order_row,
 )
-from procs.capture.store import CaptureReader
+from procs.capture.store import CaptureReader, read_stream
 from shm.records import Records
 from shm.ring import RingSpec, RingWriter
 from tests.helpers.poll import eventually
@@ -320,3 +320,23 @@ def test_capture_health_reports_file_rate_and_flushes(tmp_path, ns, writers):
     assert h["records_per_s"] == pytest.approx(25.0)
     assert int(h["flushes_total"]) >= 1
     assert h["flushed_records"] == 50
+
+
+def test_capture_rotation_by_size_keeps_every_record_across_files(tmp_path, ns, writers):
+    rng = np.random.default_rng(4)
+    cfg = make_config(tmp_path, ns, streams=["md.book"])
+    dtype = RING_DTYPES["md.book"]
+    writer = CountingWriter(
+        cfg.directory, streams=dict(make_streams(cfg)), rotate_bytes=100 * dtype.itemsize
+    )
+    proc = CaptureProc(cfg, sink=writer, metrics=make_metrics(CollectorRegistry()))
+    sent = [random_records(rng, dtype, 40) for _ in range(10)]
+    for batch in sent:
+        writers["md.book"].publish(batch)
+        drain(proc)
+    h = proc.health()
+    proc.close()
+    assert h["rotations_total"] == len(writer.paths) - 1
+    assert len(writer.paths) >= 3
+    got = read_stream(writer.paths, "md.book", dtype)
+    assert got.tobytes() == b"".join(b.tobytes() for b in sent)
