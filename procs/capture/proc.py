@@ -209,12 +209,12 @@ class CountingWriter(CaptureWriter):
     """``CaptureWriter`` that counts its flushes and what was on disk at the last one."""
 
     flushes_total = 0
-    flushed_records = 0  # records of the current file written out by the last flush
+    flushed_records_total = 0  # records appended (over all files) before the last flush
 
     def flush(self, now_ns: int | None = None) -> None:
         super().flush(now_ns)
         self.flushes_total += 1
-        self.flushed_records = sum(st.count for st in self._streams.values())
+        self.flushed_records_total = sum(self.records_total.values())
 
 
 @dataclass(frozen=True)
@@ -507,9 +507,9 @@ class CaptureProc:
             out[f"{ring.stream}.reattach_total"] = ring.reattach_seen
         if STREAM_ORDERS in self._records:
             out[f"{STREAM_ORDERS}.records_total"] = self._records[STREAM_ORDERS]
-        flushed = getattr(self._sink, "flushed_records", None)
+        flushed = getattr(self._sink, "flushed_records_total", None)
         if isinstance(flushed, int):
-            out["flushed_records"] = flushed
+            out["flushed_records_total"] = flushed
         return out
 
     def close(self) -> None:

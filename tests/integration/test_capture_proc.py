@@ -110,7 +110,7 @@ def test_capture_proc_sigkill_leaves_file_readable_to_last_flush(tmp_path, run_d
             w.publish(batch)
             sent.append(batch)
             c = cap.counters()
-            flushed = int(c.get("flushed_records", 0))
+            flushed = int(c.get("flushed_records_total", 0))
             return int(c.get("flushes_total", 0)) >= 3 and flushed >= 100
 
         eventually(write_until_flushed, timeout_s=15, interval_s=0.005)

@@ -319,7 +319,7 @@ def test_capture_health_reports_file_rate_and_flushes(tmp_path, ns, writers):
     assert h["md.trade.records_total"] == 50
     assert h["records_per_s"] == pytest.approx(25.0)
     assert int(h["flushes_total"]) >= 1
-    assert h["flushed_records"] == 50
+    assert h["flushed_records_total"] == 50
 
 
 def test_capture_rotation_by_size_keeps_every_record_across_files(tmp_path, ns, writers):
