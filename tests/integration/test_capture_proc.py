@@ -174,3 +174,11 @@ def _scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
         text: str = r.read().decode()
     return text
+
+
+def test_capture_proc_unknown_config_field_exits_78(tmp_path, run_dir, ns):
+    text = capture_toml(tmp_path / "cap", "flush_seconds = 1.0")
+    cap = start_proc("capture", text, tmp_path, run_dir, ns)
+    assert cap.proc.wait(timeout=15) == 78
+    assert "flush_seconds" in cap.log()
+    assert not (tmp_path / "cap").exists()  # nothing was created
