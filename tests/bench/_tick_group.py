@@ -1,0 +1,248 @@
+"""The tick_to_order benchmark's pipeline: configs/demo.toml adapted, run under supervisord.
+
+``bench_config`` rewrites the demo config (free ports, the simex generator rate, a strategy that
+requotes on every tick move, risk limits that let hundreds of orders through); ``PipelineRun``
+starts the group, collects execution's order events (SUB ``ord.``) and scrapes ingest's
+``/metrics`` for the WS messages it received, then stops the group.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
+from ipc.sockets import connect_sub
+from procs.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
+from shm.records import SIG_V1
+from shm.ring import attach_reader
+from tests.conftest import free_port
+
+DEMO = ROOT / "configs" / "demo.toml"
+PROCS = ("ingest", "features", "inference", "execution")
+# a strategy that trades often: any score sign change flips the target, a quote is replaced
+# as soon as the best moves one tick; risk lets every such order through
+STRATEGY = """enter_score = 0.0
+exit_score = 0.0
+take_score = 1.0
+requote_ticks = 1
+"""
+RISK = """
+[execution.risk]
+max_orders_per_window = 100000
+order_rate_window_s = 1.0
+duplicate_window_s = 0.0
+max_open_orders = 50
+max_open_orders_per_symbol = 10
+daily_loss_limit_usdt = "1000000"
+max_drawdown_usdt = "1000000"
+max_position_notional_usdt = "100000"
+max_total_notional_usdt = "100000"
+
+[execution.breaker]
+reducing_loss_usdt = "1000000"
+halt_loss_usdt = "1000000"
+latency_spike_s = 5.0
+"""
+CAPTURE = """
+[capture]
+directory = "{run_dir}/capture"
+symbols = ["BTCUSDT", "ETHUSDT"]
+order_endpoints = ["ipc://{run_dir}/execution.pub"]
+
+[capture.runtime]
+pub_endpoint = "ipc://{run_dir}/capture.pub"
+control_endpoint = "ipc://{run_dir}/capture.ctl"
+metrics_port = %d
+"""
+
+
+@dataclass(frozen=True)
+class Ports:
+    rest: int
+    ws: int
+    control: int
+    metrics: dict[str, int]
+
+    @classmethod
+    def free(cls) -> Ports:
+        names = (*PROCS, "capture")
+        return cls(free_port(), free_port(), free_port(), {n: free_port() for n in names})
+
+
+def bench_config(events_per_s: float, ports: Ports, *, capture: bool = False) -> str:
+    """The demo config with free ports, the given generator rate and a busy strategy."""
+    text = DEMO.read_text()
+    text = text.replace("18080", str(ports.rest)).replace("18081", str(ports.ws))
+    text = text.replace("18082", str(ports.control))
+    for proc, port in zip(PROCS, (9101, 9102, 9104, 9105), strict=True):
+        text = text.replace(f"metrics_port = {port}", f"metrics_port = {ports.metrics[proc]}")
+    text = re.sub(r"events_per_s = [0-9.]+", f"events_per_s = {events_per_s}\ntick_s = 0.001", text)
+    text = text.replace("restore = false", 'restore = false\nlog_level = "WARNING"')
+    text = text.replace('target_notional_usdt = "100"', f'target_notional_usdt = "100"\n{STRATEGY}')
+    text += RISK
+    if capture:
+        text += CAPTURE % ports.metrics["capture"]
+    return text
+
+
+def scrape(port: int, timeout_s: float = 2.0) -> str:
+    """One GET of a process's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as r:
+        body: bytes = r.read()
+    return body.decode()
+
+
+def metric_sum(text: str, name: str) -> float:
+    """Sum of every sample of ``name`` (all label sets) in a Prometheus exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@dataclass
+class Window:
+    """What one measurement window of the running pipeline saw."""
+
+    seconds: float
+    ws_messages: float  # ingest's pipe_ingest_messages_total over the window
+    orders: list[OrderEvent] = field(default_factory=list)
+    signals: float = 0.0  # SIG_V1 records execution read over the window
+    sig_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # recv → sig
+    sig_dropped: int = 0  # sig records the bench's own ring reader lost (it polls)
+    loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def ws_rate(self) -> float:
+        return self.ws_messages / self.seconds
+
+    def tick_to_order_ns(self) -> np.ndarray:
+        sent = [o for o in self.orders if o.status == "SENT" and o.ts_recv_ns]
+        return np.array([o.ts_order_ns - o.ts_recv_ns for o in sent], dtype=np.int64)
+
+    def stages_ns(self) -> dict[str, np.ndarray]:
+        sent = [o for o in self.orders if o.status == "SENT" and o.ts_recv_ns]
+
+        def arr(f: Callable[[OrderEvent], int]) -> np.ndarray:
+            return np.array([f(o) for o in sent], dtype=np.int64)
+
+        return {
+            "recv_to_sig": arr(lambda o: o.ts_sig_ns - o.ts_recv_ns),
+            "sig_to_order": arr(lambda o: o.ts_order_ns - o.ts_sig_ns),
+        }
+
+
+class PipelineRun:
+    """The group under supervisord in ``run_dir``; ``with`` stops it whatever happens."""
+
+    def __init__(
+        self, run_dir: Path, ns: str, events_per_s: float, *, capture: bool = False
+    ) -> None:
+        self.run_dir = run_dir
+        self.ports = Ports.free()
+        self.capture = capture
+        cfg = run_dir / "tick_to_order.toml"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(bench_config(events_per_s, self.ports, capture=capture))
+        self.env = GroupEnv(run_dir, cfg, ns, "pipeline")
+
+    def __enter__(self) -> PipelineRun:
+        start(self.env)
+        try:
+            self._wait_ready(60.0)
+            if self.capture:
+                with rpc(self.run_dir) as proxy:
+                    proxy.supervisor.startProcess("capture", True)
+        except BaseException:
+            stop(self.run_dir)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.run_dir)
+
+    def metrics_ports(self) -> list[int]:
+        names = (*PROCS, "capture") if self.capture else PROCS
+        return [self.ports.metrics[n] for n in names]
+
+    def _ingest_messages(self) -> float:
+        return metric_sum(scrape(self.ports.metrics["ingest"]), "pipe_ingest_messages_total")
+
+    def _exec_metric(self, name: str) -> float:
+        return metric_sum(scrape(self.ports.metrics["execution"]), name)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        """Until every program is RUNNING and execution has sent an order (it reconciled)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            states = {p["name"]: p["statename"] for p in process_info(self.run_dir)}
+            bad = [n for n, s in states.items() if s in ("FATAL", "BACKOFF", "EXITED")]
+            if bad:
+                raise RuntimeError(f"pipeline programs failed: {bad}; see {self.run_dir}/logs")
+            try:
+                if self._exec_metric("pipe_execution_orders_sent_total") > 0:
+                    return
+            except OSError:
+                pass  # /metrics not up yet
+            time.sleep(0.2)  # pacing between polls
+        raise TimeoutError(f"pipeline sent no order within {timeout_s}s; see {self.run_dir}/logs")
+
+    def measure(self, seconds: float, *, max_orders: int = 0) -> Window:
+        """Collect order events for ``seconds`` (or until ``max_orders`` SENT events)."""
+        sub = connect_sub(f"ipc://{self.run_dir}/execution.pub", [b"ord."])
+        ring = attach_reader(f"{self.env.ns}.inference.sig", SIG_V1, 5.0)
+        sig_parts: list[np.ndarray] = []
+        try:
+            time.sleep(0.3)  # let the subscription reach the publisher (PUB/SUB join)
+            ring.poll(1 << 20)  # skip what came before the window
+            d0 = ring.dropped_total
+            m0 = self._ingest_messages()
+            s0 = self._exec_metric("pipe_execution_signals_total")
+            t0 = time.monotonic()
+            orders: list[OrderEvent] = []
+            n_sent = 0
+            while time.monotonic() - t0 < seconds and not (max_orders and n_sent >= max_orders):
+                sigs = ring.poll(1 << 16)
+                if len(sigs):
+                    sig_parts.append(sigs["ts_sig_ns"] - sigs["ts_recv_ns"])
+                got = sub.recv(0.02)
+                if got is None:
+                    continue
+                ev = ORDER_EVENT_DECODER.decode(got[1])
+                if isinstance(ev, OrderEvent):
+                    orders.append(ev)
+                    n_sent += ev.status == "SENT"
+            m1 = self._ingest_messages()
+            s1 = self._exec_metric("pipe_execution_signals_total")
+            t1 = time.monotonic()
+            dropped = ring.dropped_total - d0
+        finally:
+            sub.close()
+            ring.close()
+        sig_ns = np.concatenate(sig_parts) if sig_parts else np.zeros(0, np.int64)
+        return Window(
+            seconds=t1 - t0,
+            ws_messages=m1 - m0,
+            orders=orders,
+            signals=s1 - s0,
+            loadavg=_loadavg(),
+            sig_ns=sig_ns,
+            sig_dropped=dropped,
+        )
+
+
+def _loadavg() -> tuple[float, float, float]:
+    with open("/proc/loadavg") as f:
+        a, b, c = f.read().split()[:3]
+    return float(a), float(b), float(c)
+
+
+__all__ = ["PipelineRun", "Ports", "Window", "bench_config", "metric_sum", "scrape"]

@@ -1,0 +1,267 @@
+"""tick_to_order: ingest's WS frame receipt (``ts_recv_ns``) to the order leaving execution
+(``ts_order_ns``), for the whole group under supervisord against simex (paper mode).
+
+Per md rate (~1,000 and ~10,000 WS messages/s into ingest; the achieved rate is measured from
+ingest's ``pipe_ingest_messages_total`` and reported): start the group (configs/demo.toml with
+free ports, a fresh namespace and run dir, a strategy that requotes on every tick), record a few
+thousand real simex frames with their arrival offsets, then collect every order's stamps from
+execution's ``ord.`` events (status SENT) and every signal's ``ts_sig - ts_recv`` from the sig
+ring. Baselines on the recorded frames, in the same run:
+  (a) single_process_chain: the stages' pure functions chained in one process (no hops);
+  (b) asyncio_websockets_json: one asyncio process (``websockets`` client + ``json`` + the same
+      compute) fed by a local ``websockets`` server replaying the frames at their recorded pace;
+  3x_crosscore_wakeup: three times the p50 of a bare pipe ping-pong between cores 0 and 1.
+Full mode adds a loaded variant at ~1,000/s (capture writing, /metrics scrapes every 100 ms, a
+GC-heavy task) for the pipeline and for (b). Method and figures: docs/bench-tick-to-order.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.bench._common import Result, percentiles_us
+from tests.bench._tick_asyncio import save_frames
+from tests.bench._tick_chain import chain_latencies, execution_config, record_frames
+from tests.bench._tick_group import PipelineRun, Window
+from tests.conftest import free_port
+
+NAME = "tick_to_order"
+A, B, W = "single_process_chain", "asyncio_websockets_json", "3x_crosscore_wakeup"
+# simex generator actions per symbol per WS message ingest receives (depth + trade + price
+# pushes over two symbols), measured here: 200 actions/s/symbol -> ~460 messages/s
+EVENTS_PER_MESSAGE = 0.41
+GOAL_P50 = "pipeline p50 - (a) p50 <= 1.2 x 3 bare cross-core wake-ups"
+GOAL_P99 = "pipeline p99 <= 0.5 x (b) p99 under the same background load"
+
+
+@dataclass(frozen=True)
+class Plan:
+    rates: tuple[tuple[str, float], ...]
+    pipeline_s: float
+    frames: int
+    b_s: float
+    wake_n: int
+    load: bool
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        if quick:
+            return cls((("1k", 1000.0),), 10.0, 2000, 5.0, 5000, False)
+        return cls((("1k", 1000.0), ("10k", 10000.0)), 25.0, 4000, 12.0, 20000, True)
+
+
+def _py(*args: str, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, *args], text=True, **kw)  # type: ignore[call-overload]
+
+
+def wakeups(n: int, tmp: Path) -> np.ndarray:
+    out = tmp / "wake.npy"
+    subprocess.run([sys.executable, "-m", "tests.bench._tick_wake", str(n), str(out)],
+                   check=True, timeout=120)  # fmt: skip
+    return np.load(out)
+
+
+@contextlib.contextmanager
+def background(kinds: list[list[str]]) -> Iterator[list[str]]:
+    """Run ``python -m tests.bench._tick_load <kind...>`` processes; yield their reports."""
+    procs = [_py("-m", "tests.bench._tick_load", *k, stdout=subprocess.PIPE) for k in kinds]
+    reports: list[str] = []
+    try:
+        yield reports
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            out, _ = p.communicate(timeout=30)
+            reports.append(out.strip())
+
+
+def baseline_b(
+    frames_path: Path, config: Path, seconds: float, tmp: Path, metrics_port: int = 0
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run the replay server and the asyncio client; (stamps [n, 5], server send stamps, rate)."""
+    port = free_port()
+    sent = tmp / "b_sent.npy"
+    out = tmp / "b_out.npz"
+    server = _py("-m", "tests.bench._tick_asyncio", "serve", str(port), str(frames_path),
+                 str(sent), stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError("replay server did not start")
+        args = ["client", f"ws://127.0.0.1:{port}/", str(config), str(seconds), str(out)]
+        if metrics_port:
+            args.append(str(metrics_port))
+        subprocess.run([sys.executable, "-m", "tests.bench._tick_asyncio", *args],
+                       check=True, timeout=seconds + 90)  # fmt: skip
+    finally:
+        server.communicate(input="", timeout=30)
+    d = np.load(out)
+    return d["stamps"], np.load(sent), float(d["rate"][0])
+
+
+def _pct(ns: np.ndarray) -> list[float]:
+    return percentiles_us(ns) if len(ns) else [float("nan")] * 3
+
+
+Arrays = dict[str, np.ndarray]
+
+
+def _rows_rate(
+    label: str, rate: float, win: Window, a: Arrays, b: Arrays, b_rate: float, wake3_us: float
+) -> list[Result]:
+    tto = win.tick_to_order_ns()
+    p, pa, pb = _pct(tto), _pct(a["order"]), _pct(b["order"])
+    rows = [
+        Result(NAME, f"md_rate_{label}", win.ws_rate, "msg/s", "target_rate", rate),
+        Result(NAME, f"orders_{label}", float(len(tto)), "orders", "signals", win.signals),
+        Result(NAME, f"p50_us_{label}", p[0], "us", A, pa[0]),
+        Result(NAME, f"p99_us_{label}", p[1], "us", A, pa[1]),
+        Result(NAME, f"p999_us_{label}", p[2], "us", A, pa[2]),
+        Result(NAME, f"p50_vs_b_{label}", p[0], "us", B, pb[0]),
+        Result(NAME, f"p99_vs_b_{label}", p[1], "us", B, pb[1], "<= 0.5 (quiet)"),
+        Result(NAME, f"p999_vs_b_{label}", p[2], "us", B, pb[2]),
+        Result(NAME, f"overhead_p50_us_{label}", p[0] - pa[0], "us", W, wake3_us, "<= 1.2"),
+    ]
+    s, sa, sb = _pct(win.sig_ns), _pct(a["sig"]), _pct(b["sig"])
+    rows += [
+        Result(f"{NAME}_signal", f"p50_us_{label}", s[0], "us", A, sa[0]),
+        Result(f"{NAME}_signal", f"p99_us_{label}", s[1], "us", A, sa[1]),
+        Result(f"{NAME}_signal", f"p999_us_{label}", s[2], "us", A, sa[2]),
+        Result(
+            f"{NAME}_signal",
+            f"samples_{label}",
+            float(len(win.sig_ns)),
+            "signals",
+            "dropped",
+            float(win.sig_dropped),
+        ),
+        Result(f"{NAME}_signal", f"p99_vs_b_{label}", s[1], "us", B, sb[1]),
+    ]
+    nj = _pct(a["risk"])
+    rows += [
+        Result(A, f"p50_us_{label}", pa[0], "us", "without_journal", nj[0]),
+        Result(A, f"p99_us_{label}", pa[1], "us", "without_journal", nj[1]),
+        Result(B, f"p50_us_{label}", pb[0], "us", "from_server_send", _pct(b["from_send"])[0]),
+        Result(B, f"p99_us_{label}", pb[1], "us", "from_server_send", _pct(b["from_send"])[1]),
+        Result(B, f"md_rate_{label}", b_rate, "msg/s", "target_rate", rate),
+    ]
+    return rows
+
+
+def _chain(frames: list[bytes], cfg_text: str, tmp: Path) -> dict[str, np.ndarray]:
+    (tmp / "chain").mkdir(exist_ok=True)
+    st = chain_latencies(frames, execution_config(cfg_text, tmp / "chain"))
+    placed = [s for s in st if s.ts_order_ns]
+    return {
+        "order": np.array([s.ts_order_ns - s.ts_recv_ns for s in placed], np.int64),
+        "risk": np.array([s.ts_order_ns - s.ts_recv_ns - s.journal_ns for s in placed], np.int64),
+        "sig": np.array([s.ts_sig_ns - s.ts_recv_ns for s in st], np.int64),
+    }
+
+
+def _b_arrays(stamps: np.ndarray, sent: np.ndarray) -> dict[str, np.ndarray]:
+    placed = stamps[stamps[:, 2] > 0]
+    idx = placed[:, 4]
+    ok = idx < len(sent)
+    return {
+        "order": placed[:, 2] - placed[:, 0],
+        "sig": stamps[:, 1] - stamps[:, 0],
+        "from_send": placed[ok, 2] - sent[idx[ok]],
+    }
+
+
+def _say(msg: str) -> None:
+    print(f"[tick_to_order] {msg}", file=sys.stderr, flush=True)
+
+
+def _measure_rate(
+    label: str, rate: float, plan: Plan, root: Path, wake3_us: float
+) -> tuple[list[Result], Path, Path]:
+    run_dir = root / f"p{label}"
+    with PipelineRun(
+        run_dir, f"tto{label}{int(time.time()) % 100000}", rate * EVENTS_PER_MESSAGE
+    ) as p:
+        url = f"ws://127.0.0.1:{p.ports.ws}/public/"
+        frames = asyncio.run(record_frames(url, plan.frames, 30.0))
+        win = p.measure(plan.pipeline_s)
+    cfg = run_dir / "tick_to_order.toml"
+    frames_path = root / f"frames_{label}.msgpack"
+    save_frames(frames_path, frames)
+    _say(f"{label}: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
+         f"{len(win.sig_ns)} signals, load {win.loadavg}")  # fmt: skip
+    a = _chain([f for _, f in frames], cfg.read_text(), root)
+    stamps, sent, b_rate = baseline_b(frames_path, cfg, plan.b_s, root)
+    b = _b_arrays(stamps, sent)
+    _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s")
+    return _rows_rate(label, rate, win, a, b, b_rate, wake3_us), cfg, frames_path
+
+
+def _loaded(plan: Plan, root: Path, frames_path: Path, rate: float) -> list[Result]:
+    run_dir = root / "pload"
+    with PipelineRun(run_dir, f"ttoload{int(time.time()) % 100000}", rate * EVENTS_PER_MESSAGE,
+                     capture=True) as p:  # fmt: skip
+        ports = [str(x) for x in p.metrics_ports()]
+        with background([["scrape", *ports], ["gc"]]) as reports:
+            win = p.measure(plan.pipeline_s)
+    _say(f"load: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders; {reports}")
+    cfg = run_dir / "tick_to_order.toml"
+    mport = free_port()
+    loads = [
+        ["scrape", *[str(mport)] * len(ports)],
+        ["gc"],
+        ["write", str(root / "bcap"), str(rate)],
+    ]
+    with background(loads) as b_reports:
+        stamps, sent, b_rate = baseline_b(frames_path, cfg, plan.b_s, root, mport)
+    _say(f"load: (b) at {b_rate:.0f}/s; {b_reports}")
+    b = _b_arrays(stamps, sent)
+    p_, pb = _pct(win.tick_to_order_ns()), _pct(b["order"])
+    return [
+        Result(NAME, "md_rate_1k_load", win.ws_rate, "msg/s", "target_rate", rate),
+        Result(
+            NAME,
+            "orders_1k_load",
+            float(len(win.tick_to_order_ns())),
+            "orders",
+            "signals",
+            win.signals,
+        ),
+        Result(NAME, "p50_us_1k_load", p_[0], "us", B, pb[0]),
+        Result(NAME, "p99_us_1k_load", p_[1], "us", B, pb[1], "<= 0.5"),
+        Result(NAME, "p999_us_1k_load", p_[2], "us", B, pb[2]),
+        Result(f"{NAME}_signal", "p99_us_1k_load", _pct(win.sig_ns)[1], "us", B, _pct(b["sig"])[1]),
+        Result(B, "p99_us_1k_load", pb[1], "us", "from_server_send", _pct(b["from_send"])[1]),
+    ]
+
+
+def run(quick: bool) -> list[Result]:
+    plan = Plan.of(quick)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="tto", dir="/tmp") as tmp:
+        root = Path(tmp)
+        wake = wakeups(plan.wake_n, root)
+        w = _pct(wake)
+        wake3 = 3 * w[0]
+        _say(f"bare cross-core wake-up p50 {w[0]:.1f} us p99 {w[1]:.1f} us")
+        results.append(Result(W, "p50_us", wake3, "us", "one_wakeup_p50", w[0]))
+        first: tuple[Path, float] | None = None
+        for label, rate in plan.rates:
+            rows, _cfg, frames_path = _measure_rate(label, rate, plan, root, wake3)
+            results += rows
+            first = first or (frames_path, rate)
+        if plan.load and first is not None:
+            results += _loaded(plan, root, *first)
+            wl = _pct(wakeups(plan.wake_n // 4, root))
+            results.append(Result(W, "p50_us_after", 3 * wl[0], "us", "one_wakeup_p50", wl[0]))
+    return results
