@@ -1,0 +1,221 @@
+"""The single-record / small-batch fast paths of publish, poll and poll_into against the general
+path: same bytes in the segment, same records out, never torn, drops counted identically."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shm.records import BENCH_V1, Records
+from shm.ring import HEADER_BYTES, RingReader, RingSpec, RingWriter
+from shm.segment import attach_segment, close_segment
+from tests.helpers.ring_records import make_batch, torn_count
+
+CAPACITIES = st.sampled_from([1, 2, 4, 8, 16])
+SETTINGS = settings(max_examples=150, deadline=None)
+
+
+def _name() -> str:
+    return f"f{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}{uuid.uuid4().hex[:8]}.test.fast"
+
+
+class _GeneralWriter(RingWriter):
+    """Publishes every batch through the general path (numpy slot copies, no fast path)."""
+
+    def publish(self, records: Records) -> int:
+        return self._publish_any(records, len(records), self.next_seq)
+
+
+class _GeneralReader(RingReader):
+    """Polls every batch through the general path (lap check, one or two copies, discard)."""
+
+    def poll(self, max_records: int) -> Records:
+        published, cursor = self.published, self.cursor
+        if published == cursor:
+            return np.empty(0, BENCH_V1)
+        return self._poll_any(published, cursor, max_records)
+
+    def poll_into(self, out: Records) -> int:
+        if out is not self._into:
+            self._bind_into(out)
+        published, cursor = self.published, self.cursor
+        if published == cursor:
+            return 0
+        return self._poll_into_any(published, cursor)
+
+
+@contextmanager
+def _readers(capacity: int) -> Iterator[tuple[RingWriter, RingReader, RingReader]]:
+    w = RingWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
+    fast, general = RingReader(w.name, BENCH_V1), _GeneralReader(w.name, BENCH_V1)
+    try:
+        yield w, fast, general
+    finally:
+        general.close()
+        fast.close()
+        w.close()
+
+
+class _Outs:
+    """One preallocated poll_into buffer per size, reused like a latency loop would."""
+
+    def __init__(self) -> None:
+        self._by_size: dict[int, Records] = {}
+
+    def get(self, size: int) -> Records:
+        if size not in self._by_size:
+            self._by_size[size] = np.full(size, -1, BENCH_V1)
+        return self._by_size[size]
+
+
+def _poll_both(
+    fast: RingReader, general: RingReader, outs: tuple[_Outs, _Outs], m: int, *, into: bool
+) -> Records:
+    if into:
+        out_f, out_g = outs[0].get(m), outs[1].get(m)
+        n_f, n_g = fast.poll_into(out_f), general.poll_into(out_g)
+        got_f, got_g = out_f[:n_f].copy(), out_g[:n_g].copy()
+    else:
+        got_f, got_g = fast.poll(m), general.poll(m)
+    assert got_f.tobytes() == got_g.tobytes()
+    assert (fast.cursor, fast.dropped_total) == (general.cursor, general.dropped_total)
+    assert got_f.flags.writeable
+    assert got_f.flags.c_contiguous
+    return got_f
+
+
+@SETTINGS
+@given(
+    capacity=CAPACITIES,
+    ops=st.lists(
+        st.tuples(st.sampled_from(["pub", "poll", "into"]), st.integers(0, 16)),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_ring_fast_poll_matches_general_path_records_and_drops(capacity, ops):
+    seqs: list[int] = []
+    torn = 0
+    outs = (_Outs(), _Outs())
+    with _readers(capacity) as (w, fast, general):
+        for op, k in ops:
+            if op == "pub":  # mostly single records: the latency case
+                w.publish(make_batch(w.next_seq, min(k % 3, capacity)))
+                continue
+            got = _poll_both(fast, general, outs, max(k % 4, 1), into=op == "into")
+            seqs.extend(got["seq"].tolist())
+            torn += torn_count(got)
+        seqs.extend(_poll_both(fast, general, outs, 20 * capacity, into=False)["seq"].tolist())
+        published, dropped = w.next_seq, fast.dropped_total
+
+    assert torn == 0
+    assert seqs == sorted(set(seqs))
+    assert len(seqs) + dropped == published
+
+
+class _SlowWriter:
+    """Writes the documented layout step by step, so both readers can poll mid-write."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self._seg = attach_segment(name)
+        buf = self._seg.buf
+        assert buf is not None
+        self._ctr = buf[:HEADER_BYTES].cast("q")
+        self._raw = np.dtype((np.void, BENCH_V1.itemsize))
+        self._slots = np.ndarray((capacity,), self._raw, buffer=buf, offset=HEADER_BYTES)
+        self._cap = capacity
+        self.next_seq = 0
+
+    def claim(self, n: int) -> None:
+        self._ctr[16] = self.next_seq + n  # claimed
+
+    def write(self, first: int, n: int, *, torn: bool) -> None:
+        idx = np.arange(first, first + n) % self._cap
+        src = make_batch(first, n).view(self._raw)
+        if torn:  # half-written: the new seq over the old payload
+            src = self._slots[idx].copy()
+            src.view(BENCH_V1)["seq"] = np.arange(first, first + n)
+        self._slots[idx] = src
+
+    def publish(self, n: int) -> None:
+        self.next_seq += n
+        self._ctr[32] = self.next_seq  # published
+
+    def close(self) -> None:
+        self._ctr.release()
+        del self._slots
+        close_segment(self._seg)
+
+
+@SETTINGS
+@given(
+    capacity=CAPACITIES,
+    steps=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 3), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_ring_fast_poll_mid_write_never_torn_and_drops_like_general(capacity, steps):
+    seqs: list[int] = []
+    torn = 0
+    outs = (_Outs(), _Outs())
+    with _readers(capacity) as (w, fast, general):
+        slow = _SlowWriter(w.name, capacity)
+        try:
+            for n_raw, done_raw, m, into in steps:
+                n = min(n_raw, capacity)
+                done = min(done_raw, n)
+                first = slow.next_seq
+                slow.claim(n)
+                slow.write(first, done, torn=False)
+                slow.write(first + done, n - done, torn=True)  # both polls land here
+                for _ in range(2):
+                    got = _poll_both(fast, general, outs, m, into=into)
+                    seqs.extend(got["seq"].tolist())
+                    torn += torn_count(got)
+                slow.write(first + done, n - done, torn=False)
+                slow.publish(n)
+            seqs.extend(_poll_both(fast, general, outs, 20 * capacity, into=False)["seq"].tolist())
+            published, dropped = slow.next_seq, fast.dropped_total
+        finally:
+            slow.close()
+
+    assert torn == 0
+    assert seqs == sorted(set(seqs))
+    assert len(seqs) + dropped == published
+
+
+@SETTINGS
+@given(
+    capacity=CAPACITIES,
+    sizes=st.lists(st.integers(0, 16), min_size=1, max_size=40),
+    strided=st.booleans(),
+)
+def test_ring_fast_publish_writes_same_segment_bytes_as_general(capacity, sizes, strided):
+    fast = RingWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
+    general = _GeneralWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
+    seg_f, seg_g = attach_segment(fast.name), attach_segment(general.name)
+    try:
+        assert seg_f.buf is not None
+        assert seg_g.buf is not None
+        for k in sizes:
+            n = min(k, capacity)
+            batch = (
+                make_batch(fast.next_seq, 2 * n)[::2] if strided else make_batch(fast.next_seq, n)
+            )
+            ends = fast.publish(batch), general.publish(batch)
+            assert ends[0] == ends[1] == fast.next_seq == general.next_seq
+            # counters and slots equal; the header differs only in created_ns and the name
+            assert bytes(seg_f.buf[128:]) == bytes(seg_g.buf[128:])
+    finally:
+        close_segment(seg_f)
+        close_segment(seg_g)
+        general.close()
+        fast.close()
