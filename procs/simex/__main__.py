@@ -11,6 +11,7 @@ import signal
 import sys
 
 from procs._config import EXIT_CONFIG, ConfigError
+from procs._runtime import SERVICE_S, Runtime
 from procs.simex.app import Simex
 from procs.simex.config import SimexConfig, load_config
 from procs.simex.replay import ReplayError
@@ -23,8 +24,8 @@ log = logging.getLogger("procs.simex")
 EXIT_OK = 0
 
 
-async def serve(config: SimexConfig) -> int:
-    """Run simex until a stop signal; save state on the way out."""
+async def serve(config: SimexConfig, rt: Runtime | None = None) -> int:
+    """Run simex until a stop signal (or a ``stop`` on the runtime's control socket)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -35,11 +36,25 @@ async def serve(config: SimexConfig) -> int:
     except (StateError, ReplayError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    service = None
+    if rt is not None:
+        rt.report_health_from(sx)
+        service = asyncio.create_task(_service(rt, stop), name="simex-runtime")
     await stop.wait()
     log.info("stopping")
+    if service is not None:
+        service.cancel()
     await sx.stop()
     log.info("stopped")
     return EXIT_OK
+
+
+async def _service(rt: Runtime, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        rt.service()  # heartbeat, control requests, counters
+        if rt.stop.is_set:
+            stop.set()
+        await asyncio.sleep(SERVICE_S)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("picows").setLevel(logging.WARNING)  # it logs every connection at INFO
     import uvloop
 
-    return uvloop.run(serve(config))
+    if config.runtime is None:
+        return uvloop.run(serve(config))
+    from prometheus_client import CollectorRegistry
+
+    with Runtime("simex", config.runtime, CollectorRegistry()) as rt:
+        rt.start()
+        return uvloop.run(serve(config, rt))
 
 
 if __name__ == "__main__":

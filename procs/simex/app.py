@@ -123,6 +123,19 @@ class Simex:
             await r.cleanup()
         self._runners.clear()
 
+    def health(self) -> dict[str, float | int | str]:
+        """Counters for the runtime's health reply and heartbeat (``last_seq``: pushes sent)."""
+        hub = self.hub
+        return {
+            "last_seq": hub.sent_total,
+            "connections": len(hub.conns),
+            "pushes_sent_total": hub.sent_total,
+            "rest_requests_total": self.rest.requests_total,
+            "generator_actions_total": self.actions_total,
+            "market_skipped_s_total": self.skipped_ns_total / 1e9,
+            "slow_disconnects_total": hub.slow_disconnects_total,
+        }
+
     def save(self, quiet: bool = False) -> Path | None:
         """Write the state file now (when configured); return its path."""
         if not self.config.state_path:

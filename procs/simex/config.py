@@ -12,6 +12,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from procs._config import RuntimeConfig
 from procs.simex.model import SymbolSpec
 
 __all__ = [
@@ -140,6 +141,8 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     )
     market: MarketConfig = msgspec.field(default_factory=MarketConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    # under supervisord: heartbeat, health on a control socket, /metrics (procs._runtime)
+    runtime: RuntimeConfig | None = None
 
     def __post_init__(self) -> None:
         names = {a.name for a in self.accounts}

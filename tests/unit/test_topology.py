@@ -78,7 +78,7 @@ def test_wake_sources_are_the_writers_pub_endpoints(group):
 
 
 def test_every_endpoint_is_bound_once_and_every_port_is_unique(group):
-    runtimes = [c.runtime for name, c in group.items() if name != "simex"]
+    runtimes = [c.runtime for c in group.values() if c.runtime is not None]
     endpoints = [e for r in runtimes for e in (r.pub_endpoint, r.control_endpoint)]
     ports = [r.metrics_port for r in runtimes if r.metrics_port]
     if "simex" in group:
