@@ -28,7 +28,7 @@ import msgspec
 import numpy as np
 
 from shm.records import BOOK_DEPTH, BOOK_V1, TRADE_V1
-from tests.bench._tick_chain import SYMBOLS, Decider, execution_config
+from tests.bench._tick_chain import JOURNAL_FS, SYMBOLS, Decider, execution_config
 
 FRAMES_TYPE = list[tuple[int, bytes]]
 
@@ -152,7 +152,7 @@ async def client(url: str, config_path: Path, seconds: float, out: Path, port: i
     if port:
         start_http_server(port, "127.0.0.1")
 
-    with tempfile.TemporaryDirectory(prefix="tto-b") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tto-b", dir=JOURNAL_FS) as tmp:
         cfg = execution_config(config_path.read_text(), Path(tmp))
         decider = Decider(cfg, asyncio.get_running_loop())
         await decider.open()

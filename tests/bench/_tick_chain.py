@@ -43,6 +43,9 @@ from procs.supervise import ROOT
 from shm.records import BOOK_V1, SIG_V1, Records
 
 MODEL = ROOT / "configs" / "models" / "default.onnx"
+# every journal of the bench (pipeline and baselines) lives on tmpfs: an fsync there costs
+# microseconds, so the figures measure the design, not a disk other programs share
+JOURNAL_FS = Path("/dev/shm")
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
@@ -228,8 +231,10 @@ class _Ingest:
         self.mark[push.symbol] = push.data.mp
 
 
-def chain_latencies(frames: list[bytes], config: ExecutionConfig) -> list[Stamps]:
-    """Baseline (a): every frame through the chain back to back; stamps of each book."""
+def chain_latencies(frames: list[bytes], config: ExecutionConfig, passes: int = 1) -> list[Stamps]:
+    """Baseline (a): the frames through the chain back to back, ``passes`` times over (one
+    continuous state, so a pass starts where the last one's market left off); each book's
+    stamps."""
     loop = asyncio.new_event_loop()
     decider = Decider(config, loop)
     ing = _Ingest(decider)
@@ -243,7 +248,7 @@ def chain_latencies(frames: list[bytes], config: ExecutionConfig) -> list[Stamps
             k += 1
         ing.stamps.clear()
         gc.collect()
-        for f in frames:
+        for f in frames * passes:
             ing.dispatcher.on_text(f, time.time_ns())
             decider.pump()
     finally:
@@ -275,6 +280,7 @@ async def record_frames(ws_url: str, n: int, timeout_s: float) -> list[tuple[int
 
 
 __all__ = [
+    "JOURNAL_FS",
     "Decider",
     "Stamps",
     "chain_latencies",

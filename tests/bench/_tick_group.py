@@ -19,23 +19,30 @@ import numpy as np
 
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from ipc.sockets import connect_sub
-from procs.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
+from procs.supervise import ROOT, GroupEnv, process_info, start, stop
 from shm.records import SIG_V1
 from shm.ring import attach_reader
 from tests.conftest import free_port
 
 DEMO = ROOT / "configs" / "demo.toml"
-PROCS = ("ingest", "features", "inference", "execution")
-# a strategy that trades often: any score sign change flips the target, a quote is replaced
-# as soon as the best moves one tick; risk lets every such order through
+PROCS = ("simex", "ingest", "features", "inference", "execution")
+# a strategy that trades often whatever the market does: any score sign change flips the
+# target; vol-scaled sizing on a fast (1 s half-life) vol estimate moves the target by a qty step
+# on most ticks, so a resting quote is resized (cancel, then place) or a new one placed; a quote
+# is also replaced as soon as the best moves one tick. Risk lets every such order through.
 STRATEGY = """enter_score = 0.0
 exit_score = 0.0
 take_score = 1.0
 requote_ticks = 1
+sizing = "vol_scaled"
+vol_target_per_sqrt_s = 3e-4
+vol_halflife_s = 1.0
+max_position_notional_usdt = "5000"
 """
 RISK = """
 [execution.risk]
 max_orders_per_window = 100000
+max_order_notional_usdt = "100000"
 order_rate_window_s = 1.0
 duplicate_window_s = 0.0
 max_open_orders = 50
@@ -50,17 +57,8 @@ reducing_loss_usdt = "1000000"
 halt_loss_usdt = "1000000"
 latency_spike_s = 5.0
 """
-CAPTURE = """
-[capture]
-directory = "{run_dir}/capture"
-symbols = ["BTCUSDT", "ETHUSDT"]
-order_endpoints = ["ipc://{run_dir}/execution.pub"]
-
-[capture.runtime]
-pub_endpoint = "ipc://{run_dir}/capture.pub"
-control_endpoint = "ipc://{run_dir}/capture.ctl"
-metrics_port = %d
-"""
+# the group this bench starts (supervisor.d include); capture joins it in the loaded variant
+GROUP = "tto"
 
 
 @dataclass(frozen=True)
@@ -76,20 +74,27 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), {n: free_port() for n in names})
 
 
-def bench_config(events_per_s: float, ports: Ports, *, capture: bool = False) -> str:
-    """The demo config with free ports, the given generator rate and a busy strategy."""
+def bench_config(events_per_s: float, ports: Ports, journal_dir: Path) -> str:
+    """The demo config with free ports, the given generator rate, a busy strategy and the
+    execution journal in ``journal_dir``."""
     text = DEMO.read_text()
+    text = text.replace('"{run_dir}/execution.sqlite"', f'"{journal_dir}/execution.sqlite"')
     text = text.replace("18080", str(ports.rest)).replace("18081", str(ports.ws))
     text = text.replace("18082", str(ports.control))
-    for proc, port in zip(PROCS, (9101, 9102, 9104, 9105), strict=True):
-        text = text.replace(f"metrics_port = {port}", f"metrics_port = {ports.metrics[proc]}")
+    lines, section = [], ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]").split(".")[0]
+        if line.startswith("metrics_port = "):
+            line = f"metrics_port = {ports.metrics[section]}"
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
     text = re.sub(r"events_per_s = [0-9.]+", f"events_per_s = {events_per_s}\ntick_s = 0.001", text)
     text = text.replace("restore = false", 'restore = false\nlog_level = "WARNING"')
-    text = text.replace('target_notional_usdt = "100"', f'target_notional_usdt = "100"\n{STRATEGY}')
-    text += RISK
-    if capture:
-        text += CAPTURE % ports.metrics["capture"]
-    return text
+    text = text.replace(
+        'target_notional_usdt = "100"', f'target_notional_usdt = "1000"\n{STRATEGY}'
+    )
+    return text + RISK
 
 
 def scrape(port: int, timeout_s: float = 2.0) -> str:
@@ -144,23 +149,31 @@ class PipelineRun:
     """The group under supervisord in ``run_dir``; ``with`` stops it whatever happens."""
 
     def __init__(
-        self, run_dir: Path, ns: str, events_per_s: float, *, capture: bool = False
+        self,
+        run_dir: Path,
+        ns: str,
+        events_per_s: float,
+        *,
+        journal_dir: Path,
+        capture: bool = False,
     ) -> None:
         self.run_dir = run_dir
         self.ports = Ports.free()
         self.capture = capture
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(bench_config(events_per_s, self.ports, capture=capture))
-        self.env = GroupEnv(run_dir, cfg, ns, "pipeline")
+        cfg.write_text(bench_config(events_per_s, self.ports, journal_dir))
+        programs = ",".join((*PROCS, "capture") if capture else PROCS)
+        (run_dir / "supervisor.d").mkdir(exist_ok=True)
+        (run_dir / "supervisor.d" / "tto.conf").write_text(
+            f"[group:{GROUP}]\nprograms={programs}\n"
+        )
+        self.env = GroupEnv(run_dir, cfg, ns, GROUP)
 
     def __enter__(self) -> PipelineRun:
         start(self.env)
         try:
             self._wait_ready(60.0)
-            if self.capture:
-                with rpc(self.run_dir) as proxy:
-                    proxy.supervisor.startProcess("capture", True)
         except BaseException:
             stop(self.run_dir)
             raise

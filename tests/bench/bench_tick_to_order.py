@@ -31,7 +31,7 @@ import numpy as np
 
 from tests.bench._common import Result, percentiles_us
 from tests.bench._tick_asyncio import save_frames
-from tests.bench._tick_chain import chain_latencies, execution_config, record_frames
+from tests.bench._tick_chain import JOURNAL_FS, chain_latencies, execution_config, record_frames
 from tests.bench._tick_group import PipelineRun, Window
 from tests.conftest import free_port
 
@@ -52,12 +52,13 @@ class Plan:
     b_s: float
     wake_n: int
     load: bool
+    passes: int  # baseline (a) goes over the recorded frames this many times
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls((("1k", 1000.0),), 10.0, 2000, 5.0, 5000, False)
-        return cls((("1k", 1000.0), ("10k", 10000.0)), 25.0, 4000, 12.0, 20000, True)
+            return cls((("1k", 1000.0),), 10.0, 2000, 5.0, 5000, False, 2)
+        return cls((("1k", 1000.0), ("10k", 10000.0)), 25.0, 4000, 12.0, 20000, True, 3)
 
 
 def _py(*args: str, **kw: object) -> subprocess.Popen[str]:
@@ -148,6 +149,12 @@ def _rows_rate(
         ),
         Result(f"{NAME}_signal", f"p99_vs_b_{label}", s[1], "us", B, sb[1]),
     ]
+    stages = win.stages_ns()
+    r2s, s2o = _pct(stages["recv_to_sig"]), _pct(stages["sig_to_order"])
+    rows += [  # where the pipeline's time goes, for the orders above
+        Result(f"{NAME}_stages", f"recv_to_sig_p50_us_{label}", r2s[0], "us", "p99", r2s[1]),
+        Result(f"{NAME}_stages", f"sig_to_order_p50_us_{label}", s2o[0], "us", "p99", s2o[1]),
+    ]
     nj = _pct(a["risk"])
     rows += [
         Result(A, f"p50_us_{label}", pa[0], "us", "without_journal", nj[0]),
@@ -159,9 +166,11 @@ def _rows_rate(
     return rows
 
 
-def _chain(frames: list[bytes], cfg_text: str, tmp: Path) -> dict[str, np.ndarray]:
-    (tmp / "chain").mkdir(exist_ok=True)
-    st = chain_latencies(frames, execution_config(cfg_text, tmp / "chain"))
+def _chain(
+    frames: list[bytes], cfg_text: str, journal_dir: Path, passes: int
+) -> dict[str, np.ndarray]:
+    journal_dir.mkdir(parents=True, exist_ok=True)
+    st = chain_latencies(frames, execution_config(cfg_text, journal_dir), passes)
     placed = [s for s in st if s.ts_order_ns]
     return {
         "order": np.array([s.ts_order_ns - s.ts_recv_ns for s in placed], np.int64),
@@ -186,12 +195,12 @@ def _say(msg: str) -> None:
 
 
 def _measure_rate(
-    label: str, rate: float, plan: Plan, root: Path, wake3_us: float
+    label: str, rate: float, plan: Plan, dirs: tuple[Path, Path], wake3_us: float
 ) -> tuple[list[Result], Path, Path]:
+    root, jroot = dirs
     run_dir = root / f"p{label}"
-    with PipelineRun(
-        run_dir, f"tto{label}{int(time.time()) % 100000}", rate * EVENTS_PER_MESSAGE
-    ) as p:
+    ns = f"tto{label}{int(time.time()) % 100000}"
+    with PipelineRun(run_dir, ns, rate * EVENTS_PER_MESSAGE, journal_dir=jroot / f"p{label}") as p:
         url = f"ws://127.0.0.1:{p.ports.ws}/public/"
         frames = asyncio.run(record_frames(url, plan.frames, 30.0))
         win = p.measure(plan.pipeline_s)
@@ -200,17 +209,30 @@ def _measure_rate(
     save_frames(frames_path, frames)
     _say(f"{label}: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
          f"{len(win.sig_ns)} signals, load {win.loadavg}")  # fmt: skip
-    a = _chain([f for _, f in frames], cfg.read_text(), root)
+    raw = [f for _, f in frames]
+    a = _chain(raw, cfg.read_text(), jroot / f"a{label}", plan.passes)
+    disk = _pct(_chain(raw, cfg.read_text(), root / f"a{label}", 1)["order"])  # journal on disk
     stamps, sent, b_rate = baseline_b(frames_path, cfg, plan.b_s, root)
     b = _b_arrays(stamps, sent)
     _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s")
-    return _rows_rate(label, rate, win, a, b, b_rate, wake3_us), cfg, frames_path
+    rows = _rows_rate(label, rate, win, a, b, b_rate, wake3_us)
+    rows += [
+        Result(
+            A, f"p50_us_{label}_diskjournal", disk[0], "us", "tmpfs_journal", _pct(a["order"])[0]
+        ),
+        Result(
+            A, f"p99_us_{label}_diskjournal", disk[1], "us", "tmpfs_journal", _pct(a["order"])[1]
+        ),
+    ]
+    return rows, cfg, frames_path
 
 
-def _loaded(plan: Plan, root: Path, frames_path: Path, rate: float) -> list[Result]:
+def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float) -> list[Result]:
+    root, jroot = dirs
     run_dir = root / "pload"
-    with PipelineRun(run_dir, f"ttoload{int(time.time()) % 100000}", rate * EVENTS_PER_MESSAGE,
-                     capture=True) as p:  # fmt: skip
+    ns = f"ttoload{int(time.time()) % 100000}"
+    events = rate * EVENTS_PER_MESSAGE
+    with PipelineRun(run_dir, ns, events, journal_dir=jroot / "pload", capture=True) as p:
         ports = [str(x) for x in p.metrics_ports()]
         with background([["scrape", *ports], ["gc"]]) as reports:
             win = p.measure(plan.pipeline_s)
@@ -248,8 +270,12 @@ def _loaded(plan: Plan, root: Path, frames_path: Path, rate: float) -> list[Resu
 def run(quick: bool) -> list[Result]:
     plan = Plan.of(quick)
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="tto", dir="/tmp") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="tto", dir="/tmp") as tmp,
+        tempfile.TemporaryDirectory(prefix="tto", dir=JOURNAL_FS) as jtmp,
+    ):
         root = Path(tmp)
+        dirs = (root, Path(jtmp))
         wake = wakeups(plan.wake_n, root)
         w = _pct(wake)
         wake3 = 3 * w[0]
@@ -257,11 +283,11 @@ def run(quick: bool) -> list[Result]:
         results.append(Result(W, "p50_us", wake3, "us", "one_wakeup_p50", w[0]))
         first: tuple[Path, float] | None = None
         for label, rate in plan.rates:
-            rows, _cfg, frames_path = _measure_rate(label, rate, plan, root, wake3)
+            rows, _cfg, frames_path = _measure_rate(label, rate, plan, dirs, wake3)
             results += rows
             first = first or (frames_path, rate)
         if plan.load and first is not None:
-            results += _loaded(plan, root, *first)
+            results += _loaded(plan, dirs, *first)
             wl = _pct(wakeups(plan.wake_n // 4, root))
             results.append(Result(W, "p50_us_after", 3 * wl[0], "us", "one_wakeup_p50", wl[0]))
     return results
