@@ -7,8 +7,6 @@ the test ends. ``FAST`` are the settings that make execution trade within second
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import unique_ns
 from tests.helpers.group_config import EXEC_KEY, build_group_config, merge
-from tests.helpers.group_run import Group, running_group
+from tests.helpers.group_run import Group, group_lock, running_group
 
 # execution trades on small scores, reconciles and polls the switch often
 FAST: dict[str, Any] = {
@@ -30,48 +27,25 @@ FAST: dict[str, Any] = {
         "order_ack_timeout_s": 2.0,
         "cancel_timeout_s": 1.0,
         "strategy": {"enter_score": 0.05, "exit_score": 0.02, "take_score": 0.3},
+        # two busy cores make a slow ack now and then; these tests are not about latency
+        "breaker": {"latency_spike_s": 5.0},
     },
 }
 
 MakeGroup = Callable[[dict[str, Any]], Group]
 
 
-def short_run_dir() -> Path:
-    # ipc:// paths must stay under the 107-byte sun_path limit: keep it short
-    path = Path("/tmp") / f"br-{uuid.uuid4().hex[:10]}"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture(scope="module")
-def exec_keys() -> Iterator[None]:
-    """Execution's key in the environment the group inherits (GroupEnv copies os.environ)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BITUNIX_API_KEY", EXEC_KEY[0])
-        mp.setenv("BITUNIX_SECRET", EXEC_KEY[1])
-        yield
-
-
 @pytest.fixture
-def make_group(exec_keys: None, run_dir: Path, ns: str) -> Iterator[MakeGroup]:
+def make_group(monkeypatch: pytest.MonkeyPatch, run_dir: Path, ns: str) -> Iterator[MakeGroup]:
     """Start one group per test (at most one): ``make_group(overrides) -> Group``."""
+    # execution's key, in the environment the group inherits (GroupEnv copies os.environ)
+    monkeypatch.setenv("BITUNIX_API_KEY", EXEC_KEY[0])
+    monkeypatch.setenv("BITUNIX_SECRET", EXEC_KEY[1])
     with ExitStack() as stack:
+        stack.enter_context(group_lock())
 
         def make(overrides: dict[str, Any]) -> Group:
             cfg = build_group_config(run_dir, run_dir, merge(FAST, overrides))
             return stack.enter_context(running_group(run_dir, ns, cfg))
 
         yield make
-
-
-@pytest.fixture(scope="module")
-def module_group(exec_keys: None, request: pytest.FixtureRequest) -> Iterator[Group]:
-    """One group shared by a module; its overrides come from the module's ``GROUP_OVERRIDES``."""
-    run_dir = short_run_dir()
-    overrides: dict[str, Any] = getattr(request.module, "GROUP_OVERRIDES", {})
-    try:
-        cfg = build_group_config(run_dir, run_dir, merge(FAST, overrides))
-        with running_group(run_dir, unique_ns("g"), cfg) as group:
-            yield group
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)

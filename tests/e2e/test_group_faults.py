@@ -17,7 +17,7 @@ from tests.helpers.group_config import START_BALANCE
 from tests.helpers.group_run import REST_POLL_S, Group, bitrader
 from tests.helpers.group_venue import duplicates
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(240)]
 
 STAGES = ("ingest", "features", "inference", "execution", "capture")
 SIGNALS_RESUMED = 100  # new signals after a restart that show the chain flows again
@@ -78,8 +78,17 @@ def _window_sends_nothing(g: Group, what: str) -> None:
     assert g.simex.open_orders() == [], why
 
 
+# A restarted ingest (python start, REST snapshot, WS login) can take seconds on two busy cores;
+# a gap past these would, by design, latch execution's breaker in REDUCING (stale data) and end
+# trading until an operator reset. The test is about restarts, not about that gap: allow for it.
+SLOW_RESTART = {
+    "ingest": {"stale_after_s": 5.0},
+    "execution": {"breaker": {"stale_data_s": 15.0}},
+}
+
+
 def test_group_sigkill_each_stage_restarts_and_orders_reconcile(make_group):
-    g = make_group({})
+    g = make_group(SLOW_RESTART)
     g.wait_until(lambda: g.journal.fills_count() >= 1, 60, "a first fill")
     for name in STAGES:
         old = int(g.info(name)["pid"])
