@@ -1,7 +1,8 @@
 """Ring benchmarks: one-way latency (busy-polled) and batch throughput across two processes.
 
 Each measurement forks two children pinned to cores 0 and 1 (each pins itself before creating
-anything) and compares with a bare baseline measured in the same run.
+anything) and compares with a bare baseline measured in the same run. The single-record call
+costs (one process, no cache-line transfers) show where the latency goes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from shm.records import BENCH_V1
-from shm.ring import RingSpec, RingWriter, attach_reader
+from shm.ring import HEADER_BYTES, RingReader, RingSpec, RingWriter, attach_reader
 from shm.segment import clean_segments, create_segment, destroy_segment, segment_buffer
 from tests.bench._common import Result, percentiles_us
 
@@ -252,6 +253,74 @@ def _throughput_memcpy(n: int, batch: int, capacity: int) -> float:
     return n / ((_pc() - t0) / 1e9)
 
 
+# ------------------------------------------------------------------------ call costs
+
+
+def _call_loops(
+    w: RingWriter, r: RingReader, ctr: memoryview, calls: int
+) -> dict[str, Callable[[], None]]:
+    rec, out = np.zeros(1, BENCH_V1), np.zeros(64, BENCH_V1)
+    pub, poll, poll_into = w.publish, r.poll, r.poll_into
+
+    def publish1() -> None:
+        for _ in range(calls):
+            pub(rec)
+
+    def publish_poll1() -> None:
+        for _ in range(calls):
+            pub(rec)
+            poll(64)
+
+    def publish_poll_into1() -> None:
+        for _ in range(calls):
+            pub(rec)
+            poll_into(out)
+
+    def poll_into_empty() -> None:
+        for _ in range(calls):
+            poll_into(out)
+
+    def int64_store_load() -> None:  # the bare protocol: one side stores, the other loads
+        for i in range(calls):
+            ctr[32] = i
+            ctr[32]  # the load is the point
+
+    return {
+        "publish1": publish1,
+        "publish_poll1": publish_poll1,
+        "publish_poll_into1": publish_poll_into1,
+        "poll_into_empty": poll_into_empty,
+        "int64_store_load": int64_store_load,
+    }
+
+
+def _call_costs_ns(name: str, calls: int, rounds: int) -> dict[str, float]:
+    """Return the best-of-``rounds`` cost in ns of each single-record public call, one process.
+
+    Minima, not means: the machine is shared, and a descheduled round says nothing about the
+    code. ``*_hit`` rows subtract the cost of the ``publish`` that feeds each hit.
+    """
+    w = RingWriter(RingSpec(name=name, dtype=BENCH_V1, capacity=4096))
+    r = attach_reader(name, BENCH_V1, timeout_s=5)
+    ctr = memoryview(bytearray(HEADER_BYTES)).cast("q")
+    loops = _call_loops(w, r, ctr, calls)
+    best = dict.fromkeys(loops, float("inf"))
+    try:
+        for _ in range(rounds):
+            for key, loop in loops.items():
+                r.poll(1 << 20)  # start each round caught up: hits stay single records
+                t0 = _pc()
+                loop()
+                best[key] = min(best[key], (_pc() - t0) / calls)
+    finally:
+        ctr.release()
+        r.close()
+        w.close()
+    best["poll1_hit"] = best.pop("publish_poll1") - best["publish1"]
+    best["poll_into1_hit"] = best.pop("publish_poll_into1") - best["publish1"]
+    return best
+
+
 # --------------------------------------------------------------------------------- run
 
 
@@ -278,6 +347,7 @@ def run(quick: bool) -> list[Result]:
         _zero(ctl)
         ring_tp = _throughput_ring(ctl, f"{ns}.bench.tp", n_tp, batch, capacity)
         base_tp = _throughput_memcpy(n_tp, batch, capacity)
+        costs = _call_costs_ns(f"{ns}.bench.calls", 2_000 if quick else 20_000, 20)
     finally:
         ctl.release()
         destroy_segment(seg)
@@ -299,6 +369,17 @@ def run(quick: bool) -> list[Result]:
             base_tp,
             ">= 0.25",
         ),
+    ] + [
+        Result(
+            f"ring_call_{key}",
+            "ns_per_call",
+            costs[key],
+            "ns",
+            "int64_store_load",
+            costs["int64_store_load"],
+            "(info)",
+        )
+        for key in ("publish1", "poll1_hit", "poll_into1_hit", "poll_into_empty")
     ]
 
 
