@@ -37,6 +37,7 @@ from tests.conftest import free_port
 
 NAME = "tick_to_order"
 A, B, W = "single_process_chain", "asyncio_websockets_json", "3x_crosscore_wakeup"
+BS = "asyncio_websockets_json_from_send"  # (b) timed from the server's send: its backlog too
 # simex generator actions per symbol per WS message ingest receives (depth + trade + price
 # pushes over two symbols), measured here: 200 actions/s/symbol -> ~460 messages/s
 EVENTS_PER_MESSAGE = 0.41
@@ -132,6 +133,8 @@ def _rows_rate(
         Result(NAME, f"p50_vs_b_{label}", p[0], "us", B, pb[0]),
         Result(NAME, f"p99_vs_b_{label}", p[1], "us", B, pb[1], "<= 0.5 (quiet)"),
         Result(NAME, f"p999_vs_b_{label}", p[2], "us", B, pb[2]),
+        Result(NAME, f"p50_vs_bsend_{label}", p[0], "us", BS, _pct(b["from_send"])[0]),
+        Result(NAME, f"p99_vs_bsend_{label}", p[1], "us", BS, _pct(b["from_send"])[1]),
         Result(NAME, f"overhead_p50_us_{label}", p[0] - pa[0], "us", W, wake3_us, "<= 1.2"),
     ]
     s, sa, sb = _pct(win.sig_ns), _pct(a["sig"]), _pct(b["sig"])
@@ -262,6 +265,7 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
         Result(NAME, "p50_us_1k_load", p_[0], "us", B, pb[0]),
         Result(NAME, "p99_us_1k_load", p_[1], "us", B, pb[1], "<= 0.5"),
         Result(NAME, "p999_us_1k_load", p_[2], "us", B, pb[2]),
+        Result(NAME, "p99_us_1k_load_vs_bsend", p_[1], "us", BS, _pct(b["from_send"])[1], "<= 0.5"),
         Result(f"{NAME}_signal", "p99_us_1k_load", _pct(win.sig_ns)[1], "us", B, _pct(b["sig"])[1]),
         Result(B, "p99_us_1k_load", pb[1], "us", "from_server_send", _pct(b["from_send"])[1]),
     ]
