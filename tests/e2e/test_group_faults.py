@@ -138,8 +138,8 @@ def test_group_kill_switch_cancels_resting_and_sends_nothing(make_group):
 
 
 def test_group_loss_limit_halts_trading(make_group):
-    # a single fee crosses these: the first fill takes the breaker to REDUCING, then HALTED
-    breaker = {"reducing_loss_usdt": "0.00001", "halt_loss_usdt": "0.00002"}
+    # any loss at all halts (equal limits: no REDUCING band in between); fees make one soon
+    breaker = {"reducing_loss_usdt": "0.00001", "halt_loss_usdt": "0.00001"}
     g = make_group({"execution": {"breaker": breaker}})
     g.wait_until(lambda: g.health("execution").get("breaker") == "HALTED", 60, "breaker HALTED")
     g.wait_until(lambda: g.exec_state() == "halted", 10, "execution halted")
