@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import time
 import tomllib
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ MODEL = ROOT / "configs" / "models" / "default.onnx"
 # every journal of the bench (pipeline and baselines) lives on tmpfs: an fsync there costs
 # microseconds, so the figures measure the design, not a disk other programs share
 JOURNAL_FS = Path("/dev/shm")
+# the in-process ExecutionProc logs like the real one (reconcile notes...): keep stderr readable
+logging.getLogger("procs.execution").setLevel(logging.ERROR)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from ipc.sockets import connect_sub
@@ -123,6 +124,7 @@ class Window:
     signals: float = 0.0  # SIG_V1 records execution read over the window
     sig_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # recv → sig
     sig_dropped: int = 0  # sig records the bench's own ring reader lost (it polls)
+    cpu_percent: dict[str, float] = field(default_factory=dict)  # per program, over the window
     loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
@@ -216,6 +218,7 @@ class PipelineRun:
         try:
             time.sleep(0.3)  # let the subscription reach the publisher (PUB/SUB join)
             ring.poll(1 << 20)  # skip what came before the window
+            cpu0 = self._cpu_s()
             d0 = ring.dropped_total
             m0 = self._ingest_messages()
             s0 = self._exec_metric("pipe_execution_signals_total")
@@ -237,6 +240,7 @@ class PipelineRun:
             s1 = self._exec_metric("pipe_execution_signals_total")
             t1 = time.monotonic()
             dropped = ring.dropped_total - d0
+            cpu1 = self._cpu_s()
         finally:
             sub.close()
             ring.close()
@@ -249,7 +253,24 @@ class PipelineRun:
             loadavg=_loadavg(),
             sig_ns=sig_ns,
             sig_dropped=dropped,
+            cpu_percent={
+                n: round(100 * (cpu1[n] - cpu0[n]) / (t1 - t0)) for n in cpu1 if n in cpu0
+            },
         )
+
+    def _cpu_s(self) -> dict[str, float]:
+        """User + system CPU seconds of each program (its process tree) so far."""
+        out = {}
+        for info in process_info(self.run_dir):
+            if not info["pid"]:
+                continue
+            try:
+                proc = psutil.Process(info["pid"])
+                procs = [proc, *proc.children(recursive=True)]
+                out[info["name"]] = sum(sum(p.cpu_times()[:2]) for p in procs)
+            except psutil.Error:
+                continue
+        return out
 
 
 def _loadavg() -> tuple[float, float, float]:

@@ -211,7 +211,7 @@ def _measure_rate(
     frames_path = root / f"frames_{label}.msgpack"
     save_frames(frames_path, frames)
     _say(f"{label}: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
-         f"{len(win.sig_ns)} signals, load {win.loadavg}")  # fmt: skip
+         f"{len(win.sig_ns)} signals, load {win.loadavg}, CPU % {win.cpu_percent}")  # fmt: skip
     raw = [f for _, f in frames]
     a = _chain(raw, cfg.read_text(), jroot / f"a{label}", plan.passes)
     disk = _pct(_chain(raw, cfg.read_text(), root / f"a{label}", 1)["order"])  # journal on disk
@@ -239,7 +239,10 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
         ports = [str(x) for x in p.metrics_ports()]
         with background([["scrape", *ports], ["gc"]]) as reports:
             win = p.measure(plan.pipeline_s)
-    _say(f"load: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders; {reports}")
+    _say(
+        f"load: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
+        f"load {win.loadavg}, CPU % {win.cpu_percent}; {reports}"
+    )
     cfg = run_dir / "tick_to_order.toml"
     mport = free_port()
     loads = [
