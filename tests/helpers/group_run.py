@@ -130,8 +130,15 @@ def _start_capture_if_outside_group(run_dir: Path) -> None:
 
 
 def _market_data_flows(g: Group) -> bool:
+    """ingest's WS delivers (a REST snapshot alone does not clear ingest's stale watchdog)."""
     ing = g.health("ingest")
-    return bool(ing.get("book_records_total")) and ing.get("stale_symbols") == 0
+    ages = [v for k, v in ing.items() if k.startswith("book_age_s.")]
+    return (
+        bool(ing.get("msgs_total"))
+        and ing.get("stale_symbols") == 0
+        and bool(ages)
+        and max(ages) < 1.0
+    )
 
 
 # breaker trips that a start on two busy cores can cause before anything traded
