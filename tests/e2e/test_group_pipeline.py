@@ -21,12 +21,13 @@ from procs.capture.store import list_captures, open_capture
 from procs.supervise import stop
 from shm.segment import list_segments
 from tests.helpers.group_config import START_BALANCE
-from tests.helpers.group_run import PROGRAMS, REST_POLL_S, RUNTIME_PROGRAMS, Group, bitrader
+from tests.helpers.group_run import PROGRAMS, REST_POLL_S, Group, bitrader
 from tests.helpers.group_venue import duplicates
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(240)]
 
 FILLS_WANTED = 3
+STAGES = ("ingest", "capture", "features", "inference", "execution")  # each counts its work
 BALANCE_TOLERANCE = Decimal("0.01")  # execution's own balance_tolerance_usdt
 
 
@@ -36,7 +37,6 @@ def _fills_and_signals(g: Group) -> bool:
 
 
 def _check_health(g: Group) -> None:
-
     def green():
         res = bitrader("health", "--run-dir", str(g.run_dir), "--json")
         return res if res.returncode == 0 else None
@@ -48,7 +48,7 @@ def _check_health(g: Group) -> None:
         assert row["healthy"], row
         assert row["state"] == "RUNNING", row
         assert row["problems"] == [], row
-        if name in RUNTIME_PROGRAMS:
+        if name in g.cfg.metrics_ports:  # under the runtime: heartbeats, control socket
             assert row["heartbeat_age_s"] is not None, row
             assert row["heartbeat_age_s"] < 3, row
             assert row["ring_dropped_total"] == 0, row
@@ -59,9 +59,15 @@ def _check_health(g: Group) -> None:
 
 
 def _check_metrics(g: Group) -> None:
-    for proc in RUNTIME_PROGRAMS:
+    assert set(g.cfg.metrics_ports) >= set(STAGES)
+    for proc in g.cfg.metrics_ports:
         text = g.metrics(proc)
         assert re.search(rf"^pipe_{proc}_\w+ ", text, re.M), f"{proc}:\n{text[:2000]}"
+        beats = re.search(rf"^pipe_{proc}_heartbeats_total (\S+)$", text, re.M)
+        assert beats, f"{proc}:\n{text[:2000]}"
+        assert float(beats.group(1)) > 0, f"{proc}:\n{text[:2000]}"
+        if proc not in STAGES:
+            continue  # simex serves the runtime's metrics only
         work = [  # counters of work done (not heartbeats): some must have counted
             float(v)
             for name, v in re.findall(rf"^(pipe_{proc}_\w+_total)(?:{{.*}})? (\S+)$", text, re.M)

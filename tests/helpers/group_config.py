@@ -23,7 +23,6 @@ EXEC_KEY = ("e2e-exec-key", "e2e-exec-secret")  # execution trades with this one
 OBSERVER_KEY = ("e2e-observer-key", "e2e-observer-secret")  # the test reads simex with this one
 ACCOUNT = "demo"
 START_BALANCE = "100000"
-PROCS_WITH_RUNTIME = ("ingest", "capture", "features", "inference", "execution")
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class GroupConfig:
     run_dir: Path
     rest_url: str
     control_url: str
-    metrics_ports: dict[str, int]
+    metrics_ports: dict[str, int]  # program -> its /metrics port: the programs with a runtime
     journal_path: Path
     killswitch_path: Path
     capture_dir: Path
@@ -135,9 +134,10 @@ def build_group_config(
     }
     data = merge(merge(data, base), overrides or {})
     ports: dict[str, int] = {}
-    for proc in PROCS_WITH_RUNTIME:
-        ports[proc] = free_port()
-        data[proc].setdefault("runtime", {})["metrics_port"] = ports[proc]
+    for proc, section in data.items():  # every program under the runtime (simex too, now)
+        if isinstance(section, dict) and isinstance(section.get("runtime"), dict):
+            ports[proc] = free_port()
+            section["runtime"]["metrics_port"] = ports[proc]
     path = directory / "group.toml"
     path.write_text(dump_toml(data))
 

@@ -1,8 +1,8 @@
 """Run the ``pipeline`` group under a real supervisord for e2e tests, and explain failures.
 
-``running_group(run_dir, ns, cfg)`` starts the group with ``procs.supervise.start`` (capture
-too, by itself, should the group line not list it yet), waits until every program is RUNNING and
-execution reports ``active``, yields a ``Group`` and always stops it. ``Group.why()`` is the text
+``running_group(run_dir, ns, cfg)`` starts the group with ``procs.supervise.start``, waits until
+every program is RUNNING, market data flows and execution has started (see
+``_reset_startup_breaker``), yields a ``Group`` and always stops it. ``Group.why()`` is the text
 every assertion message carries: supervisord's table, each process's health and log tails.
 """
 
@@ -30,7 +30,6 @@ from tests.helpers.poll import eventually
 log = logging.getLogger(__name__)
 
 PROGRAMS = ("simex", "ingest", "capture", "features", "inference", "execution")
-RUNTIME_PROGRAMS = ("ingest", "capture", "features", "inference", "execution")
 REST_POLL_S = 0.1
 LOCK_PATH = "/tmp/bitrader-e2e-group.lock"
 _lock_depth = 0
@@ -99,7 +98,7 @@ class Group:
             out.append(f"supervisord: {exc}")
         out += [
             f"--- {n} health: {json.dumps(self.health(n, 1.0), default=str)[:1500]}"
-            for n in names or RUNTIME_PROGRAMS
+            for n in names or list(self.cfg.metrics_ports)
         ]
         out += [f"--- {n} log tail:\n{self.log_tail(n)}" for n in names or PROGRAMS]
         return "\n".join(out)
@@ -119,14 +118,6 @@ class Group:
             return eventually(cond, timeout_s=timeout_s, interval_s=interval_s)
         except AssertionError as exc:
             raise AssertionError(f"{what}: {exc}\n{self.why()}") from None
-
-
-def _start_capture_if_outside_group(run_dir: Path) -> None:
-    infos = {p["name"]: p for p in process_info(run_dir)}
-    cap = infos.get("capture")
-    if cap is not None and cap["group"] != "pipeline" and cap["statename"] == "STOPPED":
-        with rpc(run_dir) as proxy:
-            proxy.supervisor.startProcess(f"{cap['group']}:capture", False)
 
 
 def _market_data_flows(g: Group) -> bool:
@@ -198,7 +189,6 @@ def running_group(run_dir: Path, ns: str, cfg: GroupConfig, ready_s: float = 60)
     group = Group(run_dir, ns, cfg)
     start(env)
     try:
-        _start_capture_if_outside_group(run_dir)
         group.wait_until(group.all_running, ready_s, "every program RUNNING")
         group.wait_until(lambda: _market_data_flows(group), ready_s, "fresh market data")
         group.wait_until(
