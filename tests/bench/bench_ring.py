@@ -258,7 +258,8 @@ def _throughput_memcpy(n: int, batch: int, capacity: int) -> float:
 
 def _call_loops(
     w: RingWriter, r: RingReader, ctr: memoryview, calls: int
-) -> dict[str, Callable[[], None]]:
+) -> dict[str, Callable[[], int | None]]:
+    # each loop returns the ns to count, or None: count the whole loop
     rec, out = np.zeros(1, BENCH_V1), np.zeros(64, BENCH_V1)
     pub, poll, poll_into = w.publish, r.poll, r.poll_into
 
@@ -291,14 +292,40 @@ def _call_loops(
         "publish_poll_into1": publish_poll_into1,
         "poll_into_empty": poll_into_empty,
         "int64_store_load": int64_store_load,
-    }
+    } | _hit_loops(w, r, calls)
+
+
+def _hit_loops(w: RingWriter, r: RingReader, calls: int) -> dict[str, Callable[[], int | None]]:
+    rec = np.zeros(1, BENCH_V1)
+    pub, poll = w.publish, r.poll
+
+    def idle_then_poll1() -> int:  # the spinning reader: an idle poll, a record, the hit (timed)
+        spent = 0
+        for _ in range(calls):
+            poll(64)
+            pub(rec)
+            t0 = _pc()
+            poll(64)
+            spent += _pc() - t0
+        return spent
+
+    def clock_pair() -> int:  # what timing one call adds by itself
+        spent = 0
+        for _ in range(calls):
+            t0 = _pc()
+            spent += _pc() - t0
+        return spent
+
+    return {"idle_then_poll1": idle_then_poll1, "clock_pair": clock_pair}
 
 
 def _call_costs_ns(name: str, calls: int, rounds: int) -> dict[str, float]:
     """Return the best-of-``rounds`` cost in ns of each single-record public call, one process.
 
     Minima, not means: the machine is shared, and a descheduled round says nothing about the
-    code. ``*_hit`` rows subtract the cost of the ``publish`` that feeds each hit.
+    code. ``*_hit`` rows subtract the cost of the ``publish`` that feeds each hit;
+    ``poll1_hit_after_idle`` times the hit alone, after an idle poll, as a spinning reader sees
+    it (``poll`` prepares its next 1-record result while idle).
     """
     w = RingWriter(RingSpec(name=name, dtype=BENCH_V1, capacity=4096))
     r = attach_reader(name, BENCH_V1, timeout_s=5)
@@ -310,14 +337,16 @@ def _call_costs_ns(name: str, calls: int, rounds: int) -> dict[str, float]:
             for key, loop in loops.items():
                 r.poll(1 << 20)  # start each round caught up: hits stay single records
                 t0 = _pc()
-                loop()
-                best[key] = min(best[key], (_pc() - t0) / calls)
+                spent = loop()
+                elapsed = _pc() - t0 if spent is None else spent
+                best[key] = min(best[key], elapsed / calls)
     finally:
         ctr.release()
         r.close()
         w.close()
     best["poll1_hit"] = best.pop("publish_poll1") - best["publish1"]
     best["poll_into1_hit"] = best.pop("publish_poll_into1") - best["publish1"]
+    best["poll1_hit_after_idle"] = best.pop("idle_then_poll1") - best.pop("clock_pair")
     return best
 
 
@@ -379,7 +408,13 @@ def run(quick: bool) -> list[Result]:
             costs["int64_store_load"],
             "(info)",
         )
-        for key in ("publish1", "poll1_hit", "poll_into1_hit", "poll_into_empty")
+        for key in (
+            "publish1",
+            "poll1_hit",
+            "poll1_hit_after_idle",
+            "poll_into1_hit",
+            "poll_into_empty",
+        )
     ]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shm.records import BENCH_V1, Records
@@ -99,21 +99,29 @@ def _poll_both(
         max_size=60,
     ),
 )
+# the spinning reader: idle poll, then one record per poll, results kept
+@example(capacity=2, ops=[("poll", 1), ("pub", 1), ("poll", 1), ("pub", 1), ("poll", 1)])
 def test_ring_fast_poll_matches_general_path_records_and_drops(capacity, ops):
     seqs: list[int] = []
+    kept: list[Records] = []  # every poll result, to show none is ever written again
     torn = 0
     outs = (_Outs(), _Outs())
     with _readers(capacity) as (w, fast, general):
         for op, k in ops:
             if op == "pub":  # mostly single records: the latency case
-                w.publish(make_batch(w.next_seq, min(k % 3, capacity)))
+                size = 1 if k < 8 else k % 3
+                w.publish(make_batch(w.next_seq, min(size, capacity)))
                 continue
             got = _poll_both(fast, general, outs, max(k % 4, 1), into=op == "into")
             seqs.extend(got["seq"].tolist())
+            kept.append(got)
             torn += torn_count(got)
-        seqs.extend(_poll_both(fast, general, outs, 20 * capacity, into=False)["seq"].tolist())
+        kept.append(_poll_both(fast, general, outs, 20 * capacity, into=False))
+        seqs.extend(kept[-1]["seq"].tolist())
         published, dropped = w.next_seq, fast.dropped_total
 
+    assert [s for batch in kept for s in batch["seq"].tolist()] == seqs
+    assert sum(torn_count(batch) for batch in kept) == 0
     assert torn == 0
     assert seqs == sorted(set(seqs))
     assert len(seqs) + dropped == published
@@ -219,3 +227,22 @@ def test_ring_fast_publish_writes_same_segment_bytes_as_general(capacity, sizes,
         close_segment(seg_g)
         general.close()
         fast.close()
+
+
+def test_poll_single_records_after_idle_polls_are_independent_copies(ring_name):
+    with (
+        RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=4)) as w,
+        RingReader(ring_name, BENCH_V1) as r,
+    ):
+        got = []
+        for seq in range(6):  # wraps: slots are reused under earlier results
+            idle = r.poll(8)  # the spinning reader's idle poll, then one record
+            w.publish(make_batch(seq, 1))
+            got.append(r.poll(8))
+        got[0]["seq"] = -1
+
+    assert idle.size == 0
+    assert [g["seq"].tolist() for g in got] == [[-1], [1], [2], [3], [4], [5]]
+    assert len({id(g) for g in got}) == 6
+    assert all(g.flags.writeable for g in got)
+    assert torn_count(np.concatenate(got[1:])) == 0
