@@ -9,6 +9,8 @@ starts the group, collects execution's order events (SUB ``ord.``) and scrapes i
 from __future__ import annotations
 
 import re
+import shutil
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -20,7 +22,7 @@ import psutil
 
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from ipc.sockets import connect_sub
-from procs.supervise import ROOT, GroupEnv, process_info, start, stop
+from procs.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
 from shm.records import SIG_V1
 from shm.ring import attach_reader
 from tests.conftest import free_port
@@ -58,8 +60,11 @@ reducing_loss_usdt = "1000000"
 halt_loss_usdt = "1000000"
 latency_spike_s = 5.0
 """
-# the group this bench starts (supervisor.d include); capture joins it in the loaded variant
-GROUP = "tto"
+# the groups this bench starts (supervisor.d include): simex first, alone, and the rest once its
+# WS port accepts connections (an ingest that starts first flags its books stale, which trips
+# execution's breaker to REDUCING for good); capture joins the rest in the loaded variant
+SIMEX_GROUP, GROUP = "ttosx", "tto"
+FAILED_LOGS = ROOT / ".bench" / "tick_to_order-failed-logs"
 
 
 @dataclass(frozen=True)
@@ -165,19 +170,25 @@ class PipelineRun:
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.write_text(bench_config(events_per_s, self.ports, journal_dir))
-        programs = ",".join((*PROCS, "capture") if capture else PROCS)
+        rest = PROCS[1:]
+        programs = ",".join((*rest, "capture") if capture else rest)
         (run_dir / "supervisor.d").mkdir(exist_ok=True)
         (run_dir / "supervisor.d" / "tto.conf").write_text(
-            f"[group:{GROUP}]\nprograms={programs}\n"
+            f"[group:{SIMEX_GROUP}]\nprograms=simex\n[group:{GROUP}]\nprograms={programs}\n"
         )
-        self.env = GroupEnv(run_dir, cfg, ns, GROUP)
+        self.env = GroupEnv(run_dir, cfg, ns, SIMEX_GROUP)
 
     def __enter__(self) -> PipelineRun:
         start(self.env)
         try:
+            self._wait_port(self.ports.ws, 30.0)
+            with rpc(self.run_dir) as proxy:
+                proxy.supervisor.startProcessGroup(GROUP, False)
             self._wait_ready(60.0)
         except BaseException:
             stop(self.run_dir)
+            shutil.rmtree(FAILED_LOGS, ignore_errors=True)
+            shutil.copytree(self.run_dir / "logs", FAILED_LOGS)
             raise
         return self
 
@@ -194,6 +205,18 @@ class PipelineRun:
     def _exec_metric(self, name: str) -> float:
         return metric_sum(scrape(self.ports.metrics["execution"]), name)
 
+    @staticmethod
+    def _wait_port(port: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"simex WS port {port} closed after {timeout_s}s") from None
+                time.sleep(0.1)  # pacing between connection attempts
+
     def _wait_ready(self, timeout_s: float) -> None:
         """Until every program is RUNNING and execution has sent an order (it reconciled)."""
         deadline = time.monotonic() + timeout_s
@@ -201,14 +224,16 @@ class PipelineRun:
             states = {p["name"]: p["statename"] for p in process_info(self.run_dir)}
             bad = [n for n, s in states.items() if s in ("FATAL", "BACKOFF", "EXITED")]
             if bad:
-                raise RuntimeError(f"pipeline programs failed: {bad}; see {self.run_dir}/logs")
+                raise RuntimeError(f"pipeline programs failed: {bad}; logs kept in {FAILED_LOGS}")
             try:
                 if self._exec_metric("pipe_execution_orders_sent_total") > 0:
                     return
             except OSError:
                 pass  # /metrics not up yet
             time.sleep(0.2)  # pacing between polls
-        raise TimeoutError(f"pipeline sent no order within {timeout_s}s; see {self.run_dir}/logs")
+        raise TimeoutError(
+            f"pipeline sent no order within {timeout_s}s; logs kept in {FAILED_LOGS}"
+        )
 
     def measure(self, seconds: float, *, max_orders: int = 0) -> Window:
         """Collect order events for ``seconds`` (or until ``max_orders`` SENT events)."""
