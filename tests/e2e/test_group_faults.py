@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import pytest
 
+from procs.supervise import stop
+from shm.segment import list_segments
 from tests.helpers.group_config import START_BALANCE
 from tests.helpers.group_run import REST_POLL_S, Group, bitrader
 from tests.helpers.group_venue import duplicates
@@ -106,6 +108,9 @@ def test_group_sigkill_each_stage_restarts_and_orders_reconcile(make_group):
     assert duplicates(ids) == {}, ids
     assert duplicates(venue_ids) == {}, venue_ids
     assert set(venue_ids) <= set(ids), f"orders simex has that the journal lacks: {venue_ids}"
+    assert stop(g.run_dir)
+    # every writer was SIGKILLed once: its restart re-created the ring, the clean stop unlinked it
+    assert list_segments(g.ns) == []
 
 
 def test_group_kill_switch_cancels_resting_and_sends_nothing(make_group):

@@ -117,6 +117,7 @@ def _check_journal_agrees_with_simex(g: Group) -> None:
 def _check_capture_after_stop(g: Group) -> None:
     fill_ids = {r[0] for r in g.journal.rows("SELECT fill_id FROM fills")}
     assert stop(g.run_dir)
+    assert list_segments(g.ns) == [], "the ring writers unlink their rings on a clean stop"
 
     paths = list_captures(g.cfg.capture_dir)
     assert paths, f"no capture file in {g.cfg.capture_dir}\n{g.log_tail('capture')}"
