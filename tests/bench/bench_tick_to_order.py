@@ -59,7 +59,7 @@ class Plan:
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls((("1k", 1000.0),), 10.0, 2000, 5.0, 5000, False, 2)
-        return cls((("1k", 1000.0), ("10k", 10000.0)), 25.0, 4000, 12.0, 20000, True, 3)
+        return cls((("1k", 1000.0), ("10k", 10000.0)), 20.0, 4000, 12.0, 20000, True, 3)
 
 
 def _py(*args: str, **kw: object) -> subprocess.Popen[str]:
