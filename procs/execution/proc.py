@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
@@ -221,10 +220,12 @@ class ExecutionProc:
                 ask = to_decimal(float(rec["ask_px"][0]), inst.tick)
                 self._quotes[sym] = Quote(bid, ask)
             recv = int(rec["ts_recv_ns"])
-            self._book_ns[sym] = recv
+            if not int(rec["flags"]) & FLAG_STALE:
+                # only fresh books age the data: ingest's stale markers carry new receive stamps,
+                # so counting them would make stale data look fresh to the pre-trade guard. The
+                # breaker sees the real age in _watch (after stale_data_s), not a start-up gap.
+                self._book_ns[sym] = recv
             self._pub_ns.setdefault(sym, deque(maxlen=256)).append((recv, int(rec["ts_pub_ns"])))
-            if int(rec["flags"]) & FLAG_STALE:
-                self._on_breaker(self.breaker.on_data_age(math.inf, self._clock()))
             if self.venue.kind == "paper":
                 self.venue.on_book(book_from_record(rec, inst))
 

@@ -12,7 +12,8 @@ from procs.execution.breaker import BreakerState
 from procs.execution.config import BreakerConfig, RiskConfig
 from procs.execution.model import OrderStatus, Side
 from procs.execution.venue import VenueRejected
-from tests.helpers.execution_fakes import FakeVenue, book_records, make_rig, reconciled
+from shm.records import FLAG_STALE
+from tests.helpers.execution_fakes import FakeVenue, book_records, make_rig, reconciled, sig_records
 
 D = Decimal
 
@@ -123,9 +124,28 @@ def test_proc_loss_halts_cancels_resting_and_blocks_new(tmp_path, ns, request):
     assert rig.proc.state == "halted"
 
 
-def test_proc_stale_flag_on_book_reduces(rig):
-    rig.book_w.publish(book_records(59999.9, 60000.1, rig.now(), flags=1))
+def test_proc_stale_marker_at_start_up_refuses_orders_without_latching_breaker(rig):
+    rig.book_w.publish(book_records(59999.9, 60000.1, rig.now(), flags=FLAG_STALE))
+    rig.sig_w.publish(sig_records(0.5, 60000.0, rig.now(), flags=FLAG_STALE))
     rig.run()
+    refused_while_stale = list(rig.venue.placed)
+
+    rig.tick(0.5)  # fresh market data arrives
+
+    assert refused_while_stale == []
+    assert rig.proc.breaker.state is BreakerState.ACTIVE
+    assert len(rig.venue.placed) == 1
+
+
+def test_proc_stale_markers_do_not_refresh_data_age_and_breaker_reduces(rig):
+    rig.tick(0.0)  # a fresh book, no order
+    fresh_ns = rig.proc.risk_context("BTCUSDT", rig.now()).ts_data_ns
+    rig.advance(BreakerConfig().stale_data_s + 1.0)
+
+    rig.book_w.publish(book_records(59999.9, 60000.1, rig.now(), flags=FLAG_STALE))
+    rig.run()
+
+    assert rig.proc.risk_context("BTCUSDT", rig.now()).ts_data_ns == fresh_ns
     assert rig.proc.breaker.state is BreakerState.REDUCING
 
 
