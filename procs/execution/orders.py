@@ -6,6 +6,7 @@ and UNKNOWN when the venue does not answer in time: only an exchange query resol
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -20,6 +21,8 @@ from procs.execution.model import (
     UnknownOrderError,
     VenueOrderUpdate,
 )
+
+log = logging.getLogger(__name__)
 
 S = OrderStatus
 LEGAL: Final[dict[OrderStatus, frozenset[OrderStatus]]] = {
@@ -75,7 +78,8 @@ def venue_status(status: str, filled_qty: Decimal) -> OrderStatus:
     if s in ("INIT", "NEW"):
         return S.PART_FILLED if filled_qty > 0 else S.ACKED
     if s == "PART_FILLED":
-        return S.PART_FILLED
+        # no fill quantity known yet (a push without fill fields): acknowledged, no more
+        return S.PART_FILLED if filled_qty > 0 else S.ACKED
     if s == "FILLED":
         return S.FILLED
     if s in ("CANCELED", "SYSTEM_CANCELED", "PART_FILLED_CANCELED"):
@@ -141,6 +145,7 @@ class OrderTracker:
         self._ack_timeout_ns = int(ack_timeout_s * 1e9)
         self._cancel_timeout_ns = int(cancel_timeout_s * 1e9)
         self.ignored_updates_total = 0  # duplicated or stale venue events
+        self.unknown_status_total = 0  # venue events with a status string we do not know
 
     def __contains__(self, client_id: object) -> bool:
         return client_id in self._orders
@@ -267,7 +272,14 @@ class OrderTracker:
             base = replace(o, status=S.UNKNOWN)  # it was in flight after all
         grew = u.filled_qty > base.filled_qty
         # a push without fill fields must not erase the fill we already know
-        target = venue_status(u.status, max(u.filled_qty, base.filled_qty))
+        try:
+            target = venue_status(u.status, max(u.filled_qty, base.filled_qty))
+        except ValueError:
+            # a status this code does not know must not crash execution (it would replay on
+            # restart): count it and keep the order open; reconciliation queries it again
+            self.unknown_status_total += 1
+            log.warning("unknown venue status=%r client_id=%s ignored", u.status, u.client_id)
+            return None
         if target is S.REJECTED and base.status not in (S.SENT, S.UNKNOWN):
             target = S.PART_FILLED_CANCELED if base.filled_qty or grew else S.CANCELED
         if not grew:

@@ -294,3 +294,26 @@ def test_tracker_any_venue_event_sequence_never_raises_and_fill_only_grows(event
         assert o.filled_qty >= last
         last = o.filled_qty
     assert booked == t.get("br-1-1").filled_qty
+
+
+def test_tracker_part_filled_without_fill_then_canceled_is_canceled():
+    t = tracker()
+    sent(t)
+
+    t.on_venue_update(upd("PART_FILLED", "0", "60000", mtime=1), 11 * SEC)
+    tr = t.on_venue_update(upd("CANCELED", "0", "60000", mtime=2), 11 * SEC)
+
+    assert tr is not None
+    assert t.get("br-1-1").status is OrderStatus.CANCELED
+    assert tr.fills == ()
+
+
+def test_tracker_unknown_venue_status_is_counted_not_raised():
+    t = tracker()
+    sent(t)
+
+    tr = t.on_venue_update(upd("EXPIRED", "0", "60000", mtime=1), 11 * SEC)
+
+    assert tr is None
+    assert t.unknown_status_total == 1
+    assert t.get("br-1-1").status is OrderStatus.SENT
