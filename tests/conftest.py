@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import sys
@@ -40,11 +41,31 @@ def run_dir() -> Iterator[Path]:
     shutil.rmtree(short, ignore_errors=True)
 
 
+_PORT_LOW = 20000  # below Linux's ephemeral range (32768-60999): no outgoing connection's
+_PORT_SPAN = 1500  # source port can take a port handed out here; one band per xdist worker
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """Return a loopback TCP port that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """Return a loopback TCP port that is free now and was not handed out before in this run.
+
+    Ports come from this xdist worker's own band below the ephemeral range, so neither another
+    worker nor a client connection's source port can grab it between this call and the bind.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    low = _PORT_LOW + (int(worker) % 8 if worker.isdigit() else 0) * _PORT_SPAN
+    for _ in range(500):
+        port = random.randrange(low, low + _PORT_SPAN)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}..{low + _PORT_SPAN}")
 
 
 @pytest.fixture
