@@ -458,3 +458,19 @@ def test_simex_depth_books_local_book_tracks_depth_book15(sx):
 
     assert resyncs == 0
     assert cmp["same"] >= 0.9 * (cmp["same"] + cmp["diff"])
+
+
+def test_simex_client_rate_limiter_never_trips_simex_under_a_burst(sx):
+    # 25 public GETs (simex: 10/s per IP) and 12 cancels (5/s per key) fired at once; with
+    # retries off, a single 10005/10006 from simex would raise RateLimited here
+    async def body(rest: BitunixRest) -> Any:
+        gets = [rest.depth("BTCUSDT", limit="5") for _ in range(25)]
+        cancels = [rest.cancel_orders("BTCUSDT", client_ids=[f"none-{i}"]) for i in range(12)]
+        results = await asyncio.gather(*gets, *cancels, return_exceptions=True)
+        return results, dict(rest.errors_total), rest.rate_limit_waits_total
+
+    results, errors_by_class, waits = rest_run(sx, 7, body, get_retries=0)
+
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert errors_by_class == {}
+    assert waits > 0  # the burst really exceeded the limits: the client waited, simex never said no
