@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from shm.records import Records
     from shm.ring import (
+        RecordSink,
+        RecordSource,
         RingLayoutError,
         RingNotReady,
         RingReader,
@@ -41,6 +43,8 @@ __all__ = [
     "BlockWaiter",
     "HybridWaiter",
     "Notifier",
+    "RecordSink",
+    "RecordSource",
     "Records",
     "RingLayoutError",
     "RingNotReady",
@@ -63,7 +67,16 @@ __all__ = [
 _HOME: Final = {
     "Records": "shm.records",
     **dict.fromkeys(
-        ("RingLayoutError", "RingNotReady", "RingReader", "RingSpec", "RingWriter"), "shm.ring"
+        (
+            "RecordSink",
+            "RecordSource",
+            "RingLayoutError",
+            "RingNotReady",
+            "RingReader",
+            "RingSpec",
+            "RingWriter",
+        ),
+        "shm.ring",
     ),
     "attach_reader": "shm.ring",
     **dict.fromkeys(

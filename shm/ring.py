@@ -12,7 +12,7 @@ import struct
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 
@@ -64,6 +64,27 @@ _PUBLISHED_I: Final = _PUBLISHED_AT // 8
 _SMALL_BATCH_BYTES: Final = 32 * 1024
 _CHECK_NS: Final = int(WRITER_CHECK_S * 1e9)
 assert _HEADER.size <= _CLAIMED_AT
+
+
+class RecordSource(Protocol):
+    """What a stage reads records from: a ``RingReader`` (or a fake in unit tests)."""
+
+    dropped_total: int
+
+    @property
+    def lag_records(self) -> int: ...
+
+    def poll(self, max_records: int) -> Records: ...
+
+    def close(self) -> None: ...
+
+
+class RecordSink(Protocol):
+    """What a stage publishes records to: a ``RingWriter`` (or a fake in unit tests)."""
+
+    def publish(self, records: Records) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class RingLayoutError(ShmError):

@@ -57,6 +57,7 @@ from procs.execution.strategy import (
 )
 from procs.execution.venue import Venue, VenueCallError, VenueRejected, VenueUnknown
 from shm.records import FLAG_STALE, Records
+from shm.ring import RecordSource
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +67,6 @@ PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in t
 STATE_CODES: Final = {"reconciling": 0, "active": 1, "reducing": 2, "halted": 3, "killed": 4}
 _ENC: Final = msgspec.msgpack.Encoder()
 _JSON: Final = msgspec.json.Encoder()
-
-
-class RecordSource(Protocol):
-    """A ring reader (``shm.ring.RingReader``)."""
-
-    dropped_total: int
-
-    @property
-    def lag_records(self) -> int: ...
-
-    def poll(self, max_records: int) -> Records: ...
-
-    def close(self) -> None: ...
 
 
 class EventPublisher(Protocol):

@@ -22,24 +22,7 @@ from procs._runtime import Runtime
 from procs.features.config import FeaturesConfig
 from procs.features.engine import EngineConfig, FeatureEngine
 from shm.records import BOOK_V1, FEAT_V1, FLAG_STALE, TRADE_V1, Records
-from shm.ring import RingSpec, RingWriter, attach_reader
-
-
-class RecordSource(Protocol):
-    dropped_total: int
-
-    @property
-    def lag_records(self) -> int: ...
-
-    def poll(self, max_records: int) -> Records: ...
-
-    def close(self) -> None: ...
-
-
-class RecordSink(Protocol):
-    def publish(self, records: Records) -> int: ...
-
-    def close(self) -> None: ...
+from shm.ring import RecordSink, RecordSource, RingSpec, RingWriter, attach_reader
 
 
 class Waker(Protocol):
