@@ -20,7 +20,6 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "simctl": ("procs.simex.control", "main", "simex fault injection at run time"),
     "capture": ("procs.capture_cli", "main", "look inside HDF5 captures: ls | info | export"),
     "train": ("procs.train", "main", "train a model from captures and export ONNX"),
-    "backtest": ("procs.backtest", "main", "replay captures through strategy and fill model"),
     "kill-switch": ("procs.execution.killswitch", "main", "kill-switch on|off|status"),
     "config": ("procs._config", "main_cli", "config check FILE"),
     "demo": ("procs.demo", "main", "the demo: run the group and a live summary"),
