@@ -148,7 +148,7 @@ def rig(ns: str) -> Iterator[Rig]:
 
 def depth(symbol: str, bid: float = 100.0, ask: float = 101.0) -> DepthPush:
     now = time.time_ns()
-    ts_ms = now // 1_000_000
+    ts_ms = now // 1_000_000 - 2  # the venue stamped it 2-3 ms before we received it
     push = DepthPush(
         ch="depth_book15",
         ts=ts_ms,
@@ -160,7 +160,7 @@ def depth(symbol: str, bid: float = 100.0, ask: float = 101.0) -> DepthPush:
 
 
 def trade(symbol: str, n: int = 1, side: str = "BUY") -> TradePush:
-    ms = time.time_ns() // 1_000_000
+    ms = time.time_ns() // 1_000_000 - 2  # 2-3 ms of feed latency, never under 100 µs
     ticks = [TradeTick(t=ms, p=100.0 + i, v=0.5, s=side) for i in range(n)]  # type: ignore[arg-type]  # plain str and int stand in for Side and TimeMs
     push = TradePush(ch="trade", ts=ms, symbol=symbol, data=ticks)
     push.ts_recv_ns = time.time_ns()
