@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ipc.messages import ENCODER, RESPONSE_DECODER, ControlRequest, decode
-from ipc.sockets import request
+from procs.health import query_health
 from shm.records import BOOK_V1, TRADE_V1, Records
 from shm.ring import RingReader, attach_reader
 from shm.segment import SHM_DIR
@@ -93,13 +92,10 @@ class Ingest:
         return np.concatenate(self.trades) if self.trades else np.zeros(0, TRADE_V1)
 
     def health(self, timeout_s: float = 1.0) -> dict[str, Any] | None:
-        reply = request(self.ctl, ENCODER.encode(ControlRequest(cmd="health")), timeout_s)
-        if reply is None:
-            return None
-        resp = decode(RESPONSE_DECODER, reply)
-        assert resp.ok, resp.error
-        data: dict[str, Any] = resp.data
-        return data
+        try:
+            return query_health(self.ctl, timeout_s)
+        except TimeoutError:
+            return None  # not answering yet: callers poll
 
     def counters(self) -> dict[str, Any]:
         h = self.health()

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipc.messages import ENCODER, RESPONSE_DECODER, ControlRequest, decode
-from ipc.sockets import request
+from procs.health import query_health
 from tests.conftest import ROOT
 from tests.helpers.ingest_proc import SYMBOLS, ingest_toml
 from tests.helpers.simex_proc import SimexProc
@@ -41,13 +40,10 @@ class Proc:
     def health(self, timeout_s: float = 1.0) -> dict[str, Any] | None:
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited rc={self.proc.returncode}:\n{self.log()}")
-        reply = request(self.ctl, ENCODER.encode(ControlRequest(cmd="health")), timeout_s)
-        if reply is None:
-            return None
-        resp = decode(RESPONSE_DECODER, reply)
-        assert resp.ok, resp.error
-        data: dict[str, Any] = resp.data
-        return data
+        try:
+            return query_health(self.ctl, timeout_s)
+        except TimeoutError:
+            return None  # not answering yet: callers poll
 
     def counters(self) -> dict[str, Any]:
         h = self.health()

@@ -14,15 +14,11 @@ import numpy as np
 import pytest
 
 from ipc.messages import (
-    ENCODER,
-    RESPONSE_DECODER,
-    ControlRequest,
-    ControlResponse,
-    decode,
     hb_topic,
     wake_topic,
 )
-from ipc.sockets import WakeSender, bind_pub, connect_sub, request
+from ipc.sockets import WakeSender, bind_pub, connect_sub
+from procs.health import query_health
 from shm.records import FEAT_V1, FLAG_FALLBACK, FLAG_STALE, SIG_V1
 from shm.ring import RingReader, RingSpec, RingWriter, attach_reader
 from tests.conftest import ROOT
@@ -60,11 +56,10 @@ class Inference:
         self.ctl = f"ipc://{run_dir}/inference.ctl"
 
     def health(self) -> dict[str, object] | None:
-        reply = request(self.ctl, ENCODER.encode(ControlRequest(cmd="health")), 0.5)
-        if reply is None:
-            return None
-        resp: ControlResponse = decode(RESPONSE_DECODER, reply)
-        counters = resp.data["counters"]
+        try:
+            counters = query_health(self.ctl, 0.5)["counters"]
+        except TimeoutError:
+            return None  # not answering yet: callers poll
         assert isinstance(counters, dict)
         return dict(counters)
 
