@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -38,13 +38,8 @@ from procs.execution.model import ZERO, OrderRequest, OrderStatus, VenueOrderUpd
 from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
 from procs.execution.paper import book_from_record
 from procs.execution.positions import DailyPnl, PositionBook
-from procs.execution.reconcile import (
-    AdoptUpdate,
-    CancelVenueOrder,
-    QueryOrder,
-    Reconciliation,
-    reconcile,
-)
+from procs.execution.reconcile import Reconciliation
+from procs.execution.reconciler import Reconciler
 from procs.execution.risk import Refusal, RefusalReason, RiskContext, RiskEngine
 from procs.execution.strategy import (
     Action,
@@ -55,6 +50,7 @@ from procs.execution.strategy import (
     Strategy,
     signals_from_records,
 )
+from procs.execution.tasks import TaskRunner
 from procs.execution.venue import Venue, VenueCallError, VenueRejected, VenueUnknown
 from shm.records import FLAG_STALE, Records
 from shm.ring import RecordSource
@@ -126,14 +122,11 @@ class ExecutionProc:
         self._book_ns: dict[str, int] = {}  # ts_recv_ns of the newest book per symbol
         self._pub_ns: dict[str, deque[tuple[int, int]]] = {}  # (ts_recv, ts_pub) of recent books
         self.marks: dict[str, Decimal] = {}
-        self.reconciled = False
-        self.last_reconcile: Reconciliation | None = None
+        self.reconciler = Reconciler(config, self, clock)
         self.balance_venue: Decimal | None = None
-        self._balance_base: Decimal | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskRunner(loop)
         self._querying: set[str] = set()
         self._cancel_sent_ns: dict[str, int] = {}
-        self._fault: BaseException | None = None
         self._ws_up = True
         self._due: dict[str, int] = {}
         self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
@@ -167,9 +160,8 @@ class ExecutionProc:
         daily = self.journal.load_daily()
         if daily is not None:
             self.daily.restore(*daily)
-        base = self.journal.get_meta("balance_base")
-        self._balance_base = None if base is None else Decimal(base)
-        self._loop.set_exception_handler(self._on_loop_error)
+        self.reconciler.restore()
+        self.tasks.install()
         log.info(
             "recovered orders=%d open=%d fills=%d positions=%s mode=%s",
             *(len(rec.orders), len(self.tracker.open_orders()), rec.fills_total),
@@ -179,8 +171,7 @@ class ExecutionProc:
     # -- the hot path ------------------------------------------------------------------------
 
     def step(self) -> int:
-        if self._fault is not None:
-            raise self._fault  # a callback or task failed: crash, don't limp
+        self.tasks.check()  # a callback or task failed: crash, don't limp
         n = 0
         books = self._book.poll(self._c.batch_max)
         if len(books):
@@ -275,7 +266,7 @@ class ExecutionProc:
         self._observe_latency(req, leave)
         self._m.orders_sent.inc()
         self.counters["orders_sent_total"] += 1
-        self._spawn(self._send(req))
+        self.spawn(self._send(req))
         return True
 
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
@@ -290,11 +281,11 @@ class ExecutionProc:
             order_id = await self.venue.place(req)
         except VenueUnknown as exc:
             # no verdict: it stays SENT, becomes UNKNOWN at the ack timeout, and is queried
-            self._venue_error(exc, ok_for_breaker=False)
+            self.venue_error(exc, ok_for_breaker=False)
             log.warning("place outcome unknown client_id=%s error=%s", cid, exc)
             return
         except VenueRejected as exc:
-            self._venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
+            self.venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
             now = self._clock()
             if self.tracker.get(cid).status in (OrderStatus.SENT, OrderStatus.NEW_INTENT):
                 self._apply(self.tracker.on_send_failed(cid, f"{exc.kind}: {exc}", now), now)
@@ -317,26 +308,27 @@ class ExecutionProc:
         self.journal.record_order(updated, o.status, f"cancel requested: {reason}", now)
         self._m.cancels_sent.inc()
         self.counters["cancels_sent_total"] += 1
-        self._spawn(self._send_cancel(o.symbol, client_id))
+        self.spawn(self._send_cancel(o.symbol, client_id))
 
     async def _send_cancel(self, symbol: str, client_id: str) -> None:
         self._cancel_sent_ns[client_id] = self._clock()
         try:
             await self.venue.cancel(symbol, client_id)
         except VenueCallError as exc:
-            self._venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
-            self._spawn(self._query(client_id))  # already filled or gone? ask the venue
+            self.venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
+            self.spawn(self.query(client_id))  # already filled or gone? ask the venue
             return
         self._on_breaker(self.breaker.on_rest_result(True, self._clock()))
 
-    async def _query(self, client_id: str) -> None:
+    async def query(self, client_id: str) -> None:
+        """Ask the venue about one order and apply its answer (one query per order at a time)."""
         if client_id in self._querying:
             return
         self._querying.add(client_id)
         try:
             found = await self.venue.query(client_id)
         except VenueCallError as exc:
-            self._venue_error(exc, ok_for_breaker=False)
+            self.venue_error(exc, ok_for_breaker=False)
             return
         finally:
             self._querying.discard(client_id)
@@ -351,7 +343,7 @@ class ExecutionProc:
         timeout_ns = int(self._c.cancel_timeout_s * NS)
         if o.ts_cancel_ns and o.status in _CANCELLABLE and now - last >= timeout_ns:
             self.counters["cancel_retries_total"] += 1  # still open: at most once per timeout
-            self._spawn(self._send_cancel(o.symbol, client_id))
+            self.spawn(self._send_cancel(o.symbol, client_id))
 
     # -- venue events (VenueSink) ------------------------------------------------------------
 
@@ -367,7 +359,7 @@ class ExecutionProc:
 
     def on_resync(self) -> None:
         log.info("venue resync: reconciling")
-        self._due["reconcile"] = 0
+        self.reconciler.request()
 
     def _apply(self, tr: OrderTransition | None, now: int) -> None:
         if tr is None:
@@ -408,7 +400,7 @@ class ExecutionProc:
         for o in self.tracker.open_orders():
             self.cancel(o.client_id, now, reason)
 
-    def _venue_error(self, exc: VenueCallError, *, ok_for_breaker: bool) -> None:
+    def venue_error(self, exc: VenueCallError, *, ok_for_breaker: bool) -> None:
         self._m.venue_errors.labels(exc.kind).inc()
         self.counters["venue_errors_total"] += 1
         self._on_breaker(self.breaker.on_rest_result(ok_for_breaker, self._clock()))
@@ -423,9 +415,9 @@ class ExecutionProc:
             self._apply(tr, now)
         for cid in self.tracker.needs_query(now):
             if cid not in self._querying:
-                self._spawn(self._query(cid))
+                self.spawn(self.query(cid))
         if self._is_due("marks", now, c.venue.mark_poll_s):
-            self._spawn(self._poll_marks())
+            self.spawn(self._poll_marks())
         self._update_pnl(now)
         if self._is_due("snapshot", now, c.position_snapshot_interval_s):
             self.journal.record_positions(self.positions.snapshots(), now)
@@ -435,9 +427,7 @@ class ExecutionProc:
             self.tracker.prune(now - int(PRUNE_AFTER_S * NS))
             for cid in [c for c in self._cancel_sent_ns if c not in self.tracker]:
                 del self._cancel_sent_ns[cid]
-        every = c.reconcile_interval_s if self.reconciled else c.reconcile_retry_s
-        if "reconciling" not in self._due and self._is_due("reconcile", now, every):
-            self._spawn(self._reconcile())
+        self.reconciler.maybe_start(now)
         self._gauges()
 
     def _watch(self, now: int) -> None:
@@ -468,7 +458,7 @@ class ExecutionProc:
         try:
             self.marks.update(await self.venue.marks(list(self.instruments)))
         except VenueCallError as exc:
-            self._venue_error(exc, ok_for_breaker=False)
+            self.venue_error(exc, ok_for_breaker=False)
 
     def _marks_or_mid(self) -> dict[str, Decimal]:
         out = {s: (q.best_bid + q.best_ask) / 2 for s, q in self._quotes.items()}
@@ -492,77 +482,23 @@ class ExecutionProc:
                 ev = position_event(p, mark if mark is not None else ZERO, self._seq.next(), now)
                 self._emit(position_topic(symbol), ev)
 
-    # -- reconciliation ----------------------------------------------------------------------
+    # -- reconciliation (reconciler.py) ------------------------------------------------------
+
+    @property
+    def reconciled(self) -> bool:
+        return self.reconciler.reconciled
+
+    @property
+    def last_reconcile(self) -> Reconciliation | None:
+        return self.reconciler.last
 
     def local_balance(self) -> Decimal | None:
-        if self._balance_base is None:
-            return None
-        legs = self.positions.snapshots()
-        return self._balance_base + sum((p.realised - p.fees + p.funding for p in legs), ZERO)
+        return self.reconciler.local_balance()
 
-    async def _reconcile(self) -> None:
-        self._due["reconciling"] = 1
-        try:
-            # a difference the first pass resolved (a cancel or fill racing the snapshot) is
-            # gone on an immediate second look; only a lasting one stops trading
-            if not await self._reconcile_once(final=False):
-                await self._reconcile_once(final=True)
-        except VenueCallError as exc:
-            self._venue_error(exc, ok_for_breaker=False)
-            log.warning("reconcile failed error=%s", exc)
-        finally:
-            self._due.pop("reconciling", None)
-
-    async def _reconcile_once(self, *, final: bool) -> bool:
-        snap = await self.venue.snapshot()
-        if self._balance_base is None and snap.balance is not None:
-            legs = self.positions.snapshots()
-            booked = sum((p.realised - p.fees + p.funding for p in legs), ZERO)
-            self._balance_base = snap.balance - booked
-            self.journal.set_meta("balance_base", str(self._balance_base))
+    def owns(self, client_id: str) -> bool:
+        """Whether a clientId carries our prefix (an order of ours, maybe from an earlier run)."""
         assert self._ids is not None
-        rec = reconcile(
-            self.tracker.open_orders(),
-            self.positions.snapshots(),
-            snap,
-            owns=self._ids.owns,
-            local_balance=self.local_balance(),
-            balance_tolerance=self._c.balance_tolerance_usdt,
-        )
-        now = self._clock()
-        if not final and not rec.in_sync and self.reconciled:
-            await self._resolve(rec)
-            return False
-        self.last_reconcile = rec
-        for d in rec.differences:
-            log.warning("reconcile difference kind=%s symbol=%s client_id=%s detail=%s",
-                        d.kind, d.symbol, d.client_id, d.detail)  # fmt: skip
-            reason = cast(RefusalReason, f"reconcile.{d.kind}")  # journaled beside refusals
-            self.journal.record_refusal(Refusal(reason, d.detail, d.client_id, d.symbol, now))
-        await self._resolve(rec)
-        was = self.reconciled
-        self.reconciled = rec.in_sync
-        self.counters["reconciles_total"] += 1
-        if rec.in_sync != was:
-            log.info("reconciled in_sync=%s differences=%d", rec.in_sync, len(rec.differences))
-        if not rec.in_sync:
-            self._due["reconcile"] = now + int(self._c.reconcile_retry_s * NS)
-        return True
-
-    async def _resolve(self, rec: Reconciliation) -> None:
-        for action in rec.actions:
-            if isinstance(action, QueryOrder):
-                await self._query(action.client_id)
-            elif isinstance(action, AdoptUpdate):
-                self.on_order_update(action.update)
-            elif isinstance(action, CancelVenueOrder):
-                self._spawn(self._cancel_foreign(action))
-
-    async def _cancel_foreign(self, a: CancelVenueOrder) -> None:
-        try:
-            await self.venue.cancel(a.symbol, a.client_id)
-        except VenueCallError as exc:
-            self._venue_error(exc, ok_for_breaker=False)
+        return self._ids.owns(client_id)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -580,21 +516,8 @@ class ExecutionProc:
             self.breaker.state, "halted"
         )
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and self._fault is None:
-            self._fault = task.exception()
-
-    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, ctx: dict[str, Any]) -> None:
-        exc = ctx.get("exception")
-        log.error("event loop error message=%s exception=%r", ctx.get("message"), exc)
-        if isinstance(exc, Exception) and self._fault is None:
-            self._fault = exc
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.tasks.spawn(coro)
 
     def _emit(self, topic: bytes, event: msgspec.Struct) -> None:
         if self._c.publish_events:
@@ -650,10 +573,7 @@ class ExecutionProc:
 
     async def aclose(self) -> None:
         """Let in-flight venue calls finish briefly, then close the venue."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=1.0)
-        for t in list(self._tasks):
-            t.cancel()
+        await self.tasks.drain(1.0)
         await self.venue.close()
 
     def close(self) -> None:
