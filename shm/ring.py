@@ -12,10 +12,11 @@ import struct
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import numpy as np
 
+from shm._ringc import ReaderCore, WriterCore
 from shm.records import Dtype, Records, dtype_crc, dtype_name
 from shm.segment import (
     Segment,
@@ -52,16 +53,12 @@ MAGIC: Final = int.from_bytes(b"BTRRING1", "little")
 LAYOUT_VERSION: Final = 1
 DTYPE_NAME_BYTES: Final = 32
 WRITER_CHECK_S: Final = 0.1  # an idle reader looks for a replaced segment this often
-_monotonic_ns: Final = time.monotonic_ns  # bound once: an idle poll calls it every time
 
 # magic, layout version, record size, capacity, dtype CRC, writer pid, dtype name, created_ns
 _HEADER: Final = struct.Struct("<qIIqIi32sq")
 _CLAIMED_AT: Final = 128  # each counter on its own 128-byte block (two cache lines)
 _PUBLISHED_AT: Final = 256
-_MAGIC_I: Final = 0  # int64 indexes into the counter view
-_CLAIMED_I: Final = _CLAIMED_AT // 8
-_PUBLISHED_I: Final = _PUBLISHED_AT // 8
-_SMALL_BATCH_BYTES: Final = 32 * 1024
+_MAGIC_I: Final = 0  # int64 index into the counter view
 _CHECK_NS: Final = int(WRITER_CHECK_S * 1e9)
 assert _HEADER.size <= _CLAIMED_AT
 
@@ -153,19 +150,27 @@ class _RingMap:
         self._seg = seg
         self._buf = segment_buffer(seg)
         self._ctr = _counter_view(self._buf)
-        self._slots = np.ndarray((capacity,), self._raw, buffer=self._buf, offset=HEADER_BYTES)
         self._capacity = capacity
-        self._mask = capacity - 1
-        self._top = HEADER_BYTES + capacity * self._itemsize
-        self._small_records = min(capacity, max(1, _SMALL_BATCH_BYTES // self._itemsize))
         self._ino = mapping_inode(seg)
+        # the C hot path (shm/_ringc.c) holds its own export of the mapping
+        self._core_bind(self._buf, HEADER_BYTES, _CLAIMED_AT, _PUBLISHED_AT, capacity, self._dtype)
+
+    if TYPE_CHECKING:  # provided by the C base, WriterCore or ReaderCore (shm/_ringc.c)
+
+        def _core_bind(
+            self, buf: memoryview, header: int, claimed_at: int, published_at: int, capacity: int,
+            dtype: Dtype, /
+        ) -> None: ...
+
+        def _core_unbind(self) -> None: ...
 
     def _unmap(self) -> Segment | None:
         seg, self._seg = self._seg, None
         if seg is not None:
             # every export of the mapping must be gone before it can be closed
+            self._core_unbind()
             self._ctr.release()
-            del self._slots, self._buf
+            del self._buf
         return seg
 
     def __del__(self) -> None:
@@ -187,7 +192,7 @@ class _RingMap:
         return int(fields[5])
 
 
-class RingWriter(_RingMap):
+class RingWriter(_RingMap, WriterCore):
     """Creates the ring segment, is its only writer, and unlinks it on ``close``.
 
     Not thread-safe: one thread publishes. A stale segment of the same name is unlinked first.
@@ -196,7 +201,6 @@ class RingWriter(_RingMap):
     def __init__(self, spec: RingSpec) -> None:
         super().__init__(spec.name, spec.dtype)
         self.spec = spec
-        self._next_seq = 0
         seg = create_segment(spec.name, spec.size_bytes)
         name = dtype_name(spec.dtype).encode()[:DTYPE_NAME_BYTES]
         _HEADER.pack_into(
@@ -214,62 +218,27 @@ class RingWriter(_RingMap):
         self._map(seg, spec.capacity)
         self._ctr[_MAGIC_I] = MAGIC  # last: a reader that sees the magic sees the whole header
 
-    @property
-    def next_seq(self) -> int:
-        """Return the sequence number the next published record will get."""
-        return self._next_seq
+    # publish(records) -> int and next_seq come from WriterCore (shm/_ringc.c): a contiguous
+    # 1-d batch of this ring's dtype is copied in with one or two memcpy; anything else lands in
+    # _publish_slow
 
-    def publish(self, records: Records) -> int:
-        """Append ``records`` (at most ``capacity``); return the sequence number one past the last.
-
-        Raises
-        ------
-        ValueError
-            The batch is larger than the capacity, not 1-d, or has another dtype.
-        """
-        dtype = records.dtype
-        if dtype is not self._dtype and dtype != self._dtype:
-            raise ValueError(f"ring {self.name}: records have dtype {records.dtype}")
+    def _publish_slow(self, records: Records) -> int:
+        dtype = getattr(records, "dtype", None)
+        if dtype != self._dtype:
+            raise ValueError(f"ring {self.name}: records have dtype {dtype}")
         if records.ndim != 1:
             raise ValueError(f"ring {self.name}: records must be 1-d, shape {records.shape}")
-        n = len(records)
-        start = self._next_seq
-        if 0 < n <= self._small_records:
-            # hot path, a small batch that does not wrap: tobytes() plus one memoryview store
-            # costs a fifth of numpy's view() machinery (and 1/15 of a memoryview cast)
-            a = HEADER_BYTES + (start & self._mask) * self._itemsize
-            data = records.tobytes()
-            b = a + len(data)
-            if b <= self._top:
-                end = start + n
-                ctr = self._ctr
-                ctr[_CLAIMED_I] = end  # 1. announce which slots are about to change
-                self._buf[a:b] = data  # 2. payload
-                ctr[_PUBLISHED_I] = end  # 3. make them visible
-                self._next_seq = end
-                return end
-        return self._publish_any(records, n, start)
-
-    def _publish_any(self, records: Records, n: int, start: int) -> int:
-        cap = self._capacity
-        if n > cap:
-            raise ValueError(f"ring {self.name}: batch of {n} exceeds capacity {cap}")
-        if n == 0:
-            return start
-        end = start + n
-        a = start & self._mask
-        b = a + n
-        src = records.view(self._raw)  # memcpy-style copies, never field by field
-        ctr = self._ctr
-        ctr[_CLAIMED_I] = end  # 1. announce which slots are about to change
-        if b <= cap:  # 2. payload: one or two slice copies
-            self._slots[a:b] = src
-        else:
-            self._slots[a:] = src[: cap - a]
-            self._slots[: b - cap] = src[cap - a :]
-        ctr[_PUBLISHED_I] = end  # 3. make them visible
-        self._next_seq = end
-        return end
+        if len(records) > self._capacity:
+            raise ValueError(
+                f"ring {self.name}: batch of {len(records)} exceeds capacity {self._capacity}"
+            )
+        if self._seg is None:
+            raise ValueError(f"ring {self.name}: closed")
+        if len(records) == 0:
+            return self.next_seq
+        if records.flags.c_contiguous:  # pragma: no cover - the C path takes every such batch
+            raise RuntimeError(f"ring {self.name}: publish fell back on a contiguous batch")
+        return self.publish(np.ascontiguousarray(records))
 
     def close(self) -> None:
         """Unmap and unlink the segment (clean exit); idempotent."""
@@ -326,12 +295,17 @@ def _check_header(name: str, seg: Segment, dtype: Dtype) -> int:
     return int(capacity)
 
 
-class RingReader(_RingMap):
+class RingReader(_RingMap, ReaderCore):
     """A private cursor over a ring, joining at the live edge (or the oldest record held).
 
     Attaches untracked: the reader's exit never removes the writer's segment. Never gates the
     writer: when lapped it skips ahead and counts the loss in ``dropped_total``. When idle it
     notices a restarted writer's new segment and reattaches (``reattach_total``). One thread.
+
+    ``poll(max_records)``, ``poll_into(out)``, ``lag_records`` and ``dropped_total`` come from
+    ReaderCore (shm/_ringc.c). ``poll`` returns a private copy, never a view into shared memory;
+    ``poll_into`` is its allocation-free variant for latency-critical loops: pass the same
+    preallocated, C-contiguous array each time (binding a new array costs ~1 µs once).
     """
 
     def __init__(self, name: str, dtype: Dtype, *, from_start: bool = False) -> None:
@@ -340,18 +314,11 @@ class RingReader(_RingMap):
             dtype_name(dtype)
         except KeyError:
             raise ValueError(f"ring {name}: dtype must be registered in shm.records") from None
+        self._core_types(np.ndarray, np.empty(0, dtype), _CHECK_NS)
         seg, capacity = _attach_checked(name, dtype)
         self._map(seg, capacity)
-        published = self._ctr[_PUBLISHED_I]
+        published = self._published
         self._cursor = max(0, published - capacity) if from_start else published
-        self._empty: Records = np.empty(0, dtype)
-        self._spare: Records | None = None  # poll's next 1-record result, made while idle
-        self._spare_bytes = memoryview(b"")
-        self._into: Records | None = None  # the caller's buffer poll_into last saw
-        self._into_bytes = memoryview(b"")
-        self._into_nbytes = 0
-        self._next_check_ns = 0
-        self.dropped_total = 0
         self.reattach_total = 0
 
     @property
@@ -362,155 +329,27 @@ class RingReader(_RingMap):
     @property
     def published(self) -> int:
         """Return the writer's ``published`` counter."""
-        return int(self._ctr[_PUBLISHED_I])
+        return self._published
 
-    @property
-    def lag_records(self) -> int:
-        """Return ``published - cursor``: records published but not yet read (or lost)."""
-        return int(self._ctr[_PUBLISHED_I]) - self._cursor
-
-    def poll(self, max_records: int) -> Records:
-        """Copy out up to ``max_records`` unseen records, oldest first (possibly none).
-
-        The result is a private copy, never a view into shared memory.
-        """
-        cursor = self._cursor
-        published = self._ctr[_PUBLISHED_I]  # 1. what is complete
-        if published == cursor:  # a spinning reader's common case: two loads, one compare
-            if self._spare is None:
-                self._make_spare()
-            if _monotonic_ns() >= self._next_check_ns:
-                self._check_writer()
-            return self._empty
-        n = published - cursor
-        if n > max_records:
-            return self._poll_any(published, cursor, max_records)
-        isz = self._itemsize
-        a = HEADER_BYTES + (cursor & self._mask) * isz
-        spare = self._spare
-        if n == 1 and spare is not None:
-            # one record (never lapped, never wraps) into the result an idle poll allocated
-            self._spare_bytes[:] = self._buf[a : a + isz]  # 2. copy: one memcpy
-            self._spare = None  # handed out: the ring never writes into it again
-            if self._ctr[_CLAIMED_I] - self._capacity > cursor:  # 3. re-read claimed
-                return self._discard(self._spare_bytes, published, cursor, cursor)
-            self._cursor = published
-            return spare
-        # hot path: everything unseen, not lapped (n > capacity implies b > top), not wrapping
-        b = a + n * isz
-        if b > self._top:
-            return self._poll_any(published, cursor, max_records)
-        data = bytearray(self._buf[a:b])  # 2. copy: one memcpy
-        if self._ctr[_CLAIMED_I] - self._capacity > cursor:  # 3. re-read claimed: overwritten?
-            return self._discard(data, published, cursor, cursor)
-        self._cursor = published
-        return np.ndarray((n,), self._dtype, data)  # cheaper than np.frombuffer
-
-    def _make_spare(self) -> None:
-        # allocating the next 1-record result costs ~0.3 µs; done while idle, it is off the
-        # latency path of the record that ends the idle spell
-        data = bytearray(self._itemsize)
-        self._spare_bytes = memoryview(data)
-        self._spare = np.ndarray((1,), self._dtype, data)
-
-    def _poll_any(self, published: int, cursor: int, max_records: int) -> Records:
-        if max_records < 1:  # checked off the hot path: a non-positive max always lands here
-            raise ValueError(f"ring {self.name}: max_records must be >= 1, was {max_records}")
-        cap = self._capacity
-        start = published - cap if published - cap > cursor else cursor  # lapped: skip ahead
-        end = start + max_records if start + max_records < published else published
-        isz = self._itemsize
-        a = HEADER_BYTES + (start & self._mask) * isz
-        b = a + (end - start) * isz
-        top = self._top
-        if b <= top:  # 2. copy: one or two memcpy
-            data = bytearray(self._buf[a:b])
-        else:
-            data = bytearray(self._buf[a:top])
-            data += self._buf[HEADER_BYTES : b - top + HEADER_BYTES]
-        return self._discard(data, end, start, cursor)
-
-    def _discard(self, data: bytearray | memoryview, end: int, start: int, cursor: int) -> Records:
-        # records [start, end) were copied; those below claimed - capacity may be torn
-        oldest = self._ctr[_CLAIMED_I] - self._capacity  # 3. re-read claimed after the copy
-        first = max(start, min(oldest, end))
-        next_cursor = max(end, oldest)
-        self.dropped_total += next_cursor - cursor - (end - first)
-        self._cursor = next_cursor
-        out: Records = np.frombuffer(data, self._dtype)
-        return out[first - start :]
-
-    def poll_into(self, out: Records) -> int:
-        """Copy up to ``len(out)`` unseen records into ``out[:n]`` and return ``n``.
-
-        The allocation-free variant of ``poll`` for latency-critical loops: pass the same
-        preallocated, C-contiguous array each time (a new array costs a one-off ~1 µs).
-        """
-        if out is not self._into:
-            self._bind_into(out)
-        cursor = self._cursor
-        published = self._ctr[_PUBLISHED_I]  # 1. what is complete
-        if published == cursor:
-            if _monotonic_ns() >= self._next_check_ns:
-                self._check_writer()
-            return 0
-        a = HEADER_BYTES + (cursor & self._mask) * self._itemsize
-        nbytes = (published - cursor) * self._itemsize
-        b = a + nbytes
-        # hot path: fits in out, not lapped (published - cursor > capacity implies b > top),
-        # not wrapping
-        if b > self._top or nbytes > self._into_nbytes:
-            return self._poll_into_any(published, cursor)
-        self._into_bytes[:nbytes] = self._buf[a:b]  # 2. copy: one memcpy
-        if self._ctr[_CLAIMED_I] - self._capacity > cursor:  # 3. re-read claimed: overwritten?
-            return self._discard_into(published, cursor, cursor)
-        self._cursor = published
-        return published - cursor
-
-    def _bind_into(self, out: Records) -> None:
-        if out.dtype != self._dtype or out.ndim != 1 or not out.flags.c_contiguous:
+    def _check_into(self, out: Records) -> None:
+        # poll_into's validation of a newly passed buffer (the C side then takes its buffer)
+        if (
+            getattr(out, "dtype", None) != self._dtype
+            or out.ndim != 1
+            or not out.flags.c_contiguous
+        ):
             raise ValueError(
                 f"ring {self.name}: poll_into needs a 1-d C-contiguous {dtype_name(self._dtype)} "
-                f"array, got {out.dtype} with shape {out.shape}"
+                f"array, got {getattr(out, 'dtype', type(out))} with shape "
+                f"{getattr(out, 'shape', None)}"
             )
         if not out.flags.writeable:
             raise ValueError(f"ring {self.name}: poll_into needs a writeable array")
-        self._into_bytes.release()
-        self._into_bytes = out.view(np.uint8).data
-        self._into_nbytes = len(self._into_bytes)
-        self._into = out
-
-    def _poll_into_any(self, published: int, cursor: int) -> int:
-        n_max = self._into_nbytes // self._itemsize
-        if n_max < 1:
+        if out.size == 0:
             raise ValueError(f"ring {self.name}: poll_into needs a non-empty array")
-        cap = self._capacity
-        start = published - cap if published - cap > cursor else cursor  # lapped: skip ahead
-        end = start + n_max if start + n_max < published else published
-        isz, top = self._itemsize, self._top
-        a = HEADER_BYTES + (start & self._mask) * isz
-        b = a + (end - start) * isz
-        if b <= top:  # 2. copy: one or two memcpy
-            self._into_bytes[: b - a] = self._buf[a:b]
-        else:
-            self._into_bytes[: top - a] = self._buf[a:top]
-            self._into_bytes[top - a : b - a] = self._buf[HEADER_BYTES : b - top + HEADER_BYTES]
-        return self._discard_into(end, start, cursor)
-
-    def _discard_into(self, end: int, start: int, cursor: int) -> int:
-        oldest = self._ctr[_CLAIMED_I] - self._capacity  # 3. re-read claimed after the copy
-        first = max(start, min(oldest, end))
-        next_cursor = max(end, oldest)
-        self.dropped_total += next_cursor - cursor - (end - first)
-        self._cursor = next_cursor
-        if first > start:  # move the untorn tail to the front
-            isz = self._itemsize
-            keep = bytes(self._into_bytes[(first - start) * isz : (end - start) * isz])
-            self._into_bytes[: len(keep)] = keep
-        return end - first
 
     def _check_writer(self) -> None:
-        self._next_check_ns = time.monotonic_ns() + _CHECK_NS
+        # called by an idle poll every WRITER_CHECK_S
         ino = segment_inode(self.name)
         if ino is None or ino == self._ino:
             return  # writer alive, or gone without a successor yet
@@ -529,10 +368,6 @@ class RingReader(_RingMap):
 
     def close(self) -> None:
         """Unmap the segment (never unlinks: the writer owns the name); idempotent."""
-        self._into_bytes.release()
-        self._into_nbytes = 0
-        self._into = None
-        self._spare = None
         seg = self._unmap()
         if seg is not None:
             close_segment(seg)

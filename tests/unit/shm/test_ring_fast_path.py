@@ -1,5 +1,6 @@
-"""The single-record / small-batch fast paths of publish, poll and poll_into against the general
-path: same bytes in the segment, same records out, never torn, drops counted identically."""
+"""The C hot path of publish, poll and poll_into (shm/_ringc.c) against a pure-Python model of the
+protocol (tests/helpers/ring_reference.py): same bytes in the segment, same records out, never
+torn, drops counted identically."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from shm.records import BENCH_V1, Records
 from shm.ring import HEADER_BYTES, RingReader, RingSpec, RingWriter
 from shm.segment import attach_segment, close_segment
+from tests.helpers.ring_reference import RefReader, RefWriter
 from tests.helpers.ring_records import make_batch, torn_count
 
 CAPACITIES = st.sampled_from([1, 2, 4, 8, 16])
@@ -25,35 +27,10 @@ def _name() -> str:
     return f"f{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}{uuid.uuid4().hex[:8]}.test.fast"
 
 
-class _GeneralWriter(RingWriter):
-    """Publishes every batch through the general path (numpy slot copies, no fast path)."""
-
-    def publish(self, records: Records) -> int:
-        return self._publish_any(records, len(records), self.next_seq)
-
-
-class _GeneralReader(RingReader):
-    """Polls every batch through the general path (lap check, one or two copies, discard)."""
-
-    def poll(self, max_records: int) -> Records:
-        published, cursor = self.published, self.cursor
-        if published == cursor:
-            return np.empty(0, BENCH_V1)
-        return self._poll_any(published, cursor, max_records)
-
-    def poll_into(self, out: Records) -> int:
-        if out is not self._into:
-            self._bind_into(out)
-        published, cursor = self.published, self.cursor
-        if published == cursor:
-            return 0
-        return self._poll_into_any(published, cursor)
-
-
 @contextmanager
-def _readers(capacity: int) -> Iterator[tuple[RingWriter, RingReader, RingReader]]:
+def _readers(capacity: int) -> Iterator[tuple[RingWriter, RingReader, RefReader]]:
     w = RingWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
-    fast, general = RingReader(w.name, BENCH_V1), _GeneralReader(w.name, BENCH_V1)
+    fast, general = RingReader(w.name, BENCH_V1), RefReader(w.name, BENCH_V1, capacity)
     try:
         yield w, fast, general
     finally:
@@ -75,7 +52,7 @@ class _Outs:
 
 
 def _poll_both(
-    fast: RingReader, general: RingReader, outs: tuple[_Outs, _Outs], m: int, *, into: bool
+    fast: RingReader, general: RefReader, outs: tuple[_Outs, _Outs], m: int, *, into: bool
 ) -> Records:
     if into:
         out_f, out_g = outs[0].get(m), outs[1].get(m)
@@ -208,8 +185,9 @@ def test_ring_fast_poll_mid_write_never_torn_and_drops_like_general(capacity, st
 )
 def test_ring_fast_publish_writes_same_segment_bytes_as_general(capacity, sizes, strided):
     fast = RingWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
-    general = _GeneralWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
-    seg_f, seg_g = attach_segment(fast.name), attach_segment(general.name)
+    owner = RingWriter(RingSpec(name=_name(), dtype=BENCH_V1, capacity=capacity))
+    general = RefWriter(owner.name, BENCH_V1, capacity)
+    seg_f, seg_g = attach_segment(fast.name), attach_segment(owner.name)
     try:
         assert seg_f.buf is not None
         assert seg_g.buf is not None
@@ -226,6 +204,7 @@ def test_ring_fast_publish_writes_same_segment_bytes_as_general(capacity, sizes,
         close_segment(seg_f)
         close_segment(seg_g)
         general.close()
+        owner.close()
         fast.close()
 
 
