@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
@@ -119,6 +119,7 @@ class Recovered:
     positions: PositionBook
     last_client_id: str | None
     fills_total: int
+    funding: list[FundingEvent] = field(default_factory=list)  # every funding event, in order
 
 
 class Journal:
@@ -305,19 +306,21 @@ class Journal:
         for r in q(f"SELECT {', '.join(_COLUMNS['fills'])} FROM fills ORDER BY id"):
             book.apply_fill(_fill_from(r))
             n += 1
-        for r in q(
-            "SELECT event_id, symbol, position_side, amount, ts_ns FROM funding ORDER BY id"
-        ):
-            book.apply_funding(
-                FundingEvent(
-                    event_id=str(r[0]),
-                    symbol=str(r[1]),
-                    position_side=PositionSide(str(r[2])),
-                    amount=_d(r[3]),
-                    ts_ns=int(r[4]),
-                )
+        funding = [
+            FundingEvent(
+                event_id=str(r[0]),
+                symbol=str(r[1]),
+                position_side=PositionSide(str(r[2])),
+                amount=_d(r[3]),
+                ts_ns=int(r[4]),
             )
-        return Recovered(orders, book, last_cid, n)
+            for r in q(
+                "SELECT event_id, symbol, position_side, amount, ts_ns FROM funding ORDER BY id"
+            )
+        ]
+        for ev in funding:
+            book.apply_funding(ev)
+        return Recovered(orders, book, last_cid, n, funding)
 
     def verify_audit(self) -> AuditReport:
         """Recompute the hash chain and check every content row against its audit row."""

@@ -115,6 +115,7 @@ class OrderRequest:
     tif: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     position_side: PositionSide = PositionSide.BOTH
+    position_id: str = ""  # the venue's position a hedge-mode close names ("" otherwise)
     stamps: TickStamps = field(default_factory=TickStamps)
     ts_order_ns: int = 0  # when the strategy decided to send it
     tag: str = ""  # why: "quote", "take", "flatten", ...

@@ -22,6 +22,7 @@ import msgspec
 from ipc.orders import breaker_topic, fill_topic, order_topic, position_topic, risk_topic
 from procs.execution.breaker import Breaker, BreakerState, BreakerTransition
 from procs.execution.config import ExecutionConfig
+from procs.execution.driver import CANCELLABLE, OrderDriver
 from procs.execution.events import (
     EventSequencer,
     breaker_event,
@@ -33,14 +34,22 @@ from procs.execution.events import (
 from procs.execution.instruments import Instrument, to_decimal
 from procs.execution.journal import Journal
 from procs.execution.killswitch import KillSwitch
+from procs.execution.legs import VenueLegs
 from procs.execution.metrics import ExecutionMetrics, observe_order_latency
-from procs.execution.model import ZERO, OrderRequest, OrderStatus, VenueOrderUpdate
+from procs.execution.model import (
+    ZERO,
+    FundingEvent,
+    OrderRequest,
+    PositionSide,
+    VenueOrderUpdate,
+)
 from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
 from procs.execution.paper import book_from_record
 from procs.execution.positions import DailyPnl, PositionBook
-from procs.execution.reconcile import Reconciliation
+from procs.execution.reconcile import Reconciliation, VenuePosition
 from procs.execution.reconciler import Reconciler
 from procs.execution.risk import Refusal, RefusalReason, RiskContext, RiskEngine
+from procs.execution.status import RingWatch, pnl_health
 from procs.execution.strategy import (
     Action,
     CancelOrder,
@@ -51,7 +60,7 @@ from procs.execution.strategy import (
     signals_from_records,
 )
 from procs.execution.tasks import TaskRunner
-from procs.execution.venue import Venue, VenueCallError, VenueRejected, VenueUnknown
+from procs.execution.venue import Venue, VenueCallError
 from shm.records import FLAG_STALE, Records
 from shm.ring import RecordSource
 
@@ -110,6 +119,7 @@ class ExecutionProc:
             ack_timeout_s=config.order_ack_timeout_s, cancel_timeout_s=config.cancel_timeout_s
         )
         self.positions = PositionBook(hedge=config.position_mode == "HEDGE")
+        self.legs = VenueLegs()  # the venue's position ids and funding booked per position
         self.risk = RiskEngine(config.risk, config.symbols)
         self.breaker = Breaker(config.breaker)
         self.daily = DailyPnl()
@@ -125,14 +135,13 @@ class ExecutionProc:
         self.reconciler = Reconciler(config, self, clock)
         self.balance_venue: Decimal | None = None
         self.tasks = TaskRunner(loop)
-        self._querying: set[str] = set()
-        self._cancel_sent_ns: dict[str, int] = {}
+        self.driver = OrderDriver(config, self, metrics, clock)
         self._ws_up = True
         self._due: dict[str, int] = {}
         self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
-        self._dropped_seen = {"sig": 0, "book": 0}
+        self._rings = RingWatch(metrics, {"sig": sig, "book": book})
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -146,8 +155,9 @@ class ExecutionProc:
         rec = self.journal.recover(hedge=self.positions.hedge)
         self.tracker.restore(rec.orders)
         self.positions.restore(rec.positions.snapshots())
+        self.legs.restore(rec.funding)
         for tr in self.tracker.recover_intents(now):
-            self._apply(tr, now)  # written/sent before the crash, never answered: UNKNOWN
+            self.apply(tr, now)  # written/sent before the crash, never answered: UNKNOWN
         used = [o.client_id for o in rec.orders]
         self._ids = ClientIdGenerator.after(c.client_id_prefix, now // 1_000_000, used)
         self._strategy = Strategy(
@@ -250,6 +260,9 @@ class ExecutionProc:
 
     def place(self, req: OrderRequest, now: int) -> bool:
         """Risk-check, journal the intent, then send; False when refused."""
+        if req.reduce_only and req.position_side is not PositionSide.BOTH and not req.position_id:
+            # a hedge-mode close names the venue's position (the venue refuses it otherwise)
+            req = replace(req, position_id=self.legs.position_id(req.symbol, req.position_side))
         refusal = self.risk.check(req, self.risk_context(req.symbol, now))
         if refusal is not None:
             self._refused(refusal)
@@ -262,11 +275,11 @@ class ExecutionProc:
         order = self.tracker.get(req.client_id)
         req = replace(req, ts_order_ns=leave)
         self.tracker.restore([replace(order, request=req)])
-        self._apply(self.tracker.mark_sent(req.client_id, leave), leave)
+        self.apply(self.tracker.mark_sent(req.client_id, leave), leave)
         self._observe_latency(req, leave)
         self._m.orders_sent.inc()
         self.counters["orders_sent_total"] += 1
-        self.spawn(self._send(req))
+        self.spawn(self.driver.send(req))
         return True
 
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
@@ -275,75 +288,19 @@ class ExecutionProc:
             pub = next((p for r, p in self._pub_ns.get(req.symbol, ()) if r == s.ts_recv_ns), 0)
             self.last_tick_to_order_ns = observe_order_latency(self._m, s, leave, pub)
 
-    async def _send(self, req: OrderRequest) -> None:
-        cid = req.client_id
-        try:
-            order_id = await self.venue.place(req)
-        except VenueUnknown as exc:
-            # no verdict: it stays SENT, becomes UNKNOWN at the ack timeout, and is queried
-            self.venue_error(exc, ok_for_breaker=False)
-            log.warning("place outcome unknown client_id=%s error=%s", cid, exc)
-            return
-        except VenueRejected as exc:
-            self.venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
-            now = self._clock()
-            if self.tracker.get(cid).status in (OrderStatus.SENT, OrderStatus.NEW_INTENT):
-                self._apply(self.tracker.on_send_failed(cid, f"{exc.kind}: {exc}", now), now)
-            self._on_breaker(self.breaker.on_order_result(False, now, str(exc)))
-            return
-        now = self._clock()
-        self._on_breaker(self.breaker.on_rest_result(True, now))
-        self._on_breaker(self.breaker.on_order_result(True, now))
-        self._m.order_ack_seconds.observe((now - req.ts_order_ns) / NS)
-        if req.stamps.ts_recv_ns:
-            self._on_breaker(self.breaker.on_latency((now - req.stamps.ts_recv_ns) / NS, now))
-        self._apply(self.tracker.on_send_ok(cid, order_id, now), now)
-
     def cancel(self, client_id: str, now: int, reason: str) -> None:
         """Request a cancel once; an UNKNOWN order is resolved by its query first."""
         o = self.tracker.get(client_id)
-        if o.status not in _CANCELLABLE or o.ts_cancel_ns:
+        if o.status not in CANCELLABLE or o.ts_cancel_ns:
             return
         updated = self.tracker.request_cancel(client_id, now)
         self.journal.record_order(updated, o.status, f"cancel requested: {reason}", now)
         self._m.cancels_sent.inc()
         self.counters["cancels_sent_total"] += 1
-        self.spawn(self._send_cancel(o.symbol, client_id))
-
-    async def _send_cancel(self, symbol: str, client_id: str) -> None:
-        self._cancel_sent_ns[client_id] = self._clock()
-        try:
-            await self.venue.cancel(symbol, client_id)
-        except VenueCallError as exc:
-            self.venue_error(exc, ok_for_breaker=not _counts_as_rest_error(exc))
-            self.spawn(self.query(client_id))  # already filled or gone? ask the venue
-            return
-        self._on_breaker(self.breaker.on_rest_result(True, self._clock()))
+        self.spawn(self.driver.send_cancel(o.symbol, client_id))
 
     async def query(self, client_id: str) -> None:
-        """Ask the venue about one order and apply its answer (one query per order at a time)."""
-        if client_id in self._querying:
-            return
-        self._querying.add(client_id)
-        try:
-            found = await self.venue.query(client_id)
-        except VenueCallError as exc:
-            self.venue_error(exc, ok_for_breaker=False)
-            return
-        finally:
-            self._querying.discard(client_id)
-        now = self._clock()
-        self.counters["queries_total"] += 1
-        self._on_breaker(self.breaker.on_rest_result(True, now))
-        if client_id not in self.tracker:
-            return
-        self._apply(self.tracker.resolve(client_id, found, now), now)
-        o = self.tracker.get(client_id)
-        last = self._cancel_sent_ns.get(client_id, 0)
-        timeout_ns = int(self._c.cancel_timeout_s * NS)
-        if o.ts_cancel_ns and o.status in _CANCELLABLE and now - last >= timeout_ns:
-            self.counters["cancel_retries_total"] += 1  # still open: at most once per timeout
-            self.spawn(self._send_cancel(o.symbol, client_id))
+        await self.driver.query(client_id)
 
     # -- venue events (VenueSink) ------------------------------------------------------------
 
@@ -352,16 +309,34 @@ class ExecutionProc:
             self.counters["foreign_updates_total"] += 1  # not ours, or pruned: reconcile decides
             return
         now = self._clock()
-        self._apply(self.tracker.on_venue_update(update, now), now)
+        self.apply(self.tracker.on_venue_update(update, now), now)
 
     def on_balance(self, balance: Decimal) -> None:
         self.balance_venue = balance
+
+    def on_position(self, position: VenuePosition) -> None:
+        """A venue position figure: note its id, book the funding it newly reports."""
+        now = self._clock()
+        ev = self.legs.observe(position, now)
+        if ev is not None:
+            self.book_funding(ev, now)
+
+    def book_funding(self, ev: FundingEvent, now: int) -> None:
+        """Journal one funding payment and apply it to its leg (once per event id)."""
+        if not self.journal.record_funding(ev):
+            return  # already journaled (a replay): already in the positions too
+        self.positions.apply_funding(ev)
+        self.counters["funding_events_total"] += 1
+        log.info("funding symbol=%s side=%s amount=%s id=%s",
+                 ev.symbol, ev.position_side, ev.amount, ev.event_id)  # fmt: skip
+        self._publish_position(ev.symbol, now)
+        self._update_pnl(now)
 
     def on_resync(self) -> None:
         log.info("venue resync: reconciling")
         self.reconciler.request()
 
-    def _apply(self, tr: OrderTransition | None, now: int) -> None:
+    def apply(self, tr: OrderTransition | None, now: int) -> None:
         if tr is None:
             return
         new_fills = self.journal.record_transition(tr, now)
@@ -387,7 +362,7 @@ class ExecutionProc:
         self.journal.record_refusal(r)
         self._emit(risk_topic(), risk_event(r, self._seq.next()))
 
-    def _on_breaker(self, t: BreakerTransition | None) -> None:
+    def on_breaker(self, t: BreakerTransition | None) -> None:
         if t is None:
             return
         self.journal.record_breaker(t)
@@ -403,7 +378,7 @@ class ExecutionProc:
     def venue_error(self, exc: VenueCallError, *, ok_for_breaker: bool) -> None:
         self._m.venue_errors.labels(exc.kind).inc()
         self.counters["venue_errors_total"] += 1
-        self._on_breaker(self.breaker.on_rest_result(ok_for_breaker, self._clock()))
+        self.on_breaker(self.breaker.on_rest_result(ok_for_breaker, self._clock()))
 
     # -- housekeeping (every housekeeping_s) -------------------------------------------------
 
@@ -412,9 +387,9 @@ class ExecutionProc:
         self.venue.check()
         self._watch(now)
         for tr in self.tracker.expire(now):
-            self._apply(tr, now)
+            self.apply(tr, now)
         for cid in self.tracker.needs_query(now):
-            if cid not in self._querying:
+            if not self.driver.querying(cid):
                 self.spawn(self.query(cid))
         if self._is_due("marks", now, c.venue.mark_poll_s):
             self.spawn(self._poll_marks())
@@ -425,8 +400,7 @@ class ExecutionProc:
             for sym in self.positions.symbols():
                 self._publish_position(sym, now)
             self.tracker.prune(now - int(PRUNE_AFTER_S * NS))
-            for cid in [c for c in self._cancel_sent_ns if c not in self.tracker]:
-                del self._cancel_sent_ns[cid]
+            self.driver.prune()
         self.reconciler.maybe_start(now)
         self._gauges()
 
@@ -441,12 +415,12 @@ class ExecutionProc:
         up = self.venue.ws_connected
         if up != self._ws_up or not up:
             self._ws_up = up
-            self._on_breaker(self.breaker.on_ws(up, now))
-        self._on_breaker(self.breaker.tick(now))
+            self.on_breaker(self.breaker.on_ws(up, now))
+        self.on_breaker(self.breaker.tick(now))
         for ts in self._book_ns.values():
             age_s = (now - ts) / NS
             if age_s > c.breaker.stale_data_s:
-                self._on_breaker(self.breaker.on_data_age(age_s, now))  # logs once, escalating
+                self.on_breaker(self.breaker.on_data_age(age_s, now))  # logs once, escalating
 
     def _is_due(self, key: str, now: int, period_s: float) -> bool:
         if now < self._due.get(key, 0):
@@ -471,7 +445,7 @@ class ExecutionProc:
             return  # no price for an open leg yet
         totals = self.positions.totals(marks)
         self.daily.update(totals.net, now)
-        self._on_breaker(self.breaker.on_pnl(self.daily.day_pnl, now))
+        self.on_breaker(self.breaker.on_pnl(self.daily.day_pnl, now))
         for kind in ("realised", "unrealised", "fees", "funding", "net"):
             self._m.pnl.labels(kind).set(float(getattr(totals, kind)))
 
@@ -532,10 +506,7 @@ class ExecutionProc:
         m.state.set(STATE_CODES[self.state])
         for sym in self.instruments:
             m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
-        for ring_name, ring in (("sig", self._sig), ("book", self._book)):
-            m.ring_lag.labels(ring_name).set(ring.lag_records)
-            m.ring_dropped.labels(ring_name).inc(ring.dropped_total - self._dropped_seen[ring_name])
-            self._dropped_seen[ring_name] = ring.dropped_total
+        self._rings.gauges()
 
     def health(self) -> dict[str, float | int | str]:
         totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None
@@ -547,23 +518,17 @@ class ExecutionProc:
             "kill_switch": int(self.killswitch.on),
             "open_orders": len(self.tracker.open_orders()),
             "positions": json.dumps({s: str(self.positions.net_qty(s)) for s in self.instruments}),
-            "realised_pnl": float(totals.realised) if totals else 0.0,
-            "unrealised_pnl": float(totals.unrealised) if totals else 0.0,
-            "fees": float(totals.fees) if totals else 0.0,
+            **pnl_health(totals),
             "orders_sent_total": self.counters["orders_sent_total"],
             "cancels_sent_total": self.counters["cancels_sent_total"],
             "fills_total": self.counters["fills_total"],
+            "funding_events_total": self.counters["funding_events_total"],
             "refusals_total": self.counters["refusals_total"],
             "venue_errors_total": self.counters["venue_errors_total"],
             "reconcile_differences": len(rec.differences) if rec else -1,
             "ws_connected": int(self.venue.ws_connected),
             "last_tick_to_order_us": self.last_tick_to_order_ns / 1e3,
-            "sig_ring_lag_records": self._sig.lag_records,
-            "sig_ring_dropped_total": self._sig.dropped_total,
-            "book_ring_lag_records": self._book.lag_records,
-            "book_ring_dropped_total": self._book.dropped_total,
-            "ring_lag_records": self._sig.lag_records + self._book.lag_records,
-            "ring_dropped_total": self._sig.dropped_total + self._book.dropped_total,
+            **self._rings.health(),
             "last_seq": self._seq.last_seq,
         }
 
@@ -582,11 +547,3 @@ class ExecutionProc:
         self._sig.close()
         self._book.close()
         self.journal.close()
-
-
-_CANCELLABLE: Final = frozenset({OrderStatus.SENT, OrderStatus.ACKED, OrderStatus.PART_FILLED})
-
-
-def _counts_as_rest_error(exc: VenueCallError) -> bool:
-    # a business refusal (bad price, balance) is the venue working; transport trouble is not
-    return exc.kind in ("TransportError", "RateLimited", "ServerError", "UnknownOutcome")

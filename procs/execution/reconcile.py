@@ -1,13 +1,14 @@
 """Reconciliation: journal state vs exchange snapshots → differences and the actions resolving them.
 
 Trading is allowed only when there are no differences. Unknown orders are resolved by a query
-(never assumed cancelled); fills the venue has and we lack are adopted from its order state.
+(never assumed cancelled); fills the venue has and we lack are adopted from its order state, and
+funding the venue reports beyond what the journal holds is adopted from its position figures.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -24,6 +25,7 @@ class DiffKind(enum.StrEnum):
     ORDER_STATE_MISMATCH = "order_state_mismatch"  # both know it, the venue is further on
     POSITION_MISMATCH = "position_mismatch"
     BALANCE_MISMATCH = "balance_mismatch"
+    FUNDING_MISMATCH = "funding_mismatch"  # the venue's cumulative funding differs from ours
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +34,10 @@ class VenuePosition:
     qty: Decimal  # signed: short < 0
     avg_price: Decimal = ZERO
     position_side: PositionSide = PositionSide.BOTH
+    position_id: str = ""  # the venue's id (hedge-mode closes name it)
+    funding: Decimal | None = None  # cumulative funding of this position id, received > 0
+    mtime_ms: int = 0  # the venue's modification time of this figure
+    closed: bool = False  # a CLOSE push: the position is gone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +71,13 @@ class AdoptUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class AdoptFunding:
+    """Book the funding the venue reports for a position beyond what we hold."""
+
+    position: VenuePosition
+
+
+@dataclass(frozen=True, slots=True)
 class CancelVenueOrder:
     symbol: str
     order_id: str
@@ -72,7 +85,7 @@ class CancelVenueOrder:
 
 
 _RESTING = frozenset({OrderStatus.ACKED, OrderStatus.PART_FILLED})
-Resolution = QueryOrder | AdoptUpdate | CancelVenueOrder
+Resolution = QueryOrder | AdoptUpdate | AdoptFunding | CancelVenueOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +107,18 @@ def reconcile(
     owns: Callable[[str], bool],
     local_balance: Decimal | None = None,
     balance_tolerance: Decimal = ZERO,
+    funding_booked: Mapping[str, Decimal] | None = None,
 ) -> Reconciliation:
-    """Compare local open orders, positions and balance with the venue's snapshot."""
+    """Compare local open orders, positions, funding and balance with the venue's snapshot.
+
+    ``funding_booked`` is the funding journaled per venue position id; positions whose funding
+    the venue does not report (paper mode) are not compared.
+    """
     out = Reconciliation()
     _orders(local_orders, venue.open_orders, owns, out)
     _positions(local_positions, venue.positions, out)
+    if funding_booked is not None:
+        _funding(funding_booked, venue.positions, out)
     if local_balance is not None and venue.balance is not None:
         gap = venue.balance - local_balance
         if abs(gap) > balance_tolerance:
@@ -150,6 +170,19 @@ def _positions(
         if a != b:
             detail = f"{key[1]} local {a} venue {b}"
             out.differences.append(Difference(DiffKind.POSITION_MISMATCH, key[0], "", detail))
+
+
+def _funding(
+    booked: Mapping[str, Decimal], remote: Sequence[VenuePosition], out: Reconciliation
+) -> None:
+    for p in remote:
+        if p.funding is None or not p.position_id:
+            continue
+        have = booked.get(p.position_id, ZERO)
+        if have != p.funding:
+            detail = f"{p.position_side} {p.position_id} local {have} venue {p.funding}"
+            out.differences.append(Difference(DiffKind.FUNDING_MISMATCH, p.symbol, "", detail))
+            out.actions.append(AdoptFunding(p))
 
 
 def adoption_fill(local: PositionSnapshot, venue: VenuePosition, ts_ns: int) -> Fill | None:

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final, Protocol, cast
 
 from procs.execution.config import ExecutionConfig
 from procs.execution.journal import Journal
+from procs.execution.legs import VenueLegs
 from procs.execution.model import ZERO, VenueOrderUpdate
 from procs.execution.orders import OrderTracker
 from procs.execution.positions import PositionBook
 from procs.execution.reconcile import (
+    AdoptFunding,
     AdoptUpdate,
     CancelVenueOrder,
     QueryOrder,
     Reconciliation,
+    VenuePosition,
     reconcile,
 )
 from procs.execution.risk import Refusal, RefusalReason
@@ -38,8 +42,11 @@ class ReconcileHost(Protocol):
     positions: PositionBook
     journal: Journal
     venue: Venue
+    legs: VenueLegs
 
     def on_order_update(self, update: VenueOrderUpdate) -> None: ...
+
+    def on_position(self, position: VenuePosition) -> None: ...
 
     async def query(self, client_id: str) -> None: ...
 
@@ -107,6 +114,8 @@ class Reconciler:
     async def _once(self, *, final: bool) -> bool:
         h = self._host
         snap = await h.venue.snapshot()
+        for vp in snap.positions:
+            h.on_position(replace(vp, funding=None))  # position ids; funding is compared below
         if self.balance_base is None and snap.balance is not None:
             legs = h.positions.snapshots()
             booked = sum((p.realised - p.fees + p.funding for p in legs), ZERO)
@@ -119,6 +128,7 @@ class Reconciler:
             owns=h.owns,
             local_balance=self.local_balance(),
             balance_tolerance=self._c.balance_tolerance_usdt,
+            funding_booked=h.legs.booked,
         )
         now = self._clock()
         if not final and not rec.in_sync and self.reconciled:
@@ -147,6 +157,8 @@ class Reconciler:
                 await h.query(action.client_id)
             elif isinstance(action, AdoptUpdate):
                 h.on_order_update(action.update)
+            elif isinstance(action, AdoptFunding):
+                h.on_position(action.position)
             elif isinstance(action, CancelVenueOrder):
                 h.spawn(self._cancel_foreign(action))
 

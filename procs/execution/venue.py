@@ -48,13 +48,25 @@ from procs.execution.reconcile import VenuePosition, VenueSnapshot
 if TYPE_CHECKING:
     from ipc.bitunix.rest_api import BitunixRest
     from ipc.bitunix.schemas_rest import Order as RestOrder
+    from ipc.bitunix.schemas_rest import Position as RestPosition
     from ipc.bitunix.schemas_rest import TradingPair
-    from ipc.bitunix.schemas_ws import BalancePush, OrderEvent, OrderPush
+    from ipc.bitunix.schemas_ws import (
+        BalancePush,
+        OrderEvent,
+        OrderPush,
+        PositionEvent,
+        PositionPush,
+    )
     from ipc.bitunix.ws import BitunixWs
 
 log = logging.getLogger(__name__)
 
 PAGE: Final = 100  # pending orders per REST page (the venue's maximum)
+# The venue's cumulative ``funding`` per position, in our sign (received > 0) is this times the
+# figure. The reference gives no sign convention; we read it as a cash flow like ``realizedPNL``
+# (paid < 0), which is what simex does. Should the live venue report paid funding as positive,
+# this is the one place to flip (and the reconciliation's balance check would show it).
+VENUE_FUNDING_SIGN: Final = 1
 T = TypeVar("T")
 
 
@@ -80,6 +92,8 @@ class VenueSink(Protocol):
     def on_order_update(self, update: VenueOrderUpdate) -> None: ...
 
     def on_balance(self, balance: Decimal) -> None: ...
+
+    def on_position(self, position: VenuePosition) -> None: ...
 
     def on_resync(self) -> None: ...
 
@@ -194,6 +208,24 @@ def update_from_rest(o: RestOrder) -> VenueOrderUpdate:
     )
 
 
+def position_from_wire(p: RestPosition | PositionEvent, *, hedge: bool) -> VenuePosition:
+    """A REST position or a WS ``position`` push as our view of one venue leg."""
+    qty = _dec(p.qty)
+    avg: Decimal | None = getattr(p, "avgOpenPrice", None)  # REST only; a push has entryValue
+    if avg is None and qty:
+        avg = _dec(p.entryValue) / qty
+    return VenuePosition(
+        symbol=p.symbol,
+        qty=qty if str(p.side) == "LONG" else -qty,
+        avg_price=_dec(avg),
+        position_side=PositionSide(str(p.side)) if hedge else PositionSide.BOTH,
+        position_id=str(p.positionId),
+        funding=None if p.funding is None else VENUE_FUNDING_SIGN * _dec(p.funding),
+        mtime_ms=int(p.mtime or 0),
+        closed=str(getattr(p, "event", "")) == "CLOSE",
+    )
+
+
 class LiveVenue:
     """Orders over ``BitunixRest``; order and balance pushes over a private ``BitunixWs``.
 
@@ -233,7 +265,7 @@ class LiveVenue:
         await self._rest.open()
         self._ws.on("order", self._on_order)
         self._ws.on("balance", self._on_balance)
-        self._ws.on("position", lambda _push: None)  # positions come from fills; REST reconciles
+        self._ws.on("position", self._on_position)  # ids and funding; qty comes from fills
         self._ws.subscribe_many([("order", None), ("balance", None), ("position", None)])
         self._ws_task = self._ws.start()
         try:
@@ -246,6 +278,11 @@ class LiveVenue:
         assert self._sink is not None
         for e in push.items:
             self._sink.on_order_update(update_from_push(e, push.ts))
+
+    def _on_position(self, push: PositionPush) -> None:
+        assert self._sink is not None
+        for e in push.items:
+            self._sink.on_position(position_from_wire(e, hedge=self._hedge))
 
     def _on_balance(self, push: BalancePush) -> None:
         assert self._sink is not None
@@ -267,9 +304,15 @@ class LiveVenue:
         from ipc.bitunix.requests import PlaceOrder
 
         limit = req.order_type is OrderType.LIMIT
+        side, position_id = str(req.side), None
+        if self._hedge and req.reduce_only:
+            # a hedge close names the position: its id, and (per the reference's place_order
+            # page) its direction as ``side``: BUY closes the long, SELL the short
+            side = "BUY" if req.position_side is PositionSide.LONG else "SELL"
+            position_id = req.position_id or await self._position_id(req)
         body = PlaceOrder(
             symbol=req.symbol,
-            side=str(req.side),
+            side=side,
             orderType=str(req.order_type),
             qty=req.qty,
             price=req.price if limit else None,
@@ -277,9 +320,17 @@ class LiveVenue:
             clientId=req.client_id,
             reduceOnly=req.reduce_only or None,
             tradeSide=("CLOSE" if req.reduce_only else "OPEN") if self._hedge else None,
+            positionId=position_id,
         )
         ack = await _call(self._rest.place_order(body))
         return str(ack.orderId or "")
+
+    async def _position_id(self, req: OrderRequest) -> str:
+        """The open leg's id from REST, for a close whose position no push has named yet."""
+        for p in await _call(self._rest.pending_positions(req.symbol)):
+            if str(p.side) == str(req.position_side) and p.qty:
+                return str(p.positionId)
+        raise VenueRejected(f"no open {req.position_side} position on {req.symbol}", "no_position")
 
     async def cancel(self, symbol: str, client_id: str) -> None:
         res = await _call(self._rest.cancel_orders(symbol, client_ids=[client_id]))
@@ -306,12 +357,7 @@ class LiveVenue:
             if len(page.orderList) < PAGE or skip >= page.total:
                 break
         positions = [
-            VenuePosition(
-                symbol=p.symbol,
-                qty=_dec(p.qty) if str(p.side) == "LONG" else -_dec(p.qty),
-                avg_price=_dec(p.avgOpenPrice),
-                position_side=PositionSide(str(p.side)) if self._hedge else PositionSide.BOTH,
-            )
+            position_from_wire(p, hedge=self._hedge)
             for p in await _call(self._rest.pending_positions())
         ]
         acct = await _call(self._rest.account(self._coin))

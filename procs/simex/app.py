@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -18,6 +19,7 @@ from aiohttp import web
 from procs.simex.config import SimexConfig
 from procs.simex.engine import Exchange
 from procs.simex.faults import Faults
+from procs.simex.funding import next_funding_ms, settle_funding
 from procs.simex.marketgen import Action, BookView, GenSymbol, MarketGenerator, apply_action
 from procs.simex.replay import load_replay
 from procs.simex.rest import RestServer
@@ -51,7 +53,12 @@ class Simex:
         self.config = config
         self.faults = Faults(config.fault_seed)
         specs = [s.spec() for s in config.symbols]
-        self.exchange = Exchange(specs, {a.name: a.balance for a in config.accounts})
+        self.exchange = Exchange(
+            specs,
+            {a.name: a.balance for a in config.accounts},
+            funding_interval_ms=max(1, round(config.funding_interval_s * 1000)),
+        )
+        self.funding_settled_total = 0  # position settlements
         keys = {k.api_key: k for k in config.keys}
         self.hub = Hub(self.faults, keys, config.limits, self.faults.now_ms)
         self.venue = Venue(self.exchange, self.hub, self.faults.now_ms)
@@ -134,6 +141,7 @@ class Simex:
             "generator_actions_total": self.actions_total,
             "market_skipped_s_total": self.skipped_ns_total / 1e9,
             "slow_disconnects_total": hub.slow_disconnects_total,
+            "funding_settled_total": self.funding_settled_total,
         }
 
     def save(self, quiet: bool = False) -> Path | None:
@@ -221,11 +229,24 @@ class Simex:
             self._step(time.time_ns())
             self.step_max_s = max(self.step_max_s, time.perf_counter() - t0)
 
+    def settle_funding(self, ts_ms: int, rates: dict[str, Decimal] | None = None) -> int:
+        """Settle funding on every open position now and push the changes; return how many."""
+        n = settle_funding(self.exchange, ts_ms, rates)
+        self.funding_settled_total += n
+        self.venue.flush()
+        self.hub.flush_writes()
+        log.info("funding settled positions=%d ts_ms=%d", n, ts_ms)
+        return n
+
     async def _periodic_loop(self) -> None:
         every = self.config.state_save_s
         next_save = time.monotonic() + every
+        next_funding = next_funding_ms(self.exchange, self.faults.now_ms())
         while True:
             await asyncio.sleep(PERIODIC_S)
+            if self.faults.now_ms() >= next_funding:
+                self.settle_funding(next_funding)
+                next_funding = next_funding_ms(self.exchange, self.faults.now_ms())
             self.hub.periodic()
             self.hub.flush_writes()
             if every and time.monotonic() >= next_save:

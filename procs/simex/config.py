@@ -48,6 +48,7 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     default_leverage: PosInt = 20
     maker_fee: Decimal = Decimal("0.0002")
     taker_fee: Decimal = Decimal("0.0006")
+    funding_rate: Decimal = Decimal("0.0001")  # per settlement; > 0: longs pay shorts
     volatility_bps_per_s: NonNegFloat = 3.0  # generator's fair-value drift scale
     lot_notional: Decimal = Decimal(500)  # generator lot, USDT
 
@@ -70,6 +71,7 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             default_leverage=self.default_leverage,
             maker_fee=self.maker_fee,
             taker_fee=self.taker_fee,
+            funding_rate=self.funding_rate,
         )
 
 
@@ -118,6 +120,8 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         10.0  # also save this often (0: only on stop); bounds a SIGKILL's loss
     )
     fault_seed: int = 1
+    # funding settles at every multiple of this since the epoch (the venue: 8 h)
+    funding_interval_s: PosFloat = 28_800.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     symbols: list[SymbolConfig] = msgspec.field(
         default_factory=lambda: [

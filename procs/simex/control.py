@@ -1,7 +1,8 @@
 """simex's control API (HTTP on its own loopback port) and ``bitrader simctl``.
 
 Endpoints: GET /_simex/status, GET|POST /_simex/faults, POST /_simex/faults/reset,
-POST /_simex/ws/drop {"scope": all|public|private}, POST /_simex/state/save.
+POST /_simex/ws/drop {"scope": all|public|private}, POST /_simex/state/save,
+POST /_simex/funding/settle {"rates": {"BTCUSDT": "0.001"}} (settle funding now; rates optional).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -77,6 +79,9 @@ def make_control_app(sx: Simex) -> web.Application:
             return _ok({"error": "scope must be all, public or private"}, status=400)
         return _ok({"dropped": sx.hub.drop(scope)})
 
+    async def settle(request: web.Request) -> web.Response:
+        return _settle(sx, await request.read())
+
     async def save(_: web.Request) -> web.Response:
         path = sx.save()
         return _ok({"path": str(path) if path else None})
@@ -88,7 +93,27 @@ def make_control_app(sx: Simex) -> web.Application:
     app.router.add_post("/_simex/faults/reset", reset_faults)
     app.router.add_post("/_simex/ws/drop", drop_ws)
     app.router.add_post("/_simex/state/save", save)
+    app.router.add_post("/_simex/funding/settle", settle)
     return app
+
+
+def _settle(sx: Simex, body: bytes) -> web.Response:
+    rates = _rates(body, set(sx.exchange.specs))
+    if isinstance(rates, str):
+        return _ok({"error": rates}, status=400)
+    ts_ms = sx.faults.now_ms()
+    return _ok({"settled": sx.settle_funding(ts_ms, rates), "ts_ms": ts_ms})
+
+
+def _rates(body: bytes, symbols: set[str]) -> dict[str, Decimal] | str:
+    """``{"rates": {SYMBOL: rate}}`` (all optional) as Decimals, or the error text."""
+    try:
+        raw = msgspec.json.decode(body) if body.strip() else {}
+        rates = {str(k): Decimal(str(v)) for k, v in dict(raw.get("rates") or {}).items()}
+    except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        return f"body: {exc}"
+    unknown = set(rates) - symbols
+    return f"unknown symbols {sorted(unknown)}" if unknown else rates
 
 
 def _value(text: str) -> Any:

@@ -42,6 +42,7 @@ class Exchange:
         balances: Mapping[str, Decimal],
         *,
         id_start: int = 1_000_001,
+        funding_interval_ms: int = 8 * 3_600_000,
     ) -> None:
         self.specs = {s.symbol: s for s in specs}
         self.books = {s.symbol: OrderBook(s.symbol) for s in specs}
@@ -54,6 +55,10 @@ class Exchange:
         self._dirty: set[str] = set()
         self.tpsl_live: dict[str, int] = {}
         self.tpsl_attach_failed_total = 0
+        # funding (settled by procs.simex.funding): rate per symbol, period, past settlements
+        self.funding_rate = {s.symbol: s.funding_rate for s in specs}
+        self.funding_interval_ms = funding_interval_ms
+        self.funding_history: dict[str, list[dict[str, str]]] = {}
 
     # ---- public helpers -------------------------------------------------------------------
 
@@ -295,9 +300,12 @@ class Exchange:
             pos_side = "LONG" if side == "BUY" else "SHORT"
             if trade_side == "OPEN":
                 return side == "BUY", "OPEN", pos_side, False
-            # hedge close per the reference: side names the position (BUY closes the long)
+            # hedge close per the reference: side names the position (BUY closes the long), and
+            # positionId is required "when tradeSide=CLOSE"
+            if not position_id:
+                raise ExchangeError(10002, "positionId is required when tradeSide=CLOSE")
             pos = acct.positions.get((symbol, pos_side))
-            if pos is None or (position_id and pos.position_id != position_id):
+            if pos is None or pos.position_id != position_id:
                 raise ExchangeError(30004, "Position does not exist")
             return side != "BUY", "CLOSE", pos_side, True
         is_buy = side == "BUY"

@@ -68,6 +68,7 @@ class SymbolSpec:
     default_leverage: int = 20
     maker_fee: Decimal = Decimal("0.0002")
     taker_fee: Decimal = Decimal("0.0006")
+    funding_rate: Decimal = Decimal("0.0001")  # per settlement; > 0: longs pay shorts
 
     @property
     def tick(self) -> Decimal:
@@ -289,6 +290,7 @@ class Account:
     tpsl: dict[str, TpslOrder] = field(default_factory=dict)
     fees_total: Decimal = ZERO
     pnl_total: Decimal = ZERO
+    funding_total: Decimal = ZERO  # received > 0
 
     def frozen(self) -> Decimal:
         return sum((o.lock for o in self.open_orders.values()), ZERO)

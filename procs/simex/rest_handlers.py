@@ -131,10 +131,10 @@ def kline(v: Venue, _a: str, q: Params, _t: int) -> object:
 
 def _funding(v: Venue, sym: str, ts: int) -> dict[str, object]:
     t = v.ticker(sym)
-    period = 8 * 3_600_000
+    period = v.ex.funding_interval_ms
     return {
         "symbol": sym, "markPrice": fmt(t["mark"]), "lastPrice": fmt(t["last"]),
-        "fundingRate": "0.0001", "fundingInterval": 8,
+        "fundingRate": fmt(v.ex.funding_rate[sym]), "fundingInterval": period // 3_600_000,
         "nextFundingTime": str(ts - ts % period + period),
     }  # fmt: skip
 
@@ -150,8 +150,9 @@ def funding_batch(v: Venue, _a: str, _q: Params, ts: int) -> object:
 
 
 def funding_history(v: Venue, _a: str, q: Params, _t: int) -> object:
-    v.ex.spec(_s(q, "symbol", True))
-    return []
+    sym = _s(q, "symbol", True)
+    v.ex.spec(sym)
+    return list(reversed(v.ex.funding_history.get(sym, [])))
 
 
 # ---- account ----------------------------------------------------------------------------------

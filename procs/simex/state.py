@@ -32,6 +32,7 @@ class SavedAccount(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     initial: Decimal
     fees_total: Decimal
     pnl_total: Decimal
+    funding_total: Decimal = Decimal(0)
     position_mode: str
     leverage: dict[str, int]
     margin_mode: dict[str, str]
@@ -56,6 +57,7 @@ def snapshot(ex: Exchange, ts_ms: int) -> SavedState:
             initial=a.initial,
             fees_total=a.fees_total,
             pnl_total=a.pnl_total,
+            funding_total=a.funding_total,
             position_mode=a.position_mode,
             leverage=dict(a.leverage),
             margin_mode=dict(a.margin_mode),
@@ -112,6 +114,7 @@ def _restore_account(ex: Exchange, saved: SavedAccount) -> None:
     acct = ex.accounts[saved.name]
     acct.wallet, acct.initial = saved.wallet, saved.initial
     acct.fees_total, acct.pnl_total = saved.fees_total, saved.pnl_total
+    acct.funding_total = saved.funding_total
     acct.position_mode = saved.position_mode
     acct.leverage, acct.margin_mode = dict(saved.leverage), dict(saved.margin_mode)
     for p in saved.positions:

@@ -349,9 +349,10 @@ class Hub:
         elif ch == "price":
             t = venue.ticker(symbol)
             now = self.now_ms()
-            period = 8 * 3_600_000
+            period = venue.ex.funding_interval_ms
             data = {
-                "ip": fmt(t["mark"]), "mp": fmt(t["mark"]), "fr": "0.0001",
+                "ip": fmt(t["mark"]), "mp": fmt(t["mark"]),
+                "fr": fmt(venue.ex.funding_rate[symbol]),
                 "ft": self._iso(now - now % period), "nft": self._iso(now - now % period + period),
             }  # fmt: skip
         else:

@@ -209,7 +209,10 @@ def test_hedge_mode_keeps_long_and_short_and_buy_close_closes_long():
     acct = ex.accounts["a"]
     assert set(acct.positions) == {("BTCUSDT", "LONG"), ("BTCUSDT", "SHORT")}
 
-    close = place(ex, side="BUY", qty="1", order_type="MARKET", trade_side="CLOSE")
+    long_id = acct.positions[("BTCUSDT", "LONG")].position_id
+    close = place(
+        ex, side="BUY", qty="1", order_type="MARKET", trade_side="CLOSE", position_id=long_id
+    )
 
     assert not close.is_buy
     assert close.filled == D(1)
@@ -221,9 +224,22 @@ def test_hedge_close_without_position_is_30004():
     admin.change_position_mode(ex, "a", "HEDGE")
 
     with pytest.raises(ExchangeError) as e:
-        place(ex, side="SELL", qty="1", order_type="MARKET", trade_side="CLOSE")
+        place(ex, side="SELL", qty="1", order_type="MARKET", trade_side="CLOSE", position_id="9")
 
     assert e.value.code == 30004
+
+
+def test_hedge_close_without_position_id_is_refused_with_10002():
+    ex = make()
+    admin.change_position_mode(ex, "a", "HEDGE")
+    place(ex, side="BUY", qty="1", price="101", trade_side="OPEN")
+
+    with pytest.raises(ExchangeError) as e:
+        place(ex, side="BUY", qty="1", order_type="MARKET", trade_side="CLOSE")
+
+    assert e.value.code == 10002
+    assert "positionId" in e.value.msg
+    assert ("BTCUSDT", "LONG") in ex.accounts["a"].positions
 
 
 def test_position_mode_change_with_open_order_is_20009():

@@ -39,6 +39,7 @@ def apply(ex: Exchange, op: tuple, i: int) -> None:
     try:
         if kind == "place":
             _, acct, side, otype, effect, q, p, ro, tside = op
+            leg = ex.accounts[acct].positions.get(("X", "LONG" if side == "BUY" else "SHORT"))
             ex.place_order(
                 acct,
                 symbol="X",
@@ -49,6 +50,7 @@ def apply(ex: Exchange, op: tuple, i: int) -> None:
                 price=p,
                 reduce_only=ro,
                 trade_side=tside,
+                position_id=leg.position_id if leg is not None else "",  # hedge closes name it
                 ts_ms=i,
             )
         elif kind == "mm_add":
