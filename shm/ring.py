@@ -137,14 +137,9 @@ class _RingMap:
     def __init__(self, name: str, dtype: Dtype) -> None:
         self.name = name
         self._dtype = dtype
-        self._raw = np.dtype((np.void, dtype.itemsize))  # slots as opaque bytes: copies are memcpy
-        self._itemsize = dtype.itemsize
         self._seg: Segment | None = None
         self._ino = 0
         self._capacity = 0
-        self._mask = 0
-        self._top = 0
-        self._small_records = 0
 
     def _map(self, seg: Segment, capacity: int) -> None:
         self._seg = seg
@@ -158,8 +153,14 @@ class _RingMap:
     if TYPE_CHECKING:  # provided by the C base, WriterCore or ReaderCore (shm/_ringc.c)
 
         def _core_bind(
-            self, buf: memoryview, header: int, claimed_at: int, published_at: int, capacity: int,
-            dtype: Dtype, /
+            self,
+            buf: memoryview,
+            header: int,
+            claimed_at: int,
+            published_at: int,
+            capacity: int,
+            dtype: Dtype,
+            /,
         ) -> None: ...
 
         def _core_unbind(self) -> None: ...

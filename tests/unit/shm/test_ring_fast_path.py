@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from shm.records import BENCH_V1, Records
 from shm.ring import HEADER_BYTES, RingReader, RingSpec, RingWriter
 from shm.segment import attach_segment, close_segment
-from tests.helpers.ring_reference import RefReader, RefWriter
 from tests.helpers.ring_records import make_batch, torn_count
+from tests.helpers.ring_reference import RefReader, RefWriter
 
 CAPACITIES = st.sampled_from([1, 2, 4, 8, 16])
 SETTINGS = settings(max_examples=150, deadline=None)
