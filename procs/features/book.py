@@ -4,6 +4,10 @@ Convention for degenerate books: a side is present when its level count is posit
 price is a positive finite number. Spread and microprice need both sides and are 0 otherwise;
 an imbalance whose depth holds no quantity is 0. Levels at or beyond ``n_bids``/``n_asks`` are
 ignored whatever they contain.
+
+Layout: the batch is read once into a level-major block ``[16, side, n]`` (row 0 the best price,
+rows 1..15 the quantities of levels 0..14), so that every step is a whole-row numpy call and the
+depth sums are row reductions that add level by level, in the same order as a Python loop.
 """
 
 from __future__ import annotations
@@ -21,22 +25,43 @@ BoolArr = npt.NDArray[np.bool_]
 
 IMBALANCE_DEPTHS: Final = (1, 5, 15)
 BPS: Final = 1e4
-_LEVELS: Final = np.arange(BOOK_DEPTH)
+_INF: Final = float("inf")
+
+_FIELDS: Final = BOOK_V1.fields
+assert _FIELDS is not None
+assert BOOK_V1.itemsize % 8 == 0
+assert IMBALANCE_DEPTHS == (1, 5, 15)
+assert BOOK_DEPTH == 15
+assert _FIELDS["n_bids"][0] == np.dtype("<i2")
+assert _FIELDS["n_asks"][1] == _FIELDS["n_bids"][1] + 2
+_OFFSET: Final = {name: int(spec[1]) for name, spec in _FIELDS.items()}
 
 
-# the four level arrays sit back to back in BOOK_V1: read them as one [n, 4, depth] block
-_LEVEL_FIELDS: Final = ("bid_px", "bid_qty", "ask_px", "ask_qty")
-_BOOK_FIELDS: Final = BOOK_V1.fields
-assert _BOOK_FIELDS is not None
-_LEVELS_AT: Final = int(_BOOK_FIELDS["bid_px"][1])
-_LEVEL_BYTES: Final = 8 * BOOK_DEPTH
-assert [_BOOK_FIELDS[f][1] for f in _LEVEL_FIELDS] == [
-    _LEVELS_AT + i * _LEVEL_BYTES for i in range(4)
-]
-_COUNTS_AT: Final = int(_BOOK_FIELDS["n_bids"][1])
-assert int(_BOOK_FIELDS["n_asks"][1]) == _COUNTS_AT + 2
-assert _BOOK_FIELDS["n_bids"][0] == np.dtype("<i2") == _BOOK_FIELDS["n_asks"][0]
-_DEPTH_AT: Final = np.array(IMBALANCE_DEPTHS) - 1
+def _word(field: str, level: int = 0) -> int:
+    offset = _OFFSET[field] + 8 * level
+    assert offset % 8 == 0
+    return offset // 8
+
+
+# BOOK_V1 seen as 8-byte words (fields read through it: the level arrays only) and counts
+BOOK_VIEW: Final = np.dtype(
+    {
+        "names": ["words", "counts"],
+        "formats": [("<f8", (BOOK_V1.itemsize // 8,)), ("<i2", (2,))],
+        "offsets": [0, _OFFSET["n_bids"]],
+        "itemsize": BOOK_V1.itemsize,
+    }
+)
+# row r of the level-major block: r = 0 best price, r = 1 + l quantity of level l; per side
+_ROWS: Final = np.array(
+    [
+        _word(f"{side}_px") if r == 0 else _word(f"{side}_qty", r - 1)
+        for r in range(1 + BOOK_DEPTH)
+        for side in ("bid", "ask")
+    ]
+)
+# a row is valid only below the side's level count (the best price needs a count above 0)
+_ROW_LEVEL: Final = np.array([0, *range(BOOK_DEPTH)], dtype=np.int16)[:, None, None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,35 +75,42 @@ class BookFeatures:
     microprice_dev_bps: F64
 
 
+def book_rows_into(books: Records, x: F64) -> tuple[BoolArr, F64]:
+    """Write spread, imbalances and microprice of ``books`` into rows 0..4 of ``x`` [>=5, n].
+
+    ``x`` must hold zeros in those rows. Returns (ok, raw mid); the raw mid is meaningful only
+    where ok (elsewhere it is a finite placeholder).
+    """
+    n = books.size
+    view = books.view(BOOK_VIEW)
+    raw = view["words"].T[_ROWS].reshape(1 + BOOK_DEPTH, 2, n)  # level-major copy
+    counts = np.ascontiguousarray(view["counts"].T)  # [side, n]
+    valid = (raw > 0.0) & (raw < _INF) & (counts > _ROW_LEVEL)
+    q = np.where(valid, raw, 0.0)
+    # depth sums level by level: depth 5 lands in row 5, depth 15 (from it) in row 9
+    np.add.reduce(q[1:6], axis=0, out=q[5])
+    np.add.reduce(q[5:16], axis=0, out=q[9])
+    depth = q[1:10:4]  # [depth 1/5/15, side, n]
+    tot = depth[:, 0] + depth[:, 1]
+    np.divide(depth[:, 0] - depth[:, 1], tot, out=x[1:4], where=tot > 0.0)
+    has = valid[0]
+    ok = has[0] & has[1]
+    px = q[0]  # best prices, 0 for a missing side
+    bid0, ask0 = px[0], px[1]
+    mid = 0.5 * (bid0 + ask0)
+    np.divide((ask0 - bid0) * BPS, mid, out=x[0], where=ok)
+    top = q[1]  # quantity at level 0 per side, 0 where invalid
+    q0 = top[0] + top[1]
+    micro_ok = ok & (q0 > 0.0)
+    cross = px * top[::-1]  # bid0 * ask qty, ask0 * bid qty
+    micro = (cross[0] + cross[1]) / np.where(micro_ok, q0, 1.0) - mid
+    np.divide(micro, mid, out=x[4], where=micro_ok)
+    x[4] *= BPS
+    return ok, mid
+
+
 def book_features(books: Records) -> BookFeatures:
     """Compute the stateless features of every book in ``books`` (BOOK_V1)."""
-    raw = np.ascontiguousarray(books).view(np.uint8).reshape(books.size, BOOK_V1.itemsize)
-    block = raw[:, _LEVELS_AT : _LEVELS_AT + 4 * _LEVEL_BYTES].view(np.float64)
-    lv = block.reshape(books.size, 4, BOOK_DEPTH)  # [n, (bid_px, bid_qty, ask_px, ask_qty), depth]
-    cnt = raw[:, _COUNTS_AT : _COUNTS_AT + 4].view(np.int16)  # [n, (n_bids, n_asks)]
-    qty = lv[:, 1::2, :]
-    valid = (cnt[:, :, None] > _LEVELS) & (qty > 0.0) & (qty < np.inf)
-    q = np.where(valid, qty, 0.0)  # [n, side, depth]
-    c = np.cumsum(q, axis=2)[:, :, _DEPTH_AT]  # [n, side, depths]
-    tot = c[:, 0] + c[:, 1]
-    imbalance = np.zeros_like(tot)
-    np.divide(c[:, 0] - c[:, 1], tot, out=imbalance, where=tot > 0.0)
-    best = lv[:, 0::2, 0]  # [n, (bid, ask)]
-    has = (cnt > 0) & (best > 0.0) & (best < np.inf)
-    ok = has[:, 0] & has[:, 1]
-    bid0, ask0 = best[:, 0], best[:, 1]
-    mid_raw = np.where(ok, 0.5 * (bid0 + ask0), np.nan)
-    spread = np.zeros(books.size)
-    np.divide((ask0 - bid0) * BPS, mid_raw, out=spread, where=ok)
-    bq0, aq0 = q[:, 0, 0], q[:, 1, 0]
-    q0 = bq0 + aq0
-    micro_ok = ok & (q0 > 0.0)
-    dev = np.zeros(books.size)
-    np.divide(
-        (bid0 * aq0 + ask0 * bq0) / np.where(micro_ok, q0, 1.0) - mid_raw,
-        mid_raw,
-        out=dev,
-        where=micro_ok,
-    )
-    dev *= BPS
-    return BookFeatures(ok, mid_raw, spread, imbalance, dev)
+    x = np.zeros((5, books.size))
+    ok, mid = book_rows_into(books, x)
+    return BookFeatures(ok, np.where(ok, mid, np.nan), x[0], x[1:4].T, x[4])

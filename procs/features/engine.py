@@ -33,7 +33,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from procs.features.book import BPS, IMBALANCE_DEPTHS, book_features
+from procs.features.book import BPS, IMBALANCE_DEPTHS, BoolArr, book_rows_into
 from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
 
 F64 = npt.NDArray[np.float64]
@@ -68,34 +68,92 @@ assert N_FEATURES <= FEATURE_SLOTS
 assert len(set(FEATURES)) == N_FEATURES
 
 _INT64_MIN: Final = np.iinfo(np.int64).min
-_TRADE_WINDOWS: Final = np.array(sorted({*VWAP_WINDOWS_NS, *TFI_WINDOWS_NS, COUNT_WINDOW_NS}))
-_BOOK_LOOKBACKS: Final = np.array([*RETURN_HORIZONS_NS, *RV_WINDOWS_NS], dtype=np.int64)
+_INF: Final = float("inf")
+
+# Every lookup is "the last row with key <= key - offset"; one offset list serves trades and books.
+# Row 0 is "now". The fused array path relies on each window group being a run of these offsets,
+# in the order its feature columns are declared (asserted below).
+_OFFSETS: Final = np.array(
+    [
+        0,
+        *sorted(
+            {
+                *VWAP_WINDOWS_NS,
+                *TFI_WINDOWS_NS,
+                *RETURN_HORIZONS_NS,
+                *RV_WINDOWS_NS,
+                COUNT_WINDOW_NS,
+            }
+        ),
+    ],
+    dtype=np.int64,
+)
+_N_OFF: Final = _OFFSETS.size
+assert _OFFSETS[-1] == HORIZONS_NS
+assert VWAP_WINDOWS_NS == TFI_WINDOWS_NS == RETURN_HORIZONS_NS == tuple(_OFFSETS[1:].tolist())
+assert tuple(_OFFSETS[-len(RV_WINDOWS_NS) :].tolist()) == RV_WINDOWS_NS
+_COUNT_AT: Final = _OFFSETS.tolist().index(COUNT_WINDOW_NS)
+_RV_FROM: Final = _N_OFF - 1 - len(RV_WINDOWS_NS)  # first RV row among the lookback rows 1..
 
 
-def _cols(names: list[str]) -> list[int]:
-    return [FEATURES.index(n) for n in names]
+def _rows(names: list[str]) -> slice:
+    at = [FEATURES.index(n) for n in names]
+    assert at == list(range(at[0], at[0] + len(at)))
+    return slice(at[0], at[-1] + 1)
 
 
-def _where_windows(windows: tuple[int, ...]) -> list[int]:
-    return [_TRADE_WINDOWS.tolist().index(w) for w in windows]
+_BOOK_ROWS: Final = _rows(["spread_bps", *(f"imbalance_{d}" for d in IMBALANCE_DEPTHS)])
+assert slice(0, 4) == _BOOK_ROWS
+assert FEATURES[4] == "microprice_dev_bps"
+_VWAP: Final = _rows([f"vwap_dev_bps_{_suffix(w)}" for w in VWAP_WINDOWS_NS])
+_TFI: Final = _rows([f"trade_flow_imbalance_{_suffix(w)}" for w in TFI_WINDOWS_NS])
+_RET: Final = _rows([f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS])
+_RV: Final = _rows([f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS])
+_COUNT: Final = FEATURES.index(f"log1p_trades_{_suffix(COUNT_WINDOW_NS)}")
+_OK: Final = FEATURES.index("book_ok")
+_SPREAD: Final = FEATURES.index("spread_bps")
+_IMB: Final = [FEATURES.index(f"imbalance_{d}") for d in IMBALANCE_DEPTHS]
+_MICRO: Final = FEATURES.index("microprice_dev_bps")
+_RET_COLS: Final = list(range(_RET.start, _RET.stop))
+_RV_COLS: Final = list(range(_RV.start, _RV.stop))
+_VWAP_COL_OF: Final = dict(zip(VWAP_WINDOWS_NS, range(_VWAP.start, _VWAP.stop), strict=True))
+_TFI_COL_OF: Final = dict(zip(TFI_WINDOWS_NS, range(_TFI.start, _TFI.stop), strict=True))
 
-
-# column groups of FEAT_V1.x and where each group's values sit in the vectorised window arrays
-_VWAP_COLS: Final = _cols([f"vwap_dev_bps_{_suffix(w)}" for w in VWAP_WINDOWS_NS])
-_VWAP_AT: Final = _where_windows(VWAP_WINDOWS_NS)
-_TFI_COLS: Final = _cols([f"trade_flow_imbalance_{_suffix(w)}" for w in TFI_WINDOWS_NS])
-_TFI_AT: Final = _where_windows(TFI_WINDOWS_NS)
-_COUNT_COL: Final = FEATURES.index(f"log1p_trades_{_suffix(COUNT_WINDOW_NS)}")
-_COUNT_AT: Final = _where_windows((COUNT_WINDOW_NS,))[0]
-_RET_COLS: Final = _cols([f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS])
-_RV_COLS: Final = _cols([f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS])
-_N_RET: Final = len(RETURN_HORIZONS_NS)
-_VWAP_COL_OF: Final = dict(zip(VWAP_WINDOWS_NS, _VWAP_COLS, strict=True))
-_TFI_COL_OF: Final = dict(zip(TFI_WINDOWS_NS, _TFI_COLS, strict=True))
-_SPREAD_COL: Final = FEATURES.index("spread_bps")
-_IMB_COLS: Final = _cols([f"imbalance_{d}" for d in IMBALANCE_DEPTHS])
-_MICRO_COL: Final = FEATURES.index("microprice_dev_bps")
-_OK_COL: Final = FEATURES.index("book_ok")
+# FEAT_V1 / BOOK_V1 seen through one field each: the 40 leading bytes (seq, ts_event_ns,
+# ts_recv_ns, ts_pub_ns -> ts_feat_ns, symbol_id + flags) are copied in one go
+_F: Final = FEAT_V1.fields
+_B: Final = BOOK_V1.fields
+assert _F is not None
+assert _B is not None
+assert (
+    [_F[k][1] for k in ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id")]
+    == [_B[k][1] for k in ("seq", "ts_event_ns", "ts_recv_ns", "ts_pub_ns", "symbol_id")]
+    == [0, 8, 16, 24, 32]
+)
+assert _F["flags"][1] == _B["flags"][1] == 36
+assert _F["mid"][1] == 40
+_HEAD: Final = ("<i8", (5,))
+_BOOK_HEAD: Final = np.dtype({"names": ["head"], "formats": [_HEAD], "itemsize": BOOK_V1.itemsize})
+_FEAT_VIEW: Final = np.dtype(
+    {
+        "names": ["head", "ts_feat_ns", "flags", "mid", "x"],
+        "formats": [_HEAD, "<i8", "<u4", "<f8", ("<f4", (N_FEATURES,))],
+        "offsets": [0, 24, 36, 40, int(_F["x"][1])],
+        "itemsize": FEAT_V1.itemsize,
+    }
+)
+_TRADE_VIEW: Final = np.dtype(
+    {
+        "names": ["ts_recv_ns", "side", "px_qty"],
+        "formats": ["<i8", "<i1", ("<f8", (2,))],
+        "offsets": [16, 36, 40],
+        "itemsize": TRADE_V1.itemsize,
+    }
+)
+_TF: Final = TRADE_V1.fields
+assert _TF is not None
+assert (_TF["ts_recv_ns"][1], _TF["side"][1], _TF["px"][1]) == (16, 36, 40)
+assert _TF["qty"][1] == 48
 
 
 def feature_index(name: str) -> int:
@@ -116,155 +174,149 @@ class EngineConfig:
 class _Series:
     """Rows of (int64 key, float64 values) in a growable buffer; the first live row is a sentinel.
 
-    Appends write in place (amortised: the live rows move to the front, or the buffer doubles,
-    only when the end is reached); trimming moves ``start``. Views are valid until the next push.
+    ``vals`` is [capacity, width] (``by_row``) or [width, capacity]. Appends write in place
+    (amortised: the live rows move to the front, or the buffer doubles, only when the end is
+    reached); trimming moves ``start``. Views are valid until the next ``reserve``.
     """
 
-    __slots__ = ("end", "keys", "start", "vals")
+    __slots__ = ("by_row", "end", "keys", "start", "vals")
 
-    def __init__(self, width: int, capacity: int = 1024) -> None:
+    def __init__(self, width: int, *, by_row: bool, capacity: int = 1024) -> None:
+        self.by_row = by_row
         self.keys: I64 = np.empty(capacity, dtype=np.int64)
-        self.vals: F64 = np.empty((capacity, width))
+        self.vals: F64 = np.zeros((capacity, width) if by_row else (width, capacity))
         self.keys[0] = _INT64_MIN
-        self.vals[0] = 0.0
         self.start = 0
         self.end = 1
-
-    @property
-    def key(self) -> I64:
-        return self.keys[self.start : self.end]
-
-    @property
-    def val(self) -> F64:
-        return self.vals[self.start : self.end]
 
     def reserve(self, k: int) -> None:
         if self.end + k <= self.keys.size:
             return
         live = self.end - self.start
+        old = self.vals if self.by_row else self.vals.T
         if live + k > self.keys.size // 2:
             cap = 2 * (live + k)
-            keys, vals = np.empty(cap, dtype=np.int64), np.empty((cap, self.vals.shape[1]))
+            keys, new = np.empty(cap, dtype=np.int64), np.empty((cap, old.shape[1]))
+            vals = new if self.by_row else np.ascontiguousarray(new.T)
+            new = vals if self.by_row else vals.T
         else:
-            keys, vals = self.keys, self.vals
+            keys, vals, new = self.keys, self.vals, old
         keys[:live] = self.keys[self.start : self.end]  # numpy copes with the overlap
-        vals[:live] = self.vals[self.start : self.end]
+        new[:live] = old[self.start : self.end]
         self.keys, self.vals, self.start, self.end = keys, vals, 0, live
-
-    def trim(self, bound: int) -> None:
-        # keep the last row at or before ``bound``: the oldest any later lookup can land on
-        cut = int(np.searchsorted(self.keys[self.start : self.end], bound, "right")) - 1
-        if cut > 0:
-            self.start += cut
 
 
 class _SymbolState:
-    """History of one symbol's books (key, carried mid, prefix sum of r**2) and trades."""
+    """History of one symbol's books (key; carried mid, prefix sum of r**2) and trades."""
 
-    __slots__ = ("books", "last_book_key", "last_trade_key", "trades")
+    __slots__ = ("books", "trades")
 
     def __init__(self) -> None:
-        self.books = _Series(2)  # carried mid (0 = none yet), prefix sum of squared log-returns
-        self.trades = _Series(3)  # prefix sums of px*qty, qty, side*qty
-        self.last_book_key = _INT64_MIN
-        self.last_trade_key = _INT64_MIN
+        self.books = _Series(2, by_row=False)  # carried mid (0 = none yet), prefix sum of r**2
+        self.trades = _Series(3, by_row=True)  # prefix sums of px*qty, qty, side*qty
 
     def append_trades(self, trades: Records) -> None:
-        key = np.maximum.accumulate(np.concatenate(([self.last_trade_key], trades["ts_recv_ns"])))
-        self.last_trade_key = int(key[-1])
-        px, qty = trades["px"], trades["qty"]
-        good = np.isfinite(px) & (px > 0.0) & np.isfinite(qty) & (qty > 0.0)
+        k = trades.size
+        tv = trades.view(_TRADE_VIEW)
+        px_qty = tv["px_qty"]  # [k, (px, qty)]
+        good2 = (px_qty > 0.0) & (px_qty < _INF)
+        good = good2[:, 0] & good2[:, 1]
         ts = self.trades
-        ts.reserve(px.size)
-        vals = ts.vals[ts.end - 1 : ts.end + px.size]  # the last prefix, then the new rows
-        q = vals[1:, 1]
-        np.copyto(q, qty)
-        q[~good] = 0.0
-        np.multiply(np.where(good, px, 0.0), q, out=vals[1:, 0])
-        np.multiply(np.sign(trades["side"]), q, out=vals[1:, 2])
+        ts.reserve(k)
+        e = ts.end
+        vals = ts.vals[e - 1 : e + k]  # the last prefix, then the new rows
+        new = vals[1:]
+        new[:, :2] = np.where(good[:, None], px_qty, 0.0)  # (px, qty), zero when invalid
+        np.sign(tv["side"], out=new[:, 2])
+        new[:, ::2] *= new[:, 1:2]  # px*qty, side*qty
         # cumsum from the last prefix adds in the same order as one pass over the whole capture
-        np.cumsum(vals, axis=0, out=vals)
-        ts.keys[ts.end : ts.end + px.size] = key[1:]
-        ts.end += px.size
+        np.add.accumulate(vals, axis=0, out=vals)
+        keys = ts.keys[e - 1 : e + k]
+        keys[1:] = tv["ts_recv_ns"]
+        np.maximum.accumulate(keys, out=keys)
+        ts.end = e + k
 
-    def append_books(self, ts_recv: I64, ok: npt.NDArray[np.bool_], mid_raw: F64) -> I64:
-        key = np.maximum.accumulate(np.concatenate(([self.last_book_key], ts_recv)))[1:]
-        self.last_book_key = int(key[-1])
+    def books_into(self, books: Records, x: F64) -> tuple[BoolArr, F64, bool]:
+        """Features of ``books`` into ``x`` [N_FEATURES, n] (zeros); return (ok, mid, all ok)."""
+        n = books.size
+        ok, mid_raw = book_rows_into(books, x)
+        x[_OK] = ok
+        all_ok = bool(ok.all())
         bs = self.books
-        bs.reserve(key.size)
-        vals = bs.vals[bs.end - 1 : bs.end + key.size]
-        last_mid = float(vals[0, 0])
-        pos = np.where(ok, np.arange(ok.size), -1)
-        np.maximum.accumulate(pos, out=pos)
-        mid = vals[1:, 0]
-        np.copyto(mid, np.where(pos >= 0, mid_raw[np.maximum(pos, 0)], last_mid))
-        prev = vals[:-1, 0].copy()
-        both = (prev > 0.0) & (mid > 0.0)
-        r = np.zeros(mid.size)
-        np.log(mid / np.where(both, prev, 1.0), out=r, where=both)
-        vals[1:, 1] = r * r
-        np.cumsum(vals[:, 1], out=vals[:, 1])
-        bs.keys[bs.end : bs.end + key.size] = key
-        bs.end += key.size
-        return key
+        bs.reserve(n)
+        s, e = bs.start, bs.end
+        keys = bs.keys[e - 1 : e + n]
+        keys[1:] = books["ts_recv_ns"]
+        np.maximum.accumulate(keys, out=keys)
+        key = keys[1:]
+        mids, c2 = bs.vals[0], bs.vals[1]
+        m = mids[e - 1 : e + n]  # the last carried mid, then the batch's
+        m[1:] = mid_raw
+        if not all_ok:  # carry the last valid mid forward over degenerate books
+            pos = np.where(ok, np.arange(1, n + 1), 0)
+            np.maximum.accumulate(pos, out=pos)
+            m[1:] = m.take(pos)
+        mid = m[1:]
+        has_mid = mid > 0.0
+        needles = key - _OFFSETS[:, None]  # [offset, n]
+        back = bs.keys[s + 1 : e + n].searchsorted(needles[1:].ravel(), "right")
+        back = back.reshape(_N_OFF - 1, n)  # rows from s: the last book at or before t - h
+        # log-return to the previous book (row 0) and over each horizon, in one call
+        m0 = np.empty((_N_OFF, n))
+        m0[0] = m[:-1]
+        mids[s : e + n].take(back, out=m0[1:])
+        both = (m0 > 0.0) & has_mid
+        lg = np.zeros((_N_OFF, n))
+        np.log(mid / np.where(both, m0, 1.0), out=lg, where=both)
+        np.multiply(lg[1:], BPS, out=x[_RET])
+        c = c2[e - 1 : e + n]
+        np.multiply(lg[0], lg[0], out=c[1:])
+        np.add.accumulate(c, out=c)
+        var = c[1:] - c2[s : e + n].take(back[_RV_FROM:])
+        np.maximum(var, 0.0, out=var)
+        np.sqrt(var, out=var)
+        np.multiply(var, BPS, out=x[_RV])
+        bs.end = e + n
+        bs.start = s + int(back[-1, -1])  # the oldest row any later lookup can land on
+        self._trades_into(needles, mid, has_mid, x)
+        return ok, mid, all_ok
 
-    def trim(self) -> None:
-        bound = self.last_book_key - HORIZONS_NS
-        self.books.trim(bound)
-        self.trades.trim(bound)
+    def _trades_into(self, needles: I64, mid: F64, has_mid: BoolArr, x: F64) -> None:
+        n = mid.size
+        ts = self.trades
+        s = ts.start
+        at = ts.keys[s + 1 : ts.end].searchsorted(needles.ravel(), "right")
+        rows = ts.vals[s : ts.end].take(at, axis=0).reshape(_N_OFF, n, 3)
+        d = rows[0] - rows[1:]  # [window, n, (px*qty, qty, side*qty)]
+        q = d[:, :, 1]
+        traded = q > 0.0
+        np.divide(d[:, :, 2], q, out=x[_TFI], where=traded)
+        vwap = np.zeros((_N_OFF - 1, n))
+        np.divide(d[:, :, 0], q, out=vwap, where=traded)
+        np.divide((vwap - mid) * BPS, mid, out=x[_VWAP], where=traded & has_mid)
+        at = at.reshape(_N_OFF, n)
+        np.log1p(at[0] - at[_COUNT_AT], out=x[_COUNT])
+        ts.start = s + int(at[-1, -1])
 
 
-def _window_features(st: _SymbolState, key: I64, mid: F64, n_hist: int, x: F64) -> None:
-    """Write the windowed features of ``key``'s books into the columns of ``x`` [n, 32]."""
-    n = key.size
-    b_key, b_val = st.books.key, st.books.val
-    mid_col = mid[:, None]
-    has_mid = mid_col > 0.0
-    # one search for "now" and every window start: column 0 is the last trade at or before t
-    idx = np.searchsorted(st.trades.key, (key[:, None] - _TRADE_OFFSETS).ravel(), "right") - 1
-    idx = idx.reshape(n, _TRADE_OFFSETS.size)
-    rows = st.trades.val[idx]  # [n, 1 + windows, (px*qty, qty, side*qty)]
-    d = rows[:, :1, :] - rows[:, 1:, :]
-    q = d[:, :, 1:2]
-    traded = q > 0.0
-    ratio = np.zeros((n, _TRADE_WINDOWS.size, 3))  # vwap, 1, trade-flow imbalance
-    np.divide(d, q, out=ratio, where=traded)
-    dev = np.zeros((n, _TRADE_WINDOWS.size))
-    np.divide((ratio[:, :, 0] - mid_col) * BPS, mid_col, out=dev, where=traded[:, :, 0] & has_mid)
-    x[:, _VWAP_COLS] = dev[:, _VWAP_AT]
-    x[:, _TFI_COLS] = ratio[:, _TFI_AT, 2]
-    x[:, _COUNT_COL] = np.log1p((idx[:, 0] - idx[:, 1 + _COUNT_AT]).astype(np.float64))
-    back = np.searchsorted(b_key, (key[:, None] - _BOOK_LOOKBACKS).ravel(), "right") - 1
-    back = back.reshape(n, _BOOK_LOOKBACKS.size)
-    m0 = b_val[back[:, :_N_RET], 0]
-    both = has_mid & (m0 > 0.0)
-    ret = np.zeros_like(m0)
-    np.log(mid_col / np.where(both, m0, 1.0), out=ret, where=both)
-    x[:, _RET_COLS] = ret * BPS
-    own = b_val[n_hist : n_hist + n, 1][:, None]
-    var = np.maximum(own - b_val[back[:, _N_RET:], 1], 0.0)
-    x[:, _RV_COLS] = np.sqrt(var) * BPS
-
-
-_TRADE_OFFSETS: Final = np.concatenate(([0], _TRADE_WINDOWS)).astype(np.int64)
-_DEPTHS: Final = frozenset(IMBALANCE_DEPTHS)
-_INF: Final = float("inf")
 _SMALL_TRADES: Final = 4  # up to this many trades are appended one by one in Python
+_DEPTHS: Final = frozenset(IMBALANCE_DEPTHS)
+_LOOKBACKS: Final = _OFFSETS[1:]
 
 
 def _append_trade_one(st: _SymbolState, ts_recv: int, px: float, qty: float, side: int) -> None:
     # the same float operations, in the same order, as append_trades
-    key = max(st.last_trade_key, ts_recv)
-    st.last_trade_key = key
+    ts = st.trades
+    ts.reserve(1)
+    e = ts.end
+    key = max(int(ts.keys[e - 1]), ts_recv)
     good = 0.0 < px < _INF and 0.0 < qty < _INF
     q = qty if good else 0.0
     sign = (side > 0) - (side < 0)
-    ts = st.trades
-    ts.reserve(1)
-    c_pq, c_q, c_sq = ts.vals[ts.end - 1].tolist()
-    ts.vals[ts.end] = (c_pq + (px if good else 0.0) * q, c_q + q, c_sq + sign * q)
-    ts.keys[ts.end] = key
-    ts.end += 1
+    c_pq, c_q, c_sq = ts.vals[e - 1].tolist()
+    ts.vals[e] = (c_pq + (px if good else 0.0) * q, c_q + q, c_sq + sign * q)
+    ts.keys[e] = key
+    ts.end = e + 1
 
 
 def _side_sums(qty: list[float], n: int) -> tuple[float, list[float]]:
@@ -289,50 +341,53 @@ def _book_one(st: _SymbolState, book: Records, x: list[float]) -> tuple[float, b
     )
     bq0, b_sums = _side_sums(bid_q, n_b)
     aq0, a_sums = _side_sums(ask_q, n_a)
-    for col, b, a in zip(_IMB_COLS, b_sums, a_sums, strict=True):
+    for col, b, a in zip(_IMB, b_sums, a_sums, strict=True):
         tot = b + a
         x[col] = (b - a) / tot if tot > 0.0 else 0.0
     bid0, ask0 = bid_px[0], ask_px[0]
     ok = n_b > 0 and 0.0 < bid0 < _INF and n_a > 0 and 0.0 < ask0 < _INF
-    x[_OK_COL] = 1.0 if ok else 0.0
+    x[_OK] = 1.0 if ok else 0.0
     mid_raw = 0.5 * (bid0 + ask0) if ok else 0.0
     if ok:
-        x[_SPREAD_COL] = (ask0 - bid0) * BPS / mid_raw
+        x[_SPREAD] = (ask0 - bid0) * BPS / mid_raw
         q0 = bq0 + aq0
         if q0 > 0.0:
-            x[_MICRO_COL] = ((bid0 * aq0 + ask0 * bq0) / q0 - mid_raw) / mid_raw * BPS
-    # history: the same operations as append_books; logs go through numpy like the array path
-    key = max(st.last_book_key, int(rec["ts_recv_ns"]))
-    st.last_book_key = key
+            x[_MICRO] = ((bid0 * aq0 + ask0 * bq0) / q0 - mid_raw) / mid_raw * BPS
+    # history: the same operations as books_into; logs go through numpy like the array path
     bs = st.books
     bs.reserve(1)
-    last_mid, last_c = bs.vals[bs.end - 1].tolist()
+    e = bs.end
+    key = max(int(bs.keys[e - 1]), int(rec["ts_recv_ns"]))
+    mids, c2 = bs.vals[0], bs.vals[1]
+    last_mid, last_c = float(mids[e - 1]), float(c2[e - 1])
     mid = mid_raw if ok else last_mid
     has_mid = mid > 0.0
-    back = (np.searchsorted(bs.key, key - _BOOK_LOOKBACKS, "right") - 1).tolist()
-    m0s = [float(bs.vals[bs.start + j, 0]) for j in back[:_N_RET]]
+    # the book itself is never a lookback row (every horizon is positive): search before it
+    back = (bs.keys[bs.start + 1 : e].searchsorted(key - _LOOKBACKS, "right") + bs.start).tolist()
+    m0s = mids[back].tolist()
     ratios = [mid / last_mid if has_mid and last_mid > 0.0 else 1.0]
     ratios += [mid / m0 if has_mid and m0 > 0.0 else 1.0 for m0 in m0s]
     logs = np.log(np.array(ratios)).tolist()
     r = logs[0] if has_mid and last_mid > 0.0 else 0.0
     c = last_c + r * r
-    bs.vals[bs.end] = (mid, c)
-    bs.keys[bs.end] = key
-    bs.end += 1
+    mids[e], c2[e], bs.keys[e] = mid, c, key
+    bs.end = e + 1
     for col, m0, lg in zip(_RET_COLS, m0s, logs[1:], strict=True):
         x[col] = lg * BPS if has_mid and m0 > 0.0 else 0.0
-    for col, j in zip(_RV_COLS, back[_N_RET:], strict=True):
-        x[col] = math.sqrt(max(c - float(bs.vals[bs.start + j, 1]), 0.0)) * BPS
+    for col, c0 in zip(_RV_COLS, c2[back[_RV_FROM:]].tolist(), strict=True):
+        x[col] = math.sqrt(max(c - c0, 0.0)) * BPS
+    bs.start = back[-1]
     _trade_windows_one(st, key, mid, x)
     return mid, ok
 
 
 def _trade_windows_one(st: _SymbolState, key: int, mid: float, x: list[float]) -> None:
     ts = st.trades
-    idx = (np.searchsorted(ts.key, key - _TRADE_OFFSETS, "right") - 1).tolist()
-    rows = ts.vals[ts.start + np.array(idx)].tolist()
+    at = ts.keys[ts.start + 1 : ts.end].searchsorted(key - _OFFSETS, "right") + ts.start
+    rows = ts.vals[at].tolist()
+    idx = at.tolist()
     hi, rhi = idx[0], rows[0]
-    for w, j, rlo in zip(_TRADE_WINDOWS.tolist(), idx[1:], rows[1:], strict=True):
+    for w, j, rlo in zip(_LOOKBACKS.tolist(), idx[1:], rows[1:], strict=True):
         d_pq, q, d_sq = rhi[0] - rlo[0], rhi[1] - rlo[1], rhi[2] - rlo[2]
         traded = q > 0.0
         if w in _VWAP_COL_OF:
@@ -341,16 +396,8 @@ def _trade_windows_one(st: _SymbolState, key: int, mid: float, x: list[float]) -
         if w in _TFI_COL_OF:
             x[_TFI_COL_OF[w]] = d_sq / q if traded else 0.0
         if w == COUNT_WINDOW_NS:
-            x[_COUNT_COL] = float(np.log1p(np.array([float(hi - j)]))[0])
-
-
-def _rows_by_symbol(sym: npt.NDArray[np.int32]) -> dict[int, npt.NDArray[np.intp] | None]:
-    if sym.size == 0:
-        return {}
-    first = int(sym[0])
-    if bool((sym == first).all()):
-        return {first: None}  # None: every row (the common single-symbol batch, no copy)
-    return {int(s): np.flatnonzero(sym == s) for s in np.unique(sym)}
+            x[_COUNT] = float(np.log1p(np.array([float(hi - j)]))[0])
+    ts.start = idx[-1]
 
 
 class FeatureEngine:
@@ -375,59 +422,63 @@ class FeatureEngine:
             st = self._states[symbol_id] = _SymbolState()
         return st
 
+    def _only_symbol(self, sym: npt.NDArray[np.int32]) -> int:
+        # the one symbol of a batch, or -1 when it mixes symbols (or holds an invalid one)
+        if self._n_symbols == 1:
+            return -1 if sym.any() else 0
+        first = int(sym[0])
+        return first if bool((sym == first).all()) else -1
+
     def update(self, books: Records, trades: Records, *, ts_feat_ns: int = 0) -> Records:
         """Absorb ``trades`` (TRADE_V1), then return one FEAT_V1 record per book (BOOK_V1)."""
         if books.dtype != BOOK_V1 or trades.dtype != TRADE_V1:
             raise TypeError(f"expected BOOK_V1 and TRADE_V1 records, got {books.dtype}")
         if trades.size <= _SMALL_TRADES:
-            for t in trades:
-                _append_trade_one(
-                    self._state(int(t["symbol_id"])),
-                    int(t["ts_recv_ns"]),
-                    float(t["px"]),
-                    float(t["qty"]),
-                    int(t["side"]),
-                )
+            for (
+                t
+            ) in trades.tolist():  # (seq, ts_event, ts_recv, ts_pub, symbol, side, flags, px, qty)
+                _append_trade_one(self._state(t[4]), t[2], t[7], t[8], t[5])
         else:
-            for s, rows in _rows_by_symbol(trades["symbol_id"]).items():
-                self._state(s).append_trades(trades if rows is None else trades[rows])
-        if books.size == 1:
-            return self._update_one(books, ts_feat_ns)
-        out: Records = np.zeros(books.size, dtype=FEAT_V1)
-        if books.size == 0:
-            return out
-        bf = book_features(books)
-        x = np.zeros((books.size, FEATURE_SLOTS))
-        x[:, _SPREAD_COL] = bf.spread_bps
-        x[:, _IMB_COLS] = bf.imbalance
-        x[:, _MICRO_COL] = bf.microprice_dev_bps
-        x[:, _OK_COL] = bf.ok
-        mids = np.zeros(books.size)
-        for s, rows in _rows_by_symbol(books["symbol_id"]).items():
-            st = self._state(s)
-            n_hist = st.books.end - st.books.start
-            if rows is None:
-                key = st.append_books(books["ts_recv_ns"], bf.ok, bf.mid)
-                mids[:] = st.books.val[n_hist:, 0]
-                _window_features(st, key, mids, n_hist, x)
+            sym = trades["symbol_id"]
+            only = self._only_symbol(sym)
+            if only >= 0:
+                self._state(only).append_trades(trades)
             else:
-                key = st.append_books(books["ts_recv_ns"][rows], bf.ok[rows], bf.mid[rows])
-                mid = st.books.val[n_hist:, 0].copy()
-                block = x[rows]
-                _window_features(st, key, mid, n_hist, block)
-                x[rows] = block
-                mids[rows] = mid
-            st.trim()
+                for s in np.unique(sym).tolist():
+                    self._state(s).append_trades(trades[sym == s])
+        n = books.size
+        if n == 1:
+            return self._update_one(books, ts_feat_ns)
+        if n == 0:
+            return np.zeros(0, dtype=FEAT_V1)
+        sym = books["symbol_id"]
+        only = self._only_symbol(sym)
+        if only >= 0:
+            return self._books(self._state(only), books, ts_feat_ns)
+        out: Records = np.zeros(n, dtype=FEAT_V1)
+        for s in np.unique(sym).tolist():
+            st = self._state(s)  # validate before selecting rows
+            rows = np.flatnonzero(sym == s)
+            if rows.size == 1:
+                out[rows] = self._update_one(books[rows], ts_feat_ns)
+            else:
+                out[rows] = self._books(st, books[rows], ts_feat_ns)
+        return out
+
+    def _books(self, st: _SymbolState, books: Records, ts_feat_ns: int) -> Records:
+        n = books.size
+        x = np.zeros((N_FEATURES, n))  # feature-major: every step writes whole rows
+        ok, mid, all_ok = st.books_into(books, x)
+        out: Records = np.zeros(n, dtype=FEAT_V1)  # zeroed: no stale bytes in the padding
+        view = out.view(_FEAT_VIEW)
+        view["head"] = books.view(_BOOK_HEAD)["head"]
+        view["ts_feat_ns"] = ts_feat_ns
+        if not all_ok and self._config.mark_degenerate_stale:
+            flags = view["flags"]
+            np.bitwise_or(flags, FLAG_STALE, out=flags, where=~ok)
+        view["mid"] = mid
         x[~np.isfinite(x)] = 0.0
-        for name in ("seq", "ts_event_ns", "ts_recv_ns", "symbol_id"):
-            out[name] = books[name]
-        flags = books["flags"].astype(np.uint32)
-        if self._config.mark_degenerate_stale:
-            flags |= np.where(bf.ok, 0, FLAG_STALE).astype(np.uint32)
-        out["flags"] = flags
-        out["ts_feat_ns"] = ts_feat_ns
-        out["mid"] = mids
-        out["x"] = x  # float64 -> float32 once, at the end
+        view["x"] = x.T  # float64 -> float32 once, at the end
         return out
 
     def _update_one(self, book: Records, ts_feat_ns: int) -> Records:
@@ -436,7 +487,6 @@ class FeatureEngine:
         st = self._state(int(rec["symbol_id"]))
         x = [0.0] * FEATURE_SLOTS
         mid, ok = _book_one(st, book, x)
-        st.trim()
         flags = int(rec["flags"])
         if not ok and self._config.mark_degenerate_stale:
             flags |= FLAG_STALE
