@@ -129,7 +129,9 @@ def build_venue(
             local=lambda cid: proc_ref[0].tracker.get(cid) if cid in proc_ref[0].tracker else None,
             positions=lambda: proc_ref[0].positions.snapshots(),
             balance=lambda: proc_ref[0].local_balance() or Decimal(0),
-            public_rest=None if all(s.tick and s.step and s.min_qty for s in config.symbols)
+            public_rest=None
+            if all(s.tick and s.step and s.min_qty for s in config.symbols)
+            and not config.paper.settle_funding
             else public,
         )  # fmt: skip
     from ipc.bitunix.ws import BitunixWs, WsConfig

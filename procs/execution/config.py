@@ -83,6 +83,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     maker_fee_rate: Decimal = Decimal("0.0002")
     taker_fee_rate: Decimal = Decimal("0.0006")
     queue_ahead_fraction: Fraction = 1.0  # share of the visible level qty assumed ahead of us
+    # settle funding on the local legs with rates polled from the venue's public REST
+    settle_funding: bool = False
+    funding_poll_s: PositiveFloat = 60.0
 
 
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

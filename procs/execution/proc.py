@@ -321,6 +321,9 @@ class ExecutionProc:
         if ev is not None:
             self.book_funding(ev, now)
 
+    def on_funding(self, event: FundingEvent) -> None:
+        self.book_funding(event, self._clock())
+
     def book_funding(self, ev: FundingEvent, now: int) -> None:
         """Journal one funding payment and apply it to its leg (once per event id)."""
         if not self.journal.record_funding(ev):

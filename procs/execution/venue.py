@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import tomllib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
@@ -34,6 +35,7 @@ from procs.execution.instruments import Instrument, SymbolStatus
 from procs.execution.model import (
     ZERO,
     ExecutionError,
+    FundingEvent,
     OrderRequest,
     OrderType,
     PositionSide,
@@ -42,6 +44,7 @@ from procs.execution.model import (
 )
 from procs.execution.orders import Order
 from procs.execution.paper import BookLevels, PaperVenue
+from procs.execution.paper_funding import FundingQuote, PaperFunding
 from procs.execution.positions import PositionSnapshot
 from procs.execution.reconcile import VenuePosition, VenueSnapshot
 
@@ -94,6 +97,8 @@ class VenueSink(Protocol):
     def on_balance(self, balance: Decimal) -> None: ...
 
     def on_position(self, position: VenuePosition) -> None: ...
+
+    def on_funding(self, event: FundingEvent) -> None: ...
 
     def on_resync(self) -> None: ...
 
@@ -411,14 +416,19 @@ class PaperVenueAdapter:
         positions: Callable[[], Iterable[PositionSnapshot]],
         balance: Callable[[], Decimal],
         public_rest: BitunixRest | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._paper = PaperVenue(config)
+        self._clock = clock
         self._local = local
         self._positions = positions
         self._balance = balance
         self._rest = public_rest
         self._books: dict[str, BookLevels] = {}
         self._sink: VenueSink | None = None
+        self._funding = PaperFunding() if config.settle_funding else None
+        self._funding_poll_s = config.funding_poll_s
+        self._funding_due_ms = 0
 
     @property
     def ws_connected(self) -> bool:
@@ -493,7 +503,26 @@ class PaperVenueAdapter:
             b = self._books.get(s)
             if b is not None and b.bids and b.asks:
                 out[s] = (b.bids[0][0] + b.asks[0][0]) / 2
+        if self._funding is not None:
+            await self._settle_funding(out, set(symbols))
         return out
+
+    async def _settle_funding(self, marks: dict[str, Decimal], symbols: set[str]) -> None:
+        """Settle what is due, then poll the venue's rates when the poll is due."""
+        assert self._funding is not None
+        assert self._sink is not None
+        now_ms = self._clock() // 1_000_000
+        for ev in self._funding.settle(now_ms, self._positions(), marks):
+            self._sink.on_funding(ev)
+        if self._rest is None or now_ms < self._funding_due_ms:
+            return
+        self._funding_due_ms = now_ms + int(self._funding_poll_s * 1000)
+        rates = await _call(self._rest.funding_rates())
+        self._funding.update(
+            FundingQuote(r.symbol, _dec(r.fundingRate), int(r.nextFundingTime))
+            for r in rates
+            if r.symbol in symbols and r.nextFundingTime
+        )
 
     def check(self) -> None:
         return None
