@@ -54,7 +54,11 @@ def make_metrics(registry: CollectorRegistry) -> FeaturesMetrics:
 
 
 class FeaturesProc:
-    """Per step: up to ``batch_max`` trades, then (trade ring drained) up to as many books."""
+    """Per step: up to ``batch_max`` trades, then (trade ring drained) up to as many books.
+
+    Counters are kept as ints and reach Prometheus every ``metrics_flush_s`` (and on
+    ``health``/``close``).
+    """
 
     name = "features"
 
@@ -68,6 +72,7 @@ class FeaturesProc:
         waker: Waker,
         metrics: FeaturesMetrics,
         clock_ns: Callable[[], int] = time.time_ns,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self._books = books
         self._trades = trades
@@ -80,32 +85,78 @@ class FeaturesProc:
             config.n_symbols, EngineConfig(mark_degenerate_stale=config.mark_degenerate_stale)
         )
         self._no_books: Records = np.zeros(0, dtype=BOOK_V1)
+        self._no_trades: Records = np.zeros(0, dtype=TRADE_V1)
+        self._single_max = config.single_books_max
         self._dropped_seen = {"book": 0, "trade": 0}
         self._last_seq = -1
         self._published = 0
+        self._books_read = 0
+        self._trades_read = 0
+        self._stale = 0
+        self._flushed = dict.fromkeys(("books", "trades", "records", "stale"), 0)
+        self._mono = monotonic_ns
+        self._flush_ns = int(config.metrics_flush_s * 1e9)
+        self._flush_due_ns = 0
 
     def step(self) -> int:
         trades = self._trades.poll(self._batch_max)
         if trades.size == self._batch_max:  # more trades may precede the next books: drain first
             self._engine.update(self._no_books, trades)
-            self._m.trades.inc(trades.size)
+            self._trades_read += int(trades.size)
+            self._maybe_flush()
             return int(trades.size)
         books = self._books.poll(self._batch_max)
-        if books.size == 0 and trades.size == 0:
+        nb, nt = int(books.size), int(trades.size)
+        if nb == 0 and nt == 0:
+            self._maybe_flush()
             return 0
-        feats = self._engine.update(books, trades)
-        if feats.size:
-            feats["ts_feat_ns"] = self._clock()
-            self._out.publish(feats)
-            self._waker.notify()
-            self._last_seq = int(feats["seq"][-1])
-            self._published += int(feats.size)
-            self._m.records.inc(feats.size)
-            self._m.stale.inc(int(((feats["flags"] & FLAG_STALE) != 0).sum()))
-        self._m.books.inc(books.size)
-        self._m.trades.inc(trades.size)
+        if 1 < nb <= self._single_max:
+            # one book at a time: the engine's single-book path is ~5x cheaper per book than a
+            # small vectorised batch, gives the same records, and each leaves as soon as it is done
+            self._emit(self._engine.update(books[:1], trades))
+            for i in range(1, nb):
+                self._emit(self._engine.update(books[i : i + 1], self._no_trades))
+        else:
+            self._emit(self._engine.update(books, trades))
+        self._books_read += nb
+        self._trades_read += nt
+        self._maybe_flush()
+        return nb + nt
+
+    def _emit(self, feats: Records) -> None:
+        n = int(feats.size)
+        if not n:
+            return
+        feats["ts_feat_ns"] = self._clock()
+        self._out.publish(feats)
+        self._waker.notify()
+        self._last_seq = int(feats["seq"][-1])
+        self._published += n
+        if n == 1:
+            self._stale += (int(feats["flags"][0]) & FLAG_STALE) != 0
+        else:
+            self._stale += int(((feats["flags"] & FLAG_STALE) != 0).sum())
+
+    def _maybe_flush(self) -> None:
+        # Prometheus calls (a lock and a label lookup each) stay off the per-record path
+        now = self._mono()
+        if now >= self._flush_due_ns:
+            self._flush_due_ns = now + self._flush_ns
+            self.flush_metrics()
+
+    def flush_metrics(self) -> None:
+        """Move the hot path's counts into Prometheus and refresh the ring gauges."""
+        m, f = self._m, self._flushed
+        for key, counter, value in (
+            ("books", m.books, self._books_read),
+            ("trades", m.trades, self._trades_read),
+            ("records", m.records, self._published),
+            ("stale", m.stale, self._stale),
+        ):
+            if value > f[key]:
+                counter.inc(value - f[key])
+                f[key] = value
         self._export_ring_stats()
-        return int(books.size + trades.size)
 
     def _export_ring_stats(self) -> None:
         for label, ring in (("book", self._books), ("trade", self._trades)):
@@ -116,6 +167,7 @@ class FeaturesProc:
             self._m.lag.labels(label).set(ring.lag_records)
 
     def health(self) -> dict[str, float | int | str]:
+        self.flush_metrics()
         return {
             "last_seq": self._last_seq,
             "published_total": self._published,
@@ -126,6 +178,7 @@ class FeaturesProc:
         }
 
     def close(self) -> None:
+        self.flush_metrics()
         self._books.close()
         self._trades.close()
         self._out.close()

@@ -23,7 +23,7 @@ import psutil
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from ipc.sockets import connect_sub
 from procs.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
-from shm.records import SIG_V1
+from shm.records import BOOK_V1, SIG_V1
 from shm.ring import attach_reader
 from tests.conftest import free_port
 
@@ -129,6 +129,15 @@ class Window:
     signals: float = 0.0  # SIG_V1 records execution read over the window
     sig_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # recv → sig
     sig_dropped: int = 0  # sig records the bench's own ring reader lost (it polls)
+    # every signal's stamps and every book's (tests.bench._tick_hops joins them per hop)
+    sig_sid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sig_recv: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sig_feat: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sig_sig: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    book_sid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    book_recv: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    book_pub: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    book_dropped: int = 0
     cpu_percent: dict[str, float] = field(default_factory=dict)  # per program, over the window
     loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -239,10 +248,14 @@ class PipelineRun:
         """Collect order events for ``seconds`` (or until ``max_orders`` SENT events)."""
         sub = connect_sub(f"ipc://{self.run_dir}/execution.pub", [b"ord."])
         ring = attach_reader(f"{self.env.ns}.inference.sig", SIG_V1, 5.0)
+        books = attach_reader(f"{self.env.ns}.ingest.md.book", BOOK_V1, 5.0)
         sig_parts: list[np.ndarray] = []
+        book_parts: list[np.ndarray] = []
         try:
             time.sleep(0.3)  # let the subscription reach the publisher (PUB/SUB join)
             ring.poll(1 << 20)  # skip what came before the window
+            books.poll(1 << 20)
+            bd0 = books.dropped_total
             cpu0 = self._cpu_s()
             d0 = ring.dropped_total
             m0 = self._ingest_messages()
@@ -253,7 +266,10 @@ class PipelineRun:
             while time.monotonic() - t0 < seconds and not (max_orders and n_sent >= max_orders):
                 sigs = ring.poll(1 << 16)
                 if len(sigs):
-                    sig_parts.append(sigs["ts_sig_ns"] - sigs["ts_recv_ns"])
+                    sig_parts.append(sigs[["symbol_id", "ts_recv_ns", "ts_feat_ns", "ts_sig_ns"]])
+                bks = books.poll(1 << 16)
+                if len(bks):
+                    book_parts.append(bks[["symbol_id", "ts_recv_ns", "ts_pub_ns"]])
                 got = sub.recv(0.02)
                 if got is None:
                     continue
@@ -265,11 +281,15 @@ class PipelineRun:
             s1 = self._exec_metric("pipe_execution_signals_total")
             t1 = time.monotonic()
             dropped = ring.dropped_total - d0
+            book_dropped = books.dropped_total - bd0
             cpu1 = self._cpu_s()
         finally:
             sub.close()
             ring.close()
-        sig_ns = np.concatenate(sig_parts) if sig_parts else np.zeros(0, np.int64)
+            books.close()
+        sg = _cat(sig_parts)
+        bk = _cat(book_parts)
+        sig_ns = sg["ts_sig_ns"] - sg["ts_recv_ns"] if sg is not None else np.zeros(0, np.int64)
         return Window(
             seconds=t1 - t0,
             ws_messages=m1 - m0,
@@ -278,6 +298,8 @@ class PipelineRun:
             loadavg=_loadavg(),
             sig_ns=sig_ns,
             sig_dropped=dropped,
+            **_stamp_arrays(sg, bk),
+            book_dropped=book_dropped,
             cpu_percent={
                 n: round(100 * (cpu1[n] - cpu0[n]) / (t1 - t0)) for n in cpu1 if n in cpu0
             },
@@ -296,6 +318,24 @@ class PipelineRun:
             except psutil.Error:
                 continue
         return out
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray | None:
+    return np.concatenate([p.copy() for p in parts]) if parts else None
+
+
+def _stamp_arrays(sg: np.ndarray | None, bk: np.ndarray | None) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    if sg is not None:
+        out["sig_sid"] = sg["symbol_id"].astype(np.int64)
+        out["sig_recv"] = sg["ts_recv_ns"].astype(np.int64)
+        out["sig_feat"] = sg["ts_feat_ns"].astype(np.int64)
+        out["sig_sig"] = sg["ts_sig_ns"].astype(np.int64)
+    if bk is not None:
+        out["book_sid"] = bk["symbol_id"].astype(np.int64)
+        out["book_recv"] = bk["ts_recv_ns"].astype(np.int64)
+        out["book_pub"] = bk["ts_pub_ns"].astype(np.int64)
+    return out
 
 
 def _loadavg() -> tuple[float, float, float]:

@@ -11,6 +11,8 @@ ring. Baselines on the recorded frames, in the same run:
   (b) asyncio_websockets_json: one asyncio process (``websockets`` client + ``json`` + the same
       compute) fed by a local ``websockets`` server replaying the frames at their recorded pace;
   3x_crosscore_wakeup: three times the p50 of a bare pipe ping-pong between cores 0 and 1.
+Per hop (``tick_to_order_hops``, tests/bench/_tick_hops.py): ingest, features, inference and
+execution's share of each tick, from the stamps the records carry.
 Full mode adds a loaded variant at ~1,000/s (capture writing, /metrics scrapes every 100 ms, a
 GC-heavy task) for the pipeline and for (b). Method and figures: docs/bench-tick-to-order.md.
 """
@@ -33,6 +35,7 @@ from tests.bench._common import Result, percentiles_us
 from tests.bench._tick_asyncio import save_frames
 from tests.bench._tick_chain import JOURNAL_FS, chain_latencies, execution_config, record_frames
 from tests.bench._tick_group import PipelineRun, Window
+from tests.bench._tick_hops import hop_rows, summary
 from tests.conftest import free_port
 
 NAME = "tick_to_order"
@@ -212,6 +215,7 @@ def _measure_rate(
     save_frames(frames_path, frames)
     _say(f"{label}: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
          f"{len(win.sig_ns)} signals, load {win.loadavg}, CPU % {win.cpu_percent}")  # fmt: skip
+    _say(f"{label}: {summary(win)}")
     raw = [f for _, f in frames]
     a = _chain(raw, cfg.read_text(), jroot / f"a{label}", plan.passes)
     disk = _pct(_chain(raw, cfg.read_text(), root / f"a{label}", 1)["order"])  # journal on disk
@@ -219,6 +223,7 @@ def _measure_rate(
     b = _b_arrays(stamps, sent)
     _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s")
     rows = _rows_rate(label, rate, win, a, b, b_rate, wake3_us)
+    rows += hop_rows(label, win, wake3_us / 3)
     rows += [
         Result(
             A, f"p50_us_{label}_diskjournal", disk[0], "us", "tmpfs_journal", _pct(a["order"])[0]

@@ -57,7 +57,8 @@ def rings(ring_name):
         r.close()
 
 
-@pytest.mark.parametrize("batch_max", [8, 256])
+# batch_max 3: every step has at most 3 books, so they go through the engine one at a time
+@pytest.mark.parametrize("batch_max", [3, 8, 256])
 def test_features_proc_streams_rings_into_the_same_features_as_batch(rings, ring_name, batch_max):
     cfg = _config(ring_name, batch_max)
     w_book, w_trade, w_feat, r_book, r_trade, r_feat = rings(cfg)
@@ -94,6 +95,84 @@ def test_features_proc_streams_rings_into_the_same_features_as_batch(rings, ring
     assert (streamed["ts_feat_ns"] == 42).all()
     assert waker.notified > 0
     assert proc.health()["last_seq"] == int(books["seq"][-1])
+    proc.close()
+
+
+class ClockedWaker:
+    """Records how many feat records were readable at each wake-up."""
+
+    def __init__(self, reader: RingReader) -> None:
+        self.reader = reader
+        self.seen: list[int] = []
+
+    def notify(self) -> None:
+        self.seen.append(self.reader.lag_records)
+
+
+def _proc(cfg, r_book, r_trade, w_feat, waker, registry=None, mono=None):
+    kw = {} if mono is None else {"monotonic_ns": mono}
+    return FeaturesProc(
+        cfg,
+        books=r_book,
+        trades=r_trade,
+        out=w_feat,
+        waker=waker,
+        metrics=make_metrics(registry or CollectorRegistry()),
+        **kw,
+    )
+
+
+def test_features_proc_few_books_publishes_and_wakes_per_book(rings, ring_name):
+    cfg = _config(ring_name, 64)
+    w_book, w_trade, w_feat, r_book, r_trade, _r_feat = rings(cfg)
+    probe = RingReader(cfg.feat_ring, FEAT_V1)
+    waker = ClockedWaker(probe)
+    proc = _proc(cfg, r_book, r_trade, w_feat, waker)
+    books, trades = synthetic_market(seed=3, n_books=3, n_symbols=2)
+    w_trade.publish(trades[trades["ts_recv_ns"] <= books["ts_recv_ns"][0]])
+    w_book.publish(books)
+
+    assert proc.step() > 0
+
+    assert waker.seen == [1, 2, 3]  # each book published, and its readers woken, on its own
+    probe.close()
+    proc.close()
+
+
+def test_features_proc_many_books_publishes_once(rings, ring_name):
+    cfg = _config(ring_name, 64)
+    w_book, _w_trade, w_feat, r_book, r_trade, _r_feat = rings(cfg)
+    probe = RingReader(cfg.feat_ring, FEAT_V1)
+    waker = ClockedWaker(probe)
+    proc = _proc(cfg, r_book, r_trade, w_feat, waker)
+    books, _ = synthetic_market(seed=3, n_books=cfg.single_books_max + 1, n_symbols=2)
+    w_book.publish(books)
+
+    assert proc.step() == books.size
+
+    assert waker.seen == [books.size]
+    probe.close()
+    proc.close()
+
+
+def test_features_proc_counters_reach_prometheus_at_the_flush_period(rings, ring_name):
+    cfg = _config(ring_name, 64)
+    w_book, _w_trade, w_feat, r_book, r_trade, _r_feat = rings(cfg)
+    now = [0]
+    registry = CollectorRegistry()
+    proc = _proc(cfg, r_book, r_trade, w_feat, CountingWaker(), registry, lambda: now[0])
+    books, _ = synthetic_market(seed=4, n_books=2, n_symbols=1)
+    proc.step()  # first step flushes (nothing yet) and schedules the next flush
+    w_book.publish(books)
+
+    proc.step()
+    held = registry.get_sample_value("pipe_features_books_total")
+    now[0] = int(cfg.metrics_flush_s * 1e9)
+    proc.step()
+
+    assert held == 0
+    assert registry.get_sample_value("pipe_features_books_total") == 2
+    assert registry.get_sample_value("pipe_features_records_total") == 2
     proc.close()
 
 
