@@ -26,6 +26,8 @@ BoolArr = npt.NDArray[np.bool_]
 IMBALANCE_DEPTHS: Final = (1, 5, 15)
 BPS: Final = 1e4
 _INF: Final = float("inf")
+# the positive finite float64s are exactly the bit patterns 1 .. 0x7FEF_FFFF_FFFF_FFFF
+_POS_FINITE_MAX_BITS: Final = 0x7FEF_FFFF_FFFF_FFFF
 
 _FIELDS: Final = BOOK_V1.fields
 assert _FIELDS is not None
@@ -64,6 +66,12 @@ _ROWS: Final = np.array(
 _ROW_LEVEL: Final = np.array([0, *range(BOOK_DEPTH)], dtype=np.int16)[:, None, None]
 
 
+def positive_finite(a: F64) -> BoolArr:
+    """``0 < a < inf`` elementwise (False for NaN) in two numpy calls instead of three."""
+    mask: BoolArr = a.view(np.uint64) - 1 < _POS_FINITE_MAX_BITS  # 0 wraps to the top
+    return mask
+
+
 @dataclass(frozen=True, slots=True)
 class BookFeatures:
     """Per-book values for one batch; every array has one row per book."""
@@ -85,7 +93,7 @@ def book_rows_into(books: Records, x: F64) -> tuple[BoolArr, F64]:
     view = books.view(BOOK_VIEW)
     raw = view["words"].T[_ROWS].reshape(1 + BOOK_DEPTH, 2, n)  # level-major copy
     counts = np.ascontiguousarray(view["counts"].T)  # [side, n]
-    valid = (raw > 0.0) & (raw < _INF) & (counts > _ROW_LEVEL)
+    valid = positive_finite(raw) & (counts > _ROW_LEVEL)
     q = np.where(valid, raw, 0.0)
     # depth sums level by level: depth 5 lands in row 5, depth 15 (from it) in row 9
     np.add.reduce(q[1:6], axis=0, out=q[5])

@@ -33,7 +33,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from procs.features.book import BPS, IMBALANCE_DEPTHS, BoolArr, book_rows_into
+from procs.features.book import BPS, IMBALANCE_DEPTHS, BoolArr, book_rows_into, positive_finite
 from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
 
 F64 = npt.NDArray[np.float64]
@@ -219,14 +219,13 @@ class _SymbolState:
         k = trades.size
         tv = trades.view(_TRADE_VIEW)
         px_qty = tv["px_qty"]  # [k, (px, qty)]
-        good2 = (px_qty > 0.0) & (px_qty < _INF)
-        good = good2[:, 0] & good2[:, 1]
+        good = positive_finite(px_qty).view(np.uint16) == 0x0101  # [k, 1]: px and qty both
         ts = self.trades
         ts.reserve(k)
         e = ts.end
         vals = ts.vals[e - 1 : e + k]  # the last prefix, then the new rows
         new = vals[1:]
-        new[:, :2] = np.where(good[:, None], px_qty, 0.0)  # (px, qty), zero when invalid
+        new[:, :2] = np.where(good, px_qty, 0.0)  # (px, qty), zero when invalid
         np.sign(tv["side"], out=new[:, 2])
         new[:, ::2] *= new[:, 1:2]  # px*qty, side*qty
         # cumsum from the last prefix adds in the same order as one pass over the whole capture
@@ -241,7 +240,7 @@ class _SymbolState:
         n = books.size
         ok, mid_raw = book_rows_into(books, x)
         x[_OK] = ok
-        all_ok = bool(ok.all())
+        all_ok = np.count_nonzero(ok) == n
         bs = self.books
         bs.reserve(n)
         s, e = bs.start, bs.end
@@ -257,7 +256,7 @@ class _SymbolState:
             np.maximum.accumulate(pos, out=pos)
             m[1:] = m.take(pos)
         mid = m[1:]
-        has_mid = mid > 0.0
+        has_mid = None if all_ok else mid > 0.0  # None: every mid is valid (the common case)
         needles = key - _OFFSETS[:, None]  # [offset, n]
         back = bs.keys[s + 1 : e + n].searchsorted(needles[1:].ravel(), "right")
         back = back.reshape(_N_OFF - 1, n)  # rows from s: the last book at or before t - h
@@ -265,7 +264,7 @@ class _SymbolState:
         m0 = np.empty((_N_OFF, n))
         m0[0] = m[:-1]
         mids[s : e + n].take(back, out=m0[1:])
-        both = (m0 > 0.0) & has_mid
+        both = m0 > 0.0 if has_mid is None else (m0 > 0.0) & has_mid
         lg = np.zeros((_N_OFF, n))
         np.log(mid / np.where(both, m0, 1.0), out=lg, where=both)
         np.multiply(lg[1:], BPS, out=x[_RET])
@@ -281,7 +280,7 @@ class _SymbolState:
         self._trades_into(needles, mid, has_mid, x)
         return ok, mid, all_ok
 
-    def _trades_into(self, needles: I64, mid: F64, has_mid: BoolArr, x: F64) -> None:
+    def _trades_into(self, needles: I64, mid: F64, has_mid: BoolArr | None, x: F64) -> None:
         n = mid.size
         ts = self.trades
         s = ts.start
@@ -293,7 +292,9 @@ class _SymbolState:
         np.divide(d[:, :, 2], q, out=x[_TFI], where=traded)
         vwap = np.zeros((_N_OFF - 1, n))
         np.divide(d[:, :, 0], q, out=vwap, where=traded)
-        np.divide((vwap - mid) * BPS, mid, out=x[_VWAP], where=traded & has_mid)
+        np.subtract(vwap, mid, out=vwap)
+        vwap *= BPS
+        np.divide(vwap, mid, out=x[_VWAP], where=traded if has_mid is None else traded & has_mid)
         at = at.reshape(_N_OFF, n)
         np.log1p(at[0] - at[_COUNT_AT], out=x[_COUNT])
         ts.start = s + int(at[-1, -1])
@@ -425,9 +426,9 @@ class FeatureEngine:
     def _only_symbol(self, sym: npt.NDArray[np.int32]) -> int:
         # the one symbol of a batch, or -1 when it mixes symbols (or holds an invalid one)
         if self._n_symbols == 1:
-            return -1 if sym.any() else 0
+            return -1 if np.count_nonzero(sym) else 0
         first = int(sym[0])
-        return first if bool((sym == first).all()) else -1
+        return -1 if np.count_nonzero(sym != first) else first
 
     def update(self, books: Records, trades: Records, *, ts_feat_ns: int = 0) -> Records:
         """Absorb ``trades`` (TRADE_V1), then return one FEAT_V1 record per book (BOOK_V1)."""
