@@ -26,8 +26,6 @@ BoolArr = npt.NDArray[np.bool_]
 IMBALANCE_DEPTHS: Final = (1, 5, 15)
 BPS: Final = 1e4
 _INF: Final = float("inf")
-# the positive finite float64s are exactly the bit patterns 1 .. 0x7FEF_FFFF_FFFF_FFFF
-_POS_FINITE_MAX_BITS: Final = 0x7FEF_FFFF_FFFF_FFFF
 
 _FIELDS: Final = BOOK_V1.fields
 assert _FIELDS is not None
@@ -54,21 +52,21 @@ BOOK_VIEW: Final = np.dtype(
         "itemsize": BOOK_V1.itemsize,
     }
 )
-# row r of the level-major block: r = 0 best price, r = 1 + l quantity of level l; per side
+# rows of the level-major block: 0 scratch (never valid), 1 best price, 2 + l quantity of level l
 _ROWS: Final = np.array(
     [
-        _word(f"{side}_px") if r == 0 else _word(f"{side}_qty", r - 1)
-        for r in range(1 + BOOK_DEPTH)
+        0 if r == 0 else _word(f"{side}_px") if r == 1 else _word(f"{side}_qty", r - 2)
+        for r in range(2 + BOOK_DEPTH)
         for side in ("bid", "ask")
     ]
 )
-# a row is valid only below the side's level count (the best price needs a count above 0)
-_ROW_LEVEL: Final = np.array([0, *range(BOOK_DEPTH)], dtype=np.int16)[:, None, None]
+# the level rows (1..) are valid only below the side's count (the best price needs one above 0)
+_LEVEL: Final = np.array([0, *range(BOOK_DEPTH)], dtype=np.int16)[:, None, None]
 
 
 def positive_finite(a: F64) -> BoolArr:
-    """``0 < a < inf`` elementwise (False for NaN) in two numpy calls instead of three."""
-    mask: BoolArr = a.view(np.uint64) - 1 < _POS_FINITE_MAX_BITS  # 0 wraps to the top
+    """``0 < a < inf`` elementwise (False for NaN)."""
+    mask: BoolArr = (a > 0.0) & (a < _INF)
     return mask
 
 
@@ -83,35 +81,44 @@ class BookFeatures:
     microprice_dev_bps: F64
 
 
-def book_rows_into(books: Records, x: F64) -> tuple[BoolArr, F64]:
+def book_rows_into(books: Records, x: F64) -> tuple[BoolArr | None, F64]:
     """Write spread, imbalances and microprice of ``books`` into rows 0..4 of ``x`` [>=5, n].
 
-    ``x`` must hold zeros in those rows. Returns (ok, raw mid); the raw mid is meaningful only
-    where ok (elsewhere it is a finite placeholder).
+    ``x`` must hold zeros in those rows. Returns (ok, raw mid): ok is None when every book is
+    complete (all levels counted and positive, the usual case, which skips every mask); the raw
+    mid is meaningful only where ok (elsewhere it is a finite placeholder).
     """
     n = books.size
     view = books.view(BOOK_VIEW)
-    raw = view["words"].T[_ROWS].reshape(1 + BOOK_DEPTH, 2, n)  # level-major copy
-    counts = np.ascontiguousarray(view["counts"].T)  # [side, n]
-    valid = positive_finite(raw) & (counts > _ROW_LEVEL)
-    q = np.where(valid, raw, 0.0)
-    # depth sums level by level: depth 5 lands in row 5, depth 15 (from it) in row 9
-    np.add.reduce(q[1:6], axis=0, out=q[5])
-    np.add.reduce(q[5:16], axis=0, out=q[9])
-    depth = q[1:10:4]  # [depth 1/5/15, side, n]
+    q = view["words"].T[_ROWS].reshape(2 + BOOK_DEPTH, 2, n)  # level-major copy; row 0 scratch
+    levels = q[1:]
+    valid = positive_finite(levels)
+    full = np.count_nonzero(valid) == valid.size and int(view["counts"].min()) >= BOOK_DEPTH
+    if not full:
+        valid &= np.ascontiguousarray(view["counts"].T) > _LEVEL
+        levels[~valid] = 0.0
+    # depth sums level by level: depth 5 lands in row 6, depth 15 (from it) in row 10
+    np.add.reduce(q[2:7], axis=0, out=q[6])
+    np.add.reduce(q[6:17], axis=0, out=q[10])
+    px, top = q[1], q[2]  # best price and its quantity per side, 0 where the side is missing
+    np.multiply(px, top[::-1], out=q[0])  # bid0 * ask qty, ask0 * bid qty
+    sums = q[:2, 0] + q[:2, 1]  # [(cross, bid0 + ask0), n]
+    depth = q[2:11:4]  # [depth 1/5/15, side, n]
     tot = depth[:, 0] + depth[:, 1]
-    np.divide(depth[:, 0] - depth[:, 1], tot, out=x[1:4], where=tot > 0.0)
-    has = valid[0]
-    ok = has[0] & has[1]
-    px = q[0]  # best prices, 0 for a missing side
     bid0, ask0 = px[0], px[1]
-    mid = 0.5 * (bid0 + ask0)
+    mid = 0.5 * sums[1]
+    if full:  # every side present with positive quantity: no division needs a mask
+        np.divide(depth[:, 0] - depth[:, 1], tot, out=x[1:4])
+        np.divide((ask0 - bid0) * BPS, mid, out=x[0])
+        np.divide(sums[0] / tot[0] - mid, mid, out=x[4])
+        x[4] *= BPS
+        return None, mid
+    np.divide(depth[:, 0] - depth[:, 1], tot, out=x[1:4], where=tot > 0.0)
+    ok = valid[0, 0] & valid[0, 1]
     np.divide((ask0 - bid0) * BPS, mid, out=x[0], where=ok)
-    top = q[1]  # quantity at level 0 per side, 0 where invalid
-    q0 = top[0] + top[1]
+    q0 = tot[0]
     micro_ok = ok & (q0 > 0.0)
-    cross = px * top[::-1]  # bid0 * ask qty, ask0 * bid qty
-    micro = (cross[0] + cross[1]) / np.where(micro_ok, q0, 1.0) - mid
+    micro = sums[0] / np.where(micro_ok, q0, 1.0) - mid
     np.divide(micro, mid, out=x[4], where=micro_ok)
     x[4] *= BPS
     return ok, mid
@@ -121,4 +128,6 @@ def book_features(books: Records) -> BookFeatures:
     """Compute the stateless features of every book in ``books`` (BOOK_V1)."""
     x = np.zeros((5, books.size))
     ok, mid = book_rows_into(books, x)
+    if ok is None:
+        return BookFeatures(np.ones(books.size, dtype=np.bool_), mid, x[0], x[1:4].T, x[4])
     return BookFeatures(ok, np.where(ok, mid, np.nan), x[0], x[1:4].T, x[4])

@@ -93,7 +93,8 @@ assert _OFFSETS[-1] == HORIZONS_NS
 assert VWAP_WINDOWS_NS == TFI_WINDOWS_NS == RETURN_HORIZONS_NS == tuple(_OFFSETS[1:].tolist())
 assert tuple(_OFFSETS[-len(RV_WINDOWS_NS) :].tolist()) == RV_WINDOWS_NS
 _COUNT_AT: Final = _OFFSETS.tolist().index(COUNT_WINDOW_NS)
-_RV_FROM: Final = _N_OFF - 1 - len(RV_WINDOWS_NS)  # first RV row among the lookback rows 1..
+_N_RV: Final = len(RV_WINDOWS_NS)
+_RV_FROM: Final = _N_OFF - 1 - _N_RV  # first RV row among the lookback rows 1..
 
 
 def _rows(names: list[str]) -> slice:
@@ -109,6 +110,7 @@ _VWAP: Final = _rows([f"vwap_dev_bps_{_suffix(w)}" for w in VWAP_WINDOWS_NS])
 _TFI: Final = _rows([f"trade_flow_imbalance_{_suffix(w)}" for w in TFI_WINDOWS_NS])
 _RET: Final = _rows([f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS])
 _RV: Final = _rows([f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS])
+assert _RET.stop == _RV.start  # returns and realised vols are scaled in one call
 _COUNT: Final = FEATURES.index(f"log1p_trades_{_suffix(COUNT_WINDOW_NS)}")
 _OK: Final = FEATURES.index("book_ok")
 _SPREAD: Final = FEATURES.index("spread_bps")
@@ -225,7 +227,10 @@ class _SymbolState:
         e = ts.end
         vals = ts.vals[e - 1 : e + k]  # the last prefix, then the new rows
         new = vals[1:]
-        new[:, :2] = np.where(good, px_qty, 0.0)  # (px, qty), zero when invalid
+        pq = new[:, :2]
+        pq[...] = px_qty
+        if np.count_nonzero(good) != k:
+            pq[~good[:, 0]] = 0.0  # (px, qty) of an invalid trade count as nothing
         np.sign(tv["side"], out=new[:, 2])
         new[:, ::2] *= new[:, 1:2]  # px*qty, side*qty
         # cumsum from the last prefix adds in the same order as one pass over the whole capture
@@ -235,12 +240,16 @@ class _SymbolState:
         np.maximum.accumulate(keys, out=keys)
         ts.end = e + k
 
-    def books_into(self, books: Records, x: F64) -> tuple[BoolArr, F64, bool]:
-        """Features of ``books`` into ``x`` [N_FEATURES, n] (zeros); return (ok, mid, all ok)."""
+    def books_into(self, books: Records, x: F64) -> tuple[BoolArr | None, F64]:
+        """Features of ``books`` into ``x`` [N_FEATURES, n] (zeros); return (ok, mid).
+
+        ``ok`` is None when every book is two-sided.
+        """
         n = books.size
         ok, mid_raw = book_rows_into(books, x)
-        x[_OK] = ok
-        all_ok = np.count_nonzero(ok) == n
+        if ok is not None and np.count_nonzero(ok) == n:
+            ok = None
+        x[_OK] = 1.0 if ok is None else ok
         bs = self.books
         bs.reserve(n)
         s, e = bs.start, bs.end
@@ -251,12 +260,12 @@ class _SymbolState:
         mids, c2 = bs.vals[0], bs.vals[1]
         m = mids[e - 1 : e + n]  # the last carried mid, then the batch's
         m[1:] = mid_raw
-        if not all_ok:  # carry the last valid mid forward over degenerate books
+        if ok is not None:  # carry the last valid mid forward over degenerate books
             pos = np.where(ok, np.arange(1, n + 1), 0)
             np.maximum.accumulate(pos, out=pos)
             m[1:] = m.take(pos)
         mid = m[1:]
-        has_mid = None if all_ok else mid > 0.0  # None: every mid is valid (the common case)
+        has_mid = None if ok is None else mid > 0.0  # None: every mid is valid (the common case)
         needles = key - _OFFSETS[:, None]  # [offset, n]
         back = bs.keys[s + 1 : e + n].searchsorted(needles[1:].ravel(), "right")
         back = back.reshape(_N_OFF - 1, n)  # rows from s: the last book at or before t - h
@@ -265,20 +274,26 @@ class _SymbolState:
         m0[0] = m[:-1]
         mids[s : e + n].take(back, out=m0[1:])
         both = m0 > 0.0 if has_mid is None else (m0 > 0.0) & has_mid
-        lg = np.zeros((_N_OFF, n))
-        np.log(mid / np.where(both, m0, 1.0), out=lg, where=both)
-        np.multiply(lg[1:], BPS, out=x[_RET])
+        out = np.empty((_N_OFF + _N_RV, n))  # logs, then realised vols: x's RET and RV rows
+        logs = out[:_N_OFF]
+        if np.count_nonzero(both) == both.size:  # no empty lookback (past the first minute)
+            np.divide(mid, m0, out=logs)
+            np.log(logs, out=logs)
+        else:
+            logs.fill(0.0)
+            np.log(mid / np.where(both, m0, 1.0), out=logs, where=both)
         c = c2[e - 1 : e + n]
-        np.multiply(lg[0], lg[0], out=c[1:])
+        np.multiply(logs[0], logs[0], out=c[1:])
         np.add.accumulate(c, out=c)
-        var = c[1:] - c2[s : e + n].take(back[_RV_FROM:])
+        var = out[_N_OFF:]
+        np.subtract(c[1:], c2[s : e + n].take(back[_RV_FROM:]), out=var)
         np.maximum(var, 0.0, out=var)
         np.sqrt(var, out=var)
-        np.multiply(var, BPS, out=x[_RV])
+        np.multiply(out[1:], BPS, out=x[_RET.start : _RV.stop])
         bs.end = e + n
         bs.start = s + int(back[-1, -1])  # the oldest row any later lookup can land on
         self._trades_into(needles, mid, has_mid, x)
-        return ok, mid, all_ok
+        return ok, mid
 
     def _trades_into(self, needles: I64, mid: F64, has_mid: BoolArr | None, x: F64) -> None:
         n = mid.size
@@ -469,16 +484,18 @@ class FeatureEngine:
     def _books(self, st: _SymbolState, books: Records, ts_feat_ns: int) -> Records:
         n = books.size
         x = np.zeros((N_FEATURES, n))  # feature-major: every step writes whole rows
-        ok, mid, all_ok = st.books_into(books, x)
+        ok, mid = st.books_into(books, x)
         out: Records = np.zeros(n, dtype=FEAT_V1)  # zeroed: no stale bytes in the padding
         view = out.view(_FEAT_VIEW)
         view["head"] = books.view(_BOOK_HEAD)["head"]
         view["ts_feat_ns"] = ts_feat_ns
-        if not all_ok and self._config.mark_degenerate_stale:
+        if ok is not None and self._config.mark_degenerate_stale:
             flags = view["flags"]
             np.bitwise_or(flags, FLAG_STALE, out=flags, where=~ok)
         view["mid"] = mid
-        x[~np.isfinite(x)] = 0.0
+        finite = np.isfinite(x)
+        if np.count_nonzero(finite) != finite.size:
+            x[~finite] = 0.0
         view["x"] = x.T  # float64 -> float32 once, at the end
         return out
 
