@@ -3,12 +3,31 @@
 One ``zmq.Context.instance()`` per process; every socket gets ``linger=0`` and explicit HWMs,
 sends never block (``zmq.Again`` is counted, not raised) and every receive has a timeout. Each
 object here is created, used and closed on one thread.
+
+Wake-ups (``WakeSender``/``WakeListener``) travel on the writer's PUB as the architecture says,
+and, when the PUB is an ``ipc://`` endpoint, also *directly*: the listener binds a Unix datagram
+socket next to the PUB's socket file (``<pub>.<topic>w<pid>.<n>``) and the sender sends one
+datagram to each such socket it finds. The kernel then wakes the listener's thread itself: one
+wake-up instead of three (sender's zmq I/O thread, listener's zmq I/O thread, listener), each
+of which waits for a core on a busy machine (docs/bench-tick-to-order.md, "Per hop"). A
+listener drops its zmq subscription once the first direct wake arrives, so the PUB filters the
+zmq copy away (no I/O-thread work); a listener whose writer never sends directly (a plain PUB,
+a tcp endpoint) keeps waking on zmq.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import itertools
 import math
+import os
+import re
+import select
+import socket
+import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Final, cast
 
 import zmq
@@ -36,6 +55,11 @@ DEFAULT_SNDHWM: Final = 10_000
 DEFAULT_RCVHWM: Final = 10_000
 CONTROL_HWM: Final = 100
 WAKE_RCVHWM: Final = 16  # wakes are idempotent: one queued is as good as many
+WAKE_RESCAN_S: Final = 0.1  # a sender looks for new direct listeners this often
+_WAKE_TOPIC_OK: Final = re.compile(rb"[A-Za-z0-9_.-]+")
+_UNIX_PATH_MAX: Final = 107  # sun_path holds 108 bytes with the NUL
+_wake_ids = itertools.count()
+_wake_out: list[socket.socket] = []  # the process's one unbound sending socket, made on first use
 
 _state = {"sockets_made": 0}
 
@@ -287,35 +311,161 @@ def request(
         sock.close(linger=0)
 
 
+def _direct_wake(endpoint: str, topic: bytes) -> tuple[Path, str] | None:
+    """(directory, file-name prefix) of the direct wake sockets of ``topic`` on ``endpoint``."""
+    path = ipc_path(endpoint)
+    if path is None or not _WAKE_TOPIC_OK.fullmatch(topic):
+        return None
+    return path.parent, f"{path.name}.{topic.decode()}w"
+
+
+def _wake_out_socket() -> socket.socket:
+    if not _wake_out:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        _wake_out.append(sock)
+        atexit.register(sock.close)
+    return _wake_out[0]
+
+
 class WakeSender:
-    """Publish a wake-up on ``topic`` through a process's Publisher (shm ``Waker``)."""
+    """Publish a wake-up on ``topic`` through a process's Publisher (shm ``Waker``), and send
+    it straight to every direct listener of that exact topic (ipc endpoints only)."""
 
     def __init__(self, publisher: Publisher, topic: bytes, payload: bytes = b"") -> None:
         self._pub = publisher
         self._topic = topic
         self._payload = payload
+        self._direct = _direct_wake(publisher.endpoint, topic)
+        self._peers: list[str] = []
+        self._scan_due = 0.0
+        self.direct_sent_total = 0
+
+    @property
+    def direct_peers(self) -> int:
+        """Return how many direct listeners the last scan found."""
+        return len(self._peers)
 
     def notify(self) -> None:
-        """Send one wake-up; a refused send is counted by the Publisher."""
+        """Send one wake-up; a refused zmq send is counted by the Publisher."""
         self._pub.send(self._topic, self._payload)
+        if self._direct is None:
+            return
+        now = time.monotonic()
+        if now >= self._scan_due:
+            self._scan(now)
+        if not self._peers:
+            return
+        out = _wake_out_socket()
+        lost = False
+        for path in self._peers:
+            try:
+                out.sendto(b"w", path)
+                self.direct_sent_total += 1
+            except BlockingIOError:
+                pass  # its queue is full: it has wakes waiting already
+            except (FileNotFoundError, ConnectionRefusedError):
+                lost = True  # it closed, or died: a dead one's file goes
+                _unlink(path)
+        if lost:
+            self._scan(now)
+
+    def _scan(self, now: float) -> None:
+        assert self._direct is not None
+        directory, prefix = self._direct
+        self._scan_due = now + WAKE_RESCAN_S
+        try:
+            with os.scandir(directory) as it:
+                self._peers = [e.path for e in it if e.name.startswith(prefix)]
+        except OSError:
+            self._peers = []
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 class WakeListener:
-    """Block until a wake-up on ``topic`` arrives (shm ``Notifier``); owns its SUB socket."""
+    """Block until a wake-up on ``topic`` arrives (shm ``Notifier``); owns its sockets.
+
+    With one ``ipc://`` endpoint it also binds a direct wake socket (see the module doc);
+    ``direct`` says whether it is in use, ``direct_total`` counts the wakes that came that way.
+    """
 
     def __init__(
         self, endpoints: str | Iterable[str], topic: bytes, *, allow_remote: bool = False
     ) -> None:
-        self._sub = connect_sub(endpoints, [topic], rcvhwm=WAKE_RCVHWM, allow_remote=allow_remote)
+        listed = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        self._sub = connect_sub(listed, [topic], rcvhwm=WAKE_RCVHWM, allow_remote=allow_remote)
+        self._topic = topic
+        self._subscribed = True
+        self._zfd = cast(int, self._sub._sock.getsockopt(zmq.FD))
+        self._poll = select.poll()
+        self._poll.register(self._zfd, select.POLLIN)
+        self._dgram: socket.socket | None = None
+        self._path: str | None = None
         self.wakes_total = 0
+        self.direct_total = 0
+        where = _direct_wake(listed[0], topic) if len(listed) == 1 else None
+        if where is not None:
+            self._bind_direct(*where)
+
+    @property
+    def direct(self) -> bool:
+        """Return whether a direct wake socket is bound."""
+        return self._dgram is not None
+
+    def _bind_direct(self, directory: Path, prefix: str) -> None:
+        path = str(directory / f"{prefix}{os.getpid()}.{next(_wake_ids)}")
+        if len(path.encode()) > _UNIX_PATH_MAX:
+            return  # too long for a Unix socket name: zmq only
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            _unlink(path)
+            sock.bind(path)
+        except OSError:
+            sock.close()
+            return
+        sock.setblocking(False)
+        self._dgram, self._path = sock, path
+        self._poll.register(sock.fileno(), select.POLLIN)
 
     def wait(self, timeout_s: float) -> bool:
         """Return True if a wake-up came within ``timeout_s``; drain every queued one."""
-        if self._sub.recv(timeout_s) is None:
+        n = self._drain()
+        if not n and timeout_s > 0:
+            self._poll.poll(_timeout_ms(timeout_s))
+            n = self._drain()
+        if not n:
             return False
-        self.wakes_total += 1 + self._sub.drain()
+        self.wakes_total += n
         return True
 
+    def _drain(self) -> int:
+        n = 0
+        if self._dgram is not None:
+            recv = self._dgram.recv
+            while True:
+                try:
+                    recv(16)
+                except BlockingIOError:
+                    break
+                n += 1
+            if n:
+                self.direct_total += n
+                if self._subscribed:  # the writer sends directly: let the PUB drop the copy
+                    self._subscribed = False
+                    self._sub._sock.setsockopt(zmq.UNSUBSCRIBE, self._topic)
+        # after an unsubscribe, copies already on the way still arrive: always drain
+        return n + self._sub.drain()
+
     def close(self) -> None:
-        """Close the socket at once (linger 0)."""
+        """Close the sockets at once (linger 0) and remove the direct wake socket's file."""
         self._sub.close()
+        if self._dgram is not None:
+            self._dgram.close()
+            self._dgram = None
+        if self._path is not None:
+            _unlink(self._path)
+            self._path = None

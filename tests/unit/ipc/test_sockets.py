@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Protocol
@@ -260,6 +261,104 @@ def test_wake_listener_wake_sent_before_wait_is_not_lost(run_dir, closing):
     got = listener.wait(2.0)
 
     assert got is True
+
+
+def test_wake_listener_ipc_endpoint_wakes_directly(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.pub"
+    pub = bind_pub(endpoint)
+    closing(pub)
+    listener = WakeListener(endpoint, b"wake.s.")
+    closing(listener)
+    sender = WakeSender(pub, b"wake.s.")
+
+    sender.notify()
+    got = listener.wait(2.0)
+
+    assert listener.direct is True
+    assert sender.direct_peers == 1
+    assert got is True
+    assert listener.direct_total >= 1
+
+
+def test_wake_listener_plain_pub_sender_still_wakes_it(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.pub"
+    pub = bind_pub(endpoint)
+    closing(pub)
+    listener = WakeListener(endpoint, b"wake.s.")
+    closing(listener)
+
+    woke = eventually(lambda: pub.send(b"wake.s.", b"") and listener.wait(0.005), timeout_s=5)
+
+    assert woke is True
+    assert listener.direct_total == 0
+
+
+def test_wake_listener_after_direct_wake_zmq_copy_is_filtered(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.pub"
+    pub = bind_pub(endpoint)
+    closing(pub)
+    listener = WakeListener(endpoint, b"wake.s.")
+    closing(listener)
+    sender = WakeSender(pub, b"wake.s.")
+    sender.notify()
+    assert listener.wait(2.0)
+    eventually(lambda: not listener.wait(0.01), timeout_s=5)  # zmq copies in flight drained
+    before = listener.wakes_total
+
+    for _ in range(3):
+        sender.notify()
+    first = listener.wait(1.0)
+    late = listener.wait(0.05)  # a zmq copy would arrive here
+
+    assert (first, late) == (True, False)
+    assert listener.wakes_total - before == 3
+
+
+def test_wake_listener_close_removes_its_socket_file(run_dir):
+    listener = WakeListener(f"ipc://{run_dir}/a.pub", b"wake.s.")
+    made = [p.name for p in run_dir.iterdir() if p.name.startswith("a.pub.wake.s.w")]
+
+    listener.close()
+
+    assert len(made) == 1
+    assert not [p for p in run_dir.iterdir() if p.name.startswith("a.pub.wake.s.w")]
+
+
+def test_wake_sender_dead_listener_file_is_removed(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.pub"
+    pub = bind_pub(endpoint)
+    closing(pub)
+    dead = run_dir / "a.pub.wake.s.w999999.0"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(dead))
+    s.close()  # a crashed listener: the file stays, nobody reads it
+    sender = WakeSender(pub, b"wake.s.")
+
+    sender.notify()
+
+    assert not dead.exists()
+    assert sender.direct_peers == 0
+
+
+def test_wake_listener_tcp_endpoint_has_no_direct_socket(closing):
+    listener = WakeListener(f"tcp://127.0.0.1:{free_port()}", b"wake.s.")
+    closing(listener)
+
+    assert listener.direct is False
+
+
+def test_wake_listener_other_topic_is_not_woken_directly(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.pub"
+    pub = bind_pub(endpoint)
+    closing(pub)
+    listener = WakeListener(endpoint, b"wake.t.")
+    closing(listener)
+    sender = WakeSender(pub, b"wake.s.")
+
+    sender.notify()
+
+    assert sender.direct_peers == 0
+    assert listener.wait(0.02) is False
 
 
 def test_pin_io_threads_after_first_socket_raises(monkeypatch):
