@@ -416,6 +416,17 @@ class WakeListener:
         """Return whether a direct wake socket is bound."""
         return self._dgram is not None
 
+    @property
+    def fds(self) -> list[int]:
+        """File descriptors an event loop can watch (``loop.add_reader``) instead of a thread
+        blocking in ``wait``: when one turns readable a wake-up may be queued; ``wait(0)``
+        drains and answers. zmq's descriptor is edge-triggered: only ``wait`` re-arms it, so
+        call ``wait(0)`` once after registering and after every readiness callback."""
+        out = [self._zfd]
+        if self._dgram is not None:
+            out.append(self._dgram.fileno())
+        return out
+
     def _bind_direct(self, directory: Path, prefix: str) -> None:
         path = str(directory / f"{prefix}{os.getpid()}.{next(_wake_ids)}")
         if len(path.encode()) > _UNIX_PATH_MAX:

@@ -340,6 +340,25 @@ def test_wake_sender_dead_listener_file_is_removed(run_dir, closing):
     assert sender.direct_peers == 0
 
 
+def test_wake_listener_fds_turn_readable_on_a_direct_wake(run_dir, closing):
+    import select
+
+    endpoint = f"ipc://{run_dir}/a.pub"
+    pub = bind_pub(endpoint)
+    closing(pub)
+    listener = WakeListener(endpoint, b"wake.s.")
+    closing(listener)
+    sender = WakeSender(pub, b"wake.s.")
+    assert listener.wait(0) is False  # arms zmq's edge-triggered descriptor
+
+    sender.notify()
+    ready, _, _ = select.select(listener.fds, [], [], 2.0)
+
+    assert len(listener.fds) == 2
+    assert ready
+    assert listener.wait(0) is True
+
+
 def test_wake_listener_tcp_endpoint_has_no_direct_socket(closing):
     listener = WakeListener(f"tcp://127.0.0.1:{free_port()}", b"wake.s.")
     closing(listener)
