@@ -43,15 +43,17 @@ def _word(field: str, level: int = 0) -> int:
     return offset // 8
 
 
-# BOOK_V1 seen as 8-byte words (fields read through it: the level arrays only) and counts
+# BOOK_V1 seen as 8-byte words (read: the level arrays only), the two level counts, and the two
+# counts as one int32 (equal to _FULL exactly when both sides count BOOK_DEPTH levels)
 BOOK_VIEW: Final = np.dtype(
     {
-        "names": ["words", "counts"],
-        "formats": [("<f8", (BOOK_V1.itemsize // 8,)), ("<i2", (2,))],
-        "offsets": [0, _OFFSET["n_bids"]],
+        "names": ["words", "counts", "both_counts"],
+        "formats": [("<f8", (BOOK_V1.itemsize // 8,)), ("<i2", (2,)), "<i4"],
+        "offsets": [0, _OFFSET["n_bids"], _OFFSET["n_bids"]],
         "itemsize": BOOK_V1.itemsize,
     }
 )
+_FULL: Final = int(np.array([BOOK_DEPTH, BOOK_DEPTH], dtype="<i2").view("<i4")[0])
 # rows of the level-major block: 0 scratch (never valid), 1 best price, 2 + l quantity of level l
 _ROWS: Final = np.array(
     [
@@ -93,7 +95,10 @@ def book_rows_into(books: Records, x: F64) -> tuple[BoolArr | None, F64]:
     q = view["words"].T[_ROWS].reshape(2 + BOOK_DEPTH, 2, n)  # level-major copy; row 0 scratch
     levels = q[1:]
     valid = positive_finite(levels)
-    full = np.count_nonzero(valid) == valid.size and int(view["counts"].min()) >= BOOK_DEPTH
+    full = (
+        np.count_nonzero(valid) == valid.size
+        and np.count_nonzero(view["both_counts"] == _FULL) == n
+    )
     if not full:
         valid &= np.ascontiguousarray(view["counts"].T) > _LEVEL
         levels[~valid] = 0.0

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 import numpy as np
@@ -220,19 +221,21 @@ class _SymbolState:
     def append_trades(self, trades: Records) -> None:
         k = trades.size
         tv = trades.view(_TRADE_VIEW)
-        px_qty = tv["px_qty"]  # [k, (px, qty)]
-        good = positive_finite(px_qty).view(np.uint16) == 0x0101  # [k, 1]: px and qty both
+        px, qty = np.array(tv["px_qty"].T)  # contiguous copies: whole-row numpy calls from here
+        valid = positive_finite(px) & positive_finite(qty)
+        if np.count_nonzero(valid) != k:
+            invalid = ~valid
+            px[invalid] = 0.0  # an invalid trade counts as nothing
+            qty[invalid] = 0.0
         ts = self.trades
         ts.reserve(k)
         e = ts.end
         vals = ts.vals[e - 1 : e + k]  # the last prefix, then the new rows
         new = vals[1:]
-        pq = new[:, :2]
-        pq[...] = px_qty
-        if np.count_nonzero(good) != k:
-            pq[~good[:, 0]] = 0.0  # (px, qty) of an invalid trade count as nothing
+        np.multiply(px, qty, out=new[:, 0])
+        new[:, 1] = qty
         np.sign(tv["side"], out=new[:, 2])
-        new[:, ::2] *= new[:, 1:2]  # px*qty, side*qty
+        np.multiply(new[:, 2], qty, out=new[:, 2])
         # cumsum from the last prefix adds in the same order as one pass over the whole capture
         np.add.accumulate(vals, axis=0, out=vals)
         keys = ts.keys[e - 1 : e + k]
@@ -304,19 +307,27 @@ class _SymbolState:
         d = rows[0] - rows[1:]  # [window, n, (px*qty, qty, side*qty)]
         q = d[:, :, 1]
         traded = q > 0.0
-        np.divide(d[:, :, 2], q, out=x[_TFI], where=traded)
-        vwap = np.zeros((_N_OFF - 1, n))
-        np.divide(d[:, :, 0], q, out=vwap, where=traded)
-        np.subtract(vwap, mid, out=vwap)
-        vwap *= BPS
-        np.divide(vwap, mid, out=x[_VWAP], where=traded if has_mid is None else traded & has_mid)
+        vwap = np.empty((_N_OFF - 1, n))
+        if np.count_nonzero(traded) == traded.size and has_mid is None:  # nothing to mask
+            np.divide(d[:, :, 2], q, out=x[_TFI])
+            np.divide(d[:, :, 0], q, out=vwap)
+            np.subtract(vwap, mid, out=vwap)
+            vwap *= BPS
+            np.divide(vwap, mid, out=x[_VWAP])
+        else:
+            np.divide(d[:, :, 2], q, out=x[_TFI], where=traded)
+            vwap.fill(0.0)
+            np.divide(d[:, :, 0], q, out=vwap, where=traded)
+            np.subtract(vwap, mid, out=vwap)
+            vwap *= BPS
+            with_mid = traded if has_mid is None else traded & has_mid
+            np.divide(vwap, mid, out=x[_VWAP], where=with_mid)
         at = at.reshape(_N_OFF, n)
         np.log1p(at[0] - at[_COUNT_AT], out=x[_COUNT])
         ts.start = s + int(at[-1, -1])
 
 
 _SMALL_TRADES: Final = 4  # up to this many trades are appended one by one in Python
-_DEPTHS: Final = frozenset(IMBALANCE_DEPTHS)
 _LOOKBACKS: Final = _OFFSETS[1:]
 
 
@@ -336,16 +347,13 @@ def _append_trade_one(st: _SymbolState, ts_recv: int, px: float, qty: float, sid
 
 
 def _side_sums(qty: list[float], n: int) -> tuple[float, list[float]]:
-    # (valid quantity at level 0, cumulative valid quantity at each imbalance depth)
-    s, q0, out = 0.0, 0.0, []
-    for i, q in enumerate(qty):
-        v = q if i < n and 0.0 < q < _INF else 0.0
-        s += v
-        if i == 0:
-            q0 = v
-        if i + 1 in _DEPTHS:
-            out.append(s)
-    return q0, out
+    # (valid quantity at level 0, cumulative valid quantity at each imbalance depth); levels past
+    # the count add nothing, and accumulate adds left to right like the array path's reductions
+    valid = [q if 0.0 < q < _INF else 0.0 for q in qty[: max(n, 0)]]
+    if not valid:
+        return 0.0, [0.0] * len(IMBALANCE_DEPTHS)
+    acc = list(accumulate(valid))
+    return valid[0], [acc[min(d, len(acc)) - 1] for d in IMBALANCE_DEPTHS]
 
 
 def _book_one(st: _SymbolState, book: Records, x: list[float]) -> tuple[float, bool]:

@@ -195,3 +195,37 @@ def test_engine_single_book_path_equals_array_path_on_degenerate_books():
     batch = compute_batch(books, trades)
 
     assert one_by_one.tobytes() == batch.tobytes()
+
+
+def test_engine_complete_books_fast_path_equals_masked_path():
+    # complete books skip every validity mask; one degenerate book in the batch forces the masks
+    books, trades = synthetic_market(seed=4, n_books=400)
+    bad = books[-1:].copy()
+    bad["ts_recv_ns"] += 1
+    bad["n_asks"] = 3  # partial depth: the batch takes the masked path
+    bad["bid_qty"][0, 1] = np.nan
+
+    fast = compute_batch(books, trades)
+    masked = compute_batch(concat_records([books, bad], BOOK_V1), trades)
+
+    assert masked[:-1].tobytes() == fast.tobytes()
+    assert masked["flags"][-1] & FLAG_STALE == 0  # partial depth is still a two-sided book
+
+
+def test_engine_invalid_trades_count_as_nothing_on_both_trade_paths():
+    books, trades = synthetic_market(seed=5, n_books=300)
+    trades["px"][::7] = np.nan
+    trades["qty"][3::11] = 0.0
+    trades["qty"][5::13] = np.inf
+    trades["px"][6::17] = -1.0
+
+    whole = FeatureEngine(1)
+    whole.update(books[:0], trades)  # one array append
+    one_by_one = FeatureEngine(1)
+    for i in range(trades.size):  # the per-trade Python append
+        one_by_one.update(books[:0], trades[i : i + 1])
+
+    a, b = whole.update(books, trades[:0]), one_by_one.update(books, trades[:0])
+    assert a.tobytes() == b.tobytes()
+    assert np.isfinite(a["x"]).all()
+    assert (a["x"][:, feature_index("vwap_dev_bps_60s")] != 0.0).any()
