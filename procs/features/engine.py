@@ -276,13 +276,14 @@ class _SymbolState:
         m0 = np.empty((_N_OFF, n))
         m0[0] = m[:-1]
         mids[s : e + n].take(back, out=m0[1:])
-        both = m0 > 0.0 if has_mid is None else (m0 > 0.0) & has_mid
         out = np.empty((_N_OFF + _N_RV, n))  # logs, then realised vols: x's RET and RV rows
         logs = out[:_N_OFF]
-        if np.count_nonzero(both) == both.size:  # no empty lookback (past the first minute)
+        # a carried mid stays positive once it is: if the oldest row looked up has one, all do
+        if has_mid is None and mids[s + int(back[-1, 0])] > 0.0:
             np.divide(mid, m0, out=logs)
             np.log(logs, out=logs)
         else:
+            both = m0 > 0.0 if has_mid is None else (m0 > 0.0) & has_mid
             logs.fill(0.0)
             np.log(mid / np.where(both, m0, 1.0), out=logs, where=both)
         c = c2[e - 1 : e + n]
