@@ -54,14 +54,13 @@ BOOK_VIEW: Final = np.dtype(
     }
 )
 _FULL: Final = int(np.array([BOOK_DEPTH, BOOK_DEPTH], dtype="<i2").view("<i4")[0])
-# rows of the level-major block: 0 scratch (never valid), 1 best price, 2 + l quantity of level l
-_ROWS: Final = np.array(
-    [
-        0 if r == 0 else _word(f"{side}_px") if r == 1 else _word(f"{side}_qty", r - 2)
-        for r in range(2 + BOOK_DEPTH)
-        for side in ("bid", "ask")
-    ]
-)
+# the level-major block [row, side, n]: row 0 scratch, row 1 best price, row 2 + l quantity at
+# level l. Both sides' best prices are two words 2 * _SIDE apart, their quantity runs likewise
+_PX0: Final = _word("bid_px")
+_QTY0: Final = _word("bid_qty")
+_SIDE: Final = _word("ask_px") - _PX0
+assert _word("ask_qty") - _QTY0 == _SIDE == 2 * BOOK_DEPTH
+assert _QTY0 == _PX0 + BOOK_DEPTH
 # the level rows (1..) are valid only below the side's count (the best price needs one above 0)
 _LEVEL: Final = np.array([0, *range(BOOK_DEPTH)], dtype=np.int16)[:, None, None]
 
@@ -83,48 +82,105 @@ class BookFeatures:
     microprice_dev_bps: F64
 
 
-def book_rows_into(books: Records, x: F64) -> tuple[BoolArr | None, F64]:
-    """Write spread, imbalances and microprice of ``books`` into rows 0..4 of ``x`` [>=5, n].
+class BookScratch:
+    """The arrays, and the views into them, that ``book_rows_into`` reuses for ``n`` books.
 
-    ``x`` must hold zeros in those rows. Returns (ok, raw mid): ok is None when every book is
-    complete (all levels counted and positive, the usual case, which skips every mask); the raw
-    mid is meaningful only where ok (elsewhere it is a finite placeholder).
+    Built once per batch size: a numpy call on a prepared view costs less than making the view.
+    ``x`` [>=5, n] receives spread, imbalances and microprice in rows 0..4.
     """
-    n = books.size
+
+    __slots__ = (
+        "cross",
+        "da",
+        "db",
+        "mid",
+        "n",
+        "o5",
+        "o15",
+        "pairs",
+        "px",
+        "q",
+        "r5",
+        "r15",
+        "sums",
+        "t1",
+        "top_swapped",
+        "tot",
+        "valid",
+        "x",
+        "x_imb",
+    )
+
+    def __init__(self, n: int, x: F64) -> None:
+        self.n = n
+        self.x = x
+        self.x_imb = x[1:4]
+        q = self.q = np.empty((2 + BOOK_DEPTH, 2, n))  # rows: 0 scratch, 1 best px, 2+ qty
+        self.valid = np.empty((1 + BOOK_DEPTH, 2, n), dtype=np.bool_)
+        # depth sums level by level: depth 5 lands in row 6, depth 15 (from it) in row 10
+        self.r5, self.o5, self.r15, self.o15 = q[2:7], q[6], q[6:17], q[10]
+        self.px, self.top_swapped, self.cross = q[1], q[2][::-1], q[0]
+        self.pairs = q[:2, 0], q[:2, 1]  # (cross, best px) of the bid side, of the ask side
+        self.sums = np.empty((2, n))  # cross (bid0 * ask qty + ask0 * bid qty), bid0 + ask0
+        depth = q[2:11:4]  # [depth 1/5/15, side, n]
+        self.db, self.da = depth[:, 0], depth[:, 1]
+        self.tot = np.empty((3, n))
+        self.mid = np.empty(n)
+        self.t1 = np.empty((3, n))
+
+
+def book_rows_into(books: Records, sc: BookScratch) -> tuple[BoolArr | None, F64]:
+    """Write spread, imbalances and microprice of ``books`` into rows 0..4 of ``sc.x``.
+
+    Returns (ok, raw mid), both valid until the next call with ``sc``: ok is None when every
+    book is complete (all levels counted and positive, the usual case, which skips every mask);
+    the raw mid is meaningful only where ok (elsewhere it is a finite placeholder).
+    """
     view = books.view(BOOK_VIEW)
-    q = view["words"].T[_ROWS].reshape(2 + BOOK_DEPTH, 2, n)  # level-major copy; row 0 scratch
-    levels = q[1:]
-    valid = positive_finite(levels)
+    q, x, mid, tot, t1 = sc.q, sc.x, sc.mid, sc.tot, sc.t1
+    words = view["words"]
+    q[1] = words[:, _PX0 : _PX0 + _SIDE + 1 : _SIDE].T  # level-major copies
+    qty = words[:, _QTY0 : _QTY0 + _SIDE + BOOK_DEPTH].reshape(sc.n, 3, BOOK_DEPTH)[:, ::2]
+    q[2:] = qty.transpose(2, 1, 0)
+    levels, valid = q[1:], sc.valid
+    np.greater(levels, 0.0, out=valid)
+    valid &= levels < _INF
     full = (
         np.count_nonzero(valid) == valid.size
-        and np.count_nonzero(view["both_counts"] == _FULL) == n
+        and np.count_nonzero(view["both_counts"] == _FULL) == sc.n
     )
     if not full:
         valid &= np.ascontiguousarray(view["counts"].T) > _LEVEL
         levels[~valid] = 0.0
-    # depth sums level by level: depth 5 lands in row 6, depth 15 (from it) in row 10
-    np.add.reduce(q[2:7], axis=0, out=q[6])
-    np.add.reduce(q[6:17], axis=0, out=q[10])
-    px, top = q[1], q[2]  # best price and its quantity per side, 0 where the side is missing
-    np.multiply(px, top[::-1], out=q[0])  # bid0 * ask qty, ask0 * bid qty
-    sums = q[:2, 0] + q[:2, 1]  # [(cross, bid0 + ask0), n]
-    depth = q[2:11:4]  # [depth 1/5/15, side, n]
-    tot = depth[:, 0] + depth[:, 1]
-    bid0, ask0 = px[0], px[1]
-    mid = 0.5 * sums[1]
+    np.add.reduce(sc.r5, axis=0, out=sc.o5)
+    np.add.reduce(sc.r15, axis=0, out=sc.o15)
+    np.multiply(sc.px, sc.top_swapped, out=sc.cross)
+    sums = sc.sums
+    np.add(*sc.pairs, out=sums)
+    np.add(sc.db, sc.da, out=tot)
+    np.subtract(sc.db, sc.da, out=t1)  # imbalance numerators
+    bid0, ask0 = sc.px
+    np.multiply(sums[1], 0.5, out=mid)
+    spread = x[0]
     if full:  # every side present with positive quantity: no division needs a mask
-        np.divide(depth[:, 0] - depth[:, 1], tot, out=x[1:4])
-        np.divide((ask0 - bid0) * BPS, mid, out=x[0])
-        np.divide(sums[0] / tot[0] - mid, mid, out=x[4])
+        np.divide(t1, tot, out=sc.x_imb)
+        np.subtract(ask0, bid0, out=spread)
+        spread *= BPS
+        np.divide(spread, mid, out=spread)
+        micro = t1[0]
+        np.divide(sums[0], tot[0], out=micro)
+        micro -= mid
+        np.divide(micro, mid, out=x[4])
         x[4] *= BPS
         return None, mid
-    np.divide(depth[:, 0] - depth[:, 1], tot, out=x[1:4], where=tot > 0.0)
+    x[:5] = 0.0
+    np.divide(t1, tot, out=sc.x_imb, where=tot > 0.0)
     ok = valid[0, 0] & valid[0, 1]
-    np.divide((ask0 - bid0) * BPS, mid, out=x[0], where=ok)
+    np.divide((ask0 - bid0) * BPS, mid, out=spread, where=ok)
     q0 = tot[0]
     micro_ok = ok & (q0 > 0.0)
-    micro = sums[0] / np.where(micro_ok, q0, 1.0) - mid
-    np.divide(micro, mid, out=x[4], where=micro_ok)
+    micro_px = sums[0] / np.where(micro_ok, q0, 1.0) - mid
+    np.divide(micro_px, mid, out=x[4], where=micro_ok)
     x[4] *= BPS
     return ok, mid
 
@@ -132,7 +188,7 @@ def book_rows_into(books: Records, x: F64) -> tuple[BoolArr | None, F64]:
 def book_features(books: Records) -> BookFeatures:
     """Compute the stateless features of every book in ``books`` (BOOK_V1)."""
     x = np.zeros((5, books.size))
-    ok, mid = book_rows_into(books, x)
+    ok, mid = book_rows_into(books, BookScratch(books.size, x))
     if ok is None:
         return BookFeatures(np.ones(books.size, dtype=np.bool_), mid, x[0], x[1:4].T, x[4])
     return BookFeatures(ok, np.where(ok, mid, np.nan), x[0], x[1:4].T, x[4])

@@ -34,7 +34,14 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from procs.features.book import BPS, IMBALANCE_DEPTHS, BoolArr, book_rows_into, positive_finite
+from procs.features.book import (
+    BPS,
+    IMBALANCE_DEPTHS,
+    BookScratch,
+    BoolArr,
+    book_rows_into,
+    positive_finite,
+)
 from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
 
 F64 = npt.NDArray[np.float64]
@@ -90,6 +97,7 @@ _OFFSETS: Final = np.array(
     dtype=np.int64,
 )
 _N_OFF: Final = _OFFSETS.size
+_OFFSETS_COL: Final = _OFFSETS[:, None]
 assert _OFFSETS[-1] == HORIZONS_NS
 assert VWAP_WINDOWS_NS == TFI_WINDOWS_NS == RETURN_HORIZONS_NS == tuple(_OFFSETS[1:].tolist())
 assert tuple(_OFFSETS[-len(RV_WINDOWS_NS) :].tolist()) == RV_WINDOWS_NS
@@ -209,6 +217,42 @@ class _Series:
         self.keys, self.vals, self.start, self.end = keys, vals, 0, live
 
 
+class _Scratch:
+    """Per-batch-size work arrays and their views (see ``BookScratch``); x is feature-major."""
+
+    __slots__ = (
+        "book",
+        "d",
+        "m0",
+        "n",
+        "needles",
+        "out",
+        "rows",
+        "rv_from",
+        "traded",
+        "vwap",
+        "x",
+        "x_t",
+    )
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.x = np.zeros((N_FEATURES, n))  # every step writes whole rows
+        self.x_t = self.x.T
+        self.book = BookScratch(n, self.x)
+        self.needles = np.empty((_N_OFF, n), dtype=np.int64)  # t - offset, row 0 = now
+        self.m0 = np.empty((_N_OFF, n))  # mid of the previous book, then h back
+        self.out = np.empty((_N_OFF + _N_RV, n))  # log-returns (r, then RET), realised vols
+        self.rv_from = np.empty((_N_RV, n))  # prefix sum of r**2 at each RV window's start
+        self.rows = np.empty((_N_OFF * n, 3))  # trade prefix sums at now and each window start
+        self.d = np.empty((_N_OFF - 1, n, 3))  # window sums (px*qty, qty, side*qty)
+        self.traded = np.empty((_N_OFF - 1, n), dtype=np.bool_)
+        self.vwap = np.empty((_N_OFF - 1, n))
+
+
+_SCRATCH_SIZES: Final = 8  # batch sizes whose work arrays are kept (the oldest goes first)
+
+
 class _SymbolState:
     """History of one symbol's books (key; carried mid, prefix sum of r**2) and trades."""
 
@@ -243,13 +287,10 @@ class _SymbolState:
         np.maximum.accumulate(keys, out=keys)
         ts.end = e + k
 
-    def books_into(self, books: Records, x: F64) -> tuple[BoolArr | None, F64]:
-        """Features of ``books`` into ``x`` [N_FEATURES, n] (zeros); return (ok, mid).
-
-        ``ok`` is None when every book is two-sided.
-        """
-        n = books.size
-        ok, mid_raw = book_rows_into(books, x)
+    def books_into(self, books: Records, sc: _Scratch) -> tuple[BoolArr | None, F64]:
+        """Features of ``books`` into ``sc.x``; return (ok, mid), ok None when all two-sided."""
+        n, x = sc.n, sc.x
+        ok, mid_raw = book_rows_into(books, sc.book)
         if ok is not None and np.count_nonzero(ok) == n:
             ok = None
         x[_OK] = 1.0 if ok is None else ok
@@ -269,14 +310,14 @@ class _SymbolState:
             m[1:] = m.take(pos)
         mid = m[1:]
         has_mid = None if ok is None else mid > 0.0  # None: every mid is valid (the common case)
-        needles = key - _OFFSETS[:, None]  # [offset, n]
+        needles = sc.needles
+        np.subtract(key, _OFFSETS_COL, out=needles)
         back = bs.keys[s + 1 : e + n].searchsorted(needles[1:].ravel(), "right")
         back = back.reshape(_N_OFF - 1, n)  # rows from s: the last book at or before t - h
         # log-return to the previous book (row 0) and over each horizon, in one call
-        m0 = np.empty((_N_OFF, n))
+        m0, out = sc.m0, sc.out
         m0[0] = m[:-1]
-        mids[s : e + n].take(back, out=m0[1:])
-        out = np.empty((_N_OFF + _N_RV, n))  # logs, then realised vols: x's RET and RV rows
+        mids[s : e + n].take(back, out=m0[1:], mode="clip")  # clip: in range; unbuffered
         logs = out[:_N_OFF]
         # a carried mid stays positive once it is: if the oldest row looked up has one, all do
         if has_mid is None and mids[s + int(back[-1, 0])] > 0.0:
@@ -290,25 +331,28 @@ class _SymbolState:
         np.multiply(logs[0], logs[0], out=c[1:])
         np.add.accumulate(c, out=c)
         var = out[_N_OFF:]
-        np.subtract(c[1:], c2[s : e + n].take(back[_RV_FROM:]), out=var)
+        c2[s : e + n].take(back[_RV_FROM:], out=sc.rv_from, mode="clip")
+        np.subtract(c[1:], sc.rv_from, out=var)
         np.maximum(var, 0.0, out=var)
         np.sqrt(var, out=var)
         np.multiply(out[1:], BPS, out=x[_RET.start : _RV.stop])
         bs.end = e + n
         bs.start = s + int(back[-1, -1])  # the oldest row any later lookup can land on
-        self._trades_into(needles, mid, has_mid, x)
+        self._trades_into(sc, mid, has_mid)
         return ok, mid
 
-    def _trades_into(self, needles: I64, mid: F64, has_mid: BoolArr | None, x: F64) -> None:
-        n = mid.size
+    def _trades_into(self, sc: _Scratch, mid: F64, has_mid: BoolArr | None) -> None:
+        n, x = sc.n, sc.x
         ts = self.trades
         s = ts.start
-        at = ts.keys[s + 1 : ts.end].searchsorted(needles.ravel(), "right")
-        rows = ts.vals[s : ts.end].take(at, axis=0).reshape(_N_OFF, n, 3)
-        d = rows[0] - rows[1:]  # [window, n, (px*qty, qty, side*qty)]
+        at = ts.keys[s + 1 : ts.end].searchsorted(sc.needles.ravel(), "right")
+        rows = sc.rows
+        ts.vals[s : ts.end].take(at, axis=0, out=rows, mode="clip")
+        rows4 = rows.reshape(_N_OFF, n, 3)
+        d, traded, vwap = sc.d, sc.traded, sc.vwap
+        np.subtract(rows4[0], rows4[1:], out=d)  # [window, n, (px*qty, qty, side*qty)]
         q = d[:, :, 1]
-        traded = q > 0.0
-        vwap = np.empty((_N_OFF - 1, n))
+        np.greater(q, 0.0, out=traded)
         if np.count_nonzero(traded) == traded.size and has_mid is None:  # nothing to mask
             np.divide(d[:, :, 2], q, out=x[_TFI])
             np.divide(d[:, :, 0], q, out=vwap)
@@ -316,12 +360,14 @@ class _SymbolState:
             vwap *= BPS
             np.divide(vwap, mid, out=x[_VWAP])
         else:
+            x[_TFI] = 0.0
             np.divide(d[:, :, 2], q, out=x[_TFI], where=traded)
             vwap.fill(0.0)
             np.divide(d[:, :, 0], q, out=vwap, where=traded)
             np.subtract(vwap, mid, out=vwap)
             vwap *= BPS
             with_mid = traded if has_mid is None else traded & has_mid
+            x[_VWAP] = 0.0
             np.divide(vwap, mid, out=x[_VWAP], where=with_mid)
         at = at.reshape(_N_OFF, n)
         np.log1p(at[0] - at[_COUNT_AT], out=x[_COUNT])
@@ -434,6 +480,7 @@ class FeatureEngine:
         self._n_symbols = n_symbols
         self._config = config or EngineConfig()
         self._states: list[_SymbolState | None] = [None] * n_symbols
+        self._scratch: dict[int, _Scratch] = {}  # by batch size
 
     @property
     def n_symbols(self) -> int:
@@ -490,10 +537,18 @@ class FeatureEngine:
                 out[rows] = self._books(st, books[rows], ts_feat_ns)
         return out
 
+    def _work(self, n: int) -> _Scratch:
+        sc = self._scratch.get(n)
+        if sc is None:
+            if len(self._scratch) >= _SCRATCH_SIZES:
+                del self._scratch[next(iter(self._scratch))]
+            sc = self._scratch[n] = _Scratch(n)
+        return sc
+
     def _books(self, st: _SymbolState, books: Records, ts_feat_ns: int) -> Records:
         n = books.size
-        x = np.zeros((N_FEATURES, n))  # feature-major: every step writes whole rows
-        ok, mid = st.books_into(books, x)
+        sc = self._work(n)
+        ok, mid = st.books_into(books, sc)
         out: Records = np.zeros(n, dtype=FEAT_V1)  # zeroed: no stale bytes in the padding
         view = out.view(_FEAT_VIEW)
         view["head"] = books.view(_BOOK_HEAD)["head"]
@@ -502,10 +557,11 @@ class FeatureEngine:
             flags = view["flags"]
             np.bitwise_or(flags, FLAG_STALE, out=flags, where=~ok)
         view["mid"] = mid
+        x = sc.x
         finite = np.isfinite(x)
         if np.count_nonzero(finite) != finite.size:
             x[~finite] = 0.0
-        view["x"] = x.T  # float64 -> float32 once, at the end
+        view["x"] = sc.x_t  # float64 -> float32 once, at the end
         return out
 
     def _update_one(self, book: Records, ts_feat_ns: int) -> Records:
