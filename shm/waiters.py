@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,11 @@ from typing import Any, Final, Protocol
 
 WAITER_KINDS: Final = ("block", "hybrid", "spin")
 PR_SET_TIMERSLACK: Final = 29  # linux/prctl.h
+SYS_SCHED_SETATTR: Final = 314  # x86-64 syscall numbers (shm.ring is x86-64 only too)
+SYS_SCHED_GETATTR: Final = 315
+SCHED_ATTR_SIZE: Final = 56  # SCHED_ATTR_SIZE_VER1
+# a woken stage asks for the shortest slice (EEVDF clamps to 0.1-100 ms): see set_sched_slice
+DEFAULT_SLICE_NS: Final = 100_000
 
 
 class Waiter(Protocol):
@@ -56,6 +62,40 @@ def set_timer_slack(slack_ns: int) -> bool:
         return int(libc.prctl(PR_SET_TIMERSLACK, slack_ns, 0, 0, 0)) == 0
     except (OSError, AttributeError):  # not Linux / no prctl: keep the default slack
         return False
+
+
+def set_sched_slice(slice_ns: int) -> bool:
+    """Ask the scheduler for a ``slice_ns`` time slice for the calling thread; return whether
+    it took (Linux; SCHED_OTHER threads only; the kernel's EEVDF uses it from 6.12 on).
+
+    Under EEVDF a task that wakes on a busy core waits until the running task has used its
+    slice (1.4 ms by default on the development machine). A thread that asks for a short slice
+    gets an earlier deadline and preempts sooner: measured with a 600 µs-burst neighbour on the
+    same core, wake-up p90 529 -> 77 µs, p99 697 -> 166 µs. Its own slices are short too, so it
+    yields the core sooner when it runs long: meant for threads that wake, work briefly and block.
+    """
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            return False  # a real-time or batch thread keeps what it was given
+        nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's nice (Linux: per thread)
+        attr = struct.pack("<IIQiIQQQII", SCHED_ATTR_SIZE, 0, 0, nice, 0, slice_ns, 0, 0, 0, 0)
+        buf = ctypes.create_string_buffer(attr, SCHED_ATTR_SIZE)
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.syscall(SYS_SCHED_SETATTR, 0, buf, 0)) == 0
+    except (OSError, AttributeError):  # not Linux / no such syscall: keep the default slice
+        return False
+
+
+def sched_slice_ns() -> int | None:
+    """Return the calling thread's time slice in ns as the kernel reports it (None: unknown)."""
+    try:
+        buf = ctypes.create_string_buffer(SCHED_ATTR_SIZE)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if int(libc.syscall(SYS_SCHED_GETATTR, 0, buf, SCHED_ATTR_SIZE, 0)) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return int(struct.unpack_from("<IIQiIQ", buf.raw)[5])
 
 
 class SpinWaiter:
@@ -126,7 +166,9 @@ class BlockWaiter:
 class HybridWaiter:
     """Spin for ``spin_s`` after work, then block on ``notifier`` up to ``block_timeout_s``.
 
-    The timeout bounds the cost of a lost wake-up (PUB/SUB may drop one).
+    The timeout bounds the cost of a lost wake-up (PUB/SUB may drop one). On its first idle
+    the waiting thread asks for a ``sched_slice_ns`` time slice (``set_sched_slice``; None
+    keeps the kernel's), so that a wake-up preempts a busy neighbour on its core promptly.
     """
 
     def __init__(
@@ -135,22 +177,30 @@ class HybridWaiter:
         *,
         spin_s: float = 20e-6,
         block_timeout_s: float = 1e-3,
+        sched_slice_ns: int | None = DEFAULT_SLICE_NS,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if spin_s < 0 or block_timeout_s <= 0:
             raise ValueError(
                 f"need spin_s >= 0 and block_timeout_s > 0, was {spin_s} and {block_timeout_s}"
             )
+        if sched_slice_ns is not None and sched_slice_ns <= 0:
+            raise ValueError(f"sched_slice_ns must be > 0 or None, was {sched_slice_ns}")
         self._notifier = notifier
         self._spin_s = spin_s
         self._timeout_s = block_timeout_s
         self._clock = clock
         self._spin_until: float | None = None
+        self._slice = sched_slice_ns
+        self._slice_thread: int | None = None
         self.wakeups_total = 0
         self.timeouts_total = 0
 
     def idle(self) -> None:
         """Return at once inside the spin window, otherwise block on the notifier."""
+        if self._slice is not None and self._slice_thread != threading.get_ident():
+            self._slice_thread = threading.get_ident()
+            set_sched_slice(self._slice)
         now = self._clock()
         if self._spin_until is None:
             self._spin_until = now + self._spin_s

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import pytest
 
 import shm.waiters as waiters
-from shm.waiters import BlockWaiter, HybridWaiter, SpinWaiter, make_waiter, set_timer_slack
+from shm.waiters import (
+    BlockWaiter,
+    HybridWaiter,
+    SpinWaiter,
+    make_waiter,
+    sched_slice_ns,
+    set_sched_slice,
+    set_timer_slack,
+)
 
 
 class FakeNotifier:
@@ -106,6 +115,54 @@ def test_hybrid_waiter_spins_in_window_then_blocks_on_notifier():
     assert spun == []
     assert notifier.timeouts == [0.5, 0.5]
     assert (w.wakeups_total, w.timeouts_total) == (1, 1)
+
+
+def test_set_sched_slice_takes_effect_on_linux():
+    got: list[object] = []
+
+    def on_thread() -> None:  # a thread of its own: the test runner's slice stays as it was
+        got.append(set_sched_slice(300_000))
+        got.append(sched_slice_ns())
+
+    t = threading.Thread(target=on_thread)
+    t.start()
+    t.join(timeout=5)
+
+    assert got == [True, 300_000]
+
+
+def test_hybrid_waiter_asks_for_its_slice_once_per_thread(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(waiters, "set_sched_slice", lambda ns: calls.append(ns) or True)
+    w = HybridWaiter(FakeNotifier([False, False]), spin_s=0.0, sched_slice_ns=150_000)
+
+    w.idle()
+    w.idle()
+
+    assert calls == [150_000]
+
+
+def test_hybrid_waiter_default_asks_for_the_shortest_slice(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(waiters, "set_sched_slice", lambda ns: calls.append(ns) or True)
+
+    HybridWaiter(FakeNotifier([False]), spin_s=0.0).idle()
+
+    assert calls == [waiters.DEFAULT_SLICE_NS]
+
+
+def test_hybrid_waiter_slice_none_keeps_the_kernels(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(waiters, "set_sched_slice", lambda ns: calls.append(ns) or True)
+
+    HybridWaiter(FakeNotifier([False]), spin_s=0.0, sched_slice_ns=None).idle()
+
+    assert calls == []
+
+
+def test_hybrid_waiter_bad_slice_rejected():
+    with pytest.raises(ValueError, match="sched_slice_ns"):
+        HybridWaiter(FakeNotifier([]), sched_slice_ns=0)
 
 
 def test_hybrid_waiter_reset_opens_a_new_spin_window():
