@@ -5,9 +5,12 @@ price is a positive finite number. Spread and microprice need both sides and are
 an imbalance whose depth holds no quantity is 0. Levels at or beyond ``n_bids``/``n_asks`` are
 ignored whatever they contain.
 
-Layout: the batch is read once into a level-major block ``[16, side, n]`` (row 0 the best price,
-rows 1..15 the quantities of levels 0..14), so that every step is a whole-row numpy call and the
-depth sums are row reductions that add level by level, in the same order as a Python loop.
+Layout: the batch is copied once into a level-major block ``[17, side, n]`` (row 1 the best
+price, rows 2..16 the quantities of levels 0..14, row 0 scratch), so that every step is a
+whole-row numpy call and the depth sums are row reductions that add level by level, in the same
+order as a Python loop. A batch of complete books (every level counted, every price and quantity
+positive and finite: the usual case) skips every mask; the unmasked divisions are the same
+operations, so both paths give the same bytes.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ BOOK_VIEW: Final = np.dtype(
 )
 _FULL: Final = int(np.array([BOOK_DEPTH, BOOK_DEPTH], dtype="<i2").view("<i4")[0])
 # the level-major block [row, side, n]: row 0 scratch, row 1 best price, row 2 + l quantity at
-# level l. Both sides' best prices are two words 2 * _SIDE apart, their quantity runs likewise
+# level l. In a record the ask side's words sit _SIDE words after the bid side's
 _PX0: Final = _word("bid_px")
 _QTY0: Final = _word("bid_qty")
 _SIDE: Final = _word("ask_px") - _PX0
