@@ -1,7 +1,8 @@
 """Incremental feature engine: BOOK_V1 + TRADE_V1 batches in, one FEAT_V1 record per book out.
 
-Pure: no sockets, segments, files or clocks. ``FEATURES`` is the one declaration of the feature
-names and their order in ``FEAT_V1.x``; model metadata, the trainer and inference read it here.
+Pure: no sockets, segments, files or clocks. ``FEATURES`` (declared in ``procs.features.layout``,
+re-exported here) names the features in their order in ``FEAT_V1.x``; model metadata, the trainer
+and inference read it here.
 
 Clock: every window and horizon is measured on ``ts_recv_ns`` (our receive stamp, the order in
 which ingest saw things), made non-decreasing per symbol and stream by a running maximum. A book
@@ -34,151 +35,57 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from procs.features.book import (
-    BPS,
-    IMBALANCE_DEPTHS,
-    BookScratch,
-    BoolArr,
-    book_rows_into,
-    positive_finite,
+from procs.features.book import BPS, BookScratch, BoolArr, book_rows_into, positive_finite
+from procs.features.layout import (
+    _BOOK_HEAD,
+    _COUNT,
+    _COUNT_AT,
+    _FEAT_VIEW,
+    _INT64_MIN,
+    _N_OFF,
+    _N_RV,
+    _OFFSETS_COL,
+    _OK,
+    _RET,
+    _RV,
+    _RV_FROM,
+    _TFI,
+    _TRADE_VIEW,
+    _VWAP,
+    COUNT_WINDOW_NS,
+    F64,
+    FEATURES,
+    HORIZONS_NS,
+    I64,
+    N_FEATURES,
+    RETURN_HORIZONS_NS,
+    RV_WINDOWS_NS,
+    TFI_WINDOWS_NS,
+    VWAP_WINDOWS_NS,
+    feature_index,
 )
+from procs.features.single import _append_trade_one, _book_one
 from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-
-_S: Final = 1_000_000_000
-VWAP_WINDOWS_NS: Final = (1 * _S, 10 * _S, 60 * _S)
-TFI_WINDOWS_NS: Final = (1 * _S, 10 * _S, 60 * _S)
-RV_WINDOWS_NS: Final = (10 * _S, 60 * _S)
-RETURN_HORIZONS_NS: Final = (1 * _S, 10 * _S, 60 * _S)
-COUNT_WINDOW_NS: Final = 10 * _S
-HORIZONS_NS: Final = max(VWAP_WINDOWS_NS + TFI_WINDOWS_NS + RV_WINDOWS_NS + RETURN_HORIZONS_NS)
-
-
-def _suffix(window_ns: int) -> str:
-    return f"{window_ns // _S}s"
-
-
-FEATURES: Final[tuple[str, ...]] = (
-    "spread_bps",
-    *(f"imbalance_{d}" for d in IMBALANCE_DEPTHS),
-    "microprice_dev_bps",
-    *(f"vwap_dev_bps_{_suffix(w)}" for w in VWAP_WINDOWS_NS),
-    *(f"trade_flow_imbalance_{_suffix(w)}" for w in TFI_WINDOWS_NS),
-    *(f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS),
-    *(f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS),
-    f"log1p_trades_{_suffix(COUNT_WINDOW_NS)}",
-    "book_ok",
-)
-N_FEATURES: Final = len(FEATURES)
-assert N_FEATURES <= FEATURE_SLOTS
-assert len(set(FEATURES)) == N_FEATURES
-
-_INT64_MIN: Final = np.iinfo(np.int64).min
-_INF: Final = float("inf")
-
-# Every lookup is "the last row with key <= key - offset"; one offset list serves trades and books.
-# Row 0 is "now". The fused array path relies on each window group being a run of these offsets,
-# in the order its feature columns are declared (asserted below).
-_OFFSETS: Final = np.array(
-    [
-        0,
-        *sorted(
-            {
-                *VWAP_WINDOWS_NS,
-                *TFI_WINDOWS_NS,
-                *RETURN_HORIZONS_NS,
-                *RV_WINDOWS_NS,
-                COUNT_WINDOW_NS,
-            }
-        ),
-    ],
-    dtype=np.int64,
-)
-_N_OFF: Final = _OFFSETS.size
-_OFFSETS_COL: Final = _OFFSETS[:, None]
-assert _OFFSETS[-1] == HORIZONS_NS
-assert VWAP_WINDOWS_NS == TFI_WINDOWS_NS == RETURN_HORIZONS_NS == tuple(_OFFSETS[1:].tolist())
-assert tuple(_OFFSETS[-len(RV_WINDOWS_NS) :].tolist()) == RV_WINDOWS_NS
-_COUNT_AT: Final = _OFFSETS.tolist().index(COUNT_WINDOW_NS)
-_N_RV: Final = len(RV_WINDOWS_NS)
-_RV_FROM: Final = _N_OFF - 1 - _N_RV  # first RV row among the lookback rows 1..
-
-
-def _rows(names: list[str]) -> slice:
-    at = [FEATURES.index(n) for n in names]
-    assert at == list(range(at[0], at[0] + len(at)))
-    return slice(at[0], at[-1] + 1)
-
-
-_BOOK_ROWS: Final = _rows(["spread_bps", *(f"imbalance_{d}" for d in IMBALANCE_DEPTHS)])
-assert slice(0, 4) == _BOOK_ROWS
-assert FEATURES[4] == "microprice_dev_bps"
-_VWAP: Final = _rows([f"vwap_dev_bps_{_suffix(w)}" for w in VWAP_WINDOWS_NS])
-_TFI: Final = _rows([f"trade_flow_imbalance_{_suffix(w)}" for w in TFI_WINDOWS_NS])
-_RET: Final = _rows([f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS])
-_RV: Final = _rows([f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS])
-assert _RET.stop == _RV.start  # returns and realised vols are scaled in one call
-_COUNT: Final = FEATURES.index(f"log1p_trades_{_suffix(COUNT_WINDOW_NS)}")
-_OK: Final = FEATURES.index("book_ok")
-_SPREAD: Final = FEATURES.index("spread_bps")
-_IMB: Final = [FEATURES.index(f"imbalance_{d}") for d in IMBALANCE_DEPTHS]
-_MICRO: Final = FEATURES.index("microprice_dev_bps")
-_RET_COLS: Final = list(range(_RET.start, _RET.stop))
-_RV_COLS: Final = list(range(_RV.start, _RV.stop))
-_VWAP_COL_OF: Final = dict(zip(VWAP_WINDOWS_NS, range(_VWAP.start, _VWAP.stop), strict=True))
-_TFI_COL_OF: Final = dict(zip(TFI_WINDOWS_NS, range(_TFI.start, _TFI.stop), strict=True))
-
-# FEAT_V1 / BOOK_V1 seen through one field each: the 40 leading bytes (seq, ts_event_ns,
-# ts_recv_ns, ts_pub_ns -> ts_feat_ns, symbol_id + flags) are copied in one go
-_F: Final = FEAT_V1.fields
-_B: Final = BOOK_V1.fields
-assert _F is not None
-assert _B is not None
-assert (
-    [_F[k][1] for k in ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id")]
-    == [_B[k][1] for k in ("seq", "ts_event_ns", "ts_recv_ns", "ts_pub_ns", "symbol_id")]
-    == [0, 8, 16, 24, 32]
-)
-assert _F["flags"][1] == _B["flags"][1] == 36
-assert _F["mid"][1] == 40
-_HEAD: Final = ("<i8", (5,))
-_BOOK_HEAD: Final = np.dtype({"names": ["head"], "formats": [_HEAD], "itemsize": BOOK_V1.itemsize})
-_FEAT_VIEW: Final = np.dtype(
-    {
-        "names": ["head", "ts_feat_ns", "flags", "mid", "x"],
-        "formats": [_HEAD, "<i8", "<u4", "<f8", ("<f4", (N_FEATURES,))],
-        "offsets": [0, 24, 36, 40, int(_F["x"][1])],
-        "itemsize": FEAT_V1.itemsize,
-    }
-)
-_TRADE_VIEW: Final = np.dtype(
-    {
-        "names": ["ts_recv_ns", "side", "px_qty"],
-        "formats": ["<i8", "<i1", ("<f8", (2,))],
-        "offsets": [16, 36, 40],
-        "itemsize": TRADE_V1.itemsize,
-    }
-)
-_TF: Final = TRADE_V1.fields
-assert _TF is not None
-assert (_TF["ts_recv_ns"][1], _TF["side"][1], _TF["px"][1]) == (16, 36, 40)
-assert _TF["qty"][1] == 48
-
-
-def feature_index(name: str) -> int:
-    """Return the slot of ``name`` in ``FEAT_V1.x``; raise KeyError for an unknown name."""
-    try:
-        return FEATURES.index(name)
-    except ValueError:
-        raise KeyError(f"unknown feature {name!r}; known: {', '.join(FEATURES)}") from None
+__all__ = [  # the feature declaration lives in procs.features.layout; read it from here
+    "COUNT_WINDOW_NS",
+    "FEATURES",
+    "HORIZONS_NS",
+    "N_FEATURES",
+    "RETURN_HORIZONS_NS",
+    "RV_WINDOWS_NS",
+    "TFI_WINDOWS_NS",
+    "VWAP_WINDOWS_NS",
+    "EngineConfig",
+    "FeatureEngine",
+    "compute_batch",
+    "feature_index",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -381,100 +288,6 @@ class _SymbolState:
 
 
 _SMALL_TRADES: Final = 4  # up to this many trades are appended one by one in Python
-_LOOKBACKS: Final = _OFFSETS[1:]
-
-
-def _append_trade_one(st: _SymbolState, ts_recv: int, px: float, qty: float, side: int) -> None:
-    # the same float operations, in the same order, as append_trades
-    ts = st.trades
-    ts.reserve(1)
-    e = ts.end
-    key = max(int(ts.keys[e - 1]), ts_recv)
-    good = 0.0 < px < _INF and 0.0 < qty < _INF
-    q = qty if good else 0.0
-    sign = (side > 0) - (side < 0)
-    c_pq, c_q, c_sq = ts.vals[e - 1].tolist()
-    ts.vals[e] = (c_pq + (px if good else 0.0) * q, c_q + q, c_sq + sign * q)
-    ts.keys[e] = key
-    ts.end = e + 1
-
-
-def _side_sums(qty: list[float], n: int) -> tuple[float, list[float]]:
-    # (valid quantity at level 0, cumulative valid quantity at each imbalance depth); levels past
-    # the count add nothing, and accumulate adds left to right like the array path's reductions
-    valid = [q if 0.0 < q < _INF else 0.0 for q in qty[: max(n, 0)]]
-    if not valid:
-        return 0.0, [0.0] * len(IMBALANCE_DEPTHS)
-    acc = list(accumulate(valid))
-    return valid[0], [acc[min(d, len(acc)) - 1] for d in IMBALANCE_DEPTHS]
-
-
-def _book_one(st: _SymbolState, book: Records, x: list[float]) -> tuple[float, bool]:
-    """Features of one book into ``x`` (float64 list); return (mid, ok). Equal to the array path."""
-    rec = book[0]
-    n_b, n_a = int(rec["n_bids"]), int(rec["n_asks"])
-    bid_px, bid_q, ask_px, ask_q = (
-        rec[f].tolist() for f in ("bid_px", "bid_qty", "ask_px", "ask_qty")
-    )
-    bq0, b_sums = _side_sums(bid_q, n_b)
-    aq0, a_sums = _side_sums(ask_q, n_a)
-    for col, b, a in zip(_IMB, b_sums, a_sums, strict=True):
-        tot = b + a
-        x[col] = (b - a) / tot if tot > 0.0 else 0.0
-    bid0, ask0 = bid_px[0], ask_px[0]
-    ok = n_b > 0 and 0.0 < bid0 < _INF and n_a > 0 and 0.0 < ask0 < _INF
-    x[_OK] = 1.0 if ok else 0.0
-    mid_raw = 0.5 * (bid0 + ask0) if ok else 0.0
-    if ok:
-        x[_SPREAD] = (ask0 - bid0) * BPS / mid_raw
-        q0 = bq0 + aq0
-        if q0 > 0.0:
-            x[_MICRO] = ((bid0 * aq0 + ask0 * bq0) / q0 - mid_raw) / mid_raw * BPS
-    # history: the same operations as books_into; logs go through numpy like the array path
-    bs = st.books
-    bs.reserve(1)
-    e = bs.end
-    key = max(int(bs.keys[e - 1]), int(rec["ts_recv_ns"]))
-    mids, c2 = bs.vals[0], bs.vals[1]
-    last_mid, last_c = float(mids[e - 1]), float(c2[e - 1])
-    mid = mid_raw if ok else last_mid
-    has_mid = mid > 0.0
-    # the book itself is never a lookback row (every horizon is positive): search before it
-    back = (bs.keys[bs.start + 1 : e].searchsorted(key - _LOOKBACKS, "right") + bs.start).tolist()
-    m0s = mids[back].tolist()
-    ratios = [mid / last_mid if has_mid and last_mid > 0.0 else 1.0]
-    ratios += [mid / m0 if has_mid and m0 > 0.0 else 1.0 for m0 in m0s]
-    logs = np.log(np.array(ratios)).tolist()
-    r = logs[0] if has_mid and last_mid > 0.0 else 0.0
-    c = last_c + r * r
-    mids[e], c2[e], bs.keys[e] = mid, c, key
-    bs.end = e + 1
-    for col, m0, lg in zip(_RET_COLS, m0s, logs[1:], strict=True):
-        x[col] = lg * BPS if has_mid and m0 > 0.0 else 0.0
-    for col, c0 in zip(_RV_COLS, c2[back[_RV_FROM:]].tolist(), strict=True):
-        x[col] = math.sqrt(max(c - c0, 0.0)) * BPS
-    bs.start = back[-1]
-    _trade_windows_one(st, key, mid, x)
-    return mid, ok
-
-
-def _trade_windows_one(st: _SymbolState, key: int, mid: float, x: list[float]) -> None:
-    ts = st.trades
-    at = ts.keys[ts.start + 1 : ts.end].searchsorted(key - _OFFSETS, "right") + ts.start
-    rows = ts.vals[at].tolist()
-    idx = at.tolist()
-    hi, rhi = idx[0], rows[0]
-    for w, j, rlo in zip(_LOOKBACKS.tolist(), idx[1:], rows[1:], strict=True):
-        d_pq, q, d_sq = rhi[0] - rlo[0], rhi[1] - rlo[1], rhi[2] - rlo[2]
-        traded = q > 0.0
-        if w in _VWAP_COL_OF:
-            vwap = d_pq / q if traded else 0.0
-            x[_VWAP_COL_OF[w]] = (vwap - mid) * BPS / mid if traded and mid > 0.0 else 0.0
-        if w in _TFI_COL_OF:
-            x[_TFI_COL_OF[w]] = d_sq / q if traded else 0.0
-        if w == COUNT_WINDOW_NS:
-            x[_COUNT] = float(np.log1p(np.array([float(hi - j)]))[0])
-    ts.start = idx[-1]
 
 
 class FeatureEngine:
