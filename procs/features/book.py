@@ -46,16 +46,18 @@ def _word(field: str, level: int = 0) -> int:
     return offset // 8
 
 
-# BOOK_V1 seen as 8-byte words (read: the level arrays only), the two level counts, and the two
-# counts as one int32 (equal to _FULL exactly when both sides count BOOK_DEPTH levels)
+# BOOK_V1 seen as 8-byte words (read: the level arrays only), the two level counts, the two
+# counts as one int32 (equal to _FULL exactly when both sides count BOOK_DEPTH levels), the
+# receive stamp, and the 40 leading bytes (seq, stamps, symbol_id + flags) as five int64 words
 BOOK_VIEW: Final = np.dtype(
     {
-        "names": ["words", "counts", "both_counts"],
-        "formats": [("<f8", (BOOK_V1.itemsize // 8,)), ("<i2", (2,)), "<i4"],
-        "offsets": [0, _OFFSET["n_bids"], _OFFSET["n_bids"]],
+        "names": ["words", "counts", "both_counts", "ts_recv_ns", "head"],
+        "formats": [("<f8", (BOOK_V1.itemsize // 8,)), ("<i2", (2,)), "<i4", "<i8", ("<i8", (5,))],
+        "offsets": [0, _OFFSET["n_bids"], _OFFSET["n_bids"], _OFFSET["ts_recv_ns"], 0],
         "itemsize": BOOK_V1.itemsize,
     }
 )
+assert _OFFSET["flags"] + 4 == _OFFSET["n_bids"] == 40
 _FULL: Final = int(np.array([BOOK_DEPTH, BOOK_DEPTH], dtype="<i2").view("<i4")[0])
 # the level-major block [row, side, n]: row 0 scratch, row 1 best price, row 2 + l quantity at
 # level l. In a record the ask side's words sit _SIDE words after the bid side's
@@ -132,14 +134,15 @@ class BookScratch:
         self.t1 = np.empty((3, n))
 
 
-def book_rows_into(books: Records, sc: BookScratch) -> tuple[BoolArr | None, F64]:
-    """Write spread, imbalances and microprice of ``books`` into rows 0..4 of ``sc.x``.
+def book_rows_into(view: Records, sc: BookScratch) -> tuple[BoolArr | None, F64]:
+    """Write spread, imbalances and microprice of ``view`` into rows 0..4 of ``sc.x``.
+
+    ``view`` is the batch of BOOK_V1 records seen through ``BOOK_VIEW``.
 
     Returns (ok, raw mid), both valid until the next call with ``sc``: ok is None when every
     book is complete (all levels counted and positive, the usual case, which skips every mask);
     the raw mid is meaningful only where ok (elsewhere it is a finite placeholder).
     """
-    view = books.view(BOOK_VIEW)
     q, x, mid, tot, t1 = sc.q, sc.x, sc.mid, sc.tot, sc.t1
     words = view["words"]
     q[1] = words[:, _PX0 : _PX0 + _SIDE + 1 : _SIDE].T  # level-major copies
@@ -191,7 +194,7 @@ def book_rows_into(books: Records, sc: BookScratch) -> tuple[BoolArr | None, F64
 def book_features(books: Records) -> BookFeatures:
     """Compute the stateless features of every book in ``books`` (BOOK_V1)."""
     x = np.zeros((5, books.size))
-    ok, mid = book_rows_into(books, BookScratch(books.size, x))
+    ok, mid = book_rows_into(books.view(BOOK_VIEW), BookScratch(books.size, x))
     if ok is None:
         return BookFeatures(np.ones(books.size, dtype=np.bool_), mid, x[0], x[1:4].T, x[4])
     return BookFeatures(ok, np.where(ok, mid, np.nan), x[0], x[1:4].T, x[4])

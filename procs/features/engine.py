@@ -40,9 +40,15 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from procs.features.book import BPS, BookScratch, BoolArr, book_rows_into, positive_finite
+from procs.features.book import (
+    BOOK_VIEW,
+    BPS,
+    BookScratch,
+    BoolArr,
+    book_rows_into,
+    positive_finite,
+)
 from procs.features.layout import (
-    _BOOK_HEAD,
     _COUNT,
     _COUNT_AT,
     _FEAT_VIEW,
@@ -201,7 +207,10 @@ class _SymbolState:
         ts.end = e + k
 
     def books_into(self, books: Records, sc: _Scratch) -> tuple[BoolArr | None, F64]:
-        """Features of ``books`` into ``sc.x``; return (ok, mid), ok None when all two-sided."""
+        """Features of ``books`` (seen through BOOK_VIEW) into ``sc.x``; return (ok, mid).
+
+        ``ok`` is None when every book is two-sided.
+        """
         n, x = sc.n, sc.x
         ok, mid_raw = book_rows_into(books, sc.book)
         if ok is not None and np.count_nonzero(ok) == n:
@@ -367,20 +376,21 @@ class FeatureEngine:
     def _books(self, st: _SymbolState, books: Records, ts_feat_ns: int) -> Records:
         n = books.size
         sc = self._work(n)
-        ok, mid = st.books_into(books, sc)
+        view = books.view(BOOK_VIEW)
+        ok, mid = st.books_into(view, sc)
         out: Records = np.zeros(n, dtype=FEAT_V1)  # zeroed: no stale bytes in the padding
-        view = out.view(_FEAT_VIEW)
-        view["head"] = books.view(_BOOK_HEAD)["head"]
-        view["ts_feat_ns"] = ts_feat_ns
+        feat = out.view(_FEAT_VIEW)
+        feat["head"] = view["head"]
+        feat["ts_feat_ns"] = ts_feat_ns
         if ok is not None and self._config.mark_degenerate_stale:
-            flags = view["flags"]
+            flags = feat["flags"]
             np.bitwise_or(flags, FLAG_STALE, out=flags, where=~ok)
-        view["mid"] = mid
+        feat["mid"] = mid
         x = sc.x
         finite = np.isfinite(x)
         if np.count_nonzero(finite) != finite.size:
             x[~finite] = 0.0
-        view["x"] = sc.x_t  # float64 -> float32 once, at the end
+        feat["x"] = sc.x_t  # float64 -> float32 once, at the end
         return out
 
     def _update_one(self, book: Records, ts_feat_ns: int) -> Records:

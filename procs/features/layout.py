@@ -102,8 +102,8 @@ _RV_COLS: Final = list(range(_RV.start, _RV.stop))
 _VWAP_COL_OF: Final = dict(zip(VWAP_WINDOWS_NS, range(_VWAP.start, _VWAP.stop), strict=True))
 _TFI_COL_OF: Final = dict(zip(TFI_WINDOWS_NS, range(_TFI.start, _TFI.stop), strict=True))
 
-# FEAT_V1 / BOOK_V1 seen through one field each: the 40 leading bytes (seq, ts_event_ns,
-# ts_recv_ns, ts_pub_ns -> ts_feat_ns, symbol_id + flags) are copied in one go
+# FEAT_V1 seen through a view whose "head" takes the 40 leading bytes of BOOK_V1 (BOOK_VIEW's
+# "head": seq, ts_event_ns, ts_recv_ns, ts_pub_ns -> ts_feat_ns, symbol_id + flags) in one go
 _F: Final = FEAT_V1.fields
 _B: Final = BOOK_V1.fields
 assert _F is not None
@@ -116,7 +116,6 @@ assert (
 assert _F["flags"][1] == _B["flags"][1] == 36
 assert _F["mid"][1] == 40
 _HEAD: Final = ("<i8", (5,))
-_BOOK_HEAD: Final = np.dtype({"names": ["head"], "formats": [_HEAD], "itemsize": BOOK_V1.itemsize})
 _FEAT_VIEW: Final = np.dtype(
     {
         "names": ["head", "ts_feat_ns", "flags", "mid", "x"],
