@@ -31,7 +31,7 @@ def test_ingest_config_defaults_are_depth_book15_trade_price():
     assert c.channels == ["trade", "price"]
     assert c.book_capacity_records & (c.book_capacity_records - 1) == 0
     assert c.stale_after_s > 0
-    assert c.sched_slice_us == 100  # the shortest slice EEVDF grants: prompt wake-ups
+    assert c.sched_slice_us == 0  # the kernel's slice (docs/bench-tick-to-order.md, per hop)
 
 
 @pytest.mark.parametrize(
