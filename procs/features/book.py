@@ -95,9 +95,14 @@ class BookScratch:
     """
 
     __slots__ = (
+        "ask0",
+        "below_inf",
+        "bid0",
         "cross",
         "da",
         "db",
+        "levels",
+        "micro",
         "mid",
         "n",
         "o5",
@@ -107,31 +112,42 @@ class BookScratch:
         "q",
         "r5",
         "r15",
+        "spread",
         "sums",
+        "sums_cross",
+        "sums_px",
         "t1",
         "top_swapped",
         "tot",
+        "tot0",
         "valid",
         "x",
         "x_imb",
+        "x_micro",
     )
 
     def __init__(self, n: int, x: F64) -> None:
         self.n = n
         self.x = x
-        self.x_imb = x[1:4]
+        self.spread, self.x_imb, self.x_micro = x[0], x[1:4], x[4]
         q = self.q = np.empty((2 + BOOK_DEPTH, 2, n))  # rows: 0 scratch, 1 best px, 2+ qty
+        self.levels = q[1:]  # best price, then the quantities: what must be positive, finite
         self.valid = np.empty((1 + BOOK_DEPTH, 2, n), dtype=np.bool_)
+        self.below_inf = np.empty_like(self.valid)
         # depth sums level by level: depth 5 lands in row 6, depth 15 (from it) in row 10
         self.r5, self.o5, self.r15, self.o15 = q[2:7], q[6], q[6:17], q[10]
         self.px, self.top_swapped, self.cross = q[1], q[2][::-1], q[0]
+        self.bid0, self.ask0 = q[1, 0], q[1, 1]
         self.pairs = q[:2, 0], q[:2, 1]  # (cross, best px) of the bid side, of the ask side
         self.sums = np.empty((2, n))  # cross (bid0 * ask qty + ask0 * bid qty), bid0 + ask0
+        self.sums_cross, self.sums_px = self.sums
         depth = q[2:11:4]  # [depth 1/5/15, side, n]
         self.db, self.da = depth[:, 0], depth[:, 1]
         self.tot = np.empty((3, n))
+        self.tot0 = self.tot[0]  # level 0 quantity, both sides
         self.mid = np.empty(n)
         self.t1 = np.empty((3, n))
+        self.micro = self.t1[0]  # reused once the imbalances are done
 
 
 def book_rows_into(view: Records, sc: BookScratch) -> tuple[BoolArr | None, F64]:
@@ -148,9 +164,10 @@ def book_rows_into(view: Records, sc: BookScratch) -> tuple[BoolArr | None, F64]
     q[1] = words[:, _PX0 : _PX0 + _SIDE + 1 : _SIDE].T  # level-major copies
     qty = words[:, _QTY0 : _QTY0 + _SIDE + BOOK_DEPTH].reshape(sc.n, 3, BOOK_DEPTH)[:, ::2]
     q[2:] = qty.transpose(2, 1, 0)
-    levels, valid = q[1:], sc.valid
+    levels, valid = sc.levels, sc.valid
     np.greater(levels, 0.0, out=valid)
-    valid &= levels < _INF
+    np.less(levels, _INF, out=sc.below_inf)
+    valid &= sc.below_inf
     full = (
         np.count_nonzero(valid) == valid.size
         and np.count_nonzero(view["both_counts"] == _FULL) == sc.n
@@ -161,33 +178,31 @@ def book_rows_into(view: Records, sc: BookScratch) -> tuple[BoolArr | None, F64]
     np.add.reduce(sc.r5, axis=0, out=sc.o5)
     np.add.reduce(sc.r15, axis=0, out=sc.o15)
     np.multiply(sc.px, sc.top_swapped, out=sc.cross)
-    sums = sc.sums
-    np.add(*sc.pairs, out=sums)
+    np.add(*sc.pairs, out=sc.sums)
     np.add(sc.db, sc.da, out=tot)
     np.subtract(sc.db, sc.da, out=t1)  # imbalance numerators
-    bid0, ask0 = sc.px
-    np.multiply(sums[1], 0.5, out=mid)
-    spread = x[0]
+    bid0, ask0, spread = sc.bid0, sc.ask0, sc.spread
+    np.multiply(sc.sums_px, 0.5, out=mid)
     if full:  # every side present with positive quantity: no division needs a mask
         np.divide(t1, tot, out=sc.x_imb)
         np.subtract(ask0, bid0, out=spread)
         spread *= BPS
         np.divide(spread, mid, out=spread)
-        micro = t1[0]
-        np.divide(sums[0], tot[0], out=micro)
+        micro = sc.micro
+        np.divide(sc.sums_cross, sc.tot0, out=micro)
         micro -= mid
-        np.divide(micro, mid, out=x[4])
-        x[4] *= BPS
+        np.divide(micro, mid, out=sc.x_micro)
+        sc.x_micro *= BPS
         return None, mid
     x[:5] = 0.0
     np.divide(t1, tot, out=sc.x_imb, where=tot > 0.0)
     ok = valid[0, 0] & valid[0, 1]
     np.divide((ask0 - bid0) * BPS, mid, out=spread, where=ok)
-    q0 = tot[0]
+    q0 = sc.tot0
     micro_ok = ok & (q0 > 0.0)
-    micro_px = sums[0] / np.where(micro_ok, q0, 1.0) - mid
-    np.divide(micro_px, mid, out=x[4], where=micro_ok)
-    x[4] *= BPS
+    micro_px = sc.sums_cross / np.where(micro_ok, q0, 1.0) - mid
+    np.divide(micro_px, mid, out=sc.x_micro, where=micro_ok)
+    sc.x_micro *= BPS
     return ok, mid
 
 

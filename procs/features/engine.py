@@ -141,30 +141,63 @@ class _Scratch:
 
     __slots__ = (
         "book",
-        "d",
+        "d_pq",
+        "d_q",
+        "d_sq",
+        "diffs",
+        "logs",
         "m0",
+        "m0_back",
+        "m0_prev",
         "n",
         "needles",
-        "out",
+        "needles_back",
+        "needles_flat",
+        "ok_set",
+        "r",
+        "rets_vols",
         "rows",
+        "rows_back",
+        "rows_now",
         "rv_from",
+        "scaled",
         "traded",
+        "var",
         "vwap",
         "x",
+        "x_count",
+        "x_ok",
+        "x_rets_vols",
         "x_t",
+        "x_tfi",
+        "x_vwap",
     )
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.x = np.zeros((N_FEATURES, n))  # every step writes whole rows
-        self.x_t = self.x.T
-        self.book = BookScratch(n, self.x)
+        x = self.x = np.zeros((N_FEATURES, n))  # every step writes whole rows
+        self.x_t = x.T
+        self.x_ok, self.x_count = x[_OK], x[_COUNT]
+        self.x_ok[...] = 1.0
+        self.ok_set = True  # x_ok holds 1.0 for every book
+        self.x_tfi, self.x_vwap, self.x_rets_vols = x[_TFI], x[_VWAP], x[_RET.start : _RV.stop]
+        self.book = BookScratch(n, x)
         self.needles = np.empty((_N_OFF, n), dtype=np.int64)  # t - offset, row 0 = now
-        self.m0 = np.empty((_N_OFF, n))  # mid of the previous book, then h back
-        self.out = np.empty((_N_OFF + _N_RV, n))  # log-returns (r, then RET), realised vols
-        self.rv_from = np.empty((_N_RV, n))  # prefix sum of r**2 at each RV window's start
-        self.rows = np.empty((_N_OFF * n, 3))  # trade prefix sums at now and each window start
-        self.d = np.empty((_N_OFF - 1, n, 3))  # window sums (px*qty, qty, side*qty)
+        self.needles_flat, self.needles_back = (
+            self.needles.reshape(-1),
+            self.needles[1:].reshape(-1),
+        )
+        m0 = self.m0 = np.empty((_N_OFF, n))  # mid of the previous book, then h back
+        self.m0_prev, self.m0_back = m0[0], m0[1:].reshape(-1)
+        # log-returns (r to the previous book, then each horizon's), then realised vols
+        rets_vols = self.rets_vols = np.empty((_N_OFF + _N_RV, n))
+        self.logs, self.r, self.var = rets_vols[:_N_OFF], rets_vols[0], rets_vols[_N_OFF:]
+        self.scaled = rets_vols[1:]
+        self.rv_from = np.empty(_N_RV * n)  # prefix sum of r**2 at each RV window's start
+        rows = self.rows = np.empty((_N_OFF * n, 3))  # trade prefix sums: now, window starts
+        self.rows_now, self.rows_back = rows[:n], rows[n:].reshape(_N_OFF - 1, n, 3)
+        d = self.diffs = np.empty((_N_OFF - 1, n, 3))  # window sums (px*qty, qty, side*qty)
+        self.d_pq, self.d_q, self.d_sq = d[:, :, 0], d[:, :, 1], d[:, :, 2]
         self.traded = np.empty((_N_OFF - 1, n), dtype=np.bool_)
         self.vwap = np.empty((_N_OFF - 1, n))
 
@@ -184,14 +217,14 @@ class _SymbolState:
     def append_trades(self, trades: Records) -> None:
         k = trades.size
         tv = trades.view(_TRADE_VIEW)
-        px, qty = np.array(tv["px_qty"].T)  # contiguous copies: whole-row numpy calls from here
-        valid = positive_finite(px) & positive_finite(qty)
-        if np.count_nonzero(valid) != k:
-            invalid = ~valid
-            px[invalid] = 0.0  # an invalid trade counts as nothing
-            qty[invalid] = 0.0
+        px_qty = np.array(tv["px_qty"].T)  # a contiguous copy: whole-row numpy calls from here
+        valid = positive_finite(px_qty)
+        if np.count_nonzero(valid) != 2 * k:
+            px_qty[:, ~(valid[0] & valid[1])] = 0.0  # an invalid trade counts as nothing
+        px, qty = px_qty
         ts = self.trades
-        ts.reserve(k)
+        if ts.end + k > ts.keys.size:
+            ts.reserve(k)
         e = ts.end
         vals = ts.vals[e - 1 : e + k]  # the last prefix, then the new rows
         new = vals[1:]
@@ -211,19 +244,24 @@ class _SymbolState:
 
         ``ok`` is None when every book is two-sided.
         """
-        n, x = sc.n, sc.x
+        n = sc.n
         ok, mid_raw = book_rows_into(books, sc.book)
         if ok is not None and np.count_nonzero(ok) == n:
             ok = None
-        x[_OK] = 1.0 if ok is None else ok
+        if ok is not None:
+            sc.x_ok[...] = ok
+            sc.ok_set = False
+        elif not sc.ok_set:
+            sc.x_ok[...] = 1.0
+            sc.ok_set = True
         bs = self.books
-        bs.reserve(n)
+        if bs.end + n > bs.keys.size:
+            bs.reserve(n)
         s, e = bs.start, bs.end
         keys = bs.keys[e - 1 : e + n]
         keys[1:] = books["ts_recv_ns"]
         np.maximum.accumulate(keys, out=keys)
-        key = keys[1:]
-        mids, c2 = bs.vals[0], bs.vals[1]
+        mids, c2 = bs.vals
         m = mids[e - 1 : e + n]  # the last carried mid, then the batch's
         m[1:] = mid_raw
         if ok is not None:  # carry the last valid mid forward over degenerate books
@@ -232,17 +270,15 @@ class _SymbolState:
             m[1:] = m.take(pos)
         mid = m[1:]
         has_mid = None if ok is None else mid > 0.0  # None: every mid is valid (the common case)
-        needles = sc.needles
-        np.subtract(key, _OFFSETS_COL, out=needles)
-        back = bs.keys[s + 1 : e + n].searchsorted(needles[1:].ravel(), "right")
-        back = back.reshape(_N_OFF - 1, n)  # rows from s: the last book at or before t - h
+        np.subtract(keys[1:], _OFFSETS_COL, out=sc.needles)
+        # offset-major: for each horizon h, the last book at or before t - h, as a row from s
+        back = bs.keys[s + 1 : e + n].searchsorted(sc.needles_back, "right")
         # log-return to the previous book (row 0) and over each horizon, in one call
-        m0, out = sc.m0, sc.out
-        m0[0] = m[:-1]
-        mids[s : e + n].take(back, out=m0[1:], mode="clip")  # clip: in range; unbuffered
-        logs = out[:_N_OFF]
+        m0, logs = sc.m0, sc.logs
+        sc.m0_prev[...] = m[:-1]
+        mids[s : e + n].take(back, out=sc.m0_back, mode="clip")  # clip: in range; unbuffered
         # a carried mid stays positive once it is: if the oldest row looked up has one, all do
-        if has_mid is None and mids[s + int(back[-1, 0])] > 0.0:
+        if has_mid is None and mids[s + int(back[(_N_OFF - 2) * n])] > 0.0:
             np.divide(mid, m0, out=logs)
             np.log(logs, out=logs)
         else:
@@ -250,50 +286,46 @@ class _SymbolState:
             logs.fill(0.0)
             np.log(mid / np.where(both, m0, 1.0), out=logs, where=both)
         c = c2[e - 1 : e + n]
-        np.multiply(logs[0], logs[0], out=c[1:])
+        np.multiply(sc.r, sc.r, out=c[1:])
         np.add.accumulate(c, out=c)
-        var = out[_N_OFF:]
-        c2[s : e + n].take(back[_RV_FROM:], out=sc.rv_from, mode="clip")
-        np.subtract(c[1:], sc.rv_from, out=var)
+        c2[s : e + n].take(back[_RV_FROM * n :], out=sc.rv_from, mode="clip")
+        var = sc.var
+        np.subtract(c[1:], sc.rv_from.reshape(_N_RV, n), out=var)
         np.maximum(var, 0.0, out=var)
         np.sqrt(var, out=var)
-        np.multiply(out[1:], BPS, out=x[_RET.start : _RV.stop])
+        np.multiply(sc.scaled, BPS, out=sc.x_rets_vols)
         bs.end = e + n
-        bs.start = s + int(back[-1, -1])  # the oldest row any later lookup can land on
+        bs.start = s + int(back[-1])  # the oldest row any later lookup can land on
         self._trades_into(sc, mid, has_mid)
         return ok, mid
 
     def _trades_into(self, sc: _Scratch, mid: F64, has_mid: BoolArr | None) -> None:
-        n, x = sc.n, sc.x
+        n = sc.n
         ts = self.trades
         s = ts.start
-        at = ts.keys[s + 1 : ts.end].searchsorted(sc.needles.ravel(), "right")
-        rows = sc.rows
-        ts.vals[s : ts.end].take(at, axis=0, out=rows, mode="clip")
-        rows4 = rows.reshape(_N_OFF, n, 3)
-        d, traded, vwap = sc.d, sc.traded, sc.vwap
-        np.subtract(rows4[0], rows4[1:], out=d)  # [window, n, (px*qty, qty, side*qty)]
-        q = d[:, :, 1]
+        at = ts.keys[s + 1 : ts.end].searchsorted(sc.needles_flat, "right")
+        ts.vals[s : ts.end].take(at, axis=0, out=sc.rows, mode="clip")
+        np.subtract(sc.rows_now, sc.rows_back, out=sc.diffs)
+        q, traded, vwap = sc.d_q, sc.traded, sc.vwap
         np.greater(q, 0.0, out=traded)
         if np.count_nonzero(traded) == traded.size and has_mid is None:  # nothing to mask
-            np.divide(d[:, :, 2], q, out=x[_TFI])
-            np.divide(d[:, :, 0], q, out=vwap)
+            np.divide(sc.d_sq, q, out=sc.x_tfi)
+            np.divide(sc.d_pq, q, out=vwap)
             np.subtract(vwap, mid, out=vwap)
             vwap *= BPS
-            np.divide(vwap, mid, out=x[_VWAP])
+            np.divide(vwap, mid, out=sc.x_vwap)
         else:
-            x[_TFI] = 0.0
-            np.divide(d[:, :, 2], q, out=x[_TFI], where=traded)
+            sc.x_tfi.fill(0.0)
+            np.divide(sc.d_sq, q, out=sc.x_tfi, where=traded)
             vwap.fill(0.0)
-            np.divide(d[:, :, 0], q, out=vwap, where=traded)
+            np.divide(sc.d_pq, q, out=vwap, where=traded)
             np.subtract(vwap, mid, out=vwap)
             vwap *= BPS
             with_mid = traded if has_mid is None else traded & has_mid
-            x[_VWAP] = 0.0
-            np.divide(vwap, mid, out=x[_VWAP], where=with_mid)
-        at = at.reshape(_N_OFF, n)
-        np.log1p(at[0] - at[_COUNT_AT], out=x[_COUNT])
-        ts.start = s + int(at[-1, -1])
+            sc.x_vwap.fill(0.0)
+            np.divide(vwap, mid, out=sc.x_vwap, where=with_mid)
+        np.log1p(at[:n] - at[_COUNT_AT * n : (_COUNT_AT + 1) * n], out=sc.x_count)
+        ts.start = s + int(at[-1])
 
 
 _SMALL_TRADES: Final = 4  # up to this many trades are appended one by one in Python
