@@ -202,7 +202,8 @@ class _Scratch:
         self.vwap = np.empty((_N_OFF - 1, n))
 
 
-_SCRATCH_SIZES: Final = 8  # batch sizes whose work arrays are kept (the oldest goes first)
+_SCRATCH_SIZES: Final = 16  # batch sizes whose work arrays are kept (the oldest goes first;
+# building one costs about the fixed cost of one batch, and 1024 books take about 0.9 MB)
 
 
 class _SymbolState:

@@ -229,3 +229,29 @@ def test_engine_invalid_trades_count_as_nothing_on_both_trade_paths():
     assert a.tobytes() == b.tobytes()
     assert np.isfinite(a["x"]).all()
     assert (a["x"][:, feature_index("vwap_dev_bps_60s")] != 0.0).any()
+
+
+def test_engine_reused_work_arrays_leave_no_state_between_batches():
+    # many batch sizes (more than the engine keeps work arrays for), complete and degenerate
+    # books mixed, two symbols: every batch must equal the same rows of one whole-capture batch
+    books, trades = synthetic_market(seed=6, n_books=4000, n_symbols=2)
+    rng = np.random.default_rng(6)
+    degenerate = rng.random(books.size) < 0.01
+    books["n_asks"][degenerate] = 0
+    books["bid_qty"][rng.random(books.size) < 0.01, 3] = np.nan
+    sizes = [2, 3, 5, 8, 13, 21, 34, 55, 89, 144, *range(60, 80)]
+    eng = FeatureEngine(2)
+    parts, b0, t0 = [], 0, 0
+    for i in range(10_000):
+        if b0 >= books.size:
+            break
+        chunk = books[b0 : b0 + sizes[i % len(sizes)]]
+        t1 = int(np.searchsorted(trades["ts_recv_ns"], chunk["ts_recv_ns"].max(), "right"))
+        parts.append(eng.update(chunk, trades[t0:t1]))
+        b0, t0 = b0 + chunk.size, t1
+
+    streamed = concat_records(parts, FEAT_V1)
+    batch = compute_batch(books, trades)
+
+    assert streamed.tobytes() == batch.tobytes()
+    assert (streamed["flags"] & FLAG_STALE).any()
