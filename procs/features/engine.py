@@ -75,7 +75,7 @@ from procs.features.layout import (
     VWAP_WINDOWS_NS,
     feature_index,
 )
-from procs.features.single import _append_trade_one, _book_one
+from procs.features.single import ONE_BOOK_VIEW, _append_trade_one, _book_one
 from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
 
 __all__ = [  # the feature declaration lives in procs.features.layout; read it from here
@@ -427,26 +427,18 @@ class FeatureEngine:
         return out
 
     def _update_one(self, book: Records, ts_feat_ns: int) -> Records:
-        # one book, the live case: Python floats instead of ~100 numpy calls on 1-row arrays
-        rec = book[0]
-        st = self._state(int(rec["symbol_id"]))
+        # one book, the live case: Python floats instead of ~60 numpy calls on 1-row arrays
+        stamps, symbol_id, flags, counts, words = book.view(ONE_BOOK_VIEW).tolist()[0]
+        st = self._state(symbol_id)
+        seq, ts_event, ts_recv = stamps.tolist()
         x = [0.0] * FEATURE_SLOTS
-        mid, ok = _book_one(st, book, x)
-        flags = int(rec["flags"])
+        mid, ok = _book_one(st, ts_recv, counts.tolist(), words.tolist(), x)
         if not ok and self._config.mark_degenerate_stale:
             flags |= FLAG_STALE
-        row = (
-            int(rec["seq"]),
-            int(rec["ts_event_ns"]),
-            int(rec["ts_recv_ns"]),
-            ts_feat_ns,
-            int(rec["symbol_id"]),
-            flags,
-            mid,
-            [v if math.isfinite(v) else 0.0 for v in x],
-        )
+        if not math.isfinite(sum(x)):  # a non-finite value makes the sum non-finite
+            x = [v if math.isfinite(v) else 0.0 for v in x]
         out: Records = np.zeros(1, dtype=FEAT_V1)  # zeroed: no stale bytes in the padding
-        out[0] = row
+        out[0] = (seq, ts_event, ts_recv, ts_feat_ns, symbol_id, flags, mid, x)
         return out
 
 

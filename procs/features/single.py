@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from procs.features.book import BPS, IMBALANCE_DEPTHS
+from procs.features.book import _PX0, _QTY0, _SIDE, BPS, IMBALANCE_DEPTHS
 from procs.features.layout import (
     _COUNT,
     _IMB,
@@ -28,18 +28,32 @@ from procs.features.layout import (
     _VWAP_COL_OF,
     COUNT_WINDOW_NS,
 )
-from shm.records import Records
+from shm.records import BOOK_DEPTH, BOOK_V1
 
 if TYPE_CHECKING:
     from procs.features.engine import _SymbolState
 
 _LOOKBACKS: Final = _OFFSETS[1:]
+_B: Final = BOOK_V1.fields
+assert _B is not None
+# one BOOK_V1 record as a tuple in one call: (seq, ts_event_ns, ts_recv_ns), symbol_id, flags,
+# (n_bids, n_asks), and the record as float64 words (read: the level arrays only)
+ONE_BOOK_VIEW: Final = np.dtype(
+    {
+        "names": ["stamps", "symbol_id", "flags", "counts", "words"],
+        "formats": [("<i8", (3,)), "<i4", "<u4", ("<i2", (2,)), ("<f8", (BOOK_V1.itemsize // 8,))],
+        "offsets": [0, _B["symbol_id"][1], _B["flags"][1], _B["n_bids"][1], 0],
+        "itemsize": BOOK_V1.itemsize,
+    }
+)
+assert [_B[k][1] for k in ("seq", "ts_event_ns", "ts_recv_ns")] == [0, 8, 16]
 
 
 def _append_trade_one(st: _SymbolState, ts_recv: int, px: float, qty: float, side: int) -> None:
     # the same float operations, in the same order, as append_trades
     ts = st.trades
-    ts.reserve(1)
+    if ts.end + 1 > ts.keys.size:
+        ts.reserve(1)
     e = ts.end
     key = max(int(ts.keys[e - 1]), ts_recv)
     good = 0.0 < px < _INF and 0.0 < qty < _INF
@@ -61,19 +75,22 @@ def _side_sums(qty: list[float], n: int) -> tuple[float, list[float]]:
     return valid[0], [acc[min(d, len(acc)) - 1] for d in IMBALANCE_DEPTHS]
 
 
-def _book_one(st: _SymbolState, book: Records, x: list[float]) -> tuple[float, bool]:
-    """Features of one book into ``x`` (float64 list); return (mid, ok). Equal to the array path."""
-    rec = book[0]
-    n_b, n_a = int(rec["n_bids"]), int(rec["n_asks"])
-    bid_px, bid_q, ask_px, ask_q = (
-        rec[f].tolist() for f in ("bid_px", "bid_qty", "ask_px", "ask_qty")
-    )
+def _book_one(
+    st: _SymbolState, ts_recv: int, counts: list[int], words: list[float], x: list[float]
+) -> tuple[float, bool]:
+    """Features of one book into ``x`` (float64 list); return (mid, ok). Equal to the array path.
+
+    ``counts`` and ``words`` are the record's fields of ``ONE_BOOK_VIEW`` as lists.
+    """
+    n_b, n_a = counts
+    bid_q = words[_QTY0 : _QTY0 + BOOK_DEPTH]
+    ask_q = words[_QTY0 + _SIDE : _QTY0 + _SIDE + BOOK_DEPTH]
     bq0, b_sums = _side_sums(bid_q, n_b)
     aq0, a_sums = _side_sums(ask_q, n_a)
     for col, b, a in zip(_IMB, b_sums, a_sums, strict=True):
         tot = b + a
         x[col] = (b - a) / tot if tot > 0.0 else 0.0
-    bid0, ask0 = bid_px[0], ask_px[0]
+    bid0, ask0 = words[_PX0], words[_PX0 + _SIDE]
     ok = n_b > 0 and 0.0 < bid0 < _INF and n_a > 0 and 0.0 < ask0 < _INF
     x[_OK] = 1.0 if ok else 0.0
     mid_raw = 0.5 * (bid0 + ask0) if ok else 0.0
@@ -84,9 +101,10 @@ def _book_one(st: _SymbolState, book: Records, x: list[float]) -> tuple[float, b
             x[_MICRO] = ((bid0 * aq0 + ask0 * bq0) / q0 - mid_raw) / mid_raw * BPS
     # history: the same operations as books_into; logs go through numpy like the array path
     bs = st.books
-    bs.reserve(1)
+    if bs.end + 1 > bs.keys.size:
+        bs.reserve(1)
     e = bs.end
-    key = max(int(bs.keys[e - 1]), int(rec["ts_recv_ns"]))
+    key = max(int(bs.keys[e - 1]), ts_recv)
     mids, c2 = bs.vals[0], bs.vals[1]
     last_mid, last_c = float(mids[e - 1]), float(c2[e - 1])
     mid = mid_raw if ok else last_mid
