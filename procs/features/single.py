@@ -68,7 +68,10 @@ def _append_trade_one(st: _SymbolState, ts_recv: int, px: float, qty: float, sid
 def _side_sums(qty: list[float], n: int) -> tuple[float, list[float]]:
     # (valid quantity at level 0, cumulative valid quantity at each imbalance depth); levels past
     # the count add nothing, and accumulate adds left to right like the array path's reductions
-    valid = [q if 0.0 < q < _INF else 0.0 for q in qty[: max(n, 0)]]
+    if n >= len(qty) and min(qty) > 0.0 and math.isfinite(sum(qty)):  # sum: NaN, inf show
+        valid = qty  # a complete side: every level counts as it is
+    else:
+        valid = [q if 0.0 < q < _INF else 0.0 for q in qty[: max(n, 0)]]
     if not valid:
         return 0.0, [0.0] * len(IMBALANCE_DEPTHS)
     acc = list(accumulate(valid))
