@@ -19,8 +19,7 @@ PR_SET_TIMERSLACK: Final = 29  # linux/prctl.h
 SYS_SCHED_SETATTR: Final = 314  # x86-64 syscall numbers (shm.ring is x86-64 only too)
 SYS_SCHED_GETATTR: Final = 315
 SCHED_ATTR_SIZE: Final = 56  # SCHED_ATTR_SIZE_VER1
-# a woken stage asks for the shortest slice (EEVDF clamps to 0.1-100 ms): see set_sched_slice
-DEFAULT_SLICE_NS: Final = 100_000
+SHORTEST_SLICE_NS: Final = 100_000  # EEVDF clamps a requested slice to 0.1-100 ms
 
 
 class Waiter(Protocol):
@@ -73,6 +72,8 @@ def set_sched_slice(slice_ns: int) -> bool:
     gets an earlier deadline and preempts sooner: measured with a 600 µs-burst neighbour on the
     same core, wake-up p90 529 -> 77 µs, p99 697 -> 166 µs. Its own slices are short too, so it
     yields the core sooner when it runs long: meant for threads that wake, work briefly and block.
+    In the whole group on 2 shared cores the effect was not clear (p50 of some hops better, p99
+    of others worse: docs/bench-tick-to-order.md, "Per hop"), so no default config asks for it.
     """
     try:
         if os.sched_getscheduler(0) != os.SCHED_OTHER:
@@ -166,9 +167,10 @@ class BlockWaiter:
 class HybridWaiter:
     """Spin for ``spin_s`` after work, then block on ``notifier`` up to ``block_timeout_s``.
 
-    The timeout bounds the cost of a lost wake-up (PUB/SUB may drop one). On its first idle
-    the waiting thread asks for a ``sched_slice_ns`` time slice (``set_sched_slice``; None
-    keeps the kernel's), so that a wake-up preempts a busy neighbour on its core promptly.
+    The timeout bounds the cost of a lost wake-up (PUB/SUB may drop one). With
+    ``sched_slice_ns`` the waiting thread asks for that time slice on its first idle
+    (``set_sched_slice``), so that a wake-up preempts a busy neighbour on its core sooner; None
+    (the default) keeps the kernel's.
     """
 
     def __init__(
@@ -177,7 +179,7 @@ class HybridWaiter:
         *,
         spin_s: float = 20e-6,
         block_timeout_s: float = 1e-3,
-        sched_slice_ns: int | None = DEFAULT_SLICE_NS,
+        sched_slice_ns: int | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if spin_s < 0 or block_timeout_s <= 0:

@@ -26,6 +26,10 @@ class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # in one vectorised call (~250 µs fixed cost, cheaper per book from ~5 books on)
     single_books_max: Annotated[int, msgspec.Meta(ge=0)] = 4
     metrics_flush_s: PositiveFloat = 0.1  # counters and ring gauges reach Prometheus this often
+    # the stage thread's scheduler time slice in µs (shm.waiters.set_sched_slice); 0 keeps the
+    # kernel's. 100 lets a wake-up preempt a busy neighbour on the core sooner (see
+    # docs/bench-tick-to-order.md, "Per hop": not a clear gain for the whole group on 2 cores)
+    sched_slice_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
     attach_timeout_s: PositiveFloat = 10.0
     mark_degenerate_stale: bool = True
 

@@ -142,20 +142,11 @@ def test_hybrid_waiter_asks_for_its_slice_once_per_thread(monkeypatch):
     assert calls == [150_000]
 
 
-def test_hybrid_waiter_default_asks_for_the_shortest_slice(monkeypatch):
+def test_hybrid_waiter_default_keeps_the_kernels_slice(monkeypatch):
     calls: list[int] = []
     monkeypatch.setattr(waiters, "set_sched_slice", lambda ns: calls.append(ns) or True)
 
     HybridWaiter(FakeNotifier([False]), spin_s=0.0).idle()
-
-    assert calls == [waiters.DEFAULT_SLICE_NS]
-
-
-def test_hybrid_waiter_slice_none_keeps_the_kernels(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(waiters, "set_sched_slice", lambda ns: calls.append(ns) or True)
-
-    HybridWaiter(FakeNotifier([False]), spin_s=0.0, sched_slice_ns=None).idle()
 
     assert calls == []
 
