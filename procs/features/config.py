@@ -22,9 +22,10 @@ class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     capacity_records: PositiveInt = 1 << 16  # feat ring; a power of two
     batch_max: PositiveInt = 1024
     # a step with at most this many books feeds them to the engine one at a time (its
-    # plain-Python single-book path, ~50 µs a book) and publishes each at once; more books go
-    # in one vectorised call (~250 µs fixed cost, cheaper per book from ~5 books on)
-    single_books_max: Annotated[int, msgspec.Meta(ge=0)] = 4
+    # plain-Python single-book path, ~34 µs a book) and publishes each at once; more books go
+    # in one vectorised call (~55 µs for two, ~61 for four: cheaper per book from two on, and
+    # CPU is what the stages sharing a core compete for), so by default only a lone book
+    single_books_max: Annotated[int, msgspec.Meta(ge=0)] = 1
     metrics_flush_s: PositiveFloat = 0.1  # counters and ring gauges reach Prometheus this often
     # the stage thread's scheduler time slice in µs (shm.waiters.set_sched_slice); 0 keeps the
     # kernel's. 100 lets a wake-up preempt a busy neighbour on the core sooner (see

@@ -24,9 +24,10 @@ class CountingWaker:
         self.notified += 1
 
 
-def _config(ring_name: str, batch_max: int) -> FeaturesConfig:
+def _config(ring_name: str, batch_max: int, single_books_max: int = 1) -> FeaturesConfig:
     rt = RuntimeConfig(pub_endpoint="ipc:///tmp/x.pub", control_endpoint="ipc:///tmp/x.ctl")
     return FeaturesConfig(
+        single_books_max=single_books_max,
         runtime=rt,
         n_symbols=2,
         book_ring=f"{ring_name}.book",
@@ -123,7 +124,7 @@ def _proc(cfg, r_book, r_trade, w_feat, waker, registry=None, mono=None):
 
 
 def test_features_proc_few_books_publishes_and_wakes_per_book(rings, ring_name):
-    cfg = _config(ring_name, 64)
+    cfg = _config(ring_name, 64, single_books_max=4)
     w_book, w_trade, w_feat, r_book, r_trade, _r_feat = rings(cfg)
     probe = RingReader(cfg.feat_ring, FEAT_V1)
     waker = ClockedWaker(probe)
