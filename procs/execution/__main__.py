@@ -1,9 +1,10 @@
 """``python -m procs.execution CONFIG``: compose and run the execution process (section
-``[execution]``). Opens the rings, the journal, the venue clients and the wake-up thread.
+``[execution]``). Opens the rings, the journal, the venue clients and the wake-up listener.
 
 The loop: ``Runtime.run`` calls ``ExecutionProc.step`` (non-blocking); between steps
 ``LoopWaiter`` runs the asyncio loop (REST replies, WS pushes, timers) until the inference
-process's ``wake.sig.`` arrives or ``wake_timeout_s`` passes. Nothing spins, nothing blocks it.
+process's ``wake.sig.`` arrives (its listener's descriptors are watched by the loop itself) or
+``wake_timeout_s`` passes. Nothing spins, nothing blocks it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import asyncio
 import logging
 import os
 import sys
-import threading
-from collections.abc import Callable
 from decimal import Decimal
-from typing import IO
+from typing import IO, Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -37,19 +36,49 @@ from procs.execution.venue import (
 log = logging.getLogger("procs.execution")
 
 
+class WakeSource(Protocol):
+    """What ``LoopWaiter.watch`` needs of ``ipc.sockets.WakeListener``."""
+
+    @property
+    def fds(self) -> list[int]: ...
+
+    def wait(self, timeout_s: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class LoopWaiter:
     """Runs the asyncio loop while the stage is idle, until a wake-up or the timeout.
 
-    ``wake`` may be called from any thread. After a busy step ``reset`` gives the loop one
-    pass, so orders scheduled by the step leave at once.
+    ``watch`` puts a wake listener's descriptors on the loop (``add_reader``): a wake-up is
+    read on the loop's own thread, which stops the idle pass at once (no thread, no
+    ``call_soon_threadsafe``). ``wake`` may be called from any thread. ``timeout_s`` bounds
+    every idle pass, so the periodic step still runs and a lost wake-up costs at most that.
+    After a busy step ``reset`` gives the loop one pass, so orders scheduled by the step leave
+    at once. ``close`` removes the readers and closes the listener.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self._loop = loop
         self._timeout_s = timeout_s
         self._woken = False
-        self._fut: asyncio.Future[None] | None = None
+        self._idling = False
+        self._source: WakeSource | None = None
+        self._fds: list[int] = []
         self.wakes_total = 0
+
+    def watch(self, source: WakeSource) -> None:
+        """Wake on ``source``'s wake-ups, read on the loop; the waiter closes it in ``close``."""
+        self._source = source
+        self._fds = list(source.fds)
+        for fd in self._fds:
+            self._loop.add_reader(fd, self._on_ready)
+        self._on_ready()  # zmq's descriptor is edge-triggered: drain (re-arms) once now
+
+    def _on_ready(self) -> None:
+        source = self._source
+        if source is not None and source.wait(0):  # drains every queued wake-up, re-arms
+            self._on_wake()
 
     def wake(self) -> None:
         """Thread-safe: end the current (or the next) idle wait."""
@@ -58,60 +87,36 @@ class LoopWaiter:
     def _on_wake(self) -> None:
         self._woken = True
         self.wakes_total += 1
-        if self._fut is not None and not self._fut.done():
-            self._fut.set_result(None)
+        if self._idling:
+            self._loop.stop()  # ends run_forever after this pass of the loop
 
     def idle(self) -> None:
         if self._woken:
             self._woken = False
             self.reset()
             return
-        fut = self._loop.create_future()
-        self._fut = fut
-        timer = self._loop.call_later(self._timeout_s, _resolve, fut)
+        loop = self._loop
+        timer = loop.call_later(self._timeout_s, loop.stop)
+        self._idling = True
         try:
-            self._loop.run_until_complete(fut)
+            loop.run_forever()
         finally:
+            self._idling = False
             timer.cancel()
-            self._fut = None
             self._woken = False
 
     def reset(self) -> None:
         self._loop.run_until_complete(asyncio.sleep(0))
 
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-class WakeThread:
-    """Owns the SUB socket on ``wake.sig.`` in its own thread and wakes the loop on each one."""
-
-    def __init__(self, endpoint: str, topic: bytes, on_wake: Callable[[], None]) -> None:
-        self._endpoint = endpoint
-        self._topic = topic
-        self._on_wake = on_wake
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wake-sig", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        from ipc.sockets import WakeListener  # created, used and closed on this thread
-
-        listener = WakeListener(self._endpoint, self._topic)
-        try:
-            while not self._stop.is_set():
-                if listener.wait(0.1):
-                    self._on_wake()
-        finally:
-            listener.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
+    def close(self) -> None:
+        """Remove the readers and close the watched listener (idempotent)."""
+        if not self._loop.is_closed():
+            for fd in self._fds:
+                self._loop.remove_reader(fd)
+        self._fds = []
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
 
 def build_venue(
@@ -173,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     with Runtime("execution", config.runtime, registry) as rt:
         rt.start()
         from ipc.messages import wake_topic
+        from ipc.sockets import WakeListener
         from shm.records import BOOK_V1, SIG_V1
         from shm.ring import attach_reader
 
@@ -196,18 +202,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         ref.append(proc)
         waiter = LoopWaiter(loop, config.wake_timeout_s)
-        waker = WakeThread(config.inference_pub, wake_topic("sig"), waiter.wake)
         try:
             loop.run_until_complete(proc.open())
         except VenueCallError as exc:
             log.error("start-up failed: %s", exc)
             proc.close()
             return EXIT_FAULT
-        waker.start()
+        waiter.watch(WakeListener(config.inference_pub, wake_topic("sig")))
         try:
             return rt.run(proc, waiter)
         finally:
-            waker.stop()
+            waiter.close()
             if event_file is not None:
                 event_file.close()
             loop.close()
