@@ -389,12 +389,18 @@ def _unlink(path: str) -> None:
 class WakeListener:
     """Block until a wake-up on ``topic`` arrives (shm ``Notifier``); owns its sockets.
 
-    With one ``ipc://`` endpoint it also binds a direct wake socket (see the module doc);
-    ``direct`` says whether it is in use, ``direct_total`` counts the wakes that came that way.
+    With one ``ipc://`` endpoint it also binds a direct wake socket (see the module doc) unless
+    ``direct=False`` (ZeroMQ only); ``direct`` says whether it is in use, ``direct_total`` counts
+    the wakes that came that way.
     """
 
     def __init__(
-        self, endpoints: str | Iterable[str], topic: bytes, *, allow_remote: bool = False
+        self,
+        endpoints: str | Iterable[str],
+        topic: bytes,
+        *,
+        allow_remote: bool = False,
+        direct: bool = True,
     ) -> None:
         listed = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         self._sub = connect_sub(listed, [topic], rcvhwm=WAKE_RCVHWM, allow_remote=allow_remote)
@@ -407,7 +413,7 @@ class WakeListener:
         self._path: str | None = None
         self.wakes_total = 0
         self.direct_total = 0
-        where = _direct_wake(listed[0], topic) if len(listed) == 1 else None
+        where = _direct_wake(listed[0], topic) if direct and len(listed) == 1 else None
         if where is not None:
             self._bind_direct(*where)
 

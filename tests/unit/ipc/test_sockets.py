@@ -280,6 +280,23 @@ def test_wake_listener_ipc_endpoint_wakes_directly(run_dir, closing):
     assert listener.direct_total >= 1
 
 
+def test_wake_listener_direct_false_wakes_over_zmq_only(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.pub"
+    pub = bind_pub(endpoint)
+    closing(pub)
+    listener = WakeListener(endpoint, b"wake.s.", direct=False)
+    closing(listener)
+    sender = WakeSender(pub, b"wake.s.")
+
+    woke = eventually(lambda: sender.notify() or listener.wait(0.005), timeout_s=5)
+
+    assert woke is True
+    assert listener.direct is False
+    assert sender.direct_peers == 0
+    assert listener.direct_total == 0
+    assert listener.wakes_total >= 1
+
+
 def test_wake_listener_plain_pub_sender_still_wakes_it(run_dir, closing):
     endpoint = f"ipc://{run_dir}/a.pub"
     pub = bind_pub(endpoint)
