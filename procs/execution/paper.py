@@ -84,13 +84,14 @@ class PaperVenue:
         self._prefix = id_prefix
         self._seq = 0
         self._orders: dict[str, _Resting] = {}
+        self._open: dict[str, _Resting] = {}  # may be open; terminal ones leave in _resting
 
     def query(self, client_id: str) -> VenueOrderUpdate | None:
         o = self._orders.get(client_id)
         return None if o is None else self._update(o, 0)
 
     def open_orders(self) -> list[VenueOrderUpdate]:
-        return [self._update(o, 0) for o in self._orders.values() if o.status in _OPEN]
+        return [self._update(o, 0) for o in self._open.values() if o.status in _OPEN]
 
     def submit(self, req: OrderRequest, book: BookLevels, now_ns: int) -> list[VenueOrderUpdate]:
         """Accept an order; return the venue events it causes right away."""
@@ -99,6 +100,7 @@ class PaperVenue:
         self._seq += 1
         o = _Resting(req, f"{self._prefix}{self._seq}", ZERO)
         self._orders[req.client_id] = o
+        self._open[req.client_id] = o
         opposite = book.asks if req.side is Side.BUY else book.bids
         crossing = [lv for lv in opposite if _crosses(req, lv[0])]
         if req.tif is TimeInForce.POST_ONLY and crossing:
@@ -157,6 +159,18 @@ class PaperVenue:
             out.append(self._update(o, book.ts_ns))
         return out
 
+    def may_fill(self, symbol: str, best_bid: Decimal, best_ask: Decimal) -> bool:
+        """Whether ``on_book`` with this best bid and ask could fill a resting order: only an
+        opposite best at or through its price can (levels are best first). False means that
+        ``on_book`` would only shrink queues, which nothing reads before the next order."""
+        for o in self._resting(symbol):
+            price = o.req.price
+            if price is None or (
+                best_ask <= price if o.req.side is Side.BUY else best_bid >= price
+            ):
+                return True
+        return False
+
     def on_trade(self, trade: TradePrint) -> list[VenueOrderUpdate]:
         """A print at our price eats the queue ahead first; a print through our price fills us."""
         out = []
@@ -181,7 +195,15 @@ class PaperVenue:
         return out
 
     def _resting(self, symbol: str) -> list[_Resting]:
-        return [o for o in self._orders.values() if o.req.symbol == symbol and o.status in _OPEN]
+        out, done = [], []
+        for cid, o in self._open.items():
+            if o.status not in _OPEN:
+                done.append(cid)
+            elif o.req.symbol == symbol:
+                out.append(o)
+        for cid in done:  # every order ever placed stays in _orders (queries): not scanned
+            del self._open[cid]
+        return out
 
     def _fill(self, o: _Resting, qty: Decimal, price: Decimal, *, maker: bool) -> None:
         rate = self._maker if maker else self._taker

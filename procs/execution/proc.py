@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import msgspec
+import numpy as np
 
 from ipc.orders import breaker_topic, fill_topic, order_topic, position_topic, risk_topic
 from procs.execution.breaker import Breaker, BreakerState, BreakerTransition
@@ -60,7 +61,7 @@ from procs.execution.strategy import (
     signals_from_records,
 )
 from procs.execution.tasks import TaskRunner
-from procs.execution.venue import Venue, VenueCallError
+from procs.execution.venue import PaperVenueAdapter, Venue, VenueCallError
 from shm.records import FLAG_STALE, Records
 from shm.ring import RecordSource
 
@@ -131,6 +132,7 @@ class ExecutionProc:
         self._quotes: dict[str, Quote] = {}
         self._book_ns: dict[str, int] = {}  # ts_recv_ns of the newest book per symbol
         self._pub_ns: dict[str, deque[tuple[int, int]]] = {}  # (ts_recv, ts_pub) of recent books
+        self._paper_due: dict[str, tuple[np.void, Instrument]] = {}  # books for after the signals
         self.marks: dict[str, Decimal] = {}
         self.reconciler = Reconciler(config, self, clock)
         self.balance_venue: Decimal | None = None
@@ -192,6 +194,8 @@ class ExecutionProc:
             self._m.signals.inc(len(sigs))
             self._on_signals(sigs)
             n += len(sigs)
+        if self._paper_due:
+            self._paper_books()  # after the orders: the venue sees them only when sent
         now = self._clock()
         if now >= self._due.get("hk", 0):
             self._due["hk"] = now + int(self._c.housekeeping_s * NS)
@@ -216,7 +220,28 @@ class ExecutionProc:
                 self._book_ns[sym] = recv
             self._pub_ns.setdefault(sym, deque(maxlen=256)).append((recv, int(rec["ts_pub_ns"])))
             if self.venue.kind == "paper":
-                self.venue.on_book(book_from_record(rec, inst))
+                self._paper_book(sym, rec, inst, n_b and n_a)
+
+    def _paper_book(self, sym: str, rec: np.void, inst: Instrument, two_sided: int) -> None:
+        """Hand a book to the paper venue now if it may fill a resting order, else after the
+        step's signals (``_paper_books``): the Decimal levels cost ~0.2 ms, and until an order
+        is sent (on the loop, after the step) the venue does nothing else with them."""
+        venue = self.venue
+        quote = self._quotes[sym] if two_sided else None
+        if (
+            quote is not None
+            and isinstance(venue, PaperVenueAdapter)
+            and not venue.may_fill(sym, quote.best_bid, quote.best_ask)
+        ):
+            self._paper_due[sym] = (rec, inst)  # the newest wins; no fill is possible from it
+            return
+        self._paper_due.pop(sym, None)
+        venue.on_book(book_from_record(rec, inst))  # fills reach the strategy before signals
+
+    def _paper_books(self) -> None:
+        due, self._paper_due = self._paper_due, {}
+        for rec, inst in due.values():
+            self.venue.on_book(book_from_record(rec, inst))
 
     def _on_signals(self, batch: Records) -> None:
         if not self.can_trade or self._strategy is None:

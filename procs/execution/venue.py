@@ -527,6 +527,10 @@ class PaperVenueAdapter:
     def check(self) -> None:
         return None
 
+    def may_fill(self, symbol: str, best_bid: Decimal, best_ask: Decimal) -> bool:
+        """Whether a book with this best bid and ask could fill a resting order of ours."""
+        return self._paper.may_fill(symbol, best_bid, best_ask)
+
     def on_book(self, book: BookLevels) -> None:
         self._books[book.symbol] = book
         if self._sink is not None:

@@ -142,3 +142,42 @@ def test_book_from_record_converts_to_instrument_grid():
     b = book_from_record(rec, btc())
     assert b.bids == ((D("60000.1"), D("0.5000")), (D("60000.0"), D("1.0000")))
     assert b.asks == ((D("60000.2"), D("0.2500")),)
+
+
+def test_paper_may_fill_buy_only_when_best_ask_at_or_through_its_price():
+    v = PaperVenue(CFG)
+    v.submit(req(qty="1", price="99.5"), BOOK, 0)  # rests: best ask 100.0
+
+    assert v.may_fill("BTCUSDT", D("99.0"), D("99.6")) is False
+    assert v.may_fill("BTCUSDT", D("99.0"), D("99.5")) is True  # touching: the queue decides
+    assert v.may_fill("BTCUSDT", D("99.0"), D("99.4")) is True
+    assert v.may_fill("ETHUSDT", D("1"), D("2")) is False  # another symbol's book
+
+
+def test_paper_may_fill_sell_only_when_best_bid_at_or_through_its_price():
+    v = PaperVenue(CFG)
+    v.submit(req(side=Side.SELL, qty="1", price="100.5"), BOOK, 0)  # rests: best bid 99.5
+
+    assert v.may_fill("BTCUSDT", D("100.4"), D("101")) is False
+    assert v.may_fill("BTCUSDT", D("100.5"), D("101")) is True
+    assert v.may_fill("BTCUSDT", D("100.6"), D("101")) is True
+
+
+def test_paper_may_fill_false_agrees_with_on_book_filling_nothing():
+    v = PaperVenue(CFG)
+    v.submit(req(cid="a", qty="1", price="99.5"), BOOK, 0)
+    v.submit(req(cid="b", side=Side.SELL, qty="1", price="100.5"), BOOK, 0)
+    moved = book([("99.5", "1"), ("99.4", "2")], [("100.4", "1"), ("100.6", "2")])
+
+    assert v.may_fill("BTCUSDT", D("99.5"), D("100.4")) is False
+    assert v.on_book(moved) == []
+
+
+def test_paper_may_fill_ignores_orders_no_longer_open():
+    v = PaperVenue(CFG)
+    v.submit(req(cid="a", qty="1", price="99.5"), BOOK, 0)
+    v.cancel("a", 0)
+
+    assert v.may_fill("BTCUSDT", D("99.0"), D("99.4")) is False
+    assert v.open_orders() == []
+    assert v.query("a").status == "CANCELED"  # still answered after leaving the scan

@@ -1,0 +1,109 @@
+"""ExecutionProc in paper mode: when each step's book reaches the paper venue.
+
+A book that may fill a resting order goes to the venue before the step's signals (its fills
+reach the strategy first); any other book goes after them, still before an order placed in the
+step reaches the venue (on the loop, after the step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from procs.execution.config import PaperConfig
+from procs.execution.model import OrderStatus
+from procs.execution.proc import ExecutionProc
+from procs.execution.venue import PaperVenueAdapter
+from tests.helpers.execution_fakes import Rig, book_records, make_rig, reconciled, sig_records
+
+D = Decimal
+
+
+@pytest.fixture
+def paper(tmp_path, ns) -> Iterator[Rig]:
+    holder: list[ExecutionProc] = []
+    venue = PaperVenueAdapter(
+        PaperConfig(),
+        local=lambda cid: holder[0].tracker.get(cid) if cid in holder[0].tracker else None,
+        positions=lambda: holder[0].positions.snapshots(),
+        balance=lambda: D(0),
+    )
+    r = make_rig(tmp_path, ns, venue=venue, mode="paper")
+    holder.append(r.proc)
+    assert reconciled(r)
+    yield r
+    r.close()
+
+
+def _record_decisions(r: Rig) -> list[tuple[Decimal, list[str]]]:
+    """Wrap the strategy: what position and working orders each decision saw; the paper
+    venue's best ask at that moment goes to ``r.asks_seen``."""
+    seen: list[tuple[Decimal, list[str]]] = []
+    asks: list[Decimal] = []
+    r.asks_seen = asks  # type: ignore[attr-defined]
+    strategy = r.proc._strategy
+    assert strategy is not None
+    decide = strategy.decide
+
+    def spy(sig: Any, quote: Any, position: Decimal, working: Any, now: int) -> Any:
+        seen.append((position, [o.client_id for o in working]))
+        asks.append(r.proc.venue._books["BTCUSDT"].asks[0][0])  # type: ignore[attr-defined]
+        return decide(sig, quote, position, working, now)
+
+    strategy.decide = spy  # type: ignore[method-assign]
+    return seen
+
+
+def _book_and_signal(r: Rig, bid: float, ask: float, score: float) -> None:
+    ts = r.now() - 100_000
+    r.book_w.publish(book_records(bid, ask, ts))
+    r.sig_w.publish(sig_records(score, (bid + ask) / 2, ts))
+
+
+def test_proc_paper_order_matched_against_its_own_steps_book(paper):
+    r = paper
+    r.book_w.publish(book_records(59000.0, 59000.2, r.now() - 200_000))
+    r.run(1)  # the venue holds a book whose ask is far under the next bid
+    _book_and_signal(r, 59999.9, 60000.1, 0.5)
+    r.proc.step()  # one step: the book and the signal together
+    r.waiter.reset()  # the loop sends the order
+
+    [o] = r.proc.tracker.open_orders()
+    # a post-only bid at 59999.9 matched against the older book would cross and be cancelled
+    assert o.request.price == D("59999.9")
+    assert o.status is OrderStatus.ACKED
+    assert r.proc.venue._books["BTCUSDT"].asks[0][0] == D("60000.1")
+
+
+def test_proc_paper_book_filling_resting_order_reaches_strategy_before_signal(paper):
+    r = paper
+    r.tick(0.5)  # post-only bid at 59999.9 rests
+    [o] = r.proc.tracker.open_orders()
+    seen = _record_decisions(r)
+
+    _book_and_signal(r, 59999.5, 59999.8, 0.5)  # the ask moves through it, with a signal
+    r.proc.step()
+
+    assert r.proc.tracker.get(o.client_id).status is OrderStatus.FILLED
+    assert seen[:1] == [(D("0.0016"), [])]  # the fill, then the decision
+
+
+def test_proc_paper_book_not_touching_resting_order_goes_after_signal(paper):
+    r = paper
+    r.tick(0.5)  # post-only bid at 59999.9 rests
+    [o] = r.proc.tracker.open_orders()
+    seen = _record_decisions(r)
+
+    _book_and_signal(r, 59999.9, 60000.0, 0.5)  # the ask comes closer without touching
+    r.proc.step()
+
+    assert seen[:1] == [(D(0), [o.client_id])]
+    assert r.asks_seen[:1] == [D("60000.1")]  # the venue got the new book after the decision
+    assert r.proc.venue._books["BTCUSDT"].asks[0][0] == D("60000.0")  # handed over in the step
+    assert r.proc.tracker.get(o.client_id).status is OrderStatus.ACKED
+    r.book_w.publish(book_records(59999.5, 59999.9, r.now()))  # now it touches and fills
+    r.run(2)
+    assert r.proc.tracker.get(o.client_id).status is OrderStatus.FILLED
