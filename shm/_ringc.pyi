@@ -6,13 +6,26 @@ import numpy as np
 
 from shm.records import Dtype, Records
 
-class WriterCore:
+class _Core:
+    @property
+    def _published(self) -> int: ...
+    def _core_bind(
+        self,
+        buf: memoryview,
+        header: int,
+        claimed_at: int,
+        published_at: int,
+        capacity: int,
+        dtype: Dtype,
+        /,
+    ) -> None: ...
+    def _core_unbind(self) -> None: ...
+
+class WriterCore(_Core):
     @property
     def next_seq(self) -> int:
         """Return the sequence number the next published record will get."""
 
-    @property
-    def _published(self) -> int: ...
     def publish(self, records: Records, /) -> int:
         """Append ``records`` (at most ``capacity``); return the sequence number one past the last.
 
@@ -21,19 +34,8 @@ class WriterCore:
         ValueError
             The batch is larger than the capacity, not 1-d, or has another dtype.
         """
-    def _core_bind(
-        self,
-        buf: memoryview,
-        header: int,
-        claimed_at: int,
-        published_at: int,
-        capacity: int,
-        dtype: Dtype,
-        /,
-    ) -> None: ...
-    def _core_unbind(self) -> None: ...
 
-class ReaderCore:
+class ReaderCore(_Core):
     _cursor: int
     dropped_total: int
     _next_check_ns: int
@@ -42,25 +44,12 @@ class ReaderCore:
     def lag_records(self) -> int:
         """Return ``published - cursor``: records published but not yet read (or lost)."""
 
-    @property
-    def _published(self) -> int: ...
     def poll(self, max_records: int, /) -> Records:
         """Copy out up to ``max_records`` unseen records, oldest first (possibly none)."""
 
     def poll_into(self, out: Records, /) -> int:
         """Copy up to ``len(out)`` unseen records into ``out[:n]`` and return ``n``."""
 
-    def _core_bind(
-        self,
-        buf: memoryview,
-        header: int,
-        claimed_at: int,
-        published_at: int,
-        capacity: int,
-        dtype: Dtype,
-        /,
-    ) -> None: ...
-    def _core_unbind(self) -> None: ...
     def _core_types(
         self, ndarray: type[np.ndarray], empty: Records, check_every_ns: int, /
     ) -> None: ...

@@ -15,7 +15,9 @@ from shm.segment import attach_segment, close_segment
 CLAIMED_I, PUBLISHED_I = 16, 32  # int64 indexes of the counters (offsets 128 and 256)
 
 
-class _Mapped:
+class Mapped:
+    """A segment mapped as the documented layout: counters and slots as numpy views."""
+
     def __init__(self, name: str, dtype: Dtype, capacity: int) -> None:
         self._seg = attach_segment(name)
         buf = self._seg.buf
@@ -32,7 +34,7 @@ class _Mapped:
         close_segment(self._seg)
 
 
-class RefWriter(_Mapped):
+class RefWriter(Mapped):
     """Writes into a segment a RingWriter created (that writer must not publish meanwhile)."""
 
     def __init__(self, name: str, dtype: Dtype, capacity: int) -> None:
@@ -55,7 +57,7 @@ class RefWriter(_Mapped):
         return end
 
 
-class RefReader(_Mapped):
+class RefReader(Mapped):
     """Reads a ring from its live edge: lap check, copy, claimed re-read, discard."""
 
     def __init__(self, name: str, dtype: Dtype, capacity: int) -> None:

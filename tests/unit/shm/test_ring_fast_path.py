@@ -14,10 +14,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shm.records import BENCH_V1, Records
-from shm.ring import HEADER_BYTES, RingReader, RingSpec, RingWriter
+from shm.ring import RingReader, RingSpec, RingWriter
 from shm.segment import attach_segment, close_segment
 from tests.helpers.ring_records import make_batch, torn_count
-from tests.helpers.ring_reference import RefReader, RefWriter
+from tests.helpers.ring_reference import CLAIMED_I, PUBLISHED_I, Mapped, RefReader, RefWriter
 
 CAPACITIES = st.sampled_from([1, 2, 4, 8, 16])
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -104,38 +104,27 @@ def test_ring_fast_poll_matches_general_path_records_and_drops(capacity, ops):
     assert len(seqs) + dropped == published
 
 
-class _SlowWriter:
+class _SlowWriter(Mapped):
     """Writes the documented layout step by step, so both readers can poll mid-write."""
 
     def __init__(self, name: str, capacity: int) -> None:
-        self._seg = attach_segment(name)
-        buf = self._seg.buf
-        assert buf is not None
-        self._ctr = buf[:HEADER_BYTES].cast("q")
-        self._raw = np.dtype((np.void, BENCH_V1.itemsize))
-        self._slots = np.ndarray((capacity,), self._raw, buffer=buf, offset=HEADER_BYTES)
-        self._cap = capacity
+        super().__init__(name, BENCH_V1, capacity)
         self.next_seq = 0
 
     def claim(self, n: int) -> None:
-        self._ctr[16] = self.next_seq + n  # claimed
+        self.ctr[CLAIMED_I] = self.next_seq + n
 
     def write(self, first: int, n: int, *, torn: bool) -> None:
-        idx = np.arange(first, first + n) % self._cap
-        src = make_batch(first, n).view(self._raw)
+        idx = np.arange(first, first + n) % self.capacity
+        src = make_batch(first, n).view(self.raw)
         if torn:  # half-written: the new seq over the old payload
-            src = self._slots[idx].copy()
+            src = self.slots[idx].copy()
             src.view(BENCH_V1)["seq"] = np.arange(first, first + n)
-        self._slots[idx] = src
+        self.slots[idx] = src
 
     def publish(self, n: int) -> None:
         self.next_seq += n
-        self._ctr[32] = self.next_seq  # published
-
-    def close(self) -> None:
-        self._ctr.release()
-        del self._slots
-        close_segment(self._seg)
+        self.ctr[PUBLISHED_I] = self.next_seq
 
 
 @SETTINGS
