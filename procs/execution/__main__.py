@@ -87,7 +87,13 @@ class LoopWaiter:
     def _on_wake(self) -> None:
         self._woken = True
         self.wakes_total += 1
+        self._end_idle()
+
+    def _end_idle(self) -> None:
+        # one stop per idle pass: a second one, queued after the first took effect, would stop
+        # the loop's next run (reset's, or close's) before its future completes
         if self._idling:
+            self._idling = False
             self._loop.stop()  # ends run_forever after this pass of the loop
 
     def idle(self) -> None:
@@ -96,7 +102,7 @@ class LoopWaiter:
             self.reset()
             return
         loop = self._loop
-        timer = loop.call_later(self._timeout_s, loop.stop)
+        timer = loop.call_later(self._timeout_s, self._end_idle)
         self._idling = True
         try:
             loop.run_forever()

@@ -178,3 +178,28 @@ def test_loop_waiter_idle_runs_loop_callbacks_until_woken(loop, source):
 
     assert seen == [1]
     assert elapsed < 2.0
+
+
+def test_loop_waiter_wake_in_the_stopping_pass_leaves_loop_usable(loop, source):
+    # a second wake-up read in the loop's last pass (after the first one's stop took effect)
+    # must not leave a stop queued for the next run of the loop
+    waiter = LoopWaiter(loop, timeout_s=5.0)
+    waiter.watch(source)
+    wait = source.wait
+
+    def wait_then_wake_again(timeout_s: float) -> bool:
+        got = wait(timeout_s)
+        if got and waiter.wakes_total % 2 == 0:  # the next wake-up, one loop pass later
+            loop.call_soon(os.write, source.w, b"y")
+        return got
+
+    source.wait = wait_then_wake_again  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            os.write(source.w, b"x")
+            waiter.idle()
+            waiter.reset()  # a queued stop would end this pass before it completes
+    finally:
+        waiter.close()
+
+    assert waiter.wakes_total == 6
