@@ -6,6 +6,7 @@ and UNKNOWN when the venue does not answer in time: only an exchange query resol
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -142,6 +143,11 @@ class OrderTracker:
 
     def __init__(self, *, ack_timeout_s: float, cancel_timeout_s: float) -> None:
         self._orders: dict[str, Order] = {}
+        # the open ones, in _orders' order (by _rank): the hot path never scans terminal orders
+        self._open: dict[str, Order] = {}
+        self._rank: dict[str, int] = {}
+        self._ranks = itertools.count()
+        self._unsorted = False  # an order reopened out of _orders' order: sort _open once
         self._ack_timeout_ns = int(ack_timeout_s * 1e9)
         self._cancel_timeout_ns = int(cancel_timeout_s * 1e9)
         self.ignored_updates_total = 0  # duplicated or stale venue events
@@ -157,11 +163,28 @@ class OrderTracker:
             raise UnknownOrderError(f"unknown clientId {client_id!r}") from None
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [
-            o
-            for o in self._orders.values()
-            if o.status.is_open and (symbol is None or o.symbol == symbol)
-        ]
+        if self._unsorted:
+            rank = self._rank
+            self._open = dict(sorted(self._open.items(), key=lambda kv: rank[kv[0]]))
+            self._unsorted = False
+        if symbol is None:
+            return list(self._open.values())
+        return [o for o in self._open.values() if o.symbol == symbol]
+
+    def _put(self, o: Order) -> None:
+        """Store ``o``, the one write of an order: keeps the open index in step."""
+        cid, orders, open_ = o.client_id, self._orders, self._open
+        if cid not in orders:
+            self._rank[cid] = next(self._ranks)
+        orders[cid] = o
+        if not o.status.is_open:
+            open_.pop(cid, None)
+        elif cid in open_:
+            open_[cid] = o
+        else:
+            if open_ and self._rank[next(reversed(open_))] > self._rank[cid]:
+                self._unsorted = True  # reopened (a not-found that was in flight after all)
+            open_[cid] = o
 
     def prune(self, older_than_ns: int) -> int:
         """Forget terminal orders last updated before ``older_than_ns``; return how many."""
@@ -172,24 +195,25 @@ class OrderTracker:
         ]
         for cid in old:
             del self._orders[cid]
+            del self._rank[cid]
         return len(old)
 
     def restore(self, orders: Iterable[Order]) -> None:
         """Load orders rebuilt from the journal (start-up only)."""
         for o in orders:
-            self._orders[o.client_id] = o
+            self._put(o)
 
     def add_intent(self, request: OrderRequest, now_ns: int) -> Order:
         if request.client_id in self._orders:
             raise ValueError(f"clientId {request.client_id!r} already used")
         order = Order(request=request, ts_created_ns=now_ns, ts_update_ns=now_ns)
-        self._orders[request.client_id] = order
+        self._put(order)
         return order
 
     def _move(self, order: Order, new: OrderStatus, cause: str, **kw: object) -> OrderTransition:
         check_transition(order.status, new)
         updated = replace(order, status=new, **kw)  # type: ignore[arg-type]  # kw are Order fields
-        self._orders[order.client_id] = updated
+        self._put(updated)
         return OrderTransition(order.client_id, order.status, new, updated, (), cause)
 
     def mark_sent(self, client_id: str, now_ns: int) -> OrderTransition:
@@ -202,7 +226,7 @@ class OrderTracker:
         if o.status in (S.SENT, S.UNKNOWN):
             return self._move(o, S.ACKED, "accepted", order_id=order_id, ts_update_ns=now_ns)
         if not o.order_id:
-            self._orders[client_id] = replace(o, order_id=order_id)
+            self._put(replace(o, order_id=order_id))
         self.ignored_updates_total += 1
         return None
 
@@ -217,14 +241,14 @@ class OrderTracker:
         if o.status.is_terminal:
             raise IllegalTransitionError(f"cannot cancel {client_id}: already {o.status}")
         updated = replace(o, ts_cancel_ns=now_ns)
-        self._orders[client_id] = updated
+        self._put(updated)
         return updated
 
     def expire(self, now_ns: int) -> list[OrderTransition]:
         """Move orders unanswered past the ack timeout (and unsent intents) to UNKNOWN."""
         late = [
             o
-            for o in self._orders.values()
+            for o in self.open_orders()
             if o.status is S.SENT and now_ns - o.ts_sent_ns >= self._ack_timeout_ns
         ]
         return [self._move(o, S.UNKNOWN, "ack timeout", ts_update_ns=now_ns) for o in late]
@@ -241,7 +265,7 @@ class OrderTracker:
         """ClientIds to query at the venue: UNKNOWN orders and cancels unanswered too long."""
         return [
             o.client_id
-            for o in self._orders.values()
+            for o in self.open_orders()
             if o.status is S.UNKNOWN
             or (
                 o.status.is_open
@@ -301,7 +325,7 @@ class OrderTracker:
             mtime_ms=max(u.mtime_ms, o.mtime_ms),
             ts_update_ns=now_ns,
         )
-        self._orders[o.client_id] = updated
+        self._put(updated)
         fills = (self._fill_between(o, u, now_ns),) if grew else ()
         cause = "late fill" if base.status.is_terminal else "venue"
         return OrderTransition(o.client_id, o.status, target, updated, fills, cause)

@@ -317,3 +317,70 @@ def test_tracker_unknown_venue_status_is_counted_not_raised():
     assert tr is None
     assert t.unknown_status_total == 1
     assert t.get("br-1-1").status is OrderStatus.SENT
+
+
+def _scan_open(t: OrderTracker, symbol: str | None = None) -> list[str]:
+    """The open orders by a full scan, in the tracker's order (what the index must match)."""
+    return [
+        o.client_id
+        for o in t._orders.values()
+        if o.status.is_open and (symbol is None or o.symbol == symbol)
+    ]
+
+
+tracker_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "ack", "fill", "cancel", "expire", "not_found", "revive", "prune"]),
+        st.integers(0, 5),
+    ),
+    max_size=40,
+)
+
+
+@given(tracker_ops)
+def test_tracker_open_orders_index_matches_full_scan_in_order(ops):
+    t = tracker()
+    added: list[str] = []
+    now = 0
+    for op, k in ops:
+        now += SEC
+        if op == "add" or not added:
+            cid = f"br-1-{len(added) + 1}"
+            sym = "ETHUSDT" if k % 2 else "BTCUSDT"
+            t.add_intent(req(cid=cid, symbol=sym), now)
+            t.mark_sent(cid, now)
+            added.append(cid)
+            continue
+        cid = added[k % len(added)]
+        if cid not in t:
+            continue
+        if op == "ack":
+            t.on_venue_update(upd("NEW", cid=cid, mtime=now // 10**6), now)
+        elif op == "fill":
+            t.on_venue_update(upd("FILLED", "0.01", "60000", cid=cid, mtime=now // 10**6), now)
+        elif op == "cancel":
+            t.on_venue_update(upd("CANCELED", cid=cid, mtime=now // 10**6), now)
+        elif op == "expire":
+            t.expire(now + 10 * SEC)
+        elif op == "not_found" and t.get(cid).status is S.UNKNOWN:
+            t.resolve(cid, None, now)
+        elif op == "revive":  # a late push for a not-found order: open again
+            t.on_venue_update(upd("NEW", cid=cid, mtime=now // 10**6), now)
+        elif op == "prune":
+            t.prune(now)
+        assert [o.client_id for o in t.open_orders()] == _scan_open(t)
+        assert [o.client_id for o in t.open_orders("ETHUSDT")] == _scan_open(t, "ETHUSDT")
+
+
+def test_tracker_revived_order_keeps_its_place_among_open_orders():
+    t = tracker()
+    for cid in ("br-1-1", "br-1-2"):
+        t.add_intent(req(cid=cid), 0)
+        t.mark_sent(cid, 1)
+    t.expire(10 * SEC)  # both UNKNOWN
+    t.resolve("br-1-1", None, 11 * SEC)  # not found: REJECTED, leaves the open ones
+    assert [o.client_id for o in t.open_orders()] == ["br-1-2"]
+
+    t.on_venue_update(upd("NEW", mtime=5, cid="br-1-1"), 12 * SEC)  # it was in flight after all
+
+    assert [o.client_id for o in t.open_orders()] == ["br-1-1", "br-1-2"]
