@@ -103,3 +103,28 @@ def to_decimal(value: float, quantum: Decimal) -> Decimal:
     """Turn a float from a ring record into the nearest multiple of ``quantum``, as a Decimal."""
     units = (Decimal(repr(value)) / quantum).to_integral_value(rounding=ROUND_HALF_EVEN)
     return units * quantum
+
+
+class DecimalGrid:
+    """``to_decimal`` for one quantum, memoised: book prices and sizes repeat from book to book
+    (a hit costs a dict lookup instead of ~2 µs). Bounded: cleared when ``max_size`` is reached."""
+
+    __slots__ = ("_max", "_memo", "quantum")
+
+    def __init__(self, quantum: Decimal, max_size: int = 4096) -> None:
+        self.quantum = quantum
+        self._max = max_size
+        self._memo: dict[float, Decimal] = {}
+
+    def __call__(self, value: float) -> Decimal:
+        memo = self._memo
+        d = memo.get(value)
+        if d is not None:
+            return d
+        d = to_decimal(value, self.quantum)
+        if value == 0:
+            return d  # 0.0 and -0.0 are one key but not one Decimal: not memoised
+        if len(memo) >= self._max:
+            memo.clear()
+        memo[value] = d
+        return d

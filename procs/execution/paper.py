@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 
 from procs.execution.config import PaperConfig
-from procs.execution.instruments import Instrument, to_decimal
+from procs.execution.instruments import DecimalGrid, Instrument
 from procs.execution.model import ZERO, OrderRequest, OrderType, Side, TimeInForce, VenueOrderUpdate
 
 Level = tuple[Decimal, Decimal]  # (price, qty)
@@ -41,15 +41,16 @@ class TradePrint:
     ts_ns: int = 0
 
 
-def book_from_record(rec: np.void, inst: Instrument) -> BookLevels:
-    """Convert one BOOK_V1 record (float prices) to Decimal levels on the instrument's grid."""
+def book_from_record(
+    rec: np.void, inst: Instrument, grids: tuple[DecimalGrid, DecimalGrid] | None = None
+) -> BookLevels:
+    """Convert one BOOK_V1 record (float prices) to Decimal levels on the instrument's grid;
+    ``grids`` (price on ``inst.tick``, qty on ``inst.step``) memoise the conversions."""
+    to_px, to_qty = grids or (DecimalGrid(inst.tick), DecimalGrid(inst.step))
 
     def side(px_field: str, qty_field: str, n: int) -> tuple[Level, ...]:
         px, qty = rec[px_field][:n].tolist(), rec[qty_field][:n].tolist()
-        return tuple(
-            (to_decimal(p, inst.tick), to_decimal(q, inst.step))
-            for p, q in zip(px, qty, strict=True)
-        )
+        return tuple((to_px(p), to_qty(q)) for p, q in zip(px, qty, strict=True))
 
     return BookLevels(
         symbol=inst.symbol,

@@ -32,7 +32,7 @@ from procs.execution.events import (
     position_event,
     risk_event,
 )
-from procs.execution.instruments import Instrument, to_decimal
+from procs.execution.instruments import DecimalGrid, Instrument
 from procs.execution.journal import Journal
 from procs.execution.killswitch import KillSwitch
 from procs.execution.legs import VenueLegs
@@ -127,6 +127,7 @@ class ExecutionProc:
         self._seq = EventSequencer()
         self.instruments: dict[str, Instrument] = {}
         self._by_id: dict[int, Instrument] = {}
+        self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}  # price, qty per symbol
         self._strategy: Strategy | None = None
         self._ids: ClientIdGenerator | None = None
         self._quotes: dict[str, Quote] = {}
@@ -154,6 +155,7 @@ class ExecutionProc:
         for inst in await self.venue.instruments(c.symbols):
             self.instruments[inst.symbol] = inst
             self._by_id[inst.symbol_id] = inst
+            self._grids[inst.symbol] = (DecimalGrid(inst.tick), DecimalGrid(inst.step))
         rec = self.journal.recover(hedge=self.positions.hedge)
         self.tracker.restore(rec.orders)
         self.positions.restore(rec.positions.snapshots())
@@ -209,9 +211,10 @@ class ExecutionProc:
             rec, inst = batch[i], self._by_id[sid]
             sym, n_b, n_a = inst.symbol, int(rec["n_bids"]), int(rec["n_asks"])
             if n_b and n_a:
-                bid = to_decimal(float(rec["bid_px"][0]), inst.tick)
-                ask = to_decimal(float(rec["ask_px"][0]), inst.tick)
-                self._quotes[sym] = Quote(bid, ask)
+                to_px = self._grids[sym][0]
+                self._quotes[sym] = Quote(
+                    to_px(float(rec["bid_px"][0])), to_px(float(rec["ask_px"][0]))
+                )
             recv = int(rec["ts_recv_ns"])
             if not int(rec["flags"]) & FLAG_STALE:
                 # only fresh books age the data: ingest's stale markers carry new receive stamps,
@@ -236,12 +239,14 @@ class ExecutionProc:
             self._paper_due[sym] = (rec, inst)  # the newest wins; no fill is possible from it
             return
         self._paper_due.pop(sym, None)
-        venue.on_book(book_from_record(rec, inst))  # fills reach the strategy before signals
+        venue.on_book(
+            book_from_record(rec, inst, self._grids[sym])
+        )  # fills reach the strategy before signals
 
     def _paper_books(self) -> None:
         due, self._paper_due = self._paper_due, {}
-        for rec, inst in due.values():
-            self.venue.on_book(book_from_record(rec, inst))
+        for sym, (rec, inst) in due.items():
+            self.venue.on_book(book_from_record(rec, inst, self._grids[sym]))
 
     def _on_signals(self, batch: Records) -> None:
         if not self.can_trade or self._strategy is None:

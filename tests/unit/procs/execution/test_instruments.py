@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procs.execution.instruments import SymbolStatus, instrument_from_pair, to_decimal
+from procs.execution.instruments import (
+    DecimalGrid,
+    SymbolStatus,
+    instrument_from_pair,
+    to_decimal,
+)
 from procs.execution.model import OrderType, Side
 
 from .helpers import btc
@@ -94,3 +99,23 @@ def test_rounding_any_instrument_lands_on_step_tick_and_never_exceeds(inst, qty,
     assert sell - buy <= inst.tick
     assert buy % inst.tick == 0
     assert sell % inst.tick == 0
+
+
+@given(
+    st.lists(st.floats(min_value=1e-6, max_value=1e7, allow_nan=False), max_size=30),
+    st.sampled_from(["0.1", "0.01", "0.0001", "1", "0.5"]),
+)
+def test_decimal_grid_equals_to_decimal_on_misses_and_hits(values, quantum):
+    q = Decimal(quantum)
+    grid = DecimalGrid(q, max_size=8)
+    for v in values + values:  # the second pass hits the memo (or a refilled one)
+        got = grid(v)
+        assert got == to_decimal(v, q)
+        assert str(got) == str(to_decimal(v, q))
+    assert len(grid._memo) <= 8
+
+
+def test_decimal_grid_zero_keeps_its_sign_like_to_decimal():
+    grid = DecimalGrid(Decimal("0.1"))
+    assert str(grid(0.0)) == str(to_decimal(0.0, Decimal("0.1")))
+    assert str(grid(-0.0)) == str(to_decimal(-0.0, Decimal("0.1")))
