@@ -54,6 +54,7 @@ class Breaker:
         self.transitions_total = 0
         self._rejects = 0
         self._rest: deque[tuple[int, bool]] = deque()
+        self._rest_errors = 0  # the failures in _rest, kept in step (no scan per result)
         self._ws_down_since_ns: int | None = None
         self._slow = 0
 
@@ -92,6 +93,7 @@ class Breaker:
         """Operator reset back to ACTIVE; clears the counters so old evidence does not re-trip."""
         self._rejects = 0
         self._rest.clear()
+        self._rest_errors = 0
         self._slow = 0
         if self.state is BreakerState.ACTIVE:
             return None
@@ -116,12 +118,14 @@ class Breaker:
 
     def on_rest_result(self, ok: bool, ts_ns: int) -> BreakerTransition | None:
         """Outcome of any REST call (transport errors and error codes count as failures)."""
-        self._rest.append((ts_ns, ok))
+        rest = self._rest
+        rest.append((ts_ns, ok))
+        self._rest_errors += not ok
         horizon = ts_ns - int(self._c.rest_error_window_s * NS)
-        while self._rest and self._rest[0][0] <= horizon:
-            self._rest.popleft()
-        n = len(self._rest)
-        errors = sum(1 for _, good in self._rest if not good)
+        while rest and rest[0][0] <= horizon:
+            self._rest_errors -= not rest.popleft()[1]
+        n = len(rest)
+        errors = self._rest_errors
         if n >= self._c.rest_error_min_requests and errors > self._c.rest_error_rate_max * n:
             msg = f"{errors}/{n} REST errors in {self._c.rest_error_window_s}s"
             return self._trip(BreakerState.HALTED, BreakerTrigger.REST_ERROR_RATE, msg, ts_ns)

@@ -315,7 +315,8 @@ class ExecutionProc:
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
         s = req.stamps
         if s.ts_recv_ns:
-            pub = next((p for r, p in self._pub_ns.get(req.symbol, ()) if r == s.ts_recv_ns), 0)
+            books = self._pub_ns.get(req.symbol, ())  # newest first: usually the first one
+            pub = next((p for r, p in reversed(books) if r == s.ts_recv_ns), 0)
             self.last_tick_to_order_ns = observe_order_latency(self._m, s, leave, pub)
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from procs.execution.breaker import Breaker, BreakerState, BreakerTrigger
 from procs.execution.config import BreakerConfig
 
@@ -128,3 +131,16 @@ def test_breaker_reset_clears_counters():
     b.state = RD
     b.reset("bob", 3)
     assert b.on_order_result(False, 4) is None  # count started again
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 4 * SEC), st.booleans()), max_size=40))
+def test_breaker_rest_error_count_matches_a_full_window_scan(results):
+    b = Breaker(CFG)
+    now = 0
+    for ok, dt, reset in results:
+        now += dt
+        b.on_rest_result(ok, now)
+        assert b._rest_errors == sum(1 for _, good in b._rest if not good)
+        if reset:
+            b.reset("test", now)
+            assert b._rest_errors == 0
