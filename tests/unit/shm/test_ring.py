@@ -405,3 +405,38 @@ def test_unclosed_writer_and_reader_unmap_quietly_and_leave_the_name(ring_name):
     unlink_segment(ring_name)
 
     assert left
+
+
+def test_ring_calls_after_close_raise_clear_errors(ring_name):
+    w = RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8))
+    r = RingReader(ring_name, BENCH_V1)
+    r.close()
+    w.close()
+
+    with pytest.raises(ValueError, match="closed"):
+        w.publish(np.zeros(1, BENCH_V1))
+    with pytest.raises(ValueError, match="closed"):
+        r.poll(1)
+    with pytest.raises(ValueError, match="closed"):
+        r.poll_into(np.zeros(1, BENCH_V1))
+    with pytest.raises(ValueError, match="closed"):
+        _ = r.lag_records
+
+
+def test_poll_into_refuses_bad_buffers_with_clear_errors(ring_name):
+    with (
+        RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8)),
+        RingReader(ring_name, BENCH_V1) as r,
+    ):
+        for bad, match in [
+            (np.zeros(4, np.int64), "1-d C-contiguous"),
+            (np.zeros((2, 2), BENCH_V1), "1-d C-contiguous"),
+            (np.zeros(4, BENCH_V1)[::2], "1-d C-contiguous"),
+            (np.zeros(0, BENCH_V1), "non-empty"),
+        ]:
+            with pytest.raises(ValueError, match=match):
+                r.poll_into(bad)
+        ro = np.zeros(2, BENCH_V1)
+        ro.flags.writeable = False
+        with pytest.raises(ValueError, match="writeable"):
+            r.poll_into(ro)
