@@ -71,6 +71,11 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     spin_s: NonNegFloat = 20e-6  # hybrid: spin this long after the last work before blocking
     max_sleep_s: PosFloat = 1e-3  # block: the longest backoff sleep
     wake_timeout_s: PosFloat = 0.01  # hybrid: bounds a lost wake-up; also stop/heartbeat lag
+    # the main thread's scheduler time slice in µs (shm.waiters.set_sched_slice); 0 keeps the
+    # kernel's. 100 lets a wake-up preempt a busy neighbour on the core sooner, but lets the
+    # process be preempted mid-burst too; on 2 shared cores it was no clear gain for the group
+    # (docs/bench-tick-to-order.md, "Per hop"), so no shipped config asks for it
+    sched_slice_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
     heartbeat_s: PosFloat = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     allow_remote_endpoints: bool = False  # bind tcp on a non-loopback host (multi-host split)

@@ -34,7 +34,7 @@ from ipc.messages import (
     wake_topic,
 )
 from procs._config import EXIT_CONFIG, RuntimeConfig
-from shm.waiters import Notifier, Waiter, make_waiter
+from shm.waiters import Notifier, Waiter, make_waiter, set_sched_slice
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -286,6 +286,8 @@ class Runtime:
             raise SystemExit(EXIT_CONFIG)
         if cfg.cpus:
             os.sched_setaffinity(0, cfg.cpus)  # before any thread exists, so all inherit it
+        if cfg.sched_slice_us:  # the main thread: the one that runs the stage
+            set_sched_slice(cfg.sched_slice_us * 1000)
         from ipc import sockets  # composition root: the only place I/O is opened
 
         if cfg.io_cpus:

@@ -19,7 +19,6 @@ PR_SET_TIMERSLACK: Final = 29  # linux/prctl.h
 SYS_SCHED_SETATTR: Final = 314  # x86-64 syscall numbers (shm.ring is x86-64 only too)
 SYS_SCHED_GETATTR: Final = 315
 SCHED_ATTR_SIZE: Final = 56  # SCHED_ATTR_SIZE_VER1
-SHORTEST_SLICE_NS: Final = 100_000  # EEVDF clamps a requested slice to 0.1-100 ms
 
 
 class Waiter(Protocol):
@@ -167,10 +166,8 @@ class BlockWaiter:
 class HybridWaiter:
     """Spin for ``spin_s`` after work, then block on ``notifier`` up to ``block_timeout_s``.
 
-    The timeout bounds the cost of a lost wake-up (PUB/SUB may drop one). With
-    ``sched_slice_ns`` the waiting thread asks for that time slice on its first idle
-    (``set_sched_slice``), so that a wake-up preempts a busy neighbour on its core sooner; None
-    (the default) keeps the kernel's.
+    The timeout bounds the cost of a lost wake-up (PUB/SUB may drop one). The waiting thread's
+    scheduler slice is the process's (``[<proc>.runtime] sched_slice_us``, set at start-up).
     """
 
     def __init__(
@@ -179,30 +176,22 @@ class HybridWaiter:
         *,
         spin_s: float = 20e-6,
         block_timeout_s: float = 1e-3,
-        sched_slice_ns: int | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if spin_s < 0 or block_timeout_s <= 0:
             raise ValueError(
                 f"need spin_s >= 0 and block_timeout_s > 0, was {spin_s} and {block_timeout_s}"
             )
-        if sched_slice_ns is not None and sched_slice_ns <= 0:
-            raise ValueError(f"sched_slice_ns must be > 0 or None, was {sched_slice_ns}")
         self._notifier = notifier
         self._spin_s = spin_s
         self._timeout_s = block_timeout_s
         self._clock = clock
         self._spin_until: float | None = None
-        self._slice = sched_slice_ns
-        self._slice_thread: int | None = None
         self.wakeups_total = 0
         self.timeouts_total = 0
 
     def idle(self) -> None:
         """Return at once inside the spin window, otherwise block on the notifier."""
-        if self._slice is not None and self._slice_thread != threading.get_ident():
-            self._slice_thread = threading.get_ident()
-            set_sched_slice(self._slice)
         now = self._clock()
         if self._spin_until is None:
             self._spin_until = now + self._spin_s

@@ -27,10 +27,6 @@ class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # CPU is what the stages sharing a core compete for), so by default only a lone book
     single_books_max: Annotated[int, msgspec.Meta(ge=0)] = 1
     metrics_flush_s: PositiveFloat = 0.1  # counters and ring gauges reach Prometheus this often
-    # the stage thread's scheduler time slice in µs (shm.waiters.set_sched_slice); 0 keeps the
-    # kernel's. 100 lets a wake-up preempt a busy neighbour on the core sooner (see
-    # docs/bench-tick-to-order.md, "Per hop": not a clear gain for the whole group on 2 cores)
-    sched_slice_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
     attach_timeout_s: PositiveFloat = 10.0
     mark_degenerate_stale: bool = True
 

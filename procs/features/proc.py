@@ -23,7 +23,6 @@ from procs.features.config import FeaturesConfig
 from procs.features.engine import EngineConfig, FeatureEngine
 from shm.records import BOOK_V1, FEAT_V1, FLAG_STALE, TRADE_V1, Records
 from shm.ring import RecordSink, RecordSource, RingSpec, RingWriter, attach_reader
-from shm.waiters import set_sched_slice
 
 
 class Waker(Protocol):
@@ -192,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry()
     with Runtime("features", config.runtime, registry) as rt:
         rt.start()
-        if config.sched_slice_us:
-            set_sched_slice(config.sched_slice_us * 1000)  # this thread runs the stage
         trades = attach_reader(config.trade_ring, TRADE_V1, config.attach_timeout_s)
         books = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
         out = RingWriter(

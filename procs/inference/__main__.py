@@ -28,7 +28,6 @@ from procs.inference.proc import (
 from procs.inference.reload import ModelWatcher
 from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingSpec, RingWriter, attach_reader
-from shm.waiters import set_sched_slice
 
 log = logging.getLogger("procs.inference")
 
@@ -64,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry()
     with Runtime("inference", config.runtime, registry) as rt:
         rt.start()
-        if config.sched_slice_us:
-            set_sched_slice(config.sched_slice_us * 1000)  # this thread runs the stage
         from procs.inference.model import OnnxModel  # onnxruntime loads here, not at import
 
         def load(data: bytes, source: str) -> Model:

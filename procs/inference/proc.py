@@ -71,9 +71,6 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     hit_horizon_s: NonNegFloat = 1.0  # hit rate: sign of the mid move this far ahead; 0 = off
     require_model: bool = False  # true: exit 78 when no model loads at start-up
     attach_timeout_s: PosFloat = 10.0  # wait this long for the feat ring at start-up
-    # the stage thread's scheduler time slice in µs (shm.waiters.set_sched_slice); 0 keeps the
-    # kernel's (docs/bench-tick-to-order.md, "Per hop")
-    sched_slice_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
 
     def __post_init__(self) -> None:
         cap = self.sig_capacity_records

@@ -80,11 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         rt.start()  # exits 78 when the configured cores do not exist
         import uvloop
 
-        from shm.waiters import set_sched_slice
-
-        if config.sched_slice_us:
-            set_sched_slice(config.sched_slice_us * 1000)  # this thread runs the event loop
-
         try:
             code = uvloop.run(_serve(config, rt, registry))
         except Exception as exc:  # the process's one broad catch: crash, don't limp

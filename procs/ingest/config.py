@@ -36,11 +36,6 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     batch_max_records: Annotated[int, msgspec.Meta(gt=0, le=1 << 16)] = 512
     stale_after_s: PosFloat = 2.0  # no book update for this long: the symbol is stale
     service_interval_s: PosFloat = 0.01  # heartbeat/control/watchdog period
-    # the event-loop thread's scheduler time slice in µs (shm.waiters.set_sched_slice); 0 keeps
-    # the kernel's. 100 lets a frame's wake-up preempt a busy neighbour sooner (a wait before
-    # ts_recv_ns, which no stamp sees) but lets ingest be preempted mid-burst: recv→publish p99
-    # went from ~0.5-0.8 to 1.5-2.9 ms in the tick_to_order hops runs, so it is off by default
-    sched_slice_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
     resync_min_interval_s: PosFloat = 1.0  # at most one REST resync per symbol per interval
     snapshot_limit: Literal["5", "15", "50", "max"] = "50"  # REST depth levels requested
     rest_timeout_s: PosFloat = 5.0

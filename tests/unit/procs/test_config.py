@@ -203,6 +203,16 @@ def test_runtime_config_bad_endpoints_raise(pub, ctl, what):
         msgspec.convert({"pub_endpoint": pub, "control_endpoint": ctl}, RuntimeConfig)
 
 
+def test_runtime_config_sched_slice_defaults_to_the_kernels_and_refuses_negative():
+    ends = {"pub_endpoint": "ipc:///tmp/a", "control_endpoint": "ipc:///tmp/b"}
+
+    assert msgspec.convert(ends, RuntimeConfig).sched_slice_us == 0
+    with pytest.raises(
+        msgspec.ValidationError, match=r"Expected `int` >= 0 - at `\$.sched_slice_us`"
+    ):
+        msgspec.convert({**ends, "sched_slice_us": -1}, RuntimeConfig)
+
+
 @pytest.fixture
 def dummy_registered(monkeypatch):
     monkeypatch.setitem(_config.SECTIONS, "dummy", "tests.helpers.dummy_proc:DummyConfig")

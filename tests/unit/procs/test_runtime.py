@@ -19,6 +19,7 @@ from ipc.messages import (
     ControlResponse,
     decode,
 )
+from procs import _runtime
 from procs._config import RuntimeConfig
 from procs._runtime import (
     EXIT_CONFIG,
@@ -276,6 +277,24 @@ def test_runtime_run_fault_records_last_error():
     assert rc == EXIT_FAULT
     assert rt.last_error == "ValueError: boom"
     assert stage.closed == 1
+
+
+@pytest.mark.parametrize(("slice_us", "calls"), [(0, []), (250, [250_000])])
+def test_runtime_start_sets_the_configured_sched_slice(
+    monkeypatch, run_dir, restore_signals, slice_us, calls
+):
+    got: list[int] = []
+    monkeypatch.setattr(_runtime, "set_sched_slice", lambda ns: got.append(ns) or True)
+    cfg = RuntimeConfig(
+        pub_endpoint=f"ipc://{run_dir}/s.pub",
+        control_endpoint=f"ipc://{run_dir}/s.ctl",
+        sched_slice_us=slice_us,
+    )
+
+    with Runtime("slice", cfg, CollectorRegistry()) as rt:
+        rt.start()
+
+    assert got == calls
 
 
 def test_runtime_publisher_before_start_raises():

@@ -131,31 +131,6 @@ def test_set_sched_slice_takes_effect_on_linux():
     assert got == [True, 300_000]
 
 
-def test_hybrid_waiter_asks_for_its_slice_once_per_thread(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(waiters, "set_sched_slice", lambda ns: calls.append(ns) or True)
-    w = HybridWaiter(FakeNotifier([False, False]), spin_s=0.0, sched_slice_ns=150_000)
-
-    w.idle()
-    w.idle()
-
-    assert calls == [150_000]
-
-
-def test_hybrid_waiter_default_keeps_the_kernels_slice(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(waiters, "set_sched_slice", lambda ns: calls.append(ns) or True)
-
-    HybridWaiter(FakeNotifier([False]), spin_s=0.0).idle()
-
-    assert calls == []
-
-
-def test_hybrid_waiter_bad_slice_rejected():
-    with pytest.raises(ValueError, match="sched_slice_ns"):
-        HybridWaiter(FakeNotifier([]), sched_slice_ns=0)
-
-
 def test_hybrid_waiter_reset_opens_a_new_spin_window():
     clock = FakeClock()
     notifier = FakeNotifier([True])

@@ -177,16 +177,6 @@ def test_features_proc_counters_reach_prometheus_at_the_flush_period(rings, ring
     proc.close()
 
 
-def test_features_config_sched_slice_defaults_to_the_kernels_and_refuses_negative():
-    import msgspec
-
-    rt = {"pub_endpoint": "ipc:///tmp/x.pub", "control_endpoint": "ipc:///tmp/x.ctl"}
-
-    assert msgspec.convert({"runtime": rt, "n_symbols": 1}, FeaturesConfig).sched_slice_us == 0
-    with pytest.raises(msgspec.ValidationError, match="sched_slice_us"):
-        msgspec.convert({"runtime": rt, "n_symbols": 1, "sched_slice_us": -1}, FeaturesConfig)
-
-
 def test_features_config_rejects_bad_capacity():
     rt = RuntimeConfig(pub_endpoint="ipc:///tmp/x.pub", control_endpoint="ipc:///tmp/x.ctl")
 

@@ -31,7 +31,6 @@ def test_ingest_config_defaults_are_depth_book15_trade_price():
     assert c.channels == ["trade", "price"]
     assert c.book_capacity_records & (c.book_capacity_records - 1) == 0
     assert c.stale_after_s > 0
-    assert c.sched_slice_us == 0  # the kernel's slice (docs/bench-tick-to-order.md, per hop)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +45,6 @@ def test_ingest_config_defaults_are_depth_book15_trade_price():
         ({"book_ring": "a/b"}, "without '/'"),
         ({"stale_after_s": 0}, "Expected `float` >"),
         ({"stale_after": 1.0}, "unknown field"),
-        ({"sched_slice_us": -1}, "Expected `int` >= 0"),
         ({"batch_max_records": 1 << 15, "book_capacity_records": 1 << 14}, "capacity"),
     ],
 )
