@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from shm.records import Dtype, Records
+from shm.records import BENCH_V1, Dtype, Records
 from shm.ring import HEADER_BYTES
 from shm.segment import attach_segment, close_segment
+from tests.helpers.ring_records import make_batch
 
 CLAIMED_I, PUBLISHED_I = 16, 32  # int64 indexes of the counters (offsets 128 and 256)
 
@@ -83,3 +84,26 @@ class RefReader(Mapped):
         got = self.poll(len(out))
         out[: len(got)] = got
         return len(got)
+
+
+class SlowWriter(Mapped):
+    """Writes the documented layout step by step (BENCH_V1), so a poll can land mid-write."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        super().__init__(name, BENCH_V1, capacity)
+        self.next_seq = 0
+
+    def claim(self, n: int) -> None:
+        self.ctr[CLAIMED_I] = self.next_seq + n
+
+    def write(self, first: int, n: int, *, torn: bool) -> None:
+        idx = np.arange(first, first + n) % self.capacity
+        src = make_batch(first, n).view(self.raw)
+        if torn:  # half-written: the new seq over the old payload
+            src = self.slots[idx].copy()
+            src.view(BENCH_V1)["seq"] = np.arange(first, first + n)
+        self.slots[idx] = src
+
+    def publish(self, n: int) -> None:
+        self.next_seq += n
+        self.ctr[PUBLISHED_I] = self.next_seq

@@ -17,7 +17,7 @@ from shm.records import BENCH_V1, Records
 from shm.ring import RingReader, RingSpec, RingWriter
 from shm.segment import attach_segment, close_segment
 from tests.helpers.ring_records import make_batch, torn_count
-from tests.helpers.ring_reference import CLAIMED_I, PUBLISHED_I, Mapped, RefReader, RefWriter
+from tests.helpers.ring_reference import RefReader, RefWriter, SlowWriter
 
 CAPACITIES = st.sampled_from([1, 2, 4, 8, 16])
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -104,29 +104,6 @@ def test_ring_fast_poll_matches_general_path_records_and_drops(capacity, ops):
     assert len(seqs) + dropped == published
 
 
-class _SlowWriter(Mapped):
-    """Writes the documented layout step by step, so both readers can poll mid-write."""
-
-    def __init__(self, name: str, capacity: int) -> None:
-        super().__init__(name, BENCH_V1, capacity)
-        self.next_seq = 0
-
-    def claim(self, n: int) -> None:
-        self.ctr[CLAIMED_I] = self.next_seq + n
-
-    def write(self, first: int, n: int, *, torn: bool) -> None:
-        idx = np.arange(first, first + n) % self.capacity
-        src = make_batch(first, n).view(self.raw)
-        if torn:  # half-written: the new seq over the old payload
-            src = self.slots[idx].copy()
-            src.view(BENCH_V1)["seq"] = np.arange(first, first + n)
-        self.slots[idx] = src
-
-    def publish(self, n: int) -> None:
-        self.next_seq += n
-        self.ctr[PUBLISHED_I] = self.next_seq
-
-
 @SETTINGS
 @given(
     capacity=CAPACITIES,
@@ -141,7 +118,7 @@ def test_ring_fast_poll_mid_write_never_torn_and_drops_like_general(capacity, st
     torn = 0
     outs = (_Outs(), _Outs())
     with _readers(capacity) as (w, fast, general):
-        slow = _SlowWriter(w.name, capacity)
+        slow = SlowWriter(w.name, capacity)
         try:
             for n_raw, done_raw, m, into in steps:
                 n = min(n_raw, capacity)

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shm.records import BENCH_V1, Records
-from shm.ring import HEADER_BYTES, RingReader, RingSpec, RingWriter
-from shm.segment import attach_segment, close_segment
+from shm.ring import RingReader, RingSpec, RingWriter
 from tests.helpers.ring_records import make_batch, torn_count
+from tests.helpers.ring_reference import SlowWriter
 
 CAPACITIES = st.sampled_from([1, 2, 4, 8, 16])
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -86,40 +86,6 @@ def test_ring_random_publish_poll_ordered_untorn_and_accounted(capacity, ops):
     assert all(0 <= s < published for s in got.seqs)
 
 
-class _SlowWriter:
-    """Writes the documented layout step by step, so a poll can land in the middle."""
-
-    def __init__(self, name: str, capacity: int) -> None:
-        self._seg = attach_segment(name)
-        buf = self._seg.buf
-        assert buf is not None
-        self._ctr = buf[:HEADER_BYTES].cast("q")
-        raw = np.dtype((np.void, 64))
-        self._slots = np.ndarray((capacity,), raw, buffer=buf, offset=HEADER_BYTES)
-        self._raw = raw
-        self._cap = capacity
-        self.next_seq = 0
-
-    def claim(self, n: int) -> None:
-        self._ctr[16] = self.next_seq + n
-
-    def write(self, first: int, n: int, *, torn: bool) -> None:
-        src = make_batch(first, n).view(self._raw)
-        if torn:  # half-written: the new seq, the old payload
-            src = self._slots[np.arange(first, first + n) % self._cap].copy()
-            src.view(BENCH_V1)["seq"] = np.arange(first, first + n)
-        self._slots[np.arange(first, first + n) % self._cap] = src
-
-    def publish(self, n: int) -> None:
-        self.next_seq += n
-        self._ctr[32] = self.next_seq
-
-    def close(self) -> None:
-        self._ctr.release()
-        del self._slots
-        close_segment(self._seg)
-
-
 @SETTINGS
 @given(
     capacity=CAPACITIES,
@@ -132,7 +98,7 @@ class _SlowWriter:
 def test_ring_poll_during_a_write_never_returns_torn_records(capacity, steps):
     got = _Delivered()
     with _ring(capacity) as (w, r):
-        slow = _SlowWriter(w.name, capacity)
+        slow = SlowWriter(w.name, capacity)
         try:
             for n_raw, done_raw, m, into in steps:
                 n = min(n_raw, capacity)
