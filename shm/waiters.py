@@ -7,6 +7,7 @@ wires the two together (shm never imports ipc or zmq).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import struct
 import threading
@@ -49,6 +50,11 @@ class Waker(Protocol):
         ...
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)  # the process's C library, loaded once
+
+
 def set_timer_slack(slack_ns: int) -> bool:
     """Set the calling thread's timer slack (Linux prctl); return whether it took effect.
 
@@ -56,7 +62,7 @@ def set_timer_slack(slack_ns: int) -> bool:
     p50 at the default and ~72 µs at 1 ns on the development machine.
     """
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         return int(libc.prctl(PR_SET_TIMERSLACK, slack_ns, 0, 0, 0)) == 0
     except (OSError, AttributeError):  # not Linux / no prctl: keep the default slack
         return False
@@ -80,7 +86,7 @@ def set_sched_slice(slice_ns: int) -> bool:
         nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's nice (Linux: per thread)
         attr = struct.pack("<IIQiIQQQII", SCHED_ATTR_SIZE, 0, 0, nice, 0, slice_ns, 0, 0, 0, 0)
         buf = ctypes.create_string_buffer(attr, SCHED_ATTR_SIZE)
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         return int(libc.syscall(SYS_SCHED_SETATTR, 0, buf, 0)) == 0
     except (OSError, AttributeError):  # not Linux / no such syscall: keep the default slice
         return False
@@ -90,7 +96,7 @@ def sched_slice_ns() -> int | None:
     """Return the calling thread's time slice in ns as the kernel reports it (None: unknown)."""
     try:
         buf = ctypes.create_string_buffer(SCHED_ATTR_SIZE)
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         if int(libc.syscall(SYS_SCHED_GETATTR, 0, buf, SCHED_ATTR_SIZE, 0)) != 0:
             return None
     except (OSError, AttributeError):
