@@ -92,13 +92,13 @@ class RingNotReady(ShmError):
     """The segment does not exist yet, or its writer has not finished the header."""
 
 
-def _counter_view(buf: memoryview) -> memoryview:
-    # Every load and store of magic, claimed and published goes through this int64 view: an
-    # aligned 8-byte access, one mov on x86-64 (TSO orders them, docs/rings.md). A port to a
-    # weakly ordered CPU replaces this view with an object of the same indexing interface:
-    # published load-acquire/store-release, a StoreStore fence after the claimed store and a
-    # LoadLoad fence before the claimed load
-    return buf[:HEADER_BYTES].cast("q")
+def _store_magic(buf: memoryview) -> None:
+    # one aligned 8-byte store (a memoryview 'q' item is one mov on x86-64), after the rest of
+    # the header: TSO makes a reader that sees the magic see the whole header (docs/rings.md).
+    # The counters are loaded and stored by the C core (shm/_ringc.c) only
+    magic = buf[:8].cast("q")
+    magic[_MAGIC_I] = MAGIC
+    magic.release()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +144,6 @@ class _RingMap:
     def _map(self, seg: Segment, capacity: int) -> None:
         self._seg = seg
         self._buf = segment_buffer(seg)
-        self._ctr = _counter_view(self._buf)
         self._capacity = capacity
         self._ino = mapping_inode(seg)
         # the C hot path (shm/_ringc.c) holds its own export of the mapping
@@ -170,7 +169,6 @@ class _RingMap:
         if seg is not None:
             # every export of the mapping must be gone before it can be closed
             self._core_unbind()
-            self._ctr.release()
             del self._buf
         return seg
 
@@ -217,7 +215,7 @@ class RingWriter(_RingMap, WriterCore):
             time.time_ns(),
         )
         self._map(seg, spec.capacity)
-        self._ctr[_MAGIC_I] = MAGIC  # last: a reader that sees the magic sees the whole header
+        _store_magic(self._buf)  # last: a reader that sees the magic sees the whole header
 
     # publish(records) -> int and next_seq come from WriterCore (shm/_ringc.c): a contiguous
     # 1-d batch of this ring's dtype is copied in with one or two memcpy; anything else lands in
