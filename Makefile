@@ -25,7 +25,19 @@ venv: $(STAMP)  ## create .venv and install (first use only)
 demo: $(STAMP)  ## run the demo until Ctrl-C or DURATION seconds
 	$(BIN)/python -m procs.demo --duration $(DURATION)
 
-test: $(STAMP)  ## the default test run (unit + integration + e2e, xdist)
+# Debian packages that some tests drive for real (h5dump from HDF5 1.10, Prometheus, Chromium).
+# Installed only when missing, only on Debian, only as root; elsewhere those tests say they skip.
+SYSTOOLS := h5dump:hdf5-tools promtool:prometheus chromium:chromium chromedriver:chromium-driver
+
+sysdeps:  ## install the Debian packages tests need, when missing (root on Debian only)
+	@missing=""; for t in $(SYSTOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -f /etc/debian_version ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "not root on Debian: the tests that need$$missing will say they skipped"; fi
+
+test: $(STAMP) sysdeps  ## the default test run (unit + integration + e2e, xdist)
 	$(BIN)/python -m pytest -q
 
 test-e2e: $(STAMP)  ## only the end-to-end tests
@@ -49,4 +61,4 @@ run: $(STAMP)  ## supervisord in the foreground with the demo config
 clean-shm:  ## remove stale bitrader shared-memory segments
 	$(BIN)/python -m shm.segment --clean
 
-.PHONY: help venv demo test test-e2e check fmt bench run clean-shm
+.PHONY: help venv sysdeps demo test test-e2e check fmt bench run clean-shm
