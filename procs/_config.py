@@ -27,6 +27,7 @@ __all__ = [
     "Env",
     "RuntimeConfig",
     "check_file",
+    "config_file",
     "load_env",
     "load_section",
     "main_cli",
@@ -171,6 +172,14 @@ def _config_path(path_or_argv: str | Path | Sequence[str] | None) -> str | Path:
     if len(argv) != 1:
         raise ConfigError(f"usage: python -m procs.<proc> CONFIG.toml (got arguments {argv})")
     return argv[0]
+
+
+def config_file(path_or_argv: str | Path | Sequence[str] | None) -> str | Path | None:
+    """The config path ``load_section`` reads for ``path_or_argv`` (None: no single argument)."""
+    try:
+        return _config_path(path_or_argv)
+    except ConfigError:
+        return None
 
 
 def load_section(

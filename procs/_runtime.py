@@ -15,11 +15,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import psutil  # type: ignore[import-untyped]  # psutil ships no type stubs
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from ipc.messages import (
     ENCODER,
@@ -34,6 +35,15 @@ from ipc.messages import (
     wake_topic,
 )
 from procs._config import EXIT_CONFIG, RuntimeConfig
+from procs.observe import (
+    NAMESPACE,
+    STEP_BUCKETS_S,
+    ProcLabelled,
+    RingCollector,
+    disable_created_series,
+    register_standard,
+)
+from procs.observe.rings import RingCounters
 from shm.waiters import Notifier, Waiter, make_waiter, set_sched_slice
 
 if TYPE_CHECKING:
@@ -63,10 +73,6 @@ log = logging.getLogger(__name__)
 EXIT_OK: Final = 0  # a requested stop: supervisord does not restart it
 EXIT_FAULT: Final = 1  # an unexpected error: supervisord restarts the process
 SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than this
-STEP_BUCKETS_S: Final = (
-    *(1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4),
-    *(1e-3, 2.5e-3, 1e-2, 0.1, 1.0),
-)
 LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
 
 Counters = dict[str, float | int | str]
@@ -191,21 +197,27 @@ class RuntimeMetrics:
     step_items: Counter
     step_seconds: Histogram
     heartbeats: Counter
+    heartbeat_time: Gauge
 
 
-def make_runtime_metrics(registry: CollectorRegistry, proc: str) -> RuntimeMetrics:
-    """Register ``pipe_<proc>_steps_total`` and friends in ``registry``."""
-    p = f"pipe_{proc}"
+def make_runtime_metrics(registry: CollectorRegistry) -> RuntimeMetrics:
+    """Register ``bitrader_steps_total`` and friends (the served view adds ``proc``)."""
+    p = NAMESPACE
     return RuntimeMetrics(
         steps=Counter(f"{p}_steps", "step() calls", registry=registry),
         step_items=Counter(f"{p}_step_items", "items handled by step()", registry=registry),
         step_seconds=Histogram(
             f"{p}_step_seconds",
-            "duration of steps that handled at least one item",
+            "duration of steps (units of work) that handled at least one item",
             buckets=STEP_BUCKETS_S,
             registry=registry,
         ),
         heartbeats=Counter(f"{p}_heartbeats", "heartbeats published", registry=registry),
+        heartbeat_time=Gauge(
+            f"{p}_heartbeat_last_timestamp_seconds",
+            "wall-clock time of the last heartbeat published (0: none yet)",
+            registry=registry,
+        ),
     )
 
 
@@ -247,13 +259,24 @@ class Runtime:
     everything. Single-threaded: the sockets live on the thread that calls ``start``.
     """
 
-    def __init__(self, proc: str, config: RuntimeConfig, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        proc: str,
+        config: RuntimeConfig,
+        registry: CollectorRegistry,
+        *,
+        config_path: str | Path | None = None,
+    ) -> None:
         self.proc = proc
         self.config = config
         self.registry = registry
+        self.config_path = config_path
         self.stop = StopFlag()
         self.last_error = ""
-        self._metrics = make_runtime_metrics(registry, proc)
+        disable_created_series()
+        self._metrics = make_runtime_metrics(registry)
+        self.rings = RingCollector()
+        registry.register(self.rings)
         self._pub: Publisher | None = None
         self._ctl: Replier | None = None
         self._http: tuple[WSGIServer, Any] | None = None
@@ -300,8 +323,9 @@ class Runtime:
         self._pub = sockets.bind_pub(cfg.pub_endpoint, allow_remote=remote)
         self._ctl = sockets.bind_rep(cfg.control_endpoint, allow_remote=remote)
         if cfg.metrics_port:
+            register_standard(self.registry, self.config_path)
             self._http = start_http_server(
-                cfg.metrics_port, cfg.metrics_host, registry=self.registry
+                cfg.metrics_port, cfg.metrics_host, registry=ProcLabelled(self.registry, self.proc)
             )
         self._ps.cpu_percent(None)  # prime: the first call always returns 0.0
         log.info(
@@ -309,6 +333,17 @@ class Runtime:
             *(self.proc, cfg.pub_endpoint, cfg.control_endpoint, cfg.metrics_port),
             *(sorted(os.sched_getaffinity(0)), cfg.waiter),
         )
+
+    def watch_ring(self, name: str, ring: RingCounters) -> None:
+        """Export ``ring``'s lag, drops and reattaches as ``ring=name``, read at scrape time."""
+        self.rings.watch(name, ring)
+
+    def record_step(self, items: int, seconds: float) -> None:
+        """Count one unit of work done outside ``run`` (event-driven processes: ingest, simex)."""
+        self._metrics.steps.inc()
+        if items:
+            self._metrics.step_items.inc(items)
+            self._metrics.step_seconds.observe(seconds)
 
     def wake_sender(self, stream: str) -> WakeSender:
         """Return a Waker that publishes ``wake.<stream>.`` on this process's PUB."""
@@ -408,6 +443,7 @@ class Runtime:
         if self._pub.send(self._hb_topic, ENCODER.encode(hb)):
             self._hb_total += 1
             self._metrics.heartbeats.inc()
+            self._metrics.heartbeat_time.set(hb.ts_ns / 1e9)
 
     def _answer(self, body: bytes) -> ControlResponse:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from procs._config import RuntimeConfig, load_section
 from procs._runtime import Runtime
 from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
 from procs.capture.store import SCHEMA_VERSION, AttrValue, CaptureWriter
+from procs.observe import NAMESPACE
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Dtype, Records
 from shm.ring import RingNotReady, RingReader
 
@@ -69,7 +71,7 @@ RING_DTYPES: Final[dict[str, Dtype]] = {
     STREAM_FEAT: FEAT_V1,
     STREAM_SIG: SIG_V1,
 }
-RATE_WINDOW_NS: Final = 1_000_000_000  # records_per_s is recomputed at most this often
+RATE_WINDOW_NS: Final = 1_000_000_000  # health's records_per_s is recomputed this often
 
 # ORDER_V1: one row per order/fill/position/risk/breaker event, capture-local (never in a ring,
 # so not in shm.records). Stamps as in OrderEvent (0 where the event has none); ts_capture_ns is
@@ -221,35 +223,36 @@ class CountingWriter(CaptureWriter):
 class CaptureMetrics:
     records: Counter  # label stream
     bytes: Counter  # label stream
-    dropped: Counter  # label stream
-    lag: Gauge  # label stream
-    reattach: Counter  # label stream
     flushes: Counter
     rotations: Counter
     write_errors: Counter
     orders_malformed: Counter
-    records_per_s: Gauge
+    disk_free: Gauge  # read at scrape time (set_function) once the directory is known
 
 
 def make_metrics(registry: CollectorRegistry) -> CaptureMetrics:
-    p = "pipe_capture"
+    p = f"{NAMESPACE}_capture"
     by = ["stream"]
     return CaptureMetrics(
         records=Counter(f"{p}_records", "records written", by, registry=registry),
         bytes=Counter(f"{p}_bytes", "record bytes written", by, registry=registry),
-        dropped=Counter(
-            f"{p}_ring_dropped_records", "records lost to lapping", by, registry=registry
-        ),
-        lag=Gauge(f"{p}_ring_lag_records", "published minus read", by, registry=registry),
-        reattach=Counter(f"{p}_ring_reattach", "writer restarts followed", by, registry=registry),
         flushes=Counter(f"{p}_flushes", "file flushes", registry=registry),
         rotations=Counter(f"{p}_rotations", "file rotations", registry=registry),
         write_errors=Counter(f"{p}_write_errors", "failed writes (fatal)", registry=registry),
         orders_malformed=Counter(
             f"{p}_orders_malformed", "order events that did not decode", registry=registry
         ),
-        records_per_s=Gauge(f"{p}_records_per_s", "records written per second", registry=registry),
+        disk_free=Gauge(
+            f"{p}_disk_free_bytes",
+            "bytes available to capture in its directory's file system",
+            registry=registry,
+        ),
     )
+
+
+def watch_disk(metrics: CaptureMetrics, directory: str | Path) -> None:
+    """Have ``disk_free`` report ``directory``'s free space whenever it is scraped."""
+    metrics.disk_free.set_function(lambda: float(shutil.disk_usage(directory).free))
 
 
 def _side(side: str) -> int:
@@ -375,6 +378,7 @@ class CaptureProc:
         self._rate = 0.0
         self._rate_mark = (mono_ns(), 0)
         self._next_export_ns = 0
+        self.on_attach: Callable[[str, RingReader], None] | None = None  # the runtime's watch_ring
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -408,6 +412,8 @@ class CaptureProc:
             ring.next_attach_ns = now + self._retry_ns
             return None  # its writer has not started yet: look again later
         log.info("attached stream=%s ring=%s", ring.stream, ring.name)
+        if self.on_attach is not None:
+            self.on_attach(ring.stream, ring.reader)
         return ring.reader
 
     def _read_orders(self) -> int:
@@ -457,15 +463,10 @@ class CaptureProc:
             reader = ring.reader
             if reader is None:
                 continue
-            if reader.dropped_total > ring.dropped_seen:
-                lost = reader.dropped_total - ring.dropped_seen
-                self._m.dropped.labels(ring.stream).inc(lost)
-                ring.dropped_seen = reader.dropped_total
+            ring.dropped_seen = reader.dropped_total  # for health; Prometheus reads the reader
             if reader.reattach_total > ring.reattach_seen:
-                self._m.reattach.labels(ring.stream).inc(reader.reattach_total - ring.reattach_seen)
                 ring.reattach_seen = reader.reattach_total
                 log.info("reattached stream=%s ring=%s (writer restarted)", ring.stream, ring.name)
-            self._m.lag.labels(ring.stream).set(reader.lag_records)
         rotations = len(self._sink.paths) - 1
         if rotations > self._rotations_seen:
             self._m.rotations.inc(rotations - self._rotations_seen)
@@ -480,7 +481,6 @@ class CaptureProc:
             total = sum(self._records.values())
             self._rate = (total - n0) * 1e9 / (now - t0)
             self._rate_mark = (now, total)
-            self._m.records_per_s.set(self._rate)
 
     def _path(self) -> str:
         return str(self._sink.paths[-1]) if self._sink.paths else ""
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_section(args, "capture", CaptureConfig)
     config_hash = hashlib.sha256(Path(args[0]).read_bytes()).hexdigest()
     registry = CollectorRegistry()
-    with Runtime("capture", config.runtime, registry) as rt:
+    with Runtime("capture", config.runtime, registry, config_path=args[0]) as rt:
         rt.start()
         waiter = rt.make_waiter(None)  # block (or spin): four rings have no single wake-up
         writer = CountingWriter(
@@ -580,7 +580,10 @@ def main(argv: list[str] | None = None) -> int:
             topics = [t.encode() for t in config.order_topics]
             remote = config.runtime.allow_remote_endpoints
             orders = connect_sub(config.order_endpoints, topics, allow_remote=remote)
-        proc = CaptureProc(config, sink=writer, metrics=make_metrics(registry), orders=orders)
+        metrics = make_metrics(registry)
+        watch_disk(metrics, config.directory)
+        proc = CaptureProc(config, sink=writer, metrics=metrics, orders=orders)
+        proc.on_attach = rt.watch_ring
         return rt.run(proc, waiter)
 
 

@@ -18,7 +18,7 @@ from typing import IO, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from procs._config import EXIT_CONFIG, load_section
+from procs._config import EXIT_CONFIG, config_file, load_section
 from procs._runtime import EXIT_FAULT, Runtime
 from procs.execution.config import ExecutionConfig
 from procs.execution.journal import Journal
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     event_file: IO[bytes] | None = None
-    with Runtime("execution", config.runtime, registry) as rt:
+    with Runtime("execution", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
         from ipc.messages import wake_topic
         from ipc.sockets import WakeListener
@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         venue = build_venue(config, ref, dict(os.environ))  # exits 78 without keys
         sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
         book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
+        rt.watch_ring("sig", sig)
+        rt.watch_ring("md.book", book)
         if config.events_log_path:
             event_file = open(config.events_log_path, "ab", buffering=0)  # noqa: SIM115
         proc = ExecutionProc(

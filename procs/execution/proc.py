@@ -41,6 +41,7 @@ from procs.execution.model import (
     ZERO,
     FundingEvent,
     OrderRequest,
+    OrderStatus,
     PositionSide,
     VenueOrderUpdate,
 )
@@ -70,7 +71,6 @@ log = logging.getLogger(__name__)
 NS: Final = 1_000_000_000
 REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reason) this often
 PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
-STATE_CODES: Final = {"reconciling": 0, "active": 1, "reducing": 2, "halted": 3, "killed": 4}
 _ENC: Final = msgspec.msgpack.Encoder()
 _JSON: Final = msgspec.json.Encoder()
 
@@ -144,7 +144,7 @@ class ExecutionProc:
         self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
-        self._rings = RingWatch(metrics, {"sig": sig, "book": book})
+        self._rings = RingWatch({"sig": sig, "book": book})
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -374,6 +374,8 @@ class ExecutionProc:
         if tr is None:
             return
         new_fills = self.journal.record_transition(tr, now)
+        if tr.new is OrderStatus.REJECTED:
+            self._m.rejects.inc()
         self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))
         for f in new_fills:
             self.positions.apply_fill(f)
@@ -536,11 +538,15 @@ class ExecutionProc:
     def _gauges(self) -> None:
         m = self._m
         m.open_orders.set(len(self.tracker.open_orders()))
-        m.breaker_state.set(int(self.breaker.state))
-        m.state.set(STATE_CODES[self.state])
+        m.breaker_state.set(self.breaker.state.name.lower())
+        m.state.set(self.state)
+        m.kill_switch.set(int(self.killswitch.on))
+        rec = self.last_reconcile
+        m.reconcile_differences.set(len(rec.differences) if rec else 0)
+        m.day_pnl.set(float(self.daily.day_pnl))
+        m.loss_limit.set(float(self._c.risk.daily_loss_limit_usdt))
         for sym in self.instruments:
             m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
-        self._rings.gauges()
 
     def health(self) -> dict[str, float | int | str]:
         totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None

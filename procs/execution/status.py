@@ -4,25 +4,16 @@ lag and loss, and PnL totals as health fields.
 
 from __future__ import annotations
 
-from procs.execution.metrics import ExecutionMetrics
 from procs.execution.positions import PnlTotals
 from shm.ring import RecordSource
 
 
 class RingWatch:
-    """Reports the process's input rings (``sig``, ``book``) to health and Prometheus."""
+    """Reports the process's input rings (``sig``, ``book``) to health (Prometheus reads them
+    through the runtime's ``RingCollector``)."""
 
-    def __init__(self, metrics: ExecutionMetrics, rings: dict[str, RecordSource]) -> None:
-        self._m = metrics
+    def __init__(self, rings: dict[str, RecordSource]) -> None:
         self._rings = rings
-        self._dropped_seen = dict.fromkeys(rings, 0)
-
-    def gauges(self) -> None:
-        m = self._m
-        for name, ring in self._rings.items():
-            m.ring_lag.labels(name).set(ring.lag_records)
-            m.ring_dropped.labels(name).inc(ring.dropped_total - self._dropped_seen[name])
-            self._dropped_seen[name] = ring.dropped_total
 
     def health(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 from ipc.messages import WAKE_FEAT, WAKE_MD, wake_topic
-from procs._config import load_section
+from procs._config import config_file, load_section
 from procs._runtime import Runtime
 from procs.features.config import FeaturesConfig
 from procs.features.engine import EngineConfig, FeatureEngine
+from procs.observe import NAMESPACE
 from shm.records import BOOK_V1, FEAT_V1, FLAG_STALE, TRADE_V1, Records
 from shm.ring import RecordSink, RecordSource, RingSpec, RingWriter, attach_reader
 
@@ -35,21 +36,15 @@ class FeaturesMetrics:
     trades: Counter
     records: Counter
     stale: Counter
-    dropped: Counter  # label ring: book | trade
-    lag: Gauge
 
 
 def make_metrics(registry: CollectorRegistry) -> FeaturesMetrics:
-    p = "pipe_features"
+    p = f"{NAMESPACE}_features"
     return FeaturesMetrics(
-        books=Counter(f"{p}_books", "book records read", registry=registry),
-        trades=Counter(f"{p}_trades", "trade records read", registry=registry),
+        books=Counter(f"{p}_books_read", "book records read", registry=registry),
+        trades=Counter(f"{p}_trades_read", "trade records read", registry=registry),
         records=Counter(f"{p}_records", "feat records published", registry=registry),
         stale=Counter(f"{p}_stale_records", "feat records flagged stale", registry=registry),
-        dropped=Counter(
-            f"{p}_ring_dropped_records", "records lost to lapping", ["ring"], registry=registry
-        ),
-        lag=Gauge(f"{p}_ring_lag_records", "published minus read", ["ring"], registry=registry),
     )
 
 
@@ -87,7 +82,6 @@ class FeaturesProc:
         self._no_books: Records = np.zeros(0, dtype=BOOK_V1)
         self._no_trades: Records = np.zeros(0, dtype=TRADE_V1)
         self._single_max = config.single_books_max
-        self._dropped_seen = {"book": 0, "trade": 0}
         self._last_seq = -1
         self._published = 0
         self._books_read = 0
@@ -145,7 +139,7 @@ class FeaturesProc:
             self.flush_metrics()
 
     def flush_metrics(self) -> None:
-        """Move the hot path's counts into Prometheus and refresh the ring gauges."""
+        """Move the hot path's counts into Prometheus (ring counters are read at scrape time)."""
         m, f = self._m, self._flushed
         for key, counter, value in (
             ("books", m.books, self._books_read),
@@ -156,15 +150,6 @@ class FeaturesProc:
             if value > f[key]:
                 counter.inc(value - f[key])
                 f[key] = value
-        self._export_ring_stats()
-
-    def _export_ring_stats(self) -> None:
-        for label, ring in (("book", self._books), ("trade", self._trades)):
-            dropped = ring.dropped_total
-            if dropped > self._dropped_seen[label]:
-                self._m.dropped.labels(label).inc(dropped - self._dropped_seen[label])
-                self._dropped_seen[label] = dropped
-            self._m.lag.labels(label).set(ring.lag_records)
 
     def health(self) -> dict[str, float | int | str]:
         self.flush_metrics()
@@ -189,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_section(argv, "features", FeaturesConfig)
     registry = CollectorRegistry()
-    with Runtime("features", config.runtime, registry) as rt:
+    with Runtime("features", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
         trades = attach_reader(config.trade_ring, TRADE_V1, config.attach_timeout_s)
         books = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
+        rt.watch_ring("md.trade", trades)
+        rt.watch_ring("md.book", books)
         out = RingWriter(
             RingSpec(name=config.feat_ring, dtype=FEAT_V1, capacity=config.capacity_records)
         )

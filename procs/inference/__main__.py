@@ -13,7 +13,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry
 
 from ipc.messages import WAKE_FEAT, WAKE_SIG
-from procs._config import EXIT_CONFIG, load_section
+from procs._config import EXIT_CONFIG, config_file, load_section
 from procs._runtime import Runtime
 from procs.features.engine import FEATURES
 from procs.inference.errors import ModelError
@@ -61,7 +61,7 @@ def _load_startup(watch: ModelWatcher[Model]) -> Model | None:
 def main(argv: list[str] | None = None) -> int:
     config = load_section(argv, "inference", InferenceConfig)
     registry = CollectorRegistry()
-    with Runtime("inference", config.runtime, registry) as rt:
+    with Runtime("inference", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
         from procs.inference.model import OnnxModel  # onnxruntime loads here, not at import
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             feat = stack.enter_context(
                 attach_reader(config.feat_ring, FEAT_V1, config.attach_timeout_s)
             )
+            rt.watch_ring("feat", feat)
             spec = RingSpec(
                 name=config.sig_ring, dtype=SIG_V1, capacity=config.sig_capacity_records
             )

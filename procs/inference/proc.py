@@ -23,6 +23,7 @@ from procs._config import RuntimeConfig
 from procs.inference.health import REASON_NO_MODEL, REASONS, check_output
 from procs.inference.reload import ModelWatcher
 from procs.inference.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
+from procs.observe import NAMESPACE, STEP_BUCKETS_S
 from procs.scoring import fallback_score
 from shm.records import FEAT_V1, FLAG_FALLBACK, SIG_V1, Records
 from shm.waiters import Waker
@@ -48,10 +49,7 @@ F32 = npt.NDArray[np.float32]
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
-BATCH_BUCKETS_S: Final = (
-    *(2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4),
-    *(1e-3, 2e-3, 5e-3, 1e-2, 0.1),
-)
+BATCH_BUCKETS_S: Final = STEP_BUCKETS_S  # a small batch scores in a few µs
 FLUSH_S: Final = 0.1  # counters reach Prometheus (and the ring gauges refresh) this often
 WARN_EVERY_NS: Final = 1_000_000_000  # at most one fallback warning per second per reason
 _COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid")
@@ -128,12 +126,10 @@ class InferenceMetrics:
     model_ok: Gauge
     agreement: Gauge
     hit_rate: Gauge  # {model}
-    ring_lag: Gauge
-    ring_dropped: Counter
 
 
 def make_metrics(registry: CollectorRegistry) -> InferenceMetrics:
-    p = "pipe_inference"
+    p, mp = f"{NAMESPACE}_inference", f"{NAMESPACE}_model"
     m = InferenceMetrics(
         records=Counter(f"{p}_records", "signals published", registry=registry),
         batches=Counter(f"{p}_batches", "batches scored", registry=registry),
@@ -144,43 +140,37 @@ def make_metrics(registry: CollectorRegistry) -> InferenceMetrics:
             registry=registry,
         ),
         fallback=Counter(
-            f"{p}_fallback", "batches scored by the fallback", ["reason"], registry=registry
+            f"{p}_fallback_batches", "batches scored by the fallback", ["reason"], registry=registry
         ),
         fallback_records=Counter(
             f"{p}_fallback_records", "records scored by the fallback", ["reason"], registry=registry
         ),
         challenger_rejected=Counter(
-            f"{p}_challenger_rejected",
+            f"{p}_challenger_rejected_batches",
             "challenger batches failing the output checks (published as NaN)",
             ["reason"],
             registry=registry,
         ),
         reloads=Counter(
-            f"{p}_reloads", "model file reloads", ["model", "result"], registry=registry
+            f"{mp}_reloads", "model file reloads", ["model", "result"], registry=registry
         ),
         model_version=Gauge(
-            f"{p}_model_version",
+            f"{mp}_version",
             "version of the loaded model (0: none)",
             ["model"],
             registry=registry,
         ),
-        model_ok=Gauge(f"{p}_model_ok", "1 when a champion model is loaded", registry=registry),
+        model_ok=Gauge(f"{mp}_ok", "1 when a champion model is loaded", registry=registry),
         agreement=Gauge(
-            f"{p}_challenger_agreement_ratio",
+            f"{mp}_challenger_agreement_ratio",
             "share of rows where champion and challenger scores have the same sign",
             registry=registry,
         ),
         hit_rate=Gauge(
-            f"{p}_hit_rate",
+            f"{mp}_hit_rate_ratio",
             "share of scored rows whose sign matched the mid move over the horizon",
             ["model"],
             registry=registry,
-        ),
-        ring_lag=Gauge(
-            f"{p}_ring_lag_records", "feat ring: published minus read", registry=registry
-        ),
-        ring_dropped=Counter(
-            f"{p}_ring_dropped_records", "feat ring: records lost to lapping", registry=registry
         ),
     )
     for reason in REASONS:  # every series exists from the start, at 0
@@ -262,7 +252,6 @@ class InferenceProc:
         self._carding = self._hit_tracking or self._has_challenger
         self._c = _Counts()
         self._flushed = _Counts()
-        self._dropped_seen = 0
         self._warned_ns: dict[str, int] = {}
         self._refused_seen: dict[str, int] = {}
         self.last_fallback_reason = ""
@@ -404,11 +393,6 @@ class InferenceProc:
             m.agreement.set(self._card.agreement_ratio())
             m.hit_rate.labels(model=CHAMPION).set(self._card.hit_rate(CHAMPION_COL))
             m.hit_rate.labels(model=CHALLENGER).set(self._card.hit_rate(CHALLENGER_COL))
-        dropped = self._feat.dropped_total
-        if dropped > self._dropped_seen:
-            m.ring_dropped.inc(dropped - self._dropped_seen)
-            self._dropped_seen = dropped
-        m.ring_lag.set(self._feat.lag_records)
 
     def agreement_ratio(self) -> float:
         """Sign agreement of champion and challenger since either was last swapped (NaN: none)."""

@@ -11,7 +11,7 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from procs._config import load_section
+from procs._config import config_file, load_section
 from procs._runtime import EXIT_FAULT, EXIT_OK, Runtime
 from procs.ingest.config import IngestConfig
 
@@ -62,6 +62,7 @@ async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry)
             )
             ws = BitunixWs(ws_config, on_resync=proc.on_resync, on_book_resync=proc.on_book_resync)
             rt.report_health_from(proc)
+            proc.on_step = rt.record_step
             gc.collect()
             gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
             try:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ingest with the ``[ingest]`` section of the config file named in ``argv``."""
     config = load_section(argv, "ingest", IngestConfig)  # exits 78 on a bad config
     registry = CollectorRegistry()
-    rt = Runtime("ingest", config.runtime, registry)
+    rt = Runtime("ingest", config.runtime, registry, config_path=config_file(argv))
     with rt:
         rt.start()  # exits 78 when the configured cores do not exist
         import uvloop

@@ -43,6 +43,7 @@ from procs._runtime import StopFlag
 from procs.ingest.config import IngestConfig
 from procs.ingest.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
 from procs.ingest.watchdog import StalenessWatchdog
+from procs.observe import NAMESPACE, SLOW_BUCKETS_S, STEP_BUCKETS_S
 from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
 from shm.waiters import Waker
 
@@ -58,11 +59,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FEED_LATENCY_BUCKETS_S: Final = (
-    *(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2),
-    *(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-PUBLISH_BUCKETS_S: Final = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2)
+FEED_LATENCY_BUCKETS_S: Final = SLOW_BUCKETS_S  # venue stamps are ms: up to 10 s
+PUBLISH_BUCKETS_S: Final = STEP_BUCKETS_S
 BOOK_STREAM: Final = "md.book"
 TRADE_STREAM: Final = "md.trade"
 _RESYNC_ERRORS: Final = (BitunixError, OSError, TimeoutError)
@@ -102,7 +100,7 @@ class WsClient(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class IngestMetrics:
-    """Collectors of ``pipe_ingest_*``; counters are fed in batches from ``tick``/``flush``."""
+    """Collectors of ``bitrader_md_*``; counters are fed in batches from ``tick``/``flush``."""
 
     messages: Counter
     decode_errors: Counter
@@ -110,6 +108,7 @@ class IngestMetrics:
     records: Counter
     stale_symbols: Gauge
     feed_latency: Histogram
+    clock_offset: Gauge
     publish_seconds: Histogram
     resyncs: Counter
     resync_errors: Counter
@@ -118,31 +117,35 @@ class IngestMetrics:
 
 def make_metrics(registry: CollectorRegistry) -> IngestMetrics:
     """Register the ingest collectors in ``registry``."""
-    r = registry
+    r, p = registry, f"{NAMESPACE}_md"
     return IngestMetrics(
-        messages=Counter("pipe_ingest_messages", "WS pushes", ["channel"], registry=r),
-        decode_errors=Counter(
-            "pipe_ingest_decode_errors", "frames skipped", ["reason"], registry=r
-        ),
-        reconnects=Counter("pipe_ingest_reconnects", "WS reconnects", registry=r),
-        records=Counter("pipe_ingest_records", "records published", ["ring"], registry=r),
-        stale_symbols=Gauge("pipe_ingest_stale_symbols", "symbols now stale", registry=r),
+        messages=Counter(f"{p}_messages", "WS pushes", ["channel"], registry=r),
+        decode_errors=Counter(f"{p}_decode_errors", "frames skipped", ["reason"], registry=r),
+        reconnects=Counter(f"{p}_reconnects", "WS reconnects", registry=r),
+        records=Counter(f"{p}_records", "records published", ["ring"], registry=r),
+        stale_symbols=Gauge(f"{p}_stale_symbols", "symbols now stale", registry=r),
         feed_latency=Histogram(
-            "pipe_ingest_feed_latency_seconds",
+            f"{p}_feed_latency_seconds",
             "ts_recv - ts_exchange per record (venue stamps are ms)",
             buckets=FEED_LATENCY_BUCKETS_S,
             registry=r,
         ),
+        clock_offset=Gauge(
+            f"{p}_clock_offset_seconds",
+            "smallest ts_recv - ts_exchange of the last service period: local minus venue clock "
+            "plus the fastest one-way delay (negative: the local clock is behind)",
+            registry=r,
+        ),
         publish_seconds=Histogram(
-            "pipe_ingest_publish_seconds",
+            f"{p}_publish_seconds",
             "one ring publish of a batch, stamping included",
             ["ring"],
             buckets=PUBLISH_BUCKETS_S,
             registry=r,
         ),
-        resyncs=Counter("pipe_ingest_resyncs", "REST depth resyncs", ["reason"], registry=r),
-        resync_errors=Counter("pipe_ingest_resync_errors", "failed resyncs", registry=r),
-        crossed_books=Counter("pipe_ingest_crossed_books", "crossed books seen", registry=r),
+        resyncs=Counter(f"{p}_resyncs", "REST depth resyncs", ["reason"], registry=r),
+        resync_errors=Counter(f"{p}_resync_errors", "failed resyncs", registry=r),
+        crossed_books=Counter(f"{p}_crossed_books", "crossed books seen", registry=r),
     )
 
 
@@ -202,6 +205,7 @@ class IngestProc:
             s: metrics.publish_seconds.labels(s).observe for s in (BOOK_STREAM, TRADE_STREAM)
         }
         self._feed_lat_ns: list[int] = []  # observed by tick(), off the publish path
+        self.on_step: Callable[[int, float], None] | None = None  # (records, seconds) per flush
 
     # ---- WS callbacks (run inline in the client's frame callback) ----
     def attach(self, ws: WsClient) -> None:
@@ -305,7 +309,10 @@ class IngestProc:
     def _flush_soon(self) -> None:
         self._flush_due = False
         try:
-            self.flush()
+            t0 = time.perf_counter_ns()
+            n = self.flush()
+            if self.on_step is not None:  # the runtime's step_seconds: one burst's publish
+                self.on_step(n, (time.perf_counter_ns() - t0) * 1e-9)
         except Exception as exc:  # relayed to run(), which re-raises it: crash, don't limp
             self._fault = exc
 
@@ -389,6 +396,7 @@ class IngestProc:
             self._delta(m.records.labels(stream), f"rec.{stream}", total)
         m.stale_symbols.set(self.watchdog.stale_count)
         if self._feed_lat_ns:
+            m.clock_offset.set(min(self._feed_lat_ns) * 1e-9)
             observe = m.feed_latency.observe
             for lat_ns in self._feed_lat_ns:  # venue stamps are ms: clamp skew below zero
                 observe(max(lat_ns, 0) * 1e-9)

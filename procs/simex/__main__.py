@@ -39,6 +39,7 @@ async def serve(config: SimexConfig, rt: Runtime | None = None) -> int:
     service = None
     if rt is not None:
         rt.report_health_from(sx)
+        sx.on_step = rt.record_step
         service = asyncio.create_task(_service(rt, stop), name="simex-runtime")
     await stop.wait()
     log.info("stopping")
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return uvloop.run(serve(config))
     from prometheus_client import CollectorRegistry
 
-    with Runtime("simex", config.runtime, CollectorRegistry()) as rt:
+    path = args[0] if args else None
+    with Runtime("simex", config.runtime, CollectorRegistry(), config_path=path) as rt:
         rt.start()
         return uvloop.run(serve(config, rt))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Final, Protocol
@@ -68,6 +68,7 @@ class Simex:
         self.generator: MarketSource | None = None
         self.actions_total = 0
         self.step_max_s = 0.0  # longest market step: how far pushes can trail the generator
+        self.on_step: Callable[[int, float], None] | None = None  # (actions, seconds) per step
         self.skipped_ns_total = 0  # market time skipped because simex could not keep up
         self.rest_port = self.ws_port = self.control_port = 0
         self._runners: list[web.AppRunner] = []
@@ -226,8 +227,11 @@ class Simex:
         while True:
             await asyncio.sleep(tick)
             t0 = time.perf_counter()
-            self._step(time.time_ns())
-            self.step_max_s = max(self.step_max_s, time.perf_counter() - t0)
+            n = self._step(time.time_ns())
+            dt = time.perf_counter() - t0
+            self.step_max_s = max(self.step_max_s, dt)
+            if self.on_step is not None:  # the runtime's step_seconds: one market step
+                self.on_step(n, dt)
 
     def settle_funding(self, ts_ms: int, rates: dict[str, Decimal] | None = None) -> int:
         """Settle funding on every open position now and push the changes; return how many."""

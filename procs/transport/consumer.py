@@ -12,17 +12,17 @@ from typing import Annotated, Final
 
 import msgspec
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ipc.messages import wake_topic
 from ipc.sockets import WakeListener
-from procs._config import RuntimeConfig, load_section
+from procs._config import RuntimeConfig, config_file, load_section
 from procs._runtime import Runtime
+from procs.observe import LATENCY_BUCKETS_S, NAMESPACE
 from shm.records import BENCH_V1
 from shm.ring import RingReader, attach_reader
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
-LATENCY_BUCKETS_S: Final = (5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 5e-3, 0.05)
 WINDOW: Final = 1 << 16  # latency samples kept for the percentiles in health
 
 
@@ -37,20 +37,14 @@ class ConsumerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 @dataclass(frozen=True)
 class ConsumerMetrics:
     records: Counter
-    dropped: Counter
-    lag: Gauge
     latency: Histogram
 
 
 def make_metrics(registry: CollectorRegistry) -> ConsumerMetrics:
     return ConsumerMetrics(
-        records=Counter("pipe_consumer_records", "records read", registry=registry),
-        dropped=Counter(
-            "pipe_consumer_ring_dropped_records", "records lost to lapping", registry=registry
-        ),
-        lag=Gauge("pipe_consumer_ring_lag_records", "published minus read", registry=registry),
+        records=Counter(f"{NAMESPACE}_consumer_records", "records read", registry=registry),
         latency=Histogram(
-            "pipe_consumer_latency_seconds",
+            f"{NAMESPACE}_consumer_latency_seconds",
             "one-way ring latency, last record of each batch",
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
@@ -72,7 +66,6 @@ class ConsumerProc:
         self._lat_ns = np.zeros(WINDOW, dtype=np.int64)
         self._n = 0  # samples ever written into the window
         self._received = 0
-        self._dropped_seen = 0
         self._last_seq = -1
         self._gaps = 0
 
@@ -93,12 +86,7 @@ class ConsumerProc:
         )
         self._last_seq = int(seq[-1])
         self._received += n
-        dropped = self._ring.dropped_total
         self._m.records.inc(n)
-        if dropped > self._dropped_seen:
-            self._m.dropped.inc(dropped - self._dropped_seen)
-            self._dropped_seen = dropped
-        self._m.lag.set(self._ring.lag_records)
         self._m.latency.observe(float(lat[-1]) / 1e9)
         return n
 
@@ -125,9 +113,10 @@ class ConsumerProc:
 def main(argv: list[str] | None = None) -> int:
     config = load_section(argv, "consumer", ConsumerConfig)
     registry = CollectorRegistry()
-    with Runtime("consumer", config.runtime, registry) as rt:
+    with Runtime("consumer", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
         ring = attach_reader(config.ring, BENCH_V1, config.attach_timeout_s)
+        rt.watch_ring("bench", ring)
         notifier = WakeListener(config.producer_pub, wake_topic("bench"))
         try:
             proc = ConsumerProc(config, ring=ring, metrics=make_metrics(registry))

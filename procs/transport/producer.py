@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ipc.messages import wake_topic
 from ipc.sockets import WakeSender
-from procs._config import RuntimeConfig, load_section
+from procs._config import RuntimeConfig, config_file, load_section
 from procs._runtime import Runtime
+from procs.observe import NAMESPACE
 from shm.records import BENCH_V1, Records
 from shm.ring import RingSpec, RingWriter
 from shm.waiters import Waker
@@ -79,8 +80,8 @@ class ProducerProc:
 def main(argv: list[str] | None = None) -> int:
     config = load_section(argv, "producer", ProducerConfig)
     registry = CollectorRegistry()
-    records_total = Counter("pipe_producer_records", "records published", registry=registry)
-    with Runtime("producer", config.runtime, registry) as rt:
+    records_total = Counter(f"{NAMESPACE}_producer_records", "records published", registry=registry)
+    with Runtime("producer", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
         ring = RingWriter(
             RingSpec(name=config.ring, dtype=BENCH_V1, capacity=config.capacity_records)

@@ -124,7 +124,7 @@ class Window:
     """What one measurement window of the running pipeline saw."""
 
     seconds: float
-    ws_messages: float  # ingest's pipe_ingest_messages_total over the window
+    ws_messages: float  # ingest's bitrader_md_messages_total over the window
     orders: list[OrderEvent] = field(default_factory=list)
     signals: float = 0.0  # SIG_V1 records execution read over the window
     sig_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # recv → sig
@@ -209,7 +209,7 @@ class PipelineRun:
         return [self.ports.metrics[n] for n in names]
 
     def _ingest_messages(self) -> float:
-        return metric_sum(scrape(self.ports.metrics["ingest"]), "pipe_ingest_messages_total")
+        return metric_sum(scrape(self.ports.metrics["ingest"]), "bitrader_md_messages_total")
 
     def _exec_metric(self, name: str) -> float:
         return metric_sum(scrape(self.ports.metrics["execution"]), name)
@@ -235,7 +235,7 @@ class PipelineRun:
             if bad:
                 raise RuntimeError(f"pipeline programs failed: {bad}; logs kept in {FAILED_LOGS}")
             try:
-                if self._exec_metric("pipe_execution_orders_sent_total") > 0:
+                if self._exec_metric("bitrader_orders_sent_total") > 0:
                     return
             except OSError:
                 pass  # /metrics not up yet
@@ -259,7 +259,7 @@ class PipelineRun:
             cpu0 = self._cpu_s()
             d0 = ring.dropped_total
             m0 = self._ingest_messages()
-            s0 = self._exec_metric("pipe_execution_signals_total")
+            s0 = self._exec_metric("bitrader_signals_read_total")
             t0 = time.monotonic()
             orders: list[OrderEvent] = []
             n_sent = 0
@@ -278,7 +278,7 @@ class PipelineRun:
                     orders.append(ev)
                     n_sent += ev.status == "SENT"
             m1 = self._ingest_messages()
-            s1 = self._exec_metric("pipe_execution_signals_total")
+            s1 = self._exec_metric("bitrader_signals_read_total")
             t1 = time.monotonic()
             dropped = ring.dropped_total - d0
             book_dropped = books.dropped_total - bd0

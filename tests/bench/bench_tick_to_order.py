@@ -2,7 +2,7 @@
 (``ts_order_ns``), for the whole group under supervisord against simex (paper mode).
 
 Per md rate (~1,000 and ~10,000 WS messages/s into ingest; the achieved rate is measured from
-ingest's ``pipe_ingest_messages_total`` and reported): start the group (configs/demo.toml with
+ingest's ``bitrader_md_messages_total`` and reported): start the group (configs/demo.toml with
 free ports, a fresh namespace and run dir, a strategy that requotes on every tick), record a few
 thousand real simex frames with their arrival offsets, then collect every order's stamps from
 execution's ``ord.`` events (status SENT) and every signal's ``ts_sig - ts_recv`` from the sig

@@ -1,7 +1,7 @@
 """The whole pipeline group under supervisord against simex: it trades, and every view agrees.
 
 One group, one test, four checks in order (each failure names its check and shows the group):
-health is green for every program, every process serves its ``pipe_<proc>_`` metrics, orders are
+health is green for every program, every process serves its ``bitrader_*`` metrics, orders are
 placed and filled and the journal agrees with simex's positions and wallet, and after ``stop``
 the capture file holds every stream. One test rather than four sharing a module-scoped group:
 xdist would split those across workers (see tests/helpers/group_run.py ``group_lock``).
@@ -62,23 +62,25 @@ def _check_metrics(g: Group) -> None:
     assert set(g.cfg.metrics_ports) >= set(STAGES)
     for proc in g.cfg.metrics_ports:
         text = g.metrics(proc)
-        assert re.search(rf"^pipe_{proc}_\w+ ", text, re.M), f"{proc}:\n{text[:2000]}"
-        beats = re.search(rf"^pipe_{proc}_heartbeats_total (\S+)$", text, re.M)
+        label = f'proc="{proc}"'
+        beats = re.search(rf"^bitrader_heartbeats_total{{{label}}} (\S+)$", text, re.M)
         assert beats, f"{proc}:\n{text[:2000]}"
         assert float(beats.group(1)) > 0, f"{proc}:\n{text[:2000]}"
         if proc not in STAGES:
             continue  # simex serves the runtime's metrics only
         work = [  # counters of work done (not heartbeats): some must have counted
             float(v)
-            for name, v in re.findall(rf"^(pipe_{proc}_\w+_total)(?:{{.*}})? (\S+)$", text, re.M)
+            for name, v in re.findall(r"^(bitrader_\w+_total)\{(?:.*)\} (\S+)$", text, re.M)
             if "heartbeat" not in name
         ]
         assert sum(work) > 0, f"{proc}:\n{text[:3000]}"
     text = g.metrics("execution")
-    count = re.search(r"^pipe_execution_tick_to_order_seconds_count (\S+)$", text, re.M)
+    count = re.search(
+        r'^bitrader_tick_to_order_seconds_count\{proc="execution"\} (\S+)$', text, re.M
+    )
     assert count, text
     assert float(count.group(1)) >= 1, text
-    assert "pipe_execution_tick_to_order_seconds_bucket{le=" in text
+    assert 'bitrader_tick_to_order_seconds_bucket{le="5e-06",proc="execution"}' in text
 
 
 def _check_journal_agrees_with_simex(g: Group) -> None:

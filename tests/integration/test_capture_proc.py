@@ -163,11 +163,13 @@ def test_capture_proc_lagging_counts_drops_instead_of_blocking(tmp_path, run_dir
         captured = r.count("md.book")
     assert captured == int(c["md.book.records_total"])
     assert captured + dropped == published  # every record is either captured or counted
+    book = 'proc="capture",ring="md.book"'
+    assert f"bitrader_ring_dropped_records_total{{{book}}} {float(dropped)}" in metrics
+    assert f"bitrader_ring_lag_records{{{book}}} 0.0" in metrics
     assert (
-        f'pipe_capture_ring_dropped_records_total{{stream="md.book"}} {float(dropped)}' in metrics
+        f'bitrader_capture_records_total{{proc="capture",stream="md.book"}} {float(captured)}'
+        in metrics
     )
-    assert 'pipe_capture_ring_lag_records{stream="md.book"} 0.0' in metrics
-    assert f'pipe_capture_records_total{{stream="md.book"}} {float(captured)}' in metrics
 
 
 def _scrape(port: int) -> str:

@@ -73,15 +73,16 @@ def test_ingest_heartbeat_and_metrics_show_progress(sx, tmp_path, run_dir, ns):
 
     assert hb.proc == "ingest"
     for name in (
-        'pipe_ingest_messages_total{channel="depth_book15"}',
-        'pipe_ingest_messages_total{channel="trade"}',
-        'pipe_ingest_records_total{ring="md.book"}',
-        'pipe_ingest_records_total{ring="md.trade"}',
-        'pipe_ingest_feed_latency_seconds_bucket{le="0.0001"}',
-        'pipe_ingest_feed_latency_seconds_bucket{le="10.0"}',
-        'pipe_ingest_publish_seconds_count{ring="md.book"}',
-        "pipe_ingest_stale_symbols 0.0",
-        "pipe_ingest_reconnects_total 0.0",
+        'bitrader_md_messages_total{channel="depth_book15",proc="ingest"}',
+        'bitrader_md_messages_total{channel="trade",proc="ingest"}',
+        'bitrader_md_records_total{proc="ingest",ring="md.book"}',
+        'bitrader_md_records_total{proc="ingest",ring="md.trade"}',
+        'bitrader_md_feed_latency_seconds_bucket{le="0.0001",proc="ingest"}',
+        'bitrader_md_feed_latency_seconds_bucket{le="10.0",proc="ingest"}',
+        'bitrader_md_publish_seconds_count{proc="ingest",ring="md.book"}',
+        'bitrader_md_stale_symbols{proc="ingest"} 0.0',
+        'bitrader_md_reconnects_total{proc="ingest"} 0.0',
+        'bitrader_step_seconds_count{proc="ingest"}',
     ):
         assert name in text, name
 

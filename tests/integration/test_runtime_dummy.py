@@ -242,13 +242,13 @@ def test_dummy_serves_metrics_on_configured_port(start_dummy):
     def scrape() -> str | None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             body = r.read().decode()
-        return body if "pipe_dummy_heartbeats_total" in body else None
+        return body if 'bitrader_heartbeats_total{proc="dummy"}' in body else None
 
     body = eventually(scrape, timeout_s=10)
 
     assert body is not None
-    assert "pipe_dummy_steps_total" in body
-    assert 'pipe_dummy_step_seconds_bucket{le="1e-06"}' in body
+    assert 'bitrader_steps_total{proc="dummy"}' in body
+    assert 'bitrader_step_seconds_bucket{le="1e-06",proc="dummy"}' in body
 
 
 def test_runtime_wake_sender_reaches_wake_listener_of_another_runtime(run_dir, ns):

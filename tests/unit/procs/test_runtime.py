@@ -162,14 +162,14 @@ def test_stop_flag_installed_signal_sets_flag_with_its_name(restore_signals, sig
 
 def test_make_runtime_metrics_registers_prefixed_names():
     registry = CollectorRegistry()
-    m = make_runtime_metrics(registry, "features")
+    m = make_runtime_metrics(registry)
 
     m.steps.inc(2)
     m.step_seconds.observe(3e-6)
 
-    assert registry.get_sample_value("pipe_features_steps_total") == 2
-    assert registry.get_sample_value("pipe_features_step_seconds_bucket", {"le": "5e-06"}) == 1
-    assert registry.get_sample_value("pipe_features_heartbeats_total") == 0
+    assert registry.get_sample_value("bitrader_steps_total") == 2
+    assert registry.get_sample_value("bitrader_step_seconds_bucket", {"le": "3e-06"}) == 1
+    assert registry.get_sample_value("bitrader_heartbeats_total") == 0
 
 
 @pytest.mark.parametrize(
@@ -259,9 +259,9 @@ def test_runtime_run_counts_steps_and_reports_stage_health():
     health = rt.health()
 
     assert rc == EXIT_OK
-    assert registry.get_sample_value("pipe_t_steps_total") == 3
-    assert registry.get_sample_value("pipe_t_step_items_total") == 5
-    assert registry.get_sample_value("pipe_t_step_seconds_count") == 2
+    assert registry.get_sample_value("bitrader_steps_total") == 3
+    assert registry.get_sample_value("bitrader_step_items_total") == 5
+    assert registry.get_sample_value("bitrader_step_seconds_count") == 2
     assert health["counters"] == {"steps": 3, "last_seq": 99}
     assert (health["steps_total"], health["items_total"]) == (3, 5)
 

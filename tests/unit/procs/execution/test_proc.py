@@ -54,10 +54,10 @@ def test_proc_signal_places_order_carrying_tick_stamps(rig):
     events = [ORDER_EVENT_DECODER.decode(p) for t, p in rig.pub.sent if t.startswith(b"ord.")]
     assert [e.status for e in events if isinstance(e, OrderEvent)] == ["SENT", "ACKED"]
     assert all(e.ts_recv_ns == ts_recv and e.ts_order_ns == rig.now() for e in events)
-    assert rig.sample("pipe_execution_tick_to_order_seconds_count") == 1
-    assert rig.sample("pipe_execution_tick_to_order_seconds_sum") == pytest.approx(100e-6)
+    assert rig.sample("bitrader_tick_to_order_seconds_count") == 1
+    assert rig.sample("bitrader_tick_to_order_seconds_sum") == pytest.approx(100e-6)
     for stage in ("recv_to_ingest", "ingest_to_features", "features_to_signal", "signal_to_order"):
-        assert rig.sample("pipe_execution_stage_seconds_count", stage=stage) == 1
+        assert rig.sample("bitrader_stage_seconds_count", stage=stage) == 1
     assert rig.proc.journal.count("intents") == 1
     assert rig.proc.health()["last_tick_to_order_us"] == pytest.approx(100.0)
 
@@ -79,7 +79,7 @@ def test_proc_refusal_counted_journaled_and_nothing_sent(tmp_path, ns):
         assert reconciled(r)
         r.tick(0.5)
         assert r.venue.placed == []
-        assert r.sample("pipe_execution_refusals_total", reason="max_order_notional") == 1
+        assert r.sample("bitrader_order_refusals_total", reason="max_order_notional") == 1
         assert r.proc.journal.count("risk_events") == 1
         [risk] = [ORDER_EVENT_DECODER.decode(p) for t, p in r.pub.sent if t == b"risk."]
         assert isinstance(risk, RiskEvent)
@@ -95,7 +95,7 @@ def test_proc_breaker_reducing_refuses_opening_order(rig):
     rig.tick(0.5)
 
     assert rig.venue.placed == []
-    assert rig.sample("pipe_execution_refusals_total", reason="breaker_reducing") == 1
+    assert rig.sample("bitrader_order_refusals_total", reason="breaker_reducing") == 1
     assert rig.proc.state == "reducing"
 
 
@@ -160,7 +160,7 @@ def test_proc_kill_switch_cancels_resting_and_blocks_new(rig):
     assert rig.proc.state == "killed"
     rig.tick(0.6, 60010.0, 60010.2)
     assert len(rig.venue.placed) == 1
-    assert rig.sample("pipe_execution_refusals_total", reason="kill_switch") >= 1
+    assert rig.sample("bitrader_order_refusals_total", reason="kill_switch") >= 1
 
 
 def test_proc_unknown_place_resolved_by_query_never_assumed(tmp_path, ns):

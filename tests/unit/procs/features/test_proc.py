@@ -167,13 +167,13 @@ def test_features_proc_counters_reach_prometheus_at_the_flush_period(rings, ring
     w_book.publish(books)
 
     proc.step()
-    held = registry.get_sample_value("pipe_features_books_total")
+    held = registry.get_sample_value("bitrader_features_books_read_total")
     now[0] = int(cfg.metrics_flush_s * 1e9)
     proc.step()
 
     assert held == 0
-    assert registry.get_sample_value("pipe_features_books_total") == 2
-    assert registry.get_sample_value("pipe_features_records_total") == 2
+    assert registry.get_sample_value("bitrader_features_books_read_total") == 2
+    assert registry.get_sample_value("bitrader_features_records_total") == 2
     proc.close()
 
 

@@ -43,7 +43,7 @@ def test_step_publishes_one_signal_per_feature_record_with_stamps(make_rig):
     assert np.all(np.isnan(sig["challenger"]))
     assert np.all(sig["ts_sig_ns"] >= feats["ts_feat_ns"])
     assert rig.waker.notified == 1
-    assert rig.metric("pipe_inference_records_total") == 5
+    assert rig.metric("bitrader_inference_records_total") == 5
     assert rig.proc.health()["last_seq"] == 4
 
 
@@ -70,8 +70,8 @@ def test_step_broken_model_output_falls_back_and_counts(make_rig, model, overrid
     assert np.all(sig["flags"] & FLAG_FALLBACK)
     np.testing.assert_array_equal(sig["score"][:8], fallback_score(feats["x"]))
     assert np.all(sig["model_version"] == 0)
-    assert rig.metric("pipe_inference_fallback_total", reason=reason) == 2
-    assert rig.metric("pipe_inference_fallback_records_total", reason=reason) == 9
+    assert rig.metric("bitrader_inference_fallback_batches_total", reason=reason) == 2
+    assert rig.metric("bitrader_inference_fallback_records_total", reason=reason) == 9
     health = rig.proc.health()
     assert health["fallback_total"] == 2
     assert health["last_fallback_reason"] == reason
@@ -87,7 +87,7 @@ def test_step_healthy_model_no_fallback_counted(make_rig):
 
     assert not np.any(sig["flags"] & FLAG_FALLBACK)
     assert rig.proc.health()["fallback_total"] == 0
-    assert rig.metric("pipe_inference_fallback_total", reason="nonfinite") == 0
+    assert rig.metric("bitrader_inference_fallback_batches_total", reason="nonfinite") == 0
 
 
 def test_step_without_model_scores_with_fallback(make_rig):
@@ -102,7 +102,7 @@ def test_step_without_model_scores_with_fallback(make_rig):
     np.testing.assert_array_equal(sig["score"], fallback_score(feats["x"]))
     health = rig.proc.health()
     assert (health["model_ok"], health["last_fallback_reason"]) == (0, "no_model")
-    assert rig.metric("pipe_inference_model_ok") == 0
+    assert rig.metric("bitrader_model_ok") == 0
 
 
 def _reload_tick(rig: Any) -> None:
@@ -135,8 +135,8 @@ def test_reload_new_version_swaps_between_batches_without_dropping(make_rig):
     )
     assert rig.proc.champion is not None
     assert rig.proc.champion.version == 2
-    assert rig.metric("pipe_inference_reloads_total", model="champion", result="ok") == 1
-    assert rig.metric("pipe_inference_model_version", model="champion") == 2
+    assert rig.metric("bitrader_model_reloads_total", model="champion", result="ok") == 1
+    assert rig.metric("bitrader_model_version", model="champion") == 2
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_reload_bad_file_refused_old_model_keeps_running(make_rig, bad):
 
     assert np.all(sig["model_version"] == 1)
     assert not np.any(sig["flags"] & FLAG_FALLBACK)
-    assert rig.metric("pipe_inference_reloads_total", model="champion", result="refused") == 1
+    assert rig.metric("bitrader_model_reloads_total", model="champion", result="refused") == 1
     health = rig.proc.health()
     assert health["reload_refused_total"] == 1
     assert "model" in str(health["last_reload_error"])
@@ -202,8 +202,8 @@ def test_challenger_agreement_ratio_on_constructed_rows(make_rig):
 
     np.testing.assert_allclose(sig["challenger"], np.tanh(feats["x"][:, 1]), atol=1e-6)
     assert rig.proc.agreement_ratio() == pytest.approx(0.6)
-    assert rig.metric("pipe_inference_challenger_agreement_ratio") == pytest.approx(0.6)
-    assert rig.metric("pipe_inference_model_version", model="challenger") == 9
+    assert rig.metric("bitrader_model_challenger_agreement_ratio") == pytest.approx(0.6)
+    assert rig.metric("bitrader_model_version", model="challenger") == 9
     assert rig.proc.health()["challenger_agreement_ratio"] == pytest.approx(0.6)
 
 
@@ -216,7 +216,9 @@ def test_challenger_broken_output_published_as_nan_champion_unaffected(make_rig)
 
     assert np.all(np.isnan(sig["challenger"]))
     assert not np.any(sig["flags"] & FLAG_FALLBACK)
-    assert rig.metric("pipe_inference_challenger_rejected_total", reason="nonfinite") == 1
+    assert (
+        rig.metric("bitrader_inference_challenger_rejected_batches_total", reason="nonfinite") == 1
+    )
     assert math.isnan(rig.proc.agreement_ratio())
 
 
@@ -237,20 +239,10 @@ def test_hit_rate_champion_and_challenger_from_later_mids(make_rig):
     # rows 0..14 have data 5 ms ahead of them (row 19 is 19 ms); 15 resolved
     assert rig.proc.hit_rate("champion") == 1.0
     assert rig.proc.hit_rate("challenger") == 0.0
-    assert rig.metric("pipe_inference_hit_rate", model="champion") == 1.0
+    assert rig.metric("bitrader_model_hit_rate_ratio", model="champion") == 1.0
     assert [rig.proc._card.counted(i) for i in (0, 1)] == [15, 15]
     health = rig.proc.health()
     assert (health["hit_pending_records"], health["hit_pending_dropped_total"]) == (5, 0)
-
-
-def test_ring_lag_and_dropped_exported(make_rig):
-    rig = make_rig(batch_max=4)
-    rig.feat.publish(make_feats(0, 10))
-
-    rig.proc.step()
-
-    assert rig.metric("pipe_inference_ring_lag_records") == 6
-    assert rig.metric("pipe_inference_ring_dropped_records_total") == 0
 
 
 def _cfg(**kw: Any) -> dict[str, Any]:

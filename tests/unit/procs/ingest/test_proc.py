@@ -266,14 +266,14 @@ def test_proc_health_counters_and_metrics(rig):
     assert isinstance(h["book_age_s.BTCUSDT"], float)
     assert h["msgs_total"] == 3
     assert p.mark_px[1] == 3000.5
-    assert rig.sample("pipe_ingest_messages_total", {"channel": "trade"}) == 1
-    assert rig.sample("pipe_ingest_records_total", {"ring": "md.trade"}) == 3
-    assert rig.sample("pipe_ingest_records_total", {"ring": "md.book"}) == 1
-    assert rig.sample("pipe_ingest_feed_latency_seconds_count") == 4
-    assert rig.sample("pipe_ingest_feed_latency_seconds_bucket", {"le": "0.0001"}) == 0
-    assert rig.sample("pipe_ingest_feed_latency_seconds_bucket", {"le": "10.0"}) == 4
-    assert rig.sample("pipe_ingest_publish_seconds_count", {"ring": "md.book"}) == 1
-    assert rig.sample("pipe_ingest_stale_symbols") == 0
+    assert rig.sample("bitrader_md_messages_total", {"channel": "trade"}) == 1
+    assert rig.sample("bitrader_md_records_total", {"ring": "md.trade"}) == 3
+    assert rig.sample("bitrader_md_records_total", {"ring": "md.book"}) == 1
+    assert rig.sample("bitrader_md_feed_latency_seconds_count") == 4
+    assert rig.sample("bitrader_md_feed_latency_seconds_bucket", {"le": "0.0001"}) == 0
+    assert rig.sample("bitrader_md_feed_latency_seconds_bucket", {"le": "10.0"}) == 4
+    assert rig.sample("bitrader_md_publish_seconds_count", {"ring": "md.book"}) == 1
+    assert rig.sample("bitrader_md_stale_symbols") == 0
 
 
 def _run(rig: Rig, ws: FakeWs, body: Callable[[], Any]) -> None:
@@ -347,8 +347,8 @@ def test_proc_run_crossed_book_is_flagged_and_triggers_a_resync(rig):
     assert crossed["symbol_id"].tolist() == [0]
     assert _snapshots(rig)[-1]["symbol_id"] == 0
     assert rig.proc.health()["crossed_total"] == 1
-    assert rig.sample("pipe_ingest_crossed_books_total") == 1
-    assert rig.sample("pipe_ingest_resyncs_total", {"reason": "crossed"}) == 1
+    assert rig.sample("bitrader_md_crossed_books_total") == 1
+    assert rig.sample("bitrader_md_resyncs_total", {"reason": "crossed"}) == 1
     assert rig.rest.calls.count("BTCUSDT") == 2
 
 
@@ -363,7 +363,7 @@ def test_proc_run_failed_resync_is_counted_and_retried(rig):
 
     assert rig.proc.health()["resync_errors_total"] == 1
     assert len(rig.rest.calls) == 3
-    assert rig.sample("pipe_ingest_resync_errors_total") == 1
+    assert rig.sample("bitrader_md_resync_errors_total") == 1
 
 
 def test_proc_run_raises_the_ws_clients_fatal_error(rig):

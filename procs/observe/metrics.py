@@ -1,0 +1,119 @@
+"""Metric conventions shared by every process: the namespace, latency buckets, state gauges,
+the standard collectors (process, platform, GC) and ``bitrader_build_info``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Final
+
+from prometheus_client import (
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+NAMESPACE: Final = "bitrader"
+
+
+def _geometric(lo: float, hi: float, steps: Sequence[float]) -> tuple[float, ...]:
+    # ``steps`` per decade (1, 1.5, 2, 3, 5, 7.5): bucket edges at most 5/3 apart, so
+    # histogram_quantile's linear interpolation is off by well under half a bucket
+    out: list[float] = []
+    decade = 1e-7
+    while decade <= hi:
+        out += [round(decade * s, 12) for s in steps if lo <= round(decade * s, 12) <= hi]
+        decade *= 10
+    return tuple(out)
+
+
+# 5 µs to 1 s, six edges per decade: the demo's p99 (tens to hundreds of ms) has seven buckets
+LATENCY_BUCKETS_S: Final = _geometric(5e-6, 1.0, (1, 1.5, 2, 3, 5, 7.5))
+# steps of an idle-fast loop take 1-5 µs: three more edges below
+STEP_BUCKETS_S: Final = (1e-6, 2e-6, 3e-6, *LATENCY_BUCKETS_S)
+# venue round trips and ms-stamped feed latency can pass a second
+SLOW_BUCKETS_S: Final = (*LATENCY_BUCKETS_S, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+def disable_created_series() -> None:
+    """Drop the ``*_created`` samples: Prometheus 2 stores them as gauges nobody queries."""
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+
+
+class StateGauge(Collector):
+    """One series per state, 1 for the current one and 0 for the rest (read at scrape time).
+
+    ``name{state="halted"} 1``: ``max by (proc) (name{state="halted"}) == 1`` alerts without
+    decoding a number, and a new state is a new series, never a renumbering.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, states: Iterable[str], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.states = tuple(states)
+        self.current = self.states[0]
+        registry.register(self)
+
+    def set(self, state: str) -> None:
+        """Make ``state`` the current one (an unknown state is a programming error)."""
+        if state not in self.states:
+            raise ValueError(f"{self.name}: unknown state {state!r}; known {self.states}")
+        self.current = state
+
+    def collect(self) -> Iterable[Metric]:
+        g = GaugeMetricFamily(self.name, self.documentation, labels=["state"])
+        current = self.current  # one read: a scrape sees exactly one state at 1
+        for s in self.states:
+            g.add_metric([s], 1.0 if s == current else 0.0)
+        yield g
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+
+def build_version() -> str:
+    """The installed bitrader distribution's version ("unknown" when not installed)."""
+    try:
+        return metadata.version("bitrader")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def config_hash(path: str | Path | None) -> str:
+    """The first 12 hex digits of the config file's SHA-256 ("none" without a file)."""
+    if path is None:
+        return "none"
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unreadable"
+
+
+def register_standard(registry: CollectorRegistry, config_path: str | Path | None) -> None:
+    """Register process (CPU, RSS, fds), platform (Python), GC and build-info collectors."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    info = GaugeMetricFamily(
+        f"{NAMESPACE}_build_info",
+        "always 1: the running version and the SHA-256 prefix of the config file",
+        labels=["version", "config_hash"],
+    )
+    info.add_metric([build_version(), config_hash(config_path)], 1.0)
+    registry.register(_Constant(info))
+
+
+class _Constant(Collector):
+    def __init__(self, metric: Metric) -> None:
+        self._metric = metric
+
+    def collect(self) -> Iterable[Metric]:
+        yield self._metric

@@ -1,0 +1,97 @@
+"""procs.observe: buckets, state gauges, the proc label and the scrape-time ring collector."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+from procs.observe import (
+    LATENCY_BUCKETS_S,
+    STEP_BUCKETS_S,
+    ProcLabelled,
+    RingCollector,
+    StateGauge,
+    config_hash,
+    register_standard,
+)
+from shm.records import BENCH_V1
+from shm.ring import RingReader, RingSpec, RingWriter
+
+
+def test_latency_buckets_span_5us_to_1s_at_most_5_3_apart():
+    b = LATENCY_BUCKETS_S
+    assert (b[0], b[-1]) == (5e-6, 1.0)
+    assert list(b) == sorted(set(b))
+    assert max(hi / lo for lo, hi in itertools.pairwise(b)) <= 5 / 3 + 1e-9
+    # the 20-500 ms range where the demo's p99 sits has more than three buckets
+    assert len([x for x in b if 0.02 <= x <= 0.5]) >= 8
+    assert STEP_BUCKETS_S[:3] == (1e-6, 2e-6, 3e-6)
+
+
+def test_state_gauge_has_one_series_per_state_and_exactly_one_at_1():
+    registry = CollectorRegistry()
+    g = StateGauge("bitrader_x_state", "doc", ("active", "halted"), registry)
+    assert registry.get_sample_value("bitrader_x_state", {"state": "active"}) == 1
+    g.set("halted")
+    assert registry.get_sample_value("bitrader_x_state", {"state": "active"}) == 0
+    assert registry.get_sample_value("bitrader_x_state", {"state": "halted"}) == 1
+    with pytest.raises(ValueError, match="unknown state"):
+        g.set("bogus")
+
+
+def test_proc_labelled_adds_proc_to_every_sample_and_standard_collectors(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[x]\n")
+    registry = CollectorRegistry()
+    Counter("bitrader_things", "doc", ["kind"], registry=registry).labels("a").inc()
+    register_standard(registry, cfg)
+
+    text = generate_latest(ProcLabelled(registry, "ingest")).decode()
+
+    assert 'bitrader_things_total{kind="a",proc="ingest"} 1.0' in text
+    assert f'config_hash="{config_hash(cfg)}"' in text
+    assert 'process_resident_memory_bytes{proc="ingest"}' in text
+    assert "python_info{" in text
+    samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert samples
+    assert all('proc="ingest"' in ln for ln in samples)
+    assert registry.get_sample_value("bitrader_things_total", {"kind": "a"}) == 1  # inner: bare
+
+
+def test_config_hash_changes_with_the_file(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("a = 1\n")
+    h1 = config_hash(p)
+    p.write_text("a = 2\n")
+    assert len(h1) == 12
+    assert config_hash(p) != h1
+    assert config_hash(None) == "none"
+    assert config_hash(tmp_path / "missing") == "unreadable"
+
+
+def test_ring_collector_reads_lag_and_drops_at_scrape_time(ring_name):
+    collector = RingCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    with RingWriter(RingSpec(name=ring_name, dtype=BENCH_V1, capacity=8)) as w:
+        reader = RingReader(ring_name, BENCH_V1)
+        collector.watch("bench", reader)
+        recs = np.zeros(20, BENCH_V1)
+        recs["seq"] = np.arange(20)
+        w.publish(recs[:5])
+        assert registry.get_sample_value("bitrader_ring_lag_records", {"ring": "bench"}) == 5
+        w.publish(recs[5:12])
+        w.publish(recs[12:])  # 20 published into 8 slots: the reader is lapped
+        got = reader.poll(100)
+        assert len(got) == 8
+        labels = {"ring": "bench"}
+        assert registry.get_sample_value("bitrader_ring_dropped_records_total", labels) == 12
+        assert registry.get_sample_value("bitrader_ring_lag_records", labels) == 0
+        assert registry.get_sample_value("bitrader_ring_reattach_total", labels) == 0
+        reader.close()
+        # closed: no lag (it cannot be read), drops still reported
+        assert registry.get_sample_value("bitrader_ring_lag_records", labels) is None
+        assert registry.get_sample_value("bitrader_ring_dropped_records_total", labels) == 12
