@@ -68,7 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         def load(data: bytes, source: str) -> Model:
             return OnnxModel.from_bytes(data, FEATURES, batch_max=config.batch_max, source=source)
 
-        champion_watch: ModelWatcher[Model] = ModelWatcher(CHAMPION, config.model_path, load)
+        def load_champion(data: bytes, source: str) -> Model:
+            # the champion trades: only a model that passed the promotion gate (procs.ml.gate);
+            # the challenger is scored in the shadow and may be anything sound
+            return OnnxModel.from_bytes(
+                data, FEATURES, batch_max=config.batch_max, source=source, require_promotable=True
+            )
+
+        champion_watch: ModelWatcher[Model] = ModelWatcher(
+            CHAMPION, config.model_path, load_champion
+        )
         champion = _load_startup(champion_watch)
         if champion is None and config.require_model:
             log.error("config error path=$.inference.require_model: true and no model loaded")

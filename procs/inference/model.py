@@ -19,8 +19,22 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from procs.inference.errors import ModelError, ModelInfo, ModelLoadError, ModelMetadataError
-from procs.ml.meta import INPUT_NAME, META_DATA_HASH, META_FEATURES, META_HORIZON, META_VERSION
+from procs.inference.errors import (
+    ModelError,
+    ModelInfo,
+    ModelLoadError,
+    ModelMetadataError,
+    ModelNotPromotableError,
+)
+from procs.ml.meta import (
+    INPUT_NAME,
+    META_DATA_HASH,
+    META_FEATURES,
+    META_GATE,
+    META_HORIZON,
+    META_PROMOTABLE,
+    META_VERSION,
+)
 from procs.ml.meta import OUTPUT_NAME as SCORE_NAME
 
 __all__ = [
@@ -28,6 +42,7 @@ __all__ = [
     "ModelInfo",
     "ModelLoadError",
     "ModelMetadataError",
+    "ModelNotPromotableError",
     "OnnxModel",
     "check_feature_names",
 ]
@@ -90,6 +105,7 @@ def _read_metadata(meta: dict[str, str], expected: Sequence[str], source: str) -
         horizon = float(meta[META_HORIZON]) if META_HORIZON in meta else None
     except ValueError:
         raise ModelMetadataError(f"model {source}: {META_HORIZON!r} is not a number") from None
+    promotable, reasons = _read_gate(meta, source)
     return ModelInfo(
         source=source,
         file_sha256="",
@@ -97,7 +113,40 @@ def _read_metadata(meta: dict[str, str], expected: Sequence[str], source: str) -
         data_sha256=data_hash,
         feature_names=tuple(names),
         horizon_s=horizon,
+        promotable=promotable,
+        gate_reasons=reasons,
     )
+
+
+def _read_gate(meta: dict[str, str], source: str) -> tuple[bool | None, tuple[str, ...]]:
+    raw = meta.get(META_PROMOTABLE)
+    if raw is None:
+        return None, ()
+    if raw not in ("true", "false"):
+        raise ModelMetadataError(
+            f"model {source}: {META_PROMOTABLE!r} must be 'true' or 'false', was {raw!r}"
+        )
+    reasons: tuple[str, ...] = ()
+    try:
+        gate = json.loads(meta.get(META_GATE, "{}"))
+        if isinstance(gate, dict) and isinstance(gate.get("reasons"), list):
+            reasons = tuple(str(r) for r in gate["reasons"])
+    except json.JSONDecodeError:
+        reasons = (f"{META_GATE!r} is not JSON",)
+    return raw == "true", reasons
+
+
+def check_promotable(info: ModelInfo) -> None:
+    """Raise ModelNotPromotableError unless the model passed the promotion gate (procs.ml.gate)."""
+    if info.promotable is True:
+        return
+    why = (
+        "it carries no promotion-gate verdict (metadata 'promotable' missing; "
+        "retrain with bitrader train)"
+        if info.promotable is None
+        else "it did not pass the promotion gate: " + "; ".join(info.gate_reasons or ("?",))
+    )
+    raise ModelNotPromotableError(f"model {info.source}: not promotable to champion: {why}")
 
 
 def _session(data: bytes, source: str) -> ort.InferenceSession:
@@ -193,12 +242,19 @@ class OnnxModel:
         *,
         batch_max: int = 1024,
         source: str = "<bytes>",
+        require_promotable: bool = False,
     ) -> OnnxModel:
-        """Like ``load`` for model bytes already read (the hot-reload path reads once)."""
+        """Like ``load`` for model bytes already read (the hot-reload path reads once).
+
+        ``require_promotable`` (the champion's loader): raise ``ModelNotPromotableError`` unless
+        the metadata says the model passed the promotion gate.
+        """
         sess = _session(data, source)
         meta = dict(sess.get_modelmeta().custom_metadata_map)
         info = _read_metadata(meta, expected_features, source)
         _check_io(sess, len(expected_features), source)
+        if require_promotable:
+            check_promotable(info)
         info = ModelInfo(
             source=info.source,
             file_sha256=hashlib.sha256(data).hexdigest(),
@@ -206,6 +262,8 @@ class OnnxModel:
             data_sha256=info.data_sha256,
             feature_names=info.feature_names,
             horizon_s=info.horizon_s,
+            promotable=info.promotable,
+            gate_reasons=info.gate_reasons,
         )
         try:
             model = cls(sess, info, batch_max)

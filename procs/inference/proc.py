@@ -180,6 +180,7 @@ def make_metrics(registry: CollectorRegistry) -> InferenceMetrics:
     for role in (CHAMPION, CHALLENGER):
         m.reloads.labels(model=role, result="ok")
         m.reloads.labels(model=role, result="refused")
+        m.reloads.labels(model=role, result="not_promotable")
         m.hit_rate.labels(model=role).set(math.nan)
     m.agreement.set(math.nan)
     return m
@@ -361,11 +362,16 @@ class InferenceProc:
         )
 
     def _sync_refusals(self) -> None:
+        # result="refused": unusable files; result="not_promotable": sound, but failed the gate
         for role, watch in self._watches:
-            seen = self._refused_seen.get(role, 0)
-            if watch.refused_total > seen:
-                self._m.reloads.labels(model=role, result="refused").inc(watch.refused_total - seen)
-                self._refused_seen[role] = watch.refused_total
+            for result, total in (
+                ("refused", watch.refused_total - watch.not_promotable_total),
+                ("not_promotable", watch.not_promotable_total),
+            ):
+                seen = self._refused_seen.get(f"{role}/{result}", 0)
+                if total > seen:
+                    self._m.reloads.labels(model=role, result=result).inc(total - seen)
+                    self._refused_seen[f"{role}/{result}"] = total
 
     def _set_model_gauges(self) -> None:
         champ, chal = self._champion, self._challenger
@@ -420,6 +426,7 @@ class InferenceProc:
             "last_fallback_reason": self.last_fallback_reason,
             "reloads_total": sum(w.loaded_total for _, w in self._watches),
             "reload_refused_total": sum(w.refused_total for _, w in self._watches),
+            "reload_not_promotable_total": sum(w.not_promotable_total for _, w in self._watches),
             "last_reload_error": champ_watch.last_error,
             "ring_lag_records": self._feat.lag_records,
             "ring_dropped_total": self._feat.dropped_total,

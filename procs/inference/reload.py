@@ -3,7 +3,9 @@
 The file is looked at (stat: inode, mtime, size) no more often than the caller asks. A change
 is acted on once the stat has stayed the same for two looks (a file still being written is left
 alone); the bytes are then read once, hashed, and loaded from those very bytes. A file that
-fails to load is refused and remembered until it changes again; the running model stays.
+fails to load is refused and remembered until it changes again; the running model stays. The
+champion's loader also refuses a sound model that did not pass the promotion gate
+(``ModelNotPromotableError``): counted apart, in ``not_promotable_total``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from procs.inference.errors import ModelError, ModelLoadError
+from procs.inference.errors import ModelError, ModelLoadError, ModelNotPromotableError
 
 __all__ = ["ModelWatcher", "file_sha256"]
 
@@ -53,13 +55,19 @@ class ModelWatcher(Generic[M]):
         self.sha256 = ""  # of the bytes the running model came from
         self._refused_sha = ""
         self.loaded_total = 0
-        self.refused_total = 0
+        self.refused_total = 0  # every refusal, not-promotable ones included
+        self.not_promotable_total = 0
         self.last_error = ""
 
     def load_now(self) -> M:
         """Load the file as it is now (start-up); raise ``ModelError`` if it is not usable."""
         fp = _stat(self.path)
-        model, sha = self._read_and_load()
+        try:
+            model, sha = self._read_and_load()
+        except ModelNotPromotableError:
+            self.refused_total += 1
+            self.not_promotable_total += 1
+            raise
         self._seen, self._pending, self.sha256 = fp, None, sha
         self.loaded_total += 1
         return model
@@ -98,6 +106,10 @@ class ModelWatcher(Generic[M]):
             return None  # touched, or copied over with bytes already judged
         try:
             model = self._load(data, self.path)
+        except ModelNotPromotableError as exc:
+            self.not_promotable_total += 1
+            self._refuse(str(exc), sha)
+            return None
         except ModelError as exc:
             self._refuse(str(exc), sha)
             return None

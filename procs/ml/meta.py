@@ -14,8 +14,10 @@ __all__ = [
     "META_DATA_HASH",
     "META_DEADBAND",
     "META_FEATURES",
+    "META_GATE",
     "META_HORIZON",
     "META_LINEAR",
+    "META_PROMOTABLE",
     "META_SEED",
     "META_VERSION",
     "OUTPUT_NAME",
@@ -34,3 +36,7 @@ META_DEADBAND: Final = "label_deadband_bps"
 META_CREATED: Final = "created_utc"
 META_LINEAR: Final = "linear_params"  # JSON of procs.scoring.LinearScorer (numpy reference)
 META_SEED: Final = "seed"
+# the promotion gate (procs.ml.gate): "true" only when the model beat the rule-based scorer and a
+# no-skill baseline on held-out data; inference will not make a champion of anything else
+META_PROMOTABLE: Final = "promotable"
+META_GATE: Final = "gate"  # JSON: {"promotable": bool, "reasons": [why not, ...]}

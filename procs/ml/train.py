@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from procs.features.engine import FEATURES, N_FEATURES
-from procs.ml import meta
+from procs.ml import gate, meta
 from procs.ml.dataset import Dataset, build_dataset
 from procs.scoring import LinearScorer, fallback_score
 
@@ -36,6 +37,8 @@ META_DEADBAND: Final = meta.META_DEADBAND
 META_CREATED: Final = meta.META_CREATED
 META_LINEAR: Final = meta.META_LINEAR
 META_SEED: Final = meta.META_SEED
+META_PROMOTABLE: Final = meta.META_PROMOTABLE
+META_GATE: Final = meta.META_GATE
 OPSET: Final = {"": 17, "ai.onnx.ml": 3}
 
 I64 = npt.NDArray[np.int64]
@@ -52,6 +55,8 @@ class TrainConfig:
     max_iter: int = 2000
     model_version: int = 1
     created_utc: str | None = None  # None: the end of the training data (reproducible)
+    gate_blocks: int = 10  # the promotion gate's time blocks over the held-out period
+    gate_z: float = 2.0  # its margin: per-block mean lead - z standard errors must stay > 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_frac < 1.0:
@@ -60,6 +65,7 @@ class TrainConfig:
             raise ValueError(f"bad label: horizon_s={self.horizon_s} deadband={self.deadband_bps}")
         if self.gap_s is not None and self.gap_s < self.horizon_s:
             raise ValueError(f"gap_s must be >= horizon_s ({self.horizon_s}), was {self.gap_s}")
+        gate.GateConfig(blocks=self.gate_blocks, z=self.gate_z)  # raises ValueError when bad
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +206,14 @@ def train(ds: Dataset, cfg: TrainConfig, sources: list[str]) -> tuple[bytes, dic
     pipe, scorer = fit(ds, split, cfg)
     data_hash = ds.sha256()
     created = cfg.created_utc or _utc(int(ds.ts_ns.max()))
+    x_val, y_val = ds.x[split.val], ds.y[split.val]
+    verdict = gate.evaluate(
+        scorer.score(x_val),
+        fallback_score(x_val),
+        y_val,
+        ds.y[split.train],
+        gate.GateConfig(blocks=cfg.gate_blocks, z=cfg.gate_z),
+    )
     meta = {
         META_FEATURES: json.dumps(list(FEATURES)),
         META_VERSION: str(cfg.model_version),
@@ -209,6 +223,8 @@ def train(ds: Dataset, cfg: TrainConfig, sources: list[str]) -> tuple[bytes, dic
         META_CREATED: created,
         META_SEED: str(cfg.seed),
         META_LINEAR: scorer.to_json(),
+        META_PROMOTABLE: "true" if verdict["promotable"] else "false",
+        META_GATE: json.dumps({"promotable": verdict["promotable"], "reasons": verdict["reasons"]}),
     }
     onnx_bytes = export_onnx(pipe, scorer, meta)
     xs = {name: ds.x[idx] for name, idx in (("train", split.train), ("validation", split.val))}
@@ -250,6 +266,8 @@ def train(ds: Dataset, cfg: TrainConfig, sources: list[str]) -> tuple[bytes, dic
         "baseline_fallback_validation": metrics(
             fallback_score(xs["validation"]), ds.y[split.val], ds.ret_bps[split.val]
         ),
+        "gate": verdict,
+        "promotable": verdict["promotable"],
     }
     return onnx_bytes, card
 
@@ -269,6 +287,14 @@ def train_from_captures(
     )
     onnx_bytes, card = train(ds, cfg, [p.name for p in paths])
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(onnx_bytes)
-    card_path(out).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    # the card first, then the model: a watcher of ``out`` never sees a model without its card,
+    # and each file appears whole (written aside, then renamed over)
+    _write_atomic(card_path(out), (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
+    _write_atomic(out, onnx_bytes)
     return card
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

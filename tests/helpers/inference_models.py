@@ -17,7 +17,15 @@ import onnx
 from onnx import TensorProto, helper
 
 from procs.features.engine import FEATURES, N_FEATURES
-from procs.ml.train import INPUT_NAME, META_DATA_HASH, META_FEATURES, META_HORIZON, META_VERSION
+from procs.ml.train import (
+    INPUT_NAME,
+    META_DATA_HASH,
+    META_FEATURES,
+    META_GATE,
+    META_HORIZON,
+    META_PROMOTABLE,
+    META_VERSION,
+)
 from procs.ml.train import OUTPUT_NAME as SCORE_NAME
 
 DATA_HASH = hashlib.sha256(b"inference tests").hexdigest()
@@ -33,13 +41,20 @@ def metadata(
     feature_names: Sequence[str] = FEATURES,
     data_hash: str = DATA_HASH,
     horizon_s: float = 1.0,
+    promotable: bool | None = True,
 ) -> dict[str, str]:
-    return {
+    """Metadata of a test model; ``promotable`` is the gate verdict it claims (None: none)."""
+    meta = {
         META_FEATURES: json.dumps(list(feature_names)),
         META_VERSION: str(version),
         META_DATA_HASH: data_hash,
         META_HORIZON: repr(horizon_s),
     }
+    if promotable is not None:
+        meta[META_PROMOTABLE] = "true" if promotable else "false"
+        reasons = [] if promotable else ["auc_up_vs_down does not beat rule_based (test model)"]
+        meta[META_GATE] = json.dumps({"promotable": promotable, "reasons": reasons})
+    return meta
 
 
 def model_bytes(
@@ -125,3 +140,24 @@ def sklearn_model(seed: int = 0, version: int = 1) -> bytes:
     meta = metadata(version=version)
     meta[META_LINEAR] = scorer.to_json()
     return export_onnx(pipe, scorer, meta)
+
+
+def trained_unpromotable_model(version: int = 1, seed: int = 8) -> bytes:
+    """A model by the real trainer (procs.ml.train.train) fitted to noise: the gate fails it."""
+    from procs.ml.dataset import Dataset
+    from procs.ml.train import TrainConfig, train
+
+    rng = np.random.default_rng(seed)
+    n = 6000
+    ret = rng.normal(0.0, 2.0, n)
+    ds = Dataset(
+        x=rng.normal(size=(n, N_FEATURES)).astype(np.float32),
+        ret_bps=ret,
+        y=np.sign(np.where(np.abs(ret) > 0.5, ret, 0.0)).astype(np.int8),
+        ts_ns=(np.arange(n) * 50_000_000).astype(np.int64),
+        symbol_id=np.zeros(n, np.int32),
+    )
+    data, card = train(ds, TrainConfig(seed=seed, model_version=version), ["noise"])
+    if card["promotable"]:
+        raise AssertionError("a model fitted to noise passed the gate")
+    return data

@@ -23,7 +23,13 @@ from shm.records import FEAT_V1, FLAG_FALLBACK, FLAG_STALE, SIG_V1
 from shm.ring import RingReader, RingSpec, RingWriter, attach_reader
 from tests.conftest import ROOT
 from tests.helpers.inference_feats import make_feats
-from tests.helpers.inference_models import metadata, model_bytes, reference_score, write_model
+from tests.helpers.inference_models import (
+    metadata,
+    model_bytes,
+    reference_score,
+    trained_unpromotable_model,
+    write_model,
+)
 from tests.helpers.poll import eventually
 
 pytestmark = pytest.mark.integration
@@ -205,6 +211,47 @@ def test_inference_hot_reload_swaps_version_and_refuses_bad_file(start, feat_rin
     assert np.all(after["model_version"] == 4)
     np.testing.assert_array_equal(after["seq"], np.arange(10, 20))
     assert rc == 0, log
+
+
+def test_inference_hot_reload_refuses_a_model_the_gate_failed(start, feat_ring, tmp_path, ns):
+    model = write_model(tmp_path / "m.onnx", model_bytes(meta=metadata(version=3)))
+    inf = start(model)
+    eventually(inf.health, timeout_s=30)
+    sig = attach_reader(f"{ns}.inference.sig", SIG_V1, 10, from_start=True)
+    try:
+        feat_ring.publish(make_feats(0, 10))
+        before = _collect(sig, 10)
+        write_model(model, trained_unpromotable_model(version=4))  # bitrader train's output
+        health = eventually(
+            lambda: (h := inf.health()) and h["reload_not_promotable_total"] == 1 and h,
+            timeout_s=10,
+        )
+        feat_ring.publish(make_feats(10, 10))
+        after = _collect(sig, 10)
+        inf.proc.send_signal(signal.SIGTERM)
+        rc, log = inf.finish()
+    finally:
+        sig.close()
+
+    assert np.all(before["model_version"] == 3)
+    assert np.all(after["model_version"] == 3)  # the old model keeps serving
+    assert not np.any(after["flags"] & FLAG_FALLBACK)
+    assert (health["model_version"], health["reloads_total"]) == (3, 1)
+    assert "not promotable" in str(health["last_reload_error"])
+    assert "model refused role=champion" in log
+    assert "did not pass the promotion gate" in log
+    assert rc == 0, log
+
+
+def test_inference_require_model_with_only_an_unpromotable_one_exits_78(start, tmp_path):
+    model = write_model(tmp_path / "m.onnx", trained_unpromotable_model())
+    inf = start(model, extra="require_model = true")
+
+    rc, log = inf.finish(timeout_s=30)
+
+    assert rc == 78, log
+    assert "NO MODEL role=champion" in log
+    assert "not promotable" in log
 
 
 def test_inference_unknown_config_field_exits_78(start, tmp_path):

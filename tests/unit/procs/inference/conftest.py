@@ -36,9 +36,12 @@ class RecordingWaker:
         self.notified += 1
 
 
-def loader(batch_max: int) -> Callable[[bytes, str], OnnxModel]:
+def loader(batch_max: int, *, champion: bool = False) -> Callable[[bytes, str], OnnxModel]:
+    # as procs.inference.__main__: only the champion's loader asks for the promotion gate
     def load(data: bytes, source: str) -> OnnxModel:
-        return OnnxModel.from_bytes(data, FEATURES, batch_max=batch_max, source=source)
+        return OnnxModel.from_bytes(
+            data, FEATURES, batch_max=batch_max, source=source, require_promotable=champion
+        )
 
     return load
 
@@ -97,7 +100,7 @@ def make_rig(tmp_path, ns):
         clock = FakeClock()
         waker = RecordingWaker()
         load = loader(cfg.batch_max)
-        watch = ModelWatcher(CHAMPION, cfg.model_path, load)
+        watch = ModelWatcher(CHAMPION, cfg.model_path, loader(cfg.batch_max, champion=True))
         champ = watch.load_now() if champion is not None else None
         if champ is None:
             watch.mark_seen()

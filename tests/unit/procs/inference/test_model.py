@@ -157,3 +157,26 @@ def test_load_fixed_batch_size_refused(tmp_path):
 
     with pytest.raises(ModelLoadError, match=r"cannot score batches of 1\.\.8"):
         OnnxModel.load(path, FEATURES, batch_max=8)
+
+
+@pytest.mark.parametrize(
+    ("promotable", "needle"),
+    [(False, "did not pass the promotion gate: auc_up_vs_down"), (None, "no promotion-gate")],
+    ids=["failed-gate", "no-verdict"],
+)
+def test_require_promotable_refuses_models_without_a_passing_verdict(promotable, needle):
+    from procs.inference.errors import ModelNotPromotableError
+
+    data = model_bytes(meta=metadata(promotable=promotable))
+
+    with pytest.raises(ModelNotPromotableError, match=needle):
+        OnnxModel.from_bytes(data, FEATURES, batch_max=8, require_promotable=True)
+    shadow = OnnxModel.from_bytes(data, FEATURES, batch_max=8)  # a challenger may be anything
+    assert shadow.info.promotable is promotable
+
+
+def test_promotable_metadata_must_be_true_or_false():
+    with pytest.raises(ModelMetadataError, match="'promotable' must be"):
+        OnnxModel.from_bytes(
+            model_bytes(meta={**metadata(), "promotable": "yes"}), FEATURES, batch_max=8
+        )

@@ -162,6 +162,40 @@ def test_reload_bad_file_refused_old_model_keeps_running(make_rig, bad):
     assert "model" in str(health["last_reload_error"])
 
 
+@pytest.mark.parametrize("promotable", [False, None], ids=["failed-gate", "no-verdict"])
+def test_reload_not_promotable_champion_refused_counted_old_keeps_serving(
+    make_rig, promotable, caplog
+):
+    rig = make_rig()
+    write_model(rig.model_path, model_bytes(meta=metadata(version=2, promotable=promotable)))
+
+    with caplog.at_level("ERROR", logger="procs.inference.reload"):
+        _reload_tick(rig)
+        _reload_tick(rig)
+    rig.feat.publish(make_feats(0, 4))
+    rig.step_all()
+    sig = rig.sig.poll(100)
+    health = rig.proc.health()
+
+    assert np.all(sig["model_version"] == 1)
+    assert not np.any(sig["flags"] & FLAG_FALLBACK)
+    reloads = "pipe_inference_reloads_total"
+    assert rig.metric(reloads, model="champion", result="not_promotable") == 1
+    assert rig.metric(reloads, model="champion", result="refused") == 0
+    assert rig.metric(reloads, model="champion", result="ok") == 0
+    assert (health["reload_not_promotable_total"], health["reload_refused_total"]) == (1, 1)
+    assert "not promotable" in str(health["last_reload_error"])
+    assert "not promotable" in caplog.text
+    assert "the running model stays" in caplog.text
+
+
+def test_challenger_needs_no_gate_verdict(make_rig):
+    rig = make_rig(challenger=model_bytes(meta=metadata(version=9, promotable=False)))
+
+    assert rig.proc.challenger is not None
+    assert rig.proc.challenger.version == 9
+
+
 def test_reload_model_appearing_after_start_replaces_fallback(make_rig):
     rig = make_rig(champion=None)
     write_model(rig.model_path, model_bytes(meta=metadata(version=5)))

@@ -94,3 +94,16 @@ def test_load_now_missing_file_raises(tmp_path):
 
     with pytest.raises(ModelLoadError, match="cannot read"):
         watch.load_now()
+
+
+def test_load_now_counts_a_model_the_gate_failed(tmp_path):
+    from procs.inference.errors import ModelNotPromotableError
+
+    def load(data: bytes, source: str) -> bytes:
+        raise ModelNotPromotableError(f"model {source}: not promotable to champion")
+
+    watch = ModelWatcher("champion", str(write_model(tmp_path / "m.onnx", b"v1")), load)
+
+    with pytest.raises(ModelNotPromotableError):
+        watch.load_now()
+    assert (watch.not_promotable_total, watch.refused_total) == (1, 1)

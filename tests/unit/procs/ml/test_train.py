@@ -106,3 +106,31 @@ def test_trained_model_card_reports_split_and_finds_the_synthetic_signal(trained
     assert sum(val["class_balance"].values()) == val["n"]
     assert val["auc_up_vs_down"] > 0.55  # the synthetic market carries a real signal
     assert val["hit_rate"] > 0.52
+
+
+def test_trained_model_on_a_learnable_market_passes_the_gate(trained_twice):
+    path, card = trained_twice[0]
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    gate = card["gate"]
+
+    assert card["promotable"] is True
+    assert gate["held_out_rows"] == card["split"]["validation_rows"]
+    assert {(c["opponent"], c["metric"]) for c in gate["comparisons"]} == {
+        (o, m) for o in ("rule_based", "no_skill") for m in ("auc_up_vs_down", "hit_rate")
+    }
+    assert meta[tr.META_PROMOTABLE] == "true"
+
+
+def test_shipped_default_card_is_the_gate_verdict_of_the_shipped_model():
+    import hashlib
+
+    from tests.conftest import ROOT
+
+    onnx_path = ROOT / "configs" / "models" / "default.onnx"
+    card = json.loads(card_path(onnx_path).read_text())
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+
+    assert card["onnx_sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    assert meta[tr.META_PROMOTABLE] == ("true" if card["gate"]["promotable"] else "false")
+    assert card["promotable"] == card["gate"]["promotable"]
+    assert meta[tr.META_DATA_HASH] == card["data"]["sha256"]
