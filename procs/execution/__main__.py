@@ -210,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         ref.append(proc)
         waiter = LoopWaiter(loop, config.wake_timeout_s)
+        if config.mode != "paper":  # live: wait (bounded) for the venue to listen, see venue_wait
+            from procs.venue_wait import wait_accepting
+
+            urls = [config.venue.rest_url, config.venue.ws_private_url]
+            loop.run_until_complete(
+                wait_accepting(urls, stop=lambda: rt.stop.is_set, service=rt.service)
+            )
         try:
             loop.run_until_complete(proc.open())
         except VenueCallError as exc:

@@ -27,10 +27,17 @@ async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry)
     from ipc.messages import WAKE_MD, wake_topic
     from ipc.sockets import WakeSender
     from procs.ingest.proc import IngestProc, make_metrics
+    from procs.venue_wait import wait_accepting
     from shm.records import BOOK_V1, TRADE_V1
     from shm.ring import RingSpec, RingWriter
 
     c = config
+    # simex may be started but not listening yet: wait (bounded) rather than log refusals
+    await wait_accepting(
+        [c.ws_url, c.rest_url], stop=lambda: rt.stop.is_set, service=rt.service, what="venue"
+    )
+    if rt.stop.is_set:
+        return EXIT_OK
     ws_config = WsConfig(
         url=c.ws_url,
         ping_interval_s=c.ping_interval_s,

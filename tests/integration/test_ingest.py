@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from ipc.messages import PUB_DECODER, Heartbeat, decode, hb_topic, wake_topic
 from ipc.sockets import connect_sub
-from shm.records import FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
+from procs.health import query_health
+from shm.records import BOOK_V1, FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
+from shm.ring import attach_reader
 from shm.segment import SHM_DIR
 from tests.conftest import ROOT, free_port
-from tests.helpers.ingest_proc import SYMBOLS, Ingest, run_ingest
+from tests.helpers.ingest_proc import SYMBOLS, Ingest, ingest_toml, run_ingest
 from tests.helpers.poll import eventually
 from tests.helpers.simex_proc import SimexProc, control, run_simex, write_config
 
@@ -268,3 +274,46 @@ def test_ingest_depth_books_channel_publishes_local_book_tops(sx, tmp_path, run_
         assert len(two_sided) > 10
         assert np.all(two_sided["bid_px"][:, 0] < two_sided["ask_px"][:, 0])
         assert np.all(mine["n_bids"] <= 15)
+
+
+def test_ingest_started_before_simex_waits_for_it_without_refusal_warnings(tmp_path, run_dir, ns):
+    sx_cfg = write_config(tmp_path)
+    ports = tomllib.loads(sx_cfg.read_text())["simex"]
+    urls = SimpleNamespace(
+        rest_url=f"http://127.0.0.1:{ports['rest_port']}",
+        ws_public_url=f"ws://127.0.0.1:{ports['ws_port']}/public/",
+    )
+    cfg = tmp_path / "ingest.toml"
+    cfg.write_text(ingest_toml(urls, run_dir))  # type: ignore[arg-type]
+    log_path = tmp_path / "ingest.log"
+    env = {**os.environ, "BITRADER_RUN_DIR": str(run_dir), "BITRADER_NS": ns}
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "procs.ingest", str(cfg)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    ctl = f"ipc://{run_dir}/ingest.ctl"
+    try:
+        eventually(lambda: "to accept connections" in log_path.read_text(), timeout_s=30)
+        waiting = query_health(ctl, 5.0)  # it answers health while it waits
+        with run_simex(sx_cfg):
+            eventually(lambda: (SHM_DIR / f"{ns}.ingest.md.book").exists(), timeout_s=30)
+            with attach_reader(f"{ns}.ingest.md.book", BOOK_V1, 5.0, from_start=True) as book:
+                eventually(lambda: len(book.poll(64)) > 0, timeout_s=30)
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    log = log_path.read_text(errors="replace")
+
+    assert rc == 0, log
+    assert waiting["proc"] == "ingest"
+    assert "waiting up to 30s for the venue at 127.0.0.1:" in log
+    assert "the venue accepts connections after" in log
+    for noise in ("Connect call failed", "ConnectionRefused", "retrying", "level=WARNING"):
+        assert noise not in log, log
