@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml shm/_ringc.c
 
 venv: $(STAMP)  ## create .venv and install (first use only)
 
-demo: $(STAMP)  ## run the demo until Ctrl-C or DURATION seconds
-	$(BIN)/python -m procs.demo --duration $(DURATION)
+# make demo [CONFIG=configs/x.toml] [NS=name] [GROUP=transport] [RUN_DIR=dir] [DURATION=s]
+demo: $(STAMP)  ## run the demo until Ctrl-C or DURATION s (CONFIG=, NS=, GROUP=, RUN_DIR=)
+	$(BIN)/python -m procs.demo --duration $(DURATION) $(if $(CONFIG),--config $(CONFIG)) \
+		$(if $(NS),--ns $(NS)) $(if $(GROUP),--group $(GROUP)) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
 
 # Debian packages that some tests drive for real (h5dump from HDF5 1.10, Prometheus, Chromium).
 # Installed only when missing, only on Debian, only as root; elsewhere those tests say they skip.

@@ -1,12 +1,16 @@
 """``make demo``: start a group under supervisord, show a live summary, stop cleanly.
 
 By default the whole trading group runs against simex in paper mode (configs/demo.toml);
-``--group transport`` runs the transport demo (producer → ring → consumer).
+``--group transport`` runs the transport demo (producer → ring → consumer). The shared-memory
+namespace is ``--ns`` or else the config file's stem, as for ``bitrader up``, and the run
+directory is ``run/<ns>`` unless ``--run-dir`` says otherwise: two demos with different configs
+keep apart. Until every process answers ``health`` the summary says only "starting…".
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
@@ -19,11 +23,11 @@ import numpy as np
 from ipc.endpoints import expand
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from ipc.sockets import Subscriber, connect_sub
-from procs._config import read_toml
+from procs._config import EXIT_CONFIG, read_toml
 from procs.health import ProcHealth, collect
 from procs.supervise import ROOT, GroupEnv, is_up, start, stop
 
-RUN_DIR: Final = ROOT / "run" / "demo"
+RUN_ROOT: Final = ROOT / "run"  # the default run directory is RUN_ROOT / ns
 CONFIGS: Final = {
     "transport": ROOT / "configs" / "transport.toml",
     "pipeline": ROOT / "configs" / "demo.toml",
@@ -40,13 +44,26 @@ class _Stop:
         self.reason = signal.Signals(signum).name
 
 
+def group_up(rows: dict[str, ProcHealth]) -> bool:
+    """True once every program is RUNNING and each one with a control socket answered health."""
+    return bool(rows) and all(r.state == "RUNNING" and r.healthy for r in rows.values())
+
+
+def starting_line(elapsed_s: float, rows: dict[str, ProcHealth]) -> str:
+    """The summary while the group comes up: which programs are up, nothing else."""
+    up = sorted(n for n, r in rows.items() if r.state == "RUNNING" and r.healthy)
+    waiting = sorted(n for n in rows if n not in up)
+    return f"{elapsed_s:5.0f}s  starting… {len(up)}/{len(rows)} up; waiting for " + (
+        ", ".join(waiting) or "supervisord"
+    )
+
+
 def _transport_line(
     elapsed_s: float, rows: dict[str, ProcHealth], last: dict[str, float], dt_s: float
 ) -> str:
     prod, cons = rows.get("producer"), rows.get("consumer")
     if prod is None or cons is None or "received_total" not in cons.counters:
-        states = " ".join(f"{n}={r.state}" for n, r in rows.items())
-        return f"{elapsed_s:5.0f}s  starting: {states}"
+        return starting_line(elapsed_s, rows)
     pub = float(prod.counters.get("published_total", 0))
     got = float(cons.counters["received_total"])
     pub_rate = (pub - last.get("pub", pub)) / dt_s
@@ -96,9 +113,11 @@ class _PipelineView:
         s_rate = self._rate("sig", inf.items_total, dt_s) if inf else 0.0
         c = ex.counters if ex else {}
         t2o = np.asarray(self._t2o_ns[-5000:], dtype=np.float64) / 1e3
+        # order events can arrive before execution's counters say so: no figure beside orders 0
         pct = (
             f"p50 {np.percentile(t2o, 50):,.0f} µs  p99 {np.percentile(t2o, 99):,.0f} µs"
-            if t2o.size
+            f" (n={t2o.size})"
+            if t2o.size and int(c.get("orders_sent_total", 0))
             else "no orders yet"
         )
         bad = [f"{r.name}: {'; '.join(r.problems)}" for r in rows.values() if r.problems]
@@ -110,7 +129,7 @@ class _PipelineView:
             f"       positions {c.get('positions', '{}')}  PnL realised "
             f"{float(c.get('realised_pnl', 0.0)):+.2f} unrealised "
             f"{float(c.get('unrealised_pnl', 0.0)):+.2f} fees {float(c.get('fees', 0.0)):.2f} USDT"
-            f" | tick-to-order {pct} (n={t2o.size})",
+            f" | tick-to-order {pct}",
             f"       health {'OK' if not bad else 'PROBLEMS: ' + ' | '.join(bad)}"
             f" ({sum(r.healthy for r in rows.values())}/{len(rows)} healthy)",
         ]
@@ -133,21 +152,25 @@ def _problem(rows: dict[str, ProcHealth]) -> str | None:
     return None
 
 
-def run(group: str, config: Path, duration_s: float, run_dir: Path) -> int:
+def run(group: str, config: Path, duration_s: float, run_dir: Path, ns: str) -> int:
     if is_up(run_dir):
         print(f"stopping the group left running in {run_dir}")
         stop(run_dir)
-    env = GroupEnv(run_dir, config.resolve(), "demo", group)
+    env = GroupEnv(run_dir, config.resolve(), ns, group)
     stopper = _Stop()
     signal.signal(signal.SIGINT, stopper)
     signal.signal(signal.SIGTERM, stopper)
-    print(f"starting group {group!r} under supervisord (run dir {run_dir}); Ctrl-C stops")
+    print(
+        f"starting group {group!r} under supervisord (config {config}, namespace {ns!r}, "
+        f"run dir {run_dir}); Ctrl-C stops"
+    )
     start(env)
     view = _PipelineView(env) if group == "pipeline" else None
     t0 = time.monotonic()
     last: dict[str, float] = {}
     prev = t0
     rc = 0
+    was_up = False  # once the group has been up, problems are shown as they are
     try:
         while not stopper.reason:
             now = time.monotonic()
@@ -160,14 +183,18 @@ def run(group: str, config: Path, duration_s: float, run_dir: Path) -> int:
                 rc = 1
                 break
             dt_s = max(now - prev, 1e-3)
-            if view is None:
+            was_up = was_up or group_up(rows)
+            if not was_up:
+                print(starting_line(now - t0, rows), flush=True)
+            elif view is None:
                 print(_transport_line(now - t0, rows, last, dt_s), flush=True)
             else:
                 print("\n".join(view.lines(now - t0, rows, dt_s)), flush=True)
             prev = now
             time.sleep(max(0.0, PRINT_EVERY_S - (time.monotonic() - now)))  # display pacing
     finally:
-        print(f"stopping ({stopper.reason or 'error'})", flush=True)
+        with contextlib.suppress(OSError):  # a closed stdout (| head) must not leave it running
+            print(f"stopping ({stopper.reason or 'error'})", flush=True)
         if view is not None:
             view.close()
         stop(run_dir)
@@ -181,11 +208,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bitrader demo")
     ap.add_argument("--duration", type=float, default=0.0, help="seconds; 0 = until Ctrl-C")
     ap.add_argument("--group", choices=sorted(CONFIGS), default="pipeline")
-    ap.add_argument("--config", type=Path, default=None)
-    ap.add_argument("--run-dir", type=Path, default=RUN_DIR)
+    ap.add_argument("--config", type=Path, default=None, help="default: the group's own config")
+    ap.add_argument("--ns", default=None, help="shared-memory namespace (default: config stem)")
+    ap.add_argument("--run-dir", type=Path, default=None, help="default: run/<namespace>")
     args = ap.parse_args(argv)
-    config = args.config or CONFIGS[args.group]
-    return run(args.group, config, args.duration, args.run_dir.resolve())
+    config, ns, run_dir = resolve(args.group, args.config, args.ns, args.run_dir)
+    if not config.is_file():
+        print(f"bitrader demo: config not found: {config}", file=sys.stderr)
+        return EXIT_CONFIG
+    return run(args.group, config, args.duration, run_dir, ns)
+
+
+def resolve(
+    group: str, config: Path | None, ns: str | None, run_dir: Path | None
+) -> tuple[Path, str, Path]:
+    """(config, namespace, run dir) from the arguments: ns defaults to the config's stem."""
+    cfg = config or CONFIGS[group]
+    name = ns or cfg.stem
+    return cfg, name, (run_dir or RUN_ROOT / name).resolve()
 
 
 if __name__ == "__main__":
