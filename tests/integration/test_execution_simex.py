@@ -7,8 +7,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -182,3 +184,29 @@ def test_execution_paper_mode_fills_locally_and_sends_nothing(make):
     assert rig.venue_orders() == []
     assert rig.venue_history() == []  # no order ever reached the venue
     assert rig.stop() == 0
+
+
+def test_execution_live_started_before_simex_waits_for_it_quietly(tmp_path, run_dir):
+    sx_cfg = write_config(tmp_path)
+    ports = tomllib.loads(sx_cfg.read_text())["simex"]
+    not_yet = SimpleNamespace(
+        rest_url=f"http://127.0.0.1:{ports['rest_port']}",
+        ws_private_url=f"ws://127.0.0.1:{ports['ws_port']}/private/",
+    )
+    rig = ExecRig(run_dir, unique_ns("x"), not_yet, 1)  # type: ignore[arg-type]
+    try:
+        rig.start()  # answers health while it waits
+        eventually(lambda: "to accept connections" in rig.log(), timeout_s=20)
+        with run_simex(sx_cfg) as sx:
+            rig.sx = sx
+            eventually(lambda: active(rig), timeout_s=30)
+            rc = rig.stop()
+    finally:
+        rig.close()
+    log = rig.log()
+
+    assert rc == 0, log
+    assert "waiting up to 30s for the venue at 127.0.0.1:" in log
+    assert "the venue accepts connections after" in log
+    for noise in ("Connect call failed", "ConnectionRefused", "level=WARNING", "level=ERROR"):
+        assert noise not in log, log
