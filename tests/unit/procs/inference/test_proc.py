@@ -179,7 +179,7 @@ def test_reload_not_promotable_champion_refused_counted_old_keeps_serving(
 
     assert np.all(sig["model_version"] == 1)
     assert not np.any(sig["flags"] & FLAG_FALLBACK)
-    reloads = "pipe_inference_reloads_total"
+    reloads = "bitrader_model_reloads_total"
     assert rig.metric(reloads, model="champion", result="not_promotable") == 1
     assert rig.metric(reloads, model="champion", result="refused") == 0
     assert rig.metric(reloads, model="champion", result="ok") == 0
