@@ -32,12 +32,6 @@ async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry)
     from shm.ring import RingSpec, RingWriter
 
     c = config
-    # simex may be started but not listening yet: wait (bounded) rather than log refusals
-    await wait_accepting(
-        [c.ws_url, c.rest_url], stop=lambda: rt.stop.is_set, service=rt.service, what="venue"
-    )
-    if rt.stop.is_set:
-        return EXIT_OK
     ws_config = WsConfig(
         url=c.ws_url,
         ping_interval_s=c.ping_interval_s,
@@ -58,6 +52,13 @@ async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry)
             RingSpec(name=c.trade_ring, dtype=TRADE_V1, capacity=c.trade_capacity_records)
         ) as trade_ring,
     ):
+        # the rings exist (readers attach); simex may be started but not listening yet: wait,
+        # bounded, rather than open with connection-refused warnings
+        await wait_accepting(
+            [c.ws_url, c.rest_url], stop=lambda: rt.stop.is_set, service=rt.service, what="venue"
+        )
+        if rt.stop.is_set:
+            return EXIT_OK
         async with BitunixRest(rest_config) as rest:
             proc = IngestProc(
                 c,

@@ -299,6 +299,7 @@ def test_ingest_started_before_simex_waits_for_it_without_refusal_warnings(tmp_p
     try:
         eventually(lambda: "to accept connections" in log_path.read_text(), timeout_s=30)
         waiting = query_health(ctl, 5.0)  # it answers health while it waits
+        rings_first = (SHM_DIR / f"{ns}.ingest.md.book").exists()  # readers can attach meanwhile
         with run_simex(sx_cfg):
             eventually(lambda: (SHM_DIR / f"{ns}.ingest.md.book").exists(), timeout_s=30)
             with attach_reader(f"{ns}.ingest.md.book", BOOK_V1, 5.0, from_start=True) as book:
@@ -313,6 +314,7 @@ def test_ingest_started_before_simex_waits_for_it_without_refusal_warnings(tmp_p
 
     assert rc == 0, log
     assert waiting["proc"] == "ingest"
+    assert rings_first
     assert "waiting up to 30s for the venue at 127.0.0.1:" in log
     assert "the venue accepts connections after" in log
     for noise in ("Connect call failed", "ConnectionRefused", "retrying", "level=WARNING"):
