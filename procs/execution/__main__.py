@@ -125,6 +125,20 @@ class LoopWaiter:
             self._source = None
 
 
+def paper_needs_public(config: ExecutionConfig) -> bool:
+    """Paper mode calls the venue's public REST only for missing trading rules or funding."""
+    rules = all(s.tick and s.step and s.min_qty for s in config.symbols)
+    return not rules or config.paper.settle_funding
+
+
+def venue_urls(config: ExecutionConfig) -> list[str]:
+    """The venue URLs execution opens at start-up: what it waits for (procs.venue_wait)."""
+    v = config.venue
+    if config.mode != "paper":
+        return [v.rest_url, v.ws_private_url]
+    return [v.rest_url] if paper_needs_public(config) else []
+
+
 def build_venue(
     config: ExecutionConfig, proc_ref: list[ExecutionProc], environ: dict[str, str]
 ) -> Venue:
@@ -140,10 +154,7 @@ def build_venue(
             local=lambda cid: proc_ref[0].tracker.get(cid) if cid in proc_ref[0].tracker else None,
             positions=lambda: proc_ref[0].positions.snapshots(),
             balance=lambda: proc_ref[0].local_balance() or Decimal(0),
-            public_rest=None
-            if all(s.tick and s.step and s.min_qty for s in config.symbols)
-            and not config.paper.settle_funding
-            else public,
+            public_rest=public if paper_needs_public(config) else None,
         )  # fmt: skip
     from ipc.bitunix.ws import BitunixWs, WsConfig
 
@@ -210,10 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         ref.append(proc)
         waiter = LoopWaiter(loop, config.wake_timeout_s)
-        if config.mode != "paper":  # live: wait (bounded) for the venue to listen, see venue_wait
+        if urls := venue_urls(config):  # wait (bounded) for the venue to listen: venue_wait
             from procs.venue_wait import wait_accepting
 
-            urls = [config.venue.rest_url, config.venue.ws_private_url]
             loop.run_until_complete(
                 wait_accepting(urls, stop=lambda: rt.stop.is_set, service=rt.service)
             )
