@@ -4,7 +4,8 @@ By default the whole trading group runs against simex in paper mode (configs/dem
 ``--group transport`` runs the transport demo (producer → ring → consumer). The shared-memory
 namespace is ``--ns`` or else the config file's stem, as for ``bitrader up``, and the run
 directory is ``run/<ns>`` unless ``--run-dir`` says otherwise: two demos with different configs
-keep apart. Until every process answers ``health`` the summary says only "starting…".
+keep apart. Until every process answers ``health`` (at most ``STARTUP_GRACE_S``) the summary
+says only "starting…".
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CONFIGS: Final = {
 }
 PRINT_EVERY_S: Final = 1.0
 FAILED_STATES: Final = frozenset({"FATAL", "BACKOFF", "EXITED"})
+STARTUP_GRACE_S: Final = 30.0  # still not up after this: show the full summary, problems too
 
 
 class _Stop:
@@ -183,7 +185,7 @@ def run(group: str, config: Path, duration_s: float, run_dir: Path, ns: str) -> 
                 rc = 1
                 break
             dt_s = max(now - prev, 1e-3)
-            was_up = was_up or group_up(rows)
+            was_up = was_up or group_up(rows) or now - t0 > STARTUP_GRACE_S
             if not was_up:
                 print(starting_line(now - t0, rows), flush=True)
             elif view is None:
