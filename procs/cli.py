@@ -23,6 +23,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "kill-switch": ("procs.execution.killswitch", "main", "kill-switch on|off|status"),
     "config": ("procs._config", "main_cli", "config check FILE"),
     "demo": ("procs.demo", "main", "the demo: run the group and a live summary"),
+    "monitor": ("procs.monitor.__main__", "main", "Prometheus config/rules, dashboards, up|down"),
 }
 
 
