@@ -109,6 +109,17 @@ def _check_stage_counts(prom: Prom) -> None:
     assert 0 < float(p50["value"][1]) < 10, p50
 
 
+def _check_every_histogram_observed(prom: Prom) -> None:
+    # every histogram series of every process has observations (step_seconds of simex and
+    # ingest too); the market-data generator trades, so both rings' publish histograms count
+    counts = prom.query('{__name__=~"bitrader_.+_seconds_count"}')
+    names = {(r["metric"]["__name__"], r["metric"]["proc"]) for r in counts}
+    for proc in ("simex", "ingest", "features", "inference", "capture", "execution"):
+        assert ("bitrader_step_seconds_count", proc) in names, names
+    empty = [r["metric"] for r in counts if float(r["value"][1]) == 0]
+    assert not empty, f"histograms never observed: {empty}"
+
+
 def test_prometheus_scrapes_group_rules_panels_and_alerts(
     prom_group: tuple[Group, Prom],
 ) -> None:
@@ -124,6 +135,7 @@ def test_prometheus_scrapes_group_rules_panels_and_alerts(
     _all_return_data(g, prom, panels, "every panel query returns data")
     g.wait_until(lambda: prom.query("bitrader:orders_sent:rate1m > 0"), 60, "orders flow")
     _check_stage_counts(prom)
+    _check_every_histogram_observed(prom)
 
     assert "BitraderKillSwitchOn" not in prom.firing()
     res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "e2e")

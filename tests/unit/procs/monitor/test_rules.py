@@ -271,3 +271,12 @@ def test_committed_prometheus_files_are_generated_from_demo(generated: Path):
         assert (committed / name).read_text() == (generated / name).read_text(), (
             f"configs/prometheus/{name} is stale: run `bitrader monitor config configs/demo.toml`"
         )
+
+
+def test_monitor_config_without_metrics_ports_exits_78(tmp_path: Path):
+    from procs.monitor.__main__ import main
+
+    cfg = tmp_path / "g.toml"
+    cfg.write_text("[ingest.runtime]\nmetrics_port = 0\n")
+    assert main(["config", str(cfg), "--out", str(tmp_path / "out")]) == 78
+    assert not (tmp_path / "out" / "prometheus.yml").exists()
