@@ -2,9 +2,9 @@
 
 Our own instead of grafana-foundation-sdk or grafanalib: five dashboards use three panel kinds
 (time series, stat, heatmap), and the dashboard JSON model for those is small and stable. The SDK
-is a large generated API versioned per Grafana release (its PyPI versions carry an epoch), and
-grafanalib is unmaintained; either would be a dependency for ~150 lines of dicts, and neither has
-type information mypy --strict can use without stubs. Panels here are plain frozen dataclasses.
+is a large generated API released per Grafana version (its PyPI versions carry an epoch:
+``1769699998!10.1.0``); grafanalib is one more dependency too. Here panels are ~150 lines of
+frozen dataclasses that mypy --strict checks and a test regenerates byte for byte.
 """
 
 from __future__ import annotations
