@@ -26,7 +26,7 @@ class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # in one vectorised call (~55 µs for two, ~61 for four: cheaper per book from two on, and
     # CPU is what the stages sharing a core compete for), so by default only a lone book
     single_books_max: Annotated[int, msgspec.Meta(ge=0)] = 1
-    metrics_flush_s: PositiveFloat = 0.1  # counters and ring gauges reach Prometheus this often
+    metrics_flush_s: PositiveFloat = 0.1  # counters reach Prometheus this often
     attach_timeout_s: PositiveFloat = 10.0
     mark_degenerate_stale: bool = True
 

@@ -50,7 +50,7 @@ F32 = npt.NDArray[np.float32]
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 BATCH_BUCKETS_S: Final = STEP_BUCKETS_S  # a small batch scores in a few µs
-FLUSH_S: Final = 0.1  # counters reach Prometheus (and the ring gauges refresh) this often
+FLUSH_S: Final = 0.1  # counters reach Prometheus this often
 WARN_EVERY_NS: Final = 1_000_000_000  # at most one fallback warning per second per reason
 _COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid")
 

@@ -28,6 +28,11 @@ class RuleParams:
     venue_errors_per_5m: int = 5
     clock_offset_s: float = 0.5
 
+    @classmethod
+    def for_scrapes(cls, scrape_interval_s: float, for_scale: float = 1.0) -> RuleParams:
+        """Defaults, with the heartbeat threshold above three scrape intervals plus 5 s."""
+        return cls(for_scale=for_scale, heartbeat_missed_s=max(20.0, 3 * scrape_interval_s + 5.0))
+
 
 def _q(q: float) -> str:
     return "p" + f"{q * 100:g}".replace(".", "")

@@ -22,6 +22,7 @@ from typing import Final
 from procs._config import load_env
 from procs.monitor.rules import RuleParams
 from procs.monitor.targets import PromSettings, read_targets
+from procs.monitor.writer import write_config
 
 __all__ = ["down", "is_alive", "state_dir", "up"]
 
@@ -70,8 +71,6 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def up(args: argparse.Namespace) -> int:
     """Start Prometheus for ``args.config``; 0 when it is ready, 1 when it did not start."""
-    from procs.monitor.__main__ import write_config  # the one writer of the files
-
     binary = shutil.which("prometheus")
     if binary is None:
         print(
@@ -87,9 +86,7 @@ def up(args: argparse.Namespace) -> int:
         return 0
     targets = read_targets(args.config)  # ConfigError (exit 78) before anything starts
     settings = PromSettings(args.scrape_interval_s, args.scrape_interval_s)
-    params = RuleParams(
-        for_scale=args.for_scale, heartbeat_missed_s=max(20.0, 3 * args.scrape_interval_s + 5.0)
-    )
+    params = RuleParams.for_scrapes(args.scrape_interval_s, args.for_scale)
     write_config(args.config, directory, settings, params)
     log_path = directory / "prometheus.log"
     with open(log_path, "ab") as log:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from procs.monitor import yamlout
-from procs.monitor.__main__ import write_config
 from procs.monitor.rules import ALERTS
 from procs.monitor.targets import RULE_FILES, read_targets
+from procs.monitor.writer import write_config
 from tests.helpers.systools import require_tool
 
 ROOT = Path(__file__).resolve().parents[4]
