@@ -79,3 +79,22 @@ class ProcLabelled(CollectorRegistry):
             out = Metric(mf.name, mf.documentation, mf.type, mf.unit)
             out.samples = [s._replace(labels={"proc": proc, **s.labels}) for s in mf.samples]
             yield out
+
+    def restricted_registry(self, names: Iterable[str]) -> _Only:  # type: ignore[override]
+        """``/metrics?name[]=...``: only those sample names (the base class would serve none)."""
+        return _Only(self, frozenset(names))
+
+
+class _Only(CollectorRegistry):
+    def __init__(self, source: ProcLabelled, names: frozenset[str]) -> None:
+        super().__init__(auto_describe=False)
+        self._source = source
+        self._names = names
+
+    def collect(self) -> Iterable[Metric]:
+        for mf in self._source.collect():
+            samples = [s for s in mf.samples if s.name in self._names]
+            if samples:
+                out = Metric(mf.name, mf.documentation, mf.type, mf.unit)
+                out.samples = samples
+                yield out

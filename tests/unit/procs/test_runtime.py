@@ -266,6 +266,34 @@ def test_runtime_run_counts_steps_and_reports_stage_health():
     assert (health["steps_total"], health["items_total"]) == (3, 5)
 
 
+def test_record_step_counts_event_driven_work_and_times_only_work():
+    registry = CollectorRegistry()
+    rt = Runtime("t", _config(), registry)
+
+    rt.record_step(4, 2e-6)
+    rt.record_step(0, 1e-6)  # a step that found nothing: counted, not timed
+
+    assert registry.get_sample_value("bitrader_steps_total") == 2
+    assert registry.get_sample_value("bitrader_step_items_total") == 4
+    assert registry.get_sample_value("bitrader_step_seconds_count") == 1
+    assert registry.get_sample_value("bitrader_step_seconds_bucket", {"le": "2e-06"}) == 1
+
+
+def test_watch_ring_exports_the_readers_counters():
+    class Ring:
+        dropped_total = 7
+        lag_records = 3
+
+    registry = CollectorRegistry()
+    rt = Runtime("t", _config(), registry)
+    rt.watch_ring("md.book", Ring())
+
+    assert (
+        registry.get_sample_value("bitrader_ring_dropped_records_total", {"ring": "md.book"}) == 7
+    )
+    assert registry.get_sample_value("bitrader_ring_lag_records", {"ring": "md.book"}) == 3
+
+
 def test_runtime_run_fault_records_last_error():
     rt = Runtime("t", _config(), CollectorRegistry())
     stage = ScriptedStage([1] * 5, rt.stop, fail_at=2)

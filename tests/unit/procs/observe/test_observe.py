@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import urllib.request
 
 import numpy as np
 import pytest
@@ -59,6 +60,32 @@ def test_proc_labelled_adds_proc_to_every_sample_and_standard_collectors(tmp_pat
     assert samples
     assert all('proc="ingest"' in ln for ln in samples)
     assert registry.get_sample_value("bitrader_things_total", {"kind": "a"}) == 1  # inner: bare
+
+
+def test_proc_labelled_serves_name_filters_over_http():
+    from prometheus_client import start_http_server
+
+    from tests.conftest import free_port
+
+    registry = CollectorRegistry()
+    Counter("bitrader_a", "doc", registry=registry).inc(2)
+    Counter("bitrader_b", "doc", registry=registry).inc()
+    port = free_port()
+    server, thread = start_http_server(port, "127.0.0.1", ProcLabelled(registry, "x"))
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            full = r.read().decode()
+        with urllib.request.urlopen(url + "?name[]=bitrader_a_total", timeout=5) as r:
+            only = r.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert 'bitrader_a_total{proc="x"} 2.0' in full
+    assert 'bitrader_b_total{proc="x"} 1.0' in full
+    assert 'bitrader_a_total{proc="x"} 2.0' in only
+    assert "bitrader_b_total" not in only
 
 
 def test_config_hash_changes_with_the_file(tmp_path):
