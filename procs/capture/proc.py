@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +19,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 
 import msgspec
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from ipc.orders import (
     ORDER_EVENT_DECODER,
@@ -34,8 +33,8 @@ from ipc.orders import (
 from procs._config import RuntimeConfig, load_section
 from procs._runtime import Runtime
 from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
+from procs.capture.metrics import CaptureMetrics, make_metrics, watch_disk
 from procs.capture.store import SCHEMA_VERSION, AttrValue, CaptureWriter
-from procs.observe import NAMESPACE
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Dtype, Records
 from shm.ring import RingNotReady, RingReader
 
@@ -217,42 +216,6 @@ class CountingWriter(CaptureWriter):
         super().flush(now_ns)
         self.flushes_total += 1
         self.flushed_records_total = sum(self.records_total.values())
-
-
-@dataclass(frozen=True)
-class CaptureMetrics:
-    records: Counter  # label stream
-    bytes: Counter  # label stream
-    flushes: Counter
-    rotations: Counter
-    write_errors: Counter
-    orders_malformed: Counter
-    disk_free: Gauge  # read at scrape time (set_function) once the directory is known
-
-
-def make_metrics(registry: CollectorRegistry) -> CaptureMetrics:
-    p = f"{NAMESPACE}_capture"
-    by = ["stream"]
-    return CaptureMetrics(
-        records=Counter(f"{p}_records", "records written", by, registry=registry),
-        bytes=Counter(f"{p}_bytes", "record bytes written", by, registry=registry),
-        flushes=Counter(f"{p}_flushes", "file flushes", registry=registry),
-        rotations=Counter(f"{p}_rotations", "file rotations", registry=registry),
-        write_errors=Counter(f"{p}_write_errors", "failed writes (fatal)", registry=registry),
-        orders_malformed=Counter(
-            f"{p}_orders_malformed", "order events that did not decode", registry=registry
-        ),
-        disk_free=Gauge(
-            f"{p}_disk_free_bytes",
-            "bytes available to capture in its directory's file system",
-            registry=registry,
-        ),
-    )
-
-
-def watch_disk(metrics: CaptureMetrics, directory: str | Path) -> None:
-    """Have ``disk_free`` report ``directory``'s free space whenever it is scraped."""
-    metrics.disk_free.set_function(lambda: float(shutil.disk_usage(directory).free))
 
 
 def _side(side: str) -> int:

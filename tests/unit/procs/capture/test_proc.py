@@ -340,3 +340,18 @@ def test_capture_rotation_by_size_keeps_every_record_across_files(tmp_path, ns, 
     assert len(writer.paths) >= 3
     got = read_stream(writer.paths, "md.book", dtype)
     assert got.tobytes() == b"".join(b.tobytes() for b in sent)
+
+
+def test_disk_free_is_read_at_scrape_time_and_nan_when_unreadable(tmp_path):
+    import math
+
+    from prometheus_client import CollectorRegistry
+
+    from procs.capture.proc import make_metrics, watch_disk
+
+    registry = CollectorRegistry()
+    m = make_metrics(registry)
+    watch_disk(m, tmp_path)
+    assert registry.get_sample_value("bitrader_capture_disk_free_bytes") > 0
+    watch_disk(m, tmp_path / "gone")
+    assert math.isnan(registry.get_sample_value("bitrader_capture_disk_free_bytes"))
