@@ -28,6 +28,7 @@ from ipc.messages import (
 from ipc.sockets import bind_pub, connect_sub, request
 from tests.conftest import ROOT, free_port
 from tests.helpers.poll import eventually
+from tests.helpers.systools import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -249,6 +250,14 @@ def test_dummy_serves_metrics_on_configured_port(start_dummy):
     assert body is not None
     assert 'bitrader_steps_total{proc="dummy"}' in body
     assert 'bitrader_step_seconds_bucket{le="1e-06",proc="dummy"}' in body
+    assert 'process_resident_memory_bytes{proc="dummy"}' in body
+    assert "bitrader_build_info{config_hash=" in body
+    promtool = require_tool("promtool")
+    lint = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=body, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_runtime_wake_sender_reaches_wake_listener_of_another_runtime(run_dir, ns):
