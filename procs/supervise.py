@@ -179,6 +179,13 @@ def main_up(argv: list[str]) -> int:
     if not args.config.exists():
         print(f"bitrader up: config not found: {args.config}", file=sys.stderr)
         return 78
+    from procs._config import check_file
+
+    errors = check_file(args.config, group=args.group)  # what `bitrader config check` says
+    for error in errors:
+        print(f"bitrader up: {error}", file=sys.stderr)
+    if errors:
+        return 78
     env = GroupEnv(
         args.run_dir.resolve(), args.config.resolve(), args.ns or args.config.stem, args.group
     )
