@@ -121,6 +121,9 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         10.0  # also save this often (0: only on stop); bounds a SIGKILL's loss
     )
     fault_seed: int = 1
+    # refuse what the venue's docs do not allow (uppercase signature, WS login without a nonce
+    # or with a string timestamp, numeric qty/price, a replayed nonce), as the venue would
+    strict: bool = False
     # funding settles at every multiple of this since the epoch (the venue: 8 h)
     funding_interval_s: PosFloat = 28_800.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -206,3 +206,30 @@ def test_order_push_with_either_status_key_reaches_the_handler(key):
 
     assert [p.items[0].orderStatus for p in got] == ["NEW"]
     assert not d.decode_errors_total
+
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        DEEP,
+        b'{"x":' + DEEP + b"}",
+        b'{"op":"ping","data":' + DEEP + b"}",
+        b'{"ch":"trade","symbol":"B","data":[{"t":1,"p":1,"v":1,"s":"buy","z":' + DEEP + b"}]}",
+    ],
+    ids=["array", "unknown-key", "op-data", "push-field"],
+)
+def test_deeply_nested_frame_is_counted_not_raised(frame):
+    d = WsDispatcher(max_frame_bytes=len(frame))
+    d.on("trade", lambda p: pytest.fail("not a trade"))
+
+    d.on_text(frame, 1)
+
+    assert sum(d.decode_errors_total.values()) == 1
+
+
+def test_rest_envelope_nested_too_deep_is_a_decode_error():
+    with pytest.raises(DecodeError):
+        _unwrap("/x", 200, b'{"code":0,"msg":"","data":' + DEEP + b"}")
