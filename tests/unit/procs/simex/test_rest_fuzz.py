@@ -17,12 +17,13 @@ from procs.simex.venue import Venue
 
 from .test_parts import RecordingSink
 
-NAMES = (
-    "symbol symbols side orderType qty price effect tradeSide positionId reduceOnly clientId "
-    "orderId orderList limit skip interval startTime endTime type marginCoin leverage marginMode "
-    "positionMode amount tpPrice tpStopType tpOrderType tpOrderPrice slPrice slStopType "
-    "slOrderType slOrderPrice tpQty slQty status id"
-).split()
+NAMES = [
+    "symbol", "symbols", "side", "orderType", "qty", "price", "effect", "tradeSide",
+    "positionId", "reduceOnly", "clientId", "orderId", "orderList", "limit", "skip", "interval",
+    "startTime", "endTime", "type", "marginCoin", "leverage", "marginMode", "positionMode",
+    "amount", "tpPrice", "tpStopType", "tpOrderType", "tpOrderPrice", "slPrice", "slStopType",
+    "slOrderType", "slOrderPrice", "tpQty", "slQty", "status", "id",
+]  # fmt: skip
 WORDS = [
     "BTCUSDT", "ETHUSDT", "NOPE", "BUY", "SELL", "LIMIT", "MARKET", "GTC", "IOC", "POST_ONLY",
     "OPEN", "CLOSE", "USDT", "HEDGE", "ONE_WAY", "CROSS", "ISOLATION", "1m", "MARK_PRICE", "0",
@@ -55,15 +56,21 @@ def venue() -> Venue:
 
 @pytest.mark.parametrize("path", sorted(ENDPOINTS))
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(q=params)
 def test_rest_handler_hostile_params_give_an_exchange_error_or_an_answer(venue, path, q):
-    handler = ENDPOINTS[path][3]
     account = "demo" if ENDPOINTS[path][1] else ""
     query: dict[str, Any] = {k: str(v) for k, v in q.items()} if ENDPOINTS[path][0] == "GET" else q
 
+    code = outcome(venue, path, account, query)
+
+    assert 0 <= code < 40_000  # 0: answered; else one of the venue's codes (reference §3.1)
+
+
+def outcome(venue: Venue, path: str, account: str, query: dict[str, Any]) -> int:
     try:
-        handler(venue, account, query, 1_700_000_000_000)
+        ENDPOINTS[path][3](venue, account, query, 1_700_000_000_000)
     except ExchangeError as e:
-        assert e.code > 0
+        return e.code
+    return 0
