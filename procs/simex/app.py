@@ -143,6 +143,9 @@ class Simex:
             "market_skipped_s_total": self.skipped_ns_total / 1e9,
             "slow_disconnects_total": hub.slow_disconnects_total,
             "funding_settled_total": self.funding_settled_total,
+            "strict": int(self.config.strict),
+            "rest_bad_requests_total": self.rest.bad_requests_total,
+            "ws_bad_messages_total": hub.bad_messages_total,
         }
 
     def save(self, quiet: bool = False) -> Path | None:

@@ -76,6 +76,9 @@ def make_control_app(sx: Simex) -> web.Application:
             "market_step_max_s": sx.step_max_s,
             "market_skipped_s_total": sx.skipped_ns_total / 1e9,
             "slow_disconnects_total": hub.slow_disconnects_total,
+            "strict": sx.config.strict,
+            "rest_bad_requests_total": sx.rest.bad_requests_total,
+            "ws_bad_messages_total": hub.bad_messages_total,
             "faults_injected_total": dict(sx.faults.injected_total),
             "faults": msgspec.to_builtins(sx.faults.state),
         }

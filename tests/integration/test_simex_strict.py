@@ -80,6 +80,11 @@ def order(**over: Any) -> dict[str, Any]:
     return base | {"price": "1000", "effect": "GTC", "clientId": f"st{time.time_ns()}"} | over
 
 
+def test_strict_mode_shows_in_status(sx, lenient):
+    assert http("GET", sx.control_url + "/_simex/status")[1]["strict"] is True
+    assert http("GET", lenient.control_url + "/_simex/status")[1]["strict"] is False
+
+
 def test_strict_signed_request_from_the_bot_signer_is_accepted(sx):
     status, out = signed(sx, "GET", "/api/v1/futures/account", {"marginCoin": "USDT"})
 
