@@ -97,23 +97,27 @@ def rest_sign_ok(
 
 
 class NonceWindow:
-    """Nonces seen per api key during the last ``window_s``: a repeat inside it is a replay.
+    """Signed (nonce, timestamp) pairs seen per api key during the last ``window_s``.
 
+    A pair seen again inside the window is a replayed request: refused. The pair, not the nonce
+    alone, is the key: the official Java SDK sends the constant nonce ``defaultnonce`` with a
+    fresh timestamp (reference §2.1), which is not a replay (the signature covers both), and an
+    exchange does not refuse its own demo. Past the window the timestamp check refuses a replay.
     Memory is bounded by the requests a key can make in one window (the rate limits).
     """
 
     def __init__(self, window_s: float) -> None:
         self._window_s = window_s
-        self._expiry: dict[tuple[str, str], float] = {}
-        self._order: deque[tuple[float, tuple[str, str]]] = deque()
+        self._expiry: dict[tuple[str, str, str], float] = {}
+        self._order: deque[tuple[float, tuple[str, str, str]]] = deque()
 
-    def replayed(self, api_key: str, nonce: str, now_s: float) -> bool:
-        """Return True if ``nonce`` was used by ``api_key`` within the window; else record it."""
+    def replayed(self, api_key: str, nonce: str, timestamp: str, now_s: float) -> bool:
+        """Return True if ``api_key`` used this pair within the window; else remember it."""
         while self._order and self._order[0][0] <= now_s:
-            expires, key = self._order.popleft()
-            if self._expiry.get(key) == expires:
-                del self._expiry[key]
-        key = (api_key, nonce)
+            expires, old = self._order.popleft()
+            if self._expiry.get(old) == expires:
+                del self._expiry[old]
+        key = (api_key, nonce, timestamp)
         if key in self._expiry:
             return True
         expires = now_s + self._window_s

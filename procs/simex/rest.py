@@ -171,7 +171,7 @@ class RestServer:
         )  # fmt: skip
         if not ok:
             raise ExchangeError(10007, "Signature Error")
-        if self._strict and self._nonces.replayed(api_key, nonce, self._faults.now_ms() / 1000):
+        if self._strict and self._nonces.replayed(api_key, nonce, ts, self._faults.now_ms() / 1e3):
             raise ExchangeError(10007, "Signature Error: nonce already used")
         if not self._take(api_key, request.path, rate_class):
             raise ExchangeError(10006, "Request too frequently")

@@ -257,7 +257,9 @@ class Hub:
         want = ws_login_sign(key.secret, nonce=str(nonce or ""), timestamp=ts, api_key=key.api_key)
         if self.faults.state.reject_signatures or (got if self.strict else got.lower()) != want:
             return 10007, "Signature Error"
-        if self.strict and self._nonces.replayed(key.api_key, str(nonce), self.now_ms() / 1000):
+        if self.strict and self._nonces.replayed(
+            key.api_key, str(nonce), str(ts), self.now_ms() / 1e3
+        ):
             return 10007, "Signature Error: nonce already used"
         return 0, ""
 

@@ -117,6 +117,19 @@ def test_strict_replayed_nonce_refused(sx):
     assert "nonce" in again[1]["msg"]
 
 
+def test_strict_constant_nonce_with_fresh_timestamps_accepted(sx):
+    # the official Java SDK sends nonce "defaultnonce" on every request: not a replay
+    now_ms = int(time.time() * 1000)
+    params = {"marginCoin": "USDT"}
+
+    outs = [
+        signed(sx, "GET", "/api/v1/futures/account", params, nonce="defaultnonce", ts=str(t))[1]
+        for t in (now_ms, now_ms + 1, now_ms + 2)
+    ]
+
+    assert [o["code"] for o in outs] == [0, 0, 0]
+
+
 @pytest.mark.parametrize("ts", ["+1700000000000", " 1700000000000", "1_700_000_000_000"])
 def test_strict_timestamp_not_plain_millisecond_digits_refused(sx, ts):
     now_ms = int(time.time() * 1000)

@@ -122,17 +122,27 @@ def test_sign_format_is_64_lowercase_hex():
 def test_nonce_window_refuses_a_repeat_inside_the_window_only():
     w = NonceWindow(window_s=10.0)
 
-    first = w.replayed("k", "n1", now_s=100.0)
-    again = w.replayed("k", "n1", now_s=109.0)
-    other_key = w.replayed("k2", "n1", now_s=109.0)
-    later = w.replayed("k", "n1", now_s=120.0)
+    first = w.replayed("k", "n1", "5", now_s=100.0)
+    again = w.replayed("k", "n1", "5", now_s=109.0)
+    other_key = w.replayed("k2", "n1", "5", now_s=109.0)
+    later = w.replayed("k", "n1", "5", now_s=120.0)
 
     assert (first, again, other_key, later) == (False, True, False, False)
+
+
+def test_nonce_window_takes_a_constant_nonce_with_fresh_timestamps():
+    # the official Java SDK signs every request with nonce "defaultnonce"
+    w = NonceWindow(window_s=10.0)
+
+    seen = [w.replayed("k", "defaultnonce", str(ts), now_s=100.0) for ts in (1, 2, 3)]
+
+    assert seen == [False, False, False]
+    assert w.replayed("k", "defaultnonce", "2", now_s=101.0)
 
 
 def test_nonce_window_forgets_expired_nonces():
     w = NonceWindow(window_s=1.0)
     for i in range(1000):
-        w.replayed("k", f"n{i}", now_s=float(i))
+        w.replayed("k", f"n{i}", "1", now_s=float(i))
 
     assert len(w) == 1
