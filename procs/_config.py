@@ -41,6 +41,7 @@ __all__ = [
     "NonNegDecimal",
     "PosDecimal",
     "RuntimeConfig",
+    "Symbol",
     "WsUrl",
     "check_file",
     "config_file",
@@ -64,6 +65,7 @@ Core = Annotated[int, msgspec.Meta(ge=0)]
 PosDecimal = Annotated[Decimal, msgspec.Meta(extra={"gt": 0})]
 NonNegDecimal = Annotated[Decimal, msgspec.Meta(extra={"ge": 0})]
 FeeRate = Annotated[Decimal, msgspec.Meta(extra={"ge": "-0.01", "le": "0.01"})]  # maker may be < 0
+Symbol = Annotated[str, msgspec.Meta(pattern="^[A-Z0-9]{2,32}$")]  # the venue's, e.g. BTCUSDT
 _HOST: Final = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?"
 HttpUrl = Annotated[str, msgspec.Meta(pattern=rf"^https?://{_HOST}(/\S*)?$")]
 WsUrl = Annotated[str, msgspec.Meta(pattern=rf"^wss?://{_HOST}(/\S*)?$")]

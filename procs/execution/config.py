@@ -10,7 +10,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from procs._config import FeeRate, HttpUrl, NonNegDecimal, PosDecimal, RuntimeConfig, WsUrl
+from procs._config import (
+    FeeRate,
+    HttpUrl,
+    NonNegDecimal,
+    PosDecimal,
+    RuntimeConfig,
+    Symbol,
+    WsUrl,
+)
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -23,8 +31,8 @@ Score = Annotated[float, msgspec.Meta(ge=0, le=1)]
 class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One traded symbol; ``symbol_id`` is the id that SIG_V1/BOOK_V1 records carry."""
 
-    symbol: str
-    symbol_id: Annotated[int, msgspec.Meta(ge=0)]
+    symbol: Symbol
+    symbol_id: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]  # int32 in the records
     max_position_qty: PosDecimal | None = (
         None  # inventory cap in base coin (None: notional cap only)
     )

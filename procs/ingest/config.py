@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from procs._config import HttpUrl, RuntimeConfig, WsUrl
+from procs._config import HttpUrl, RuntimeConfig, Symbol, WsUrl
 
 __all__ = ["IngestConfig"]
 
@@ -22,7 +22,7 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """
 
     runtime: RuntimeConfig
-    symbols: list[str]
+    symbols: list[Symbol]
     book_ring: str  # "{ns}.ingest.md.book": templates are expanded in the file's values only
     trade_ring: str  # "{ns}.ingest.md.trade"
     ws_url: WsUrl = "wss://fapi.bitunix.com/public/"

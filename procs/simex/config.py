@@ -12,7 +12,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from procs._config import FeeRate, NonNegDecimal, PosDecimal, RuntimeConfig
+from procs._config import FeeRate, NonNegDecimal, PosDecimal, RuntimeConfig, Symbol
 from procs.simex.model import SymbolSpec
 
 __all__ = [
@@ -38,7 +38,7 @@ DEMO_SECRET: Final = "simex-demo-secret"
 
 
 class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    symbol: str
+    symbol: Symbol
     start_price: PosDecimal
     base_precision: Annotated[int, msgspec.Meta(ge=0, le=12)] = 4
     quote_precision: Annotated[int, msgspec.Meta(ge=0, le=12)] = 1
