@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Final
 
 from procs.execution.breaker import BreakerTransition
-from procs.execution.journal_check import check_file, check_path, check_schema, quick_check
+from procs.execution.journal_check import (
+    check_file,
+    check_path,
+    check_schema,
+    create_atomically,
+    quick_check,
+)
 from procs.execution.model import (
     Fill,
     FundingEvent,
@@ -133,7 +139,7 @@ class Journal:
 
     @classmethod
     def open(cls, path: str | Path) -> Journal:
-        """Open the journal, or create it where no file is; check an existing one first.
+        """Open the journal after checking it; where no file is, create one (whole or not at all).
 
         Raises
         ------
@@ -143,25 +149,21 @@ class Journal:
             ``journal_check``); ``main`` exits 78 with the message.
         """
         p = Path(path)
-        existed = check_path(p)
-        if existed:
-            check_file(p)
+        if not check_path(p):
+            version = f"INSERT INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');"
+            create_atomically(p, f"{_schema()}\n{version}")
+        check_file(p)
         try:
             conn = sqlite3.connect(str(p), isolation_level=None)
         except sqlite3.Error as exc:
             raise JournalError(f"journal {p}: cannot open: {exc}") from None
         try:
             conn.execute("PRAGMA busy_timeout=5000")
-            if existed:
-                quick_check(conn, p)
-                check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
+            quick_check(conn, p)
+            check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_schema())
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+            conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
         except sqlite3.Error as exc:
             conn.close()
             raise JournalError(f"journal {p}: {exc}") from None

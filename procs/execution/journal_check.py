@@ -2,7 +2,9 @@
 
 ``Journal.open`` calls these; each failure raises ``JournalError`` with a message that names the
 file and what is wrong with it, and ``main`` turns that into exit 78: execution never trades on
-a malformed journal or on an empty history that replaced a real one.
+a malformed journal or on an empty history that replaced a real one. A new journal is built
+under a temporary name and renamed into place, so a journal file that exists was complete once:
+an empty or short one is damage, never a creation cut short.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from typing import Final
 
 from procs.execution.model import JournalError
 
-__all__ = ["HEADER_BYTES", "MAGIC", "check_file", "check_path", "check_schema", "quick_check"]
+__all__ = [
+    "HEADER_BYTES",
+    "MAGIC",
+    "check_file",
+    "check_path",
+    "check_schema",
+    "create_atomically",
+    "quick_check",
+]
 
 MAGIC: Final = b"SQLite format 3\x00"
 HEADER_BYTES: Final = 100
@@ -48,6 +58,39 @@ def check_path(path: Path) -> bool:
     if not os.access(path, os.R_OK | os.W_OK):
         raise JournalError(f"journal {path}: file is not readable and writable")
     return True
+
+
+def create_atomically(path: Path, script: str) -> None:
+    """Create a journal at ``path`` by running ``script`` on a temporary file, then renaming it.
+
+    Raises
+    ------
+    JournalError
+        SQLite or the filesystem refused (disk full, permissions); ``path`` is left absent.
+    """
+    tmp = path.with_name(f"{path.name}.new")
+    try:
+        for stale in (tmp, *(Path(f"{tmp}{s}") for s in ("-wal", "-shm", "-journal"))):
+            stale.unlink(missing_ok=True)  # a creation cut short before: start it again
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(script)
+        finally:
+            conn.close()  # the last connection checkpoints the WAL into the file
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+    except (OSError, sqlite3.Error) as exc:
+        raise JournalError(f"journal {path}: cannot create: {exc}") from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_file(path: Path) -> None:
@@ -102,8 +145,8 @@ def quick_check(conn: sqlite3.Connection, path: Path) -> None:
 
 def check_schema(
     conn: sqlite3.Connection, path: Path, columns: Mapping[str, tuple[str, ...]], version: int
-) -> bool:
-    """Check an existing journal's tables, columns and schema version; False if it has none.
+) -> None:
+    """Check a journal's tables, columns and schema version.
 
     Raises
     ------
@@ -111,8 +154,6 @@ def check_schema(
         A table or column is missing, or ``meta.schema_version`` is absent or not ``version``.
     """
     tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not tables:
-        return False  # created but never written (a crash right after creation): a new journal
     for table in ("meta", "audit", *columns):
         if table not in tables:
             raise JournalError(f"journal {path}: not an execution journal (no table {table})")
@@ -126,4 +167,3 @@ def check_schema(
         raise JournalError(f"journal {path}: no schema_version in meta")
     if str(row[0]) != str(version):
         raise JournalError(f"journal {path}: journal schema {row[0]}, expected {version}")
-    return True

@@ -170,3 +170,29 @@ def test_journal_reopened_after_save_daily_round_trips(path):
 
     assert again.load_daily() == (3, Decimal("10"), Decimal("12"))
     again.close()
+
+
+def test_journal_created_atomically_leaves_no_temporary_files(tmp_path, path):
+    Journal.open(path).close()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite"]
+
+
+def test_journal_creation_cut_short_before_is_started_again(tmp_path, path):
+    (tmp_path / "journal.sqlite.new").write_bytes(b"half a journal")
+    (tmp_path / "journal.sqlite.new-wal").write_bytes(b"junk")
+
+    j = Journal.open(path)
+
+    assert j.count("audit") == 0
+    j.close()
+    assert not (tmp_path / "journal.sqlite.new").exists()
+
+
+def test_journal_without_tables_is_not_a_journal(path):
+    with closing(sqlite3.connect(path)) as c:
+        c.execute("PRAGMA user_version=1")  # a valid, empty SQLite file
+        c.commit()
+
+    with pytest.raises(JournalError, match="not an execution journal"):
+        Journal.open(path)
