@@ -130,6 +130,20 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError("pub_endpoint and control_endpoint must differ")
 
 
+def check_endpoint(name: str, endpoint: str, *, allow_remote: bool = False) -> None:
+    """Validate a connect endpoint in a ``__post_init__``; ValueError names the field.
+
+    A value still holding ``{run_dir}`` or ``{ns}`` (a default, before ``decode_section``
+    expands it) is checked on the second, expanded decode instead.
+    """
+    if "{run_dir}" in endpoint or "{ns}" in endpoint:
+        return
+    try:
+        validate(endpoint, allow_remote=allow_remote)
+    except EndpointError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Env:
     """Where this run lives: expanded into ``{run_dir}`` and ``{ns}``."""

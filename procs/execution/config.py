@@ -18,6 +18,7 @@ from procs._config import (
     RuntimeConfig,
     Symbol,
     WsUrl,
+    check_endpoint,
 )
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -155,6 +156,8 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             raise ValueError("symbols must have unique names and symbol_ids")
         if self.strategy.exit_score > self.strategy.enter_score:
             raise ValueError("strategy.exit_score must not exceed strategy.enter_score")
+        remote = self.runtime is not None and self.runtime.allow_remote_endpoints
+        check_endpoint("inference_pub", self.inference_pub, allow_remote=remote)
         halt, reducing = self.breaker.halt_loss_usdt, self.breaker.reducing_loss_usdt
         # NaN does not compare: procs._config refuses it, with its path, after decoding
         if halt.is_finite() and reducing.is_finite() and halt < reducing:

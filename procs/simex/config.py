@@ -31,6 +31,7 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 PosInt = Annotated[int, msgspec.Meta(gt=0)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
 FundingRate = Annotated[Decimal, msgspec.Meta(extra={"ge": "-0.1", "le": "0.1"})]  # per settlement
 
 DEMO_API_KEY: Final = "simex-demo-key"
@@ -77,14 +78,14 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    api_key: str
-    secret: str
-    account: str
+    api_key: Name
+    secret: Name
+    account: Name
     ip_allow: list[str] = []  # empty: any address
 
 
 class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str
+    name: Name
     balance: NonNegDecimal
 
 
@@ -154,6 +155,10 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     def __post_init__(self) -> None:
         names = {a.name for a in self.accounts}
+        if len(names) != len(self.accounts):
+            raise ValueError("accounts: names must be unique")
+        if len({k.api_key for k in self.keys}) != len(self.keys):
+            raise ValueError("keys: api_key values must be unique")
         for k in self.keys:
             if k.account not in names:
                 raise ValueError(f"keys: api_key {k.api_key!r} names unknown account {k.account!r}")

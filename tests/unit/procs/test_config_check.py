@@ -71,9 +71,21 @@ BROKEN = [
     ({"simex": {"accounts": [{"name": "demo", "balance": "-5"}]}}, "$.simex.accounts[0].balance"),
     ({"simex": {"symbols": [{"symbol": "BTCUSDT", "start_price": "nan"}]}}, "start_price"),
     ({"simex": {"market": {"events_per_s": float("inf")}}}, "$.simex.market.events_per_s"),
+    ({"simex": {"keys": [{"api_key": "", "secret": "s", "account": "demo"}]}}, "api_key"),
+    (
+        {
+            "simex": {
+                "accounts": [{"name": "demo", "balance": "1"}, {"name": "demo", "balance": "2"}]
+            }
+        },
+        "names must be unique",
+    ),
     ({"ingest": {"symbols": ["BTCUSDT", "eth usdt"]}}, "$.ingest.symbols[1]"),
     ({"execution": {"symbols": [{"symbol": "", "symbol_id": 0}]}}, "$.execution.symbols[0].symbol"),
     ({"execution": {"symbols": [{"symbol": "BTCUSDT", "symbol_id": 2**40}]}}, "symbol_id"),
+    ({"execution": {"inference_pub": "ipc:/nope"}}, "inference_pub"),
+    ({"execution": {"inference_pub": "tcp://10.0.0.1:5555"}}, "inference_pub"),
+    ({"features": {"ingest_pub": "ipc://{run_dir}/{oops}.pub"}}, "ingest_pub"),
     ({"features": {"runtime": {"metrics_port": 9101}}}, "$.features.runtime.metrics_port"),
     ({"simex": {"control_port": 9105}}, "$.simex.control_port"),
     ({"simex": {"ws_port": 18080}}, "$.simex.ws_port"),
