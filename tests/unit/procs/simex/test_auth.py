@@ -146,3 +146,20 @@ def test_nonce_window_forgets_expired_nonces():
         w.replayed("k", f"n{i}", "1", now_s=float(i))
 
     assert len(w) == 1
+
+
+def test_simex_never_imports_the_bots_signer():
+    import ast
+    from pathlib import Path
+
+    import procs.simex
+
+    imported = set()
+    for path in Path(procs.simex.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+
+    assert not {m for m in imported if m.startswith("ipc.bitunix")}, imported
