@@ -409,13 +409,17 @@ def _group_errors(doc: Mapping[str, Any], path: str | Path, group: str | None) -
 
 
 def check_file(
-    path: str | Path, sections: Sequence[str] = (), group: str | None = None
+    path: str | Path,
+    sections: Sequence[str] = (),
+    group: str | None = None,
+    env: Env | None = None,
 ) -> list[str]:
     """Validate ``sections`` of ``path`` (default: every table); return the errors found.
 
     Checking the whole file (no ``sections``) also checks it as a group file: not empty, every
     program of ``group`` (default: inferred from the sections present) there with its runtime
-    table, and no port or endpoint bound twice.
+    table, and no port or endpoint bound twice. ``env`` (default: ``load_env``) fills in
+    ``{run_dir}`` and ``{ns}``.
     """
     if group is not None and group not in GROUPS:
         return [f"config error: unknown group {group!r} (known: {', '.join(GROUPS)})"]
@@ -423,7 +427,7 @@ def check_file(
         doc = read_toml(path)
     except ConfigError as exc:
         return [str(exc)]
-    env = load_env(path)
+    env = env or load_env(path)
     names = list(sections) or [k for k, v in doc.items() if isinstance(v, dict)]
     if not names:
         return [f"config error file={path}: no sections (an empty file configures nothing)"]

@@ -179,9 +179,11 @@ def main_up(argv: list[str]) -> int:
     if not args.config.exists():
         print(f"bitrader up: config not found: {args.config}", file=sys.stderr)
         return 78
-    from procs._config import check_file
+    from procs._config import Env, check_file
 
-    errors = check_file(args.config, group=args.group)  # what `bitrader config check` says
+    # what `bitrader config check` says, with this run's {run_dir} and {ns}
+    ns = args.ns or args.config.stem
+    errors = check_file(args.config, group=args.group, env=Env(str(args.run_dir.resolve()), ns))
     for error in errors:
         print(f"bitrader up: {error}", file=sys.stderr)
     if errors:
