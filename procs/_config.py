@@ -1,18 +1,28 @@
 """Configuration: load one process's TOML section into its frozen Struct, or exit 78.
 
 The only reader of ``BITRADER_RUN_DIR`` and ``BITRADER_NS``; strings in a section may contain
-``{run_dir}`` and ``{ns}``, expanded here. Also ``bitrader config check FILE [SECTION...]``.
+``{run_dir}`` and ``{ns}``, expanded here. Every decoded value is range-checked: msgspec's
+``Meta`` constraints, then (here) no NaN or infinity anywhere and the ``Meta(extra=...)`` bounds
+of Decimal fields (``PosDecimal``, ``NonNegDecimal``...), which msgspec itself cannot constrain.
+Also ``bitrader config check FILE [SECTION...] [--group NAME]``, which checks a whole group file
+too: every program of the group present with its runtime table, no port or endpoint bound twice.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
+import math
+import operator
 import os
 import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
 
@@ -22,10 +32,17 @@ from ipc.endpoints import EndpointError, expand, validate
 
 __all__ = [
     "EXIT_CONFIG",
+    "GROUPS",
     "SECTIONS",
     "ConfigError",
     "Env",
+    "FeeRate",
+    "HttpUrl",
+    "NonNegDecimal",
+    "PosDecimal",
     "RuntimeConfig",
+    "Symbol",
+    "WsUrl",
     "check_file",
     "config_file",
     "load_env",
@@ -44,6 +61,27 @@ NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Core = Annotated[int, msgspec.Meta(ge=0)]
+# msgspec constrains only int and float: Decimal bounds ride in Meta.extra, checked after decoding
+PosDecimal = Annotated[Decimal, msgspec.Meta(extra={"gt": 0})]
+NonNegDecimal = Annotated[Decimal, msgspec.Meta(extra={"ge": 0})]
+FeeRate = Annotated[Decimal, msgspec.Meta(extra={"ge": "-0.01", "le": "0.01"})]  # maker may be < 0
+Symbol = Annotated[str, msgspec.Meta(pattern="^[A-Z0-9]{2,32}$")]  # the venue's, e.g. BTCUSDT
+_HOST: Final = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?"
+HttpUrl = Annotated[str, msgspec.Meta(pattern=rf"^https?://{_HOST}(/\S*)?$")]
+WsUrl = Annotated[str, msgspec.Meta(pattern=rf"^wss?://{_HOST}(/\S*)?$")]
+
+# supervisord.conf's groups: a group file must hold each program's section and its runtime
+GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "pipeline": ("simex", "ingest", "capture", "features", "inference", "execution"),
+    "live": ("ingest", "capture", "features", "inference", "execution"),
+    "transport": ("producer", "consumer"),
+}
+_BOUNDS: Final[dict[str, tuple[Callable[[Any, Any], bool], str]]] = {
+    "gt": (operator.gt, ">"),
+    "ge": (operator.ge, ">="),
+    "lt": (operator.lt, "<"),
+    "le": (operator.le, "<="),
+}
 
 # section -> "module:Type", imported only when that section is checked; a section not listed
 # here is looked up by convention: <Section>Config in procs.<section> or procs.<section>.config
@@ -90,6 +128,20 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 raise ValueError(f"{name}: {exc}") from None
         if self.pub_endpoint == self.control_endpoint:
             raise ValueError("pub_endpoint and control_endpoint must differ")
+
+
+def check_endpoint(name: str, endpoint: str, *, allow_remote: bool = False) -> None:
+    """Validate a connect endpoint in a ``__post_init__``; ValueError names the field.
+
+    A value still holding ``{run_dir}`` or ``{ns}`` (a default, before ``decode_section``
+    expands it) is checked on the second, expanded decode instead.
+    """
+    if "{run_dir}" in endpoint or "{ns}" in endpoint:
+        return
+    try:
+        validate(endpoint, allow_remote=allow_remote)
+    except EndpointError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +201,70 @@ def decode_section(
         # defaults may hold templates too ("{ns}.ingest.md.book"): expand those and decode again
         filled = msgspec.to_builtins(decoded)
         expanded = _expand_all(filled, env)
-        return decoded if expanded == filled else msgspec.convert(expanded, type_)
+        if expanded != filled:
+            decoded = msgspec.convert(expanded, type_)
     except msgspec.ValidationError as exc:
         # msgspec paths start at the section: "... - at `$.runtime.cpus[0]`"
         msg = str(exc).replace("`$", f"`$.{section}")
         if "`$" not in str(exc):
             msg = f"{msg} - at `$.{section}`"
         raise ConfigError(f"config error file={path}: {msg}") from None
+    problems = list(value_errors(decoded, f"$.{section}"))
+    if problems:
+        raise ConfigError(f"config error file={path}: {'; '.join(problems)}")
+    return decoded
+
+
+def _unwrap_bounds(tp: object) -> dict[str, Decimal]:
+    if typing.get_origin(tp) is Annotated:
+        out: dict[str, Decimal] = {}
+        for meta in typing.get_args(tp)[1:]:
+            if isinstance(meta, msgspec.Meta) and meta.extra:
+                out |= {k: Decimal(str(v)) for k, v in meta.extra.items() if k in _BOUNDS}
+        return out
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[...]
+        for arg in typing.get_args(tp):
+            found = _unwrap_bounds(arg)
+            if found:
+                return found
+    return {}
+
+
+@functools.cache
+def _field_bounds(cls: type[msgspec.Struct]) -> dict[str, dict[str, Decimal]]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {name: _unwrap_bounds(hints.get(name)) for name in cls.__struct_fields__}
+
+
+def _finite(v: object) -> bool:
+    if isinstance(v, float):
+        return math.isfinite(v)
+    return not isinstance(v, Decimal) or v.is_finite()
+
+
+def value_errors(value: object, where: str = "$") -> Iterator[str]:
+    """Yield what is wrong with a decoded config: non-finite numbers, Decimals out of bounds.
+
+    Each message ends like msgspec's, with the field's path: ``- at `$.risk.max_x```.
+    """
+    if isinstance(value, msgspec.Struct):
+        bounds = _field_bounds(type(value))
+        for name in value.__struct_fields__:
+            v, at = getattr(value, name), f"{where}.{name}"
+            if isinstance(v, Decimal | int | float) and not isinstance(v, bool) and _finite(v):
+                for op, bound in bounds[name].items():
+                    test, sign = _BOUNDS[op]
+                    if not test(Decimal(str(v)), bound):
+                        yield f"Expected a number {sign} {bound}, got {v} - at `{at}`"
+            yield from value_errors(v, at)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from value_errors(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from value_errors(v, f"{where}.{k}")
+    elif not _finite(value):
+        yield f"Expected a finite number, got {value} - at `{where}`"
 
 
 def _fail(exc: ConfigError) -> NoReturn:
@@ -231,15 +340,101 @@ def _section_type(section: str) -> type[Any] | None:
         raise ConfigError(f"section [{section}]: {exc}") from None
 
 
-def check_file(path: str | Path, sections: Sequence[str] = ()) -> list[str]:
-    """Validate ``sections`` of ``path`` (default: every table); return the errors found."""
+def _bind_key(endpoint: str) -> str | None:
+    if endpoint.startswith("tcp://"):
+        return f"port {endpoint.rsplit(':', 1)[-1]}"
+    if endpoint.startswith("ipc://"):
+        return f"endpoint {endpoint}"
+    return None  # inproc: private to one process
+
+
+def _binds(value: object, where: str) -> Iterator[tuple[str, str]]:
+    """Yield (what is bound, field path): every ``*_port`` > 0 and each runtime's endpoints."""
+    if not isinstance(value, msgspec.Struct):
+        return
+    for name in value.__struct_fields__:
+        v, at = getattr(value, name), f"{where}.{name}"
+        if name.endswith("_port") and type(v) is int and v > 0:
+            yield f"port {v}", at
+        elif name.endswith("_endpoint") and isinstance(value, RuntimeConfig):
+            key = _bind_key(v)
+            if key is not None:
+                yield key, at
+        else:
+            yield from _binds(v, at)
+
+
+def _bind_errors(decoded: Mapping[str, object], path: str | Path) -> list[str]:
+    seen: dict[str, str] = {}
+    errors = []
+    for section, value in decoded.items():
+        for key, at in _binds(value, f"$.{section}"):
+            if key in seen:
+                errors.append(
+                    f"config error file={path} path={at}: {key} is also bound by {seen[key]}"
+                    " (ports and endpoints must be unique across the group)"
+                )
+            else:
+                seen[key] = at
+    return errors
+
+
+def _infer_group(tables: set[str]) -> str | None:
+    if tables & set(GROUPS["transport"]):
+        return "transport"
+    if tables & set(GROUPS["live"]):
+        return "pipeline" if "simex" in tables else "live"
+    return None  # e.g. simex alone (configs/simex.toml): no group to complete
+
+
+def _group_errors(doc: Mapping[str, Any], path: str | Path, group: str | None) -> list[str]:
+    tables = {k for k, v in doc.items() if isinstance(v, dict)}
+    name = group or _infer_group(tables)
+    if name is None:
+        return []
+    programs = GROUPS[name]
+    errors = [
+        f"config error file={path} path=$.{p}: section [{p}] missing"
+        f" (group {name} runs {', '.join(programs)})"
+        for p in programs
+        if p not in tables
+    ]
+    errors += [
+        f"config error file={path} path=$.{p}.runtime: the [{p}.runtime] table is missing"
+        f" (every program of group {name} needs one)"
+        for p in programs
+        if p in tables and not isinstance(doc[p].get("runtime"), dict)
+    ]
+    return errors
+
+
+def check_file(
+    path: str | Path,
+    sections: Sequence[str] = (),
+    group: str | None = None,
+    env: Env | None = None,
+) -> list[str]:
+    """Validate ``sections`` of ``path`` (default: every table); return the errors found.
+
+    Checking the whole file (no ``sections``) also checks it as a group file: not empty, every
+    program of ``group`` (default: inferred from the sections present) there with its runtime
+    table, and no port or endpoint bound twice. ``env`` (default: ``load_env``) fills in
+    ``{run_dir}`` and ``{ns}``.
+    """
+    if group is not None and group not in GROUPS:
+        return [f"config error: unknown group {group!r} (known: {', '.join(GROUPS)})"]
     try:
         doc = read_toml(path)
     except ConfigError as exc:
         return [str(exc)]
-    env = load_env(path)
+    env = env or load_env(path)
     names = list(sections) or [k for k, v in doc.items() if isinstance(v, dict)]
+    if not names:
+        return [f"config error file={path}: no sections (an empty file configures nothing)"]
     errors: list[str] = []
+    if not sections or group is not None:
+        errors += _group_errors(doc, path, group)
+    decoded: dict[str, object] = {}
     for name in names:
         try:
             type_ = _section_type(name)
@@ -249,23 +444,30 @@ def check_file(path: str | Path, sections: Sequence[str] = ()) -> list[str]:
                 else:
                     log.warning("unchecked section=%s reason=no_registered_type", name)
                 continue
-            decode_section(doc, name, type_, path=path, env=env)
+            decoded[name] = decode_section(doc, name, type_, path=path, env=env)
             log.info("ok section=%s type=%s", name, type_.__name__)
         except ConfigError as exc:
             errors.append(str(exc))
+    if not sections or group is not None:
+        errors += _bind_errors(decoded, path)
     return errors
 
 
 def main_cli(argv: Sequence[str] | None = None) -> int:
-    """``bitrader config check FILE [SECTION...]``: exit 0 if valid, 78 otherwise."""
+    """``bitrader config check FILE [SECTION...] [--group G]``: exit 0 if valid, 78 otherwise."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(message)s")
     logging.getLogger().setLevel(logging.INFO)
-    if len(args) < 2 or args[0] != "check":
-        log.error("usage: bitrader config check FILE [SECTION...]")
+    group = None
+    if "--group" in args[:-1]:
+        at = args.index("--group")
+        group = args.pop(at + 1)
+        args.pop(at)
+    if len(args) < 2 or args[0] != "check" or any(a.startswith("-") for a in args):
+        log.error("usage: bitrader config check FILE [SECTION...] [--group %s]", "|".join(GROUPS))
         return 2
-    errors = check_file(args[1], args[2:])
+    errors = check_file(args[1], args[2:], group)
     for error in errors:
         log.error("%s", error)
     return EXIT_CONFIG if errors else 0

@@ -21,7 +21,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "capture": ("procs.capture_cli", "main", "look inside HDF5 captures: ls | info | export"),
     "train": ("procs.train", "main", "train a model from captures and export ONNX"),
     "kill-switch": ("procs.execution.killswitch", "main", "kill-switch on|off|status"),
-    "config": ("procs._config", "main_cli", "config check FILE"),
+    "config": ("procs._config", "main_cli", "config check FILE [SECTION...] [--group G]"),
     "demo": ("procs.demo", "main", "the demo: run the group and a live summary"),
     "monitor": ("procs.monitor.__main__", "main", "Prometheus config/rules, dashboards, up|down"),
 }

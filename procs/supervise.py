@@ -179,6 +179,15 @@ def main_up(argv: list[str]) -> int:
     if not args.config.exists():
         print(f"bitrader up: config not found: {args.config}", file=sys.stderr)
         return 78
+    from procs._config import Env, check_file
+
+    # what `bitrader config check` says, with this run's {run_dir} and {ns}
+    ns = args.ns or args.config.stem
+    errors = check_file(args.config, group=args.group, env=Env(str(args.run_dir.resolve()), ns))
+    for error in errors:
+        print(f"bitrader up: {error}", file=sys.stderr)
+    if errors:
+        return 78
     env = GroupEnv(
         args.run_dir.resolve(), args.config.resolve(), args.ns or args.config.stem, args.group
     )

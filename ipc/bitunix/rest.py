@@ -164,7 +164,7 @@ class RestTransport:
             return None
         try:
             return self._decoder(typ).decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             self.errors_total["DecodeError"] += 1
             raise DecodeError(str(exc), endpoint=path) from exc
 
@@ -282,7 +282,7 @@ def _unwrap(path: str, status: int, raw: bytes) -> msgspec.Raw:
         raise RateLimited(f"HTTP {status}", code=status, endpoint=path)
     try:
         env = _ENVELOPE.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         if status != 200:
             raise VenueError(f"HTTP {status}", code=status, endpoint=path) from exc
         raise DecodeError(f"bad envelope: {exc}", endpoint=path) from exc

@@ -10,6 +10,7 @@ when the frame arrived). A private push's ``data`` may be an object or a list: u
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Final
 
 import msgspec
 
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 OptDec = LooseDecimal | None
+_NO_STATUS: Final = OrderStatus("")  # the wire sent no orderStatus (it may have sent status)
 
 
 class WsHeader(msgspec.Struct, gc=False):
@@ -222,14 +224,19 @@ class _TpslFields(Wire, frozen=True, kw_only=True):
 
 
 class OrderEvent(_TpslFields, frozen=True, kw_only=True):
-    """Order push; ``positionType`` is the margin mode, ``reductionOnly`` the reduce flag."""
+    """Order push; ``positionType`` is the margin mode, ``reductionOnly`` the reduce flag.
+
+    The status arrives as ``orderStatus`` (docs, Java demo) or ``status`` (Python and Go demos):
+    either fills ``orderStatus``; a push with neither is a schema error.
+    """
 
     event: Event
     orderId: Id
     symbol: str
     side: Side
     qty: Decimal
-    orderStatus: OrderStatus
+    orderStatus: OrderStatus = _NO_STATUS
+    status: OrderStatus | None = None
     type: OrderType | None = None
     clientId: Id | None = None
     price: OptDec = None
@@ -243,6 +250,13 @@ class OrderEvent(_TpslFields, frozen=True, kw_only=True):
     dealAmount: OptDec = None
     ctime: TimeMs | None = None
     mtime: TimeMs | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.orderStatus:
+            if self.status is None:
+                raise ValueError("order push has neither orderStatus nor status")
+            msgspec.structs.force_setattr(self, "orderStatus", self.status)
 
 
 class TpslEvent(_TpslFields, frozen=True, kw_only=True):

@@ -1,12 +1,13 @@
 """Bitunix futures WebSocket client on picows (the only client-side importer of picows).
 
 One ``BitunixWs`` owns one connection (public or, given an api key, private) and keeps it up:
-greeting → login (private) → subscriptions → JSON ping every ``ping_interval_s`` with a
-watchdog that reconnects after ``watchdog_intervals`` intervals of silence; reconnect with
-exponential backoff + jitter in ``[reconnect_min_s, reconnect_max_s]``, then re-login,
-resubscribe and ``on_resync()`` so the owner refetches REST state. Every client message goes
-through one throttled queue (≤ ``send_rate_per_s``, default 4/s; the venue drops a connection
-past 5/s); subscriptions are batched many args per message. Frames go to ``WsDispatcher``.
+greeting (waited for ``greeting_wait_s`` at most) → login (private) → subscriptions → JSON ping
+every ``ping_interval_s`` with a watchdog that reconnects after ``watchdog_intervals`` intervals
+of silence; reconnect with exponential backoff + jitter in ``[reconnect_min_s,
+reconnect_max_s]``, then re-login, resubscribe and ``on_resync()`` so the owner refetches REST
+state. Every client message goes through one throttled queue (≤ ``send_rate_per_s``, default
+4/s; the venue drops a connection past 5/s); subscriptions are batched many args per message.
+Frames go to ``WsDispatcher``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class WsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     reconnect_min_s: PosFloat = 0.5
     reconnect_max_s: PosFloat = 30.0
     connect_timeout_s: PosFloat = 10.0
+    # the venue's ``connect`` greeting is waited for this long, then the session goes on
+    # without it (the official Python demo logs in at once; reference §4.1)
+    greeting_wait_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     login_timeout_s: PosFloat = 10.0
     max_frame_bytes: PosInt = 4 << 20
     login_timestamp_ms: bool = False  # ❓ the Java demo sends ms; the docs say seconds
@@ -121,8 +125,8 @@ class BitunixWs:
     Register handlers with ``on(channel, handler)`` (see ``WsDispatcher``), add subscriptions
     with ``subscribe``, then ``start()`` (or ``await run()``), and ``await close()``.
     Counters: ``reconnects_total``, ``watchdog_reconnects_total``, ``messages_sent_total``,
-    ``pings_sent_total``, ``pongs_total``, ``logins_total`` and the dispatcher's
-    ``decode_errors_total``.
+    ``pings_sent_total``, ``pongs_total``, ``logins_total``, ``greetings_missed_total`` and the
+    dispatcher's ``decode_errors_total``.
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class BitunixWs:
         self.pings_sent_total = 0
         self.pongs_total = 0
         self.logins_total = 0
+        self.greetings_missed_total = 0
         self.control_ops_total: Counter[str] = Counter()  # connect, login, ping, error, ...
         self.sent_log: deque[tuple[float, bytes]] = deque(maxlen=256)
 
@@ -285,7 +290,13 @@ class BitunixWs:
         self._pending_unsub.clear()
         tasks = [loop.create_task(self._send_loop(transport))]
         try:
-            await asyncio.wait_for(self._greeting, cfg.connect_timeout_s)
+            try:
+                await asyncio.wait_for(self._greeting, cfg.greeting_wait_s)
+            except TimeoutError:
+                self.greetings_missed_total += 1
+                log.info(
+                    "ws no greeting within %.1fs, going on url=%s", cfg.greeting_wait_s, cfg.url
+                )
             tasks.append(loop.create_task(self._keepalive(transport)))
             if self.private:
                 self._queue_login()

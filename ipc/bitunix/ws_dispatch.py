@@ -73,6 +73,8 @@ _KLINE_INTERVALS: Final = (
     "1month",
 )
 _CH_PREFIX: Final = b'{"ch":"'
+# RecursionError: JSON nested deeper than msgspec decodes (a hostile or broken frame)
+_UNDECODABLE: Final = (msgspec.DecodeError, UnicodeDecodeError, ValueError, RecursionError)
 KLINE: Final = "kline"  # handler key for every *_kline_* channel
 
 
@@ -155,7 +157,7 @@ class WsDispatcher:
             if route is not None:
                 try:
                     push = route[0].decode(payload)
-                except (msgspec.DecodeError, UnicodeDecodeError, ValueError):
+                except _UNDECODABLE:
                     self._bad("schema", payload)
                     return
                 push.ts_recv_ns = ts_recv_ns
@@ -164,7 +166,7 @@ class WsDispatcher:
                 return
         try:
             head = self._header.decode(payload)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except _UNDECODABLE:
             self._bad("json", payload)
             return
         if head.op:
@@ -184,7 +186,7 @@ class WsDispatcher:
     ) -> None:
         try:
             push = route[0].decode(payload)
-        except (msgspec.DecodeError, UnicodeDecodeError, ValueError):
+        except _UNDECODABLE:
             self._bad("schema", payload)
             return
         push.ts_recv_ns = ts_recv_ns
@@ -199,7 +201,7 @@ class WsDispatcher:
     def _on_op(self, payload: bytes) -> None:
         try:
             ctl = self._control.decode(payload)
-        except (msgspec.DecodeError, UnicodeDecodeError, ValueError):
+        except _UNDECODABLE:
             self._bad("control", payload)
             return
         self.on_control(ctl)

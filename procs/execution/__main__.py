@@ -24,6 +24,7 @@ from procs.execution.config import ExecutionConfig
 from procs.execution.journal import Journal
 from procs.execution.killswitch import FileStore, KillSwitch
 from procs.execution.metrics import make_metrics
+from procs.execution.model import JournalError
 from procs.execution.proc import ExecutionProc
 from procs.execution.venue import (
     LiveVenue,
@@ -201,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
 
         ref: list[ExecutionProc] = []
         venue = build_venue(config, ref, dict(os.environ))  # exits 78 without keys
+        try:  # a bad journal is a configuration fault: found before anything connects
+            journal = Journal.open(config.journal_path)
+        except JournalError as exc:
+            log.error("config error path=$.execution.journal_path: %s", exc)
+            return EXIT_CONFIG
         sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
         book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
         rt.watch_ring("sig", sig)
@@ -212,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             sig=sig,
             book=book,
             venue=venue,
-            journal=Journal.open(config.journal_path),
+            journal=journal,
             publisher=rt.publisher,
             killswitch=KillSwitch(FileStore(config.killswitch_path), config.killswitch_poll_s),
             metrics=make_metrics(registry),

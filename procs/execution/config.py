@@ -10,7 +10,16 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from procs._config import RuntimeConfig
+from procs._config import (
+    FeeRate,
+    HttpUrl,
+    NonNegDecimal,
+    PosDecimal,
+    RuntimeConfig,
+    Symbol,
+    WsUrl,
+    check_endpoint,
+)
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -23,14 +32,16 @@ Score = Annotated[float, msgspec.Meta(ge=0, le=1)]
 class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One traded symbol; ``symbol_id`` is the id that SIG_V1/BOOK_V1 records carry."""
 
-    symbol: str
-    symbol_id: Annotated[int, msgspec.Meta(ge=0)]
-    max_position_qty: Decimal | None = None  # inventory cap in base coin (None: notional cap only)
-    max_order_qty: Decimal | None = None  # per-order cap in base coin (None: venue maximum)
+    symbol: Symbol
+    symbol_id: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]  # int32 in the records
+    max_position_qty: PosDecimal | None = (
+        None  # inventory cap in base coin (None: notional cap only)
+    )
+    max_order_qty: PosDecimal | None = None  # per-order cap in base coin (None: venue maximum)
     # trading rules given here (all three) spare paper mode the venue's trading_pairs call
-    tick: Decimal | None = None
-    step: Decimal | None = None
-    min_qty: Decimal | None = None
+    tick: PosDecimal | None = None
+    step: PosDecimal | None = None
+    min_qty: PosDecimal | None = None
 
 
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -40,27 +51,27 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         0.9  # |score| at or above which we cross the spread (IOC) instead of quoting
     )
     sizing: Literal["fixed_notional", "vol_scaled"] = "fixed_notional"
-    target_notional_usdt: Decimal = Decimal(100)  # position size at full signal
+    target_notional_usdt: PosDecimal = Decimal(100)  # position size at full signal
     vol_target_per_sqrt_s: PositiveFloat = 1e-4  # vol_scaled: notional × target / realised vol
     vol_halflife_s: PositiveFloat = 60.0  # EWMA half-life of the realised-vol estimate
     vol_floor_per_sqrt_s: PositiveFloat = 1e-5  # never divide by less than this
-    max_position_notional_usdt: Decimal = Decimal(1000)  # inventory cap per symbol
+    max_position_notional_usdt: PosDecimal = Decimal(1000)  # inventory cap per symbol
     requote_ticks: PositiveInt = 2  # replace a resting quote once it is this many ticks off
     improve_ticks: NonNegInt = 0  # quote this many ticks inside the best when the spread allows
 
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    max_order_notional_usdt: Decimal = Decimal(500)
-    price_collar_mid_bps: Decimal = Decimal(50)  # limit price within mid × (1 ± bps/1e4)
-    price_collar_mark_bps: Decimal = Decimal(100)  # and within mark × (1 ± bps/1e4)
-    max_position_notional_usdt: Decimal = Decimal(1000)  # per symbol, worst case incl. resting
-    max_total_notional_usdt: Decimal = Decimal(3000)  # all symbols together
+    max_order_notional_usdt: PosDecimal = Decimal(500)
+    price_collar_mid_bps: PosDecimal = Decimal(50)  # limit price within mid × (1 ± bps/1e4)
+    price_collar_mark_bps: PosDecimal = Decimal(100)  # and within mark × (1 ± bps/1e4)
+    max_position_notional_usdt: PosDecimal = Decimal(1000)  # per symbol, worst case incl. resting
+    max_total_notional_usdt: PosDecimal = Decimal(3000)  # all symbols together
     max_open_orders: PositiveInt = 20
     max_open_orders_per_symbol: PositiveInt = 4
     max_orders_per_window: PositiveInt = 8  # order-rate throttle: at most this many orders ...
     order_rate_window_s: PositiveFloat = 1.0  # ... in any window this long
-    daily_loss_limit_usdt: Decimal = Decimal(200)  # only reducing orders once the day lost this
-    max_drawdown_usdt: Decimal = Decimal(300)  # only reducing orders once equity fell this far
+    daily_loss_limit_usdt: PosDecimal = Decimal(200)  # only reducing orders once the day lost this
+    max_drawdown_usdt: PosDecimal = Decimal(300)  # only reducing orders once equity fell this far
     max_data_age_s: PositiveFloat = 2.0  # refuse when the market data is older than this
     duplicate_window_s: NonNegFloat = 1.0  # identical order sent within this window is refused
 
@@ -75,13 +86,13 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     stale_data_s: PositiveFloat = 5.0  # market data older than this → REDUCING
     latency_spike_s: PositiveFloat = 0.5  # tick-to-ack latency above this ...
     latency_spike_count: PositiveInt = 3  # ... this many times in a row → REDUCING
-    reducing_loss_usdt: Decimal = Decimal(150)  # daily loss → REDUCING
-    halt_loss_usdt: Decimal = Decimal(250)  # daily loss → HALTED
+    reducing_loss_usdt: PosDecimal = Decimal(150)  # daily loss → REDUCING
+    halt_loss_usdt: PosDecimal = Decimal(250)  # daily loss → HALTED
 
 
 class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    maker_fee_rate: Decimal = Decimal("0.0002")
-    taker_fee_rate: Decimal = Decimal("0.0006")
+    maker_fee_rate: FeeRate = Decimal("0.0002")
+    taker_fee_rate: FeeRate = Decimal("0.0006")
     queue_ahead_fraction: Fraction = 1.0  # share of the visible level qty assumed ahead of us
     # settle funding on the local legs with rates polled from the venue's public REST
     settle_funding: bool = False
@@ -95,8 +106,8 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     named here, or from ``key_file`` (a TOML file with ``api_key`` and ``secret``, mode 0600).
     """
 
-    rest_url: str = "https://fapi.bitunix.com"
-    ws_private_url: str = "wss://fapi.bitunix.com/private/"
+    rest_url: HttpUrl = "https://fapi.bitunix.com"
+    ws_private_url: WsUrl = "wss://fapi.bitunix.com/private/"
     api_key_env: str = "BITUNIX_API_KEY"
     secret_env: str = "BITUNIX_SECRET"
     key_file: str = ""  # when set, used instead of the environment variables
@@ -118,7 +129,7 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     order_ack_timeout_s: PositiveFloat = 5.0  # SENT without an answer this long → UNKNOWN
     cancel_timeout_s: PositiveFloat = 5.0  # cancel unanswered this long → query the order
     reconcile_interval_s: PositiveFloat = 30.0
-    balance_tolerance_usdt: Decimal = Decimal("0.01")
+    balance_tolerance_usdt: NonNegDecimal = Decimal("0.01")
     position_snapshot_interval_s: PositiveFloat = 10.0
     strategy: StrategyConfig = StrategyConfig()
     risk: RiskConfig = RiskConfig()
@@ -145,7 +156,11 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             raise ValueError("symbols must have unique names and symbol_ids")
         if self.strategy.exit_score > self.strategy.enter_score:
             raise ValueError("strategy.exit_score must not exceed strategy.enter_score")
-        if self.breaker.halt_loss_usdt < self.breaker.reducing_loss_usdt:
+        remote = self.runtime is not None and self.runtime.allow_remote_endpoints
+        check_endpoint("inference_pub", self.inference_pub, allow_remote=remote)
+        halt, reducing = self.breaker.halt_loss_usdt, self.breaker.reducing_loss_usdt
+        # NaN does not compare: procs._config refuses it, with its path, after decoding
+        if halt.is_finite() and reducing.is_finite() and halt < reducing:
             raise ValueError("breaker.halt_loss_usdt must be at least reducing_loss_usdt")
 
     def symbol(self, name: str) -> SymbolConfig:

@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Final
 
 from procs.execution.breaker import BreakerTransition
+from procs.execution.journal_check import (
+    check_file,
+    check_path,
+    check_schema,
+    create_atomically,
+    quick_check,
+)
 from procs.execution.model import (
     Fill,
     FundingEvent,
@@ -132,22 +139,35 @@ class Journal:
 
     @classmethod
     def open(cls, path: str | Path) -> Journal:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None)
+        """Open the journal after checking it; where no file is, create one (whole or not at all).
+
+        Raises
+        ------
+        JournalError
+            The path is not writable, or the file is empty, truncated, not SQLite, fails
+            ``PRAGMA quick_check`` or is not a journal of this schema version (see
+            ``journal_check``); ``main`` exits 78 with the message.
+        """
+        p = Path(path)
+        if not check_path(p):
+            version = f"INSERT INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');"
+            create_atomically(p, f"{_schema()}\n{version}")
+        check_file(p)
         try:
+            conn = sqlite3.connect(str(p), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {p}: cannot open: {exc}") from None
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            quick_check(conn, p)
+            check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_schema())
-            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if version is None:
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(version[0]) != SCHEMA_VERSION:
-                raise JournalError(f"journal schema {version[0]}, expected {SCHEMA_VERSION}")
-        except (sqlite3.DatabaseError, JournalError):
+            conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(f"journal {p}: {exc}") from None
+        except JournalError:
             conn.close()
             raise
         return cls(conn)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from procs._config import RuntimeConfig
+from procs._config import RuntimeConfig, check_endpoint
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0.0)]
@@ -31,6 +31,9 @@ class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     mark_degenerate_stale: bool = True
 
     def __post_init__(self) -> None:
+        check_endpoint(
+            "ingest_pub", self.ingest_pub, allow_remote=self.runtime.allow_remote_endpoints
+        )
         cap = self.capacity_records
         if cap & (cap - 1):
             raise ValueError(f"capacity_records must be a power of two, was {cap}")

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from procs._config import RuntimeConfig
+from procs._config import HttpUrl, RuntimeConfig, Symbol, WsUrl
 
 __all__ = ["IngestConfig"]
 
@@ -22,11 +22,11 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """
 
     runtime: RuntimeConfig
-    symbols: list[str]
+    symbols: list[Symbol]
     book_ring: str  # "{ns}.ingest.md.book": templates are expanded in the file's values only
     trade_ring: str  # "{ns}.ingest.md.trade"
-    ws_url: str = "wss://fapi.bitunix.com/public/"
-    rest_url: str = "https://fapi.bitunix.com"
+    ws_url: WsUrl = "wss://fapi.bitunix.com/public/"
+    rest_url: HttpUrl = "https://fapi.bitunix.com"
     depth_channel: Literal["depth_book15", "depth_books"] = "depth_book15"
     channels: list[Literal["trade", "price"]] = msgspec.field(
         default_factory=lambda: ["trade", "price"]

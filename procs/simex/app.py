@@ -60,10 +60,10 @@ class Simex:
         )
         self.funding_settled_total = 0  # position settlements
         keys = {k.api_key: k for k in config.keys}
-        self.hub = Hub(self.faults, keys, config.limits, self.faults.now_ms)
+        self.hub = Hub(self.faults, keys, config.limits, self.faults.now_ms, strict=config.strict)
         self.venue = Venue(self.exchange, self.hub, self.faults.now_ms)
         self.hub.venue = self.venue
-        self.rest = RestServer(self.venue, self.faults, keys, config.limits)
+        self.rest = RestServer(self.venue, self.faults, keys, config.limits, strict=config.strict)
         self.rest.on_flush(self.hub.flush_writes)
         self.generator: MarketSource | None = None
         self.actions_total = 0
@@ -143,6 +143,9 @@ class Simex:
             "market_skipped_s_total": self.skipped_ns_total / 1e9,
             "slow_disconnects_total": hub.slow_disconnects_total,
             "funding_settled_total": self.funding_settled_total,
+            "strict": int(self.config.strict),
+            "rest_bad_requests_total": self.rest.bad_requests_total,
+            "ws_bad_messages_total": hub.bad_messages_total,
         }
 
     def save(self, quiet: bool = False) -> Path | None:

@@ -12,7 +12,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from procs._config import RuntimeConfig
+from procs._config import FeeRate, NonNegDecimal, PosDecimal, RuntimeConfig, Symbol
 from procs.simex.model import SymbolSpec
 
 __all__ = [
@@ -31,26 +31,28 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 PosInt = Annotated[int, msgspec.Meta(gt=0)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+FundingRate = Annotated[Decimal, msgspec.Meta(extra={"ge": "-0.1", "le": "0.1"})]  # per settlement
 
 DEMO_API_KEY: Final = "simex-demo-key"
 DEMO_SECRET: Final = "simex-demo-secret"
 
 
 class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    symbol: str
-    start_price: Decimal
+    symbol: Symbol
+    start_price: PosDecimal
     base_precision: Annotated[int, msgspec.Meta(ge=0, le=12)] = 4
     quote_precision: Annotated[int, msgspec.Meta(ge=0, le=12)] = 1
-    min_qty: Decimal = Decimal("0.0001")
-    max_limit_qty: Decimal = Decimal(100000)
-    max_market_qty: Decimal = Decimal(50000)
+    min_qty: PosDecimal = Decimal("0.0001")
+    max_limit_qty: PosDecimal = Decimal(100000)
+    max_market_qty: PosDecimal = Decimal(50000)
     max_leverage: PosInt = 125
     default_leverage: PosInt = 20
-    maker_fee: Decimal = Decimal("0.0002")
-    taker_fee: Decimal = Decimal("0.0006")
-    funding_rate: Decimal = Decimal("0.0001")  # per settlement; > 0: longs pay shorts
+    maker_fee: FeeRate = Decimal("0.0002")
+    taker_fee: FeeRate = Decimal("0.0006")
+    funding_rate: FundingRate = Decimal("0.0001")  # per settlement; > 0: longs pay shorts
     volatility_bps_per_s: NonNegFloat = 3.0  # generator's fair-value drift scale
-    lot_notional: Decimal = Decimal(500)  # generator lot, USDT
+    lot_notional: PosDecimal = Decimal(500)  # generator lot, USDT
 
     def lot_qty(self) -> Decimal:
         """The generator's lot: ``lot_notional`` worth at the start price, at least min_qty."""
@@ -76,15 +78,15 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    api_key: str
-    secret: str
-    account: str
+    api_key: Name
+    secret: Name
+    account: Name
     ip_allow: list[str] = []  # empty: any address
 
 
 class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    balance: Decimal
+    name: Name
+    balance: NonNegDecimal
 
 
 class MarketConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -120,6 +122,9 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         10.0  # also save this often (0: only on stop); bounds a SIGKILL's loss
     )
     fault_seed: int = 1
+    # refuse what the venue's docs do not allow (uppercase signature, WS login without a nonce
+    # or with a string timestamp, numeric qty/price, a replayed nonce), as the venue would
+    strict: bool = False
     # funding settles at every multiple of this since the epoch (the venue: 8 h)
     funding_interval_s: PosFloat = 28_800.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -150,6 +155,10 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     def __post_init__(self) -> None:
         names = {a.name for a in self.accounts}
+        if len(names) != len(self.accounts):
+            raise ValueError("accounts: names must be unique")
+        if len({k.api_key for k in self.keys}) != len(self.keys):
+            raise ValueError("keys: api_key values must be unique")
         for k in self.keys:
             if k.account not in names:
                 raise ValueError(f"keys: api_key {k.api_key!r} names unknown account {k.account!r}")
@@ -158,15 +167,8 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if self.market.source == "replay" and not self.market.replay_path:
             raise ValueError("market: source = 'replay' needs replay_path")
         for s in self.symbols:
-            for name in (
-                "start_price",
-                "min_qty",
-                "lot_notional",
-                "max_limit_qty",
-                "max_market_qty",
-            ):
-                if not getattr(s, name) > 0:
-                    raise ValueError(f"symbols: {s.symbol}.{name} must be > 0")
+            if s.default_leverage > s.max_leverage:
+                raise ValueError(f"symbols: {s.symbol}.default_leverage exceeds max_leverage")
 
 
 def load_config(path: str | Path | None) -> SimexConfig:

@@ -3,15 +3,18 @@
 Endpoints: GET /_simex/status, GET|POST /_simex/faults, POST /_simex/faults/reset,
 POST /_simex/ws/drop {"scope": all|public|private}, POST /_simex/state/save,
 POST /_simex/funding/settle {"rates": {"BTCUSDT": "0.001"}} (settle funding now; rates optional).
+A body of the wrong shape gets 400 with ``{"error": ...}``, never a 500 or a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,12 +26,36 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "make_control_app"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_URL: Final = "http://127.0.0.1:18082"
+MAX_FUNDING_RATE: Final = Decimal("0.1")  # |rate| per settlement, as the [simex] config allows
 _ENC: Final = msgspec.json.Encoder()
+_BAD_INPUT: Final = (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, AttributeError)
 
 
 def _ok(obj: object, status: int = 200) -> web.Response:
     return web.Response(body=_ENC.encode(obj), status=status, content_type="application/json")
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    """A JSON object body (empty: ``{}``); ValueError for anything else."""
+    obj = msgspec.json.decode(raw) if raw.strip() else {}
+    if not isinstance(obj, dict):
+        raise ValueError(f"body must be a JSON object, was {type(obj).__name__}")
+    return obj
+
+
+@web.middleware
+async def _bad_input_is_400(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    # a body no handler check foresaw (or nested too deep to decode) is the client's error
+    try:
+        return await handler(request)
+    except (*_BAD_INPUT, RecursionError) as exc:
+        log.warning("control bad request path=%s error=%r", request.path, exc)
+        return _ok({"error": f"bad request: {exc}"}, status=400)
 
 
 def make_control_app(sx: Simex) -> web.Application:
@@ -49,6 +76,9 @@ def make_control_app(sx: Simex) -> web.Application:
             "market_step_max_s": sx.step_max_s,
             "market_skipped_s_total": sx.skipped_ns_total / 1e9,
             "slow_disconnects_total": hub.slow_disconnects_total,
+            "strict": sx.config.strict,
+            "rest_bad_requests_total": sx.rest.bad_requests_total,
+            "ws_bad_messages_total": hub.bad_messages_total,
             "faults_injected_total": dict(sx.faults.injected_total),
             "faults": msgspec.to_builtins(sx.faults.state),
         }
@@ -61,11 +91,8 @@ def make_control_app(sx: Simex) -> web.Application:
 
     async def set_faults(request: web.Request) -> web.Response:
         try:
-            changes = msgspec.json.decode(await request.read())
-            if not isinstance(changes, dict):
-                raise msgspec.ValidationError("body must be a JSON object")
-            state = sx.faults.update(changes)
-        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+            state = sx.faults.update(_body(await request.read()))
+        except _BAD_INPUT as exc:
             return _ok({"error": str(exc)}, status=400)
         return _ok(state)
 
@@ -73,9 +100,11 @@ def make_control_app(sx: Simex) -> web.Application:
         return _ok(sx.faults.reset())
 
     async def drop_ws(request: web.Request) -> web.Response:
-        body = await request.read()
-        scope = (msgspec.json.decode(body) if body.strip() else {}).get("scope", "all")
-        if scope not in ("all", "public", "private"):
+        try:
+            scope = _body(await request.read()).get("scope", "all")
+        except _BAD_INPUT as exc:
+            return _ok({"error": str(exc)}, status=400)
+        if not isinstance(scope, str) or scope not in ("all", "public", "private"):
             return _ok({"error": "scope must be all, public or private"}, status=400)
         return _ok({"dropped": sx.hub.drop(scope)})
 
@@ -86,7 +115,7 @@ def make_control_app(sx: Simex) -> web.Application:
         path = sx.save()
         return _ok({"path": str(path) if path else None})
 
-    app = web.Application()
+    app = web.Application(middlewares=[_bad_input_is_400])
     app.router.add_get("/_simex/status", status)
     app.router.add_get("/_simex/faults", get_faults)
     app.router.add_post("/_simex/faults", set_faults)
@@ -108,10 +137,18 @@ def _settle(sx: Simex, body: bytes) -> web.Response:
 def _rates(body: bytes, symbols: set[str]) -> dict[str, Decimal] | str:
     """``{"rates": {SYMBOL: rate}}`` (all optional) as Decimals, or the error text."""
     try:
-        raw = msgspec.json.decode(body) if body.strip() else {}
-        rates = {str(k): Decimal(str(v)) for k, v in dict(raw.get("rates") or {}).items()}
-    except (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        raw = _body(body).get("rates")
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            return "body: rates must be an object of SYMBOL: rate"
+        rates = {str(k): Decimal(str(v)) for k, v in raw.items() if not isinstance(v, bool)}
+    except _BAD_INPUT as exc:
         return f"body: {exc}"
+    if len(rates) != len(raw):
+        return "body: a rate must be a number or a numeric string"
+    bad = sorted(k for k, r in rates.items() if not (r.is_finite() and abs(r) <= MAX_FUNDING_RATE))
+    if bad:
+        return f"body: rates must be finite, at most {MAX_FUNDING_RATE} in size: {bad}"
     unknown = set(rates) - symbols
     return f"unknown symbols {sorted(unknown)}" if unknown else rates
 

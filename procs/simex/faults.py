@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
 __all__ = ["FaultState", "Faults"]
 
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
+MAX_STALL_S: Final = 3600.0
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_STALL_S)]
 
 
 class FaultState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -45,7 +46,11 @@ class Faults:
         """Merge ``changes`` (validated: unknown or out-of-range fields raise ValidationError)."""
         if "ws_stall_s" in changes:
             changes = dict(changes)
-            stall = float(changes.pop("ws_stall_s"))
+            stall = changes.pop("ws_stall_s")
+            if type(stall) not in (int, float) or not 0 <= stall <= MAX_STALL_S:
+                raise ValueError(
+                    f"ws_stall_s must be seconds in [0, {MAX_STALL_S:g}], was {stall!r}"
+                )
             changes["ws_stall_until_ns"] = time.time_ns() + int(stall * 1e9) if stall > 0 else 0
         merged = msgspec.structs.asdict(self.state) | changes
         self.state = msgspec.convert(merged, FaultState)

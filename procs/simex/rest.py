@@ -1,6 +1,10 @@
 """simex's REST server (aiohttp): auth, per-endpoint rate limits, faults, ``{code,msg,data}``.
 
-Business errors answer HTTP 200 with the venue's codes; unknown paths answer HTTP 404.
+Business errors answer HTTP 200 with the venue's codes; unknown paths answer HTTP 404. Bad input
+of any shape gets the venue's 10002 (parameter) or 10007 (signature), never a traceback. In
+``strict`` mode it also refuses what the venue's docs do not allow: a signature not in lowercase
+hex, a timestamp that is not milliseconds in digits, a nonce replayed within the window, and
+numbers where the venue wants strings (``qty``, ``price``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from ipc.bitunix.signing import query_string, sign_rest
+from procs.simex.auth import NonceWindow, rest_sign_ok, sign_format_ok
 from procs.simex.config import KeyConfig, LimitsConfig
 from procs.simex.faults import Faults
 from procs.simex.model import ExchangeError
@@ -27,6 +31,13 @@ log = logging.getLogger(__name__)
 
 _ENC: Final = msgspec.json.Encoder()
 _DEC: Final = msgspec.json.Decoder()
+_P: Final = "/api/v1/futures/trade"
+# strict: the venue documents these as JSON strings (reference §3.10, §3.11)
+_STRING_FIELDS: Final = {
+    f"{_P}/place_order": ("qty", "price"),
+    f"{_P}/modify_order": ("qty", "price"),
+    f"{_P}/batch_order": (),  # each orderList item: qty, price
+}
 
 
 def envelope(code: int, msg: str, data: object = None) -> bytes:
@@ -54,15 +65,24 @@ class RestServer:
     """Answers every §3.2 path; ``flush`` hands the resulting pushes to the WS hub."""
 
     def __init__(
-        self, venue: Venue, faults: Faults, keys: Mapping[str, KeyConfig], limits: LimitsConfig
+        self,
+        venue: Venue,
+        faults: Faults,
+        keys: Mapping[str, KeyConfig],
+        limits: LimitsConfig,
+        *,
+        strict: bool = False,
     ) -> None:
         self._venue = venue
         self._faults = faults
         self._keys = dict(keys)
         self._limits = limits
+        self._strict = strict
+        self._nonces = NonceWindow(2 * limits.recv_window_s)  # a timestamp is good for ±window
         self._buckets = TokenBuckets()
         self._flush_writes: Callable[[], None] = lambda: None
         self.requests_total = 0
+        self.bad_requests_total = 0
 
     def on_flush(self, flush_writes: Callable[[], None]) -> None:
         """Call ``flush_writes`` after each request's pushes are queued (the WS hub's)."""
@@ -94,10 +114,17 @@ class RestServer:
             if not private and not self._take(request.remote or "?", request.path, rate_class):
                 raise ExchangeError(10006, "Request too frequently")
             params = self._params(request, body)
+            if self._strict and request.path in _STRING_FIELDS:
+                _check_strings(request.path, params)
             data = handler(self._venue, account, params, self._faults.now_ms())
             payload = envelope(0, "Success", data)
         except ExchangeError as e:
             payload = envelope(e.code, e.msg)
+        except (TypeError, ValueError, ArithmeticError) as e:
+            # a shape no handler check foresaw: still the venue's parameter error, and counted
+            self.bad_requests_total += 1
+            log.warning("bad request path=%s error=%r", request.path, e)
+            payload = envelope(10002, f"Parameter error: {e}")
         finally:
             self._venue.flush()
             self._flush_writes()
@@ -127,19 +154,25 @@ class RestServer:
         nonce, ts, sign = h.get("nonce", ""), h.get("timestamp", ""), h.get("sign", "")
         if not nonce or not ts or not sign or self._faults.state.reject_signatures:
             raise ExchangeError(10007, "Signature Error")
+        if self._strict and not (ts.isascii() and ts.isdigit()):
+            raise ExchangeError(10007, "Signature Error: timestamp must be milliseconds")
         try:
             skew_ms = abs(self._faults.now_ms() - int(ts))
         except ValueError:
             raise ExchangeError(10007, "Signature Error") from None
         if skew_ms > self._limits.recv_window_s * 1000:
             raise ExchangeError(10007, "Signature Error")
-        query = query_string(dict(request.query)) if request.method == "GET" else ""
-        text = body.decode("utf-8", errors="replace")
-        expected = sign_rest(
-            nonce=nonce, timestamp=ts, api_key=api_key, query=query, body=text, secret=key.secret
-        )
-        if sign.lower() != expected:
+        if self._strict and not sign_format_ok(sign):
+            raise ExchangeError(10007, "Signature Error: sign must be lowercase hex")
+        ok = rest_sign_ok(
+            sign, key.secret, nonce=nonce, timestamp=ts, api_key=api_key,
+            query=request.query.items() if request.method == "GET" else (),
+            body=body.decode("utf-8", errors="replace"), strict=self._strict,
+        )  # fmt: skip
+        if not ok:
             raise ExchangeError(10007, "Signature Error")
+        if self._strict and self._nonces.replayed(api_key, nonce, ts, self._faults.now_ms() / 1e3):
+            raise ExchangeError(10007, "Signature Error: nonce already used")
         if not self._take(api_key, request.path, rate_class):
             raise ExchangeError(10006, "Request too frequently")
         return key.account
@@ -151,11 +184,20 @@ class RestServer:
             return {}
         try:
             obj = _DEC.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deep
             raise ExchangeError(10002, "Parameter error: body is not JSON") from None
         if not isinstance(obj, dict):
             raise ExchangeError(10002, "Parameter error: body must be a JSON object")
         return obj
+
+
+def _check_strings(path: str, params: dict[str, Any]) -> None:
+    items = params.get("orderList") if path.endswith("/batch_order") else [params]
+    names = _STRING_FIELDS[path] or ("qty", "price")
+    for item in items if isinstance(items, list) else ():
+        for name in names:
+            if isinstance(item, dict) and name in item and not isinstance(item[name], str):
+                raise ExchangeError(10002, f"Parameter error: {name} must be a string")
 
 
 def _json(payload: bytes) -> web.Response:

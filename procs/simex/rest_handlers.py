@@ -99,9 +99,10 @@ def tickers(v: Venue, _a: str, q: Params, _t: int) -> object:
 def depth(v: Venue, _a: str, q: Params, _t: int) -> object:
     sym = _s(q, "symbol", True)
     v.ex.spec(sym)
+    # the docs list 1|5|15|50|max, the official Python demo sends 100: any count is taken
     limit = _s(q, "limit") or "max"
-    if limit not in ("1", "5", "15", "50", "max"):
-        raise ExchangeError(10002, "limit must be 1, 5, 15, 50 or max")
+    if limit != "max" and not (limit.isascii() and limit.isdigit() and 0 < int(limit) <= 1000):
+        raise ExchangeError(10002, "Parameter error: limit must be 1 to 1000 or max")
     bids, asks = v.ex.books[sym].depth(0 if limit == "max" else int(limit))
     return {
         "asks": [[fmt(p), fmt(x)] for p, x in asks],

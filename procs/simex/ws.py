@@ -1,8 +1,11 @@
 """simex's WebSocket server (picows on uvloop): ``/public/`` and ``/private/`` on one port.
 
-Greeting, login (real signature check), JSON ping, subscribe/unsubscribe, the 5 msg/s and
-300-subscription limits, and the push hub: each push is encoded once and the same bytes go to
-every subscriber.
+Greeting, login (signature checked by ``procs.simex.auth``), JSON ping, subscribe/unsubscribe,
+the 5 msg/s and 300-subscription limits, and the push hub: each push is encoded once and the
+same bytes go to every subscriber. A frame that is not a JSON object (or nests too deep to
+decode) is answered with the venue's 10002, never a traceback. ``strict`` login also refuses
+what the docs do not allow: no nonce, a non-integer timestamp, a signature not in lowercase hex,
+a nonce replayed within the window.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Final
 import msgspec
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
-from ipc.bitunix.signing import sign_ws_login
+from procs.simex.auth import NonceWindow, sign_format_ok, ws_login_sign
 from procs.simex.book import OrderBook
 from procs.simex.config import KeyConfig, LimitsConfig
 from procs.simex.faults import Faults
@@ -99,12 +102,18 @@ class Conn(WSListener):
         elif frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
             try:
                 msg = _DEC.decode(frame.get_payload_as_bytes())
-            except msgspec.DecodeError:
-                self.reply({"op": "error", "msg": "message is not JSON"})
+            except (msgspec.DecodeError, RecursionError) as exc:
+                # RecursionError: JSON nested deeper than the decoder goes, a hostile frame
+                self.hub.bad_messages_total += 1
+                why = "nested too deep" if isinstance(exc, RecursionError) else "not JSON"
+                self.reply({"op": "error", "code": 10002, "msg": f"Parameter error: {why}"})
                 return
-            if isinstance(msg, dict):
-                self.hub.on_message(self, msg)
-                self.hub.flush_writes()
+            if not isinstance(msg, dict):
+                self.hub.bad_messages_total += 1
+                self.reply({"op": "error", "code": 10002, "msg": "Parameter error: not an object"})
+                return
+            self.hub.on_message(self, msg)
+            self.hub.flush_writes()
 
     def _count_message(self, transport: WSTransport) -> bool:
         now = time.monotonic()
@@ -142,11 +151,15 @@ class Hub:
         keys: Mapping[str, KeyConfig],
         limits: LimitsConfig,
         now_ms: Callable[[], int],
+        *,
+        strict: bool = False,
     ) -> None:
         self.faults = faults
         self.keys = dict(keys)
         self.limits = limits
         self.now_ms = now_ms
+        self.strict = strict
+        self._nonces = NonceWindow(2 * limits.recv_window_s)  # a timestamp is good for ±window
         self.venue: Venue | None = None
         self.conns: set[Conn] = set()
         self.public: dict[tuple[str, str], set[Conn]] = {}
@@ -160,6 +173,7 @@ class Hub:
         self.stalled_drops_total = 0
         self.slow_disconnects_total = 0
         self.rate_disconnects_total = 0
+        self.bad_messages_total = 0
 
     # ---- connection handling --------------------------------------------------------------
 
@@ -203,36 +217,51 @@ class Hub:
             conn.reply({"op": str(op), "data": {"result": False}, "msg": "unknown op"})
 
     def _login(self, conn: Conn, args: object) -> None:
-        ok, why = False, "login is only available on /private/"
-        if conn.private and isinstance(args, list) and args and isinstance(args[0], dict):
-            ok, why = self._check_login(args[0], conn.remote)
-        if ok:
-            key = self.keys[str(args[0]["apiKey"])]  # type: ignore[index]  # checked above
+        code, why = 10002, "login is only available on /private/"
+        arg = args[0] if isinstance(args, list) and args else None
+        if conn.private and isinstance(arg, dict):
+            code, why = self._check_login(arg, conn.remote)
+        if code == 0:
+            assert isinstance(arg, dict)
+            key = self.keys[str(arg["apiKey"])]
             conn.account = key.account
             self.by_account.setdefault(key.account, set()).add(conn)
             conn.reply({"op": "login", "data": {"result": True}})
         else:
-            conn.reply({"op": "login", "data": {"result": False}, "msg": why})
+            conn.reply({"op": "login", "data": {"result": False}, "code": code, "msg": why})
 
-    def _check_login(self, a: dict[str, Any], remote: str) -> tuple[bool, str]:
+    def _check_login(self, a: dict[str, Any], remote: str) -> tuple[int, str]:
+        """Return (0, "") for a good login, else the venue's error code and why."""
         key = self.keys.get(str(a.get("apiKey", "")))
         if key is None:
-            return False, "unknown apiKey"
+            return 10003, "unknown apiKey"
         if key.ip_allow and remote not in key.ip_allow:
-            return False, "IP not in API-key whitelist"
+            return 10004, "IP not in API-key whitelist"
+        raw_ts, nonce, sign = a.get("timestamp"), a.get("nonce"), a.get("sign")
+        if self.strict:
+            # the docs: timestamp a JSON integer, a nonce, sign in lowercase hex
+            if type(raw_ts) is not int:
+                return 10002, "Parameter error: timestamp must be an integer"
+            if not isinstance(nonce, str) or not nonce:
+                return 10002, "Parameter error: nonce is required"
+            if not isinstance(sign, str) or not sign_format_ok(sign):
+                return 10007, "Signature Error: sign must be lowercase hex"
         try:
-            ts = int(a.get("timestamp", ""))
-        except (TypeError, ValueError):
-            return False, "timestamp must be an integer"
+            ts = int(raw_ts)  # type: ignore[arg-type]  # lenient: "123", 123.0; refused below
+        except (TypeError, ValueError, OverflowError):
+            return 10002, "Parameter error: timestamp must be an integer"
         ts_s = ts // 1000 if ts > 100_000_000_000 else ts  # seconds (docs) or ms (Java demo)
         if abs(self.now_ms() // 1000 - ts_s) > self.limits.recv_window_s:
-            return False, "timestamp outside the accepted window"
-        expected = sign_ws_login(
-            nonce=str(a.get("nonce", "")), timestamp_s=ts, api_key=key.api_key, secret=key.secret
-        )
-        if self.faults.state.reject_signatures or str(a.get("sign", "")).lower() != expected:
-            return False, "Signature Error"
-        return True, ""
+            return 10007, "Signature Error: timestamp outside the accepted window"
+        got = str(sign if sign is not None else "")
+        want = ws_login_sign(key.secret, nonce=str(nonce or ""), timestamp=ts, api_key=key.api_key)
+        if self.faults.state.reject_signatures or (got if self.strict else got.lower()) != want:
+            return 10007, "Signature Error"
+        if self.strict and self._nonces.replayed(
+            key.api_key, str(nonce), str(ts), self.now_ms() / 1e3
+        ):
+            return 10007, "Signature Error: nonce already used"
+        return 0, ""
 
     def _sub(self, conn: Conn, add: bool, ch: str, symbol: str) -> None:
         if ch in PRIVATE_CHANNELS:

@@ -53,6 +53,7 @@ def _check_health(g: Group) -> None:
             assert row["heartbeat_age_s"] < 3, row
             assert row["ring_dropped_total"] == 0, row
     assert rows["execution"]["counters"]["mode"] == "live"
+    assert rows["simex"]["counters"]["strict"] == 1  # as strict as the venue's docs
     assert rows["inference"]["counters"]["model_ok"] == 1
     assert rows["ingest"]["counters"]["stale_symbols"] == 0
     assert f"{g.ns}.inference.sig" in list_segments(g.ns)

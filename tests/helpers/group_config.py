@@ -119,6 +119,7 @@ def build_group_config(
             "control_port": ctl,
             "state_path": "",
             "restore": False,
+            "strict": True,  # the e2e tests trade against a simex as strict as the venue's docs
             "limits": {"rest_private_per_s": 50.0},
             "keys": [
                 {"api_key": k, "secret": s, "account": ACCOUNT} for k, s in (EXEC_KEY, OBSERVER_KEY)

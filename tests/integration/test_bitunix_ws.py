@@ -326,16 +326,34 @@ def test_handler_exception_ends_run_with_that_error():
     run(body)
 
 
-def test_no_greeting_times_out_and_reconnects():
+@pytest.mark.parametrize("private", [False, True], ids=["public", "private"])
+def test_no_greeting_goes_on_after_the_greeting_wait(private):
+    async def body(server, ws):
+        ws.subscribe("order" if private else "trade", None if private else "BTCUSDT")
+        ws.start()
+        await ws.wait_ready(2.0)
+        await until(lambda: server.ops("subscribe"))
+        return (
+            ws.greetings_missed_total,
+            ws.reconnects_total,
+            [r.msg["op"] for r in server.received],
+        )
+
+    missed, reconnects, ops = run(
+        body, private=private, server_kw={"greet": False}, greeting_wait_s=0.2
+    )
+
+    assert (missed, reconnects) == (1, 0)
+    assert ops == (["login", "subscribe"] if private else ["subscribe"])
+
+
+def test_greeting_seen_is_not_counted_missed():
     async def body(server, ws):
         ws.start()
-        await until(lambda: ws.reconnects_total >= 2, timeout_s=5)
-        return ws.ready.is_set(), server.received
+        await ws.wait_ready(2.0)
+        return ws.greetings_missed_total
 
-    ready, received = run(body, server_kw={"greet": False}, connect_timeout_s=0.2)
-
-    assert not ready
-    assert received == []  # nothing is sent before the greeting
+    assert run(body, private=True, greeting_wait_s=5.0) == 0
 
 
 def test_login_timestamp_ms_variant_sends_milliseconds():

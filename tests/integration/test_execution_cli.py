@@ -51,3 +51,56 @@ def test_execution_unknown_field_exits_78_naming_it(tmp_path, run_dir):
     done = run(tmp_path, run_dir, BASE.replace('mode = "live"', "batch_maxx = 3") + RUNTIME)
     assert done.returncode == 78
     assert "batch_maxx" in done.stdout + done.stderr
+
+
+PAPER = """
+[execution]
+mode = "paper"
+journal_path = "{journal}"
+[[execution.symbols]]
+symbol = "BTCUSDT"
+symbol_id = 1
+tick = "0.1"
+step = "0.0001"
+min_qty = "0.0001"
+"""
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-1000]), "truncated"),
+        (lambda p: p.write_bytes(b"\x00" * 4096), "not a SQLite database"),
+    ],
+    ids=["truncated-to-zero", "truncated", "not-sqlite"],
+)
+def test_execution_damaged_journal_exits_78_with_a_message(tmp_path, run_dir, damage, says):
+    from procs.execution.journal import Journal
+
+    journal = tmp_path / "journal.sqlite"
+    j = Journal.open(journal)
+    for key in range(200):
+        j.set_meta(f"k{key}", "v" * 100)
+    j.close()
+    damage(journal)
+
+    done = run(tmp_path, run_dir, PAPER.format(journal=journal) + RUNTIME)
+
+    out = done.stdout + done.stderr
+    assert done.returncode == 78, out
+    assert "journal_path" in out
+    assert says in out
+    assert "Traceback" not in out
+
+
+def test_execution_unwritable_journal_path_exits_78(tmp_path, run_dir):
+    (tmp_path / "afile").write_text("")
+    journal = tmp_path / "afile" / "journal.sqlite"
+
+    done = run(tmp_path, run_dir, PAPER.format(journal=journal) + RUNTIME)
+
+    out = done.stdout + done.stderr
+    assert done.returncode == 78, out
+    assert "cannot create directory" in out
+    assert "Traceback" not in out

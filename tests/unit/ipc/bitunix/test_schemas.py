@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from ipc.bitunix.fields import decoder
@@ -25,6 +26,7 @@ from ipc.bitunix.schemas_ws import (
     BalancePush,
     DepthPush,
     KlinePush,
+    OrderPush,
     PositionPush,
     PricePush,
     TickerPush,
@@ -193,3 +195,31 @@ def test_private_examples_keep_decimal_money_and_normalised_enums():
         "LIMIT",
     )
     assert price.data.ft == 1733310000000
+
+
+ORDER = (
+    b'{"ch":"order","ts":1732178884994,"data":{"event":"UPDATE","orderId":"11111",'
+    b'"clientId":"bot-000123","symbol":"BTCUSDT","side":"BUY","type":"LIMIT","qty":"0.01",'
+    b'"price":"60000","dealAmount":"0.004"%s}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "want"),
+    [
+        (b',"orderStatus":"PART_FILLED"', "PART_FILLED"),  # the docs and the Java demo
+        (b',"status":"PART_FILLED"', "PART_FILLED"),  # the Python and Go demos
+        (b',"status":"filled"', "FILLED"),
+        (b',"orderStatus":"NEW","status":"NEW"', "NEW"),
+    ],
+    ids=["orderStatus", "status", "status-lowercase", "both"],
+)
+def test_order_push_status_under_either_name_decodes(status, want):
+    push = decoder(OrderPush).decode(ORDER % status)
+
+    assert push.items[0].orderStatus == want
+
+
+def test_order_push_without_any_status_is_a_schema_error():
+    with pytest.raises(msgspec.ValidationError, match="neither orderStatus nor status"):
+        decoder(OrderPush).decode(ORDER % b"")

@@ -13,7 +13,7 @@ from ipc.bitunix.errors import BitunixError, DecodeError
 from ipc.bitunix.rest import RestConfig, _unwrap
 from ipc.bitunix.rest_api import BitunixRest
 from ipc.bitunix.schemas_rest import Account, Order, OrderList, Position, TradingPair
-from ipc.bitunix.schemas_ws import Control, DepthPush
+from ipc.bitunix.schemas_ws import Control, DepthPush, OrderPush
 from ipc.bitunix.ws_dispatch import WsDispatcher, channel_type
 
 DEPTH = (
@@ -190,3 +190,46 @@ def test_fuzz_rest_decode_raises_only_decode_error(data, typ):
 def test_fuzz_rest_envelope_raises_only_bitunix_errors(blob, status):
     with contextlib.suppress(BitunixError):
         _unwrap("/x", status, blob)
+
+
+@pytest.mark.parametrize("key", ["orderStatus", "status"])
+def test_order_push_with_either_status_key_reaches_the_handler(key):
+    d = WsDispatcher()
+    got: list[OrderPush] = []
+    d.on("order", got.append)
+    frame = (
+        '{"ch":"order","ts":1,"data":{"event":"CREATE","orderId":"7","clientId":"c1",'
+        f'"symbol":"BTCUSDT","side":"BUY","qty":"0.01","{key}":"NEW"}}}}'
+    )
+
+    d.on_text(frame.encode(), 1)
+
+    assert [p.items[0].orderStatus for p in got] == ["NEW"]
+    assert not d.decode_errors_total
+
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        DEEP,
+        b'{"x":' + DEEP + b"}",
+        b'{"op":"ping","data":' + DEEP + b"}",
+        b'{"ch":"trade","symbol":"B","data":[{"t":1,"p":1,"v":1,"s":"buy","z":' + DEEP + b"}]}",
+    ],
+    ids=["array", "unknown-key", "op-data", "push-field"],
+)
+def test_deeply_nested_frame_is_counted_not_raised(frame):
+    d = WsDispatcher(max_frame_bytes=len(frame))
+    d.on("trade", lambda p: pytest.fail("not a trade"))
+
+    d.on_text(frame, 1)
+
+    assert sum(d.decode_errors_total.values()) == 1
+
+
+def test_rest_envelope_nested_too_deep_is_a_decode_error():
+    with pytest.raises(DecodeError):
+        _unwrap("/x", 200, b'{"code":0,"msg":"","data":' + DEEP + b"}")

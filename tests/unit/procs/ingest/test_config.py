@@ -38,7 +38,7 @@ def test_ingest_config_defaults_are_depth_book15_trade_price():
     [
         ({"book_capacity_records": 1000}, "power of two"),
         ({"symbols": []}, "non-empty"),
-        ({"symbols": ["A", "A"]}, "unique"),
+        ({"symbols": ["BTCUSDT", "BTCUSDT"]}, "unique"),
         ({"depth_channel": "depth_book5"}, "Invalid enum value"),
         ({"channels": ["ticker"]}, r"channels\[0\]"),
         ({"trade_ring": "demo.ingest.md.book"}, "must differ"),
