@@ -108,9 +108,12 @@ def _text(col: Column) -> Column:
     return out
 
 
-def flat_columns(recs: Records) -> tuple[list[str], list[Column]]:
+def flat_columns(
+    recs: Records, symbols: Sequence[str] | None = None
+) -> tuple[list[str], list[Column]]:
     """Flatten records into named 1-D columns: sub-array fields become ``name_0, name_1 ...``;
     book levels at or past ``n_bids``/``n_asks`` are NaN; text fields are ``str`` objects.
+    With ``symbols`` (a file's symbol map) a ``symbol`` column follows ``symbol_id``.
     """
     names: list[str] = []
     cols: list[Column] = []
@@ -120,6 +123,11 @@ def flat_columns(recs: Records) -> tuple[list[str], list[Column]]:
         if col.ndim == 1:
             names.append(name)
             cols.append(_text(col) if col.dtype.kind == "S" else col)
+            if name == "symbol_id" and symbols is not None and "symbol" not in fields:
+                table = np.array([*symbols, ""], dtype=object)  # -1 (unknown) -> ""
+                ids = col.astype(np.int64)
+                names.append("symbol")
+                cols.append(table[np.where((ids >= 0) & (ids < len(symbols)), ids, len(symbols))])
             continue
         flat = col.reshape(col.shape[0], -1)
         count = _LEVEL_COUNTS.get(name)
@@ -141,14 +149,17 @@ def to_frame(recs: Records, symbols: Sequence[str] | None = None) -> pd.DataFram
         import pandas as pd
     except ImportError:
         raise CaptureError("to_frame needs pandas: pip install 'bitrader[analysis]'") from None
-    names, cols = flat_columns(recs)
-    data = dict(zip(names, cols, strict=True))
-    if symbols is not None and "symbol_id" in data and "symbol" not in data:
-        table = np.array([*symbols, ""], dtype=object)  # -1 (unknown) -> ""
-        ids = data["symbol_id"].astype(np.int64)
-        ids = np.where((ids >= 0) & (ids < len(symbols)), ids, len(symbols))
-        data["symbol"] = table[ids]
-    return pd.DataFrame(data)
+    names, cols = flat_columns(recs, symbols)
+    return pd.DataFrame(dict(zip(names, cols, strict=True)))
+
+
+def symbol_map(source: str | Path | Sequence[Path]) -> list[str]:
+    """Return the symbol map of the newest file of ``source`` (``[]`` when there is none)."""
+    files = capture_files(source)
+    if not files:
+        return []
+    with CaptureReader(files[-1]) as r:
+        return r.symbols
 
 
 def read_frame(
@@ -162,11 +173,14 @@ def read_frame(
     """``query`` then ``to_frame``, naming symbols from the newest file's symbol map."""
     files = capture_files(source)
     recs = query(files, stream, start_ns=start_ns, end_ns=end_ns, symbols=symbols)
-    symbol_map: list[str] = []
-    if files:
-        with CaptureReader(files[-1]) as r:
-            symbol_map = r.symbols
-    return to_frame(recs, symbol_map)
+    return to_frame(recs, symbol_map(files))
 
 
-__all__ = ["capture_files", "flat_columns", "query", "read_frame", "to_frame"]
+__all__ = [
+    "capture_files",
+    "flat_columns",
+    "query",
+    "read_frame",
+    "symbol_map",
+    "to_frame",
+]

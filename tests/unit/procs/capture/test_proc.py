@@ -297,9 +297,7 @@ def test_capture_full_disk_write_error_pauses_counts_then_resumes_in_new_file(
     cfg = make_config(tmp_path, ns, streams=["md.trade"], min_free_bytes=0)
     mono = Clock()
     writer = DiskFullWriter(cfg.directory, streams=dict(make_streams(cfg)), flush_s=0.05)
-    proc = CaptureProc(
-        cfg, sink=writer, metrics=make_metrics(CollectorRegistry()), mono_ns=mono
-    )
+    proc = CaptureProc(cfg, sink=writer, metrics=make_metrics(CollectorRegistry()), mono_ns=mono)
     dtype = RING_DTYPES["md.trade"]
     writers["md.trade"].publish(seq_records(dtype, 0, 10))
     drain(proc)
