@@ -37,7 +37,6 @@ from procs.capture.layout import (
     KIND_ORDER,
     KIND_POSITION,
     KIND_RISK,
-    ORDER_V1,
     ORDER_V2,
     STREAM_ORDERS,
 )
@@ -54,14 +53,12 @@ __all__ = [
     "KIND_POSITION",
     "KIND_RISK",
     "ORDER_DTYPE",
-    "ORDER_V1",
     "ORDER_V2",
     "RING_DTYPES",
     "STREAM_ORDERS",
     "CaptureConfig",
     "CaptureMetrics",
     "CaptureProc",
-    "CaptureWriteError",
     "CountingWriter",
     "main",
     "make_metrics",
@@ -140,16 +137,14 @@ class CaptureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return {s: names[s] for s in self.streams}
 
 
-class CaptureWriteError(Exception):
-    """Closing the capture file failed at stop (full disk): its last flush is what is on disk."""
-
-
 class Sink(Protocol):
     """What the stage needs of ``CaptureWriter`` (``CountingWriter`` in production)."""
 
     paths: list[Path]
     flushes_total: int
     broken: bool
+    error: str
+    rolled_back: dict[str, tuple[int, int]]
 
     def append(self, stream: str, records: Records) -> None: ...
 
@@ -348,8 +343,12 @@ class CaptureProc:
         self._records[stream] += n
         self._m.records.labels(stream).inc(n)
         self._m.bytes.labels(stream).inc(n * records.dtype.itemsize)
-        if gaps.size:
+        if gaps.size and not self._sink.broken:
             self._try(lambda: self._sink.append_gap(gaps))
+        if self._sink.broken:  # its flush failed: the rows are rolled back and counted later
+            self._write_errors += 1
+            self._m.write_errors.inc()
+            self._pause("write_failed", f"error={self._sink.error}")
 
     def _gaps(self, stream: str, records: Records, lapped: bool) -> Records:
         if stream == STREAM_ORDERS and not self._orders_gapless:
@@ -366,7 +365,8 @@ class CaptureProc:
                 reason = GAP_WRITE_FAILED if failed else GAP_LAPPED if lapped else GAP_UPSTREAM
             rows[i] = (now, _i64(want), _i64(got), _i64(lost), stream.encode(), reason.encode())
             if lost:
-                self._gap_records += lost
+                lost = _i64(lost)
+                self._gap_records = _i64(self._gap_records + lost)
                 self._m.gap_records.labels(stream, reason).inc(lost)
         if total > len(found):
             log.warning(
@@ -435,6 +435,11 @@ class CaptureProc:
             except (OSError, RuntimeError, ValueError) as exc:
                 log.debug("capture still cannot write: %s", exc)
                 return
+            for stream, (first_seq, n) in self._sink.rolled_back.items():
+                # appended after the last good flush: not on disk, so lost like the dropped
+                self._next_seq[stream] = first_seq
+                self._records[stream] -= n
+                self._drop(stream, n)
         dropped = sum(self._write_dropped.values())
         log.warning(
             "capture writing resumed (%s) file=%s write_dropped_total=%d",
@@ -530,6 +535,8 @@ class CaptureProc:
                 exc,
             )
             return
+        for stream, (first_seq, n) in self._sink.rolled_back.items():
+            log.error("stream=%s %d records from seq %d were never flushed", stream, n, first_seq)
         log.info("closed file=%s records=%d", self._path(), sum(self._records.values()))
 
 

@@ -301,6 +301,7 @@ def test_capture_full_disk_write_error_pauses_counts_then_resumes_in_new_file(
     dtype = RING_DTYPES["md.trade"]
     writers["md.trade"].publish(seq_records(dtype, 0, 10))
     drain(proc)
+    writer.flush()  # on disk: a failure later cannot take these
     writer.full = True
     writers["md.trade"].publish(seq_records(dtype, 10, 5))
     drain(proc)  # no exception: the failed write pauses writing
