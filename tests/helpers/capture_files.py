@@ -82,7 +82,7 @@ def derived(books: Records) -> tuple[Records, Records]:
 
 
 def write_demo_capture(
-    directory: Path, ns: str, n_books: int = 200, **kw: object
+    directory: Path, ns: str, n_books: int = 200, subdir: str = "cap", **kw: object
 ) -> CountingWriter:
     """Write every stream through ``CaptureProc``; return the (closed) writer."""
     books, trades = synthetic_market(seed=5, n_books=n_books)
@@ -94,7 +94,7 @@ def write_demo_capture(
     )
     cfg = CaptureConfig(
         runtime=runtime,
-        directory=str(directory / "cap"),
+        directory=str(directory / subdir),
         book_ring=f"{ns}.ingest.md.book",
         trade_ring=f"{ns}.ingest.md.trade",
         feat_ring=f"{ns}.features.feat",

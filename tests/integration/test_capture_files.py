@@ -10,8 +10,13 @@ lifts the limit and checks that capture resumed into a new file and counted the 
 
 from __future__ import annotations
 
+import os
+import re
 import resource
+import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +31,7 @@ from tests.helpers.poll import eventually
 from tests.helpers.systools import require_tool
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(tool: str, *args: str) -> str:
@@ -117,3 +123,43 @@ def test_capture_process_survives_failing_writes_and_counts_the_loss(tmp_path, r
     assert got == sorted(got)
     assert got[-1] == seq - 1  # the last batch was written after the resume
     assert len(got) + lost == seq  # every record is in a file or counted as lost in one
+
+
+def _doc_commands() -> list[str]:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    block = text.split("### Reading a capture", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_operations_doc_capture_one_liners_run_on_a_capture(tmp_path, ns):
+    require_tool("h5dump")
+    writer = write_demo_capture(tmp_path, ns, n_books=100, subdir="capture")  # as the demo's
+    cap_dir, file = writer.path.parent, writer.path
+    work = tmp_path / "work"
+    work.mkdir()
+    commands = _doc_commands()
+    py = shlex.quote(sys.executable)
+
+    outputs = []
+    for cmd in commands:
+        line = cmd.replace("run/demo/capture", str(cap_dir)).replace("FILE", str(file))
+        line = re.sub(r"^bitrader ", f"{py} -m procs.cli ", line)
+        line = re.sub(r"^python ", f"{py} ", line)
+        done = subprocess.run(
+            ["bash", "-c", line],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        text = done.stdout + done.stderr
+        assert done.returncode == 0, (cmd, text)
+        assert "error" not in text.lower() and "Traceback" not in text, (cmd, text)
+        outputs.append(text)
+
+    assert len(commands) >= 10
+    assert "quote currency" in outputs[commands.index("h5dump -a /md.book/bid_px.units FILE")]
+    assert (work / "capture.md.book.parquet").is_file()
+    assert "ask_qty_14" in outputs[-3]  # book levels as columns
+    assert "BTCUSDT" in outputs[-2]
