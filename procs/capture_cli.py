@@ -277,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args, sys.stdout)
     except (CaptureError, KeyError, OSError, RuntimeError, ValueError) as e:  # h5py's errors
-        print(f"bitrader capture {args.cmd}: {e}", file=sys.stderr)
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        where = str(getattr(args, "file", None) or getattr(args, "source", None) or args.dir)
+        if not msg.startswith(where):
+            msg = f"{where}: {msg}"
+        print(f"bitrader capture {args.cmd}: {msg}", file=sys.stderr)
         return EXIT_BAD_FILE
 
 

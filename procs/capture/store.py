@@ -28,12 +28,15 @@ Errors: ``CaptureError`` -> ``CaptureFormatError`` (not a readable bitrader capt
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 import h5py
 import numpy as np
@@ -62,6 +65,38 @@ from procs.capture.layout import (
 )
 from procs.capture.writer import CaptureWriter
 from shm.records import Dtype, Records, dtype_crc
+
+# HDF5 retries a SWMR read whose metadata checksum fails (a writer may be mid-update), backing
+# off from 1 µs, doubling: its default of 100 attempts waits hours on a corrupt file. 20: ~1 s.
+SWMR_READ_ATTEMPTS: Final = 20
+
+
+@functools.cache
+def _hdf5() -> ctypes.CDLL | None:
+    """The libhdf5 that h5py loaded (for the one call h5py does not wrap), or None."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {ln.split()[-1] for ln in fh if "/libhdf5" in ln and "_hl" not in ln}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        lib = ctypes.CDLL(path)
+        fn = getattr(lib, "H5Pset_metadata_read_attempts", None)
+        if fn is not None:
+            fn.argtypes = [ctypes.c_int64, ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            return lib
+    return None
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    """Open ``path`` for SWMR reading with a bounded number of metadata read attempts."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    lib = _hdf5()
+    if lib is not None and lib.H5Pset_metadata_read_attempts(fapl.id, SWMR_READ_ATTEMPTS) < 0:
+        raise RuntimeError("H5Pset_metadata_read_attempts failed")
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
 
 
 @dataclass(frozen=True)
@@ -117,8 +152,8 @@ class CaptureReader:
         except OSError:
             self.clean = False
             try:
-                self._file = h5py.File(self.path, "r", swmr=True)
-            except OSError as e:
+                self._file = _open_swmr(self.path)
+            except (OSError, RuntimeError) as e:
                 raise CaptureFormatError(f"{self.path}: not a readable HDF5 file ({e})") from None
         try:
             if "schema_version" not in self._file.attrs:

@@ -6,6 +6,7 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -138,3 +139,26 @@ def test_truncated_capture_ls_and_info_fail_fast_with_78(demo, tmp_path):
     assert info.returncode == 78
     assert "truncated (5000 bytes" in info.stderr
     assert "Traceback" not in ls.stderr + info.stderr
+
+
+def test_killed_capture_with_corrupt_metadata_fails_fast_with_78(demo, tmp_path):
+    from procs.capture.store import CaptureWriter
+    from shm.records import TRADE_V1
+
+    live = CaptureWriter(tmp_path / "live", streams={"t": TRADE_V1}, flush_s=0.01)
+    live.append("t", np.zeros(1000, TRADE_V1))
+    live.flush()
+    raw = bytearray(live.path.read_bytes())  # as a killed writer leaves it: "open for write"
+    live.close()
+    raw[96 : 96 + 8192] = np.random.default_rng(1).bytes(8192)  # object headers, not data
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(bytes(raw))
+    cli = [sys.executable, "-m", "procs.cli", "capture", "info", str(bad)]
+
+    # HDF5's default SWMR retries (100, backing off exponentially) hung here for hours
+    info = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+
+    assert info.returncode == 78
+    assert str(bad) in info.stderr
+    assert "checksum" in info.stderr
+    assert "Traceback" not in info.stderr
