@@ -1,23 +1,34 @@
 """``bitrader capture ls | info | export``: look inside HDF5 capture files.
 
-Exit codes: 0 done, 2 bad arguments or a missing/corrupt file (one line on stderr, no traceback).
+``export`` takes a file or a directory of rotated files, selects by ``--symbol`` and
+``--start``/``--end`` (binary search on the time column: only the rows in range are read), and
+writes CSV (shortest round-trip floats, unused book levels empty), Parquet (``bitrader[analysis]``)
+or ``.npy`` (the exact records), by default into the current directory.
+
+Exit codes: 0 done, 2 bad arguments, 78 a missing, truncated or corrupt capture (one line on
+stderr each, no traceback; ``ls`` lists every other file first).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from procs._config import EXIT_CONFIG
+from procs.capture.query import Column, capture_files, flat_columns, query, symbol_map
 from procs.capture.store import CaptureError, CaptureReader, list_captures
 from shm.records import Records, dtype_crc
 
 EXIT_USAGE = 2
+EXIT_BAD_FILE = EXIT_CONFIG  # 78: the input cannot be used, as for a bad configuration
 
 
 def _iso(ns: int | None) -> str:
@@ -66,49 +77,67 @@ def cmd_ls(args: argparse.Namespace, out: TextIO) -> int:
     print(
         f"{'file':<44} {'size':>10}  {'first ts_recv':<28} {'last ts_recv':<28} records", file=out
     )
+    bad = 0
     for path in files:
+        size = _human_bytes(path.stat().st_size)
         try:
             with CaptureReader(path) as r:
                 first, last = _span(r)
                 counts = " ".join(f"{s}={r.count(s)}" for s in r.streams)
+                lost = int(r.gaps()["lost"].sum())
                 mark = "" if r.clean else "  (still open, or its writer was killed)"
-        except CaptureError as e:
-            print(f"{path.name:<44} {'?':>10}  unreadable: {e}", file=out)
+                mark += f"  lost={lost} (see info)" if lost else ""
+        except (CaptureError, OSError, RuntimeError, KeyError) as e:
+            bad += 1
+            print(f"{path.name:<44} {size:>10}  unreadable: {e}", file=out)
             continue
-        size = _human_bytes(path.stat().st_size)
         print(
             f"{path.name:<44} {size:>10}  {_iso(first):<28} {_iso(last):<28} {counts}{mark}",
             file=out,
         )
+    if bad:
+        print(f"bitrader capture ls: {bad} unreadable file(s) in {directory}", file=sys.stderr)
+        return EXIT_BAD_FILE
     return 0
+
+
+def _info(r: CaptureReader) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "file": str(r.path),
+        "size_bytes": r.path.stat().st_size,
+        "closed_cleanly": r.clean,
+        "attrs": r.attrs,
+        "symbols": r.symbols,
+        "streams": {},
+    }
+    for s in r.streams:
+        dtype = r.dtype(s)
+        entry: dict[str, Any] = {
+            "dtype_name": r.dtype_name(s) or "(unregistered)",
+            "dtype_crc": dtype_crc(dtype),
+            "itemsize": dtype.itemsize,
+            "records": r.count(s),
+            "time_field": r.time_field(s),
+        }
+        for field in ("seq", "ts_event_ns", "ts_recv_ns"):
+            first, last = _stamps(r, s, field)
+            if first is not None:
+                entry[f"first_{field}"] = first
+                entry[f"last_{field}"] = last
+        if "first_ts_recv_ns" in entry:
+            entry["first_ts_recv_utc"] = _iso(entry["first_ts_recv_ns"])
+            entry["last_ts_recv_utc"] = _iso(entry["last_ts_recv_ns"])
+        info["streams"][s] = entry
+    lost: Counter[str] = Counter()
+    for g in r.gaps().tolist():
+        lost[f"{g[4].decode()} {g[5].decode()}"] += int(g[3])
+    info["lost_records"] = dict(lost)
+    return info
 
 
 def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     with CaptureReader(args.file) as r:
-        info: dict[str, Any] = {
-            "file": str(r.path),
-            "size_bytes": r.path.stat().st_size,
-            "closed_cleanly": r.clean,
-            "attrs": r.attrs,
-            "streams": {},
-        }
-        for s in r.streams:
-            dtype = r.dtype(s)
-            entry: dict[str, Any] = {
-                "dtype_name": r.dtype_name(s) or "(unregistered)",
-                "dtype_crc": dtype_crc(dtype),
-                "itemsize": dtype.itemsize,
-                "records": r.count(s),
-            }
-            for field in ("seq", "ts_event_ns", "ts_recv_ns"):
-                first, last = _stamps(r, s, field)
-                if first is not None:
-                    entry[f"first_{field}"] = first
-                    entry[f"last_{field}"] = last
-            if "first_ts_recv_ns" in entry:
-                entry["first_ts_recv_utc"] = _iso(entry["first_ts_recv_ns"])
-                entry["last_ts_recv_utc"] = _iso(entry["last_ts_recv_ns"])
-            info["streams"][s] = entry
+        info = _info(r)
     if args.json:
         print(json.dumps(info, indent=2, default=str), file=out)
         return 0
@@ -117,6 +146,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     print(f"closed cleanly: {state}", file=out)
     for k, v in info["attrs"].items():
         print(f"attr {k}: {v}", file=out)
+    print("symbols: " + " ".join(f"{i}={s}" for i, s in enumerate(info["symbols"])), file=out)
     for s, e in info["streams"].items():
         print(
             f"stream {s}: {e['dtype_name']} crc={e['dtype_crc']:#010x} records={e['records']}",
@@ -126,47 +156,90 @@ def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
             print(f"  seq {e['first_seq']} .. {e['last_seq']}", file=out)
         if "first_ts_recv_ns" in e:
             print(f"  ts_recv {e['first_ts_recv_utc']} .. {e['last_ts_recv_utc']}", file=out)
+    for key, n in info["lost_records"].items():
+        print(f"lost {key}: {n} records", file=out)
     return 0
 
 
-def flat_columns(recs: Records) -> tuple[list[str], list[np.ndarray]]:
-    """Flatten a record array into named 1-D columns (sub-array fields become name_0, name_1...)."""
-    names: list[str] = []
-    cols: list[np.ndarray] = []
-    for name in recs.dtype.names or ():
-        col = recs[name]
-        if col.ndim == 1:
-            names.append(name)
-            cols.append(col)
-        else:
-            flat = col.reshape(col.shape[0], -1)
-            names += [f"{name}_{i}" for i in range(flat.shape[1])]
-            cols += [flat[:, i] for i in range(flat.shape[1])]
-    return names, cols
+def _cell(col: Column) -> list[str]:
+    """One column as CSV text: ints as they are, floats shortest round-trip (``repr``), NaN
+    empty, text as it is.
+    """
+    kind = col.dtype.kind
+    if kind in "iub":
+        return [str(v) for v in col.tolist()]
+    if kind == "f":
+        if col.dtype.itemsize == 4:  # float32: shortest repr that reads back as that float32
+            return ["" if v != v else str(v) for v in col]
+        return ["" if v != v else repr(v) for v in col.tolist()]
+    return [str(v) for v in col.tolist()]
 
 
-def _write_csv(recs: Records, fh: TextIO) -> None:
-    names, cols = flat_columns(recs)
-    fh.write(",".join(names) + "\n")
-    text = [c.astype(str) if c.dtype.kind in "iub" else np.char.mod("%.17g", c) for c in cols]
-    for row in zip(*text, strict=True):
-        fh.write(",".join(row) + "\n")
+def write_csv(recs: Records, fh: TextIO, symbols: list[str] | None = None) -> None:
+    """Write records as CSV: one header row, one row per record (``flat_columns`` layout)."""
+    names, cols = flat_columns(recs, symbols)
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(names)
+    w.writerows(zip(*(_cell(c) for c in cols), strict=True))
+
+
+def write_parquet(recs: Records, target: str, meta: dict[str, str]) -> None:
+    """Write records as Parquet (pyarrow: the ``analysis`` extra); ``meta`` goes in the schema."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CaptureError("Parquet needs pyarrow: pip install 'bitrader[analysis]'") from None
+    names, cols = flat_columns(recs, json.loads(meta.get("symbols", "null")))
+    arrays = [pa.array(c.tolist() if c.dtype == object else c) for c in cols]
+    table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(meta)
+    pq.write_table(table, target)
+
+
+def parse_time(text: str | None) -> int | None:
+    """Return ns since the epoch from an integer (ns) or an ISO-8601 time (naive = UTC)."""
+    if text is None:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CaptureError(
+            f"not a time: {text!r} (ISO-8601, e.g. 2026-01-01T10:00Z, or ns)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
-    with CaptureReader(args.file) as r:
-        if args.stream not in r.streams:
-            raise CaptureError(f"{args.file}: no stream {args.stream!r}; streams: {r.streams}")
-        recs = r.read(args.stream)
-    target = args.out or str(Path(args.file).with_suffix("")) + f".{args.stream}.{args.format}"
+    start_ns, end_ns = parse_time(args.start), parse_time(args.end)
+    files = capture_files(args.source)
+    if not files:
+        raise CaptureError(f"{args.source}: no capture files")
+    known = set()
+    for p in files:
+        with CaptureReader(p) as r:
+            known |= set(r.streams)
+    if args.stream not in known:
+        raise CaptureError(f"{args.source}: no stream {args.stream!r}; streams: {sorted(known)}")
+    recs = query(files, args.stream, start_ns=start_ns, end_ns=end_ns, symbols=args.symbol)
+    symbols = symbol_map(files)
+    stem = Path(args.source).name.removesuffix(".h5")
+    target = args.out or f"{stem}.{args.stream}.{args.format}"  # relative: the current dir
     if args.format == "npy":
         np.save(target, recs, allow_pickle=False)
+    elif args.format == "parquet":
+        meta = {"stream": args.stream, "symbols": json.dumps(symbols), "source": str(args.source)}
+        write_parquet(recs, target, meta)
     elif target == "-":
-        _write_csv(recs, out)
+        write_csv(recs, out, symbols)
         return 0
     else:
-        with open(target, "w", encoding="utf-8") as fh:
-            _write_csv(recs, fh)
+        with open(target, "w", encoding="utf-8", newline="") as fh:
+            write_csv(recs, fh, symbols)
     print(f"wrote {recs.size} records of {args.stream} to {target}", file=sys.stderr)
     return 0
 
@@ -179,11 +252,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="attributes, streams, dtypes, counts, first/last stamps")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("export", help="one stream to CSV or .npy (exact dtype)")
-    p.add_argument("file")
-    p.add_argument("stream")
-    p.add_argument("--format", choices=("csv", "npy"), default="csv")
-    p.add_argument("--out", help="output path ('-' = stdout for csv)")
+    p = sub.add_parser(
+        "export", help="one stream, by symbol and time range, to CSV, Parquet or .npy"
+    )
+    p.add_argument("source", help="a capture file, or a directory of rotated capture files")
+    p.add_argument("stream", help="md.book, md.trade, feat, sig or orders")
+    p.add_argument("--format", choices=("csv", "parquet", "npy"), default="csv")
+    p.add_argument("--symbol", action="append", help="keep this symbol (repeatable)")
+    p.add_argument("--start", help="from this time on (ISO-8601, naive = UTC, or ns)")
+    p.add_argument("--end", help="before this time (ISO-8601, naive = UTC, or ns)")
+    p.add_argument(
+        "--out", help="output path (default: SOURCE.STREAM.FORMAT here; '-' = stdout for csv)"
+    )
     return ap
 
 
@@ -197,8 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args, sys.stdout)
     except (CaptureError, KeyError, OSError, RuntimeError, ValueError) as e:  # h5py's errors
-        print(f"bitrader capture {args.cmd}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        where = str(getattr(args, "file", None) or getattr(args, "source", None) or args.dir)
+        if not msg.startswith(where):
+            msg = f"{where}: {msg}"
+        print(f"bitrader capture {args.cmd}: {msg}", file=sys.stderr)
+        return EXIT_BAD_FILE
 
 
 if __name__ == "__main__":

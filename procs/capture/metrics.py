@@ -25,6 +25,9 @@ class CaptureMetrics:
     flushes: Counter
     rotations: Counter
     write_errors: Counter
+    write_dropped: Counter  # label stream
+    gap_records: Counter  # labels stream, reason
+    paused: Gauge
     orders_malformed: Counter
     disk_free: Gauge  # read at scrape time (set_function) once the directory is known
 
@@ -37,7 +40,22 @@ def make_metrics(registry: CollectorRegistry) -> CaptureMetrics:
         bytes=Counter(f"{p}_bytes", "record bytes written", by, registry=registry),
         flushes=Counter(f"{p}_flushes", "file flushes", registry=registry),
         rotations=Counter(f"{p}_rotations", "file rotations", registry=registry),
-        write_errors=Counter(f"{p}_write_errors", "failed writes (fatal)", registry=registry),
+        write_errors=Counter(
+            f"{p}_write_errors", "failed writes (writing pauses, then resumes)", registry=registry
+        ),
+        write_dropped=Counter(
+            f"{p}_write_dropped_records",
+            "records not written: disk full or a failed write",
+            by,
+            registry=registry,
+        ),
+        gap_records=Counter(
+            f"{p}_gap_records",
+            "records missing from a stream's seq (also in the file's gaps table)",
+            ["stream", "reason"],
+            registry=registry,
+        ),
+        paused=Gauge(f"{p}_write_paused", "1 while writing is paused (disk)", registry=registry),
         orders_malformed=Counter(
             f"{p}_orders_malformed", "order events that did not decode", registry=registry
         ),

@@ -1,40 +1,48 @@
 """Capture: reads rings md.book, md.trade, feat, sig and execution's order events (ZeroMQ SUB).
 
 Writes them to rotated HDF5 files through ``CaptureWriter`` (one dataset per stream, the ring's
-dtype; order events as ``ORDER_V1`` below). Owns the capture files. Only a reader: it never
-gates a ring's writer; when it falls behind it is lapped and counts the loss.
+dtype; order events as ``ORDER_V2``; meanings in ``procs.capture.layout``). Owns the capture
+files. Only a reader: it never gates a ring's writer; when it falls behind it is lapped and
+counts the loss (in the file's ``gaps`` table too).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol
 
 import msgspec
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from ipc.orders import (
-    ORDER_EVENT_DECODER,
-    BreakerEvent,
-    FillEvent,
-    OrderEvent,
-    OrderMessage,
-    PositionEvent,
-    RiskEvent,
-)
+from ipc.orders import ORDER_EVENT_DECODER
 from procs._config import RuntimeConfig, load_section
-from procs._runtime import Runtime
+from procs._runtime import EXIT_FAULT, Runtime
 from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
+from procs.capture.layout import (
+    GAP_LAPPED,
+    GAP_RESTART,
+    GAP_UPSTREAM,
+    GAP_V1,
+    GAP_WRITE_FAILED,
+    KIND_BREAKER,
+    KIND_FILL,
+    KIND_ORDER,
+    KIND_POSITION,
+    KIND_RISK,
+    ORDER_V2,
+    STREAM_ORDERS,
+)
 from procs.capture.metrics import CaptureMetrics, make_metrics, watch_disk
-from procs.capture.store import SCHEMA_VERSION, AttrValue, CaptureWriter
+from procs.capture.orders import find_gaps, order_row
+from procs.capture.store import SCHEMA_VERSION, AttrValue, CaptureWriter, disk_free_bytes
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Dtype, Records
 from shm.ring import RingNotReady, RingReader
 
@@ -44,13 +52,13 @@ __all__ = [
     "KIND_ORDER",
     "KIND_POSITION",
     "KIND_RISK",
-    "ORDER_V1",
+    "ORDER_DTYPE",
+    "ORDER_V2",
     "RING_DTYPES",
     "STREAM_ORDERS",
     "CaptureConfig",
     "CaptureMetrics",
     "CaptureProc",
-    "CaptureWriteError",
     "CountingWriter",
     "main",
     "make_metrics",
@@ -63,72 +71,19 @@ PosInt = Annotated[int, msgspec.Meta(gt=0)]
 PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
 RingStream = Literal["md.book", "md.trade", "feat", "sig"]
 
-STREAM_ORDERS: Final = "orders"
 RING_DTYPES: Final[dict[str, Dtype]] = {
     STREAM_BOOK: BOOK_V1,
     STREAM_TRADE: TRADE_V1,
     STREAM_FEAT: FEAT_V1,
     STREAM_SIG: SIG_V1,
 }
+ORDER_DTYPE: Final = ORDER_V2  # the layout this version writes (procs.capture.layout)
 RATE_WINDOW_NS: Final = 1_000_000_000  # health's records_per_s is recomputed this often
-
-# ORDER_V1: one row per order/fill/position/risk/breaker event, capture-local (never in a ring,
-# so not in shm.records). Stamps as in OrderEvent (0 where the event has none); ts_capture_ns is
-# when capture received it. Decimals become float64 (analytics only: the journal keeps the exact
-# values); text is UTF-8, truncated to its field. ``price`` is NaN when the order had none.
-KIND_ORDER: Final = 1
-KIND_FILL: Final = 2
-KIND_POSITION: Final = 3
-KIND_RISK: Final = 4
-KIND_BREAKER: Final = 5
-_ORDER_FIELDS: Final = [
-    ("seq", "<i8"),  # the publisher's sequence number
-    ("ts_event_ns", "<i8"),
-    ("ts_recv_ns", "<i8"),
-    ("ts_feat_ns", "<i8"),
-    ("ts_sig_ns", "<i8"),
-    ("ts_order_ns", "<i8"),
-    ("ts_ns", "<i8"),  # when the change happened (every event has it)
-    ("ts_capture_ns", "<i8"),
-    ("kind", "<u1"),  # KIND_*
-    ("side", "<i1"),  # +1 BUY, -1 SELL, 0 none
-    ("reduce_only", "<u1"),
-    ("symbol", "S24"),
-    ("client_id", "S48"),
-    ("order_id", "S48"),
-    ("fill_id", "S48"),
-    ("order_type", "S8"),
-    ("tif", "S8"),
-    ("status", "S16"),  # order: status; breaker: new state
-    ("old_status", "S16"),  # order: previous status; breaker: old state
-    ("position_side", "S8"),
-    ("reason", "S32"),  # order: reason; risk: reason; breaker: trigger
-    ("detail", "S64"),  # risk and breaker: detail
-    ("qty", "<f8"),  # position: signed qty
-    ("price", "<f8"),  # fill price; position: avg_price
-    ("filled_qty", "<f8"),
-    ("avg_price", "<f8"),
-    ("fee", "<f8"),  # position: fees
-    ("realised", "<f8"),
-    ("unrealised", "<f8"),
-    ("funding", "<f8"),
-    ("mark", "<f8"),
-]
-
-
-def _order_dtype() -> Dtype:
-    base = np.dtype(_ORDER_FIELDS, align=True)
-    spec: Any = {  # dict-form spec: numpy's stubs type it loosely
-        "names": [f[0] for f in _ORDER_FIELDS],
-        "formats": [f[1] for f in _ORDER_FIELDS],
-        "itemsize": -(-base.itemsize // 64) * 64,  # whole cache lines, as shm.records
-    }
-    dtype: Dtype = np.dtype(spec, align=True)
-    return dtype
-
-
-ORDER_V1: Final = _order_dtype()
-assert ORDER_V1.itemsize == 512
+DISK_CHECK_NS: Final = 100_000_000  # free space is looked at most this often
+RETRY_NS: Final = 1_000_000_000  # a paused writer tries to resume this often
+GAP_ROWS_MAX: Final = 64  # gap rows written per batch at most (the counters count all)
+# execution's topics; with all of them subscribed its seq has no gap unless an event was lost
+ALL_ORDER_TOPICS: Final = ("ord.", "fill.", "pos.", "risk.", "brk.")
 
 
 class CaptureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -147,7 +102,8 @@ class CaptureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     feat_ring: str = "{ns}.features.feat"
     sig_ring: str = "{ns}.inference.sig"
     order_endpoints: list[str] = []  # execution's PUB; empty: no orders stream
-    order_topics: list[str] = msgspec.field(default_factory=lambda: ["ord.", "fill.", "pos."])
+    # every topic by default: then a gap in execution's seq is a real loss, counted in 'gaps'
+    order_topics: list[str] = msgspec.field(default_factory=lambda: list(ALL_ORDER_TOPICS))
     from_start: bool = True  # on attach, take the oldest records the ring still holds
     batch_max: PosInt = 8192  # records per ring per step
     orders_batch_max: PosInt = 1024  # order events per step
@@ -157,6 +113,9 @@ class CaptureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     flush_s: PosFloat = 1.0  # a SIGKILL loses at most this much (plus one batch)
     compression: Literal["none", "lzf", "gzip"] = "none"
     chunk_bytes: PosInt = 1 << 20
+    # below this much free space on the capture disk, writing pauses (records dropped, counted,
+    # logged) until twice as much is free again: HDF5 never meets a full disk. 0: no check
+    min_free_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 << 20
 
     def __post_init__(self) -> None:
         if not self.streams and not self.order_endpoints:
@@ -178,19 +137,24 @@ class CaptureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return {s: names[s] for s in self.streams}
 
 
-class CaptureWriteError(Exception):
-    """Writing the capture file failed (full disk, I/O error): the process must stop."""
-
-
 class Sink(Protocol):
     """What the stage needs of ``CaptureWriter`` (``CountingWriter`` in production)."""
 
     paths: list[Path]
     flushes_total: int
+    broken: bool
+    error: str
+    rolled_back: dict[str, tuple[int, int]]
 
     def append(self, stream: str, records: Records) -> None: ...
 
+    def append_gap(self, rows: Records) -> None: ...
+
     def maybe_flush(self) -> None: ...
+
+    def flush(self, now_ns: int | None = None) -> None: ...
+
+    def reopen(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -218,69 +182,8 @@ class CountingWriter(CaptureWriter):
         self.flushed_records_total = sum(self.records_total.values())
 
 
-def _side(side: str) -> int:
-    s = side.upper()
-    return 1 if s == "BUY" else -1 if s == "SELL" else 0
-
-
-def _f(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def order_row(msg: OrderMessage, ts_capture_ns: int) -> dict[str, Any]:
-    """Return the ORDER_V1 field values for one decoded order event (absent fields: zero)."""
-    row: dict[str, Any] = {"seq": msg.seq, "ts_ns": msg.ts_ns, "ts_capture_ns": ts_capture_ns}
-    if isinstance(msg, (OrderEvent, FillEvent)):
-        row |= {
-            "ts_event_ns": msg.ts_event_ns,
-            "ts_recv_ns": msg.ts_recv_ns,
-            "ts_feat_ns": msg.ts_feat_ns,
-            "ts_sig_ns": msg.ts_sig_ns,
-            "ts_order_ns": msg.ts_order_ns,
-            "symbol": msg.symbol,
-            "client_id": msg.client_id,
-            "order_id": msg.order_id,
-            "side": _side(msg.side),
-            "qty": float(msg.qty),
-            "fee": float(msg.fee),
-        }
-    if isinstance(msg, OrderEvent):
-        row |= {
-            "kind": KIND_ORDER,
-            "order_type": msg.order_type,
-            "tif": msg.tif,
-            "price": _f(msg.price),
-            "status": msg.status,
-            "old_status": msg.old_status,
-            "filled_qty": float(msg.filled_qty),
-            "avg_price": float(msg.avg_price),
-            "reduce_only": int(msg.reduce_only),
-            "reason": msg.reason,
-        }
-    elif isinstance(msg, FillEvent):
-        row |= {"kind": KIND_FILL, "fill_id": msg.fill_id, "price": float(msg.price)}
-        row["position_side"] = msg.position_side
-    elif isinstance(msg, PositionEvent):
-        row |= {
-            "kind": KIND_POSITION,
-            "symbol": msg.symbol,
-            "position_side": msg.position_side,
-            "qty": float(msg.qty),
-            "price": float(msg.avg_price),
-            "avg_price": float(msg.avg_price),
-            "realised": float(msg.realised),
-            "unrealised": float(msg.unrealised),
-            "fee": float(msg.fees),
-            "funding": float(msg.funding),
-            "mark": float(msg.mark),
-        }
-    elif isinstance(msg, RiskEvent):
-        row |= {"kind": KIND_RISK, "client_id": msg.client_id, "symbol": msg.symbol}
-        row |= {"reason": msg.reason, "detail": msg.detail}
-    elif isinstance(msg, BreakerEvent):
-        row |= {"kind": KIND_BREAKER, "old_status": msg.old, "status": msg.new}
-        row |= {"reason": msg.trigger, "detail": msg.detail}
-    return {k: v.encode() if isinstance(v, str) else v for k, v in row.items()}
+def _i64(x: int) -> int:
+    return max(-(1 << 63), min(x, (1 << 63) - 1))  # garbage seq from a broken producer
 
 
 @dataclass
@@ -292,12 +195,19 @@ class _Ring:
     reader: RingReader | None = None
     next_attach_ns: int = 0
     dropped_seen: int = 0
+    dropped_polled: int = 0  # dropped_total at the last poll: a rise means this batch lapped
     reattach_seen: int = 0
 
 
 class CaptureProc:
     """Per step: up to ``batch_max`` records from each ring, then up to ``orders_batch_max``
     order events; appends them to the sink. Attaches missing rings every ``attach_retry_s``.
+
+    Losses: each batch's ``seq`` is checked against the last one written; every break goes into
+    the file's ``gaps`` table with its cause (lapped, write_failed, upstream, restart).
+    Full disk: below ``min_free_bytes`` free, or after a failed write, writing pauses: batches
+    are dropped and counted, the cause is logged once; every second it tries again (a broken
+    file is closed and a new one started). The process never stops for it.
     """
 
     name = "capture"
@@ -312,6 +222,7 @@ class CaptureProc:
         reader_factory: ReaderFactory | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         mono_ns: Callable[[], int] = time.monotonic_ns,
+        disk_free: Callable[[], int] | None = None,
     ) -> None:
         self._sink = sink
         self._m = metrics
@@ -329,13 +240,24 @@ class CaptureProc:
             )
             for stream, name in config.ring_names().items()
         ]
-        self._order_buf: Records = np.zeros(config.orders_batch_max, ORDER_V1)
+        self._order_buf: Records = np.zeros(config.orders_batch_max, ORDER_DTYPE)
+        self._symbol_ids = {s: i for i, s in enumerate(config.symbols)}
+        topics = config.order_topics
+        self._orders_gapless = all(any(x.startswith(t) for t in topics) for x in ALL_ORDER_TOPICS)
         self._records: dict[str, int] = {r.stream: 0 for r in self._rings}
         if orders is not None:
             self._records[STREAM_ORDERS] = 0
+        self._next_seq: dict[str, int | None] = dict.fromkeys(self._records)
+        self._write_dropped: dict[str, int] = dict.fromkeys(self._records, 0)
+        self._unwritten: dict[str, int] = dict.fromkeys(self._records, 0)  # since last write
+        self._gap_records = 0
         self._orders_malformed = 0
         self._write_errors = 0
-        self._failed = False
+        self._min_free = config.min_free_bytes
+        self._disk_free = disk_free or disk_free_bytes(config.directory)
+        self._next_disk_ns = 0
+        self._paused = ""  # "", "low_disk" or "write_failed"
+        self._next_retry_ns = 0
         self._rotations_seen = 0
         self._flushes_seen = 0
         self._rate = 0.0
@@ -347,6 +269,7 @@ class CaptureProc:
 
     def step(self) -> int:
         now = self._mono()
+        self._check_disk(now)
         n = 0
         for ring in self._rings:
             reader = ring.reader
@@ -358,12 +281,14 @@ class CaptureProc:
                     continue
             got = reader.poll_into(ring.buf)
             if got:
-                self._write(ring.stream, ring.buf[:got])
+                lapped = reader.dropped_total > ring.dropped_polled
+                ring.dropped_polled = reader.dropped_total
+                self._write(ring.stream, ring.buf[:got], lapped)
                 n += got
         if self._orders is not None:
             n += self._read_orders()
-        if n == 0:
-            self._guarded(self._sink.maybe_flush)
+        if n == 0 and not self._paused:
+            self._try(self._sink.maybe_flush)
         if now >= self._next_export_ns:
             self._export(now)
         return n
@@ -377,6 +302,7 @@ class CaptureProc:
         log.info("attached stream=%s ring=%s", ring.stream, ring.name)
         if self.on_attach is not None:
             self.on_attach(ring.stream, ring.reader)
+        ring.dropped_polled = ring.reader.dropped_total
         return ring.reader
 
     def _read_orders(self) -> int:
@@ -393,30 +319,136 @@ class CaptureProc:
                 self._m.orders_malformed.inc()
                 log.warning("order event malformed topic=%r error=%s", got[0], exc)
                 continue
-            buf[k] = np.zeros((), ORDER_V1)
-            for key, value in order_row(msg, self._clock()).items():
+            buf[k] = np.zeros((), ORDER_DTYPE)
+            for key, value in order_row(msg, self._clock(), self._symbol_ids).items():
                 buf[k][key] = value
             k += 1
         if k:
-            self._write(STREAM_ORDERS, buf[:k])
+            self._write(STREAM_ORDERS, buf[:k], False)
         return k
 
-    def _write(self, stream: str, records: Records) -> None:
-        self._guarded(lambda: self._sink.append(stream, records))
+    # -- writing, losses, full disk --------------------------------------------------------------
+
+    def _write(self, stream: str, records: Records, lapped: bool) -> None:
         n = int(records.size)
+        if self._paused:
+            self._drop(stream, n)
+            return
+        gaps = self._gaps(stream, records, lapped)
+        if not self._try(lambda: self._sink.append(stream, records)):
+            self._drop(stream, n)
+            return
+        self._next_seq[stream] = int(records["seq"][-1]) + 1
+        self._unwritten[stream] = 0
         self._records[stream] += n
         self._m.records.labels(stream).inc(n)
         self._m.bytes.labels(stream).inc(n * records.dtype.itemsize)
+        if gaps.size and not self._sink.broken:
+            self._try(lambda: self._sink.append_gap(gaps))
+        if self._sink.broken:  # its flush failed: the rows are rolled back and counted later
+            self._write_errors += 1
+            self._m.write_errors.inc()
+            self._pause("write_failed", f"error={self._sink.error}")
 
-    def _guarded(self, op: Callable[[], None]) -> None:
+    def _gaps(self, stream: str, records: Records, lapped: bool) -> Records:
+        if stream == STREAM_ORDERS and not self._orders_gapless:
+            return np.zeros(0, GAP_V1)  # a topic filter: seq gaps are other topics' events
+        found, total = find_gaps(records["seq"], self._next_seq[stream], GAP_ROWS_MAX)
+        rows: Records = np.zeros(len(found), GAP_V1)
+        now = self._clock()
+        for i, (want, got) in enumerate(found):
+            if got < want:
+                reason, lost = GAP_RESTART, 0
+            else:
+                lost = got - want
+                failed = i == 0 and self._unwritten[stream] > 0
+                reason = GAP_WRITE_FAILED if failed else GAP_LAPPED if lapped else GAP_UPSTREAM
+            rows[i] = (now, _i64(want), _i64(got), _i64(lost), stream.encode(), reason.encode())
+            if lost:
+                lost = _i64(lost)
+                self._gap_records = _i64(self._gap_records + lost)
+                self._m.gap_records.labels(stream, reason).inc(lost)
+        if total > len(found):
+            log.warning(
+                "stream=%s %d seq breaks in one batch, %d written", stream, total, len(found)
+            )
+        return rows
+
+    def _drop(self, stream: str, n: int) -> None:
+        self._write_dropped[stream] += n
+        self._unwritten[stream] += n
+        self._m.write_dropped.labels(stream).inc(n)
+
+    def _try(self, op: Callable[[], None]) -> bool:
+        """Run a sink operation; on a failed write pause writing (counted, logged), never raise."""
         try:
             op()
         except (OSError, RuntimeError, ValueError) as exc:  # h5py: full disk, I/O error
             self._write_errors += 1
-            self._failed = True
             self._m.write_errors.inc()
-            log.error("capture write failed file=%s error=%s", self._path(), exc)
-            raise CaptureWriteError(f"{self._path()}: {exc}") from exc
+            self._pause("write_failed", f"error={exc}")
+            return False
+        return True
+
+    def _pause(self, why: str, detail: str) -> None:
+        if self._paused:
+            return
+        self._paused = why
+        self._m.paused.set(1)
+        self._next_retry_ns = self._mono() + RETRY_NS
+        log.error(
+            "capture writing paused (%s) file=%s %s: records are dropped and counted until "
+            "there is room again",
+            why,
+            self._path(),
+            detail,
+        )
+
+    def _check_disk(self, now: int) -> None:
+        if self._paused:
+            if now >= self._next_retry_ns:
+                self._next_retry_ns = now + RETRY_NS
+                self._resume()
+            return
+        if not self._min_free or now < self._next_disk_ns:
+            return
+        self._next_disk_ns = now + DISK_CHECK_NS
+        free = self._free()
+        if free is not None and free < self._min_free:
+            self._try(lambda: self._sink.flush())  # what was appended is on disk
+            self._pause("low_disk", f"free_bytes={free} min_free_bytes={self._min_free}")
+
+    def _free(self) -> int | None:
+        try:
+            return self._disk_free()
+        except OSError as exc:
+            log.warning("cannot stat capture disk: %s", exc)
+            return None
+
+    def _resume(self) -> None:
+        free = self._free()
+        if self._min_free and (free is None or free < 2 * self._min_free):
+            return
+        if self._sink.broken:
+            try:
+                self._sink.reopen()  # close the broken file (its metadata), start a new one
+            except (OSError, RuntimeError, ValueError) as exc:
+                log.debug("capture still cannot write: %s", exc)
+                return
+            for stream, (first_seq, n) in self._sink.rolled_back.items():
+                # appended after the last good flush: not on disk, so lost like the dropped
+                self._next_seq[stream] = first_seq
+                self._records[stream] -= n
+                self._drop(stream, n)
+        dropped = sum(self._write_dropped.values())
+        log.warning(
+            "capture writing resumed (%s) file=%s write_dropped_total=%d",
+            self._paused,
+            self._path(),
+            dropped,
+        )
+        self._paused = ""
+        self._m.paused.set(0)
 
     # -- counters -------------------------------------------------------------------------------
 
@@ -460,6 +492,9 @@ class CaptureProc:
             "flushes_total": self._sink.flushes_total,
             "rotations_total": len(self._sink.paths) - 1,
             "write_errors_total": self._write_errors,
+            "write_paused": self._paused or "no",
+            "write_dropped_total": sum(self._write_dropped.values()),
+            "gap_records_total": self._gap_records,
             "orders_malformed_total": self._orders_malformed,
             "attached": ",".join(r.stream for r in self._rings if r.reader is not None),
         }
@@ -470,6 +505,8 @@ class CaptureProc:
             out[f"{ring.stream}.reattach_total"] = ring.reattach_seen
         if STREAM_ORDERS in self._records:
             out[f"{STREAM_ORDERS}.records_total"] = self._records[STREAM_ORDERS]
+        for stream, n in self._write_dropped.items():
+            out[f"{stream}.write_dropped_total"] = n
         flushed = getattr(self._sink, "flushed_records_total", None)
         if isinstance(flushed, int):
             out["flushed_records_total"] = flushed
@@ -484,14 +521,22 @@ class CaptureProc:
         if self._orders is not None:
             self._orders.close()
             self._orders = None
+        lost = sum(self._unwritten.values())
+        if lost:
+            log.error("capture stopping with %d records dropped since the last write", lost)
         try:
             self._sink.close()
         except (OSError, RuntimeError, ValueError) as exc:
             self._write_errors += 1
             self._m.write_errors.inc()
-            log.error("capture close failed file=%s error=%s", self._path(), exc)
-            if not self._failed:  # a clean stop that could not close its file is a fault
-                raise CaptureWriteError(f"{self._path()}: {exc}") from exc
+            log.error(
+                "capture close failed file=%s error=%s: the file holds what its last flush wrote",
+                self._path(),
+                exc,
+            )
+            return
+        for stream, (first_seq, n) in self._sink.rolled_back.items():
+            log.error("stream=%s %d records from seq %d were never flushed", stream, n, first_seq)
         log.info("closed file=%s records=%d", self._path(), sum(self._records.values()))
 
 
@@ -504,7 +549,8 @@ def file_attrs(config: CaptureConfig, config_hash: str) -> dict[str, AttrValue]:
         "config_hash": config_hash,
         "capture_schema_version": SCHEMA_VERSION,
         "rings": [f"{s}={n}" for s, n in rings.items()],
-        "orders_dtype": "ORDER_V1",
+        "orders_dtype": "ORDER_V2",
+        "orders_topics": list(config.order_topics),
     }
 
 
@@ -512,7 +558,7 @@ def make_streams(config: CaptureConfig) -> Mapping[str, Dtype]:
     """Return stream -> dtype for the writer: the configured rings, plus orders when wired."""
     streams = {s: RING_DTYPES[s] for s in config.ring_names()}
     if config.order_endpoints:
-        streams[STREAM_ORDERS] = ORDER_V1
+        streams[STREAM_ORDERS] = ORDER_DTYPE
     return streams
 
 
@@ -547,7 +593,12 @@ def main(argv: list[str] | None = None) -> int:
         watch_disk(metrics, config.directory)
         proc = CaptureProc(config, sink=writer, metrics=metrics, orders=orders)
         proc.on_attach = rt.watch_ring
-        return rt.run(proc, waiter)
+        rc = rt.run(proc, waiter)
+    if writer.unclosed:  # its close failed (disk still full): HDF5's exit cleanup would crash
+        log.error("exiting without closing file=%s; its last flush is on disk", writer.path)
+        logging.shutdown()
+        os._exit(EXIT_FAULT)
+    return rc
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 No I/O and no clocks: every stamp is passed in. The decoders in ``ipc.bitunix`` already turn
 the venue's quirks into floats (levels as strings or numbers), ms ints (ISO trade times) and
 upper-case sides; this module maps them onto the fixed record layout. Unused levels (past
-``n_bids``/``n_asks``) are 0.0; readers must honour the counts.
+``n_bids``/``n_asks``) are NaN, so nothing mistakes them for a price of 0.
+
+Event times: every record's ``ts_event_ns`` is the push's millisecond ``ts``. A trade tick's own
+time ``t`` is an ISO string of whole seconds (shared/reference/bitunix-api.md, trade channel):
+it is not kept (TRADE_V1 has no field for it), because the push's ``ts`` is the better stamp.
 """
 
 from __future__ import annotations
@@ -176,8 +180,8 @@ def _levels(px: F64, qty: F64, levels: Sequence[Level]) -> int:
         px[:n] = prices
         qty[:n] = sizes
     if n < BOOK_DEPTH:
-        px[n:] = 0.0
-        qty[n:] = 0.0
+        px[n:] = np.nan
+        qty[n:] = np.nan
     return n
 
 
@@ -233,12 +237,15 @@ def add_trades(
 ) -> int:
     """Append the push's ticks from index ``start`` until the batch is full; return the next index.
 
-    Each trade's ``ts_event_ns`` is its own time ``t`` (ms, ISO text already decoded) in ns.
+    Every tick's ``ts_event_ns`` is the push's ``ts`` (ms) in ns: the ticks' own ``t`` has only
+    whole seconds. A push without ``ts`` (0) falls back to the tick's ``t``.
     """
     ticks = push.data
     ts_recv_ns = push.ts_recv_ns
+    ts_push_ns = push.ts * NS_PER_MS
     end = min(len(ticks), start + batch.room)
     for k in range(start, end):
         t = ticks[k]
-        batch.add(symbol_id, t.t * NS_PER_MS, ts_recv_ns, side_code(t.s), t.p, t.v, flags)
+        ts_event = ts_push_ns or t.t * NS_PER_MS
+        batch.add(symbol_id, ts_event, ts_recv_ns, side_code(t.s), t.p, t.v, flags)
     return end

@@ -7,8 +7,10 @@ snapshots. Writes rings ``md.book`` (BOOK_V1) and ``md.trade`` (TRADE_V1) and wa
 Contract for readers (features, execution, capture):
 
 - ``seq`` is the record's position in its ring (0, 1, 2 ...): a gap means the reader was lapped.
-- ``ts_event_ns`` is the venue's stamp (ms precision, in ns); ``ts_recv_ns`` the frame's
-  receipt; ``ts_pub_ns`` the publish. All are ``time.time_ns()`` clocks.
+- ``ts_event_ns`` is the venue's stamp: the push's ``ts`` (ms precision, in ns), for books and
+  for every tick of a trade push (a tick's own time has whole seconds only); ``ts_recv_ns``
+  the frame's receipt; ``ts_pub_ns`` the publish. All are ``time.time_ns()`` clocks.
+- Book levels at or past ``n_bids``/``n_asks`` are NaN.
 - ``FLAG_SNAPSHOT``: a REST depth snapshot (after start, every reconnect and every crossed
   book), or the first ``depth_books`` book after a (re)subscribe. Its ``ts_event_ns`` is the
   REST response time: the venue stamps no REST depth.
@@ -181,6 +183,8 @@ class IngestProc:
         self._trades = TradeBatch(config.batch_max_records)
         self.watchdog = StalenessWatchdog(n, config.stale_after_s, time.monotonic_ns())
         self._last_books: Records = np.zeros(n, dtype=BOOK_V1)
+        for level_field in ("bid_px", "bid_qty", "ask_px", "ask_qty"):
+            self._last_books[level_field] = np.nan  # an empty book: no level is used
         self._have_book = [False] * n
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_due = False
@@ -263,7 +267,7 @@ class IngestProc:
             self._crossed(sid)
 
     def on_trade(self, push: TradePush) -> None:
-        """Handle a ``trade`` push: one record per tick, stamped with the tick's own time."""
+        """Handle a ``trade`` push: one record per tick, stamped with the push's ms ``ts``."""
         self.msgs[push.ch] += 1
         sid = self._sid(push.symbol)
         if sid < 0:
@@ -274,8 +278,8 @@ class IngestProc:
             if self._trades.full:
                 self.flush()
             k = add_trades(self._trades, sid, push, k, flags)
-        recv_ns = push.ts_recv_ns
-        self._feed_lat_ns.extend(recv_ns - t.t * 1_000_000 for t in push.data)
+        if push.ts:  # the push's ms stamp, as the records' ts_event_ns: one figure per record
+            self._feed_lat_ns.extend([push.ts_recv_ns - push.ts * 1_000_000] * n)
         self._want_flush()
 
     def on_price(self, push: PricePush) -> None:

@@ -33,6 +33,6 @@ def test_bitrader_capture_info_runs_as_a_command(tmp_path):
 
     assert ok.returncode == 0, ok.stderr
     assert "records=7" in ok.stdout
-    assert bad.returncode == 2
+    assert bad.returncode == 78
     assert "no such file" in bad.stderr
     assert "Traceback" not in bad.stderr

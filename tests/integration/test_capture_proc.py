@@ -14,7 +14,7 @@ import pytest
 
 from ipc.orders import FillEvent
 from ipc.sockets import bind_pub
-from procs.capture.proc import ORDER_V1, RING_DTYPES, STREAM_ORDERS
+from procs.capture.proc import ORDER_DTYPE, RING_DTYPES, STREAM_ORDERS
 from procs.capture.store import CaptureReader, list_captures, open_capture
 from shm.records import Records
 from shm.ring import RingSpec, RingWriter
@@ -71,7 +71,7 @@ def test_capture_proc_sigterm_writes_clean_file_with_attrs(tmp_path, run_dir, ns
             return counter(cap, "orders.records_total") > 0
 
         eventually(fill_seen, timeout_s=10)
-        pub.send(b"risk.", body)  # not subscribed by default: never stored
+        pub.send(b"heartbeat.", body)  # not one of execution's topics: never stored
         assert cap.stop() == 0, cap.log()
     finally:
         pub.close()
@@ -84,11 +84,11 @@ def test_capture_proc_sigterm_writes_clean_file_with_attrs(tmp_path, run_dir, ns
     assert c.attrs["config_hash"] == hashlib.sha256(cap.config_path.read_bytes()).hexdigest()
     assert c.attrs["symbols"] == ["BTCUSDT", "ETHUSDT"]
     assert c.attrs["venue"] == "simex"
-    assert c.attrs["schema_version"] == 1
+    assert c.attrs["schema_version"] == 2
     for s, want in sent.items():
         assert c.streams[s].tobytes() == want.tobytes(), s
     orders = c.streams[STREAM_ORDERS]
-    assert orders.dtype.itemsize == ORDER_V1.itemsize
+    assert orders.dtype == ORDER_DTYPE
     assert orders.size >= 1
     assert set(orders["fill_id"]) == {b"f"}
     assert "stopping (SIGTERM)" in cap.log()

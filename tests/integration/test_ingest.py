@@ -139,12 +139,12 @@ def test_ingest_simex_feed_publishes_ordered_stamped_books_and_trades_per_symbol
     two_sided = live[(live["n_bids"] > 0) & (live["n_asks"] > 0)]
     assert len(two_sided) > len(live) // 2
     assert np.all(two_sided["bid_px"][:, 0] < two_sided["ask_px"][:, 0])
-    for rec in live:  # valid levels best first; unused levels are 0.0
+    for rec in live:  # valid levels best first; unused levels are NaN
         nb, na = int(rec["n_bids"]), int(rec["n_asks"])
         assert np.all(np.diff(rec["bid_px"][:nb]) < 0)
-        assert np.all(rec["bid_px"][nb:] == 0)
+        assert np.isnan(rec["bid_px"][nb:]).all()  # unused levels are NaN
         assert np.all(np.diff(rec["ask_px"][:na]) > 0)
-        assert np.all(rec["ask_px"][na:] == 0)
+        assert np.isnan(rec["ask_px"][na:]).all()
         assert np.all(rec["bid_qty"][:nb] > 0)
         assert np.all(rec["ask_qty"][:na] > 0)
     snaps = books[(books["flags"] & FLAG_SNAPSHOT) != 0]

@@ -92,24 +92,25 @@ def test_capture_export_csv_flattens_levels(capture_file, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "code"),
     [
-        ["info", "/nonexistent/x.h5"],
-        ["export", "/nonexistent/x.h5", "md.book"],
-        ["ls", "/nonexistent-dir"],
-        ["bogus"],
+        (["info", "/nonexistent/x.h5"], 78),
+        (["export", "/nonexistent/x.h5", "md.book"], 78),
+        (["ls", "/nonexistent-dir"], 78),
+        (["export", "/nonexistent/x.h5", "md.book", "--start", "yesterday"], 78),
+        (["bogus"], 2),
     ],
 )
-def test_capture_cli_bad_input_exits_2_with_message(argv, capsys):
+def test_capture_cli_bad_input_exits_with_message(argv, code, capsys):
     rc = main(argv)
 
     err = capsys.readouterr().err
-    assert rc == 2
+    assert rc == code
     assert err
     assert "Traceback" not in err
 
 
-def test_capture_cli_corrupt_file_and_unknown_stream_exit_2(capture_file, tmp_path, capsys):
+def test_capture_cli_corrupt_file_and_unknown_stream_exit_78(capture_file, tmp_path, capsys):
     path, _, _ = capture_file
     bad = tmp_path / "bad.h5"
     bad.write_bytes(path.read_bytes()[:2000])
@@ -117,5 +118,6 @@ def test_capture_cli_corrupt_file_and_unknown_stream_exit_2(capture_file, tmp_pa
     rcs = [main(["info", str(bad)]), main(["export", str(path), "nope"])]
 
     err = capsys.readouterr().err
-    assert rcs == [2, 2]
+    assert rcs == [78, 78]
+    assert "truncated" in err
     assert "nope" in err

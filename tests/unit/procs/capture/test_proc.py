@@ -19,12 +19,11 @@ from procs.capture.proc import (
     KIND_FILL,
     KIND_ORDER,
     KIND_POSITION,
-    ORDER_V1,
+    ORDER_DTYPE,
     RING_DTYPES,
     STREAM_ORDERS,
     CaptureConfig,
     CaptureProc,
-    CaptureWriteError,
     CountingWriter,
     make_metrics,
     make_streams,
@@ -88,7 +87,7 @@ def make_proc(
 ) -> tuple[CaptureProc, CountingWriter]:
     streams = dict(make_streams(config))
     if sub is not None:
-        streams[STREAM_ORDERS] = ORDER_V1
+        streams[STREAM_ORDERS] = ORDER_DTYPE
     writer = CountingWriter(config.directory, streams=streams, flush_s=0.05)
     proc = CaptureProc(
         config,
@@ -148,9 +147,10 @@ def order_events() -> list[tuple[bytes, object]]:
 
 
 def expected_orders(events: list[tuple[bytes, object]]) -> Records:
-    out: Records = np.zeros(len(events), ORDER_V1)
+    out: Records = np.zeros(len(events), ORDER_DTYPE)
+    ids = {"BTCUSDT": 0, "ETHUSDT": 1}
     for i, (_, ev) in enumerate(events):
-        for k, v in order_row(ev, T_CAPTURE).items():  # type: ignore[arg-type]
+        for k, v in order_row(ev, T_CAPTURE, ids).items():  # type: ignore[arg-type]
             out[i][k] = v
     return out
 
@@ -176,7 +176,7 @@ def test_capture_rings_to_hdf5_bytes_identical_per_stream(tmp_path, ns, writers)
         assert got[stream].tobytes() == want, stream
 
 
-def test_capture_order_events_stored_as_order_v1_rows(tmp_path, ns):
+def test_capture_order_events_stored_as_order_v2_rows(tmp_path, ns):
     sub = FakeSub()
     events = order_events()
     enc = msgspec.msgpack.Encoder()
@@ -190,8 +190,15 @@ def test_capture_order_events_stored_as_order_v1_rows(tmp_path, ns):
     assert sub.closed
 
     got = read_all(path)[STREAM_ORDERS]
-    assert got.dtype.itemsize == ORDER_V1.itemsize
+    with CaptureReader(path) as r:
+        name, gaps = r.dtype_name(STREAM_ORDERS), r.gaps()
+    assert name == "ORDER_V2"
+    assert got.dtype == ORDER_DTYPE
     assert got.tobytes() == expected_orders(events).tobytes()
+    assert gaps.size == 0  # seq 10..15, every topic captured: no gap
+    assert got["symbol_id"].tolist() == [0, 1, 0, 0, 0, -1]
+    # rows without a tick behind them carry their own time as ts_recv_ns, never 0
+    assert got["ts_recv_ns"].tolist() == [2, 2, 2, 7, 8, 9]
     assert list(got["kind"][:4]) == [KIND_ORDER, KIND_ORDER, KIND_FILL, KIND_POSITION]
     assert list(got["side"][:3]) == [1, -1, 1]
     assert np.isnan(got["price"][1])
@@ -267,33 +274,143 @@ def test_capture_lapped_reader_counts_drops_writer_unaffected(tmp_path, ns):
     assert read_all(path)["md.book"].tobytes() == batches[-1].tobytes()
 
 
-class FailingSink:
-    def __init__(self, path: Path) -> None:
-        self.paths = [path]
-        self.flushes_total = 0
-        self.closed = False
+class DiskFullWriter(CountingWriter):
+    """A real writer whose write seam raises ENOSPC while ``full`` is set (as HDF5 would)."""
 
-    def append(self, stream: str, records: Records) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    full = False
 
-    def maybe_flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
+    def _write_rows(self, st, records):  # type: ignore[no-untyped-def]
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super()._write_rows(st, records)
 
 
-def test_capture_write_error_counted_and_raised_then_closes(tmp_path, ns, writers):
-    sink = FailingSink(tmp_path / "x.h5")
-    proc = CaptureProc(
-        make_config(tmp_path, ns), sink=sink, metrics=make_metrics(CollectorRegistry())
-    )
-    writers["sig"].publish(np.zeros(3, RING_DTYPES["sig"]))
-    with pytest.raises(CaptureWriteError, match="No space left"):
-        drain(proc)
-    assert proc.health()["write_errors_total"] == 1
+def seq_records(dtype: np.dtype, start: int, n: int) -> Records:
+    recs: Records = np.zeros(n, dtype)
+    recs["seq"] = np.arange(start, start + n)
+    return recs
+
+
+def test_capture_full_disk_write_error_pauses_counts_then_resumes_in_new_file(
+    tmp_path, ns, writers, caplog
+):
+    cfg = make_config(tmp_path, ns, streams=["md.trade"], min_free_bytes=0)
+    mono = Clock()
+    writer = DiskFullWriter(cfg.directory, streams=dict(make_streams(cfg)), flush_s=0.05)
+    proc = CaptureProc(cfg, sink=writer, metrics=make_metrics(CollectorRegistry()), mono_ns=mono)
+    dtype = RING_DTYPES["md.trade"]
+    writers["md.trade"].publish(seq_records(dtype, 0, 10))
+    drain(proc)
+    writer.flush()  # on disk: a failure later cannot take these
+    writer.full = True
+    writers["md.trade"].publish(seq_records(dtype, 10, 5))
+    drain(proc)  # no exception: the failed write pauses writing
+    writers["md.trade"].publish(seq_records(dtype, 15, 5))
+    drain(proc)  # paused: dropped and counted
+    h = proc.health()
+    assert h["write_errors_total"] == 1
+    assert h["write_paused"] == "write_failed"
+    assert h["write_dropped_total"] == 10
+    assert "capture writing paused (write_failed)" in caplog.text
+    writer.full = False
+    mono.t = 2_000_000_000  # the retry is due: the broken file is closed, a new one started
+    writers["md.trade"].publish(seq_records(dtype, 20, 5))
+    drain(proc)
+    h = proc.health()
     proc.close()
-    assert sink.closed
+
+    assert h["write_paused"] == "no"
+    assert h["gap_records_total"] == 10
+    assert "capture writing resumed" in caplog.text
+    assert len(writer.paths) == 2
+    first, second = read_all(writer.paths[0]), read_all(writer.paths[1])
+    assert first["md.trade"]["seq"].tolist() == list(range(10))
+    assert second["md.trade"]["seq"].tolist() == list(range(20, 25))
+    with CaptureReader(writer.paths[1]) as r:
+        [gap] = r.gaps().tolist()
+    assert gap[1:] == (10, 20, 10, b"md.trade", b"write_failed")
+
+
+def test_capture_low_disk_pauses_before_hdf5_sees_it_and_resumes_same_file(
+    tmp_path, ns, writers, caplog
+):
+    free = [1 << 40]
+    mono = Clock()
+    cfg = make_config(tmp_path, ns, streams=["md.book"], min_free_bytes=1000)
+    writer = CountingWriter(cfg.directory, streams=dict(make_streams(cfg)), flush_s=0.05)
+    proc = CaptureProc(
+        cfg,
+        sink=writer,
+        metrics=make_metrics(CollectorRegistry()),
+        mono_ns=mono,
+        disk_free=lambda: free[0],
+    )
+    dtype = RING_DTYPES["md.book"]
+    writers["md.book"].publish(seq_records(dtype, 0, 4))
+    drain(proc)
+    free[0] = 999
+    mono.t = 200_000_000
+    writers["md.book"].publish(seq_records(dtype, 4, 6))
+    drain(proc)
+    assert proc.health()["write_paused"] == "low_disk"
+    free[0] = 1500  # not yet twice the minimum: stays paused
+    mono.t = 1_300_000_000
+    proc.step()
+    assert proc.health()["write_paused"] == "low_disk"
+    free[0] = 2000
+    mono.t = 2_400_000_000
+    writers["md.book"].publish(seq_records(dtype, 10, 3))
+    drain(proc)
+    h = proc.health()
+    proc.close()
+
+    assert h["write_paused"] == "no"
+    assert h["write_errors_total"] == 0  # HDF5 never failed
+    assert h["md.book.write_dropped_total"] == 6
+    assert writer.paths == [writer.path]  # the same file goes on
+    assert read_all(writer.path)["md.book"]["seq"].tolist() == [0, 1, 2, 3, 10, 11, 12]
+    with CaptureReader(writer.path) as r:
+        [gap] = r.gaps().tolist()
+    assert gap[1:] == (4, 10, 6, b"md.book", b"write_failed")
+
+
+def test_capture_lapped_reader_writes_the_loss_into_gaps(tmp_path, ns):
+    cfg = make_config(tmp_path, ns, streams=["md.trade"], batch_max=8, min_free_bytes=0)
+    proc, writer = make_proc(cfg)
+    dtype = RING_DTYPES["md.trade"]
+    with RingWriter(RingSpec(name=cfg.trade_ring, dtype=dtype, capacity=16)) as w:
+        w.publish(seq_records(dtype, 0, 4))
+        drain(proc)
+        for start in range(4, 44, 8):  # 40 more into a ring of 16: the reader is lapped
+            w.publish(seq_records(dtype, start, 8))
+        drain(proc)
+        h = proc.health()
+        path = writer.path
+        proc.close()
+    with CaptureReader(path) as r:
+        seq = r.read("md.trade")["seq"]
+        gaps = r.gaps()
+    assert seq.tolist() == [0, 1, 2, 3, *range(28, 44)]  # what the ring still held
+    assert gaps[["expected_seq", "seq", "lost"]].tolist() == [(4, 28, 24)]
+    assert h["md.trade.ring_dropped_total"] == 24  # the same loss, counted by the reader
+    assert gaps["reason"].tolist() == [b"lapped"]
+
+
+def test_capture_orders_gap_in_publisher_seq_is_counted_unless_topics_filtered(tmp_path, ns):
+    enc = msgspec.msgpack.Encoder()
+    events = order_events()
+    kept = [events[0], events[1], events[4], events[5]]  # seq 10, 11, 14, 15: 12, 13 lost
+    for topics, want in ((None, [(12, 14, 2)]), (["ord.", "fill."], [])):
+        sub = FakeSub()
+        sub.queue.extend((t, enc.encode(ev)) for t, ev in kept)
+        kw = {} if topics is None else {"order_topics": topics}
+        cfg = make_config(tmp_path / str(topics), ns, streams=["sig"], **kw)
+        proc, writer = make_proc(cfg, sub=sub)
+        drain(proc)
+        proc.close()
+        with CaptureReader(writer.path) as r:
+            gaps = r.gaps()
+        assert gaps[["expected_seq", "seq", "lost"]].tolist() == want
 
 
 def test_capture_config_rejects_unknown_field_and_empty_capture(tmp_path, ns):

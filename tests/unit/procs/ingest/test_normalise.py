@@ -70,7 +70,7 @@ def test_add_depth_number_levels_equal_string_levels():
     assert a.tobytes() == b.tobytes()
 
 
-def test_add_depth_fewer_than_15_levels_zero_the_rest_even_on_reuse():
+def test_add_depth_fewer_than_15_levels_nan_the_rest_even_on_reuse():
     batch = BookBatch(1)
     full = [[str(100 - i), "1"] for i in range(BOOK_DEPTH)]
     add_depth(batch, 0, _depth(full, [[str(101 + i), "1"] for i in range(BOOK_DEPTH)]))
@@ -81,10 +81,10 @@ def test_add_depth_fewer_than_15_levels_zero_the_rest_even_on_reuse():
     rec = batch.take()[0]
     assert (int(rec["n_bids"]), int(rec["n_asks"])) == (3, 0)
     assert rec["bid_px"][:3].tolist() == [99.0, 98.0, 97.0]
-    assert np.all(rec["bid_px"][3:] == 0)
-    assert np.all(rec["bid_qty"][3:] == 0)
-    assert np.all(rec["ask_px"] == 0)
-    assert np.all(rec["ask_qty"] == 0)
+    assert np.isnan(rec["bid_px"][3:]).all()
+    assert np.isnan(rec["bid_qty"][3:]).all()
+    assert np.isnan(rec["ask_px"]).all()
+    assert np.isnan(rec["ask_qty"]).all()
 
 
 def test_add_depth_more_than_15_levels_keeps_best_15():
@@ -129,12 +129,37 @@ def test_book_batch_full_raises_and_add_copy_restamps():
     assert int(rec["ts_recv_ns"]) == RECV_NS + 5
     assert int(rec["flags"]) == 7
     assert int(rec["ts_event_ns"]) == int(row["ts_event_ns"])
-    assert rec["bid_px"].tolist() == row["bid_px"].tolist()
+    np.testing.assert_array_equal(rec["bid_px"], row["bid_px"])  # NaN past n_bids
 
 
-def _trades(ticks: list[dict[str, Any]]) -> TradePush:
-    push: TradePush = _decode({"ch": "trade", "symbol": "BTCUSDT", "ts": TS_MS, "data": ticks})
+def _trades(ticks: list[dict[str, Any]], ts: int = TS_MS) -> TradePush:
+    push: TradePush = _decode({"ch": "trade", "symbol": "BTCUSDT", "ts": ts, "data": ticks})
     return push
+
+
+def test_add_trades_event_time_is_the_push_ms_ts_not_the_ticks_whole_seconds():
+    # the venue's own example (shared/reference/bitunix-api.md): ts has ms, t whole seconds
+    push = _trades(
+        [
+            {"t": "2026-04-07T05:47:52Z", "p": "68621.4", "v": "0.7142", "s": "buy"},
+            {"t": "2026-04-07T05:47:52Z", "p": "68621.4", "v": "0.0018", "s": "sell"},
+        ],
+        ts=1775540872598,
+    )
+    batch = TradeBatch(4)
+
+    assert add_trades(batch, 0, push) == 2
+
+    assert batch.take()["ts_event_ns"].tolist() == [1_775_540_872_598_000_000] * 2
+
+
+def test_add_trades_push_without_ts_falls_back_to_tick_time():
+    push = _trades([{"t": "2026-04-07T05:47:52Z", "p": "1", "v": "1", "s": "buy"}], ts=0)
+    batch = TradeBatch(1)
+
+    add_trades(batch, 0, push)
+
+    assert batch.take()["ts_event_ns"].tolist() == [1_775_540_872_000_000_000]
 
 
 def test_add_trades_iso_times_string_numbers_and_side_case():
@@ -150,8 +175,7 @@ def test_add_trades_iso_times_string_numbers_and_side_case():
     assert add_trades(batch, 0, push) == 3
 
     recs = batch.take()
-    t0 = 1_714_564_800_123 * 1_000_000
-    assert recs["ts_event_ns"].tolist() == [t0, t0, t0 + 1_000_000]
+    assert recs["ts_event_ns"].tolist() == [TS_MS * 1_000_000] * 3  # the push's ts
     assert recs["ts_recv_ns"].tolist() == [RECV_NS] * 3
     assert recs["side"].tolist() == [1, -1, 1]
     assert recs["px"].tolist() == [60000.5, 60001.0, 60002.0]
@@ -160,17 +184,17 @@ def test_add_trades_iso_times_string_numbers_and_side_case():
 
 
 def test_add_trades_stops_when_full_and_resumes_from_returned_index():
-    push = _trades([{"t": TS_MS + i, "p": "1", "v": "1", "s": "buy"} for i in range(5)])
+    push = _trades([{"t": TS_MS, "p": str(1 + i), "v": "1", "s": "buy"} for i in range(5)])
     batch = TradeBatch(2)
-    seen: list[int] = []
+    seen: list[float] = []
 
     k = 0
     while k < 5:
         k = add_trades(batch, 3, push, k, flags=FLAG_SNAPSHOT)
-        seen += batch.take()["ts_event_ns"].tolist()
+        seen += batch.take()["px"].tolist()
         batch.clear()
 
-    assert seen == [(TS_MS + i) * 1_000_000 for i in range(5)]
+    assert seen == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 def test_side_code_accepts_any_case_and_refuses_others():

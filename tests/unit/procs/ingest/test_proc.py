@@ -219,7 +219,7 @@ def test_proc_silence_publishes_stale_copy_flags_trades_until_fresh_book(rig):
     assert stale["flags"].tolist() == [FLAG_STALE, FLAG_STALE]
     assert stale["symbol_id"].tolist() == [0, 1]
     assert int(stale[0]["ts_event_ns"]) == int(last_btc["ts_event_ns"])  # the exchange stamp
-    assert stale[0]["bid_px"].tolist() == last_btc["bid_px"].tolist()
+    np.testing.assert_array_equal(stale[0]["bid_px"], last_btc["bid_px"])  # NaN past n_bids
     assert int(stale[0]["ts_recv_ns"]) > int(last_btc["ts_recv_ns"])  # fresh stamps
     assert stale_health == 2
     assert int(trades[0]["flags"]) == FLAG_STALE
@@ -394,3 +394,24 @@ def test_proc_run_raises_a_publish_error_from_the_flush_callback(ns):
             _run(r, ws, body)
     finally:
         r.close()
+
+
+def test_proc_trade_event_time_and_feed_latency_come_from_the_push_ms_ts(rig):
+    # the venue's trade ticks carry whole-second ISO times; the push's ts has milliseconds
+    now = time.time_ns()
+    ts_ms = now // 1_000_000 - 3  # pushed 3 ms before we received it
+    whole_s = ts_ms // 1000 * 1000 - 1000  # the tick's own time: truncated, up to ~2 s earlier
+    ticks = [TradeTick(t=whole_s, p=100.0, v=0.5, s="BUY") for _ in range(2)]  # type: ignore[arg-type]  # plain str and int stand in for Side and TimeMs
+    push = TradePush(ch="trade", ts=ts_ms, symbol="BTCUSDT", data=ticks)
+    push.ts_recv_ns = now
+
+    rig.proc.on_trade(push)
+    rig.proc.flush()
+    rig.proc.tick()
+
+    _, trades = rig.read()
+    assert trades["ts_event_ns"].tolist() == [ts_ms * 1_000_000] * 2
+    assert rig.sample("bitrader_md_feed_latency_seconds_count") == 2
+    total = rig.sample("bitrader_md_feed_latency_seconds_sum")
+    assert total == pytest.approx(2 * (now - ts_ms * 1_000_000) / 1e9)  # ~3 ms each, not ~1 s
+    assert total < 2 * 0.5
