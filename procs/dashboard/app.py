@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -86,6 +87,17 @@ def _escape(text: str) -> str:
 def _login_page(status: int, message: str = "") -> web.Response:
     body = _page("login.html", message=_escape(message))
     return web.Response(status=status, text=body, content_type="text/html", headers=HEADERS)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity (JSON.parse rejects them): send those as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _session(request: web.Request) -> Session:
@@ -175,8 +187,8 @@ class Routes:
         )
 
     def _snapshot(self) -> bytes:
-        data = self._actions.view.snapshot(time.time_ns())
-        return json.dumps(data, default=str, separators=(",", ":")).encode()
+        data = _finite(self._actions.view.snapshot(time.time_ns()))
+        return json.dumps(data, default=str, separators=(",", ":"), allow_nan=False).encode()
 
     async def state(self, request: web.Request) -> web.Response:
         return web.Response(body=self._snapshot(), content_type="application/json", headers=HEADERS)

@@ -7,6 +7,7 @@ Tests call ``require_tool`` first, so a machine without the browser skips (CI fa
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 from collections.abc import Iterator
@@ -72,10 +73,17 @@ def text(driver: webdriver.Chrome, element_id: str) -> str:
     return found[0].text if found else ""
 
 
-def screenshot(driver: webdriver.Chrome, path: Path, width: int = WIDTH) -> Path:
-    """Save the whole page (not just the window) as a PNG at ``path``."""
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(width, max(height, 600))
+def screenshot(driver: webdriver.Chrome, path: Path) -> Path:
+    """Save the whole page (beyond the window too) as a PNG at ``path``."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        },
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(path))
+    path.write_bytes(base64.b64decode(shot["data"]))
     return path
