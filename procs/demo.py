@@ -163,7 +163,9 @@ def _dashboard_login(config: Path) -> str | None:
     if not isinstance(dash, dict):
         return None
     given = bool(os.environ.get(DASHBOARD_PASSWORD_ENV))
-    password = os.environ.setdefault(DASHBOARD_PASSWORD_ENV, secrets.token_urlsafe(12))
+    if not given:  # unset or empty: the dashboard would refuse an empty one
+        os.environ[DASHBOARD_PASSWORD_ENV] = secrets.token_urlsafe(12)
+    password = os.environ[DASHBOARD_PASSWORD_ENV]
     how = f"the password in ${DASHBOARD_PASSWORD_ENV}" if given else f"password {password}"
     url = f"http://{dash.get('host', '127.0.0.1')}:{dash.get('port', 18090)}/"
     return f"risk dashboard: {url}  (log in with {how})"

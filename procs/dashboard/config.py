@@ -52,7 +52,7 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     health_poll_s: PositiveFloat = 3.0  # every process's health (takes ~1.5 s: heartbeats)
     push_min_s: PositiveFloat = 0.2  # at most one push to the page this often
     chart_points: PositiveInt = 3600  # PnL samples kept (one per execution_poll_s)
-    recent_rows: PositiveInt = 50  # fills and breaker changes shown
+    recent_rows: PositiveInt = 20  # fills and breaker changes shown
     runtime: RuntimeConfig | None = None
 
     def __post_init__(self) -> None:

@@ -163,7 +163,7 @@ class View:
         self._sample(now_ns)
 
     def _sample(self, now_ns: int) -> None:
-        if self._chart and now_ns - self._chart[-1][0] * 1e3 < NS:
+        if self._chart and now_ns - self._chart[-1][0] * 1e6 < NS:  # points are in ms
             return  # at most one point a second
         pnl = self.pnl()
         point = [now_ns / 1e6, pnl["net"], pnl["realised"], pnl["unrealised"]]

@@ -53,13 +53,13 @@ function fillTable(id, rows, build, empty) {
   }
   body.replaceChildren(out);
 }
-function bar(frac) {
+function bar(frac, plain) {
   const div = document.createElement("div");
   div.className = "bar";
   const span = document.createElement("span");
   const f = Math.max(0, Math.min(1, frac || 0));
   span.style.width = (f * 100).toFixed(1) + "%";
-  span.className = f >= 0.9 ? "bad" : f >= 0.7 ? "warn" : "";
+  span.className = plain ? "" : f >= 0.9 ? "bad" : f >= 0.7 ? "warn" : "";
   const em = document.createElement("em");
   em.textContent = frac === null || frac === undefined ? "–" : (frac * 100).toFixed(0) + " %";
   div.append(span, em);
@@ -183,7 +183,7 @@ function renderRefusals(s) {
     name.textContent = reason;
     const b = document.createElement("b");
     b.textContent = n;
-    const barEl = bar(n / max);
+    const barEl = bar(n / max, true);
     barEl.querySelector("em").textContent = "";
     row.append(name, barEl, b);
     out.appendChild(row);

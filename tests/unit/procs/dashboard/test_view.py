@@ -122,7 +122,7 @@ def test_pnl_net_and_one_chart_point_per_second():
     v = _view()
     counters = {"realised_pnl": 5.0, "unrealised_pnl": -1.0, "fees": 0.5, "funding": 0.25}
 
-    for t in (0, NS // 2, NS, 3 * NS):
+    for t in (0, NS // 2, NS, 3 * NS // 2, 3 * NS):
         v.on_execution({"state": "running", "counters": counters}, now_ns=t)
 
     snap = v.snapshot(3 * NS)
