@@ -130,7 +130,7 @@ function drawChart(points) {
     el("path", { d, fill: "none", stroke: colours[i], "stroke-width": i === 0 ? 2.2 : 1.4, "stroke-linejoin": "round" });
   }
   svg.replaceChildren(...parts);
-  $("chart-span").textContent = `· ${points.length} samples over ${((t1 - t0) / 1000).toFixed(0)} s`;
+  $("chart-span").textContent = `· one sample a second since the dashboard started (${((t1 - t0) / 1000).toFixed(0)} s)`;
 }
 
 function renderPositions(s) {
@@ -156,7 +156,7 @@ function renderPositions(s) {
 function renderLatency(s) {
   const t = s.tick_to_order_us;
   for (const k of ["p50", "p90", "p99", "max"]) $("t2o-" + k).textContent = fmt(t[k], 0);
-  $("t2o-n").textContent = `${s.tick_to_order_n} orders sent this session`;
+  $("t2o-n").textContent = `over the last ${s.tick_to_order_n} orders in the journal`;
   const e = s.execution;
   $("counters").textContent =
     `orders sent ${e.orders_sent_total} · fills ${e.fills_total} · refusals ${e.refusals_total} · open ${e.open_orders ?? "?"}`;
@@ -168,7 +168,7 @@ function renderBreaker(s) {
     cell(tr, `${b.old} → ${b.new}`, BREAKER_CLS[b.new] === "bad" ? "neg" : BREAKER_CLS[b.new] === "good" ? "pos" : "");
     cell(tr, b.trigger);
     cell(tr, b.detail).title = b.detail;
-  }, "no transitions this session");
+  }, "no transitions in the journal");
 }
 
 function renderRefusals(s) {
@@ -215,7 +215,7 @@ function renderOrders(s) {
 }
 
 function renderFills(s) {
-  $("fills-count").textContent = `${s.fills_seen} this session`;
+  $("fills-count").textContent = `${s.fills_seen} in the journal, newest first`;
   const fresh = last !== null;
   fillTable("fills", s.fills, (tr, f) => {
     cell(tr, time(f.ts_ns));
