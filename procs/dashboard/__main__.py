@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         return uvloop.run(_run(config, build, None))
     from prometheus_client import CollectorRegistry
 
-    with Runtime("dashboard", config.runtime, CollectorRegistry()) as rt:
+    with Runtime("dashboard", config.runtime, CollectorRegistry(), config_path=path) as rt:
         rt.start()
         return uvloop.run(_run(config, build, rt))
 
