@@ -38,7 +38,7 @@ HEADERS: Final = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a browser send "Origin: null"
     "Cache-Control": "no-store",
 }
 
@@ -106,6 +106,12 @@ def _session(request: web.Request) -> Session:
     return session
 
 
+def _same_origin(request: web.Request) -> bool:
+    """No ``Origin`` (not a browser's cross-site request) or exactly this server's own."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
 def _now_s() -> float:
     return time.monotonic()
 
@@ -117,6 +123,7 @@ class Routes:
         self._access = access
         self._actions = actions
         self._push_min_s = push_min_s
+        self._limited_audited: dict[str, float] = {}  # address -> when its lock-out was audited
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -140,10 +147,16 @@ class Routes:
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         access, addr = self._access, request.remote or "?"
+        if not _same_origin(request):  # a cross-site form must not log anyone in
+            await self._actions.audit("login_refused", address=addr, why="cross-origin")
+            return _login_page(403, "Cross-origin login refused.")
         if not access.limiter.allowed(addr, _now_s()):
             access.counters["logins_limited_total"] += 1
             wait_s = access.limiter.retry_after_s(addr, _now_s())
-            await self._actions.audit("login_rate_limited", address=addr)
+            if self._limited_audited.get(addr, -1.0) < _now_s() - wait_s:
+                # one audit line per address per lock-out, so a flood cannot fill the log
+                self._limited_audited[addr] = _now_s()
+                await self._actions.audit("login_rate_limited", address=addr)
             resp = _login_page(429, f"Too many failed logins: try again in {wait_s:.0f} s.")
             resp.headers["Retry-After"] = str(max(1, round(wait_s)))
             return resp
@@ -218,8 +231,8 @@ class Routes:
 
     async def killswitch(self, request: web.Request) -> web.Response:
         session, actions = _session(request), self._actions
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        if not _same_origin(request):
+            origin = request.headers.get("Origin")
             await actions.audit("killswitch_refused", user=session.user, why=f"origin {origin}")
             return web.json_response({"error": "cross-origin"}, status=403, headers=HEADERS)
         if not csrf_ok(session, request.headers.get("X-CSRF-Token")):

@@ -183,11 +183,25 @@ def test_login_attempts_past_the_limit_get_429_even_with_the_right_password(run_
     ) as d:
         failures = [d.login("guess")[0] for _ in range(3)]
         limited, cookie = d.login()
+        again, _ = d.login("guess")
         kinds = [r["kind"] for r in d.audit()]
 
     assert failures == [401, 401, 401]
-    assert (limited, cookie) == (429, "")
-    assert kinds == ["login_failed"] * 3 + ["login_rate_limited"]
+    assert (limited, cookie, again) == (429, "", 429)
+    assert kinds == ["login_failed"] * 3 + ["login_rate_limited"]  # once per lock-out
+
+
+def test_cross_origin_login_form_is_refused(run_dir):
+    body = b"password=correct+horse+battery+staple"
+    with running_dashboard(run_dir) as d:
+        status, headers, _ = d.request(
+            "POST", "/login", body=body, headers={**FORM, "Origin": "http://evil.example"}
+        )
+        kinds = [r["kind"] for r in d.audit()]
+
+    assert status == 403
+    assert "set-cookie" not in headers
+    assert kinds == ["login_refused"]
 
 
 def test_address_outside_the_allowlist_gets_403_everywhere(run_dir):
