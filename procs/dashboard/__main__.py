@@ -32,6 +32,7 @@ from procs.dashboard.app import Access, make_app
 from procs.dashboard.auth import Allowlist, LoginLimiter, Password, Sessions, generate_password
 from procs.dashboard.config import DashboardConfig, is_loopback
 from procs.dashboard.control import AuditLog, KillSwitchControl
+from procs.dashboard.metrics import DashboardCollector
 from procs.dashboard.service import Dashboard
 from procs.dashboard.sources import EventFeed, HealthSource, JournalReader, read_killswitch
 from procs.dashboard.view import Limits, View
@@ -159,6 +160,7 @@ async def _run(config: DashboardConfig, build: Callable[[], Dashboard], rt: Runt
     dash = build()  # its asyncio objects belong to the running loop
     if rt is not None:
         rt.report_health_from(dash)
+        rt.registry.register(DashboardCollector(dash.health))
     return await serve(config, dash, rt)
 
 

@@ -11,12 +11,14 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
 from procs.dashboard.control import verify_audit
 from procs.execution.killswitch import FileStore
 from procs.supervise import ROOT
+from tests.conftest import free_port
 from tests.helpers.dashboard_run import DashRun, log_text, running_dashboard, write_config
 from tests.helpers.poll import eventually
 
@@ -216,3 +218,18 @@ def test_address_outside_the_allowlist_gets_403_everywhere(run_dir):
     assert allowed_form == 200
     assert allowed_login == 303
     assert cookie
+
+
+def test_logins_show_in_the_dashboards_metrics(run_dir):
+    port = free_port()
+    with running_dashboard(
+        run_dir, overrides={"dashboard": {"runtime": {"metrics_port": port}}}
+    ) as d:
+        d.login("wrong")
+        d.login()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+
+    assert 'bitrader_dashboard_logins_total{outcome="failed",proc="dashboard"} 1.0' in text
+    assert 'bitrader_dashboard_logins_total{outcome="ok",proc="dashboard"} 1.0' in text
+    assert 'bitrader_dashboard_sessions{proc="dashboard"} 1.0' in text
