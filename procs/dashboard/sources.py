@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 EVENT_TOPICS: Final = (b"ord.", b"fill.", b"pos.", b"risk.", b"brk.")
 RECV_TIMEOUT_S: Final = 0.25  # bounds how long the feed thread takes to notice a stop
+# what the page shows of a health row (a row's counters and rates stay out of every push)
+HEALTH_FIELDS: Final = (
+    "name", "state", "pid", "cpu_percent", "rss_bytes", "heartbeat_age_s", "ring_lag_records",
+    "ring_dropped_total", "last_error", "problems", "healthy",
+)  # fmt: skip
 TABLES: Final = ("intents", "order_events", "fills", "risk_events", "breaker_events")
 
 
@@ -137,7 +142,8 @@ class HealthSource:
 
     def group(self) -> list[Row]:
         """One row per program of the group (as ``bitrader health --json``)."""
-        return [{**asdict(r), "healthy": r.healthy} for r in collect(self._run_dir)]
+        rows = [{**asdict(r), "healthy": r.healthy} for r in collect(self._run_dir)]
+        return [{k: r[k] for k in HEALTH_FIELDS if k in r} for r in rows]
 
 
 def read_killswitch(path: str | Path) -> Row:
