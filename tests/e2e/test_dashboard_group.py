@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 from procs.dashboard.control import verify_audit
 from procs.execution.killswitch import FileStore
 from tests.helpers.browser import chromium, login, text
-from tests.helpers.group_run import REST_POLL_S, Group
+from tests.helpers.group_run import PROGRAMS, REST_POLL_S, Group
 from tests.helpers.poll import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(300)]
@@ -76,6 +76,12 @@ def test_dashboard_page_shows_fills_live_and_its_kill_switch_stops_trading(make_
             eventually(lambda: text(driver, "exec-state") == "execution active", timeout_s=30)
         except AssertionError as exc:
             raise AssertionError(f"the page shows active: {exc}\n{_page(driver)}") from None
+        health = g.wait_until(
+            lambda: (t := text(driver, "health")).count("RUNNING") == len(PROGRAMS) and t,
+            30,
+            "the page lists every program RUNNING",
+        )
+        assert all(name in health for name in PROGRAMS), health
         driver.execute_script(WATCH_FILLS)
         fill_id, t_journaled = _next_fill(g, _fill_ids(g))
         seen_ms = g.wait_until(
