@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import secrets
 import signal
 import sys
 import time
@@ -36,6 +38,7 @@ CONFIGS: Final = {
 PRINT_EVERY_S: Final = 1.0
 FAILED_STATES: Final = frozenset({"FATAL", "BACKOFF", "EXITED"})
 STARTUP_GRACE_S: Final = 30.0  # still not up after this: show the full summary, problems too
+DASHBOARD_PASSWORD_ENV: Final = "BITRADER_DASHBOARD_PASSWORD"
 
 
 class _Stop:
@@ -154,6 +157,20 @@ def _problem(rows: dict[str, ProcHealth]) -> str | None:
     return None
 
 
+def _dashboard_login(config: Path) -> str | None:
+    """Give the group's dashboard a fresh password (unless one is set); say how to log in."""
+    dash = read_toml(config).get("dashboard")
+    if not isinstance(dash, dict):
+        return None
+    given = bool(os.environ.get(DASHBOARD_PASSWORD_ENV))
+    if not given:  # unset or empty: the dashboard would refuse an empty one
+        os.environ[DASHBOARD_PASSWORD_ENV] = secrets.token_urlsafe(12)
+    password = os.environ[DASHBOARD_PASSWORD_ENV]
+    how = f"the password in ${DASHBOARD_PASSWORD_ENV}" if given else f"password {password}"
+    url = f"http://{dash.get('host', '127.0.0.1')}:{dash.get('port', 18090)}/"
+    return f"risk dashboard: {url}  (log in with {how})"
+
+
 def run(group: str, config: Path, duration_s: float, run_dir: Path, ns: str) -> int:
     if is_up(run_dir):
         print(f"stopping the group left running in {run_dir}")
@@ -166,7 +183,10 @@ def run(group: str, config: Path, duration_s: float, run_dir: Path, ns: str) -> 
         f"starting group {group!r} under supervisord (config {config}, namespace {ns!r}, "
         f"run dir {run_dir}); Ctrl-C stops"
     )
+    login = _dashboard_login(config)  # before start: the group inherits this environment
     start(env)
+    if login:
+        print(login, flush=True)
     view = _PipelineView(env) if group == "pipeline" else None
     t0 = time.monotonic()
     last: dict[str, float] = {}

@@ -128,6 +128,7 @@ def build_group_config(
         },
         "ingest": {"ws_url": f"{ws_url}/public/", "rest_url": rest_url},
         "capture": {"flush_s": 0.2},
+        "dashboard": {"port": free_port()},
         "execution": {
             "mode": "live",
             "venue": {"rest_url": rest_url, "ws_private_url": f"{ws_url}/private/"},

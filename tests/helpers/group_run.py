@@ -29,7 +29,7 @@ from tests.helpers.poll import eventually
 
 log = logging.getLogger(__name__)
 
-PROGRAMS = ("simex", "ingest", "capture", "features", "inference", "execution")
+PROGRAMS = ("simex", "ingest", "capture", "features", "inference", "execution", "dashboard")
 REST_POLL_S = 0.1
 LOCK_PATH = "/tmp/bitrader-e2e-group.lock"
 _lock_depth = 0

@@ -15,6 +15,7 @@ import pytest
 
 from procs._config import Env, decode_section, read_toml
 from procs.capture.proc import CaptureConfig
+from procs.dashboard.config import DashboardConfig
 from procs.execution.config import ExecutionConfig
 from procs.features.config import FeaturesConfig
 from procs.inference.proc import InferenceConfig
@@ -30,6 +31,7 @@ TYPES: dict[str, type[Any]] = {
     "inference": InferenceConfig,
     "execution": ExecutionConfig,
     "capture": CaptureConfig,
+    "dashboard": DashboardConfig,
 }
 
 
@@ -84,9 +86,21 @@ def test_every_endpoint_is_bound_once_and_every_port_is_unique(group):
     if "simex" in group:
         sx = group["simex"]
         ports += [sx.rest_port, sx.ws_port, sx.control_port]
+    if "dashboard" in group:
+        ports.append(group["dashboard"].port)
 
     assert len(endpoints) == len(set(endpoints))
     assert len(ports) == len(set(ports))
+
+
+def test_dashboard_reads_what_execution_writes(group):
+    if "dashboard" not in group:
+        pytest.skip("no dashboard in this config")
+    dash, ex = group["dashboard"], group["execution"]
+
+    assert dash.execution_pub == ex.runtime.pub_endpoint
+    assert dash.execution_control == ex.runtime.control_endpoint
+    assert (dash.journal_path, dash.killswitch_path) == (ex.journal_path, ex.killswitch_path)
 
 
 def test_symbol_ids_agree_between_ingest_features_and_execution(group):

@@ -1,8 +1,17 @@
-"""The demo's summary lines: nothing misleading before the group is up."""
+"""The demo's summary lines: nothing misleading before the group is up; the dashboard line."""
 
 from __future__ import annotations
 
-from procs.demo import CONFIGS, _PipelineView, group_up, starting_line
+import os
+
+from procs.demo import (
+    CONFIGS,
+    DASHBOARD_PASSWORD_ENV,
+    _dashboard_login,
+    _PipelineView,
+    group_up,
+    starting_line,
+)
 from procs.health import ProcHealth
 from procs.supervise import GroupEnv
 
@@ -50,3 +59,36 @@ def test_no_tick_to_order_figure_beside_zero_orders(tmp_path):
     assert "µs" not in before
     assert "tick-to-order p50 2,500 µs" in after
     assert "(n=2)" in after
+
+
+def test_demo_makes_a_password_prints_it_and_hands_it_to_the_group(monkeypatch):
+    monkeypatch.delenv(DASHBOARD_PASSWORD_ENV, raising=False)
+
+    line = _dashboard_login(CONFIGS["pipeline"])
+
+    password = os.environ[DASHBOARD_PASSWORD_ENV]
+    assert len(password) >= 16
+    assert line == f"risk dashboard: http://127.0.0.1:18090/  (log in with password {password})"
+
+
+def test_demo_keeps_the_operators_password_and_does_not_print_it(monkeypatch):
+    monkeypatch.setenv(DASHBOARD_PASSWORD_ENV, "mine")
+
+    line = _dashboard_login(CONFIGS["pipeline"])
+
+    assert os.environ[DASHBOARD_PASSWORD_ENV] == "mine"
+    assert line is not None
+    assert "mine" not in line
+    assert f"${DASHBOARD_PASSWORD_ENV}" in line
+
+
+def test_demo_treats_an_empty_password_as_unset(monkeypatch):
+    monkeypatch.setenv(DASHBOARD_PASSWORD_ENV, "")
+
+    _dashboard_login(CONFIGS["pipeline"])
+
+    assert os.environ[DASHBOARD_PASSWORD_ENV]
+
+
+def test_transport_demo_has_no_dashboard():
+    assert _dashboard_login(CONFIGS["transport"]) is None
