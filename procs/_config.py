@@ -72,8 +72,8 @@ WsUrl = Annotated[str, msgspec.Meta(pattern=rf"^wss?://{_HOST}(/\S*)?$")]
 
 # supervisord.conf's groups: a group file must hold each program's section and its runtime
 GROUPS: Final[dict[str, tuple[str, ...]]] = {
-    "pipeline": ("simex", "ingest", "capture", "features", "inference", "execution"),
-    "live": ("ingest", "capture", "features", "inference", "execution"),
+    "pipeline": ("simex", "ingest", "capture", "features", "inference", "execution", "dashboard"),
+    "live": ("ingest", "capture", "features", "inference", "execution", "dashboard"),
     "transport": ("producer", "consumer"),
 }
 _BOUNDS: Final[dict[str, tuple[Callable[[Any, Any], bool], str]]] = {

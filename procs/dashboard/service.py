@@ -84,6 +84,8 @@ class Dashboard:
         self._feed: Feed | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._group_error = ""
+        # called with (1, seconds) after each poll: the runtime's step histogram (``record_step``)
+        self.on_step: Callable[[int, float], None] | None = None
         self.counters: dict[str, int] = dict.fromkeys(
             ("killswitch_actions_total", "poll_errors_total", "audit_records_total"), 0
         )
@@ -136,7 +138,10 @@ class Dashboard:
         while not self.closing.is_set():
             if wake is not None:
                 wake.clear()
+            t0 = time.perf_counter()
             more = await poll()
+            if self.on_step is not None:
+                self.on_step(1, time.perf_counter() - t0)
             if more:
                 continue
             if wake is None:

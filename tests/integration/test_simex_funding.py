@@ -47,6 +47,6 @@ def test_simex_control_settle_rejects_unknown_symbol_and_settles_now(sx):
     assert status == 400
     assert "NOPEUSDT" in out["error"]
 
-    status, out = http("POST", url, b'{"rates": {"ETHUSDT": "0.5"}}')
+    status, out = http("POST", url, b'{"rates": {"ETHUSDT": "0.05"}}')
     assert status == 200
     assert out["settled"] >= 0
