@@ -37,7 +37,7 @@ async def serve(config: SimexConfig, rt: Runtime | None = None) -> int:
     except (StateError, ReplayError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    waits = {asyncio.create_task(stop.wait(), name="simex-stop")}
+    waits: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait(), name="simex-stop")}
     service = None
     if rt is not None:
         rt.report_health_from(sx)
@@ -52,8 +52,8 @@ async def serve(config: SimexConfig, rt: Runtime | None = None) -> int:
     fault = service is not None and service.done() and not stop.is_set()
     if fault:
         assert service is not None
-        exc = None if service.cancelled() else service.exception()
-        log.error("stopping (fault): the runtime service task ended", exc_info=exc)
+        error = None if service.cancelled() else service.exception()
+        log.error("stopping (fault): the runtime service task ended", exc_info=error)
     else:
         log.info("stopping")
     await sx.stop()
@@ -61,12 +61,13 @@ async def serve(config: SimexConfig, rt: Runtime | None = None) -> int:
     return EXIT_FAULT if fault else EXIT_OK
 
 
-async def _service(rt: Runtime, stop: asyncio.Event) -> None:
+async def _service(rt: Runtime, stop: asyncio.Event) -> object:
     while not stop.is_set():
         rt.service()  # heartbeat, control requests, counters
         if rt.stop.is_set:
             stop.set()
         await asyncio.sleep(SERVICE_S)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
