@@ -97,7 +97,7 @@ def main_kill_switch(argv: list[str] | None = None) -> int:
     try:
         target = find_target(args.run_dir.resolve(), args.file)
     except (ConfigError, OSError, ValueError) as exc:
-        print(f"bitrader kill-switch: cannot read the group in {args.run_dir}: {exc}")
+        _loud(f"kill switch NOT set: cannot read the group in {args.run_dir}: {exc}")
         return EXIT_NOTHING
     store = FileStore(target.killswitch_file)
     if args.action == "status":
@@ -177,7 +177,7 @@ def main_breaker(argv: list[str] | None = None) -> int:
     try:
         target = find_target(args.run_dir.resolve(), None)
     except (ConfigError, OSError, ValueError) as exc:
-        print(f"bitrader breaker: cannot read the group in {args.run_dir}: {exc}")
+        _loud(f"nothing was reset: cannot read the group in {args.run_dir}: {exc}")
         return EXIT_NOTHING
     if target.control_endpoint is None:
         _loud(f"no running group with an execution process in {args.run_dir}")
