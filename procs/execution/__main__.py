@@ -170,7 +170,11 @@ def build_venue(
     )
     ws = BitunixWs(
         WsConfig(
-            url=v.ws_private_url, api_key=key, secret=secret, ping_interval_s=v.ws_ping_interval_s
+            url=v.ws_private_url,
+            api_key=key,
+            secret=secret,
+            ping_interval_s=v.ws_ping_interval_s,
+            pong_timeout_s=v.ws_pong_timeout_s,
         ),
         on_resync=lambda: proc_ref[0].on_resync(),
     )
