@@ -22,6 +22,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "train": ("procs.train", "main", "train a model from captures and export ONNX"),
     "kill-switch": ("procs.control_cli", "main_kill_switch", "kill-switch on|off|status"),
     "breaker": ("procs.control_cli", "main_breaker", "breaker reset: the operator reset"),
+    "reconcile": ("procs.control_cli", "main_reconcile", "reconcile adopt: take the venue's"),
     "config": ("procs._config", "main_cli", "config check FILE [SECTION...] [--group G]"),
     "demo": ("procs.demo", "main", "the demo: run the group and a live summary"),
     "monitor": ("procs.monitor.__main__", "main", "Prometheus config/rules, dashboards, up|down"),

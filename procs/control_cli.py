@@ -1,4 +1,4 @@
-"""``bitrader kill-switch`` and ``bitrader breaker``: operator commands to a running group.
+"""``bitrader kill-switch``, ``breaker`` and ``reconcile``: operator commands to a running group.
 
 Reads the group's settings (``bitrader.env.json`` in ``--run-dir``) and its config to find
 execution's control socket and kill-switch file; writes the file; asks execution over its
@@ -192,4 +192,31 @@ def main_breaker(argv: list[str] | None = None) -> int:
         return EXIT_NOTHING
     d = resp.data
     print(f"breaker {d.get('old')} -> {d.get('new')} (state={d.get('state')}) by {args.operator}")
+    return EXIT_ACTED
+
+
+def main_reconcile(argv: list[str] | None = None) -> int:
+    """``bitrader reconcile adopt [--run-dir DIR]``: book the venue's positions and balance as
+    the truth when reconciliation is stuck on venue state loss (refused while orders are open)."""
+    ap = _parser("reconcile")
+    ap.add_argument("action", choices=["adopt"])
+    ap.add_argument("--operator", default=os.environ.get("USER", "operator"))
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        target = find_target(args.run_dir.resolve(), None)
+    except (ConfigError, OSError, ValueError) as exc:
+        _loud(f"nothing was adopted: cannot read the group in {args.run_dir}: {exc}")
+        return EXIT_NOTHING
+    if target.control_endpoint is None:
+        _loud(f"no running group with an execution process in {args.run_dir}")
+        return EXIT_NOTHING
+    resp = ask(target.control_endpoint, "reconcile_adopt", {"operator": args.operator},
+               args.timeout_s)  # fmt: skip
+    if resp is None:
+        _loud(f"execution did NOT answer ({target.control_endpoint}): nothing was adopted")
+        return EXIT_NO_ACK
+    if not resp.ok:
+        _loud(f"execution refused: {resp.error}")
+        return EXIT_NOTHING
+    print(f"adopted: {resp.data.get('adopted') or 'nothing'} (state={resp.data.get('state')})")
     return EXIT_ACTED

@@ -1,6 +1,6 @@
-"""The execution process's operator commands on its control socket: ``kill_switch`` and
-``breaker_reset`` (``Runtime.add_command``). Each is logged and journaled as a ``risk_events``
-row (``operator.kill_switch``, ``operator.breaker_reset``); the reply is the acknowledgement.
+"""The execution process's operator commands on its control socket (``Runtime.add_command``):
+``kill_switch``, ``breaker_reset`` and ``reconcile_adopt``. Each is logged and journaled as a
+``risk_events`` row (``operator.<command>``); the reply is the acknowledgement.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from procs.execution.breaker import Breaker, BreakerTransition
 from procs.execution.journal import Journal
 from procs.execution.killswitch import KillSwitch
 from procs.execution.orders import OrderTracker
+from procs.execution.reconciler import Reconciler
 from procs.execution.risk import Refusal, RefusalReason
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class OperatorHost(Protocol):
     breaker: Breaker
     journal: Journal
     tracker: OrderTracker
+    reconciler: Reconciler
 
     @property
     def state(self) -> str: ...
@@ -50,6 +52,7 @@ class OperatorCommands:
     ) -> None:
         add("kill_switch", self.kill_switch)
         add("breaker_reset", self.breaker_reset)
+        add("reconcile_adopt", self.reconcile_adopt)
 
     def _audit(self, what: str, detail: str, now: int) -> None:
         reason = cast(RefusalReason, f"operator.{what}")  # journaled beside refusals
@@ -101,3 +104,14 @@ class OperatorCommands:
         log.warning("breaker reset by operator=%s old=%s reason=%s", operator, old.name, reason)
         self._audit("breaker_reset", f"old={old.name} by={operator} reason={reason}", now)
         return {"old": old.name, "new": h.breaker.state.name, "state": h.state}
+
+    def reconcile_adopt(self, args: dict[str, str]) -> dict[str, Value]:
+        """``{"operator": NAME}`` → the venue's positions and balance booked as the truth (the
+        way out of a reconciliation stuck on venue state loss; refused while orders are open)."""
+        operator = args.get("operator", "")[:64]
+        if not operator:
+            raise ValueError("reconcile_adopt needs operator=NAME (who decides, for the journal)")
+        h, now = self._h, self._clock()
+        done = h.reconciler.adopt(now)  # ValueError when refused
+        self._audit("reconcile_adopt", f"by={operator}: " + "; ".join(done), now)
+        return {"adopted": "; ".join(done), "state": h.state}

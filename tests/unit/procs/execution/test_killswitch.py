@@ -141,9 +141,7 @@ def test_killswitch_cli_on_a_full_disk_without_a_group_exits_1_without_traceback
 ):
     f = tmp_path / "ks.json"
     FileStore(f).preallocate()
-    monkeypatch.setattr(
-        "procs.control_cli.FileStore", lambda path: FileStore(path, pwrite=_enospc)
-    )
+    monkeypatch.setattr("procs.control_cli.FileStore", lambda path: FileStore(path, pwrite=_enospc))
     rc = main(["on", "--file", str(f)])
 
     err = capsys.readouterr().err
