@@ -150,6 +150,8 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     publish_events: bool = True  # ord./fill./pos./risk./brk. on the PUB (capture records them)
     events_log_path: str = ""  # also append every event as a JSON line here ("" = off)
     reconcile_retry_s: PositiveFloat = 1.0  # while reconciling: try again this often
+    # out of sync this long: stuck (retries every reconcile_interval_s, a reason in health)
+    reconcile_stuck_after_s: PositiveFloat = 20.0
 
     def __post_init__(self) -> None:
         ids = [s.symbol_id for s in self.symbols]

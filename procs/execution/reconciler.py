@@ -2,7 +2,7 @@
 journal about a difference, and how its resolutions are carried out (``reconcile.py`` decides).
 
 Trading is allowed only once a reconciliation finds no difference (``Reconciler.reconciled``).
-Out of sync for longer than ``STUCK_AFTER_S`` it is *stuck*: it keeps comparing, but only
+Out of sync for longer than ``reconcile_stuck_after_s`` it is *stuck*: it keeps comparing, but only
 every ``reconcile_interval_s``, and ``stuck_reason`` says what differs and what an operator can
 do about it. A difference is journaled (``risk_events``) and logged when it first appears and
 again at most every ``REPEAT_ROW_S`` while it lasts, not on every pass.
@@ -41,7 +41,6 @@ from procs.execution.venue import Venue, VenueCallError
 log = logging.getLogger(__name__)
 
 NS: Final = 1_000_000_000
-STUCK_AFTER_S: Final = 20.0  # out of sync this long: stuck (slow retries, a reason in health)
 REPEAT_ROW_S: Final = 60.0  # a lasting difference is journaled again this often
 _HINTS: Final = {
     DiffKind.POSITION_MISMATCH: "the venue's position differs from the journal (venue state "
@@ -184,7 +183,7 @@ class Reconciler:
             self._host.venue_error(exc, ok_for_breaker=False)
             log.warning("reconcile failed error=%s", exc)
             now = self._clock()
-            if not self.reconciled and self.out_of_sync_s(now) >= STUCK_AFTER_S:
+            if not self.reconciled and self.out_of_sync_s(now) >= self._c.reconcile_stuck_after_s:
                 self.stuck_reason = (
                     f"out of sync {self.out_of_sync_s(now):.0f}s: the venue does not answer "
                     f"({exc.kind}: {exc}): check the venue's status and the network"
@@ -247,7 +246,7 @@ class Reconciler:
             del seen[gone]  # resolved: journal it again if it comes back
 
     def _judge(self, rec: Reconciliation, now: int) -> None:
-        """Track how long it has been out of sync; past ``STUCK_AFTER_S`` say why, once."""
+        """Track how long it has been out of sync; past ``reconcile_stuck_after_s`` say why."""
         if rec.in_sync:
             if self.stuck:
                 log.warning("reconcile converged after being stuck")
@@ -255,7 +254,7 @@ class Reconciler:
             return
         if not self.out_of_sync_since_ns:
             self.out_of_sync_since_ns = now
-        if self.out_of_sync_s(now) < STUCK_AFTER_S:
+        if self.out_of_sync_s(now) < self._c.reconcile_stuck_after_s:
             return
         reason = stuck_reason(rec.differences, self.out_of_sync_s(now))
         if reason.split(";")[0] != self.stuck_reason.split(";")[0]:

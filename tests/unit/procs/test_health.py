@@ -19,9 +19,7 @@ def test_health_trading_states_are_problems_with_their_codes():
     assert _row({"state": "killed"}).causes == [health.EXIT_KILLED]
     assert _row({"state": "reducing"}).causes == [health.EXIT_REDUCING]
     assert _row({"state": "reconciling", "reconciling_s": 5.0}).healthy
-    assert _row({"state": "reconciling", "reconciling_s": 31.0}).causes == [
-        health.EXIT_RECONCILING
-    ]
+    assert _row({"state": "reconciling", "reconciling_s": 31.0}).causes == [health.EXIT_RECONCILING]
     stuck = _row({"state": "reconciling", "reconciling_s": 1.0, "reconcile_stuck_reason": "x"})
     assert stuck.causes == [health.EXIT_RECONCILING]
     assert "x" in stuck.problems[0]

@@ -12,7 +12,6 @@ from procs.execution.breaker import BreakerState
 from procs.execution.control import OperatorCommands
 from procs.execution.model import OrderStatus
 from procs.execution.reconcile import VenuePosition
-from procs.execution.reconciler import STUCK_AFTER_S
 from tests.helpers.execution_fakes import book_records, make_rig, reconciled
 
 D = Decimal
@@ -106,7 +105,7 @@ def test_venue_position_loss_gets_stuck_with_a_reason_then_adopt_converges(rig):
     h = rig.proc.health()
 
     assert h["state"] == "reconciling"
-    assert h["reconciling_s"] >= STUCK_AFTER_S
+    assert h["reconciling_s"] >= rig.proc._c.reconcile_stuck_after_s
     assert "position_mismatch" in str(h["reconcile_stuck_reason"])
     assert "bitrader reconcile adopt" in str(h["reconcile_stuck_reason"])
     rows = _rows(rig, "risk_events", "reason = 'reconcile.position_mismatch'")
