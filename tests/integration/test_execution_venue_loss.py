@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -62,7 +62,9 @@ def lossy(tmp_path: Path) -> Iterator[LossySimex]:
 
 @pytest.fixture
 def rig(lossy: LossySimex, run_dir: Path) -> Iterator[ExecRig]:
-    r = ExecRig(run_dir, unique_ns("x"), lossy.sx, 1)
+    # lines of [execution.breaker]: the seconds simex is down would trip the REST error rate
+    # (a true HALT, not what these tests are about)
+    r = ExecRig(run_dir, unique_ns("x"), lossy.sx, 1, "rest_error_min_requests = 1000\n")
     yield r
     r.close()
 
@@ -81,6 +83,13 @@ def _with_fast(path: Path) -> Path:
     return path
 
 
+def _until(rig: ExecRig, cond: Callable[[], object], timeout_s: float) -> None:
+    try:
+        eventually(cond, timeout_s=timeout_s)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nhealth: {rig.health()}\n{rig.log()[-3000:]}") from None
+
+
 def _rows(path: Path, like: str) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -96,8 +105,8 @@ def test_a_resting_order_the_venue_forgot_is_closed_as_lost_and_trading_resumes(
 
     lossy.lose()
 
-    eventually(lambda: rig.health()["orders_lost_at_venue_total"] == 1, timeout_s=30)
-    eventually(lambda: active(rig), timeout_s=15)
+    _until(rig, lambda: rig.health()["orders_lost_at_venue_total"] == 1, 30)
+    _until(rig, lambda: active(rig), 15)
     h = rig.health()
     assert rig.venue_orders() == []
     assert h["open_orders"] == 0
