@@ -42,6 +42,9 @@ sysdeps:  ## install the Debian packages tests need, when missing (root on Debia
 test: $(STAMP) sysdeps  ## the default test run (unit + integration + e2e, xdist)
 	$(BIN)/python -m pytest -q
 
+chaos: $(STAMP)  ## the chaos suite, long (CHAOS_S=300 s of faults; make test runs 30 s)
+	BITRADER_CHAOS_S=$${CHAOS_S:-300} $(BIN)/python -m pytest -q -s -n 0 tests/e2e/test_chaos.py
+
 test-e2e: $(STAMP)  ## only the end-to-end tests
 	$(BIN)/python -m pytest -q -m e2e
 
@@ -63,4 +66,4 @@ run: $(STAMP)  ## supervisord in the foreground with the demo config
 clean-shm:  ## remove stale bitrader shared-memory segments
 	$(BIN)/python -m shm.segment --clean
 
-.PHONY: help venv sysdeps demo test test-e2e check fmt bench run clean-shm
+.PHONY: help venv sysdeps demo test test-e2e chaos check fmt bench run clean-shm

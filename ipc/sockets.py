@@ -26,7 +26,7 @@ import re
 import select
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final, cast
 
@@ -54,6 +54,7 @@ __all__ = [
 DEFAULT_SNDHWM: Final = 10_000
 DEFAULT_RCVHWM: Final = 10_000
 CONTROL_HWM: Final = 100
+CONTROL_MAX_BYTES: Final = 64 << 10  # a control request is a few hundred bytes
 WAKE_RCVHWM: Final = 16  # wakes are idempotent: one queued is as good as many
 WAKE_RESCAN_S: Final = 0.1  # a sender looks for new direct listeners this often
 _WAKE_TOPIC_OK: Final = re.compile(rb"[A-Za-z0-9_.-]+")
@@ -253,39 +254,108 @@ def connect_sub(
 
 
 class Replier:
-    """A bound REP control socket: ``recv`` a request, then ``send`` exactly one reply."""
+    """A bound REP control socket: ``recv`` a request, then ``send`` exactly one reply.
 
-    def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
+    Nothing a peer sends can break it. A request of more than one frame, or longer than
+    ``max_bytes``, is answered with ``malformed_reply`` (so the REP state machine moves on) and
+    counted in ``malformed_total``; libzmq itself disconnects a peer whose message exceeds
+    ``MAXMSGSIZE``. A socket error (a reply that could not be sent leaves REP unable to receive:
+    EFSM) closes and rebinds the endpoint, counted in ``rebinds_total``.
+    """
+
+    def __init__(
+        self,
+        sock: zmq.Socket[bytes],
+        endpoint: str,
+        *,
+        max_bytes: int = CONTROL_MAX_BYTES,
+        malformed_reply: bytes = b"",
+        remake: Callable[[], zmq.Socket[bytes]] | None = None,
+    ) -> None:
         self._sock = sock
         self._rcvtimeo_ms = -1
         self.endpoint = endpoint
+        self.max_bytes = max_bytes
+        self.malformed_reply = malformed_reply
+        self._remake = remake
+        self._owes_reply = False
         self.again_total = 0
+        self.malformed_total = 0
+        self.rebinds_total = 0
+        self.last_malformed = ""
 
     def recv(self, timeout_s: float) -> bytes | None:
-        """Return the next request body, or None after ``timeout_s`` (0: don't wait)."""
-        frames = _recv(self, timeout_s, multipart=False)
-        return None if frames is None else frames[0]
+        """Return the next well-formed request body, or None after ``timeout_s`` (0: don't
+        wait); a malformed request is answered, counted and skipped (None)."""
+        if self._owes_reply:  # the caller never replied to the last one: do it for them
+            self.send(self.malformed_reply)
+        try:
+            frames = _recv(self, timeout_s, multipart=True)
+        except zmq.ZMQError as exc:
+            self._rebind(exc)
+            return None
+        if frames is None:
+            return None
+        self._owes_reply = True
+        size = sum(len(f) for f in frames)
+        if len(frames) == 1 and size <= self.max_bytes:
+            return frames[0]
+        self.malformed_total += 1
+        self.last_malformed = f"{len(frames)} frames, {size} bytes"
+        self.send(self.malformed_reply)
+        return None
 
     def send(self, payload: bytes) -> bool:
         """Send the reply to the last request; return False (counted) if it was refused."""
+        self._owes_reply = False
         try:
             self._sock.send(payload, zmq.NOBLOCK)
         except zmq.Again:
             self.again_total += 1
+            self._rebind(None)  # REP still owes this reply: only a fresh socket can recv again
+            return False
+        except zmq.ZMQError as exc:
+            self._rebind(exc)
             return False
         return True
+
+    def _rebind(self, exc: zmq.ZMQError | None) -> None:
+        if self._remake is None:
+            if exc is not None:
+                raise IpcError(f"control socket {self.endpoint}: {exc}") from exc
+            return
+        self.rebinds_total += 1
+        self._sock.close(linger=0)
+        self._sock = self._remake()
+        self._rcvtimeo_ms = -1
 
     def close(self) -> None:
         """Close the socket at once (linger 0)."""
         self._sock.close(linger=0)
 
 
-def bind_rep(endpoint: str, *, allow_remote: bool = False) -> Replier:
-    """Bind a REP socket on ``endpoint`` (creating an ipc path's directory)."""
+def bind_rep(
+    endpoint: str,
+    *,
+    allow_remote: bool = False,
+    max_bytes: int = CONTROL_MAX_BYTES,
+    malformed_reply: bytes = b"",
+) -> Replier:
+    """Bind a REP socket on ``endpoint`` (creating an ipc path's directory).
+
+    ``malformed_reply`` answers a request of the wrong shape (more frames, too long).
+    """
     validate(endpoint, allow_remote=allow_remote)
-    sock = _socket(zmq.REP, sndhwm=CONTROL_HWM, rcvhwm=CONTROL_HWM)
-    _bind(sock, endpoint)
-    return Replier(sock, endpoint)
+
+    def make() -> zmq.Socket[bytes]:
+        sock = _socket(zmq.REP, sndhwm=CONTROL_HWM, rcvhwm=CONTROL_HWM)
+        sock.setsockopt(zmq.MAXMSGSIZE, max_bytes * 2)
+        _bind(sock, endpoint)
+        return sock
+
+    return Replier(
+        make(), endpoint, max_bytes=max_bytes, malformed_reply=malformed_reply, remake=make
+    )
 
 
 def request(

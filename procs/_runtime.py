@@ -55,6 +55,7 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_FAULT",
     "EXIT_OK",
+    "CommandHandler",
     "HealthReporting",
     "Notifier",
     "Runtime",
@@ -76,6 +77,10 @@ SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than th
 LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
 
 Counters = dict[str, float | int | str]
+CommandHandler = Callable[[dict[str, str]], dict[str, Value]]
+MALFORMED_REPLY: Final = ENCODER.encode(
+    ControlResponse(ok=False, error="malformed request: one frame of at most 64 KiB expected")
+)
 
 
 class Stage(Protocol):
@@ -288,6 +293,19 @@ class Runtime:
         self._hb_due_ns = 0
         self._hb_total = 0
         self._flushed = (0, 0)
+        self._commands: dict[str, CommandHandler] = {}
+        self._bad_request = ThrottledLog(log, 5.0)
+        self.control_errors_total = 0  # requests answered with an error (bad or refused)
+
+    def add_command(self, cmd: str, handler: CommandHandler) -> None:
+        """Answer control requests ``cmd`` with ``handler(args)``'s data.
+
+        A handler refuses bad arguments by raising ``ValueError`` (the reply says why); any
+        other exception is a fault of the process.
+        """
+        if cmd in ("health", "stop") or cmd in self._commands:
+            raise ValueError(f"control command {cmd!r} is already taken")
+        self._commands[cmd] = handler
 
     @property
     def publisher(self) -> Publisher:
@@ -321,7 +339,9 @@ class Runtime:
         self.stop.install()
         remote = cfg.allow_remote_endpoints
         self._pub = sockets.bind_pub(cfg.pub_endpoint, allow_remote=remote)
-        self._ctl = sockets.bind_rep(cfg.control_endpoint, allow_remote=remote)
+        self._ctl = sockets.bind_rep(
+            cfg.control_endpoint, allow_remote=remote, malformed_reply=MALFORMED_REPLY
+        )
         if cfg.metrics_port:
             register_standard(self.registry, self.config_path)
             self._http = start_http_server(
@@ -446,11 +466,24 @@ class Runtime:
             self._metrics.heartbeat_time.set(hb.ts_ns / 1e9)
 
     def _answer(self, body: bytes) -> ControlResponse:
+        resp = self._dispatch(body)
+        if not resp.ok:
+            self.control_errors_total += 1
+        return resp
+
+    def _dispatch(self, body: bytes) -> ControlResponse:
         try:
             req = decode(REQUEST_DECODER, body, b"ctl")
         except DecodeError as exc:
-            log.warning("control decode error=%s", exc)
+            self._bad_request.warning("decode", "control decode error=%s", exc)
             return ControlResponse(ok=False, error=f"bad request: {exc}")
+        handler = self._commands.get(req.cmd)
+        if handler is not None:
+            try:
+                return ControlResponse(ok=True, data=handler(dict(req.args)))
+            except ValueError as exc:
+                log.warning("control command=%s refused error=%s", req.cmd, exc)
+                return ControlResponse(ok=False, error=str(exc))
         if req.cmd == "health":
             return ControlResponse(ok=True, data=self.health())
         if req.cmd == "stop":
@@ -461,7 +494,7 @@ class Runtime:
 
     def health(self) -> dict[str, Value]:
         """Return the ``health`` reply's data: process facts, loop counters, stage counters."""
-        st = self._stage
+        st, ctl = self._stage, self._ctl
         return {
             "proc": self.proc,
             "state": "stopping" if self.stop.is_set else "running",
@@ -476,6 +509,9 @@ class Runtime:
             "waiter": self.config.waiter,
             "schema_version": SCHEMA_VERSION,
             "last_error": self.last_error,
+            "control_errors_total": self.control_errors_total,
+            "control_malformed_total": ctl.malformed_total if ctl is not None else 0,
+            "control_rebinds_total": ctl.rebinds_total if ctl is not None else 0,
             "counters": self._stage_counters(),
         }
 

@@ -1,4 +1,5 @@
-"""``bitrader health``: one row per process of the running group; non-zero exit when unhealthy.
+"""``bitrader health``: one row per process of the running group; non-zero exit when unhealthy,
+with a distinct code per cause (``EXIT_*``, docs/operations.md).
 
 Reads supervisord's process table, each process's control socket (``health`` request) and the
 heartbeats on each process's PUB socket. Writes nothing. Owns nothing.
@@ -28,6 +29,18 @@ from ipc.sockets import connect_sub, request
 from procs._config import read_toml
 from procs.supervise import GroupEnv, is_up, process_info
 
+EXIT_HEALTHY: Final = 0
+EXIT_UNHEALTHY: Final = 1  # any other problem (not RUNNING, no heartbeat, stale data, ...)
+EXIT_NOT_UP: Final = 3  # no group runs in the run dir
+EXIT_CONTROL_DEAD: Final = 10  # a RUNNING process does not answer on its control socket
+EXIT_HALTED: Final = 11  # execution: breaker HALTED (cancels only)
+EXIT_RECONCILING: Final = 12  # execution: not reconciled past the deadline (or stuck)
+EXIT_KILLED: Final = 13  # execution: kill switch on
+EXIT_REDUCING: Final = 14  # execution: breaker REDUCING (reduce-only orders)
+# when several apply, the most urgent (the lowest of 10-14) is the exit code
+_TRADING_EXIT: Final = {"halted": EXIT_HALTED, "killed": EXIT_KILLED, "reducing": EXIT_REDUCING}
+RECONCILE_DEADLINE_S: Final = 30.0
+
 HEALTH_TIMEOUT_S: Final = 1.0
 HEARTBEAT_WAIT_S: Final = 1.5  # a 1 s heartbeat always shows up within this
 STALE_HEARTBEAT_S: Final = 3.0
@@ -39,6 +52,7 @@ class ProcHealth:
 
     name: str
     state: str  # supervisord's state name
+    proc_state: str = "-"  # the process's own: running/stopping, execution's trading state
     pid: int | None = None
     cores: list[int] = field(default_factory=list)
     cpu_percent: float | None = None
@@ -51,10 +65,15 @@ class ProcHealth:
     items_total: int = 0  # records the stage loop handled (0 for event-driven processes)
     counters: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    causes: list[int] = field(default_factory=list)  # EXIT_* codes of the problems
 
     @property
     def healthy(self) -> bool:
         return not self.problems
+
+    def problem(self, text: str, code: int = EXIT_UNHEALTHY) -> None:
+        self.problems.append(text)
+        self.causes.append(code)
 
 
 def _endpoints(env: GroupEnv, proc: str) -> tuple[str, str] | None:
@@ -100,7 +119,7 @@ def heartbeats(pub_endpoints: list[str], want: set[str], wait_s: float) -> dict[
     return seen
 
 
-def _fill(row: ProcHealth, data: dict[str, Any]) -> None:
+def _fill(row: ProcHealth, data: dict[str, Any], reconcile_deadline_s: float) -> None:
     row.cores = list(data.get("affinity", []))
     row.cpu_percent = data.get("cpu_percent")
     row.rss_bytes = data.get("rss_bytes")
@@ -120,12 +139,35 @@ def _fill(row: ProcHealth, data: dict[str, Any]) -> None:
         elif key.endswith(("per_s", "_rate")):
             row.rates[key] = float(value)
         if key in ("stale", "stale_symbols") and value:
-            row.problems.append(f"stale market data ({key}={value})")
-    if data.get("state") != "running":
-        row.problems.append(f"process state {data.get('state')}")
+            row.problem(f"stale market data ({key}={value})")
+    row.proc_state = str(data.get("state", "-"))
+    if row.proc_state != "running":
+        row.problem(f"process state {row.proc_state}")
+    trading = counters.get("state")
+    if isinstance(trading, str):  # execution: its trading state is the process's state
+        row.proc_state = trading
+        _judge_trading(row, trading, counters, reconcile_deadline_s)
 
 
-def collect(run_dir: Path) -> list[ProcHealth]:
+def _judge_trading(
+    row: ProcHealth, state: str, counters: dict[str, Any], deadline_s: float
+) -> None:
+    if state in _TRADING_EXIT:
+        why = {"halted": f"breaker {counters.get('breaker')}", "killed": "kill switch on",
+               "reducing": f"breaker {counters.get('breaker')}"}[state]  # fmt: skip
+        row.problem(f"not trading: {state} ({why})", _TRADING_EXIT[state])
+    elif state == "reconciling":
+        since = float(counters.get("reconciling_s", 0.0))
+        reason = str(counters.get("reconcile_stuck_reason", ""))
+        if reason or since > deadline_s:
+            row.problem(
+                f"not trading: reconciling for {since:.0f}s (deadline {deadline_s:.0f}s)"
+                + (f": {reason}" if reason else ""),
+                EXIT_RECONCILING,
+            )
+
+
+def collect(run_dir: Path, reconcile_deadline_s: float = RECONCILE_DEADLINE_S) -> list[ProcHealth]:
     """Return the health of every program in the group running in ``run_dir``."""
     env = GroupEnv.load(run_dir)
     rows: list[ProcHealth] = []
@@ -136,7 +178,7 @@ def collect(run_dir: Path) -> list[ProcHealth]:
         row = ProcHealth(name=info["name"], state=info["statename"], pid=info["pid"] or None)
         rows.append(row)
         if row.state != "RUNNING":
-            row.problems.append(f"supervisord state {row.state}")
+            row.problem(f"supervisord state {row.state}")
             continue
         eps = _endpoints(env, row.name)
         if eps is None:
@@ -145,9 +187,12 @@ def collect(run_dir: Path) -> list[ProcHealth]:
             continue
         pubs[row.name] = eps[1]
         try:
-            _fill(row, query_health(eps[0]))
-        except (TimeoutError, RuntimeError, DecodeError) as exc:
-            row.problems.append(f"health request failed: {exc}")
+            _fill(row, query_health(eps[0]), reconcile_deadline_s)
+        except TimeoutError as exc:
+            row.proc_state = "no answer"
+            row.problem(f"control plane dead: {exc}", EXIT_CONTROL_DEAD)
+        except (RuntimeError, DecodeError) as exc:
+            row.problem(f"health request failed: {exc}", EXIT_CONTROL_DEAD)
     stamps = heartbeats(list(pubs.values()), set(pubs), HEARTBEAT_WAIT_S)
     now = time.time_ns()
     for row in rows:
@@ -156,7 +201,7 @@ def collect(run_dir: Path) -> list[ProcHealth]:
         if row.name in stamps:
             row.heartbeat_age_s = (now - stamps[row.name]) / 1e9
         if row.heartbeat_age_s is None or row.heartbeat_age_s > STALE_HEARTBEAT_S:
-            row.problems.append("no recent heartbeat")
+            row.problem("no recent heartbeat")
     return rows
 
 
@@ -166,8 +211,8 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def table(rows: list[ProcHealth]) -> str:
     head = (
-        f"{'process':<11} {'state':<9} {'pid':>7} {'core':>5} {'cpu%':>6} {'rss MB':>7} "
-        f"{'hb age':>7} {'lag':>6} {'drops':>7}  rates / last error"
+        f"{'process':<11} {'super':<9} {'state':<11} {'pid':>7} {'core':>5} {'cpu%':>6} "
+        f"{'rss MB':>7} {'hb age':>7} {'lag':>6} {'drops':>7}  rates / last error / problems"
     )
     out = [head]
     for r in rows:
@@ -175,7 +220,7 @@ def table(rows: list[ProcHealth]) -> str:
         rates = " ".join(f"{k}={v:.0f}" for k, v in sorted(r.rates.items())[:3])
         tail = "; ".join(x for x in (rates, r.last_error, *r.problems) if x)
         out.append(
-            f"{r.name:<11} {r.state:<9} {r.pid or '-':>7} "
+            f"{r.name:<11} {r.state:<9} {r.proc_state:<11} {r.pid or '-':>7} "
             f"{','.join(map(str, r.cores)) or '-':>5} {_fmt(r.cpu_percent, '.1f'):>6} "
             f"{_fmt(rss, '.1f'):>7} {_fmt(r.heartbeat_age_s, '.2f'):>7} "
             f"{r.ring_lag_records:>6} {r.ring_dropped_total:>7}  {tail}"
@@ -183,19 +228,38 @@ def table(rows: list[ProcHealth]) -> str:
     return "\n".join(out)
 
 
+def exit_code(rows: list[ProcHealth]) -> int:
+    """0 when every row is healthy; else the most urgent cause (10-14), else 1."""
+    if rows and all(r.healthy for r in rows):
+        return EXIT_HEALTHY
+    specific = [c for r in rows for c in r.causes if c != EXIT_UNHEALTHY]
+    return min(specific) if specific else EXIT_UNHEALTHY
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``bitrader health [--run-dir DIR] [--json]``: exit 0 healthy, 1 unhealthy, 3 not up."""
+    """``bitrader health [--run-dir DIR] [--json] [--reconcile-deadline-s S]``.
+
+    Exit 0 healthy; 10 a control plane dead; 11 execution halted; 12 execution reconciling past
+    the deadline (or stuck); 13 kill switch on; 14 execution reducing; 1 any other problem; 3
+    no group running. When several apply, the lowest of 10-14 wins.
+    """
     ap = argparse.ArgumentParser(prog="bitrader health")
     ap.add_argument("--run-dir", type=Path, default=Path("run/demo"))
     ap.add_argument("--json", action="store_true", help="machine-readable output")
+    ap.add_argument(
+        "--reconcile-deadline-s",
+        type=float,
+        default=RECONCILE_DEADLINE_S,
+        help="execution reconciling longer than this is a problem (exit 12)",
+    )
     args = ap.parse_args(argv)
     run_dir = args.run_dir.resolve()
     if not is_up(run_dir):
         print(f"bitrader health: no group is running in {run_dir}", file=sys.stderr)
-        return 3
-    rows = collect(run_dir)
+        return EXIT_NOT_UP
+    rows = collect(run_dir, args.reconcile_deadline_s)
     if args.json:
         print(json.dumps([{**asdict(r), "healthy": r.healthy} for r in rows], indent=2))
     else:
         print(table(rows))
-    return 0 if rows and all(r.healthy for r in rows) else 1
+    return exit_code(rows)

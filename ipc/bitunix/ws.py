@@ -51,6 +51,7 @@ class WsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     secret: str = ""
     ping_interval_s: PosFloat = 10.0
     watchdog_intervals: PosFloat = 2.0
+    pong_timeout_s: PosFloat | None = None  # no frame this long after a ping: reconnect
     send_rate_per_s: Annotated[float, msgspec.Meta(gt=0, le=5)] = 4.0
     max_subscriptions: Annotated[int, msgspec.Meta(gt=0, le=300)] = 300
     max_args_per_message: PosInt = 100
@@ -403,21 +404,29 @@ class BitunixWs:
         interval = max(cfg.ping_interval_s, _PING_INTERVAL_FLOOR_S)
         silence_s = interval * cfg.watchdog_intervals
         tick = min(interval / 4, 1.0)
+        pong_s = cfg.pong_timeout_s
+        if pong_s is not None:
+            tick = min(tick, pong_s / 4)
         last_ping = time.monotonic()  # the first ping one interval after the greeting
+        ping_sent = 0.0  # when the last ping went out (0: none yet)
         seen = -1
         while True:
             now = time.monotonic()
             if self.dispatcher.frames_total != seen:
                 seen = self.dispatcher.frames_total
                 self.last_rx_mono = now
-            elif now - self.last_rx_mono > silence_s:
+            elif now - self.last_rx_mono > silence_s or (
+                # a ping the venue has not answered (nor sent anything since) within the deadline
+                pong_s is not None and ping_sent >= self.last_rx_mono and now - ping_sent > pong_s
+            ):
                 self.watchdog_reconnects_total += 1
-                log.warning("ws silent for %.1fs, reconnecting url=%s", silence_s, cfg.url)
+                log.warning("ws silent for %.1fs, reconnecting url=%s",
+                            now - self.last_rx_mono, cfg.url)  # fmt: skip
                 transport.disconnect()
                 return
             if now - last_ping >= interval:
                 self._control.append(_ENC.encode({"op": "ping", "ping": int(time.time())}))
                 self.pings_sent_total += 1
                 self._wake.set()
-                last_ping = now
+                last_ping = ping_sent = now
             await asyncio.sleep(tick)

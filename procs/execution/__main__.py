@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from decimal import Decimal
 from typing import IO, Protocol
 
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from procs._config import EXIT_CONFIG, config_file, load_section
 from procs._runtime import EXIT_FAULT, Runtime
 from procs.execution.config import ExecutionConfig
+from procs.execution.control import OperatorCommands
 from procs.execution.journal import Journal
 from procs.execution.killswitch import FileStore, KillSwitch
 from procs.execution.metrics import make_metrics
@@ -168,7 +170,11 @@ def build_venue(
     )
     ws = BitunixWs(
         WsConfig(
-            url=v.ws_private_url, api_key=key, secret=secret, ping_interval_s=v.ws_ping_interval_s
+            url=v.ws_private_url,
+            api_key=key,
+            secret=secret,
+            ping_interval_s=v.ws_ping_interval_s,
+            pong_timeout_s=v.ws_pong_timeout_s,
         ),
         on_resync=lambda: proc_ref[0].on_resync(),
     )
@@ -211,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
         rt.watch_ring("sig", sig)
         rt.watch_ring("md.book", book)
+        ks_store = FileStore(config.killswitch_path)
+        try:
+            ks_store.preallocate()  # the slot exists before any disk fills: writes go in place
+        except OSError as exc:
+            log.error("kill-switch file %s cannot be created: %s", config.killswitch_path, exc)
         if config.events_log_path:
             event_file = open(config.events_log_path, "ab", buffering=0)  # noqa: SIM115
         proc = ExecutionProc(
@@ -220,12 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             venue=venue,
             journal=journal,
             publisher=rt.publisher,
-            killswitch=KillSwitch(FileStore(config.killswitch_path), config.killswitch_poll_s),
+            killswitch=KillSwitch(ks_store, config.killswitch_poll_s),
             metrics=make_metrics(registry),
             loop=loop,
             event_log=None if event_file is None else event_file.write,
         )
         ref.append(proc)
+        OperatorCommands(proc, time.time_ns).register(rt.add_command)
         waiter = LoopWaiter(loop, config.wake_timeout_s)
         if urls := venue_urls(config):  # wait (bounded) for the venue to listen: venue_wait
             from procs.venue_wait import wait_accepting

@@ -1,7 +1,13 @@
 """Circuit breaker ACTIVE → REDUCING → HALTED: it only escalates on its own; an operator resets it.
 
 REDUCING allows reduce-only orders; HALTED allows cancels only. Every transition carries its
-trigger and a detail line, for the journal and the log.
+trigger and a detail line, for the journal and the log. The operator reset is ``bitrader breaker
+reset`` (execution's ``breaker_reset`` control command).
+
+A venue rate-limit answer (10005/10006, HTTP 429) is no verdict on trading: it starts a
+back-off (``backoff_left_s``; doubling from ``RATE_LIMIT_BACKOFF_MIN_S`` to ``..._MAX_S``,
+cleared by the next accepted order) during which no new order goes out, and counts as neither
+a reject nor a REST error.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Final
 from procs.execution.config import BreakerConfig
 
 NS: Final = 1_000_000_000
+RATE_LIMIT_BACKOFF_MIN_S: Final = 1.0
+RATE_LIMIT_BACKOFF_MAX_S: Final = 30.0
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +65,33 @@ class Breaker:
         self._rest_errors = 0  # the failures in _rest, kept in step (no scan per result)
         self._ws_down_since_ns: int | None = None
         self._slow = 0
+        self._backoff_s = 0.0
+        self.backoff_until_ns = 0
+        self.rate_limited_total = 0
+
+    def on_rate_limited(self, ts_ns: int) -> float:
+        """The venue said "too many requests": back off (no new orders); return for how long."""
+        self.rate_limited_total += 1
+        self._backoff_s = min(
+            RATE_LIMIT_BACKOFF_MAX_S, max(RATE_LIMIT_BACKOFF_MIN_S, self._backoff_s * 2)
+        )
+        self.backoff_until_ns = max(self.backoff_until_ns, ts_ns + int(self._backoff_s * NS))
+        log.warning("venue rate limit: no new orders for %.1fs", self._backoff_s)
+        return self._backoff_s
+
+    def hold_reason(self, ts_ns: int) -> str:
+        """Why a new order must wait now, without any state change ("" when it may go): a
+        rate-limit back-off, or the private WS down (no fills would reach us; a brief reconnect
+        must not latch REDUCING, so it only holds orders until ``ws_reducing_after_s``)."""
+        if ts_ns < self.backoff_until_ns:
+            return "rate_limited"
+        if self._ws_down_since_ns is not None:
+            return "ws_down"
+        return ""
+
+    def backoff_left_s(self, ts_ns: int) -> float:
+        """Seconds of rate-limit back-off left (0: none)."""
+        return max(0.0, (self.backoff_until_ns - ts_ns) / NS)
 
     def allows(self, *, reduce_only: bool = False, cancel: bool = False) -> bool:
         """Whether an action may go out now: cancels always, reduce-only unless HALTED."""
@@ -95,6 +130,7 @@ class Breaker:
         self._rest.clear()
         self._rest_errors = 0
         self._slow = 0
+        self._backoff_s, self.backoff_until_ns = 0.0, 0
         if self.state is BreakerState.ACTIVE:
             return None
         return self._enter(
@@ -109,6 +145,7 @@ class Breaker:
         """Venue verdict on a new order: a run of rejects halts."""
         if accepted:
             self._rejects = 0
+            self._backoff_s = 0.0  # the venue takes orders again: the next limit starts short
             return None
         self._rejects += 1
         if self._rejects >= self._c.max_consecutive_rejects:

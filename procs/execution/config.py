@@ -81,7 +81,8 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     rest_error_rate_max: Fraction = 0.5  # → HALTED when the error share exceeds this ...
     rest_error_window_s: PositiveFloat = 30.0  # ... over this window ...
     rest_error_min_requests: PositiveInt = 10  # ... with at least this many requests in it
-    ws_reducing_after_s: NonNegFloat = 0.0  # private WS down this long → REDUCING
+    # private WS down this long → REDUCING (shorter outages only hold new orders: no latch)
+    ws_reducing_after_s: NonNegFloat = 10.0
     ws_halt_after_s: PositiveFloat = 30.0  # private WS down this long → HALTED
     stale_data_s: PositiveFloat = 5.0  # market data older than this → REDUCING
     latency_spike_s: PositiveFloat = 0.5  # tick-to-ack latency above this ...
@@ -113,7 +114,8 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     key_file: str = ""  # when set, used instead of the environment variables
     margin_coin: str = "USDT"
     rest_timeout_s: PositiveFloat = 5.0  # a place/cancel unanswered this long is UNKNOWN
-    ws_ping_interval_s: PositiveFloat = 10.0
+    ws_ping_interval_s: PositiveFloat = 2.0  # with the pong deadline: a stall shows in ~4 s
+    ws_pong_timeout_s: PositiveFloat = 2.0  # no frame this long after a ping: reconnect
     ws_ready_timeout_s: PositiveFloat = 10.0  # start-up: private WS logged in within this
     mark_poll_s: PositiveFloat = 2.0  # mark prices from the ticker REST this often
 
@@ -148,6 +150,8 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     publish_events: bool = True  # ord./fill./pos./risk./brk. on the PUB (capture records them)
     events_log_path: str = ""  # also append every event as a JSON line here ("" = off)
     reconcile_retry_s: PositiveFloat = 1.0  # while reconciling: try again this often
+    # out of sync this long: stuck (retries every reconcile_interval_s, a reason in health)
+    reconcile_stuck_after_s: PositiveFloat = 20.0
 
     def __post_init__(self) -> None:
         ids = [s.symbol_id for s in self.symbols]

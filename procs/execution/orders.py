@@ -286,6 +286,15 @@ class OrderTracker:
             return None
         return self._move(o, S.REJECTED, "query", reason=NOT_FOUND_REASON, ts_update_ns=now_ns)
 
+    def close_lost(self, client_id: str, reason: str, now_ns: int) -> OrderTransition | None:
+        """An acknowledged order the venue no longer knows (its state was lost): it cannot
+        fill there, so it is closed here; a later venue report of it still applies."""
+        o = self.get(client_id)
+        if o.status not in (S.ACKED, S.PART_FILLED):
+            return None
+        new = S.PART_FILLED_CANCELED if o.filled_qty else S.CANCELED
+        return self._move(o, new, "lost at venue", reason=reason, ts_update_ns=now_ns)
+
     def on_venue_update(self, u: VenueOrderUpdate, now_ns: int) -> OrderTransition | None:
         """Apply a venue observation; ``None`` when it is a duplicate or older than what we have."""
         o = self.get(u.client_id)

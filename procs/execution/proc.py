@@ -8,7 +8,6 @@ as tasks on the process's asyncio loop, which ``LoopWaiter`` (``__main__``) driv
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -23,7 +22,7 @@ import numpy as np
 from ipc.orders import breaker_topic, fill_topic, order_topic, position_topic, risk_topic
 from procs.execution.breaker import Breaker, BreakerState, BreakerTransition
 from procs.execution.config import ExecutionConfig
-from procs.execution.driver import CANCELLABLE, OrderDriver
+from procs.execution.driver import CANCELLABLE, RATE_LIMITED, OrderDriver
 from procs.execution.events import (
     EventSequencer,
     breaker_event,
@@ -39,6 +38,7 @@ from procs.execution.legs import VenueLegs
 from procs.execution.metrics import ExecutionMetrics, observe_order_latency
 from procs.execution.model import (
     ZERO,
+    Fill,
     FundingEvent,
     OrderRequest,
     OrderStatus,
@@ -51,7 +51,7 @@ from procs.execution.positions import DailyPnl, PositionBook
 from procs.execution.reconcile import Reconciliation, VenuePosition
 from procs.execution.reconciler import Reconciler
 from procs.execution.risk import Refusal, RefusalReason, RiskContext, RiskEngine
-from procs.execution.status import RingWatch, pnl_health
+from procs.execution.status import RingWatch, execution_health
 from procs.execution.strategy import (
     Action,
     CancelOrder,
@@ -132,6 +132,7 @@ class ExecutionProc:
         self._ids: ClientIdGenerator | None = None
         self._quotes: dict[str, Quote] = {}
         self._book_ns: dict[str, int] = {}  # ts_recv_ns of the newest book per symbol
+        self.stale: dict[str, int] = {}  # symbols flagged FLAG_STALE → first stale record's stamp
         self._pub_ns: dict[str, deque[tuple[int, int]]] = {}  # (ts_recv, ts_pub) of recent books
         self._paper_due: dict[str, tuple[np.void, Instrument]] = {}  # books for after the signals
         self.marks: dict[str, Decimal] = {}
@@ -221,6 +222,9 @@ class ExecutionProc:
                 # so counting them would make stale data look fresh to the pre-trade guard. The
                 # breaker sees the real age in _watch (after stale_data_s), not a start-up gap.
                 self._book_ns[sym] = recv
+                self.stale.pop(sym, None)
+            else:  # untradeable from the first stale record to the first clean one
+                self.stale.setdefault(sym, recv)
             self._pub_ns.setdefault(sym, deque(maxlen=256)).append((recv, int(rec["ts_pub_ns"])))
             if self.venue.kind == "paper":
                 self._paper_book(sym, rec, inst, n_b and n_a)
@@ -277,7 +281,7 @@ class ExecutionProc:
             now_ns=now,
             instrument=self.instruments[symbol],
             mid=None if q is None else (q.best_bid + q.best_ask) / 2,
-            ts_data_ns=self._book_ns.get(symbol, 0),
+            ts_data_ns=0 if symbol in self.stale else self._book_ns.get(symbol, 0),
             mark=self.marks.get(symbol),
             positions={s: self.positions.net_qty(s) for s in self.instruments},
             marks=self._marks_or_mid(),
@@ -293,6 +297,10 @@ class ExecutionProc:
         if req.reduce_only and req.position_side is not PositionSide.BOTH and not req.position_id:
             # a hedge-mode close names the venue's position (the venue refuses it otherwise)
             req = replace(req, position_id=self.legs.position_id(req.symbol, req.position_side))
+        held = "" if req.reduce_only else self.breaker.hold_reason(now)
+        if held:  # counted, not journaled: a short wait, not a refusal
+            self.counters[f"{held}_deferred_total"] += 1
+            return False
         refusal = self.risk.check(req, self.risk_context(req.symbol, now))
         if refusal is not None:
             self._refused(refusal)
@@ -366,6 +374,15 @@ class ExecutionProc:
         self._publish_position(ev.symbol, now)
         self._update_pnl(now)
 
+    def book_fill(self, fill: Fill, now: int) -> None:
+        """Journal and book a fill that no order transition carries (an operator adoption)."""
+        if not self.journal.record_fill(fill):
+            return
+        self.positions.apply_fill(fill)
+        self.counters["fills_total"] += 1
+        self._publish_position(fill.symbol, now)
+        self._update_pnl(now)
+
     def on_resync(self) -> None:
         log.info("venue resync: reconciling")
         self.reconciler.request()
@@ -414,6 +431,10 @@ class ExecutionProc:
     def venue_error(self, exc: VenueCallError, *, ok_for_breaker: bool) -> None:
         self._m.venue_errors.labels(exc.kind).inc()
         self.counters["venue_errors_total"] += 1
+        if exc.kind == RATE_LIMITED:  # back off; no verdict on the venue's health
+            self.counters["rate_limited_total"] += 1
+            self.breaker.on_rate_limited(self._clock())
+            return
         self.on_breaker(self.breaker.on_rest_result(ok_for_breaker, self._clock()))
 
     # -- housekeeping (every housekeeping_s) -------------------------------------------------
@@ -550,24 +571,10 @@ class ExecutionProc:
 
     def health(self) -> dict[str, float | int | str]:
         totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None
-        rec = self.last_reconcile
+        fields = execution_health(self, self._clock(), totals)
         return {
-            "state": self.state,
             "mode": self._c.mode,
-            "breaker": self.breaker.state.name,
-            "kill_switch": int(self.killswitch.on),
-            "open_orders": len(self.tracker.open_orders()),
-            "positions": json.dumps({s: str(self.positions.net_qty(s)) for s in self.instruments}),
-            **pnl_health(totals),
-            "orders_sent_total": self.counters["orders_sent_total"],
-            "cancels_sent_total": self.counters["cancels_sent_total"],
-            "fills_total": self.counters["fills_total"],
-            "funding_events_total": self.counters["funding_events_total"],
-            "refusals_total": self.counters["refusals_total"],
-            "venue_errors_total": self.counters["venue_errors_total"],
-            "reconcile_differences": len(rec.differences) if rec else -1,
-            "ws_connected": int(self.venue.ws_connected),
-            "last_tick_to_order_us": self.last_tick_to_order_ns / 1e3,
+            **fields,
             **self._rings.health(),
             "last_seq": self._seq.last_seq,
         }

@@ -22,6 +22,7 @@ __all__ = ["main", "serve"]
 log = logging.getLogger("procs.simex")
 
 EXIT_OK = 0
+EXIT_FAULT = 1
 
 
 async def serve(config: SimexConfig, rt: Runtime | None = None) -> int:
@@ -36,26 +37,37 @@ async def serve(config: SimexConfig, rt: Runtime | None = None) -> int:
     except (StateError, ReplayError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    waits: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait(), name="simex-stop")}
     service = None
     if rt is not None:
         rt.report_health_from(sx)
         sx.on_step = rt.record_step
         service = asyncio.create_task(_service(rt, stop), name="simex-runtime")
-    await stop.wait()
-    log.info("stopping")
-    if service is not None:
-        service.cancel()
+        waits.add(service)
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    # the runtime task never ends on its own: if it did, health and heartbeats are gone and
+    # the process must not trade on without them (supervisord restarts it on exit 1)
+    fault = service is not None and service.done() and not stop.is_set()
+    if fault:
+        assert service is not None
+        error = None if service.cancelled() else service.exception()
+        log.error("stopping (fault): the runtime service task ended", exc_info=error)
+    else:
+        log.info("stopping")
     await sx.stop()
     log.info("stopped")
-    return EXIT_OK
+    return EXIT_FAULT if fault else EXIT_OK
 
 
-async def _service(rt: Runtime, stop: asyncio.Event) -> None:
+async def _service(rt: Runtime, stop: asyncio.Event) -> object:
     while not stop.is_set():
         rt.service()  # heartbeat, control requests, counters
         if rt.stop.is_set:
             stop.set()
         await asyncio.sleep(SERVICE_S)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,6 @@
-"""Save and restore simex's accounts: balances, settings, positions, open orders, TP/SL.
+"""Save and restore simex's accounts: balances, settings, positions, open orders, TP/SL, and
+the newest ``CLOSED_KEPT`` closed orders (a query by clientId after a restart finds them, as on
+the venue, whose history outlives any restart).
 
 msgspec JSON, written atomically (temp file + rename). Restoring into a configuration that lacks
 a saved account or symbol is an error (StateError), never a silent loss.
@@ -20,6 +22,7 @@ from procs.simex.model import Order, Position, TpslOrder
 __all__ = ["STATE_VERSION", "SavedAccount", "SavedState", "StateError", "load_state", "save_state"]
 
 STATE_VERSION: Final = 1
+CLOSED_KEPT: Final = 2000  # closed orders kept per account across a restart
 
 
 class StateError(Exception):
@@ -39,6 +42,7 @@ class SavedAccount(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     open_orders: list[Order]
     positions: list[Position]
     tpsl: list[TpslOrder]
+    closed_orders: list[Order] = []  # the newest closed ones, oldest first
 
 
 class SavedState(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -64,6 +68,9 @@ def snapshot(ex: Exchange, ts_ms: int) -> SavedState:
             open_orders=list(a.open_orders.values()),
             positions=list(a.positions.values()),
             tpsl=[t for t in a.tpsl.values() if t.status == "NEW"],
+            closed_orders=[o for o in a.orders.values() if o.order_id not in a.open_orders][
+                -CLOSED_KEPT:
+            ],
         )
         for a in ex.accounts.values()
     ]
@@ -120,6 +127,10 @@ def _restore_account(ex: Exchange, saved: SavedAccount) -> None:
     for p in saved.positions:
         key = (p.symbol, "NET" if p.position_mode == "ONE_WAY" else p.side)
         acct.positions[key] = p
+    for o in saved.closed_orders:
+        acct.orders[o.order_id] = o
+        if o.client_id:
+            acct.client_ids[o.client_id] = o.order_id
     for o in saved.open_orders:
         acct.orders[o.order_id] = o
         acct.open_orders[o.order_id] = o

@@ -41,8 +41,8 @@ def _restarted(g: Group, name: str, old_pid: int) -> dict[str, object] | None:
 
 
 def _kill_switch(g: Group, action: str) -> None:
-    res = bitrader("kill-switch", action, "--file", str(g.cfg.killswitch_path), "--reason", "e2e")
-    assert res.returncode == 0, res.stdout + res.stderr
+    res = bitrader("kill-switch", action, "--run-dir", str(g.run_dir), "--reason", "e2e")
+    assert res.returncode == 0, res.stdout + res.stderr  # acknowledged by execution, on disk
 
 
 def _quiesce_and_reconcile(g: Group) -> None:

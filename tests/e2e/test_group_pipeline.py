@@ -89,7 +89,7 @@ def _check_journal_agrees_with_simex(g: Group) -> None:
     assert filled, g.why("execution")
 
     # quiesce: the kill switch cancels every resting order and stops new ones
-    res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "e2e")
+    res = bitrader("kill-switch", "on", "--run-dir", str(g.run_dir), "--reason", "e2e")
     assert res.returncode == 0, res.stderr
     g.wait_until(lambda: g.exec_state() == "killed", 10, "execution killed")
     g.wait_until(lambda: g.simex.open_orders() == [], 10, "no open order at simex", REST_POLL_S)

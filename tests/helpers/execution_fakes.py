@@ -69,6 +69,8 @@ class FakeVenue:
         self.calls.append(f"place:{req.client_id}")
         if self.mode == "reject":
             raise VenueRejected("price out of range", "ParameterError")
+        if self.mode == "ratelimit":
+            raise VenueRejected("not sent: 10005 too many requests", "RateLimited")
         if self.mode == "unknown":
             self.known[req.client_id] = self._update(req, "NEW")  # it did arrive, after all
             raise VenueUnknown("timeout", "UnknownOutcome")

@@ -162,6 +162,25 @@ def test_watchdog_reconnects_when_server_goes_silent():
     assert run(body, ping_interval_s=0.1) >= 1
 
 
+def test_pong_deadline_reconnects_a_stalled_socket_long_before_the_silence_watchdog():
+    async def body(server, ws):
+        ws.start()
+        await ws.wait_ready(2.0)
+        await until(lambda: ws.pongs_total >= 1, timeout_s=3)
+        server.answer_pings = False
+        t0 = time.monotonic()
+        await until(lambda: len(server.conns) >= 2, timeout_s=5)
+        return time.monotonic() - t0, ws.watchdog_reconnects_total
+
+    # silence alone would take 10 x 1 s; the unanswered ping trips at most 1 + 0.3 s after
+    took_s, reconnects = run(
+        body, private=True, ping_interval_s=1.0, pong_timeout_s=0.3, watchdog_intervals=10.0
+    )
+
+    assert reconnects >= 1
+    assert took_s < 5.0  # half the silence watchdog's 10 s: only the ping deadline does this
+
+
 def test_depth_books_snapshot_deltas_and_crossed_resync():
     got: list[tuple[bool, list[Any], list[Any]]] = []
     resynced: list[str] = []

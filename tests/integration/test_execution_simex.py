@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from procs.control_cli import main_kill_switch
+from procs.execution.killswitch import FileStore
+from procs.supervise import GroupEnv
 from tests.conftest import unique_ns
 from tests.helpers.execution_proc import REST_POLL_S, ExecRig
 from tests.helpers.poll import eventually
@@ -109,17 +114,32 @@ def test_execution_take_fills_via_private_ws_and_agrees_with_simex(make):
     assert rig.stop() == 0
 
 
+def _as_group(rig: ExecRig) -> dict[str, str]:
+    """Make the rig's directory look like a started group; the env the README's commands use."""
+    cfg = rig.directory / "exec.toml"
+    GroupEnv(rig.directory, cfg, rig.ns, "pipeline").save()
+    return {**os.environ, "BITRADER_RUN_DIR": str(rig.directory)}
+
+
+def _bitrader(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "procs.cli", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
 def test_execution_kill_switch_cancels_resting_and_blocks_new(make):
     rig = make(3)
     rig.start()
     eventually(lambda: active(rig), timeout_s=15)
     ours = rest_a_bid(rig)
+    env = _as_group(rig)
 
-    cmd = [sys.executable, "-m", "procs.execution.killswitch", "on"]
-    subprocess.run([*cmd, "--file", str(rig.killswitch_path)], check=True, capture_output=True)
+    res = _bitrader(env, "kill-switch", "on")  # as the README writes it: no --file
 
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "acknowledged by execution (state=killed" in res.stdout
+    assert FileStore(rig.killswitch_path).read().on
     eventually(lambda: rig.venue_orders() == [], timeout_s=10, interval_s=REST_POLL_S)
-    eventually(lambda: rig.health()["state"] == "killed", timeout_s=5)
+    assert rig.health()["state"] == "killed"
     sent = rig.health()["orders_sent_total"]
     eventually(lambda: rig.health()["open_orders"] == 0, timeout_s=5)  # the cancel's push
     rig.tick(0.5, ours - 5 * TICK, ours + 20 * TICK)
@@ -127,6 +147,58 @@ def test_execution_kill_switch_cancels_resting_and_blocks_new(make):
     assert rig.health()["orders_sent_total"] == sent
     assert rig.venue_orders() == []
     assert rig.stop() == 0
+    rig.start()  # it persists across a restart
+    eventually(lambda: rig.health()["state"] == "killed", timeout_s=15)
+    off = _bitrader(env, "kill-switch", "off", "--reason", "all clear")
+    assert off.returncode == 0, off.stdout + off.stderr
+    eventually(lambda: active(rig), timeout_s=5)
+    assert rig.stop() == 0
+    reasons = _risk_reasons(rig.journal_path)
+    assert reasons.count("operator.kill_switch") == 2
+
+
+def test_execution_kill_switch_on_a_full_disk_acts_over_the_control_socket(
+    make, monkeypatch, capsys
+):
+    rig = make(6)
+    rig.start()
+    eventually(lambda: active(rig), timeout_s=15)
+    _as_group(rig)
+
+    def enospc(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    # the CLI's disk is full (the seam); execution's own write of the slot still lands
+    monkeypatch.setattr("procs.control_cli.FileStore", lambda p: FileStore(p, pwrite=enospc))
+    rc = main_kill_switch(["on", "--run-dir", str(rig.directory)])
+
+    out = capsys.readouterr()
+    assert rc == 0, out
+    assert "No space left on device" in out.err
+    assert "Traceback" not in out.err
+    assert rig.health()["state"] == "killed"
+    assert FileStore(rig.killswitch_path).read().on  # written by execution itself
+    assert rig.stop() == 0
+
+
+def test_execution_kill_switch_without_an_answer_says_so_loudly(make, tmp_path):
+    rig = make(7)
+    rig.write_config()
+    env = _as_group(rig)  # a group whose execution is not running
+
+    res = _bitrader(env, "kill-switch", "on", "--timeout-s", "0.5")
+
+    assert res.returncode == 3
+    assert "did NOT acknowledge" in res.stderr
+    assert FileStore(rig.killswitch_path).read().on  # it acts once execution starts
+
+
+def _risk_reasons(path: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [r for (r,) in conn.execute("SELECT reason FROM risk_events ORDER BY id")]
+    finally:
+        conn.close()
 
 
 def test_execution_sigkill_restart_keeps_client_ids_unique_and_reconciles(make):
@@ -166,7 +238,18 @@ def test_execution_loss_limit_halts_trading(make):
     rig.tick(-0.95, bid - THROUGH, ask)
     eventually(lambda: rig.health()["refusals_total"] >= 1, timeout_s=5)
     assert rig.health()["orders_sent_total"] == sent
+    env = _as_group(rig)
+    res = _bitrader(env, "breaker", "reset", "--reason", "test", "--operator", "ops")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "breaker HALTED -> ACTIVE" in res.stdout
     assert rig.stop() == 0
+    assert "operator.breaker_reset" in _risk_reasons(rig.journal_path)
+    conn = sqlite3.connect(f"file:{rig.journal_path}?mode=ro", uri=True)
+    triggers = [t for (t,) in conn.execute("SELECT trigger FROM breaker_events ORDER BY id")]
+    conn.close()
+    # the reset follows the trip (and if today's loss still stands, another trip follows it)
+    assert triggers[0] == "loss_limit"
+    assert triggers[1] == "reset"
 
 
 def test_execution_paper_mode_fills_locally_and_sends_nothing(make):

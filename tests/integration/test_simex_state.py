@@ -138,3 +138,22 @@ def test_periodic_save_survives_sigkill(tmp_path):
         _, detail = rest(sx, "GET", "/trade/get_order_detail", {"orderId": oid})
 
     assert detail["data"]["status"] == "NEW"
+
+
+def test_closed_orders_are_found_by_client_id_after_a_restart(tmp_path):
+    # the venue's history outlives a restart: execution queries orders it missed the end of
+    state = tmp_path / "state.json"
+    cfg = write_config(tmp_path, state_path=str(state))
+    market = {"symbol": "ETHUSDT", "side": "BUY", "orderType": "MARKET", "qty": "0.05"}
+    with run_simex(cfg) as sx:
+        assert (
+            rest(sx, "POST", "/trade/place_order", market | {"clientId": "filled-1"})[1]["code"]
+            == 0
+        )
+
+    with run_simex(cfg) as sx:
+        _, detail = rest(sx, "GET", "/trade/get_order_detail", {"clientId": "filled-1"})
+
+    assert detail["code"] == 0, detail
+    assert detail["data"]["status"] == "FILLED"
+    assert detail["data"]["tradeQty"] == "0.05"

@@ -419,3 +419,80 @@ def test_connect_sub_remote_host_refused_unless_allowed(closing):
         connect_sub("tcp://10.1.2.3:5555", [b"x."])
 
     closing(connect_sub("tcp://10.1.2.3:5555", [b"x."], allow_remote=True))
+
+
+def _raw_req(endpoint: str, frames: list[bytes], timeout_s: float = 5.0) -> bytes | None:
+    # a hostile client: any frames at all on a REQ socket (the REP sees them as one request)
+    sock = sockets.context().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send_multipart(frames)
+        if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+            return None
+        return sock.recv()
+    finally:
+        sock.close(linger=0)
+
+
+def _serve_one(rep: sockets.Replier, answer: bytes) -> None:
+    body = eventually(lambda: rep.recv(0.05), timeout_s=5)
+    rep.send(answer)
+    assert body is not None
+
+
+@pytest.mark.parametrize(
+    ("frames", "why"),
+    [([b"a", b"b"], "2 frames, 2 bytes"), ([b"x" * (70 << 10)], "1 frames, 71680 bytes")],
+)
+def test_replier_answers_a_malformed_request_counts_it_and_keeps_serving(
+    run_dir, closing, frames, why
+):
+    endpoint = f"ipc://{run_dir}/a.ctl"
+    rep = bind_rep(endpoint, malformed_reply=b"bad")
+    closing(rep)
+    got: list[bytes | None] = []
+    t = threading.Thread(target=lambda: got.append(_raw_req(endpoint, frames)))
+    t.start()
+
+    eventually(lambda: rep.recv(0.05) is None and rep.malformed_total == 1, timeout_s=5)
+    t.join(5)
+    t2 = threading.Thread(target=lambda: got.append(request(endpoint, b"ok?", 5.0)))
+    t2.start()
+    _serve_one(rep, b"fine")
+    t2.join(5)
+
+    assert got == [b"bad", b"fine"]
+    assert rep.last_malformed == why
+
+
+def test_replier_recv_after_an_unanswered_request_answers_it_instead_of_raising(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.ctl"
+    rep = bind_rep(endpoint, malformed_reply=b"dropped")
+    closing(rep)
+    got: list[bytes | None] = []
+    t = threading.Thread(target=lambda: got.append(request(endpoint, b"one", 5.0)))
+    t.start()
+    assert eventually(lambda: rep.recv(0.05), timeout_s=5) == b"one"
+
+    assert rep.recv(0.01) is None  # plain REP: EFSM; here the owed reply goes out first
+    t.join(5)
+
+    assert got == [b"dropped"]
+
+
+def test_replier_rebinds_after_a_socket_error(run_dir, closing):
+    endpoint = f"ipc://{run_dir}/a.ctl"
+    rep = bind_rep(endpoint)
+    closing(rep)
+    rep._sock.close(linger=0)  # any ZMQError from the socket (here ENOTSOCK)
+
+    assert rep.recv(0.01) is None
+    got: list[bytes | None] = []
+    t = threading.Thread(target=lambda: got.append(request(endpoint, b"again", 5.0)))
+    t.start()
+    _serve_one(rep, b"yes")
+    t.join(5)
+
+    assert rep.rebinds_total == 1
+    assert got == [b"yes"]

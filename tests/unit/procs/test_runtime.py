@@ -17,6 +17,7 @@ from ipc.messages import (
     RESPONSE_DECODER,
     ControlRequest,
     ControlResponse,
+    Value,
     decode,
 )
 from procs import _runtime
@@ -369,3 +370,27 @@ def test_make_waiter_hybrid_blocks_on_notifier_for_wake_timeout():
     waiter.idle()
 
     assert notifier.timeouts == [0.25, 0.25]
+
+
+def test_control_added_command_answers_and_refuses_bad_args_with_its_reason():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    def double(args: dict[str, str]) -> dict[str, Value]:
+        return {"n": int(args["n"]) * 2}  # int("x") raises ValueError: a refusal
+
+    rt.add_command("double", double)
+
+    ok = _ask(rt, ControlRequest(cmd="double", args={"n": "21"}))
+    bad = _ask(rt, ControlRequest(cmd="double", args={"n": "x"}))
+
+    assert (ok.ok, ok.data) == (True, {"n": 42})
+    assert not bad.ok
+    assert "invalid literal" in bad.error
+    assert rt.health()["control_errors_total"] == 1
+
+
+def test_control_add_command_refuses_a_taken_name():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    with pytest.raises(ValueError, match="already taken"):
+        rt.add_command("health", lambda args: {})

@@ -6,18 +6,18 @@ import json
 
 from procs.dashboard.control import AuditLog, KillSwitchControl, verify_audit
 from procs.execution.killswitch import FileStore
-from procs.execution.killswitch import main as killswitch_cli
+from procs.control_cli import main_kill_switch as killswitch_cli
 
 
 def test_kill_switch_is_written_where_and_as_the_cli_reads_it(tmp_path, capsys):
     path = tmp_path / "ks.json"
 
     state = KillSwitchControl(path).set(True, "too much loss", "dashboard:op")
-    killswitch_cli(["status", "--file", str(path)])
+    killswitch_cli(["status", "--file", str(path), "--run-dir", str(tmp_path / "no-group")])
 
     assert state.on
     assert FileStore(path).read() == state
-    assert capsys.readouterr().out.startswith("on ")
+    assert capsys.readouterr().out.startswith(f"file {path}: on ")
 
 
 def test_kill_switch_off_after_on(tmp_path):

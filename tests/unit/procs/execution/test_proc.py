@@ -145,8 +145,24 @@ def test_proc_stale_markers_do_not_refresh_data_age_and_breaker_reduces(rig):
     rig.book_w.publish(book_records(59999.9, 60000.1, rig.now(), flags=FLAG_STALE))
     rig.run()
 
-    assert rig.proc.risk_context("BTCUSDT", rig.now()).ts_data_ns == fresh_ns
+    assert fresh_ns > 0
+    assert rig.proc.risk_context("BTCUSDT", rig.now()).ts_data_ns == 0  # untradeable
     assert rig.proc.breaker.state is BreakerState.REDUCING
+    assert rig.proc.health()["stale_symbols"] == 1
+
+
+def test_proc_stale_flag_makes_the_symbol_untradeable_until_a_clean_book(rig):
+    rig.tick(0.0)
+    rig.book_w.publish(book_records(59999.9, 60000.1, rig.now(), flags=FLAG_STALE))
+    rig.sig_w.publish(sig_records(0.5, 60000.0, rig.now()))  # a clean signal on a stale book
+    rig.run()
+    refused = list(rig.venue.placed)
+
+    rig.tick(0.5)  # a clean book: the all-clear
+
+    assert refused == []
+    assert len(rig.venue.placed) == 1
+    assert rig.proc.health()["stale_symbols"] == 0
 
 
 def test_proc_kill_switch_cancels_resting_and_blocks_new(rig):
@@ -231,16 +247,38 @@ def test_proc_restart_queries_unknown_intent_before_any_new_order(tmp_path, ns):
         r2.close()
 
 
-def test_proc_private_ws_down_reduces_then_halts(rig):
+def test_proc_private_ws_down_holds_orders_then_reduces_then_halts(rig):
     rig.venue.ws_connected = False
     rig.advance(0.06)
     rig.run()
-    assert rig.proc.breaker.state is BreakerState.REDUCING  # ws_reducing_after_s = 0
+    rig.tick(0.5)
+    assert rig.venue.placed == []  # held while the private WS is down ...
+    assert rig.proc.health()["ws_down_deferred_total"] >= 1
+    assert rig.proc.breaker.state is BreakerState.ACTIVE  # ... without a latch
+    rig.advance(BreakerConfig().ws_reducing_after_s)
+    rig.run()
+    assert rig.proc.breaker.state is BreakerState.REDUCING
     rig.advance(31)  # past ws_halt_after_s
     rig.run()
     assert rig.proc.state == "halted"
     triggers = [e.trigger for e in rig.events(BreakerEvent)]
     assert triggers == ["ws_disconnected", "ws_disconnected"]
+
+
+def test_proc_brief_private_ws_reconnect_does_not_latch(rig):
+    rig.venue.ws_connected = False
+    rig.advance(2.0)
+    rig.run()
+    rig.venue.ws_connected = True
+    rig.advance(0.06)
+    rig.run()
+
+    rig.tick(0.5)
+
+    assert rig.proc.breaker.state is BreakerState.ACTIVE
+    assert rig.proc.state == "active"
+    assert len(rig.venue.placed) == 1
+    assert rig.events(BreakerEvent) == []
 
 
 def test_proc_paper_mode_fills_locally_against_the_book(tmp_path, ns):

@@ -1,0 +1,117 @@
+"""The execution process's operator commands on its control socket (``Runtime.add_command``):
+``kill_switch``, ``breaker_reset`` and ``reconcile_adopt``. Each is logged and journaled as a
+``risk_events`` row (``operator.<command>``); the reply is the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final, Protocol, cast
+
+from ipc.messages import Value
+from procs.execution.breaker import Breaker, BreakerTransition
+from procs.execution.journal import Journal
+from procs.execution.killswitch import KillSwitch
+from procs.execution.orders import OrderTracker
+from procs.execution.reconciler import Reconciler
+from procs.execution.risk import Refusal, RefusalReason
+
+log = logging.getLogger(__name__)
+
+_TRUE: Final = frozenset({"1", "true", "on", "yes"})
+_FALSE: Final = frozenset({"0", "false", "off", "no"})
+
+
+class OperatorHost(Protocol):
+    """What the commands need of the process (``ExecutionProc``)."""
+
+    killswitch: KillSwitch
+    breaker: Breaker
+    journal: Journal
+    tracker: OrderTracker
+    reconciler: Reconciler
+
+    @property
+    def state(self) -> str: ...
+
+    def cancel_all(self, now: int, reason: str) -> None: ...
+
+    def on_breaker(self, t: BreakerTransition | None) -> None: ...
+
+
+class OperatorCommands:
+    """Handlers for ``Runtime.add_command``; they run on the process's own thread."""
+
+    def __init__(self, host: OperatorHost, clock: Callable[[], int]) -> None:
+        self._h = host
+        self._clock = clock
+
+    def register(
+        self, add: Callable[[str, Callable[[dict[str, str]], dict[str, Value]]], None]
+    ) -> None:
+        add("kill_switch", self.kill_switch)
+        add("breaker_reset", self.breaker_reset)
+        add("reconcile_adopt", self.reconcile_adopt)
+
+    def _audit(self, what: str, detail: str, now: int) -> None:
+        reason = cast(RefusalReason, f"operator.{what}")  # journaled beside refusals
+        self._h.journal.record_refusal(Refusal(reason, detail, "", "", now))
+
+    def kill_switch(self, args: dict[str, str]) -> dict[str, Value]:
+        """``{"on": "1"|"0", "reason": TEXT, "source": TEXT}`` → the switch, persisted if the
+        disk allows; resting orders are cancelled at once when it goes on."""
+        word = args.get("on", "").lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError(f"kill_switch needs on=1 or on=0, got {args.get('on')!r}")
+        on = word in _TRUE
+        h, now = self._h, self._clock()
+        source = args.get("source", "ctl")[:32] or "ctl"
+        reason = args.get("reason", "")[:400] or ("operator kill switch" if on else "cleared")
+        changed = h.killswitch.set(on, reason, source, now)
+        ks = h.killswitch
+        log.warning(
+            "kill switch on=%s changed=%s persisted=%s source=%s reason=%s",
+            on,
+            changed is not None,
+            ks.persisted,
+            source,
+            reason,
+        )
+        if on:
+            h.cancel_all(now, "kill switch")
+        self._audit("kill_switch", f"on={int(on)} source={source} persisted={int(ks.persisted)} "
+                    f"reason={reason}", now)  # fmt: skip
+        return {
+            "on": int(on),
+            "changed": int(changed is not None),
+            "persisted": int(ks.persisted),
+            "persist_error": ks.persist_error,
+            "state": h.state,
+            "open_orders": len(h.tracker.open_orders()),
+        }
+
+    def breaker_reset(self, args: dict[str, str]) -> dict[str, Value]:
+        """``{"operator": NAME, "reason": TEXT}`` → the breaker back to ACTIVE (journaled)."""
+        operator = args.get("operator", "")[:64]
+        if not operator:
+            raise ValueError("breaker_reset needs operator=NAME (who resets, for the journal)")
+        h, now = self._h, self._clock()
+        reason = args.get("reason", "")[:400]
+        old = h.breaker.state
+        t = h.breaker.reset(f"{operator}: {reason}" if reason else operator, now)
+        h.on_breaker(t)
+        log.warning("breaker reset by operator=%s old=%s reason=%s", operator, old.name, reason)
+        self._audit("breaker_reset", f"old={old.name} by={operator} reason={reason}", now)
+        return {"old": old.name, "new": h.breaker.state.name, "state": h.state}
+
+    def reconcile_adopt(self, args: dict[str, str]) -> dict[str, Value]:
+        """``{"operator": NAME}`` → the venue's positions and balance booked as the truth (the
+        way out of a reconciliation stuck on venue state loss; refused while orders are open)."""
+        operator = args.get("operator", "")[:64]
+        if not operator:
+            raise ValueError("reconcile_adopt needs operator=NAME (who decides, for the journal)")
+        h, now = self._h, self._clock()
+        done = h.reconciler.adopt(now)  # ValueError when refused
+        self._audit("reconcile_adopt", f"by={operator}: " + "; ".join(done), now)
+        return {"adopted": "; ".join(done), "state": h.state}
