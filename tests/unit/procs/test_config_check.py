@@ -175,3 +175,16 @@ def test_up_refuses_a_broken_config_before_starting_anything(tmp_path, capsys):
     assert code == EXIT_CONFIG
     assert "$.ingest.ws_url" in capsys.readouterr().err
     assert not (run_dir / "supervisord.pid").exists()
+
+
+def test_demo_refuses_a_broken_config_before_starting_anything(tmp_path, capsys):
+    from procs.demo import run
+
+    path = write(tmp_path, merge(demo(), {"execution": {"risk": {"max_drawdown_usdt": "NaN"}}}))
+    run_dir = tmp_path / "run"
+
+    code = run("pipeline", path, 1.0, run_dir, "cfgcheck")
+
+    assert code == EXIT_CONFIG
+    assert "$.execution.risk.max_drawdown_usdt" in capsys.readouterr().err
+    assert not (run_dir / "supervisord.pid").exists()
