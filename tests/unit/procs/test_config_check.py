@@ -89,6 +89,7 @@ BROKEN = [
     ({"features": {"runtime": {"metrics_port": 9101}}}, "$.features.runtime.metrics_port"),
     ({"simex": {"control_port": 9105}}, "$.simex.control_port"),
     ({"simex": {"ws_port": 18080}}, "$.simex.ws_port"),
+    ({"dashboard": {"port": 9105}}, "$.dashboard.port"),
     (
         {"capture": {"runtime": {"control_endpoint": "ipc://{run_dir}/execution.ctl"}}},
         "$.capture.runtime.control_endpoint",
@@ -108,7 +109,7 @@ def test_config_check_broken_value_exits_78_naming_the_field(tmp_path, caplog, c
     assert any(field in e for e in errors), errors
 
 
-@pytest.mark.parametrize("section", ["execution", "ingest", "features", "capture"])
+@pytest.mark.parametrize("section", ["execution", "ingest", "features", "capture", "dashboard"])
 def test_config_check_missing_section_exits_78(tmp_path, section):
     data = demo()
     del data[section]
