@@ -349,12 +349,12 @@ def _bind_key(endpoint: str) -> str | None:
 
 
 def _binds(value: object, where: str) -> Iterator[tuple[str, str]]:
-    """Yield (what is bound, field path): every ``*_port`` > 0 and each runtime's endpoints."""
+    """Yield (what is bound, field path): each ``port``/``*_port`` > 0, each runtime endpoint."""
     if not isinstance(value, msgspec.Struct):
         return
     for name in value.__struct_fields__:
         v, at = getattr(value, name), f"{where}.{name}"
-        if name.endswith("_port") and type(v) is int and v > 0:
+        if (name == "port" or name.endswith("_port")) and type(v) is int and v > 0:
             yield f"port {v}", at
         elif name.endswith("_endpoint") and isinstance(value, RuntimeConfig):
             key = _bind_key(v)

@@ -172,6 +172,13 @@ def _dashboard_login(config: Path) -> str | None:
 
 
 def run(group: str, config: Path, duration_s: float, run_dir: Path, ns: str) -> int:
+    from procs._config import Env, check_file
+
+    errors = check_file(config, group=group, env=Env(str(run_dir), ns))  # as `bitrader up` does
+    for error in errors:
+        print(f"demo: {error}", file=sys.stderr)
+    if errors:
+        return 78
     if is_up(run_dir):
         print(f"stopping the group left running in {run_dir}")
         stop(run_dir)

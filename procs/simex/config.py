@@ -32,7 +32,7 @@ PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 PosInt = Annotated[int, msgspec.Meta(gt=0)]
 Name = Annotated[str, msgspec.Meta(min_length=1)]
-FundingRate = Annotated[Decimal, msgspec.Meta(extra={"ge": "-0.1", "le": "0.1"})]  # per settlement
+FundingRate = Annotated[Decimal, msgspec.Meta(extra={"ge": -1, "le": 1})]  # per settlement
 
 DEMO_API_KEY: Final = "simex-demo-key"
 DEMO_SECRET: Final = "simex-demo-secret"

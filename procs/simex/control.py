@@ -29,7 +29,7 @@ __all__ = ["main", "make_control_app"]
 log = logging.getLogger(__name__)
 
 DEFAULT_URL: Final = "http://127.0.0.1:18082"
-MAX_FUNDING_RATE: Final = Decimal("0.1")  # |rate| per settlement, as the [simex] config allows
+MAX_FUNDING_RATE: Final = Decimal(1)  # |rate| per settlement, as the [simex] config allows
 _ENC: Final = msgspec.json.Encoder()
 _BAD_INPUT: Final = (msgspec.DecodeError, TypeError, ValueError, ArithmeticError, AttributeError)
 

@@ -330,6 +330,7 @@ def test_ws_frame_not_a_json_object_answers_an_error(sx, frame):
         ("/_simex/funding/settle", b'{"rates":{"BTCUSDT":"NaN"}}'),
         ("/_simex/funding/settle", b'{"rates":{"BTCUSDT":1e308}}'),
         ("/_simex/funding/settle", b'{"rates":{"BTCUSDT":true}}'),
+        ("/_simex/funding/settle", b'{"rates":{"BTCUSDT":"-1.5"}}'),
     ],
 )
 def test_control_bad_body_answers_400_with_a_message(sx, path, body):

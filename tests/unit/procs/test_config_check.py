@@ -89,6 +89,7 @@ BROKEN = [
     ({"features": {"runtime": {"metrics_port": 9101}}}, "$.features.runtime.metrics_port"),
     ({"simex": {"control_port": 9105}}, "$.simex.control_port"),
     ({"simex": {"ws_port": 18080}}, "$.simex.ws_port"),
+    ({"dashboard": {"port": 9105}}, "$.dashboard.port"),
     (
         {"capture": {"runtime": {"control_endpoint": "ipc://{run_dir}/execution.ctl"}}},
         "$.capture.runtime.control_endpoint",
@@ -108,7 +109,7 @@ def test_config_check_broken_value_exits_78_naming_the_field(tmp_path, caplog, c
     assert any(field in e for e in errors), errors
 
 
-@pytest.mark.parametrize("section", ["execution", "ingest", "features", "capture"])
+@pytest.mark.parametrize("section", ["execution", "ingest", "features", "capture", "dashboard"])
 def test_config_check_missing_section_exits_78(tmp_path, section):
     data = demo()
     del data[section]
@@ -174,4 +175,17 @@ def test_up_refuses_a_broken_config_before_starting_anything(tmp_path, capsys):
 
     assert code == EXIT_CONFIG
     assert "$.ingest.ws_url" in capsys.readouterr().err
+    assert not (run_dir / "supervisord.pid").exists()
+
+
+def test_demo_refuses_a_broken_config_before_starting_anything(tmp_path, capsys):
+    from procs.demo import run
+
+    path = write(tmp_path, merge(demo(), {"execution": {"risk": {"max_drawdown_usdt": "NaN"}}}))
+    run_dir = tmp_path / "run"
+
+    code = run("pipeline", path, 1.0, run_dir, "cfgcheck")
+
+    assert code == EXIT_CONFIG
+    assert "$.execution.risk.max_drawdown_usdt" in capsys.readouterr().err
     assert not (run_dir / "supervisord.pid").exists()
