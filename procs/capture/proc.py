@@ -144,7 +144,6 @@ class Sink(Protocol):
     flushes_total: int
     broken: bool
     error: str
-    rolled_back: dict[str, tuple[int, int]]
 
     def append(self, stream: str, records: Records) -> None: ...
 
@@ -155,6 +154,8 @@ class Sink(Protocol):
     def flush(self, now_ns: int | None = None) -> None: ...
 
     def reopen(self) -> None: ...
+
+    def take_rolled_back(self) -> dict[str, tuple[int, int]]: ...
 
     def close(self) -> None: ...
 
@@ -435,7 +436,7 @@ class CaptureProc:
             except (OSError, RuntimeError, ValueError) as exc:
                 log.debug("capture still cannot write: %s", exc)
                 return
-            for stream, (first_seq, n) in self._sink.rolled_back.items():
+            for stream, (first_seq, n) in self._sink.take_rolled_back().items():
                 # appended after the last good flush: not on disk, so lost like the dropped
                 self._next_seq[stream] = first_seq
                 self._records[stream] -= n
@@ -535,7 +536,7 @@ class CaptureProc:
                 exc,
             )
             return
-        for stream, (first_seq, n) in self._sink.rolled_back.items():
+        for stream, (first_seq, n) in self._sink.take_rolled_back().items():
             log.error("stream=%s %d records from seq %d were never flushed", stream, n, first_seq)
         log.info("closed file=%s records=%d", self._path(), sum(self._records.values()))
 
