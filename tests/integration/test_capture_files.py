@@ -128,7 +128,8 @@ def test_capture_process_survives_failing_writes_and_counts_the_loss(tmp_path, r
 
 def _doc_commands() -> list[str]:
     text = (ROOT / "docs" / "operations.md").read_text()
-    block = text.split("### Reading a capture", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    section = re.split(r"^#+ Reading a capture$", text, maxsplit=1, flags=re.M)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip()]
 
 
