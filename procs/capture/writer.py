@@ -55,6 +55,7 @@ class CaptureWriter:
         chunk_bytes: int = 1 << 20,
         prefix: str = "capture",
         clock_ns: Callable[[], int] = time.time_ns,
+        tolerate_failure: bool = False,
     ) -> None:
         if not streams:
             raise ValueError("streams must name at least one stream")
@@ -90,7 +91,12 @@ class CaptureWriter:
         self.error = ""  # the last failed write's error
         self.paths: list[Path] = []
         self.records_total: dict[str, int] = dict.fromkeys(self._dtypes, 0)
-        self._open(self._clock())
+        try:
+            self._open(self._clock())
+        except (OSError, RuntimeError, ValueError) as exc:  # e.g. a full disk at start
+            if not tolerate_failure:
+                raise
+            self.broken, self.error = True, str(exc)  # reopen() will try again
 
     @property
     def path(self) -> Path:
@@ -146,12 +152,12 @@ class CaptureWriter:
 
     def append(self, stream: str, records: Records) -> None:
         """Append a batch to ``stream``; rotate and flush when their time or size has come."""
+        self._check_usable()
         st = self._streams.get(stream)
         if st is None:
             raise KeyError(f"unknown stream {stream!r}; streams: {', '.join(self._streams)}")
         if records.dtype != st.dtype:
             raise TypeError(f"stream {stream!r} takes {st.dtype}, got {records.dtype}")
-        self._check_usable()
         n = int(records.size)
         if n == 0:
             self.maybe_flush()
