@@ -162,16 +162,13 @@ def cmd_info(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cell(col: Column) -> list[str]:
-    """One column as CSV text: ints as they are, floats shortest round-trip (``repr``), NaN
-    empty, text as it is.
+    """One column as CSV text: ints as they are, floats in the shortest text that reads back to
+    the same value (numpy's repr: float32 columns shortest as float32), NaN empty, text as is.
     """
     kind = col.dtype.kind
-    if kind in "iub":
-        return [str(v) for v in col.tolist()]
     if kind == "f":
-        if col.dtype.itemsize == 4:  # float32: shortest repr that reads back as that float32
-            return ["" if v != v else str(v) for v in col]
-        return ["" if v != v else repr(v) for v in col.tolist()]
+        text: list[str] = np.where(np.isnan(col), "", col.astype(str)).tolist()
+        return text
     return [str(v) for v in col.tolist()]
 
 

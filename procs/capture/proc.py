@@ -144,7 +144,6 @@ class Sink(Protocol):
     flushes_total: int
     broken: bool
     error: str
-    rolled_back: dict[str, tuple[int, int]]
 
     def append(self, stream: str, records: Records) -> None: ...
 
@@ -155,6 +154,8 @@ class Sink(Protocol):
     def flush(self, now_ns: int | None = None) -> None: ...
 
     def reopen(self) -> None: ...
+
+    def take_rolled_back(self) -> dict[str, tuple[int, int]]: ...
 
     def close(self) -> None: ...
 
@@ -264,6 +265,9 @@ class CaptureProc:
         self._rate_mark = (mono_ns(), 0)
         self._next_export_ns = 0
         self.on_attach: Callable[[str, RingReader], None] | None = None  # the runtime's watch_ring
+        if sink.broken:  # the writer could not even create its first file (a full disk)
+            self._write_errors += 1
+            self._pause("write_failed", f"error={sink.error}")
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -332,11 +336,11 @@ class CaptureProc:
     def _write(self, stream: str, records: Records, lapped: bool) -> None:
         n = int(records.size)
         if self._paused:
-            self._drop(stream, n)
+            self._drop(stream, n, int(records["seq"][0]))
             return
         gaps = self._gaps(stream, records, lapped)
         if not self._try(lambda: self._sink.append(stream, records)):
-            self._drop(stream, n)
+            self._drop(stream, n, int(records["seq"][0]))
             return
         self._next_seq[stream] = int(records["seq"][-1]) + 1
         self._unwritten[stream] = 0
@@ -374,7 +378,9 @@ class CaptureProc:
             )
         return rows
 
-    def _drop(self, stream: str, n: int) -> None:
+    def _drop(self, stream: str, n: int, first_seq: int | None = None) -> None:
+        if self._next_seq[stream] is None:  # nothing written yet: the loss starts here
+            self._next_seq[stream] = first_seq
         self._write_dropped[stream] += n
         self._unwritten[stream] += n
         self._m.write_dropped.labels(stream).inc(n)
@@ -435,7 +441,7 @@ class CaptureProc:
             except (OSError, RuntimeError, ValueError) as exc:
                 log.debug("capture still cannot write: %s", exc)
                 return
-            for stream, (first_seq, n) in self._sink.rolled_back.items():
+            for stream, (first_seq, n) in self._sink.take_rolled_back().items():
                 # appended after the last good flush: not on disk, so lost like the dropped
                 self._next_seq[stream] = first_seq
                 self._records[stream] -= n
@@ -535,7 +541,7 @@ class CaptureProc:
                 exc,
             )
             return
-        for stream, (first_seq, n) in self._sink.rolled_back.items():
+        for stream, (first_seq, n) in self._sink.take_rolled_back().items():
             log.error("stream=%s %d records from seq %d were never flushed", stream, n, first_seq)
         log.info("closed file=%s records=%d", self._path(), sum(self._records.values()))
 
@@ -582,8 +588,9 @@ def main(argv: list[str] | None = None) -> int:
             compression=None if config.compression == "none" else config.compression,
             chunk_bytes=config.chunk_bytes,
             prefix=config.prefix,
+            tolerate_failure=True,  # a full disk at start pauses writing, it does not exit
         )
-        log.info("capture file=%s config_hash=%s", writer.path, config_hash)
+        log.info("capture file=%s config_hash=%s", writer.paths[-1:], config_hash)
         orders = None
         if config.order_endpoints:
             topics = [t.encode() for t in config.order_topics]
@@ -595,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         proc.on_attach = rt.watch_ring
         rc = rt.run(proc, waiter)
     if writer.unclosed:  # its close failed (disk still full): HDF5's exit cleanup would crash
-        log.error("exiting without closing file=%s; its last flush is on disk", writer.path)
+        log.error("exiting with a capture file not closed; files=%s", writer.paths[-2:])
         logging.shutdown()
         os._exit(EXIT_FAULT)
     return rc

@@ -79,10 +79,12 @@ def query(
     layout of the stream are converted field by field to the newest file's layout.
     """
     parts: list[Records] = []
+    empty: Records = np.zeros(0, np.dtype([("seq", "<i8")]))
     for path in capture_files(source):
         with CaptureReader(path) as r:
             if stream not in r.streams:
                 continue
+            empty = np.zeros(0, r.dtype(stream))  # the answer's layout when nothing is in range
             span = r.span(stream)
             if span is None:
                 continue
@@ -98,7 +100,7 @@ def query(
                 recs = _by_text_symbol(recs, symbols)
             parts.append(recs)
     if not parts:
-        return np.zeros(0, np.dtype([("seq", "<i8")]))
+        return empty
     dtype = parts[-1].dtype
     return concat_records([_upgrade(p, dtype) for p in parts], dtype)
 

@@ -55,6 +55,7 @@ class CaptureWriter:
         chunk_bytes: int = 1 << 20,
         prefix: str = "capture",
         clock_ns: Callable[[], int] = time.time_ns,
+        tolerate_failure: bool = False,
     ) -> None:
         if not streams:
             raise ValueError("streams must name at least one stream")
@@ -85,12 +86,17 @@ class CaptureWriter:
         self._file_start_ns = 0
         self._last_flush_ns = 0
         self.broken = False  # a write failed: nothing more goes into this file (see reopen)
-        # after reopen/close of a broken file: stream -> (seq of the first row rolled back, rows)
-        self.rolled_back: dict[str, tuple[int, int]] = {}
+        self._rolled_back: dict[str, tuple[int, int]] = {}  # see take_rolled_back
+        self._abandoned: list[h5py.File] = []  # files whose close failed: never touched again
         self.error = ""  # the last failed write's error
         self.paths: list[Path] = []
         self.records_total: dict[str, int] = dict.fromkeys(self._dtypes, 0)
-        self._open(self._clock())
+        try:
+            self._open(self._clock())
+        except (OSError, RuntimeError, ValueError) as exc:  # e.g. a full disk at start
+            if not tolerate_failure:
+                raise
+            self.broken, self.error = True, str(exc)  # reopen() will try again
 
     @property
     def path(self) -> Path:
@@ -146,12 +152,12 @@ class CaptureWriter:
 
     def append(self, stream: str, records: Records) -> None:
         """Append a batch to ``stream``; rotate and flush when their time or size has come."""
+        self._check_usable()
         st = self._streams.get(stream)
         if st is None:
             raise KeyError(f"unknown stream {stream!r}; streams: {', '.join(self._streams)}")
         if records.dtype != st.dtype:
             raise TypeError(f"stream {stream!r} takes {st.dtype}, got {records.dtype}")
-        self._check_usable()
         n = int(records.size)
         if n == 0:
             self.maybe_flush()
@@ -218,6 +224,8 @@ class CaptureWriter:
 
     def rotate(self, now_ns: int | None = None) -> None:
         """Close the current file and start a new one."""
+        if not self.broken:
+            self.flush()  # a failure here leaves the file open, so it can be rolled back
         self._guarded(self._close_file)
         self._guarded(self._open, self._clock() if now_ns is None else now_ns)
 
@@ -227,33 +235,58 @@ class CaptureWriter:
         """
         self.rotate()
 
+    def take_rolled_back(self) -> dict[str, tuple[int, int]]:
+        """Return, and forget, stream -> (seq of the first row lost, rows) for rows that were
+        appended but never flushed to a file that then failed.
+        """
+        out, self._rolled_back = self._rolled_back, {}
+        return out
+
     def _all_streams(self) -> list[_Stream]:
         return [*self._streams.values(), *([self._gaps] if self._gaps else [])]
 
-    def _rollback(self) -> None:
-        """Cut every dataset of a broken file back to its last successful flush: rows after it
-        may never have reached the disk (they would read back as zeros).
-        """
-        self.rolled_back = {}
-        for name, st in [*self._streams.items(), *([(GAPS, self._gaps)] if self._gaps else [])]:
+    def _unflushed(self) -> None:
+        """Count the rows appended since the last successful flush as rolled back."""
+        for name, st in self._streams.items():
             if st.count > st.flushed:
-                st.dsid.set_extent((st.flushed,))
-                if name != GAPS:
-                    self.rolled_back[name] = (st.unflushed_seq, st.count - st.flushed)
-                    self.records_total[name] -= st.count - st.flushed
-                st.count = st.flushed
+                first, n = self._rolled_back.get(name, (st.unflushed_seq, 0))
+                self._rolled_back[name] = (first, n + st.count - st.flushed)
+                self.records_total[name] -= st.count - st.flushed
+
+    def _rollback(self) -> None:
+        """Cut every dataset of a broken (still open) file back to its last successful flush:
+        rows after it may never have reached the disk (they would read back as zeros).
+        """
+        for st in self._all_streams():
+            if st.count > st.flushed:
+                st.dsid.set_extent((st.flushed,))  # raises while it cannot: try again later
+        self._unflushed()
+        for st in self._all_streams():
+            st.count = st.flushed
 
     def _close_file(self) -> None:
-        if self._file is not None:
-            if self.broken:
-                self._rollback()
-            self._file.close()  # raises while the disk is full: the file stays ours, open
+        if self._file is None:
+            return
+        if self.broken:
+            self._rollback()
+        try:
+            self._file.close()
+        except (OSError, RuntimeError, ValueError):
+            # after a failed close HDF5's ids are unusable (touching them crashes): abandon the
+            # file, readable up to its last flush like a killed writer's; its later rows are lost
+            self._abandoned.append(self._file)
             self._file = None
+            if not self.broken:
+                self._unflushed()
+            raise
+        self._file = None
 
     @property
     def unclosed(self) -> bool:
-        """True while a file is open (after ``close``: one whose close failed)."""
-        return self._file is not None
+        """True while a file is open, or after a close that failed (HDF5's exit cleanup would
+        then crash: the process should leave with ``os._exit``).
+        """
+        return self._file is not None or bool(self._abandoned)
 
     def close(self) -> None:
         """Flush and close the current file; the writer cannot be used afterwards."""

@@ -126,16 +126,31 @@ def _check_capture_after_stop(g: Group) -> None:
     assert paths, f"no capture file in {g.cfg.capture_dir}\n{g.log_tail('capture')}"
     counts: dict[str, int] = {}
     orders = []
+    seqs: dict[str, list[np.ndarray]] = {}
+    gap_rows: list[np.ndarray] = []
+    trade_ts: list[np.ndarray] = []
     for path in paths:
         cap = open_capture(path)
         assert cap.clean, f"{path} was not closed cleanly\n{g.log_tail('capture')}"
         for stream, recs in cap.streams.items():
             counts[stream] = counts.get(stream, 0) + len(recs)
+            seqs.setdefault(stream, []).append(recs["seq"])
+            if stream == "md.trade":
+                trade_ts.append(recs["ts_event_ns"])
+        gap_rows.append(cap.gaps)
         if "orders" in cap.streams:
             orders.append(cap.streams["orders"])
     why = f"{counts}\n{g.log_tail('capture')}"
     for stream in ("md.book", "md.trade", "feat", "sig", "orders"):
         assert counts.get(stream, 0) > 0, why
+    gaps = np.concatenate(gap_rows)
+    for stream, parts in seqs.items():  # a break in seq only where the gaps table counts it
+        step = np.diff(np.concatenate(parts))
+        mine = gaps[gaps["stream"] == stream.encode()]
+        assert int(np.count_nonzero(step != 1)) == mine.size, (stream, mine, why)
+        assert int((step[step > 1] - 1).sum()) == int(mine["lost"].sum()), (stream, mine)
+    # trade event times are the push's ms stamp, not the ticks' whole seconds
+    assert np.any(np.concatenate(trade_ts) % 1_000_000_000 != 0), why
     rows = np.concatenate(orders)
     captured_fills = {f.decode() for f in rows["fill_id"][rows["kind"] == KIND_FILL] if f}
     assert captured_fills, why

@@ -162,3 +162,14 @@ def test_killed_capture_with_corrupt_metadata_fails_fast_with_78(demo, tmp_path)
     assert str(bad) in info.stderr
     assert "checksum" in info.stderr
     assert "Traceback" not in info.stderr
+
+
+def test_export_of_an_empty_range_keeps_the_header(demo, tmp_path):
+    out = tmp_path / "none.csv"
+
+    rc = main(["export", str(demo.path), "md.trade", "--end", "1", "--out", str(out)])
+
+    assert rc == 0
+    header = out.read_text().splitlines()
+    assert header[0].startswith("seq,ts_event_ns,ts_recv_ns,ts_pub_ns,symbol_id,symbol,side")
+    assert len(header) == 1

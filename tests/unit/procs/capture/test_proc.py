@@ -472,3 +472,46 @@ def test_disk_free_is_read_at_scrape_time_and_nan_when_unreadable(tmp_path):
     assert registry.get_sample_value("bitrader_capture_disk_free_bytes") > 0
     watch_disk(m, tmp_path / "gone")
     assert math.isnan(registry.get_sample_value("bitrader_capture_disk_free_bytes"))
+
+
+class NoFileYetWriter(CountingWriter):
+    """A real writer whose first ``opens_failing`` file creations fail (as on a full disk)."""
+
+    opens_failing = 0
+
+    def _open(self, now_ns):  # type: ignore[no-untyped-def]
+        if NoFileYetWriter.opens_failing:
+            NoFileYetWriter.opens_failing -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super()._open(now_ns)
+
+
+def test_capture_starting_on_a_full_disk_pauses_then_writes_and_counts(tmp_path, ns, writers):
+    cfg = make_config(tmp_path, ns, streams=["md.trade"], min_free_bytes=0)
+    mono = Clock()
+    NoFileYetWriter.opens_failing = 2  # at start, and at the first retry
+    writer = NoFileYetWriter(
+        cfg.directory, streams=dict(make_streams(cfg)), flush_s=0.05, tolerate_failure=True
+    )
+    proc = CaptureProc(cfg, sink=writer, metrics=make_metrics(CollectorRegistry()), mono_ns=mono)
+    dtype = RING_DTYPES["md.trade"]
+    assert writer.paths == []
+    assert proc.health()["write_paused"] == "write_failed"
+    writers["md.trade"].publish(seq_records(dtype, 0, 7))
+    drain(proc)
+    mono.t = 1_500_000_000  # first retry: creating the file fails again
+    proc.step()
+    assert proc.health()["write_paused"] == "write_failed"
+    mono.t = 3_000_000_000  # second retry: there is room
+    writers["md.trade"].publish(seq_records(dtype, 7, 3))
+    drain(proc)
+    h = proc.health()
+    proc.close()
+
+    assert h["write_paused"] == "no"
+    assert h["write_dropped_total"] == 7
+    assert len(writer.paths) == 1
+    with CaptureReader(writer.path) as r:
+        assert r.read("md.trade")["seq"].tolist() == [7, 8, 9]
+        [gap] = r.gaps().tolist()
+    assert gap[1:] == (0, 7, 7, b"md.trade", b"write_failed")
