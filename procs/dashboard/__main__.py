@@ -160,6 +160,7 @@ async def _run(config: DashboardConfig, build: Callable[[], Dashboard], rt: Runt
     dash = build()  # its asyncio objects belong to the running loop
     if rt is not None:
         rt.report_health_from(dash)
+        dash.on_step = rt.record_step
         rt.registry.register(DashboardCollector(dash.health))
     return await serve(config, dash, rt)
 

@@ -84,6 +84,7 @@ class Dashboard:
         self._feed: Feed | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._group_error = ""
+        self.on_step: Callable[[int, float], None] | None = None  # (items, seconds) per event
         self.counters: dict[str, int] = dict.fromkeys(
             ("killswitch_actions_total", "poll_errors_total", "audit_records_total"), 0
         )
@@ -148,6 +149,7 @@ class Dashboard:
     # -- inputs ---------------------------------------------------------------------------
 
     def _on_event(self, ev: OrderMessage) -> None:
+        t0 = time.perf_counter_ns()
         v = self.view.version
         self.view.on_event_seen(time.time_ns())
         if isinstance(ev, PositionEvent):
@@ -155,6 +157,8 @@ class Dashboard:
         self._journal_wake.set()  # the row is journaled before the event is published
         self._exec_wake.set()  # PnL, open orders and state moved with it
         self._after(v)
+        if self.on_step is not None:  # the runtime's step_seconds: one event applied
+            self.on_step(1, (time.perf_counter_ns() - t0) * 1e-9)
 
     async def _poll_journal(self) -> bool:
         rows = await asyncio.to_thread(self._journal.read)
