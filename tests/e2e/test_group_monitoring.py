@@ -54,7 +54,7 @@ class Prom:
 @pytest.fixture
 def prom_group(make_group: MakeGroup, run_dir: Path) -> Iterator[tuple[Group, Prom]]:
     require_tool("prometheus")
-    g = make_group({"ingest": {"stale_after_s": 2.0}})
+    g = make_group({})  # ingest's stale_after_s: 5 s (FAST), as the other group tests
     port, state = free_port(), run_dir / "prom"
     common = ("--dir", str(state))
     res = bitrader(
@@ -114,8 +114,14 @@ def _check_stage_counts(g: Group, prom: Prom) -> None:
         g.wait_until(same_orders, 30, "stages observed for the same orders", interval_s=1.0)
     except AssertionError as exc:
         raise AssertionError(f"stage counts {counts()}\n{exc}") from None
-    [p50] = prom.query("bitrader:tick_to_order_seconds:p50")
-    assert 0 < float(p50["value"][1]) < 10, p50
+
+    def p50_s() -> float | None:
+        # NaN while the last minute holds no order with a tick: poll for a number
+        rows = prom.query("bitrader:tick_to_order_seconds:p50 > 0")
+        return float(rows[0]["value"][1]) if rows else None
+
+    p50 = g.wait_until(p50_s, 60, "a tick-to-order p50", interval_s=1.0)
+    assert p50 < 10, p50
 
 
 def _check_every_histogram_observed(prom: Prom) -> None:
@@ -146,12 +152,13 @@ def test_prometheus_scrapes_group_rules_panels_and_alerts(
     _check_stage_counts(g, prom)
     _check_every_histogram_observed(prom)
 
-    assert "BitraderKillSwitchOn" not in prom.firing()
+    g.wait_until(lambda: "BitraderKillSwitchOn" not in prom.firing(), 30, "kill switch quiet")
     res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "e2e")
     assert res.returncode == 0, res.stderr
     g.wait_until(lambda: "BitraderKillSwitchOn" in prom.firing(), 30, "kill-switch alert")
 
-    assert "BitraderStaleSymbols" not in prom.firing()
+    # a market-data gap on two busy cores can flag a symbol now and then: start from quiet
+    g.wait_until(lambda: "BitraderStaleSymbols" not in prom.firing(), 30, "stale alert quiet")
     res = bitrader("simctl", "--url", g.cfg.control_url, "set", "pause_md=true")
     assert res.returncode == 0, res.stdout + res.stderr
     g.wait_until(lambda: "BitraderStaleSymbols" in prom.firing(), 30, "stale-feed alert")
