@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from procs.control_cli import main_kill_switch as killswitch_cli
 from procs.dashboard.control import AuditLog, KillSwitchControl, verify_audit
 from procs.execution.killswitch import FileStore
-from procs.control_cli import main_kill_switch as killswitch_cli
 
 
 def test_kill_switch_is_written_where_and_as_the_cli_reads_it(tmp_path, capsys):
