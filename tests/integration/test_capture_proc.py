@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -92,6 +94,11 @@ def test_capture_proc_sigterm_writes_clean_file_with_attrs(tmp_path, run_dir, ns
     assert orders.size >= 1
     assert set(orders["fill_id"]) == {b"f"}
     assert "stopping (SIGTERM)" in cap.log()
+    h5dump = shutil.which("h5dump")  # test_capture_files requires it; here: if installed
+    if h5dump:  # the process's own file, read by HDF5 1.10
+        done = subprocess.run([h5dump, "-H", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "error" not in (done.stdout + done.stderr).lower()
 
 
 def test_capture_proc_sigkill_leaves_file_readable_to_last_flush(tmp_path, run_dir, ns, rings):
