@@ -8,6 +8,7 @@ counts the loss (in the file's ``gaps`` table too).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -16,16 +17,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Final, Literal, Protocol
+from typing import Final, Protocol
 
 import msgspec
 import numpy as np
 from prometheus_client import CollectorRegistry
 
 from ipc.orders import ORDER_EVENT_DECODER
-from procs._config import RuntimeConfig, load_section
+from procs._config import load_section
 from procs._runtime import EXIT_FAULT, Runtime
 from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
+from procs.capture.config import ALL_ORDER_TOPICS, CaptureConfig
 from procs.capture.layout import (
     GAP_LAPPED,
     GAP_RESTART,
@@ -67,10 +69,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PosInt = Annotated[int, msgspec.Meta(gt=0)]
-PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
-RingStream = Literal["md.book", "md.trade", "feat", "sig"]
-
 RING_DTYPES: Final[dict[str, Dtype]] = {
     STREAM_BOOK: BOOK_V1,
     STREAM_TRADE: TRADE_V1,
@@ -82,59 +80,6 @@ RATE_WINDOW_NS: Final = 1_000_000_000  # health's records_per_s is recomputed th
 DISK_CHECK_NS: Final = 100_000_000  # free space is looked at most this often
 RETRY_NS: Final = 1_000_000_000  # a paused writer tries to resume this often
 GAP_ROWS_MAX: Final = 64  # gap rows written per batch at most (the counters count all)
-# execution's topics; with all of them subscribed its seq has no gap unless an event was lost
-ALL_ORDER_TOPICS: Final = ("ord.", "fill.", "pos.", "risk.", "brk.")
-
-
-class CaptureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The ``[capture]`` section; strings may contain ``{ns}`` and ``{run_dir}``."""
-
-    runtime: RuntimeConfig
-    directory: str  # capture files go here, e.g. "{run_dir}/capture"
-    prefix: str = "capture"
-    venue: str = "bitunix"
-    symbols: list[str] = []  # symbol ids are positions, as ingest numbers them
-    streams: list[RingStream] = msgspec.field(
-        default_factory=lambda: ["md.book", "md.trade", "feat", "sig"]
-    )
-    book_ring: str = "{ns}.ingest.md.book"
-    trade_ring: str = "{ns}.ingest.md.trade"
-    feat_ring: str = "{ns}.features.feat"
-    sig_ring: str = "{ns}.inference.sig"
-    order_endpoints: list[str] = []  # execution's PUB; empty: no orders stream
-    # every topic by default: then a gap in execution's seq is a real loss, counted in 'gaps'
-    order_topics: list[str] = msgspec.field(default_factory=lambda: list(ALL_ORDER_TOPICS))
-    from_start: bool = True  # on attach, take the oldest records the ring still holds
-    batch_max: PosInt = 8192  # records per ring per step
-    orders_batch_max: PosInt = 1024  # order events per step
-    attach_retry_s: PosFloat = 0.5  # a missing ring is looked for again this often
-    rotate_bytes: PosInt = 1 << 30
-    rotate_s: PosFloat = 86_400.0
-    flush_s: PosFloat = 1.0  # a SIGKILL loses at most this much (plus one batch)
-    compression: Literal["none", "lzf", "gzip"] = "none"
-    chunk_bytes: PosInt = 1 << 20
-    # below this much free space on the capture disk, writing pauses (records dropped, counted,
-    # logged) until twice as much is free again: HDF5 never meets a full disk. 0: no check
-    min_free_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 << 20
-
-    def __post_init__(self) -> None:
-        if not self.streams and not self.order_endpoints:
-            raise ValueError("nothing to capture: streams and order_endpoints are both empty")
-        if len(set(self.streams)) != len(self.streams):
-            raise ValueError(f"streams must be unique, was {self.streams}")
-        for topic in self.order_topics:
-            if not topic.endswith("."):
-                raise ValueError(f"order_topics must end with '.', was {topic!r}")
-
-    def ring_names(self) -> dict[str, str]:
-        """Return stream -> ring name for the configured streams."""
-        names = {
-            STREAM_BOOK: self.book_ring,
-            STREAM_TRADE: self.trade_ring,
-            STREAM_FEAT: self.feat_ring,
-            STREAM_SIG: self.sig_ring,
-        }
-        return {s: names[s] for s in self.streams}
 
 
 class Sink(Protocol):
@@ -251,6 +196,7 @@ class CaptureProc:
         self._next_seq: dict[str, int | None] = dict.fromkeys(self._records)
         self._write_dropped: dict[str, int] = dict.fromkeys(self._records, 0)
         self._unwritten: dict[str, int] = dict.fromkeys(self._records, 0)  # since last write
+        self._dropped_end: dict[str, int] = dict.fromkeys(self._records, 0)  # seq after them
         self._gap_records = 0
         self._orders_malformed = 0
         self._write_errors = 0
@@ -336,11 +282,11 @@ class CaptureProc:
     def _write(self, stream: str, records: Records, lapped: bool) -> None:
         n = int(records.size)
         if self._paused:
-            self._drop(stream, n, int(records["seq"][0]))
+            self._drop(stream, n, records)
             return
         gaps = self._gaps(stream, records, lapped)
         if not self._try(lambda: self._sink.append(stream, records)):
-            self._drop(stream, n, int(records["seq"][0]))
+            self._drop(stream, n, records)
             return
         self._next_seq[stream] = int(records["seq"][-1]) + 1
         self._unwritten[stream] = 0
@@ -378,9 +324,11 @@ class CaptureProc:
             )
         return rows
 
-    def _drop(self, stream: str, n: int, first_seq: int | None = None) -> None:
-        if self._next_seq[stream] is None:  # nothing written yet: the loss starts here
-            self._next_seq[stream] = first_seq
+    def _drop(self, stream: str, n: int, records: Records | None = None) -> None:
+        if records is not None:
+            if self._next_seq[stream] is None:  # nothing written yet: the loss starts here
+                self._next_seq[stream] = int(records["seq"][0])
+            self._dropped_end[stream] = int(records["seq"][-1]) + 1
         self._write_dropped[stream] += n
         self._unwritten[stream] += n
         self._m.write_dropped.labels(stream).inc(n)
@@ -446,6 +394,7 @@ class CaptureProc:
                 self._next_seq[stream] = first_seq
                 self._records[stream] -= n
                 self._drop(stream, n)
+                self._dropped_end[stream] = max(self._dropped_end[stream], first_seq + n)
         dropped = sum(self._write_dropped.values())
         log.warning(
             "capture writing resumed (%s) file=%s write_dropped_total=%d",
@@ -518,6 +467,19 @@ class CaptureProc:
             out["flushed_records_total"] = flushed
         return out
 
+    def _gaps_at_close(self) -> None:
+        """Count in the file what was dropped since the last write (no later batch will)."""
+        for stream, n in self._unwritten.items():
+            start = self._next_seq[stream]
+            if not n or start is None:
+                continue
+            log.error("capture stopping stream=%s with %d records dropped unwritten", stream, n)
+            if not self._sink.broken:  # paused for a low disk, or resumed: the file takes it
+                end = max(self._dropped_end[stream], start)
+                row = (self._clock(), start, end, end - start, stream.encode(), b"write_failed")
+                rows: Records = np.array([row], GAP_V1)
+                self._try(functools.partial(self._sink.append_gap, rows))
+
     def close(self) -> None:
         """Close the readers and the SUB, then flush and close the file (final flush)."""
         for ring in self._rings:
@@ -527,9 +489,7 @@ class CaptureProc:
         if self._orders is not None:
             self._orders.close()
             self._orders = None
-        lost = sum(self._unwritten.values())
-        if lost:
-            log.error("capture stopping with %d records dropped since the last write", lost)
+        self._gaps_at_close()
         try:
             self._sink.close()
         except (OSError, RuntimeError, ValueError) as exc:

@@ -515,3 +515,30 @@ def test_capture_starting_on_a_full_disk_pauses_then_writes_and_counts(tmp_path,
         assert r.read("md.trade")["seq"].tolist() == [7, 8, 9]
         [gap] = r.gaps().tolist()
     assert gap[1:] == (0, 7, 7, b"md.trade", b"write_failed")
+
+
+def test_capture_stopping_while_paused_counts_the_dropped_in_the_file(tmp_path, ns, writers):
+    free = [1 << 40]
+    mono = Clock()
+    cfg = make_config(tmp_path, ns, streams=["md.trade"], min_free_bytes=1000)
+    writer = CountingWriter(cfg.directory, streams=dict(make_streams(cfg)), flush_s=0.05)
+    proc = CaptureProc(
+        cfg,
+        sink=writer,
+        metrics=make_metrics(CollectorRegistry()),
+        mono_ns=mono,
+        disk_free=lambda: free[0],
+    )
+    dtype = RING_DTYPES["md.trade"]
+    writers["md.trade"].publish(seq_records(dtype, 0, 5))
+    drain(proc)
+    free[0], mono.t = 10, 200_000_000  # low disk: paused
+    for start in (5, 9):
+        writers["md.trade"].publish(seq_records(dtype, start, 4))
+        drain(proc)
+    proc.close()  # no later batch will reveal the gap: close writes it
+
+    with CaptureReader(writer.path) as r:
+        assert r.read("md.trade")["seq"].tolist() == [0, 1, 2, 3, 4]
+        [gap] = r.gaps().tolist()
+    assert gap[1:] == (5, 13, 8, b"md.trade", b"write_failed")
