@@ -351,6 +351,33 @@ CAPTURE = Dashboard(
             Q("bitrader_capture_orders_malformed_total", "malformed orders"),
             width=12,
         ),
+        stat(
+            "Writing paused (disk)",
+            Q("bitrader_capture_write_paused", "paused"),
+            mappings=ON_OFF,
+            thresholds=RED_AT_1,
+            width=8,
+        ),
+        timeseries(
+            "Records not written per second (disk full, failed write)",
+            Q(
+                f"sum by (stream) (rate(bitrader_capture_write_dropped_records_total{R}))"
+                " or vector(0)",
+                "{{stream}}",
+            ),
+            unit="ops",
+            width=8,
+        ),
+        timeseries(
+            "Records missing from a stream per second, by cause",
+            Q(
+                f"sum by (stream, reason) (rate(bitrader_capture_gap_records_total{R}))"
+                " or vector(0)",
+                "{{stream}} {{reason}}",
+            ),
+            unit="ops",
+            width=8,
+        ),
     ),
 )
 

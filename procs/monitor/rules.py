@@ -216,6 +216,13 @@ def _alerts(p: RuleParams) -> list[_Alert]:
             P + ": " + V0 + " venue call failures in 5 minutes",
         ),
         _Alert(
+            "BitraderCaptureWritePaused",
+            "bitrader_capture_write_paused == 1",
+            30,
+            "warning",
+            P + ": capture is not writing (disk full or a failed write): records are lost",
+        ),
+        _Alert(
             "BitraderClockSkew",
             f"abs(bitrader_md_clock_offset_seconds) > {p.clock_offset_s:g}",
             60,

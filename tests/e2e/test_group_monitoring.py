@@ -153,7 +153,7 @@ def test_prometheus_scrapes_group_rules_panels_and_alerts(
     _check_every_histogram_observed(prom)
 
     g.wait_until(lambda: "BitraderKillSwitchOn" not in prom.firing(), 30, "kill switch quiet")
-    res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "e2e")
+    res = bitrader("kill-switch", "on", "--run-dir", str(g.run_dir), "--reason", "e2e")
     assert res.returncode == 0, res.stderr
     g.wait_until(lambda: "BitraderKillSwitchOn" in prom.firing(), 30, "kill-switch alert")
 
