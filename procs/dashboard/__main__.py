@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_CONFIG
     if not os.environ.get(config.password_env):
-        # printed once, to this process's log: a dev config on loopback asked for it
-        log.warning("dev password generated (loopback only) password=%s", secret)
+        # printed once, to stdout (this program's log under supervisord), not through logging:
+        # the log redaction would mask it, and a loopback dev config asked for it
+        log.warning("no %s: generated a dev password (loopback only)", config.password_env)
+        print(f"dashboard dev password (loopback only, this run): {secret}", flush=True)
     access = Access(
         Password(secret),
         Sessions(config.session_ttl_s),

@@ -80,7 +80,12 @@ def test_dev_config_on_loopback_generates_a_password_logged_once(run_dir):
     with running_dashboard(
         run_dir, password=None, overrides={"dashboard": {"allow_dev_password": True}}
     ) as d:
-        found = eventually(lambda: re.findall(r"password=(\S+)", log_text(run_dir)), timeout_s=5)
+        found = eventually(
+            lambda: re.findall(
+                r"dev password \(loopback only, this run\): (\S+)", log_text(run_dir)
+            ),
+            timeout_s=5,
+        )
         status, cookie = d.login(found[0])
 
     assert len(found) == 1
