@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             journal=JournalReader(config.journal_path),
             health=HealthSource(config.execution_control, Path(env.run_dir)),
             make_feed=lambda deliver: EventFeed(config.execution_pub, deliver),
-            switch=KillSwitchControl(config.killswitch_path),
+            switch=KillSwitchControl(
+                config.killswitch_path,
+                config.execution_control,
+                config.killswitch_ack_timeout_s,
+            ),
             read_switch=lambda: read_killswitch(config.killswitch_path),
             audit=AuditLog(config.audit_path),
         )

@@ -162,7 +162,7 @@ def test_kill_switch_post_needs_the_csrf_token_and_same_origin(run_dir):
         state = FileStore(d.killswitch_path).read()
         audit = d.audit()
         cli = subprocess.run(
-            [sys.executable, "-m", "procs.cli", "kill-switch", "status"],
+            [sys.executable, "-m", "procs.cli", "kill-switch", "status", "--run-dir", str(run_dir)],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -174,14 +174,17 @@ def test_kill_switch_post_needs_the_csrf_token_and_same_origin(run_dir):
     assert (no_token, bad_token, cross) == (403, 403, 403)
     assert untouched
     assert ok == 200, body
+    reply = json.loads(body)
+    assert reply["written"]
+    assert not reply["acknowledged"]  # no execution here: the group test covers the ack
     assert state.on
     assert state.reason == "test"
     assert state.source == "dashboard:operator@127.0.0.1"
-    assert cli.stdout.startswith("on "), cli.stdout + cli.stderr
+    assert f"file {d.killswitch_path}: on since" in cli.stdout, cli.stdout + cli.stderr
     kinds = [r["kind"] for r in audit]
     assert kinds.count("killswitch_refused") == 3
     assert kinds[-1] == "killswitch"
-    assert audit[-1]["on"] is True
+    assert (audit[-1]["on"], audit[-1]["acknowledged"]) == (True, False)
 
 
 def test_login_attempts_past_the_limit_get_429_even_with_the_right_password(run_dir):
