@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from procs.control_cli import main_kill_switch as killswitch_cli
 from procs.dashboard.control import AuditLog, KillSwitchControl, verify_audit
 from procs.execution.killswitch import FileStore
 
