@@ -169,6 +169,11 @@ function renderBreaker(s) {
     cell(tr, b.trigger);
     cell(tr, b.detail).title = b.detail;
   }, "no transitions in the journal");
+  fillTable("operator", s.operator_actions, (tr, a) => {
+    cell(tr, time(a.ts_ns));
+    cell(tr, String(a.reason).replace("operator.", ""));
+    cell(tr, a.detail).title = a.detail;
+  }, "none in the journal");
 }
 
 function renderRefusals(s) {

@@ -80,6 +80,20 @@ def test_refusals_count_by_reason_and_fills_keep_the_newest():
     assert snap["fills_seen"] == 5
 
 
+def test_operator_commands_are_listed_apart_from_refusals():
+    v = _view()
+    rows = [
+        {"reason": "operator.kill_switch", "symbol": "", "detail": "on=1 source=cli", "ts_ns": 1},
+        {"reason": "order_rate", "symbol": "BTCUSDT", "detail": "", "ts_ns": 2},
+    ]
+
+    v.on_journal(JournalRows(risk_events=rows))
+
+    snap = v.snapshot(0)
+    assert snap["refusals"] == {"order_rate": 1}
+    assert [a["reason"] for a in snap["operator_actions"]] == ["operator.kill_switch"]
+
+
 def test_breaker_history_is_newest_first_with_its_causes():
     v = _view()
     rows = [
