@@ -19,7 +19,10 @@ __all__ = ["JournalRows", "Limits", "View", "percentiles"]
 TERMINAL: Final = frozenset({"FILLED", "CANCELED", "PART_FILLED_CANCELED", "REJECTED"})
 T2O_SAMPLES: Final = 5000
 RECENT_REFUSALS: Final = 20
-OPERATOR: Final = "operator."  # risk_events reasons of operator commands, not refusals
+OPERATOR: Final = "operator."
+UNPRICED: Final = frozenset(
+    {None, "", "reconciling"}
+)  # execution's PnL is not known yet  # risk_events reasons of operator commands, not refusals
 NS: Final = 1_000_000_000
 
 Row = dict[str, Any]
@@ -171,6 +174,12 @@ class View:
         if self._chart and now_ns - self._chart[-1][0] * 1e6 < NS:  # points are in ms
             return  # at most one point a second
         pnl = self.pnl()
+        if self._exec.get("state") in UNPRICED or (
+            self._fills_total and not (pnl["fees"] or pnl["realised"])
+        ):
+            # execution reports zeros until its book is rebuilt and every open leg has a
+            # price: a journal with fills has paid fees, so zeros now are "not known yet"
+            return
         point = [now_ns / 1e6, pnl["net"], pnl["realised"], pnl["unrealised"]]
         self._chart.append(point)
         self._changed()

@@ -134,7 +134,9 @@ def test_positions_exposure_against_limits_uses_the_mark():
 
 def test_pnl_net_and_one_chart_point_per_second():
     v = _view()
-    counters = {"realised_pnl": 5.0, "unrealised_pnl": -1.0, "fees": 0.5, "funding": 0.25}
+    counters = {
+        "realised_pnl": 5.0, "unrealised_pnl": -1.0, "fees": 0.5, "funding": 0.25, "state": "active"
+    }  # fmt: skip
 
     for t in (0, NS // 2, NS, 3 * NS // 2, 3 * NS):
         v.on_execution({"state": "running", "counters": counters}, now_ns=t)
@@ -143,6 +145,19 @@ def test_pnl_net_and_one_chart_point_per_second():
     assert snap["pnl"]["net"] == pytest.approx(3.75)
     assert [p[0] for p in snap["chart"]] == [0.0, 1000.0, 3000.0]
     assert snap["chart"][0][1:] == [3.75, 5.0, -1.0]
+
+
+def test_no_chart_point_while_executions_pnl_is_not_known_yet():
+    v = _view()
+    v.on_journal(JournalRows(fills=[{"fill_id": "f1", "ts_ns": 1}]))
+    zeros = {"realised_pnl": 0.0, "unrealised_pnl": 0.0, "fees": 0.0, "funding": 0.0}
+    known = {**zeros, "realised_pnl": -2.0, "fees": 1.5, "state": "active"}
+
+    v.on_execution({"state": "running", "counters": {**zeros, "state": "reconciling"}}, 0)
+    v.on_execution({"state": "running", "counters": {**zeros, "state": "active"}}, NS)
+    v.on_execution({"state": "running", "counters": known}, 2 * NS)
+
+    assert [p[1] for p in v.snapshot(0)["chart"]] == [-3.5]
 
 
 def test_version_moves_only_on_change():
