@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK: Final = 0  # a requested stop: supervisord does not restart it
 EXIT_FAULT: Final = 1  # an unexpected error: supervisord restarts the process
+CPU_WINDOW_S: Final = 1.0  # health's cpu_percent is measured over at least this long
 SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than this
 LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
 
@@ -288,6 +289,7 @@ class Runtime:
         self._stage: _TimedStage | None = None
         self._health_source: HealthReporting | None = None
         self._ps = psutil.Process()
+        self._cpu = (0.0, 0.0)  # (monotonic s of the last measurement, its percent)
         self._started_ns = time.monotonic_ns()
         self._hb_topic = hb_topic(proc)
         self._hb_due_ns = 0
@@ -492,6 +494,14 @@ class Runtime:
             return ControlResponse(ok=True, data={"state": "stopping"})
         return ControlResponse(ok=False, error=f"unknown command {req.cmd!r}")
 
+    def _cpu_percent(self) -> float:
+        """CPU % over at least ``CPU_WINDOW_S``: psutil measures since its previous call, so
+        two askers a few ms apart (the dashboard, ``bitrader health``) would read noise."""
+        now = time.monotonic()
+        if now - self._cpu[0] >= CPU_WINDOW_S:
+            self._cpu = (now, float(self._ps.cpu_percent(None)))
+        return self._cpu[1]
+
     def health(self) -> dict[str, Value]:
         """Return the ``health`` reply's data: process facts, loop counters, stage counters."""
         st, ctl = self._stage, self._ctl
@@ -500,7 +510,7 @@ class Runtime:
             "state": "stopping" if self.stop.is_set else "running",
             "pid": os.getpid(),
             "affinity": sorted(os.sched_getaffinity(0)),
-            "cpu_percent": float(self._ps.cpu_percent(None)),
+            "cpu_percent": self._cpu_percent(),
             "rss_bytes": int(self._ps.memory_info().rss),
             "uptime_s": (time.monotonic_ns() - self._started_ns) / 1e9,
             "heartbeats_total": self._hb_total,

@@ -104,22 +104,31 @@ def main_kill_switch(argv: list[str] | None = None) -> int:
         return _status(store, target, args.timeout_s)
     on = args.action == "on"
     reason = args.reason or ("operator kill switch" if on else "operator cleared")
-    state = KillSwitchState(on=on, reason=reason, ts_ns=time.time_ns(), source="cli")
-    try:
-        store.write(state)
-        written = ""
-    except OSError as exc:
-        written = f"{type(exc).__name__}: {exc}"
+    state, written, ack = engage(target, on, reason, "cli", args.timeout_s)
+    if written:
         _loud(f"could not write {target.killswitch_file}: {written}")
-    ack = _tell(target, on, reason, args.timeout_s)
     return _verdict(target, state, written, ack)
 
 
-def _tell(target: Target, on: bool, reason: str, timeout_s: float) -> ControlResponse | None:
+def engage(
+    target: Target, on: bool, reason: str, source: str, timeout_s: float
+) -> tuple[KillSwitchState, str, ControlResponse | None]:
+    """Write the kill-switch file, then tell execution and wait for its acknowledgement.
+
+    What ``bitrader kill-switch on|off`` and the dashboard's button both do. Returns the state
+    written, the write's error ("" when it is on disk) and execution's answer (None: none came
+    within ``timeout_s``, or no group to ask).
+    """
+    state = KillSwitchState(on=on, reason=reason, ts_ns=time.time_ns(), source=source)
+    try:
+        FileStore(target.killswitch_file).write(state)
+        written = ""
+    except OSError as exc:
+        written = f"{type(exc).__name__}: {exc}"
     if target.control_endpoint is None:
-        return None
-    args = {"on": "1" if on else "0", "reason": reason, "source": "cli"}
-    return ask(target.control_endpoint, "kill_switch", args, timeout_s)
+        return state, written, None
+    args = {"on": "1" if on else "0", "reason": reason, "source": source}
+    return state, written, ask(target.control_endpoint, "kill_switch", args, timeout_s)
 
 
 def _verdict(

@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_CONFIG
     if not os.environ.get(config.password_env):
-        # printed once, to this process's log: a dev config on loopback asked for it
-        log.warning("dev password generated (loopback only) password=%s", secret)
+        # printed once, to stdout (this program's log under supervisord), not through logging:
+        # the log redaction would mask it, and a loopback dev config asked for it
+        log.warning("no %s: generated a dev password (loopback only)", config.password_env)
+        print(f"dashboard dev password (loopback only, this run): {secret}", flush=True)
     access = Access(
         Password(secret),
         Sessions(config.session_ttl_s),
@@ -140,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             journal=JournalReader(config.journal_path),
             health=HealthSource(config.execution_control, Path(env.run_dir)),
             make_feed=lambda deliver: EventFeed(config.execution_pub, deliver),
-            switch=KillSwitchControl(config.killswitch_path),
+            switch=KillSwitchControl(
+                config.killswitch_path,
+                config.execution_control,
+                config.killswitch_ack_timeout_s,
+            ),
             read_switch=lambda: read_killswitch(config.killswitch_path),
             audit=AuditLog(config.audit_path),
         )

@@ -29,13 +29,13 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     The password is never in the config: ``main`` reads it from the environment variable named
     by ``password_env``. Without one the dashboard refuses to start (exit 78), unless it binds
-    loopback and ``allow_dev_password`` says so: then it generates one and logs it once.
+    loopback and ``allow_dev_password`` says so: then it generates one and prints it once.
     """
 
     host: str = "127.0.0.1"
     port: Port = 18090
     password_env: str = "BITRADER_DASHBOARD_PASSWORD"
-    allow_dev_password: bool = False  # loopback only: generate a password and log it once
+    allow_dev_password: bool = False  # loopback only: generate a password and print it once
     # who may connect (CIDRs); required when bound beyond loopback; empty: loopback only
     allowlist: list[str] = []
     session_ttl_s: PositiveFloat = 8 * 3600.0
@@ -47,6 +47,7 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     journal_path: str = "{run_dir}/execution.sqlite"
     killswitch_path: str = "{run_dir}/killswitch.json"
     audit_path: str = "{run_dir}/dashboard-audit.jsonl"
+    killswitch_ack_timeout_s: PositiveFloat = 5.0  # wait this long for execution's answer
     execution_poll_s: PositiveFloat = 0.5  # execution's health: state, PnL, positions
     journal_poll_s: PositiveFloat = 0.5  # new journal rows (events wake it sooner)
     health_poll_s: PositiveFloat = 3.0  # every process's health (takes ~1.5 s: heartbeats)

@@ -1,9 +1,10 @@
 """The dashboard's two writes: the kill switch and its audit log.
 
 ``KillSwitchControl`` flips the switch through the very code ``bitrader kill-switch`` runs
-(``procs.execution.killswitch``'s store); execution acknowledges it in its health (state
-``killed``), which the page shows beside the request. ``AuditLog`` appends one hash-chained JSON
-line per login and kill-switch action, fsynced, in a file only the dashboard writes.
+(``procs.control_cli.engage``): the file first, then execution over its control socket, whose
+answer is the acknowledgement (state ``killed``, orders cancelled) the page reports.
+``AuditLog`` appends one hash-chained JSON line per login and kill-switch action, fsynced, in a
+file only the dashboard writes.
 """
 
 from __future__ import annotations
@@ -16,23 +17,48 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from procs.execution.killswitch import FileStore, KillSwitchState
+from procs.control_cli import Target, engage
 
 __all__ = ["AuditLog", "KillSwitchControl", "verify_audit"]
 
 GENESIS: Final = "0" * 64
+ACK_TIMEOUT_S: Final = 5.0
+SOURCE_CHARS: Final = 32  # execution keeps this much of who switched it
 
 
 class KillSwitchControl:
-    """Sets the kill switch as ``bitrader kill-switch on|off`` does (same store, same file)."""
+    """Sets the kill switch as ``bitrader kill-switch on|off`` does: same file, same request."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._store = FileStore(path)
+    def __init__(
+        self, path: str | Path, control_endpoint: str, timeout_s: float = ACK_TIMEOUT_S
+    ) -> None:
+        self._target = Target(control_endpoint, Path(path), True)
+        self._timeout_s = timeout_s
 
-    def set(self, on: bool, reason: str, who: str) -> KillSwitchState:
-        state = KillSwitchState(on=on, reason=reason, ts_ns=time.time_ns(), source=who)
-        self._store.write(state)
-        return self._store.read()
+    def set(self, on: bool, reason: str, who: str) -> dict[str, Any]:
+        """Switch; the result says what was written and what execution answered."""
+        state, written, ack = engage(self._target, on, reason, who[:SOURCE_CHARS], self._timeout_s)
+        acked = ack is not None and ack.ok
+        data = dict(ack.data) if acked and ack is not None else {}
+        if acked:
+            error = ""
+        elif ack is not None:
+            error = f"execution refused: {ack.error}"
+        else:
+            error = f"execution did not answer within {self._timeout_s:g} s"
+        return {
+            "on": state.on,
+            "reason": state.reason,
+            "source": state.source,
+            "ts_ns": state.ts_ns,
+            "written": not written,
+            "write_error": written,
+            "acknowledged": acked,
+            "persisted": bool(data.get("persisted", not written)),
+            "execution_state": data.get("state"),
+            "open_orders": data.get("open_orders"),
+            "error": error,
+        }
 
 
 def _link(prev_hash: str, body: str) -> str:

@@ -203,18 +203,27 @@ class Dashboard:
         self.counters["audit_records_total"] += 1
 
     async def set_killswitch(self, on: bool, reason: str, who: str) -> dict[str, Any]:
-        """Write the switch, audit it, and look at execution at once for its acknowledgement."""
+        """Switch as ``bitrader kill-switch`` does (file, then execution's acknowledgement),
+        audit it with its outcome, and look at execution again at once."""
         self.counters["killswitch_actions_total"] += 1
-        state = await asyncio.to_thread(self._switch.set, on, reason, f"dashboard:{who}")
-        await self.audit("killswitch", on=on, reason=reason, user=who)
-        log.warning("kill switch on=%s reason=%s user=%s (dashboard)", on, reason, who)
+        result: dict[str, Any] = await asyncio.to_thread(
+            self._switch.set, on, reason, f"dashboard:{who}"
+        )
+        error = result["error"] or result["write_error"]
+        await self.audit(
+            "killswitch",
+            on=on,
+            reason=reason,
+            user=who,
+            acknowledged=result["acknowledged"],
+            error=error,
+        )
+        log.warning(
+            "kill switch on=%s acknowledged=%s reason=%s user=%s (dashboard) error=%s",
+            *(on, result["acknowledged"], reason, who, error),
+        )
         self._exec_wake.set()
-        return {
-            "on": state.on,
-            "reason": state.reason,
-            "source": state.source,
-            "ts_ns": state.ts_ns,
-        }
+        return result
 
     def health(self) -> dict[str, int | float | str]:
         feed = self._feed

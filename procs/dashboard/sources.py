@@ -29,8 +29,8 @@ EVENT_TOPICS: Final = (b"ord.", b"fill.", b"pos.", b"risk.", b"brk.")
 RECV_TIMEOUT_S: Final = 0.25  # bounds how long the feed thread takes to notice a stop
 # what the page shows of a health row (a row's counters and rates stay out of every push)
 HEALTH_FIELDS: Final = (
-    "name", "state", "pid", "cpu_percent", "rss_bytes", "heartbeat_age_s", "ring_lag_records",
-    "ring_dropped_total", "last_error", "problems", "healthy",
+    "name", "state", "proc_state", "pid", "cpu_percent", "rss_bytes", "heartbeat_age_s",
+    "ring_lag_records", "ring_dropped_total", "last_error", "problems", "healthy",
 )  # fmt: skip
 TABLES: Final = ("intents", "order_events", "fills", "risk_events", "breaker_events")
 

@@ -19,6 +19,10 @@ __all__ = ["JournalRows", "Limits", "View", "percentiles"]
 TERMINAL: Final = frozenset({"FILLED", "CANCELED", "PART_FILLED_CANCELED", "REJECTED"})
 T2O_SAMPLES: Final = 5000
 RECENT_REFUSALS: Final = 20
+OPERATOR: Final = "operator."
+UNPRICED: Final = frozenset(
+    {None, "", "reconciling"}
+)  # execution's PnL is not known yet  # risk_events reasons of operator commands, not refusals
 NS: Final = 1_000_000_000
 
 Row = dict[str, Any]
@@ -88,6 +92,7 @@ class View:
         self._refusals: Counter[str] = Counter()
         self._refusal_rows: deque[Row] = deque(maxlen=RECENT_REFUSALS)
         self._breaker: deque[Row] = deque(maxlen=recent_rows)
+        self._operator: deque[Row] = deque(maxlen=recent_rows)  # kill switch, breaker reset...
         self._legs: dict[tuple[str, str], Row] = {}  # (symbol, side) -> last position event
         self._chart: deque[list[float]] = deque(maxlen=chart_points)
         self._last_event_ns = 0
@@ -111,6 +116,9 @@ class View:
             self._fills.appendleft(r)
             self._fills_total += 1
         for r in rows.risk_events:
+            if str(r["reason"]).startswith(OPERATOR):  # execution journals commands there too
+                self._operator.appendleft(r)
+                continue
             self._refusals[str(r["reason"])] += 1
             self._refusal_rows.appendleft(r)
         for r in rows.breaker_events:
@@ -166,6 +174,12 @@ class View:
         if self._chart and now_ns - self._chart[-1][0] * 1e6 < NS:  # points are in ms
             return  # at most one point a second
         pnl = self.pnl()
+        if self._exec.get("state") in UNPRICED or (
+            self._fills_total and not (pnl["fees"] or pnl["realised"])
+        ):
+            # execution reports zeros until its book is rebuilt and every open leg has a
+            # price: a journal with fills has paid fees, so zeros now are "not known yet"
+            return
         point = [now_ns / 1e6, pnl["net"], pnl["realised"], pnl["unrealised"]]
         self._chart.append(point)
         self._changed()
@@ -258,6 +272,7 @@ class View:
             "refusals": dict(self._refusals.most_common()),
             "refusal_rows": list(self._refusal_rows),
             "breaker_history": list(self._breaker),
+            "operator_actions": list(self._operator),
             "health": self._health,
             "health_ms": self._health_ts_ns / 1e6,
             "tick_to_order_us": {"p50": p50, "p90": p90, "p99": p99, "max": top},

@@ -1,9 +1,10 @@
 """The dashboard in the whole group under supervisord against simex, driven in headless Chromium.
 
 One group, one test, in order: log in; a fill execution journals shows up in the page within a
-second; the page's kill-switch button stops trading (execution ``killed``, nothing more sent
-while signals flow) and cancels the orders resting at simex; the page shows the acknowledgement
-and the action is in the dashboard's audit log.
+second; the page's kill-switch button stops trading (execution acknowledges over its control
+socket and goes ``killed``, nothing more sent while signals flow) and cancels the orders resting
+at simex; the page shows the acknowledgement; the action is in execution's journal and in the
+dashboard's audit log.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ def test_dashboard_page_shows_fills_live_and_its_kill_switch_stops_trading(make_
 
         resting = g.wait_until(g.simex.open_orders, 60, "a resting order at simex", REST_POLL_S)
         driver.find_element(By.ID, "ks-on").click()
+        g.wait_until(
+            lambda: "acknowledged by execution (state killed" in text(driver, "ks-result"),
+            10,
+            "the button's answer: execution's acknowledgement",
+        )
         g.wait_until(lambda: g.exec_state() == "killed", 10, "execution killed by the button")
         g.wait_until(lambda: g.simex.open_orders() == [], 10, "resting cancelled", REST_POLL_S)
         g.wait_until(
@@ -128,8 +134,12 @@ def test_dashboard_page_shows_fills_live_and_its_kill_switch_stops_trading(make_
     state = FileStore(g.cfg.killswitch_path).read()
     assert state.on
     assert state.source == "dashboard:operator@127.0.0.1"
+    operator_rows = g.journal.rows(
+        "SELECT detail FROM risk_events WHERE reason = 'operator.kill_switch'"
+    )
+    assert any("source=dashboard:operator@127.0.0.1" in r[0] for r in operator_rows), operator_rows
     records = [json.loads(line) for line in audit_path.read_text().splitlines()]
     assert [r["kind"] for r in records] == ["login_ok", "killswitch"]
-    assert records[1]["on"] is True
+    assert (records[1]["on"], records[1]["acknowledged"]) == (True, True)
     assert verify_audit(audit_path) == (True, 2)
     eventually(lambda: g.info("dashboard")["statename"] == "RUNNING", timeout_s=1)

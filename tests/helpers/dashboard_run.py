@@ -109,6 +109,7 @@ def write_config(run_dir: Path, port: int, overrides: dict[str, Any] | None = No
         "dashboard": {
             "host": "127.0.0.1",
             "port": port,
+            "killswitch_ack_timeout_s": 0.5,  # no execution here: do not wait long for it
             "runtime": {
                 "pub_endpoint": "ipc://{run_dir}/dashboard.pub",
                 "control_endpoint": "ipc://{run_dir}/dashboard.ctl",

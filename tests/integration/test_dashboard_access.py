@@ -80,7 +80,12 @@ def test_dev_config_on_loopback_generates_a_password_logged_once(run_dir):
     with running_dashboard(
         run_dir, password=None, overrides={"dashboard": {"allow_dev_password": True}}
     ) as d:
-        found = eventually(lambda: re.findall(r"password=(\S+)", log_text(run_dir)), timeout_s=5)
+        found = eventually(
+            lambda: re.findall(
+                r"dev password \(loopback only, this run\): (\S+)", log_text(run_dir)
+            ),
+            timeout_s=5,
+        )
         status, cookie = d.login(found[0])
 
     assert len(found) == 1
@@ -157,7 +162,7 @@ def test_kill_switch_post_needs_the_csrf_token_and_same_origin(run_dir):
         state = FileStore(d.killswitch_path).read()
         audit = d.audit()
         cli = subprocess.run(
-            [sys.executable, "-m", "procs.cli", "kill-switch", "status"],
+            [sys.executable, "-m", "procs.cli", "kill-switch", "status", "--run-dir", str(run_dir)],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -169,14 +174,17 @@ def test_kill_switch_post_needs_the_csrf_token_and_same_origin(run_dir):
     assert (no_token, bad_token, cross) == (403, 403, 403)
     assert untouched
     assert ok == 200, body
+    reply = json.loads(body)
+    assert reply["written"]
+    assert not reply["acknowledged"]  # no execution here: the group test covers the ack
     assert state.on
     assert state.reason == "test"
     assert state.source == "dashboard:operator@127.0.0.1"
-    assert cli.stdout.startswith("on "), cli.stdout + cli.stderr
+    assert f"file {d.killswitch_path}: on since" in cli.stdout, cli.stdout + cli.stderr
     kinds = [r["kind"] for r in audit]
     assert kinds.count("killswitch_refused") == 3
     assert kinds[-1] == "killswitch"
-    assert audit[-1]["on"] is True
+    assert (audit[-1]["on"], audit[-1]["acknowledged"]) == (True, False)
 
 
 def test_login_attempts_past_the_limit_get_429_even_with_the_right_password(run_dir):

@@ -169,6 +169,11 @@ function renderBreaker(s) {
     cell(tr, b.trigger);
     cell(tr, b.detail).title = b.detail;
   }, "no transitions in the journal");
+  fillTable("operator", s.operator_actions, (tr, a) => {
+    cell(tr, time(a.ts_ns));
+    cell(tr, String(a.reason).replace("operator.", ""));
+    cell(tr, a.detail).title = a.detail;
+  }, "none in the journal");
 }
 
 function renderRefusals(s) {
@@ -235,6 +240,7 @@ function renderHealth(s) {
   fillTable("health", s.health, (tr, h) => {
     cell(tr, h.name);
     cell(tr, h.state, h.healthy ? "pos" : "neg");
+    cell(tr, h.proc_state ?? "–");
     cell(tr, h.pid ?? "–", "num");
     cell(tr, h.cpu_percent === null || h.cpu_percent === undefined ? "–" : fmt(h.cpu_percent, 1), "num");
     cell(tr, h.rss_bytes ? fmt(h.rss_bytes / 1e6, 1) : "–", "num");
@@ -291,9 +297,17 @@ async function killswitch(on) {
     body: JSON.stringify({ on, reason }),
   });
   const body = await r.json().catch(() => ({}));
-  $("ks-result").textContent = r.ok
-    ? `kill switch ${body.on ? "ON" : "off"} written at ${time(body.ts_ns)} (${body.source}); execution's acknowledgement shows above`
-    : `refused (${r.status}): ${body.error || "?"}`;
+  if (!r.ok) {
+    $("ks-result").textContent = `refused (${r.status}): ${body.error || "?"}`;
+    return;
+  }
+  const word = body.on ? "ON" : "off";
+  $("ks-result").textContent = body.acknowledged
+    ? `kill switch ${word} at ${time(body.ts_ns)}: acknowledged by execution (state ${body.execution_state}, ${body.open_orders} open orders)` +
+      (body.persisted ? "" : "; NOT on disk: a restart of execution forgets it")
+    : `kill switch ${word} NOT acknowledged: ${body.error}` +
+      (body.written ? "; written to the file, which execution reads every poll" : `; file not written either (${body.write_error})`);
+  $("ks-result").className = body.acknowledged && body.persisted ? "muted small" : "neg small";
 }
 
 setInterval(() => {

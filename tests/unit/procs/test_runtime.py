@@ -394,3 +394,29 @@ def test_control_add_command_refuses_a_taken_name():
 
     with pytest.raises(ValueError, match="already taken"):
         rt.add_command("health", lambda args: {})
+
+
+class _CountingProcess:
+    """psutil.Process stand-in: each cpu_percent call returns the next number."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def cpu_percent(self, interval: float | None) -> float:
+        self.calls += 1
+        return float(self.calls)
+
+
+def test_cpu_percent_is_measured_at_most_once_per_window(monkeypatch):
+    import procs._runtime as runtime_module
+
+    clock = [100.0]
+    monkeypatch.setattr(runtime_module.time, "monotonic", lambda: clock[0])
+    rt = Runtime("t", _config(), CollectorRegistry())
+    rt._ps = _CountingProcess()  # type: ignore[assignment]  # fake psutil process
+
+    first, again = rt._cpu_percent(), rt._cpu_percent()
+    clock[0] += runtime_module.CPU_WINDOW_S
+    later = rt._cpu_percent()
+
+    assert (first, again, later) == (1.0, 1.0, 2.0)

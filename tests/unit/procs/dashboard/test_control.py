@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import json
 
-from procs.control_cli import main_kill_switch as killswitch_cli
 from procs.dashboard.control import AuditLog, KillSwitchControl, verify_audit
 from procs.execution.killswitch import FileStore
 
 
-def test_kill_switch_is_written_where_and_as_the_cli_reads_it(tmp_path, capsys):
+def test_kill_switch_without_execution_is_written_but_not_acknowledged(tmp_path):
     path = tmp_path / "ks.json"
+    ctl = KillSwitchControl(path, f"ipc://{tmp_path}/nobody.ctl", timeout_s=0.2)
 
-    state = KillSwitchControl(path).set(True, "too much loss", "dashboard:op")
-    killswitch_cli(["status", "--file", str(path), "--run-dir", str(tmp_path / "no-group")])
+    result = ctl.set(True, "too much loss", "dashboard:op")
 
-    assert state.on
-    assert FileStore(path).read() == state
-    assert capsys.readouterr().out.startswith(f"file {path}: on ")
+    state = FileStore(path).read()
+    assert (state.on, state.reason, state.source) == (True, "too much loss", "dashboard:op")
+    assert result["written"]
+    assert not result["acknowledged"]
+    assert "did not answer" in result["error"]
 
 
-def test_kill_switch_off_after_on(tmp_path):
-    ctl = KillSwitchControl(tmp_path / "ks.json")
-    ctl.set(True, "x", "dashboard:op")
+def test_kill_switch_source_is_cut_to_what_execution_keeps(tmp_path):
+    ctl = KillSwitchControl(tmp_path / "ks.json", f"ipc://{tmp_path}/nobody.ctl", timeout_s=0.1)
 
-    state = ctl.set(False, "cleared", "dashboard:op")
+    result = ctl.set(False, "cleared", "dashboard:operator@2001:db8:1234:5678::abcd")
 
-    assert not state.on
-    assert state.reason == "cleared"
+    assert len(result["source"]) == 32
+    assert not FileStore(tmp_path / "ks.json").read().on
 
 
 def test_audit_log_chains_across_reopen_and_verifies(tmp_path):

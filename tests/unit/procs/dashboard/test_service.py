@@ -16,7 +16,6 @@ from procs.dashboard.auth import Allowlist, LoginLimiter, Password, Sessions
 from procs.dashboard.config import DashboardConfig
 from procs.dashboard.service import Dashboard
 from procs.dashboard.view import JournalRows, Limits, View
-from procs.execution.killswitch import KillSwitchState
 
 SLOW_S = 30.0  # poll periods far beyond the test: only wake-ups can make it read
 
@@ -65,9 +64,13 @@ class FakeSwitch:
     def __init__(self) -> None:
         self.calls: list[tuple[bool, str, str]] = []
 
-    def set(self, on: bool, reason: str, who: str) -> KillSwitchState:
+    def set(self, on: bool, reason: str, who: str) -> dict[str, Any]:
         self.calls.append((on, reason, who))
-        return KillSwitchState(on=on, reason=reason, ts_ns=1, source=who)
+        return {
+            "on": on, "reason": reason, "source": who, "ts_ns": 1, "written": True,
+            "write_error": "", "acknowledged": True, "persisted": True, "error": "",
+            "execution_state": "killed", "open_orders": 0,
+        }  # fmt: skip
 
 
 class FakeAudit:
@@ -155,7 +158,14 @@ def test_kill_switch_is_written_audited_and_reported():
 
     assert parts["switch"].calls == [(True, "drawdown", "dashboard:operator@127.0.0.1")]
     assert parts["audit"].records == [
-        {"kind": "killswitch", "on": True, "reason": "drawdown", "user": "operator@127.0.0.1"}
+        {
+            "kind": "killswitch",
+            "on": True,
+            "reason": "drawdown",
+            "user": "operator@127.0.0.1",
+            "acknowledged": True,
+            "error": "",
+        }
     ]
     assert result["on"] is True
     assert result["source"] == "dashboard:operator@127.0.0.1"

@@ -80,6 +80,20 @@ def test_refusals_count_by_reason_and_fills_keep_the_newest():
     assert snap["fills_seen"] == 5
 
 
+def test_operator_commands_are_listed_apart_from_refusals():
+    v = _view()
+    rows = [
+        {"reason": "operator.kill_switch", "symbol": "", "detail": "on=1 source=cli", "ts_ns": 1},
+        {"reason": "order_rate", "symbol": "BTCUSDT", "detail": "", "ts_ns": 2},
+    ]
+
+    v.on_journal(JournalRows(risk_events=rows))
+
+    snap = v.snapshot(0)
+    assert snap["refusals"] == {"order_rate": 1}
+    assert [a["reason"] for a in snap["operator_actions"]] == ["operator.kill_switch"]
+
+
 def test_breaker_history_is_newest_first_with_its_causes():
     v = _view()
     rows = [
@@ -120,7 +134,9 @@ def test_positions_exposure_against_limits_uses_the_mark():
 
 def test_pnl_net_and_one_chart_point_per_second():
     v = _view()
-    counters = {"realised_pnl": 5.0, "unrealised_pnl": -1.0, "fees": 0.5, "funding": 0.25}
+    counters = {
+        "realised_pnl": 5.0, "unrealised_pnl": -1.0, "fees": 0.5, "funding": 0.25, "state": "active"
+    }  # fmt: skip
 
     for t in (0, NS // 2, NS, 3 * NS // 2, 3 * NS):
         v.on_execution({"state": "running", "counters": counters}, now_ns=t)
@@ -129,6 +145,19 @@ def test_pnl_net_and_one_chart_point_per_second():
     assert snap["pnl"]["net"] == pytest.approx(3.75)
     assert [p[0] for p in snap["chart"]] == [0.0, 1000.0, 3000.0]
     assert snap["chart"][0][1:] == [3.75, 5.0, -1.0]
+
+
+def test_no_chart_point_while_executions_pnl_is_not_known_yet():
+    v = _view()
+    v.on_journal(JournalRows(fills=[{"fill_id": "f1", "ts_ns": 1}]))
+    zeros = {"realised_pnl": 0.0, "unrealised_pnl": 0.0, "fees": 0.0, "funding": 0.0}
+    known = {**zeros, "realised_pnl": -2.0, "fees": 1.5, "state": "active"}
+
+    v.on_execution({"state": "running", "counters": {**zeros, "state": "reconciling"}}, 0)
+    v.on_execution({"state": "running", "counters": {**zeros, "state": "active"}}, NS)
+    v.on_execution({"state": "running", "counters": known}, 2 * NS)
+
+    assert [p[1] for p in v.snapshot(0)["chart"]] == [-3.5]
 
 
 def test_version_moves_only_on_change():
