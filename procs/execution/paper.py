@@ -60,6 +60,54 @@ def book_from_record(
     )
 
 
+class RecordBook:
+    """A BOOK_V1 record as it came, turned into Decimal levels only when something asks for
+    them (an order placed on it, a fill check): most books only shrink queues, which needs one
+    level's qty per resting order (``qty_at``), or nothing when no order rests.
+
+    Reads like ``BookLevels`` (``symbol``, ``bids``, ``asks``, ``ts_ns``)."""
+
+    __slots__ = ("_grids", "_inst", "_levels", "_rec", "symbol", "ts_ns")
+
+    def __init__(self, rec: np.void, inst: Instrument, grids: tuple[DecimalGrid, DecimalGrid]):
+        self.symbol = inst.symbol
+        self.ts_ns = int(rec["ts_event_ns"])
+        self._rec, self._inst, self._grids = rec, inst, grids
+        self._levels: BookLevels | None = None
+
+    def levels(self) -> BookLevels:
+        if self._levels is None:
+            self._levels = book_from_record(self._rec, self._inst, self._grids)
+        return self._levels
+
+    @property
+    def bids(self) -> tuple[Level, ...]:
+        return self.levels().bids
+
+    @property
+    def asks(self) -> tuple[Level, ...]:
+        return self.levels().asks
+
+    def qty_at(self, side: Side, price: Decimal) -> Decimal:
+        """The visible qty at ``price`` on ``side``'s own side of the book (bids for a buy)."""
+        if self._levels is not None:
+            same = self._levels.bids if side is Side.BUY else self._levels.asks
+            return sum((q for p, q in same if p == price), ZERO)
+        rec, (to_px, to_qty) = self._rec, self._grids
+        if side is Side.BUY:
+            px, qty, n = rec["bid_px"], rec["bid_qty"], int(rec["n_bids"])
+        else:
+            px, qty, n = rec["ask_px"], rec["ask_qty"], int(rec["n_asks"])
+        total = ZERO
+        for i, p in enumerate(px[:n].tolist()):
+            if to_px(p) == price:
+                total += to_qty(float(qty[i]))
+        return total
+
+
+AnyBook = BookLevels | RecordBook
+
+
 @dataclass(slots=True)
 class _Resting:
     req: OrderRequest
@@ -94,7 +142,7 @@ class PaperVenue:
     def open_orders(self) -> list[VenueOrderUpdate]:
         return [self._update(o, 0) for o in self._open.values() if o.status in _OPEN]
 
-    def submit(self, req: OrderRequest, book: BookLevels, now_ns: int) -> list[VenueOrderUpdate]:
+    def submit(self, req: OrderRequest, book: AnyBook, now_ns: int) -> list[VenueOrderUpdate]:
         """Accept an order; return the venue events it causes right away."""
         if req.client_id in self._orders:
             raise ValueError(f"duplicate clientId {req.client_id}")  # the venue's 30042
@@ -159,6 +207,14 @@ class PaperVenue:
             o.status = "FILLED" if o.remaining == 0 else "PART_FILLED"
             out.append(self._update(o, book.ts_ns))
         return out
+
+    def shrink_queues(self, book: RecordBook) -> None:
+        """``on_book`` for a book that cannot fill (``may_fill`` is False): only the queues
+        ahead of resting orders shrink, from one level's qty each; no level is converted."""
+        for o in self._resting(book.symbol):
+            price = o.req.price
+            assert price is not None
+            o.queue_ahead = min(o.queue_ahead, book.qty_at(o.req.side, price))
 
     def may_fill(self, symbol: str, best_bid: Decimal, best_ask: Decimal) -> bool:
         """Whether ``on_book`` with this best bid and ask could fill a resting order: only an

@@ -46,7 +46,7 @@ from procs.execution.model import (
     VenueOrderUpdate,
 )
 from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
-from procs.execution.paper import book_from_record
+from procs.execution.paper import RecordBook, book_from_record
 from procs.execution.positions import DailyPnl, PositionBook
 from procs.execution.reconcile import Reconciliation, VenuePosition
 from procs.execution.reconciler import Reconciler
@@ -134,7 +134,6 @@ class ExecutionProc:
         self._book_ns: dict[str, int] = {}  # ts_recv_ns of the newest book per symbol
         self.stale: dict[str, int] = {}  # symbols flagged FLAG_STALE → first stale record's stamp
         self._pub_ns: dict[str, deque[tuple[int, int]]] = {}  # (ts_recv, ts_pub) of recent books
-        self._paper_due: dict[str, tuple[np.void, Instrument]] = {}  # books for after the signals
         self.marks: dict[str, Decimal] = {}
         self.reconciler = Reconciler(config, self, clock)
         self.balance_venue: Decimal | None = None
@@ -197,8 +196,6 @@ class ExecutionProc:
             self._m.signals.inc(len(sigs))
             self._on_signals(sigs)
             n += len(sigs)
-        if self._paper_due:
-            self._paper_books()  # after the orders: the venue sees them only when sent
         now = self._clock()
         if now >= self._due.get("hk", 0):
             self._due["hk"] = now + int(self._c.housekeeping_s * NS)
@@ -230,27 +227,15 @@ class ExecutionProc:
                 self._paper_book(sym, rec, inst, n_b and n_a)
 
     def _paper_book(self, sym: str, rec: np.void, inst: Instrument, two_sided: int) -> None:
-        """Hand a book to the paper venue now if it may fill a resting order, else after the
-        step's signals (``_paper_books``): the Decimal levels cost ~0.2 ms, and until an order
-        is sent (on the loop, after the step) the venue does nothing else with them."""
-        venue = self.venue
-        quote = self._quotes[sym] if two_sided else None
-        if (
-            quote is not None
-            and isinstance(venue, PaperVenueAdapter)
-            and not venue.may_fill(sym, quote.best_bid, quote.best_ask)
-        ):
-            self._paper_due[sym] = (rec, inst)  # the newest wins; no fill is possible from it
-            return
-        self._paper_due.pop(sym, None)
-        venue.on_book(
-            book_from_record(rec, inst, self._grids[sym])
-        )  # fills reach the strategy before signals
-
-    def _paper_books(self) -> None:
-        due, self._paper_due = self._paper_due, {}
-        for sym, (rec, inst) in due.items():
-            self.venue.on_book(book_from_record(rec, inst, self._grids[sym]))
+        """Hand a book to the paper venue as its record: Decimal levels (~0.2 ms a book) only
+        when it may fill a resting order (its fills then reach the strategy before the step's
+        signals) or when an order is placed on it (on the loop, after the step)."""
+        venue, grids = self.venue, self._grids[sym]
+        if isinstance(venue, PaperVenueAdapter):
+            q = self._quotes[sym] if two_sided else None
+            venue.on_record(RecordBook(rec, inst, grids), (q.best_bid, q.best_ask) if q else None)
+        else:
+            venue.on_book(book_from_record(rec, inst, grids))
 
     def _on_signals(self, batch: Records) -> None:
         if not self.can_trade or self._strategy is None:
