@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
 from procs.execution.config import PaperConfig
 from procs.execution.instruments import DecimalGrid, Instrument
 from procs.execution.model import ZERO, OrderRequest, OrderType, Side, TimeInForce, VenueOrderUpdate
+from shm.records import BOOK_V1
 
 Level = tuple[Decimal, Decimal]  # (price, qty)
 FEE_QUANTUM: Final = Decimal("1e-10")
@@ -60,24 +61,43 @@ def book_from_record(
     )
 
 
+_B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
+
+
 class RecordBook:
-    """A BOOK_V1 record as it came, turned into Decimal levels only when something asks for
-    them (an order placed on it, a fill check): most books only shrink queues, which needs one
-    level's qty per resting order (``qty_at``), or nothing when no order rests.
+    """A BOOK_V1 record as it came (a ``Records.tolist()`` row: levels as arrays), turned into
+    Decimal levels only when something asks for them (an order placed on it, a fill check):
+    most books only shrink queues, which needs one level's qty per resting order (``qty_at``),
+    or nothing when no order rests.
 
     Reads like ``BookLevels`` (``symbol``, ``bids``, ``asks``, ``ts_ns``)."""
 
-    __slots__ = ("_grids", "_inst", "_levels", "_rec", "symbol", "ts_ns")
+    __slots__ = ("_grids", "_levels", "_row", "symbol", "ts_ns")
 
-    def __init__(self, rec: np.void, inst: Instrument, grids: tuple[DecimalGrid, DecimalGrid]):
+    def __init__(
+        self, row: tuple[Any, ...], inst: Instrument, grids: tuple[DecimalGrid, DecimalGrid]
+    ) -> None:
         self.symbol = inst.symbol
-        self.ts_ns = int(rec["ts_event_ns"])
-        self._rec, self._inst, self._grids = rec, inst, grids
+        self.ts_ns: int = row[_B["ts_event_ns"]]
+        self._row, self._grids = row, grids
         self._levels: BookLevels | None = None
 
     def levels(self) -> BookLevels:
         if self._levels is None:
-            self._levels = book_from_record(self._rec, self._inst, self._grids)
+            row, (to_px, to_qty) = self._row, self._grids
+
+            def side(px: Any, qty: Any, n: int) -> tuple[Level, ...]:
+                return tuple(
+                    (to_px(p), to_qty(q))
+                    for p, q in zip(px[:n].tolist(), qty[:n].tolist(), strict=True)
+                )
+
+            self._levels = BookLevels(
+                symbol=self.symbol,
+                bids=side(row[_B["bid_px"]], row[_B["bid_qty"]], row[_B["n_bids"]]),
+                asks=side(row[_B["ask_px"]], row[_B["ask_qty"]], row[_B["n_asks"]]),
+                ts_ns=self.ts_ns,
+            )
         return self._levels
 
     @property
@@ -93,11 +113,11 @@ class RecordBook:
         if self._levels is not None:
             same = self._levels.bids if side is Side.BUY else self._levels.asks
             return sum((q for p, q in same if p == price), ZERO)
-        rec, (to_px, to_qty) = self._rec, self._grids
+        row, (to_px, to_qty) = self._row, self._grids
         if side is Side.BUY:
-            px, qty, n = rec["bid_px"], rec["bid_qty"], int(rec["n_bids"])
+            px, qty, n = row[_B["bid_px"]], row[_B["bid_qty"]], row[_B["n_bids"]]
         else:
-            px, qty, n = rec["ask_px"], rec["ask_qty"], int(rec["n_asks"])
+            px, qty, n = row[_B["ask_px"]], row[_B["ask_qty"]], row[_B["n_asks"]]
         total = ZERO
         for i, p in enumerate(px[:n].tolist()):
             if to_px(p) == price:

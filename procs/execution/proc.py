@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import msgspec
-import numpy as np
 
 from ipc.orders import breaker_topic, fill_topic, order_topic, position_topic, risk_topic
 from procs.execution.breaker import Breaker, BreakerState, BreakerTransition
@@ -46,7 +45,7 @@ from procs.execution.model import (
     VenueOrderUpdate,
 )
 from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
-from procs.execution.paper import RecordBook, book_from_record
+from procs.execution.paper import RecordBook
 from procs.execution.positions import DailyPnl, PositionBook
 from procs.execution.reconcile import Reconciliation, VenuePosition
 from procs.execution.reconciler import Reconciler
@@ -63,7 +62,7 @@ from procs.execution.strategy import (
 )
 from procs.execution.tasks import TaskRunner
 from procs.execution.venue import PaperVenueAdapter, Venue, VenueCallError
-from shm.records import FLAG_STALE, Records
+from shm.records import BOOK_V1, FLAG_STALE, Records
 from shm.ring import RecordSource
 
 log = logging.getLogger(__name__)
@@ -73,6 +72,9 @@ REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reaso
 PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
 _ENC: Final = msgspec.msgpack.Encoder()
 _JSON: Final = msgspec.json.Encoder()
+_B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
+_B_SID, _B_FLAGS, _B_NB, _B_NA = _B["symbol_id"], _B["flags"], _B["n_bids"], _B["n_asks"]
+_B_BID, _B_ASK, _B_RECV, _B_PUB = _B["bid_px"], _B["ask_px"], _B["ts_recv_ns"], _B["ts_pub_ns"]
 
 
 class EventPublisher(Protocol):
@@ -128,6 +130,7 @@ class ExecutionProc:
         self.instruments: dict[str, Instrument] = {}
         self._by_id: dict[int, Instrument] = {}
         self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}  # price, qty per symbol
+        self._mid_grids: dict[int, DecimalGrid] = {}  # the price grid per symbol id
         self._strategy: Strategy | None = None
         self._ids: ClientIdGenerator | None = None
         self._quotes: dict[str, Quote] = {}
@@ -156,6 +159,7 @@ class ExecutionProc:
             self.instruments[inst.symbol] = inst
             self._by_id[inst.symbol_id] = inst
             self._grids[inst.symbol] = (DecimalGrid(inst.tick), DecimalGrid(inst.step))
+            self._mid_grids[inst.symbol_id] = self._grids[inst.symbol][0]
         rec = self.journal.recover(hedge=self.positions.hedge)
         self.tracker.restore(rec.orders)
         self.positions.restore(rec.positions.snapshots())
@@ -203,18 +207,21 @@ class ExecutionProc:
         return n
 
     def _on_books(self, batch: Records) -> None:
-        ids: list[int] = batch["symbol_id"].tolist()
-        newest = {sid: i for i, sid in enumerate(ids) if sid in self._by_id}
-        for sid, i in newest.items():
-            rec, inst = batch[i], self._by_id[sid]
-            sym, n_b, n_a = inst.symbol, int(rec["n_bids"]), int(rec["n_asks"])
-            if n_b and n_a:
+        newest: dict[int, tuple[Any, ...]] = {}
+        by_id = self._by_id
+        for row in batch.tolist():  # every field of every row in one call; arrays for levels
+            if row[_B_SID] in by_id:
+                newest[row[_B_SID]] = row  # later rows win
+        paper = self.venue.kind == "paper"
+        for sid, row in newest.items():
+            inst = by_id[sid]
+            sym = inst.symbol
+            two_sided = row[_B_NB] and row[_B_NA]
+            if two_sided:
                 to_px = self._grids[sym][0]
-                self._quotes[sym] = Quote(
-                    to_px(float(rec["bid_px"][0])), to_px(float(rec["ask_px"][0]))
-                )
-            recv = int(rec["ts_recv_ns"])
-            if not int(rec["flags"]) & FLAG_STALE:
+                self._quotes[sym] = Quote(to_px(row[_B_BID].item(0)), to_px(row[_B_ASK].item(0)))
+            recv = row[_B_RECV]
+            if not row[_B_FLAGS] & FLAG_STALE:
                 # only fresh books age the data: ingest's stale markers carry new receive stamps,
                 # so counting them would make stale data look fresh to the pre-trade guard. The
                 # breaker sees the real age in _watch (after stale_data_s), not a start-up gap.
@@ -222,26 +229,29 @@ class ExecutionProc:
                 self.stale.pop(sym, None)
             else:  # untradeable from the first stale record to the first clean one
                 self.stale.setdefault(sym, recv)
-            self._pub_ns.setdefault(sym, deque(maxlen=256)).append((recv, int(rec["ts_pub_ns"])))
-            if self.venue.kind == "paper":
-                self._paper_book(sym, rec, inst, n_b and n_a)
+            pubs = self._pub_ns.get(sym)
+            if pubs is None:
+                pubs = self._pub_ns[sym] = deque(maxlen=256)
+            pubs.append((recv, row[_B_PUB]))
+            if paper:
+                self._paper_book(sym, row, inst, two_sided)
 
-    def _paper_book(self, sym: str, rec: np.void, inst: Instrument, two_sided: int) -> None:
+    def _paper_book(self, sym: str, row: tuple[Any, ...], inst: Instrument, two_sided: int) -> None:
         """Hand a book to the paper venue as its record: Decimal levels (~0.2 ms a book) only
         when it may fill a resting order (its fills then reach the strategy before the step's
         signals) or when an order is placed on it (on the loop, after the step)."""
-        venue, grids = self.venue, self._grids[sym]
+        venue, book = self.venue, RecordBook(row, inst, self._grids[sym])
         if isinstance(venue, PaperVenueAdapter):
             q = self._quotes[sym] if two_sided else None
-            venue.on_record(RecordBook(rec, inst, grids), (q.best_bid, q.best_ask) if q else None)
+            venue.on_record(book, (q.best_bid, q.best_ask) if q else None)
         else:
-            venue.on_book(book_from_record(rec, inst, grids))
+            venue.on_book(book.levels())
 
     def _on_signals(self, batch: Records) -> None:
         if not self.can_trade or self._strategy is None:
             return
         now = self._clock()
-        for sig in signals_from_records(batch, self._by_id):
+        for sig in signals_from_records(batch, self._by_id, self._mid_grids):
             quote = self._quotes.get(sig.symbol)
             if quote is None:
                 continue
