@@ -42,6 +42,7 @@ from procs.execution.model import (
     OrderRequest,
     OrderStatus,
     PositionSide,
+    TickStamps,
     VenueOrderUpdate,
 )
 from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
@@ -147,6 +148,8 @@ class ExecutionProc:
         self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
+        self._signals_unflushed = 0
+        self._latencies: list[tuple[TickStamps, int, int]] = []  # (stamps, leave, ts_pub)
         self._rings = RingWatch({"sig": sig, "book": book})
 
     # -- start-up ----------------------------------------------------------------------------
@@ -197,7 +200,7 @@ class ExecutionProc:
             n += len(books)
         sigs = self._sig.poll(self._c.batch_max)
         if len(sigs):
-            self._m.signals.inc(len(sigs))
+            self._signals_unflushed += len(sigs)  # reaches Prometheus in housekeeping
             self._on_signals(sigs)
             n += len(sigs)
         now = self._clock()
@@ -320,7 +323,19 @@ class ExecutionProc:
         if s.ts_recv_ns:
             books = self._pub_ns.get(req.symbol, ())  # newest first: usually the first one
             pub = next((p for r, p in reversed(books) if r == s.ts_recv_ns), 0)
-            self.last_tick_to_order_ns = observe_order_latency(self._m, s, leave, pub)
+            self.last_tick_to_order_ns = leave - s.ts_recv_ns
+            self._latencies.append((s, leave, pub))  # histograms: in housekeeping
+
+    def _flush_metrics(self) -> None:
+        """Prometheus work kept off the per-signal path (a lock per call, a label lookup and a
+        bucket search per observation: ~15 µs an order): done every housekeeping_s."""
+        if self._signals_unflushed:
+            self._m.signals.inc(self._signals_unflushed)
+            self._signals_unflushed = 0
+        if self._latencies:
+            pending, self._latencies = self._latencies, []
+            for stamps, leave, pub in pending:
+                observe_order_latency(self._m, stamps, leave, pub)
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:
         """Request a cancel once; an UNKNOWN order is resolved by its query first."""
@@ -436,6 +451,7 @@ class ExecutionProc:
 
     def housekeeping(self, now: int) -> None:
         c = self._c
+        self._flush_metrics()
         self.venue.check()
         self._watch(now)
         for tr in self.tracker.expire(now):
@@ -565,6 +581,7 @@ class ExecutionProc:
             m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
 
     def health(self) -> dict[str, float | int | str]:
+        self._flush_metrics()
         totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None
         fields = execution_health(self, self._clock(), totals)
         return {
@@ -584,6 +601,7 @@ class ExecutionProc:
         await self.venue.close()
 
     def close(self) -> None:
+        self._flush_metrics()
         if not self._loop.is_closed() and not self._loop.is_running():
             self._loop.run_until_complete(self.aclose())
         self._sig.close()

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
 from procs.execution.config import StrategyConfig, SymbolConfig
 from procs.execution.instruments import Instrument, to_decimal
 from procs.execution.model import (
@@ -110,6 +108,9 @@ def signals_from_records(
     return out
 
 
+_LN2 = math.log(2)
+
+
 class VolEstimator:
     """EWMA of squared log returns per second of the mid; volatility is per √second."""
 
@@ -125,7 +126,7 @@ class VolEstimator:
         if self._last is not None and ts_ns > self._last[1]:
             dt_ns = ts_ns - self._last[1]
             r = math.log(mid / self._last[0])
-            alpha = 1.0 - math.exp(-dt_ns * math.log(2) / self._halflife_ns)
+            alpha = 1.0 - math.exp(-dt_ns * _LN2 / self._halflife_ns)
             self._var += alpha * (r * r / (dt_ns / 1e9) - self._var)
             self.samples += 1
         if self._last is None or ts_ns > self._last[1]:
@@ -133,7 +134,7 @@ class VolEstimator:
 
     @property
     def vol_per_sqrt_s(self) -> float:
-        return float(np.sqrt(self._var))
+        return math.sqrt(self._var)  # correctly rounded, as np.sqrt
 
 
 class Strategy:
