@@ -8,6 +8,7 @@ starts the group, collects execution's order events (SUB ``ord.``) and scrapes i
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -140,6 +141,11 @@ class Window:
     book_dropped: int = 0
     cpu_percent: dict[str, float] = field(default_factory=dict)  # per program, over the window
     loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # inference over the window: batches scored, and those scored by the fallback for latency
+    batches: float = 0.0
+    fallback_latency: float = 0.0
+    fallback_all: float = 0.0
+    sched: dict[str, str] = field(default_factory=dict)  # each program's main-thread class
 
     @property
     def ws_rate(self) -> float:
@@ -214,6 +220,36 @@ class PipelineRun:
     def _exec_metric(self, name: str) -> float:
         return metric_sum(scrape(self.ports.metrics["execution"]), name)
 
+    def _inference(self) -> tuple[float, float, float]:
+        """Inference's batches, latency fallbacks and all fallbacks so far."""
+        text = scrape(self.ports.metrics["inference"])
+        late = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("bitrader_inference_fallback_batches_total{") and 'reason="latency"' in line
+        )
+        return (
+            metric_sum(text, "bitrader_inference_batches_total"),
+            late,
+            metric_sum(text, "bitrader_inference_fallback_batches_total"),
+        )
+
+    def _sched(self) -> dict[str, str]:
+        names = {os.SCHED_OTHER: "other", os.SCHED_BATCH: "batch", os.SCHED_IDLE: "idle",
+                 os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr"}  # fmt: skip
+        out = {}
+        for info in process_info(self.run_dir):
+            pid = info["pid"]
+            if not pid:
+                continue
+            try:
+                pol = names.get(os.sched_getscheduler(pid), "?")
+                prio, nice = os.sched_getparam(pid).sched_priority, os.getpriority(0, pid)
+            except OSError:
+                continue
+            out[info["name"]] = f"{pol}:{prio}" if prio else f"{pol}/{nice}"
+        return out
+
     @staticmethod
     def _wait_port(port: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -260,6 +296,7 @@ class PipelineRun:
             d0 = ring.dropped_total
             m0 = self._ingest_messages()
             s0 = self._exec_metric("bitrader_signals_read_total")
+            i0 = self._inference()
             t0 = time.monotonic()
             orders: list[OrderEvent] = []
             n_sent = 0
@@ -279,6 +316,7 @@ class PipelineRun:
                     n_sent += ev.status == "SENT"
             m1 = self._ingest_messages()
             s1 = self._exec_metric("bitrader_signals_read_total")
+            i1 = self._inference()
             t1 = time.monotonic()
             dropped = ring.dropped_total - d0
             book_dropped = books.dropped_total - bd0
@@ -300,6 +338,10 @@ class PipelineRun:
             sig_dropped=dropped,
             **_stamp_arrays(sg, bk),
             book_dropped=book_dropped,
+            batches=i1[0] - i0[0],
+            fallback_latency=i1[1] - i0[1],
+            fallback_all=i1[2] - i0[2],
+            sched=self._sched(),
             cpu_percent={
                 n: round(100 * (cpu1[n] - cpu0[n]) / (t1 - t0)) for n in cpu1 if n in cpu0
             },

@@ -272,8 +272,10 @@ def _orders(ex: _Exec, tmp: Path, quick: bool) -> list[Result]:
             ex.put_sig(0.0, with_book=True)
             ex.proc.step()  # flat: cancel
         o = ex.proc.tracker.open_orders()
-        raise RuntimeError(f"the bench's quote was not cancelled: {o} {ex.proc.state} "
-                           f"{dict(ex.proc.counters)} {ex.proc.reconciler.last} {ex.proc.reconciler.total}")
+        raise RuntimeError(
+            f"the bench's quote was not cancelled: {o} {ex.proc.state} "
+            f"{dict(ex.proc.counters)} {ex.proc.reconciler.last} {ex.proc.reconciler.total}"
+        )
 
     def bare(i: int) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -323,7 +325,7 @@ def _features(quick: bool) -> list[Result]:
     n, blocks = (1000, 3) if quick else (1500, 7)
     books, _ = synthetic_market(seed=3, n_books=n * blocks + 400)  # no book is fed twice
     book_w = RingWriter(RingSpec(name=f"{ns}.book", dtype=BOOK_V1, capacity=1024))
-    trade_w = RingWriter(RingSpec(name=f"{ns}.trade", dtype=TRADE_V1, capacity=1024))
+    trade_w = RingWriter(RingSpec(name=f"{ns}.trade", dtype=TRADE_V1, capacity=1024))  # empty
     out_spec = RingSpec(name=f"{ns}.feat", dtype=FEAT_V1, capacity=1024)
     out_w = RingWriter(out_spec)
     proc = FeaturesProc(
@@ -355,9 +357,12 @@ def _features(quick: bool) -> list[Result]:
 
     try:
         return _compare("stage_features_book", stage, bare, n=n, blocks=blocks,
-                        baseline="bare_numpy_pass_one_book", setup=setup, goal="(report)")  # fmt: skip
+                        baseline="bare_numpy_pass_one_book", setup=setup,
+                        goal="(report)")  # fmt: skip
     finally:
         proc.close()
+        book_w.close()
+        trade_w.close()
 
 
 # -- ingest ----------------------------------------------------------------------------------
