@@ -81,10 +81,14 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), {n: free_port() for n in names})
 
 
-def bench_config(events_per_s: float, ports: Ports, journal_dir: Path) -> str:
+def bench_config(
+    events_per_s: float, ports: Ports, journal_dir: Path, *, sched: bool = True
+) -> str:
     """The demo config with free ports, the given generator rate, a busy strategy and the
-    execution journal in ``journal_dir``."""
+    execution journal in ``journal_dir``; ``sched=False`` drops its scheduling classes."""
     text = DEMO.read_text()
+    if not sched:
+        text = re.sub(r"(?m)^(sched_policy|sched_priority|nice) = .*\n", "", text)
     text = text.replace('"{run_dir}/execution.sqlite"', f'"{journal_dir}/execution.sqlite"')
     text = text.replace("18080", str(ports.rest)).replace("18081", str(ports.ws))
     text = text.replace("18082", str(ports.control))
@@ -178,13 +182,14 @@ class PipelineRun:
         *,
         journal_dir: Path,
         capture: bool = False,
+        sched: bool = True,
     ) -> None:
         self.run_dir = run_dir
         self.ports = Ports.free()
         self.capture = capture
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(bench_config(events_per_s, self.ports, journal_dir))
+        cfg.write_text(bench_config(events_per_s, self.ports, journal_dir, sched=sched))
         rest = PROCS[1:]
         programs = ",".join((*rest, "capture") if capture else rest)
         (run_dir / "supervisor.d").mkdir(exist_ok=True)
