@@ -70,7 +70,7 @@ def test_model_slow_on_the_cpu_is_benched_after_the_strikes(make_rig):
     benched = [_batch(rig, 3 + i) for i in range(3)]
     assert slow.calls == calls  # not called while benched: its time is saved
     assert all(int(s["flags"]) & FLAG_FALLBACK for s in benched)
-    assert rig.metric("pipe_inference_fallback_total", reason="latency") == 4
+    assert rig.metric("bitrader_inference_fallback_batches_total", reason="latency") == 4
 
     rig.clock.advance(2.5)  # past the bench: tried again
     back = _batch(rig, 6)
@@ -91,7 +91,7 @@ def test_model_waiting_off_the_cpu_is_not_too_slow(make_rig):
     assert min(waits.walls_ns) > BUDGET_S * 1e9  # every call was late on the wall clock
     assert not any(int(s["flags"]) & FLAG_FALLBACK for s in sigs)
     assert rig.proc.health()["late_calls_total"] == 0
-    assert rig.metric("pipe_inference_fallback_total", reason="latency") == 0
+    assert rig.metric("bitrader_inference_fallback_batches_total", reason="latency") == 0
 
 
 def _spin(stop: Any) -> None:
