@@ -231,7 +231,8 @@ class PipelineRun:
         late = sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith("bitrader_inference_fallback_batches_total{") and 'reason="latency"' in line
+            if line.startswith("bitrader_inference_fallback_batches_total{")
+            and 'reason="latency"' in line
         )
         return (
             metric_sum(text, "bitrader_inference_batches_total"),
