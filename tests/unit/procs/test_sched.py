@@ -171,3 +171,15 @@ def test_health_table_shows_the_class_and_marks_one_not_granted():
     assert " fifo:47 " in lines[1]
     assert " other! " in lines[2]
     assert lines[3].split()[5] == "-"  # name, super, state, pid, core, sched
+
+
+def test_health_row_takes_the_class_and_the_refusal_from_the_health_reply():
+    from procs.health import _fill
+
+    row = ProcHealth(name="features", state="RUNNING")
+    _fill(row, {"state": "running", "sched": "other", "sched_wanted": "fifo:42",
+                "sched_error": "policy fifo:42: Operation not permitted"})  # fmt: skip
+
+    assert (row.sched, row.sched_wanted) == ("other", "fifo:42")
+    assert "sched fifo:42 refused: policy fifo:42" in row.last_error
+    assert row.healthy  # running unprotected is reported, not a fault
