@@ -115,7 +115,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # process be preempted mid-burst too; on 2 shared cores it was no clear gain for the group
     # (docs/bench-tick-to-order.md, "Per hop"), so no shipped config asks for it
     sched_slice_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
-    # the scheduling class of the thread that runs the stage (procs/_sched.py; docs/
+    # the scheduling class of the process's threads (procs/_sched.py; docs/
     # operations.md, "Scheduling"): fifo/rr take a priority 1-99 and need CAP_SYS_NICE or
     # RLIMIT_RTPRIO, a negative nice CAP_SYS_NICE or RLIMIT_NICE; refused, the process logs it
     # and runs on in the class it has, unless sched_required (then it exits 78)

@@ -332,6 +332,7 @@ class Runtime:
             raise SystemExit(EXIT_CONFIG)
         if cfg.cpus:
             os.sched_setaffinity(0, cfg.cpus)  # before any thread exists, so all inherit it
+        self._apply_sched()  # so do the zmq I/O and /metrics threads (see procs/_sched.py)
         if cfg.sched_slice_us:  # the main thread: the one that runs the stage
             set_sched_slice(cfg.sched_slice_us * 1000)
         from ipc import sockets  # composition root: the only place I/O is opened
@@ -353,7 +354,6 @@ class Runtime:
                 cfg.metrics_port, cfg.metrics_host, registry=ProcLabelled(self.registry, self.proc)
             )
         self._ps.cpu_percent(None)  # prime: the first call always returns 0.0
-        self._apply_sched()  # last: the threads started above keep the default class
         log.info(
             "started proc=%s pub=%s control=%s metrics_port=%d cpus=%s waiter=%s sched=%s",
             *(self.proc, cfg.pub_endpoint, cfg.control_endpoint, cfg.metrics_port),
@@ -372,7 +372,7 @@ class Runtime:
             self._metrics.step_seconds.observe(seconds)
 
     def _apply_sched(self) -> None:
-        """Give the stage's thread its configured scheduling class (procs/_sched.py); log what
+        """Give the process (every thread to come) its scheduling class (procs/_sched.py); log what
         the host refused, or exit 78 when the config says the class is required."""
         cfg = self.config
         want = self.sched_wanted

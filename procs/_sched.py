@@ -1,10 +1,12 @@
 """A process's scheduling class: policy (``SCHED_FIFO``/``SCHED_RR``/``SCHED_OTHER``/
 ``SCHED_BATCH``/``SCHED_IDLE``), real-time priority and nice level, from its runtime config.
 
-``Runtime.start`` calls ``apply`` at the end of its set-up, on the thread that runs the stage;
-threads started before it (zmq I/O threads, the ``/metrics`` server) keep the class they were
-born with, so a scrape or a zmq housekeeping pass never runs at the stage's priority; threads
-started after it inherit it (Linux). The CPU set is ``cpus`` (applied before any thread exists).
+``Runtime.start`` calls ``apply`` right after pinning, before any thread exists, so every
+thread of the process inherits the class (Linux): the zmq I/O threads and the ``/metrics``
+server too. That is deliberate: a thread left as ``other`` that holds the GIL (a scrape) and is
+preempted by a neighbour would stall the stage's thread until the neighbour's slice ends (tens
+of ms on a busy host; measured: recv→signal p99 140 ms under the bench's scrape load). At the
+stage's class it runs its few ms to the end and lets go. The CPU set is ``cpus``.
 
 Privileges (docs/operations.md, "Scheduling"): ``fifo``/``rr`` need ``CAP_SYS_NICE`` or an
 ``RLIMIT_RTPRIO`` at least the priority (``ulimit -r``; ``LimitRTPRIO=`` in systemd); a negative
