@@ -37,6 +37,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from ipc.bitunix.schemas_ws import DepthPush
+from procs._config import RuntimeConfig
 from procs.execution.config import (
     ExecutionConfig,
     RiskConfig,
@@ -65,6 +66,10 @@ from tests.helpers.bitunix_frames import depth_book15_frames
 JOURNAL_FS = Path("/dev/shm")
 logging.getLogger("procs.execution").setLevel(logging.ERROR)
 SYM, SID = "BTCUSDT", 0
+# the stages' configs need a runtime table; nothing here binds its endpoints
+_RT = RuntimeConfig(
+    pub_endpoint="ipc:///tmp/bench-stages.pub", control_endpoint="ipc:///tmp/bs.ctl"
+)
 
 
 class _NoWake:
@@ -329,7 +334,7 @@ def _features(quick: bool) -> list[Result]:
     out_spec = RingSpec(name=f"{ns}.feat", dtype=FEAT_V1, capacity=1024)
     out_w = RingWriter(out_spec)
     proc = FeaturesProc(
-        FeaturesConfig(runtime=cast(Any, None), n_symbols=1),
+        FeaturesConfig(runtime=_RT, n_symbols=1),
         books=RingReader(f"{ns}.book", BOOK_V1),
         trades=RingReader(f"{ns}.trade", TRADE_V1),
         out=out_w,
@@ -375,9 +380,7 @@ def _ingest(quick: bool) -> list[Result]:
     from ipc.bitunix.ws import BitunixWs, WsConfig, _Listener
 
     ns = unique_ns("bi")
-    cfg = IngestConfig(
-        runtime=cast(Any, None), symbols=[SYM], book_ring=f"{ns}.book", trade_ring=f"{ns}.trade"
-    )
+    cfg = IngestConfig(runtime=_RT, symbols=[SYM], book_ring=f"{ns}.book", trade_ring=f"{ns}.trade")
     book_w = RingWriter(RingSpec(name=cfg.book_ring, dtype=BOOK_V1, capacity=1 << 12))
     trade_w = RingWriter(RingSpec(name=cfg.trade_ring, dtype=TRADE_V1, capacity=1 << 12))
     proc = IngestProc(
