@@ -240,9 +240,8 @@ class ExecutionProc:
                 self._paper_book(sym, row, inst, two_sided)
 
     def _paper_book(self, sym: str, row: tuple[Any, ...], inst: Instrument, two_sided: int) -> None:
-        """Hand a book to the paper venue as its record: Decimal levels (~0.2 ms a book) only
-        when it may fill a resting order (its fills then reach the strategy before the step's
-        signals) or when an order is placed on it (on the loop, after the step)."""
+        """Hand a book to the paper venue as its record: Decimal levels only when it may fill
+        (fills reach the strategy before the signals) or an order is placed on it (docs)."""
         venue, book = self.venue, RecordBook(row, inst, self._grids[sym])
         if isinstance(venue, PaperVenueAdapter):
             q = self._quotes[sym] if two_sided else None
@@ -327,8 +326,7 @@ class ExecutionProc:
             self._latencies.append((s, leave, pub))  # histograms: in housekeeping
 
     def _flush_metrics(self) -> None:
-        """Prometheus work kept off the per-signal path (a lock per call, a label lookup and a
-        bucket search per observation: ~15 µs an order): done every housekeeping_s."""
+        """Prometheus work kept off the per-signal path (~15 µs an order): every housekeeping_s."""
         if self._signals_unflushed:
             self._m.signals.inc(self._signals_unflushed)
             self._signals_unflushed = 0
