@@ -215,7 +215,7 @@ class ExecutionProc:
         for row in batch.tolist():  # every field of every row in one call; arrays for levels
             if row[_B_SID] in by_id:
                 newest[row[_B_SID]] = row  # later rows win
-        paper = self.venue.kind == "paper"
+        paper = self.venue if isinstance(self.venue, PaperVenueAdapter) else None
         for sid, row in newest.items():
             inst = by_id[sid]
             sym = inst.symbol
@@ -232,22 +232,12 @@ class ExecutionProc:
                 self.stale.pop(sym, None)
             else:  # untradeable from the first stale record to the first clean one
                 self.stale.setdefault(sym, recv)
-            pubs = self._pub_ns.get(sym)
-            if pubs is None:
-                pubs = self._pub_ns[sym] = deque(maxlen=256)
+            pubs = self._pub_ns.get(sym) or self._pub_ns.setdefault(sym, deque(maxlen=256))
             pubs.append((recv, row[_B_PUB]))
-            if paper:
-                self._paper_book(sym, row, inst, two_sided)
-
-    def _paper_book(self, sym: str, row: tuple[Any, ...], inst: Instrument, two_sided: int) -> None:
-        """Hand a book to the paper venue as its record: Decimal levels only when it may fill
-        (fills reach the strategy before the signals) or an order is placed on it (docs)."""
-        venue, book = self.venue, RecordBook(row, inst, self._grids[sym])
-        if isinstance(venue, PaperVenueAdapter):
-            q = self._quotes[sym] if two_sided else None
-            venue.on_record(book, (q.best_bid, q.best_ask) if q else None)
-        else:
-            venue.on_book(book.levels())
+            if paper is not None:  # as its record: Decimal levels only when needed (see docs)
+                q = self._quotes[sym] if two_sided else None
+                best = (q.best_bid, q.best_ask) if q is not None else None
+                paper.on_record(RecordBook(row, inst, self._grids[sym]), best)
 
     def _on_signals(self, batch: Records) -> None:
         if not self.can_trade or self._strategy is None:

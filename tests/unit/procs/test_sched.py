@@ -179,7 +179,7 @@ def test_health_row_takes_the_class_and_the_refusal_from_the_health_reply():
 
     row = ProcHealth(name="features", state="RUNNING")
     _fill(row, {"state": "running", "sched": "other", "sched_wanted": "fifo:42",
-                "sched_error": "policy fifo:42: Operation not permitted"})  # fmt: skip
+                "sched_error": "policy fifo:42: Operation not permitted"}, 30.0)  # fmt: skip
 
     assert (row.sched, row.sched_wanted) == ("other", "fifo:42")
     assert "sched fifo:42 refused: policy fifo:42" in row.last_error
