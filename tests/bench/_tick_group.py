@@ -97,7 +97,8 @@ def bench_config(
         if line.startswith("["):
             section = line.strip("[]").split(".")[0]
         if line.startswith("metrics_port = "):
-            line = f"metrics_port = {ports.metrics[section]}"
+            # a section the bench does not start (the dashboard) still needs a port of its own
+            line = f"metrics_port = {ports.metrics.setdefault(section, free_port())}"
         lines.append(line)
     text = "\n".join(lines) + "\n"
     text = re.sub(r"events_per_s = [0-9.]+", f"events_per_s = {events_per_s}\ntick_s = 0.001", text)
