@@ -115,6 +115,14 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # process be preempted mid-burst too; on 2 shared cores it was no clear gain for the group
     # (docs/bench-tick-to-order.md, "Per hop"), so no shipped config asks for it
     sched_slice_us: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
+    # the scheduling class of the process's threads (procs/_sched.py; docs/
+    # operations.md, "Scheduling"): fifo/rr take a priority 1-99 and need CAP_SYS_NICE or
+    # RLIMIT_RTPRIO, a negative nice CAP_SYS_NICE or RLIMIT_NICE; refused, the process logs it
+    # and runs on in the class it has, unless sched_required (then it exits 78)
+    sched_policy: Literal["other", "batch", "idle", "fifo", "rr"] = "other"
+    sched_priority: Annotated[int, msgspec.Meta(ge=0, le=99)] = 0
+    nice: Annotated[int, msgspec.Meta(ge=-20, le=19)] = 0
+    sched_required: bool = False
     heartbeat_s: PosFloat = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     allow_remote_endpoints: bool = False  # bind tcp on a non-loopback host (multi-host split)
@@ -128,6 +136,11 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 raise ValueError(f"{name}: {exc}") from None
         if self.pub_endpoint == self.control_endpoint:
             raise ValueError("pub_endpoint and control_endpoint must differ")
+        realtime = self.sched_policy in ("fifo", "rr")
+        if realtime and not self.sched_priority:
+            raise ValueError(f"sched_policy {self.sched_policy} needs sched_priority 1-99")
+        if not realtime and self.sched_priority:
+            raise ValueError(f"sched_priority is for fifo/rr only, not {self.sched_policy}")
 
 
 def check_endpoint(name: str, endpoint: str, *, allow_remote: bool = False) -> None:

@@ -34,6 +34,7 @@ from ipc.messages import (
     hb_topic,
     wake_topic,
 )
+from procs import _sched
 from procs._config import EXIT_CONFIG, RuntimeConfig
 from procs.observe import (
     NAMESPACE,
@@ -298,6 +299,10 @@ class Runtime:
         self._commands: dict[str, CommandHandler] = {}
         self._bad_request = ThrottledLog(log, 5.0)
         self.control_errors_total = 0  # requests answered with an error (bad or refused)
+        self.sched_wanted = _sched.SchedClass(
+            config.sched_policy, config.sched_priority, config.nice
+        )
+        self.sched_error = ""  # what the host refused of sched_wanted
 
     def add_command(self, cmd: str, handler: CommandHandler) -> None:
         """Answer control requests ``cmd`` with ``handler(args)``'s data.
@@ -329,6 +334,7 @@ class Runtime:
             raise SystemExit(EXIT_CONFIG)
         if cfg.cpus:
             os.sched_setaffinity(0, cfg.cpus)  # before any thread exists, so all inherit it
+        self._apply_sched()  # so do the zmq I/O and /metrics threads (see procs/_sched.py)
         if cfg.sched_slice_us:  # the main thread: the one that runs the stage
             set_sched_slice(cfg.sched_slice_us * 1000)
         from ipc import sockets  # composition root: the only place I/O is opened
@@ -351,9 +357,9 @@ class Runtime:
             )
         self._ps.cpu_percent(None)  # prime: the first call always returns 0.0
         log.info(
-            "started proc=%s pub=%s control=%s metrics_port=%d cpus=%s waiter=%s",
+            "started proc=%s pub=%s control=%s metrics_port=%d cpus=%s waiter=%s sched=%s",
             *(self.proc, cfg.pub_endpoint, cfg.control_endpoint, cfg.metrics_port),
-            *(sorted(os.sched_getaffinity(0)), cfg.waiter),
+            *(sorted(os.sched_getaffinity(0)), cfg.waiter, _sched.current()),
         )
 
     def watch_ring(self, name: str, ring: RingCounters) -> None:
@@ -366,6 +372,23 @@ class Runtime:
         if items:
             self._metrics.step_items.inc(items)
             self._metrics.step_seconds.observe(seconds)
+
+    def _apply_sched(self) -> None:
+        """Give the process (every thread to come) its scheduling class (procs/_sched.py); log what
+        the host refused, or exit 78 when the config says the class is required."""
+        cfg = self.config
+        want = self.sched_wanted
+        if want.is_default:
+            return
+        got, self.sched_error = _sched.apply(want)
+        if not self.sched_error:
+            return
+        if cfg.sched_required:
+            log.error("config error proc=%s path=$.%s.runtime.sched_required: class %s "
+                      "refused: %s", self.proc, self.proc, want, self.sched_error)  # fmt: skip
+            raise SystemExit(EXIT_CONFIG)
+        log.warning("scheduling class not applied proc=%s wanted=%s running_as=%s error=%s",
+                    self.proc, want, got, self.sched_error)  # fmt: skip
 
     def wake_sender(self, stream: str) -> WakeSender:
         """Return a Waker that publishes ``wake.<stream>.`` on this process's PUB."""
@@ -517,6 +540,9 @@ class Runtime:
             "steps_total": st.steps_total if st is not None else 0,
             "items_total": st.items_total if st is not None else 0,
             "waiter": self.config.waiter,
+            "sched": str(_sched.current()),  # the stage thread's class (health runs on it)
+            "sched_wanted": str(self.sched_wanted),
+            "sched_error": self.sched_error,
             "schema_version": SCHEMA_VERSION,
             "last_error": self.last_error,
             "control_errors_total": self.control_errors_total,

@@ -63,6 +63,8 @@ class ProcHealth:
     rates: dict[str, float] = field(default_factory=dict)
     last_error: str = ""
     items_total: int = 0  # records the stage loop handled (0 for event-driven processes)
+    sched: str = ""  # the stage thread's scheduling class ("fifo:47", "batch nice 10")
+    sched_wanted: str = ""  # what its runtime config asks for
     counters: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     causes: list[int] = field(default_factory=list)  # EXIT_* codes of the problems
@@ -125,6 +127,12 @@ def _fill(row: ProcHealth, data: dict[str, Any], reconcile_deadline_s: float) ->
     row.rss_bytes = data.get("rss_bytes")
     row.last_error = str(data.get("last_error", ""))
     row.items_total = int(data.get("items_total", 0))
+    row.sched = str(data.get("sched", ""))
+    row.sched_wanted = str(data.get("sched_wanted", ""))
+    if data.get("sched_error"):  # running, but not in the class configured: say so, not fatal
+        row.last_error = (
+            row.last_error or f"sched {row.sched_wanted} refused: {data['sched_error']}"
+        )
     counters = data.get("counters", {})
     row.counters = dict(counters)
     # a process with several rings may report per-ring figures and their total: prefer the total
@@ -209,10 +217,18 @@ def _fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _sched_cell(r: ProcHealth) -> str:
+    """The class the stage runs in; ``!`` marks one that differs from its config's."""
+    if not r.sched:
+        return "-"
+    return r.sched if r.sched == r.sched_wanted or not r.sched_wanted else f"{r.sched}!"
+
+
 def table(rows: list[ProcHealth]) -> str:
     head = (
-        f"{'process':<11} {'super':<9} {'state':<11} {'pid':>7} {'core':>5} {'cpu%':>6} "
-        f"{'rss MB':>7} {'hb age':>7} {'lag':>6} {'drops':>7}  rates / last error / problems"
+        f"{'process':<11} {'super':<9} {'state':<11} {'pid':>7} {'core':>5} {'sched':<14} "
+        f"{'cpu%':>6} {'rss MB':>7} {'hb age':>7} {'lag':>6} {'drops':>7}  rates / last error / "
+        "problems"
     )
     out = [head]
     for r in rows:
@@ -221,7 +237,8 @@ def table(rows: list[ProcHealth]) -> str:
         tail = "; ".join(x for x in (rates, r.last_error, *r.problems) if x)
         out.append(
             f"{r.name:<11} {r.state:<9} {r.proc_state:<11} {r.pid or '-':>7} "
-            f"{','.join(map(str, r.cores)) or '-':>5} {_fmt(r.cpu_percent, '.1f'):>6} "
+            f"{','.join(map(str, r.cores)) or '-':>5} {_sched_cell(r):<14} "
+            f"{_fmt(r.cpu_percent, '.1f'):>6} "
             f"{_fmt(rss, '.1f'):>7} {_fmt(r.heartbeat_age_s, '.2f'):>7} "
             f"{r.ring_lag_records:>6} {r.ring_dropped_total:>7}  {tail}"
         )

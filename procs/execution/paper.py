@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
 from procs.execution.config import PaperConfig
 from procs.execution.instruments import DecimalGrid, Instrument
 from procs.execution.model import ZERO, OrderRequest, OrderType, Side, TimeInForce, VenueOrderUpdate
+from shm.records import BOOK_V1
 
 Level = tuple[Decimal, Decimal]  # (price, qty)
 FEE_QUANTUM: Final = Decimal("1e-10")
@@ -60,6 +61,73 @@ def book_from_record(
     )
 
 
+_B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
+
+
+class RecordBook:
+    """A BOOK_V1 record as it came (a ``Records.tolist()`` row: levels as arrays), turned into
+    Decimal levels only when something asks for them (an order placed on it, a fill check):
+    most books only shrink queues, which needs one level's qty per resting order (``qty_at``),
+    or nothing when no order rests.
+
+    Reads like ``BookLevels`` (``symbol``, ``bids``, ``asks``, ``ts_ns``)."""
+
+    __slots__ = ("_grids", "_levels", "_row", "symbol", "ts_ns")
+
+    def __init__(
+        self, row: tuple[Any, ...], inst: Instrument, grids: tuple[DecimalGrid, DecimalGrid]
+    ) -> None:
+        self.symbol = inst.symbol
+        self.ts_ns: int = row[_B["ts_event_ns"]]
+        self._row, self._grids = row, grids
+        self._levels: BookLevels | None = None
+
+    def levels(self) -> BookLevels:
+        if self._levels is None:
+            row, (to_px, to_qty) = self._row, self._grids
+
+            def side(px: Any, qty: Any, n: int) -> tuple[Level, ...]:
+                return tuple(
+                    (to_px(p), to_qty(q))
+                    for p, q in zip(px[:n].tolist(), qty[:n].tolist(), strict=True)
+                )
+
+            self._levels = BookLevels(
+                symbol=self.symbol,
+                bids=side(row[_B["bid_px"]], row[_B["bid_qty"]], row[_B["n_bids"]]),
+                asks=side(row[_B["ask_px"]], row[_B["ask_qty"]], row[_B["n_asks"]]),
+                ts_ns=self.ts_ns,
+            )
+        return self._levels
+
+    @property
+    def bids(self) -> tuple[Level, ...]:
+        return self.levels().bids
+
+    @property
+    def asks(self) -> tuple[Level, ...]:
+        return self.levels().asks
+
+    def qty_at(self, side: Side, price: Decimal) -> Decimal:
+        """The visible qty at ``price`` on ``side``'s own side of the book (bids for a buy)."""
+        if self._levels is not None:
+            same = self._levels.bids if side is Side.BUY else self._levels.asks
+            return sum((q for p, q in same if p == price), ZERO)
+        row, (to_px, to_qty) = self._row, self._grids
+        if side is Side.BUY:
+            px, qty, n = row[_B["bid_px"]], row[_B["bid_qty"]], row[_B["n_bids"]]
+        else:
+            px, qty, n = row[_B["ask_px"]], row[_B["ask_qty"]], row[_B["n_asks"]]
+        total = ZERO
+        for i, p in enumerate(px[:n].tolist()):
+            if to_px(p) == price:
+                total += to_qty(float(qty[i]))
+        return total
+
+
+AnyBook = BookLevels | RecordBook
+
+
 @dataclass(slots=True)
 class _Resting:
     req: OrderRequest
@@ -94,7 +162,7 @@ class PaperVenue:
     def open_orders(self) -> list[VenueOrderUpdate]:
         return [self._update(o, 0) for o in self._open.values() if o.status in _OPEN]
 
-    def submit(self, req: OrderRequest, book: BookLevels, now_ns: int) -> list[VenueOrderUpdate]:
+    def submit(self, req: OrderRequest, book: AnyBook, now_ns: int) -> list[VenueOrderUpdate]:
         """Accept an order; return the venue events it causes right away."""
         if req.client_id in self._orders:
             raise ValueError(f"duplicate clientId {req.client_id}")  # the venue's 30042
@@ -159,6 +227,14 @@ class PaperVenue:
             o.status = "FILLED" if o.remaining == 0 else "PART_FILLED"
             out.append(self._update(o, book.ts_ns))
         return out
+
+    def shrink_queues(self, book: RecordBook) -> None:
+        """``on_book`` for a book that cannot fill (``may_fill`` is False): only the queues
+        ahead of resting orders shrink, from one level's qty each; no level is converted."""
+        for o in self._resting(book.symbol):
+            price = o.req.price
+            assert price is not None
+            o.queue_ahead = min(o.queue_ahead, book.qty_at(o.req.side, price))
 
     def may_fill(self, symbol: str, best_bid: Decimal, best_ask: Decimal) -> bool:
         """Whether ``on_book`` with this best bid and ask could fill a resting order: only an

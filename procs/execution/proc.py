@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import msgspec
-import numpy as np
 
 from ipc.orders import breaker_topic, fill_topic, order_topic, position_topic, risk_topic
 from procs.execution.breaker import Breaker, BreakerState, BreakerTransition
@@ -43,10 +42,11 @@ from procs.execution.model import (
     OrderRequest,
     OrderStatus,
     PositionSide,
+    TickStamps,
     VenueOrderUpdate,
 )
 from procs.execution.orders import ClientIdGenerator, OrderTracker, OrderTransition
-from procs.execution.paper import book_from_record
+from procs.execution.paper import RecordBook
 from procs.execution.positions import DailyPnl, PositionBook
 from procs.execution.reconcile import Reconciliation, VenuePosition
 from procs.execution.reconciler import Reconciler
@@ -63,7 +63,7 @@ from procs.execution.strategy import (
 )
 from procs.execution.tasks import TaskRunner
 from procs.execution.venue import PaperVenueAdapter, Venue, VenueCallError
-from shm.records import FLAG_STALE, Records
+from shm.records import BOOK_V1, FLAG_STALE, Records
 from shm.ring import RecordSource
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reaso
 PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
 _ENC: Final = msgspec.msgpack.Encoder()
 _JSON: Final = msgspec.json.Encoder()
+_B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
+_B_SID, _B_FLAGS, _B_NB, _B_NA = _B["symbol_id"], _B["flags"], _B["n_bids"], _B["n_asks"]
+_B_BID, _B_ASK, _B_RECV, _B_PUB = _B["bid_px"], _B["ask_px"], _B["ts_recv_ns"], _B["ts_pub_ns"]
 
 
 class EventPublisher(Protocol):
@@ -128,13 +131,13 @@ class ExecutionProc:
         self.instruments: dict[str, Instrument] = {}
         self._by_id: dict[int, Instrument] = {}
         self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}  # price, qty per symbol
+        self._mid_grids: dict[int, DecimalGrid] = {}  # the price grid per symbol id
         self._strategy: Strategy | None = None
         self._ids: ClientIdGenerator | None = None
         self._quotes: dict[str, Quote] = {}
         self._book_ns: dict[str, int] = {}  # ts_recv_ns of the newest book per symbol
         self.stale: dict[str, int] = {}  # symbols flagged FLAG_STALE → first stale record's stamp
         self._pub_ns: dict[str, deque[tuple[int, int]]] = {}  # (ts_recv, ts_pub) of recent books
-        self._paper_due: dict[str, tuple[np.void, Instrument]] = {}  # books for after the signals
         self.marks: dict[str, Decimal] = {}
         self.reconciler = Reconciler(config, self, clock)
         self.balance_venue: Decimal | None = None
@@ -145,6 +148,8 @@ class ExecutionProc:
         self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
+        self._signals_unflushed = 0
+        self._latencies: list[tuple[TickStamps, int, int]] = []  # (stamps, leave, ts_pub)
         self._rings = RingWatch({"sig": sig, "book": book})
 
     # -- start-up ----------------------------------------------------------------------------
@@ -157,6 +162,7 @@ class ExecutionProc:
             self.instruments[inst.symbol] = inst
             self._by_id[inst.symbol_id] = inst
             self._grids[inst.symbol] = (DecimalGrid(inst.tick), DecimalGrid(inst.step))
+            self._mid_grids[inst.symbol_id] = self._grids[inst.symbol][0]
         rec = self.journal.recover(hedge=self.positions.hedge)
         self.tracker.restore(rec.orders)
         self.positions.restore(rec.positions.snapshots())
@@ -194,11 +200,9 @@ class ExecutionProc:
             n += len(books)
         sigs = self._sig.poll(self._c.batch_max)
         if len(sigs):
-            self._m.signals.inc(len(sigs))
+            self._signals_unflushed += len(sigs)  # reaches Prometheus in housekeeping
             self._on_signals(sigs)
             n += len(sigs)
-        if self._paper_due:
-            self._paper_books()  # after the orders: the venue sees them only when sent
         now = self._clock()
         if now >= self._due.get("hk", 0):
             self._due["hk"] = now + int(self._c.housekeeping_s * NS)
@@ -206,18 +210,21 @@ class ExecutionProc:
         return n
 
     def _on_books(self, batch: Records) -> None:
-        ids: list[int] = batch["symbol_id"].tolist()
-        newest = {sid: i for i, sid in enumerate(ids) if sid in self._by_id}
-        for sid, i in newest.items():
-            rec, inst = batch[i], self._by_id[sid]
-            sym, n_b, n_a = inst.symbol, int(rec["n_bids"]), int(rec["n_asks"])
-            if n_b and n_a:
+        newest: dict[int, tuple[Any, ...]] = {}
+        by_id = self._by_id
+        for row in batch.tolist():  # every field of every row in one call; arrays for levels
+            if row[_B_SID] in by_id:
+                newest[row[_B_SID]] = row  # later rows win
+        paper = self.venue if isinstance(self.venue, PaperVenueAdapter) else None
+        for sid, row in newest.items():
+            inst = by_id[sid]
+            sym = inst.symbol
+            two_sided = row[_B_NB] and row[_B_NA]
+            if two_sided:
                 to_px = self._grids[sym][0]
-                self._quotes[sym] = Quote(
-                    to_px(float(rec["bid_px"][0])), to_px(float(rec["ask_px"][0]))
-                )
-            recv = int(rec["ts_recv_ns"])
-            if not int(rec["flags"]) & FLAG_STALE:
+                self._quotes[sym] = Quote(to_px(row[_B_BID].item(0)), to_px(row[_B_ASK].item(0)))
+            recv = row[_B_RECV]
+            if not row[_B_FLAGS] & FLAG_STALE:
                 # only fresh books age the data: ingest's stale markers carry new receive stamps,
                 # so counting them would make stale data look fresh to the pre-trade guard. The
                 # breaker sees the real age in _watch (after stale_data_s), not a start-up gap.
@@ -225,38 +232,18 @@ class ExecutionProc:
                 self.stale.pop(sym, None)
             else:  # untradeable from the first stale record to the first clean one
                 self.stale.setdefault(sym, recv)
-            self._pub_ns.setdefault(sym, deque(maxlen=256)).append((recv, int(rec["ts_pub_ns"])))
-            if self.venue.kind == "paper":
-                self._paper_book(sym, rec, inst, n_b and n_a)
-
-    def _paper_book(self, sym: str, rec: np.void, inst: Instrument, two_sided: int) -> None:
-        """Hand a book to the paper venue now if it may fill a resting order, else after the
-        step's signals (``_paper_books``): the Decimal levels cost ~0.2 ms, and until an order
-        is sent (on the loop, after the step) the venue does nothing else with them."""
-        venue = self.venue
-        quote = self._quotes[sym] if two_sided else None
-        if (
-            quote is not None
-            and isinstance(venue, PaperVenueAdapter)
-            and not venue.may_fill(sym, quote.best_bid, quote.best_ask)
-        ):
-            self._paper_due[sym] = (rec, inst)  # the newest wins; no fill is possible from it
-            return
-        self._paper_due.pop(sym, None)
-        venue.on_book(
-            book_from_record(rec, inst, self._grids[sym])
-        )  # fills reach the strategy before signals
-
-    def _paper_books(self) -> None:
-        due, self._paper_due = self._paper_due, {}
-        for sym, (rec, inst) in due.items():
-            self.venue.on_book(book_from_record(rec, inst, self._grids[sym]))
+            pubs = self._pub_ns.get(sym) or self._pub_ns.setdefault(sym, deque(maxlen=256))
+            pubs.append((recv, row[_B_PUB]))
+            if paper is not None:  # as its record: Decimal levels only when needed (see docs)
+                q = self._quotes[sym] if two_sided else None
+                best = (q.best_bid, q.best_ask) if q is not None else None
+                paper.on_record(RecordBook(row, inst, self._grids[sym]), best)
 
     def _on_signals(self, batch: Records) -> None:
         if not self.can_trade or self._strategy is None:
             return
         now = self._clock()
-        for sig in signals_from_records(batch, self._by_id):
+        for sig in signals_from_records(batch, self._by_id, self._mid_grids):
             quote = self._quotes.get(sig.symbol)
             if quote is None:
                 continue
@@ -325,7 +312,18 @@ class ExecutionProc:
         if s.ts_recv_ns:
             books = self._pub_ns.get(req.symbol, ())  # newest first: usually the first one
             pub = next((p for r, p in reversed(books) if r == s.ts_recv_ns), 0)
-            self.last_tick_to_order_ns = observe_order_latency(self._m, s, leave, pub)
+            self.last_tick_to_order_ns = leave - s.ts_recv_ns
+            self._latencies.append((s, leave, pub))  # histograms: in housekeeping
+
+    def _flush_metrics(self) -> None:
+        """Prometheus work kept off the per-signal path (~15 µs an order): every housekeeping_s."""
+        if self._signals_unflushed:
+            self._m.signals.inc(self._signals_unflushed)
+            self._signals_unflushed = 0
+        if self._latencies:
+            pending, self._latencies = self._latencies, []
+            for stamps, leave, pub in pending:
+                observe_order_latency(self._m, stamps, leave, pub)
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:
         """Request a cancel once; an UNKNOWN order is resolved by its query first."""
@@ -441,6 +439,7 @@ class ExecutionProc:
 
     def housekeeping(self, now: int) -> None:
         c = self._c
+        self._flush_metrics()
         self.venue.check()
         self._watch(now)
         for tr in self.tracker.expire(now):
@@ -570,6 +569,7 @@ class ExecutionProc:
             m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
 
     def health(self) -> dict[str, float | int | str]:
+        self._flush_metrics()
         totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None
         fields = execution_health(self, self._clock(), totals)
         return {
@@ -589,6 +589,7 @@ class ExecutionProc:
         await self.venue.close()
 
     def close(self) -> None:
+        self._flush_metrics()
         if not self._loop.is_closed() and not self._loop.is_running():
             self._loop.run_until_complete(self.aclose())
         self._sig.close()

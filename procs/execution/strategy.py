@@ -11,8 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-
-import numpy as np
+from typing import Any
 
 from procs.execution.config import StrategyConfig, SymbolConfig
 from procs.execution.instruments import Instrument, to_decimal
@@ -27,7 +26,7 @@ from procs.execution.model import (
     TimeInForce,
 )
 from procs.execution.orders import Order
-from shm.records import FLAG_STALE, Records
+from shm.records import FLAG_STALE, SIG_V1, Records
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,31 +71,44 @@ class ReplaceOrder:
 Action = PlaceOrder | CancelOrder | ReplaceOrder
 
 
-def signals_from_records(batch: Records, symbols: Mapping[int, Instrument]) -> list[SignalInput]:
-    """Turn a batch of SIG_V1 records into inputs, keeping only the newest per known symbol."""
-    ids: list[int] = batch["symbol_id"].tolist()
-    newest = {sid: i for i, sid in enumerate(ids) if sid in symbols}  # later rows win
+_S = {name: i for i, name in enumerate(SIG_V1.names or ())}  # field positions in a row's tuple
+_S_SID, _S_FLAGS, _S_MID, _S_SCORE = _S["symbol_id"], _S["flags"], _S["mid"], _S["score"]
+_S_EVENT, _S_RECV, _S_FEAT, _S_SIG = (
+    _S["ts_event_ns"], _S["ts_recv_ns"], _S["ts_feat_ns"], _S["ts_sig_ns"]
+)  # fmt: skip
+
+
+def signals_from_records(
+    batch: Records,
+    symbols: Mapping[int, Instrument],
+    mids: Mapping[int, Callable[[float], Decimal]] | None = None,
+) -> list[SignalInput]:
+    """Turn a batch of SIG_V1 records into inputs, keeping only the newest per known symbol.
+
+    ``mids`` (per symbol id: ``DecimalGrid`` on its tick) memoise the mid's conversion; without
+    them it is ``to_decimal(mid, tick)``, with the same result."""
+    newest: dict[int, tuple[Any, ...]] = {}
+    for row in batch.tolist():  # one call for every field of every row (~0.1 µs a field)
+        if row[_S_SID] in symbols:
+            newest[row[_S_SID]] = row  # later rows win; the first one's position is kept
     out = []
-    for sid, i in newest.items():
-        rec = batch[i]
+    for sid, row in newest.items():
         inst = symbols[sid]
-        stamps = TickStamps(
-            int(rec["ts_event_ns"]),
-            int(rec["ts_recv_ns"]),
-            int(rec["ts_feat_ns"]),
-            int(rec["ts_sig_ns"]),
-        )
-        score = float(rec["score"])
+        score, mid = row[_S_SCORE], row[_S_MID]
+        finite = math.isfinite(score)
         out.append(
             SignalInput(
                 symbol=inst.symbol,
-                score=score if math.isfinite(score) else 0.0,
-                mid=to_decimal(float(rec["mid"]), inst.tick),
-                stale=bool(int(rec["flags"]) & FLAG_STALE) or not math.isfinite(score),
-                stamps=stamps,
+                score=score if finite else 0.0,
+                mid=mids[sid](mid) if mids is not None else to_decimal(mid, inst.tick),
+                stale=bool(row[_S_FLAGS] & FLAG_STALE) or not finite,
+                stamps=TickStamps(row[_S_EVENT], row[_S_RECV], row[_S_FEAT], row[_S_SIG]),
             )
         )
     return out
+
+
+_LN2 = math.log(2)
 
 
 class VolEstimator:
@@ -114,7 +126,7 @@ class VolEstimator:
         if self._last is not None and ts_ns > self._last[1]:
             dt_ns = ts_ns - self._last[1]
             r = math.log(mid / self._last[0])
-            alpha = 1.0 - math.exp(-dt_ns * math.log(2) / self._halflife_ns)
+            alpha = 1.0 - math.exp(-dt_ns * _LN2 / self._halflife_ns)
             self._var += alpha * (r * r / (dt_ns / 1e9) - self._var)
             self.samples += 1
         if self._last is None or ts_ns > self._last[1]:
@@ -122,7 +134,7 @@ class VolEstimator:
 
     @property
     def vol_per_sqrt_s(self) -> float:
-        return float(np.sqrt(self._var))
+        return math.sqrt(self._var)  # correctly rounded, as np.sqrt
 
 
 class Strategy:

@@ -43,7 +43,7 @@ from procs.execution.model import (
     VenueOrderUpdate,
 )
 from procs.execution.orders import Order
-from procs.execution.paper import BookLevels, PaperVenue
+from procs.execution.paper import BookLevels, PaperVenue, RecordBook
 from procs.execution.paper_funding import FundingQuote, PaperFunding
 from procs.execution.positions import PositionSnapshot
 from procs.execution.reconcile import VenuePosition, VenueSnapshot
@@ -424,7 +424,7 @@ class PaperVenueAdapter:
         self._positions = positions
         self._balance = balance
         self._rest = public_rest
-        self._books: dict[str, BookLevels] = {}
+        self._books: dict[str, BookLevels | RecordBook] = {}
         self._sink: VenueSink | None = None
         self._funding = PaperFunding() if config.settle_funding else None
         self._funding_poll_s = config.funding_poll_s
@@ -535,6 +535,16 @@ class PaperVenueAdapter:
         self._books[book.symbol] = book
         if self._sink is not None:
             self._emit(self._paper.on_book(book))
+
+    def on_record(self, book: RecordBook, best: tuple[Decimal, Decimal] | None) -> None:
+        """A new book as its ring record: matched at once (Decimal levels) when its best bid
+        and ask (``best``; None for a one-sided book) may fill a resting order, else kept as
+        it came and converted only if an order is placed on it; queues shrink either way."""
+        if best is None or self._paper.may_fill(book.symbol, *best):
+            self.on_book(book.levels())
+            return
+        self._books[book.symbol] = book
+        self._paper.shrink_queues(book)
 
     async def close(self) -> None:
         if self._rest is not None:

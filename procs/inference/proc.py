@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ipc.endpoints import EndpointError, validate
 from procs._config import RuntimeConfig
-from procs.inference.health import REASON_NO_MODEL, REASONS, check_output
+from procs.inference.health import REASON_LATENCY, REASON_NO_MODEL, REASONS, check_output
 from procs.inference.reload import ModelWatcher
 from procs.inference.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
 from procs.observe import NAMESPACE, STEP_BUCKETS_S
@@ -64,7 +64,15 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     challenger_path: str | None = None  # scored on every batch, published in SIG_V1.challenger
     sig_capacity_records: PositiveInt = 1 << 16
     batch_max: PositiveInt = 256
-    latency_budget_s: PosFloat = 2e-3  # a model call (one batch) slower than this falls back
+    # the budget judges the model, not the host: a call's CPU time on its own thread (thread
+    # CPU clock; the model runs on the caller's thread, intra_op_num_threads=1), so a call that
+    # was preempted or waited for its core is not "slow". latency_strikes calls in a row over
+    # the budget mean the model is too slow: the fallback then scores alone for latency_bench_s
+    # (the model is not called), and the model is tried again after it. A late call below the
+    # strikes is used: its answer is already computed and valid
+    latency_budget_s: PosFloat = 2e-3
+    latency_strikes: PositiveInt = 3
+    latency_bench_s: PosFloat = 5.0
     reload_check_s: NonNegFloat = 1.0  # look at the model files no more often than this
     hit_horizon_s: NonNegFloat = 1.0  # hit rate: sign of the mid move this far ahead; 0 = off
     require_model: bool = False  # true: exit 78 when no model loads at start-up
@@ -194,6 +202,7 @@ class _Counts:
         self.fallback: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.fallback_records: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.rejected: dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.late = 0  # champion calls over the CPU budget (strikes, benched or not)
 
 
 class InferenceProc:
@@ -230,6 +239,11 @@ class InferenceProc:
         self._has_challenger = challenger_watch is not None
         self._clock_ns = clock_ns
         self._budget_ns = int(config.latency_budget_s * 1e9)
+        self._strikes_max = config.latency_strikes
+        self._bench_ns = int(config.latency_bench_s * 1e9)
+        self._strikes = 0  # champion calls in a row over the budget
+        self._benched_until_ns = 0  # too slow: the fallback scores alone until then
+        self.last_model_cpu_ns = 0
         self._check_ns = int(config.reload_check_s * 1e9)
         self._next_check_ns = clock_ns() + self._check_ns
         self._next_flush_ns = 0
@@ -287,10 +301,21 @@ class InferenceProc:
         x = self._fx[:n]
         reason: str | None = REASON_NO_MODEL
         champ = self._champion
+        if champ is not None and self._benched_until_ns:
+            if self._clock_ns() < self._benched_until_ns:
+                champ, reason = None, REASON_LATENCY  # benched: too slow a moment ago
+            else:
+                self._benched_until_ns = 0
+                log.info("model back from the latency bench version=%s", champ.version)
         if champ is not None:
-            t = time.perf_counter_ns()
+            t = time.thread_time_ns()
             y = champ.score(x)
-            reason = check_output(y, time.perf_counter_ns() - t, self._budget_ns)
+            self.last_model_cpu_ns = cpu = time.thread_time_ns() - t
+            reason = check_output(y, 0, self._budget_ns)  # the values; CPU time below
+            if reason is None and cpu > self._budget_ns:
+                reason = self._strike(cpu, champ.version)
+            elif reason is None:
+                self._strikes = 0
             if reason is None:
                 self._s_score[:n] = y
                 self._s_version[:n] = champ.version
@@ -315,10 +340,26 @@ class InferenceProc:
         if self._carding:
             self._card.add(s)
 
+    def _strike(self, cpu_ns: int, version: int) -> str | None:
+        """One champion call over the CPU budget: None (use its answer) until the strikes are
+        reached, then REASON_LATENCY and the model is benched for latency_bench_s."""
+        self._strikes += 1
+        self._c.late += 1
+        if self._strikes < self._strikes_max:
+            return None
+        self._strikes = 0
+        self._benched_until_ns = self._clock_ns() + self._bench_ns
+        log.warning(
+            "model too slow: benched version=%s cpu_us=%.0f budget_us=%.0f strikes=%d bench_s=%.1f",
+            *(version, cpu_ns / 1e3, self._budget_ns / 1e3, self._strikes_max),
+            self._bench_ns / 1e9,
+        )
+        return REASON_LATENCY
+
     def _score_challenger(self, chal: Model, x: F32, n: int) -> None:
-        t = time.perf_counter_ns()
+        t = time.thread_time_ns()
         y = chal.score(x)
-        reason = check_output(y, time.perf_counter_ns() - t, self._budget_ns)
+        reason = check_output(y, time.thread_time_ns() - t, self._budget_ns)
         if reason is None:
             self._s_chal[:n] = y
             return
@@ -349,6 +390,7 @@ class InferenceProc:
         old = self._champion if role == CHAMPION else self._challenger
         if role == CHAMPION:
             self._champion = new
+            self._strikes, self._benched_until_ns = 0, 0  # a new model is judged afresh
         else:
             self._challenger = new
         # the scorecard belongs to the pair that ran: score what the old model published first
@@ -424,6 +466,9 @@ class InferenceProc:
             "fallback_total": sum(c.fallback.values()),
             "fallback_records_total": sum(c.fallback_records.values()),
             "last_fallback_reason": self.last_fallback_reason,
+            "late_calls_total": c.late,  # over the CPU budget; benched after latency_strikes
+            "last_model_cpu_us": self.last_model_cpu_ns / 1e3,
+            "benched": int(self._benched_until_ns > 0),
             "reloads_total": sum(w.loaded_total for _, w in self._watches),
             "reload_refused_total": sum(w.refused_total for _, w in self._watches),
             "reload_not_promotable_total": sum(w.not_promotable_total for _, w in self._watches),

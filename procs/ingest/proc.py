@@ -210,6 +210,7 @@ class IngestProc:
         }
         self._feed_lat_ns: list[int] = []  # observed by tick(), off the publish path
         self.on_step: Callable[[int, float], None] | None = None  # (records, seconds) per flush
+        self._publish_ns: dict[str, list[int]] = {BOOK_STREAM: [], TRADE_STREAM: []}  # by tick()
 
     # ---- WS callbacks (run inline in the client's frame callback) ----
     def attach(self, ws: WsClient) -> None:
@@ -256,7 +257,7 @@ class IngestProc:
 
     def _book_added(self, sid: int, row: int) -> None:
         self.watchdog.touch(sid, time.monotonic_ns())
-        if int(self._books.records["flags"][row]) & FLAG_CROSSED:
+        if self._books.flags[row] & FLAG_CROSSED:  # a field view made once, not a lookup
             self._crossed(sid)
         self._want_flush()
 
@@ -342,17 +343,25 @@ class IngestProc:
                 if stale(sid):
                     flags[i] |= FLAG_STALE
         start = ring.next_seq
-        batch.seq[:n] = self._arange[:n]
-        batch.seq[:n] += start
+        if n == 1:
+            batch.seq[0] = start
+        else:
+            batch.seq[:n] = self._arange[:n]
+            batch.seq[:n] += start
         t0 = time.perf_counter_ns()
         batch.ts_pub[:n] = time.time_ns()
         ring.publish(batch.take())
-        self._publish_observe[stream]((time.perf_counter_ns() - t0) * 1e-9)
+        self._publish_ns[stream].append(time.perf_counter_ns() - t0)  # observed by tick()
         self.records_total[stream] += n
         self.last_seq[stream] = start + n - 1
         return n
 
     def _keep_last_books(self, recs: Records) -> None:
+        if len(recs) == 1:
+            sid = int(recs["symbol_id"][0])
+            self._last_books[sid] = recs[0]
+            self._have_book[sid] = True
+            return
         sids = recs["symbol_id"].tolist()
         seen: set[int] = set()
         for i in range(len(sids) - 1, -1, -1):  # newest first; older rows of a symbol lose
@@ -399,6 +408,12 @@ class IngestProc:
         for stream, total in self.records_total.items():
             self._delta(m.records.labels(stream), f"rec.{stream}", total)
         m.stale_symbols.set(self.watchdog.stale_count)
+        for stream, took in self._publish_ns.items():
+            if took:
+                observe = self._publish_observe[stream]
+                for ns in took:
+                    observe(ns * 1e-9)
+                took.clear()
         if self._feed_lat_ns:
             m.clock_offset.set(min(self._feed_lat_ns) * 1e-9)
             observe = m.feed_latency.observe
@@ -496,7 +511,7 @@ class IngestProc:
         asks = sorted(snap.asks, key=lambda lv: lv[0])[:BOOK_DEPTH]
         row = self._books.add(sid, ts_ns, ts_ns, bids, asks, FLAG_SNAPSHOT)
         self.snapshots_total += 1
-        if int(self._books.records["flags"][row]) & FLAG_CROSSED:
+        if self._books.flags[row] & FLAG_CROSSED:  # a field view made once, not a lookup
             self.crossed_total += 1  # a crossed REST book: try again after the interval
             self._resync_wanted.setdefault(sid, "crossed")
         self._want_flush()

@@ -8,6 +8,7 @@ starts the group, collects execution's order events (SUB ``ord.``) and scrapes i
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -80,10 +81,14 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), {n: free_port() for n in names})
 
 
-def bench_config(events_per_s: float, ports: Ports, journal_dir: Path) -> str:
+def bench_config(
+    events_per_s: float, ports: Ports, journal_dir: Path, *, sched: bool = True
+) -> str:
     """The demo config with free ports, the given generator rate, a busy strategy and the
-    execution journal in ``journal_dir``."""
+    execution journal in ``journal_dir``; ``sched=False`` drops its scheduling classes."""
     text = DEMO.read_text()
+    if not sched:
+        text = re.sub(r"(?m)^(sched_policy|sched_priority|nice) = .*\n", "", text)
     text = text.replace('"{run_dir}/execution.sqlite"', f'"{journal_dir}/execution.sqlite"')
     text = text.replace("18080", str(ports.rest)).replace("18081", str(ports.ws))
     text = text.replace("18082", str(ports.control))
@@ -92,7 +97,8 @@ def bench_config(events_per_s: float, ports: Ports, journal_dir: Path) -> str:
         if line.startswith("["):
             section = line.strip("[]").split(".")[0]
         if line.startswith("metrics_port = "):
-            line = f"metrics_port = {ports.metrics[section]}"
+            # a section the bench does not start (the dashboard) still needs a port of its own
+            line = f"metrics_port = {ports.metrics.setdefault(section, free_port())}"
         lines.append(line)
     text = "\n".join(lines) + "\n"
     text = re.sub(r"events_per_s = [0-9.]+", f"events_per_s = {events_per_s}\ntick_s = 0.001", text)
@@ -140,6 +146,11 @@ class Window:
     book_dropped: int = 0
     cpu_percent: dict[str, float] = field(default_factory=dict)  # per program, over the window
     loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # inference over the window: batches scored, and those scored by the fallback for latency
+    batches: float = 0.0
+    fallback_latency: float = 0.0
+    fallback_all: float = 0.0
+    sched: dict[str, str] = field(default_factory=dict)  # each program's main-thread class
 
     @property
     def ws_rate(self) -> float:
@@ -172,13 +183,14 @@ class PipelineRun:
         *,
         journal_dir: Path,
         capture: bool = False,
+        sched: bool = True,
     ) -> None:
         self.run_dir = run_dir
         self.ports = Ports.free()
         self.capture = capture
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(bench_config(events_per_s, self.ports, journal_dir))
+        cfg.write_text(bench_config(events_per_s, self.ports, journal_dir, sched=sched))
         rest = PROCS[1:]
         programs = ",".join((*rest, "capture") if capture else rest)
         (run_dir / "supervisor.d").mkdir(exist_ok=True)
@@ -213,6 +225,37 @@ class PipelineRun:
 
     def _exec_metric(self, name: str) -> float:
         return metric_sum(scrape(self.ports.metrics["execution"]), name)
+
+    def _inference(self) -> tuple[float, float, float]:
+        """Inference's batches, latency fallbacks and all fallbacks so far."""
+        text = scrape(self.ports.metrics["inference"])
+        late = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("bitrader_inference_fallback_batches_total{")
+            and 'reason="latency"' in line
+        )
+        return (
+            metric_sum(text, "bitrader_inference_batches_total"),
+            late,
+            metric_sum(text, "bitrader_inference_fallback_batches_total"),
+        )
+
+    def _sched(self) -> dict[str, str]:
+        names = {os.SCHED_OTHER: "other", os.SCHED_BATCH: "batch", os.SCHED_IDLE: "idle",
+                 os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr"}  # fmt: skip
+        out = {}
+        for info in process_info(self.run_dir):
+            pid = info["pid"]
+            if not pid:
+                continue
+            try:
+                pol = names.get(os.sched_getscheduler(pid), "?")
+                prio, nice = os.sched_getparam(pid).sched_priority, os.getpriority(0, pid)
+            except OSError:
+                continue
+            out[info["name"]] = f"{pol}:{prio}" if prio else f"{pol}/{nice}"
+        return out
 
     @staticmethod
     def _wait_port(port: int, timeout_s: float) -> None:
@@ -260,6 +303,7 @@ class PipelineRun:
             d0 = ring.dropped_total
             m0 = self._ingest_messages()
             s0 = self._exec_metric("bitrader_signals_read_total")
+            i0 = self._inference()
             t0 = time.monotonic()
             orders: list[OrderEvent] = []
             n_sent = 0
@@ -279,6 +323,7 @@ class PipelineRun:
                     n_sent += ev.status == "SENT"
             m1 = self._ingest_messages()
             s1 = self._exec_metric("bitrader_signals_read_total")
+            i1 = self._inference()
             t1 = time.monotonic()
             dropped = ring.dropped_total - d0
             book_dropped = books.dropped_total - bd0
@@ -300,6 +345,10 @@ class PipelineRun:
             sig_dropped=dropped,
             **_stamp_arrays(sg, bk),
             book_dropped=book_dropped,
+            batches=i1[0] - i0[0],
+            fallback_latency=i1[1] - i0[1],
+            fallback_all=i1[2] - i0[2],
+            sched=self._sched(),
             cpu_percent={
                 n: round(100 * (cpu1[n] - cpu0[n]) / (t1 - t0)) for n in cpu1 if n in cpu0
             },

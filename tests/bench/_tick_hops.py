@@ -137,8 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--capture", action="store_true")
+    ap.add_argument(
+        "--sched",
+        choices=("config", "off", "both"),
+        default="config",
+        help="the scheduling classes of demo.toml, none (every program 'other'), or both "
+        "alternately (off first)",
+    )
     args = ap.parse_args(argv)
-    for k in range(args.runs):
+    for k in range(args.runs * (2 if args.sched == "both" else 1)):
+        sched = args.sched if args.sched != "both" else ("off", "config")[k % 2]
         with (
             tempfile.TemporaryDirectory(prefix="ttoh", dir="/tmp") as tmp,
             tempfile.TemporaryDirectory(prefix="ttoh", dir="/dev/shm") as jtmp,
@@ -150,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.rate * EVENTS_PER_MESSAGE,
                 journal_dir=Path(jtmp),
                 capture=args.capture,
+                sched=sched == "config",
             ) as p:
                 win = p.measure(args.seconds)
-        print(f"run {k}: {summary(win)}", flush=True)
+        print(f"run {k} sched={sched} {win.sched}: {summary(win)}", flush=True)
     return 0
 
 

@@ -214,7 +214,9 @@ def _measure_rate(
     frames_path = root / f"frames_{label}.msgpack"
     save_frames(frames_path, frames)
     _say(f"{label}: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
-         f"{len(win.sig_ns)} signals, load {win.loadavg}, CPU % {win.cpu_percent}")  # fmt: skip
+         f"{len(win.sig_ns)} signals, load {win.loadavg}, CPU % {win.cpu_percent}, "
+         f"sched {win.sched}; inference: {win.batches:.0f} batches, fallback for latency "
+         f"{win.fallback_latency:.0f} (any reason {win.fallback_all:.0f})")  # fmt: skip
     _say(f"{label}: {summary(win)}")
     raw = [f for _, f in frames]
     a = _chain(raw, cfg.read_text(), jroot / f"a{label}", plan.passes)
@@ -224,6 +226,10 @@ def _measure_rate(
     _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s")
     rows = _rows_rate(label, rate, win, a, b, b_rate, wake3_us)
     rows += hop_rows(label, win, wake3_us / 3)
+    rows.append(
+        Result(f"{NAME}_inference", f"fallback_latency_{label}", win.fallback_latency,
+               "batches", "batches", win.batches, "== 0 (the demo runs on the model)")
+    )  # fmt: skip
     rows += [
         Result(
             A, f"p50_us_{label}_diskjournal", disk[0], "us", "tmpfs_journal", _pct(a["order"])[0]
@@ -246,7 +252,8 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
             win = p.measure(plan.pipeline_s)
     _say(
         f"load: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
-        f"load {win.loadavg}, CPU % {win.cpu_percent}; {reports}"
+        f"load {win.loadavg}, CPU % {win.cpu_percent}, sched {win.sched}; inference "
+        f"fallback for latency {win.fallback_latency:.0f} of {win.batches:.0f} batches; {reports}"
     )
     cfg = run_dir / "tick_to_order.toml"
     mport = free_port()
@@ -262,6 +269,15 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
     p_, pb = _pct(win.tick_to_order_ns()), _pct(b["order"])
     return [
         Result(NAME, "md_rate_1k_load", win.ws_rate, "msg/s", "target_rate", rate),
+        Result(
+            f"{NAME}_inference",
+            "fallback_latency_1k_load",
+            win.fallback_latency,
+            "batches",
+            "batches",
+            win.batches,
+            "== 0 (the demo runs on the model)",
+        ),
         Result(
             NAME,
             "orders_1k_load",

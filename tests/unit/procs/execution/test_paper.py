@@ -10,9 +10,17 @@ from decimal import Decimal
 import numpy as np
 
 from procs.execution.config import PaperConfig
+from procs.execution.instruments import DecimalGrid
 from procs.execution.model import OrderStatus, Side, TimeInForce
 from procs.execution.orders import OrderTracker
-from procs.execution.paper import BookLevels, PaperVenue, TradePrint, book_from_record, levels
+from procs.execution.paper import (
+    BookLevels,
+    PaperVenue,
+    RecordBook,
+    TradePrint,
+    book_from_record,
+    levels,
+)
 from procs.execution.positions import PositionBook
 from shm.records import BOOK_V1
 
@@ -181,3 +189,50 @@ def test_paper_may_fill_ignores_orders_no_longer_open():
     assert v.may_fill("BTCUSDT", D("99.0"), D("99.4")) is False
     assert v.open_orders() == []
     assert v.query("a").status == "CANCELED"  # still answered after leaving the scan
+
+
+def _record_book(rng: np.random.Generator, bid_ticks: int, ask_ticks: int) -> np.ndarray:
+    rec = np.zeros(1, dtype=BOOK_V1)
+    rec["symbol_id"], rec["n_bids"], rec["n_asks"] = 1, 15, 15
+    rec["bid_px"][0] = [(bid_ticks - g) / 10 for g in np.cumsum(rng.integers(1, 3, 15)) - 1]
+    rec["ask_px"][0] = [(ask_ticks + g) / 10 for g in np.cumsum(rng.integers(1, 3, 15)) - 1]
+    rec["bid_qty"][0] = rng.integers(1, 30000, 15) / 10000
+    rec["ask_qty"][0] = rng.integers(1, 30000, 15) / 10000
+    return rec
+
+
+def test_record_book_shrinks_queues_exactly_as_on_book_and_converts_only_on_demand():
+    """Two venues with the same resting orders get the same random books: one as Decimal levels
+    (on_book), one as records (shrink_queues) whenever may_fill says nothing can fill."""
+    rng = np.random.default_rng(5)
+    inst = btc()
+    grids = (DecimalGrid(inst.tick), DecimalGrid(inst.step))
+    full, lazy = PaperVenue(CFG), PaperVenue(CFG)
+    start = book_from_record(_record_book(rng, 599990, 600010)[0], inst)
+    for i, (side, px) in enumerate([(Side.BUY, "59998.8"), (Side.BUY, "59999.0"),
+                                    (Side.SELL, "60001.2"), (Side.SELL, "60001.0")]):  # fmt: skip
+        for v in (full, lazy):
+            v.submit(req(cid=f"o{i}", side=side, qty="5", price=px), start, 0)
+    shrunk = filled = 0
+    for _ in range(300):
+        mid = int(rng.integers(599985, 600015))
+        rec = _record_book(rng, mid - 1, mid + 1)
+        row = rec.tolist()[0]
+        lazy_book = RecordBook(row, inst, grids)
+        levels_book = book_from_record(rec[0], inst, grids)
+        best = (levels_book.bids[0][0], levels_book.asks[0][0])
+        if lazy.may_fill("BTCUSDT", *best):
+            got = lazy.on_book(lazy_book.levels())
+            assert got == full.on_book(levels_book)
+            filled += len(got)
+        else:
+            lazy.shrink_queues(lazy_book)
+            assert lazy_book._levels is None  # no level was converted
+            assert full.on_book(levels_book) == []
+            shrunk += 1
+        assert [(o.queue_ahead, o.filled, o.status) for o in lazy._orders.values()] == [
+            (o.queue_ahead, o.filled, o.status) for o in full._orders.values()
+        ]
+    assert shrunk > 50  # the no-fill path was exercised ...
+    assert filled > 0  # ... and the fill path
+    assert lazy_book.asks == levels_book.asks  # and converts to the same levels on demand

@@ -54,6 +54,10 @@ def test_proc_signal_places_order_carrying_tick_stamps(rig):
     events = [ORDER_EVENT_DECODER.decode(p) for t, p in rig.pub.sent if t.startswith(b"ord.")]
     assert [e.status for e in events if isinstance(e, OrderEvent)] == ["SENT", "ACKED"]
     assert all(e.ts_recv_ns == ts_recv and e.ts_order_ns == rig.now() for e in events)
+    assert rig.proc.last_tick_to_order_ns == 100_000
+    assert rig.sample("bitrader_tick_to_order_seconds_count") == 0  # off the hot path ...
+    rig.advance(0.06)
+    rig.run(1)  # ... observed at the next housekeeping
     assert rig.sample("bitrader_tick_to_order_seconds_count") == 1
     assert rig.sample("bitrader_tick_to_order_seconds_sum") == pytest.approx(100e-6)
     for stage in ("recv_to_ingest", "ingest_to_features", "features_to_signal", "signal_to_order"):

@@ -1,8 +1,8 @@
-"""ExecutionProc in paper mode: when each step's book reaches the paper venue.
+"""ExecutionProc in paper mode: when each step's book reaches the paper venue, and in what form.
 
-A book that may fill a resting order goes to the venue before the step's signals (its fills
-reach the strategy first); any other book goes after them, still before an order placed in the
-step reaches the venue (on the loop, after the step).
+Every book reaches the venue before the step's signals. A book that may fill a resting order is
+matched at once (its fills reach the strategy first); any other book is kept as its ring record
+and turned into Decimal levels only when an order is placed on it (on the loop, after the step).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from procs.execution.config import PaperConfig
 from procs.execution.model import OrderStatus
+from procs.execution.paper import RecordBook
 from procs.execution.proc import ExecutionProc
 from procs.execution.venue import PaperVenueAdapter
 from tests.helpers.execution_fakes import Rig, book_records, make_rig, reconciled, sig_records
@@ -40,17 +41,17 @@ def paper(tmp_path, ns) -> Iterator[Rig]:
 
 def _record_decisions(r: Rig) -> list[tuple[Decimal, list[str]]]:
     """Wrap the strategy: what position and working orders each decision saw; the paper
-    venue's best ask at that moment goes to ``r.asks_seen``."""
+    venue's book at that moment goes to ``r.books_seen``."""
     seen: list[tuple[Decimal, list[str]]] = []
-    asks: list[Decimal] = []
-    r.asks_seen = asks  # type: ignore[attr-defined]
+    books: list[Any] = []
+    r.books_seen = books  # type: ignore[attr-defined]
     strategy = r.proc._strategy
     assert strategy is not None
     decide = strategy.decide
 
     def spy(sig: Any, quote: Any, position: Decimal, working: Any, now: int) -> Any:
         seen.append((position, [o.client_id for o in working]))
-        asks.append(r.proc.venue._books["BTCUSDT"].asks[0][0])  # type: ignore[attr-defined]
+        books.append(r.proc.venue._books["BTCUSDT"])  # type: ignore[attr-defined]
         return decide(sig, quote, position, working, now)
 
     strategy.decide = spy  # type: ignore[method-assign]
@@ -91,7 +92,7 @@ def test_proc_paper_book_filling_resting_order_reaches_strategy_before_signal(pa
     assert seen[:1] == [(D("0.0016"), [])]  # the fill, then the decision
 
 
-def test_proc_paper_book_not_touching_resting_order_goes_after_signal(paper):
+def test_proc_paper_book_not_touching_resting_order_stays_a_record(paper):
     r = paper
     r.tick(0.5)  # post-only bid at 59999.9 rests
     [o] = r.proc.tracker.open_orders()
@@ -101,8 +102,11 @@ def test_proc_paper_book_not_touching_resting_order_goes_after_signal(paper):
     r.proc.step()
 
     assert seen[:1] == [(D(0), [o.client_id])]
-    assert r.asks_seen[:1] == [D("60000.1")]  # the venue got the new book after the decision
-    assert r.proc.venue._books["BTCUSDT"].asks[0][0] == D("60000.0")  # handed over in the step
+    [book] = r.books_seen[:1]  # the venue had the step's book at the decision ...
+    assert isinstance(book, RecordBook)
+    assert book.ts_ns == r.now() - 100_000 - 500
+    assert book._levels is None  # ... as its record: nothing could fill, nothing converted
+    assert book.asks[0][0] == D("60000.0")
     assert r.proc.tracker.get(o.client_id).status is OrderStatus.ACKED
     r.book_w.publish(book_records(59999.5, 59999.9, r.now()))  # now it touches and fills
     r.run(2)

@@ -53,7 +53,7 @@ def test_step_publishes_one_signal_per_feature_record_with_stamps(make_rig):
         (model_bytes(offset=math.nan), {}, "nonfinite"),
         (model_bytes(offset=3.0), {}, "out_of_range"),
         (model_bytes(gain=1.5, bias=5.0), {}, "out_of_range"),
-        (model_bytes(), {"latency_budget_s": 1e-9}, "latency"),
+        (model_bytes(), {"latency_budget_s": 1e-9, "latency_strikes": 1}, "latency"),
     ],
     ids=["nan", "offset", "gain", "slow"],
 )
