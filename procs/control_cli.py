@@ -46,9 +46,11 @@ class Target:
 
 
 def find_target(run_dir: Path, file: str | None) -> Target:
-    """The group's execution (from its config) or, without a group, only a file."""
+    """The group's execution (from its config) or, without a group, only a file. A file named
+    (``--file``, else ``$BITRADER_KILLSWITCH_FILE``) is the one written either way."""
+    file = file or os.environ.get(ENV_PATH)
     if not (run_dir / ENV_FILE).exists():
-        return Target(None, Path(file or os.environ.get(ENV_PATH, DEFAULT_PATH)), False)
+        return Target(None, Path(file or DEFAULT_PATH), False)
     env = GroupEnv.load(run_dir)
     table = read_toml(env.config).get("execution", {})
     raw = expand(table.get("killswitch_path", DEFAULT_PATH), run_dir=env.run_dir, ns=env.ns)
