@@ -1,7 +1,9 @@
 """Paper mode: orders filled locally against the live book, answering like the venue would.
 
-A resting limit fills when the opposite best crosses its price, or by trades at its price once the
-queue ahead of it (the visible size at that price when it joined, shrunk by cancels) is consumed.
+A thin adapter over ``procs.matching.QueueMatcher`` (the matching rules paper mode shares with
+the backtest): execution's ``OrderRequest`` in, the venue's ``VenueOrderUpdate`` out. A resting
+limit joins the queue behind ``queue_ahead_fraction`` of the displayed size at its price and
+fills by trades at its price once that queue is consumed, or when the opposite best crosses it.
 Market and IOC/FOK orders walk the opposite levels. Fees: maker for resting fills, taker otherwise.
 """
 
@@ -9,28 +11,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Final
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
 from procs.execution.config import PaperConfig
 from procs.execution.instruments import DecimalGrid, Instrument
-from procs.execution.model import ZERO, OrderRequest, OrderType, Side, TimeInForce, VenueOrderUpdate
+from procs.execution.model import ZERO, OrderRequest, OrderType, Side, VenueOrderUpdate
+from procs.matching import BookLevels, Level, MatchOrder, OrderSpec, QueueConfig, QueueMatcher
+from procs.matching import TradePrint as MatchTrade
+from procs.matching.engine import MatchReject
 from shm.records import BOOK_V1
 
-Level = tuple[Decimal, Decimal]  # (price, qty)
-FEE_QUANTUM: Final = Decimal("1e-10")
-
-
-@dataclass(frozen=True, slots=True)
-class BookLevels:
-    """One side-by-side snapshot of the book, best first, on the symbol's tick and step."""
-
-    symbol: str
-    bids: tuple[Level, ...]
-    asks: tuple[Level, ...]
-    ts_ns: int = 0
+__all__ = [
+    "AnyBook",
+    "BookLevels",
+    "MatchReject",
+    "PaperVenue",
+    "RecordBook",
+    "TradePrint",
+    "book_from_record",
+    "levels",
+    "to_spec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,196 +132,102 @@ class RecordBook:
 AnyBook = BookLevels | RecordBook
 
 
-@dataclass(slots=True)
-class _Resting:
-    req: OrderRequest
-    order_id: str
-    queue_ahead: Decimal
-    filled: Decimal = ZERO
-    notional: Decimal = ZERO
-    fee: Decimal = ZERO
-    status: str = "NEW"
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.req.qty - self.filled
+def to_spec(req: OrderRequest) -> OrderSpec:
+    """Execution's order request as the matcher reads it."""
+    market = req.order_type is OrderType.MARKET or req.price is None
+    return OrderSpec(
+        client_id=req.client_id,
+        symbol=req.symbol,
+        is_buy=req.side is Side.BUY,
+        qty=req.qty,
+        price=None if market else req.price,
+        effect="IOC" if market else str(req.tif.value),
+        reduce_only=req.reduce_only,
+    )
 
 
 class PaperVenue:
     """Simulated matching for our own orders only; never touches the real venue."""
 
-    def __init__(self, config: PaperConfig, id_prefix: str = "P") -> None:
-        self._maker = config.maker_fee_rate
-        self._taker = config.taker_fee_rate
-        self._ahead_frac = Decimal(repr(config.queue_ahead_fraction))
-        self._prefix = id_prefix
-        self._seq = 0
-        self._orders: dict[str, _Resting] = {}
-        self._open: dict[str, _Resting] = {}  # may be open; terminal ones leave in _resting
+    def __init__(
+        self,
+        config: PaperConfig,
+        id_prefix: str = "P",
+        *,
+        queue: QueueConfig | None = None,
+        check_reduce_only: bool = False,
+        keep_fills: bool = False,
+    ) -> None:
+        q = queue or QueueConfig(ahead_fraction=config.queue_ahead_fraction)
+        self.matcher = QueueMatcher(
+            maker_fee_rate=config.maker_fee_rate,
+            taker_fee_rate=config.taker_fee_rate,
+            queue=q,
+            id_prefix=id_prefix,
+            check_reduce_only=check_reduce_only,
+            keep_fills=keep_fills,
+        )
+        self._req: dict[str, OrderRequest] = {}
 
     def query(self, client_id: str) -> VenueOrderUpdate | None:
-        o = self._orders.get(client_id)
+        o = self.matcher.orders.get(client_id)
         return None if o is None else self._update(o, 0)
 
     def open_orders(self) -> list[VenueOrderUpdate]:
-        return [self._update(o, 0) for o in self._open.values() if o.status in _OPEN]
+        return [self._update(o, 0) for o in self.matcher.open_orders()]
 
     def submit(self, req: OrderRequest, book: AnyBook, now_ns: int) -> list[VenueOrderUpdate]:
-        """Accept an order; return the venue events it causes right away."""
-        if req.client_id in self._orders:
-            raise ValueError(f"duplicate clientId {req.client_id}")  # the venue's 30042
-        self._seq += 1
-        o = _Resting(req, f"{self._prefix}{self._seq}", ZERO)
-        self._orders[req.client_id] = o
-        self._open[req.client_id] = o
-        opposite = book.asks if req.side is Side.BUY else book.bids
-        crossing = [lv for lv in opposite if _crosses(req, lv[0])]
-        if req.tif is TimeInForce.POST_ONLY and crossing:
-            o.status = "CANCELED"  # would take liquidity
-            return [self._update(o, now_ns)]
-        if req.tif is TimeInForce.FOK and sum((q for _, q in crossing), ZERO) < req.qty:
-            o.status = "CANCELED"
-            return [self._update(o, now_ns)]
-        out = [self._update(o, now_ns)]  # acknowledged
-        for px, qty in crossing:
-            if o.remaining == 0:
-                break
-            self._fill(o, min(qty, o.remaining), px, maker=False)
-            o.status = "FILLED" if o.remaining == 0 else "PART_FILLED"
-            out.append(self._update(o, now_ns))  # one event per level, like the venue's pushes
-        if o.remaining == 0:
-            return out
-        if req.order_type is OrderType.MARKET or req.tif in (TimeInForce.IOC, TimeInForce.FOK):
-            o.status = "CANCELED"
-        else:
-            same = book.bids if req.side is Side.BUY else book.asks
-            at_price = sum((q for p, q in same if p == req.price), ZERO)
-            o.queue_ahead = at_price * self._ahead_frac
-            o.status = "PART_FILLED" if o.filled else "NEW"
-            return out
-        out.append(self._update(o, now_ns))
-        return out
+        """Accept an order; return the venue events it causes right away. ValueError
+        (``MatchReject``) when the venue would refuse it (duplicate clientId, reduce-only)."""
+        states = self.matcher.submit(to_spec(req), book, now_ns)
+        self._req[req.client_id] = req
+        return [self._update(o, now_ns) for o in states]
 
     def cancel(self, client_id: str, now_ns: int) -> list[VenueOrderUpdate]:
-        o = self._orders.get(client_id)
-        if o is None or o.status not in _OPEN:
-            return []  # the venue's "order status error"
-        o.status = "CANCELED"
-        return [self._update(o, now_ns)]
+        o = self.matcher.cancel(client_id)
+        return [] if o is None else [self._update(o, now_ns)]  # [] : "order status error"
 
     def on_book(self, book: BookLevels) -> list[VenueOrderUpdate]:
-        """Fill resting orders the opposite best now crosses; shrink queues on cancels."""
-        out = []
-        for o in self._resting(book.symbol):
-            price = o.req.price
-            assert price is not None
-            opposite = book.asks if o.req.side is Side.BUY else book.bids
-            same = book.bids if o.req.side is Side.BUY else book.asks
-            at_price = sum((q for p, q in same if p == price), ZERO)
-            o.queue_ahead = min(o.queue_ahead, at_price)
-            through = [q for p, q in opposite if _strictly_through(o.req.side, p, price)]
-            touching = sum((q for p, q in opposite if p == price), ZERO)
-            if through:
-                self._fill(o, o.remaining, price, maker=True)
-            elif touching > o.queue_ahead:
-                self._fill(o, min(o.remaining, touching - o.queue_ahead), price, maker=True)
-                o.queue_ahead = ZERO
-            else:
-                continue
-            o.status = "FILLED" if o.remaining == 0 else "PART_FILLED"
-            out.append(self._update(o, book.ts_ns))
-        return out
+        """Fill resting orders the opposite best now crosses; move queues with the depth."""
+        return [self._update(o, book.ts_ns) for o in self.matcher.on_book(book)]
 
     def shrink_queues(self, book: RecordBook) -> None:
         """``on_book`` for a book that cannot fill (``may_fill`` is False): only the queues
-        ahead of resting orders shrink, from one level's qty each; no level is converted."""
-        for o in self._resting(book.symbol):
-            price = o.req.price
-            assert price is not None
-            o.queue_ahead = min(o.queue_ahead, book.qty_at(o.req.side, price))
+        ahead of resting orders move, from one level's qty each; no level is converted."""
+        self.matcher.shrink_queues(
+            book.symbol, lambda buy, px: book.qty_at(Side.BUY if buy else Side.SELL, px)
+        )
 
     def may_fill(self, symbol: str, best_bid: Decimal, best_ask: Decimal) -> bool:
-        """Whether ``on_book`` with this best bid and ask could fill a resting order: only an
-        opposite best at or through its price can (levels are best first). False means that
-        ``on_book`` would only shrink queues, which nothing reads before the next order."""
-        for o in self._resting(symbol):
-            price = o.req.price
-            if price is None or (
-                best_ask <= price if o.req.side is Side.BUY else best_bid >= price
-            ):
-                return True
-        return False
+        """Whether ``on_book`` with this best bid and ask could fill a resting order. False
+        means that ``on_book`` would only move queues, which nothing reads before the next
+        order."""
+        return self.matcher.may_fill(symbol, best_bid, best_ask)
 
     def on_trade(self, trade: TradePrint) -> list[VenueOrderUpdate]:
         """A print at our price eats the queue ahead first; a print through our price fills us."""
-        out = []
-        for o in self._resting(trade.symbol):
-            price = o.req.price
-            assert price is not None
-            if trade.taker_side is o.req.side:
-                continue  # a buyer-initiated print never fills our buy
-            if _strictly_through(o.req.side, trade.price, price):
-                qty = min(o.remaining, trade.qty)
-            elif trade.price == price:
-                left = trade.qty - o.queue_ahead
-                o.queue_ahead = max(ZERO, -left)
-                qty = min(o.remaining, max(left, ZERO))
-            else:
-                continue
-            if qty == 0:
-                continue
-            self._fill(o, qty, price, maker=True)
-            o.status = "FILLED" if o.remaining == 0 else "PART_FILLED"
-            out.append(self._update(o, trade.ts_ns))
-        return out
+        t = MatchTrade(trade.symbol, trade.price, trade.qty, trade.taker_side is Side.BUY,
+                       trade.ts_ns)  # fmt: skip
+        return [self._update(o, trade.ts_ns) for o in self.matcher.on_trade(t)]
 
-    def _resting(self, symbol: str) -> list[_Resting]:
-        out, done = [], []
-        for cid, o in self._open.items():
-            if o.status not in _OPEN:
-                done.append(cid)
-            elif o.req.symbol == symbol:
-                out.append(o)
-        for cid in done:  # every order ever placed stays in _orders (queries): not scanned
-            del self._open[cid]
-        return out
-
-    def _fill(self, o: _Resting, qty: Decimal, price: Decimal, *, maker: bool) -> None:
-        rate = self._maker if maker else self._taker
-        o.filled += qty
-        o.notional += qty * price
-        o.fee += (qty * price * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_EVEN)
-
-    def _update(self, o: _Resting, now_ns: int) -> VenueOrderUpdate:
+    def _update(self, o: MatchOrder, now_ns: int) -> VenueOrderUpdate:
         status = o.status
         if status == "CANCELED" and o.filled:
             status = "PART_FILLED_CANCELED"
+        req = self._req.get(o.spec.client_id)
         return VenueOrderUpdate(
-            client_id=o.req.client_id,
+            client_id=o.spec.client_id,
             order_id=o.order_id,
-            symbol=o.req.symbol,
+            symbol=o.spec.symbol,
             status=status,
             filled_qty=o.filled,
             avg_price=o.notional / o.filled if o.filled else ZERO,
             fee=o.fee,
             mtime_ms=now_ns // 1_000_000,
-            qty=o.req.qty,
-            price=o.req.price,
-            side=o.req.side,
+            qty=o.qty,
+            price=None if req is None else req.price,
+            side=Side.BUY if o.spec.is_buy else Side.SELL,
         )
-
-
-_OPEN: Final = frozenset({"NEW", "PART_FILLED"})
-
-
-def _crosses(req: OrderRequest, level_price: Decimal) -> bool:
-    if req.order_type is OrderType.MARKET or req.price is None:
-        return True
-    return level_price <= req.price if req.side is Side.BUY else level_price >= req.price
-
-
-def _strictly_through(side: Side, opposite_price: Decimal, price: Decimal) -> bool:
-    return opposite_price < price if side is Side.BUY else opposite_price > price
 
 
 def levels(*pairs: Sequence[str]) -> tuple[Level, ...]:

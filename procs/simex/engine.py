@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
-from procs.simex.book import Fill, OrderBook, Resting
+from procs.matching.book import Fill, OrderBook, Resting
+from procs.matching.fees import MONEY, fee
 from procs.simex.model import (
     ZERO,
     Account,
@@ -29,8 +30,6 @@ __all__ = ["Exchange"]
 
 EFFECTS: Final = frozenset({"GTC", "IOC", "FOK", "POST_ONLY"})
 HISTORY_MAX: Final = 10_000
-# booked amounts are rounded to 1e-12 so every later sum is exact in 28-digit Decimal arithmetic
-MONEY: Final = Decimal("1e-12")
 
 
 class Exchange:
@@ -422,18 +421,18 @@ class Exchange:
         self, acct: Account, order: Order, q: Decimal, p: Decimal, maker: bool, ts_ms: int
     ) -> None:
         spec = self.specs[order.symbol]
-        fee = (q * p * (spec.maker_fee if maker else spec.taker_fee)).quantize(MONEY)
+        fee_paid = fee(q, p, spec.maker_fee if maker else spec.taker_fee)
         order.lock -= min(order.lock, q * order.lock_per_unit)
         order.filled += q
         order.filled_value += q * p
-        order.fee += fee
+        order.fee += fee_paid
         order.mtime = ts_ms
-        acct.wallet -= fee
-        acct.fees_total += fee
+        acct.wallet -= fee_paid
+        acct.fees_total += fee_paid
         pnl, touched = self._book_position(acct, order, q, p, ts_ms)
-        touched.fee += fee
+        touched.fee += fee_paid
         order.realized_pnl += pnl
-        self._record_fill(acct, order, q, p, fee, pnl, maker, ts_ms)
+        self._record_fill(acct, order, q, p, fee_paid, pnl, maker, ts_ms)
         if order.tpsl and not order.tpsl_placed and not order.reduce_only:
             self._attach_tpsl(acct, order, touched, ts_ms)
         if order.filled >= order.qty:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from procs.simex.engine import MONEY, Exchange
+from procs.matching.fees import funding_amount
+from procs.simex.engine import Exchange
 from procs.simex.model import ZERO, PrivateEvent, fmt
 
 __all__ = ["HISTORY_MAX", "next_funding_ms", "settle_funding"]
@@ -40,8 +41,7 @@ def settle_funding(ex: Exchange, ts_ms: int, rates: dict[str, Decimal] | None = 
             for pos in acct.positions.values():
                 if pos.symbol != sym or pos.qty <= 0:
                     continue
-                paid = (pos.qty * mark * rate).quantize(MONEY)
-                amount = -paid if pos.side == "LONG" else paid
+                amount = funding_amount(pos.qty if pos.side == "LONG" else -pos.qty, mark, rate)
                 pos.funding += amount
                 pos.mtime = ts_ms
                 acct.wallet += amount

@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from procs.simex.book import Resting
+from procs.matching.book import Resting
 from procs.simex.engine import Exchange
 from procs.simex.model import Order, Position, TpslOrder
 

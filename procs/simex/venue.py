@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Protocol
 
-from procs.simex.book import OrderBook
+from procs.matching.book import OrderBook
 from procs.simex.engine import Exchange
 from procs.simex.model import ZERO, TradeEvent
 

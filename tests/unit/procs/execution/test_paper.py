@@ -230,8 +230,8 @@ def test_record_book_shrinks_queues_exactly_as_on_book_and_converts_only_on_dema
             assert lazy_book._levels is None  # no level was converted
             assert full.on_book(levels_book) == []
             shrunk += 1
-        assert [(o.queue_ahead, o.filled, o.status) for o in lazy._orders.values()] == [
-            (o.queue_ahead, o.filled, o.status) for o in full._orders.values()
+        assert [(o.front, o.filled, o.status) for o in lazy.matcher.orders.values()] == [
+            (o.front, o.filled, o.status) for o in full.matcher.orders.values()
         ]
     assert shrunk > 50  # the no-fill path was exercised ...
     assert filled > 0  # ... and the fill path

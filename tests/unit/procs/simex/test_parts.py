@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import msgspec
 import pytest
 
-from procs.simex.book import OrderBook, Resting
+from procs.matching.book import OrderBook, Resting
 from procs.simex.config import SimexConfig, load_config
 from procs.simex.engine import Exchange
 from procs.simex.faults import Faults

@@ -1,4 +1,4 @@
-"""One symbol's limit order book: price-time priority, Decimal prices, no I/O.
+"""One symbol's limit order book: price-time priority, Decimal prices, no I/O (simex matches on it).
 
 Resting orders belong to a user account (``owner``) or to the market generator (``owner`` None).
 """

@@ -1,0 +1,377 @@
+"""``QueueMatcher``: our own orders matched against an observed L2 book and its trade prints.
+
+Used by execution's paper mode (against the live book) and by the backtest (against a capture).
+The displayed book is other people's liquidity, which we never change: an order that crosses
+takes the displayed levels best first (one report per level, like the venue's pushes); an order
+that rests joins the queue behind the displayed size at its price (``procs.matching.queue``) and
+fills when trades print at its price past the queue ahead of it, when the opposite side's best
+reaches its price with more size than that queue, or at once when the opposite side moves
+through its price. Effects: GTC, IOC, FOK, POST_ONLY (cancelled, never taking, when it would
+cross); reduce-only orders are refused without a position to reduce and never exceed it.
+Fees: maker for resting fills, taker otherwise (``procs.matching.fees``).
+
+Pure: no I/O, no clock (every call takes ``ts_ns``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Final, Protocol
+
+from procs.matching.fees import fee, funding_amount
+from procs.matching.queue import QueueConfig, QueueModel, make_queue_model
+
+__all__ = [
+    "BookLevels",
+    "BookView",
+    "Level",
+    "MatchOrder",
+    "MatchReject",
+    "OrderSpec",
+    "QueueMatcher",
+    "TradePrint",
+]
+
+ZERO: Final = Decimal(0)
+FEE_QUANTUM: Final = Decimal("1e-10")
+EFFECTS: Final = frozenset({"GTC", "IOC", "FOK", "POST_ONLY"})
+OPEN: Final = frozenset({"NEW", "PART_FILLED"})
+
+Level = tuple[Decimal, Decimal]  # (price, qty)
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevels:
+    """One snapshot of a symbol's book, best first, on the symbol's tick and step."""
+
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    ts_ns: int = 0
+
+
+class BookView(Protocol):
+    """What the matcher reads of a book: ``BookLevels``, or a lazy view that converts its
+    levels only when asked (execution's ``RecordBook``)."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def bids(self) -> tuple[Level, ...]: ...
+
+    @property
+    def asks(self) -> tuple[Level, ...]: ...
+
+    @property
+    def ts_ns(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TradePrint:
+    """One public trade; ``taker_buy`` is the aggressor's side."""
+
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    taker_buy: bool
+    ts_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """What an order asks for; ``price`` None is a market order."""
+
+    client_id: str
+    symbol: str
+    is_buy: bool
+    qty: Decimal
+    price: Decimal | None
+    effect: str = "GTC"
+    reduce_only: bool = False
+
+
+class MatchReject(ValueError):
+    """The order is refused outright (nothing is booked); ``code`` is the venue's error code."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class FillReport:
+    """One fill of one of our orders (the backtest reads these for PnL attribution)."""
+
+    client_id: str
+    symbol: str
+    is_buy: bool
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    maker: bool
+    ts_ns: int
+
+
+@dataclass(slots=True)
+class MatchOrder:
+    """An order as the matcher keeps it; ``front`` is the size queued ahead of it."""
+
+    spec: OrderSpec
+    order_id: str
+    qty: Decimal
+    front: Decimal = ZERO
+    level_qty: Decimal = ZERO  # displayed size at our price when last seen
+    traded: Decimal = ZERO  # printed at our price since then
+    filled: Decimal = ZERO
+    notional: Decimal = ZERO
+    fee: Decimal = ZERO
+    status: str = "NEW"
+    fills: int = 0
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN
+
+
+@dataclass(slots=True)
+class _Symbol:
+    resting: list[MatchOrder] = field(default_factory=list)
+    position: Decimal = ZERO
+
+
+class QueueMatcher:
+    """Our orders against an observed book; ``reports`` lists what each call changed."""
+
+    def __init__(
+        self,
+        *,
+        maker_fee_rate: Decimal,
+        taker_fee_rate: Decimal,
+        queue: QueueConfig | None = None,
+        id_prefix: str = "P",
+        check_reduce_only: bool = False,
+        keep_fills: bool = False,
+    ) -> None:
+        self.maker_fee_rate = maker_fee_rate
+        self.taker_fee_rate = taker_fee_rate
+        self.queue_config = queue or QueueConfig()
+        self.queue: QueueModel = make_queue_model(self.queue_config)
+        self._ahead = Decimal(repr(self.queue_config.ahead_fraction))
+        self._prefix = id_prefix
+        self._seq = 0
+        self._check_ro = check_reduce_only
+        self.orders: dict[str, MatchOrder] = {}  # every order ever placed, by client id
+        self._symbols: dict[str, _Symbol] = {}
+        self.fills: list[FillReport] | None = [] if keep_fills else None
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def position(self, symbol: str) -> Decimal:
+        """Net position from this matcher's fills (long > 0)."""
+        s = self._symbols.get(symbol)
+        return ZERO if s is None else s.position
+
+    def set_position(self, symbol: str, qty: Decimal) -> None:
+        self._sym(symbol).position = qty
+
+    def resting(self, symbol: str) -> list[MatchOrder]:
+        """Open orders of ``symbol`` (terminal ones are dropped from the scan here)."""
+        s = self._symbols.get(symbol)
+        if s is None:
+            return []
+        if any(not o.open for o in s.resting):
+            s.resting = [o for o in s.resting if o.open]
+        return s.resting
+
+    def open_orders(self) -> list[MatchOrder]:
+        return [o for s in self._symbols for o in self.resting(s)]
+
+    def may_fill(self, symbol: str, best_bid: Decimal, best_ask: Decimal) -> bool:
+        """Whether a book with this best bid and ask could fill a resting order (only an
+        opposite best at or through its price can); False: it would only move queues."""
+        for o in self.resting(symbol):
+            price = o.spec.price
+            if price is None or (best_ask <= price if o.spec.is_buy else best_bid >= price):
+                return True
+        return False
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def submit(self, spec: OrderSpec, book: BookView, ts_ns: int) -> list[MatchOrder]:
+        """Accept an order against ``book``; return its states after each change (the first is
+        the acknowledgement). Raises MatchReject for a duplicate id or a reduce-only misfit."""
+        if spec.client_id in self.orders:
+            raise MatchReject(30042, f"duplicate clientId {spec.client_id}")
+        if spec.effect not in EFFECTS:
+            raise MatchReject(10002, f"effect must be one of {sorted(EFFECTS)}")
+        qty = self._reduce_only_qty(spec) if self._check_ro and spec.reduce_only else spec.qty
+        self._seq += 1
+        o = MatchOrder(spec, f"{self._prefix}{self._seq}", qty)
+        self.orders[spec.client_id] = o
+        opposite = book.asks if spec.is_buy else book.bids
+        crossing = [lv for lv in opposite if _crosses(spec, lv[0])]
+        if (spec.effect == "POST_ONLY" and crossing) or (
+            spec.effect == "FOK" and sum((q for _, q in crossing), ZERO) < qty
+        ):
+            o.status = "CANCELED"
+            return [_copy(o)]
+        out = [_copy(o)]  # acknowledged
+        for px, lvl_qty in crossing:
+            if o.remaining == 0:
+                break
+            self._fill(o, min(lvl_qty, o.remaining), px, maker=False, ts_ns=ts_ns)
+            out.append(_copy(o))
+        if o.remaining == 0:
+            return out
+        if spec.price is None or spec.effect in ("IOC", "FOK"):
+            o.status = "CANCELED"
+            out.append(_copy(o))
+            return out
+        same = book.bids if spec.is_buy else book.asks
+        at_price = _qty_at(same, spec.price)
+        o.front, o.level_qty = at_price * self._ahead, at_price
+        self._sym(spec.symbol).resting.append(o)
+        return out
+
+    def cancel(self, client_id: str) -> MatchOrder | None:
+        """Cancel an open order; None when unknown or already final (the venue's 10013)."""
+        o = self.orders.get(client_id)
+        if o is None or not o.open:
+            return None
+        o.status = "CANCELED"
+        return _copy(o)
+
+    # -- market data -------------------------------------------------------------------------
+
+    def on_book(self, book: BookView) -> list[MatchOrder]:
+        """Move queues with the new depth; fill what the opposite side reaches."""
+        out = []
+        for o in self.resting(book.symbol):
+            price = o.spec.price
+            assert price is not None
+            same = book.bids if o.spec.is_buy else book.asks
+            self._depth(o, _qty_at(same, price))
+            opposite = book.asks if o.spec.is_buy else book.bids
+            if any(_through(o.spec.is_buy, p, price) for p, _ in opposite):
+                self._fill(o, o.remaining, price, maker=True, ts_ns=book.ts_ns)
+            else:
+                touching = _qty_at(opposite, price)
+                if touching <= o.front:
+                    continue
+                self._fill(o, min(o.remaining, touching - o.front), price, True, book.ts_ns)
+                o.front = ZERO
+            out.append(_copy(o))
+        return out
+
+    def shrink_queues(self, symbol: str, qty_at: Callable[[bool, Decimal], Decimal]) -> None:
+        """``on_book`` for a book that cannot fill (``may_fill`` False): only the queues move,
+        from the displayed size ``qty_at(is_buy, price)`` at each resting order's price (on its
+        own side), so the caller converts one level per order, not the whole book."""
+        for o in self.resting(symbol):
+            if o.spec.price is not None:
+                self._depth(o, qty_at(o.spec.is_buy, o.spec.price))
+
+    def on_trade(self, trade: TradePrint) -> list[MatchOrder]:
+        """A print at our price eats the queue ahead first; a print through our price fills us."""
+        out = []
+        for o in self.resting(trade.symbol):
+            price = o.spec.price
+            assert price is not None
+            if trade.taker_buy is o.spec.is_buy:
+                continue  # a buyer-initiated print never fills our buy
+            if _through(o.spec.is_buy, trade.price, price):
+                qty = min(o.remaining, trade.qty)
+            elif trade.price == price:
+                o.traded += trade.qty
+                left = trade.qty - o.front
+                o.front = max(ZERO, -left)
+                qty = min(o.remaining, max(left, ZERO))
+            else:
+                continue
+            if qty == 0:
+                continue
+            self._fill(o, qty, price, maker=True, ts_ns=trade.ts_ns)
+            out.append(_copy(o))
+        return out
+
+    def settle_funding(self, symbol: str, mark: Decimal, rate: Decimal) -> Decimal:
+        """Funding received (< 0 paid) by this matcher's position in ``symbol``."""
+        return funding_amount(self.position(symbol), mark, rate)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _sym(self, symbol: str) -> _Symbol:
+        s = self._symbols.get(symbol)
+        if s is None:
+            s = self._symbols[symbol] = _Symbol()
+        return s
+
+    def _depth(self, o: MatchOrder, new: Decimal) -> None:
+        o.front = self.queue.on_depth(o.front, o.traded, o.level_qty, new)
+        o.level_qty, o.traded = new, ZERO
+
+    def _reduce_only_qty(self, spec: OrderSpec) -> Decimal:
+        pos = self.position(spec.symbol)
+        if pos == 0:
+            raise MatchReject(30018, "Reduce-only order with no position")
+        if (pos > 0) == spec.is_buy:
+            raise MatchReject(30019, "Reduce-only order in the position's direction")
+        return min(spec.qty, abs(pos))
+
+    def _fill(self, o: MatchOrder, qty: Decimal, price: Decimal, maker: bool, ts_ns: int) -> None:
+        f = fee(qty, price, self.maker_fee_rate if maker else self.taker_fee_rate, FEE_QUANTUM)
+        o.filled += qty
+        o.notional += qty * price
+        o.fee += f
+        o.fills += 1
+        o.status = "FILLED" if o.remaining == 0 else "PART_FILLED"
+        s = self._sym(o.spec.symbol)
+        s.position += qty if o.spec.is_buy else -qty
+        if self.fills is not None:
+            self.fills.append(
+                FillReport(o.spec.client_id, o.spec.symbol, o.spec.is_buy, qty, price, f, maker,
+                           ts_ns)
+            )  # fmt: skip
+        if self._check_ro:
+            self._clamp_reduce_only(s)
+
+    def _clamp_reduce_only(self, s: _Symbol) -> None:
+        """Keep resting reduce-only orders no larger than the position they reduce."""
+        for r in s.resting:
+            if not (r.open and r.spec.reduce_only):
+                continue
+            closable = abs(s.position) if s.position and (s.position > 0) != r.spec.is_buy else ZERO
+            if r.remaining <= closable:
+                continue
+            if closable == 0:
+                r.status = "CANCELED"
+            else:
+                r.qty = r.filled + closable
+
+
+def _copy(o: MatchOrder) -> MatchOrder:
+    return MatchOrder(
+        o.spec, o.order_id, o.qty, o.front, o.level_qty, o.traded, o.filled, o.notional, o.fee,
+        o.status, o.fills,
+    )  # fmt: skip
+
+
+def _qty_at(levels: tuple[Level, ...], price: Decimal) -> Decimal:
+    return sum((q for p, q in levels if p == price), ZERO)
+
+
+def _crosses(spec: OrderSpec, level_price: Decimal) -> bool:
+    if spec.price is None:
+        return True
+    return level_price <= spec.price if spec.is_buy else level_price >= spec.price
+
+
+def _through(is_buy: bool, opposite_price: Decimal, price: Decimal) -> bool:
+    return opposite_price < price if is_buy else opposite_price > price
