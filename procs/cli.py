@@ -20,6 +20,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "simctl": ("procs.simex.control", "main", "simex fault injection at run time"),
     "capture": ("procs.capture_cli", "main", "look inside HDF5 captures: ls | info | export"),
     "train": ("procs.train", "main", "train a model from captures and export ONNX"),
+    "backtest": ("procs.backtest.cli", "main", "replay captures through the live code; report"),
     "kill-switch": ("procs.control_cli", "main_kill_switch", "kill-switch on|off|status"),
     "breaker": ("procs.control_cli", "main_breaker", "breaker reset: the operator reset"),
     "reconcile": ("procs.control_cli", "main_reconcile", "reconcile adopt: take the venue's"),

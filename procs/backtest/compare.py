@@ -1,0 +1,164 @@
+"""Parity with live: the backtest's feat and sig records against the ones the live group
+recorded in the capture, and its order intents against a live execution journal.
+
+Records are matched on the book that caused them (``symbol_id``, ``ts_event_ns``,
+``ts_recv_ns``) and compared bit for bit on every field the live code computes; the publish
+stamps (``ts_feat_ns``, ``ts_sig_ns``: the live wall clock) are not. Intents are matched on the
+tick that caused them (symbol, the tick's ``ts_recv_ns``, then their order) and compared on
+what the order asks for; client ids (made from the start time) and send times are not.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from procs.backtest.replay import Market
+from shm.records import Records
+
+__all__ = ["compare_journal", "compare_records", "parity"]
+
+FEAT_FIELDS: Final = ("seq", "flags", "mid", "x")
+SIG_FIELDS: Final = ("seq", "flags", "mid", "score", "model_version")
+INTENT_FIELDS: Final = ("side", "order_type", "tif", "qty", "price", "reduce_only", "tag")
+SHOWN: Final = 50  # differences listed per check (all are counted)
+
+
+def _key(r: Records) -> np.ndarray:
+    return np.rec.fromarrays(
+        [r["symbol_id"].astype(np.int64), r["ts_event_ns"], r["ts_recv_ns"]],
+        names="s,e,r",
+    )
+
+
+def compare_records(live: Records, ours: Records, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Match ``live`` records to ``ours`` by their book and compare ``fields`` bit for bit."""
+    lk, ok = _key(live), _key(ours)
+    idx = {k: i for i, k in enumerate(ok.tolist())}
+    pairs = [(i, idx.get(k)) for i, k in enumerate(lk.tolist())]
+    matched = [(i, j) for i, j in pairs if j is not None]
+    diffs: list[str] = []
+    n_diff = 0
+    if matched:
+        li = np.array([i for i, _ in matched])
+        oi = np.array([j for _, j in matched])
+        bad = np.zeros(li.size, dtype=bool)
+        per_field = {}
+        for f in fields:
+            a, b = live[f][li], ours[f][oi]
+            ne = (a.view(np.uint8).reshape(li.size, -1) != b.view(np.uint8).reshape(li.size, -1))
+            row_bad = ne.any(axis=1)
+            per_field[f] = int(row_bad.sum())
+            bad |= row_bad
+        n_diff = int(bad.sum())
+        for k in np.flatnonzero(bad)[:SHOWN].tolist():
+            i, j = matched[k]
+            fs = [f for f in fields if live[f][i].tobytes() != ours[f][j].tobytes()]
+            diffs.append(f"seq {int(live['seq'][i])} symbol {int(live['symbol_id'][i])} "
+                         f"ts_recv_ns {int(live['ts_recv_ns'][i])}: differs in {fs}")  # fmt: skip
+    else:
+        per_field = dict.fromkeys(fields, 0)
+    return {
+        "live_records": int(live.size),
+        "compared": len(matched),
+        "identical": len(matched) - n_diff,
+        "differing": n_diff,
+        "differing_by_field": per_field,
+        "live_unmatched": int(live.size) - len(matched),
+        "fields": list(fields),
+        "differences": diffs,
+    }
+
+
+def parity(market: Market, feats: Records, sigs: Records) -> dict[str, Any]:
+    """The feat and sig checks for the streams the capture holds."""
+    out: dict[str, Any] = {}
+    if market.feat.size:
+        out["feat"] = compare_records(market.feat, feats, FEAT_FIELDS)
+    if market.sig.size:
+        out["sig"] = compare_records(market.sig, sigs, SIG_FIELDS)
+    return out
+
+
+def live_intents(path: str | Path) -> list[dict[str, Any]]:
+    """Every intent of a live journal, in the order it was written."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such journal")
+    conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT client_id, symbol, side, order_type, tif, qty, price, reduce_only, tag, "
+            "ts_event_ns, ts_recv_ns, ts_order_ns FROM intents ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+    cols = ("client_id", "symbol", "side", "order_type", "tif", "qty", "price", "reduce_only",
+            "tag", "ts_event_ns", "ts_recv_ns", "ts_order_ns")  # fmt: skip
+    out = []
+    for r in rows:
+        d = dict(zip(cols, r, strict=True))
+        d["reduce_only"] = bool(d["reduce_only"])
+        out.append(d)
+    return out
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return Decimal(v).normalize() if v[:1].isdigit() else v
+        except ArithmeticError:
+            return v
+    return v
+
+
+def _keyed(intents: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str, Any]]:
+    out: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for it in intents:
+        base = (str(it["symbol"]), int(it["ts_recv_ns"]))
+        n = 0
+        while (*base, n) in out:
+            n += 1
+        out[(*base, n)] = it
+    return out
+
+
+def compare_journal(path: str | Path, ours: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every difference between the live journal's intents and the backtest's."""
+    try:
+        live = live_intents(path)
+    except (OSError, sqlite3.Error) as exc:
+        return {"error": f"{path}: not a readable execution journal ({exc})"}
+    lk, ok = _keyed(live), _keyed(ours)
+    diffs: list[str] = []
+    same = 0
+    for key in sorted(set(lk) | set(ok)):
+        a, b = lk.get(key), ok.get(key)
+        where = f"{key[0]} tick ts_recv_ns {key[1]} #{key[2]}"
+        if b is None:
+            assert a is not None
+            diffs.append(f"only live: {where} {a['client_id']} {_brief(a)}")
+        elif a is None:
+            diffs.append(f"only backtest: {where} {b['client_id']} {_brief(b)}")
+        else:
+            fs = [f"{f} live={a[f]} backtest={b[f]}" for f in INTENT_FIELDS
+                  if _norm(a[f]) != _norm(b[f])]  # fmt: skip
+            if fs:
+                diffs.append(f"differs: {where} {a['client_id']}: {'; '.join(fs)}")
+            else:
+                same += 1
+    return {
+        "journal": str(path),
+        "live_intents": len(live),
+        "backtest_intents": len(ours),
+        "matching": same,
+        "differences": diffs,
+    }
+
+
+def _brief(it: dict[str, Any]) -> str:
+    return f"{it['side']} {it['qty']} @ {it['price']} {it['tif']} ro={it['reduce_only']}"
