@@ -23,7 +23,7 @@ from procs._config import EXIT_CONFIG, ConfigError, decode_section, load_env, re
 from procs.backtest.compare import compare_journal, parity
 from procs.backtest.config import BacktestConfig
 from procs.backtest.latency import LatencyError, make_latency
-from procs.backtest.replay import Market, ReplayError, load_market
+from procs.backtest.replay import ReplayError, load_market
 from procs.backtest.report import write_report
 from procs.backtest.run import run_execution
 from procs.backtest.signals import Scorer, compute_signals
@@ -70,8 +70,9 @@ def parse_time(text: str | None) -> int | None:
     return int(t.timestamp()) * NS + t.microsecond * 1000
 
 
-def load_configs(path: str) -> tuple[FeaturesConfig, InferenceConfig, ExecutionConfig,
-                                     BacktestConfig]:  # fmt: skip
+def load_configs(
+    path: str,
+) -> tuple[FeaturesConfig, InferenceConfig, ExecutionConfig, BacktestConfig]:
     """The live sections, decoded by the live types; ``[backtest]`` when present."""
     try:
         doc = read_toml(path)
@@ -79,14 +80,19 @@ def load_configs(path: str) -> tuple[FeaturesConfig, InferenceConfig, ExecutionC
         feat = decode_section(doc, "features", FeaturesConfig, path=path, env=env)
         inf = decode_section(doc, "inference", InferenceConfig, path=path, env=env)
         exe = decode_section(doc, "execution", ExecutionConfig, path=path, env=env)
-        bt = (decode_section(doc, "backtest", BacktestConfig, path=path, env=env)
-              if "backtest" in doc else BacktestConfig())  # fmt: skip
+        bt = (
+            decode_section(doc, "backtest", BacktestConfig, path=path, env=env)
+            if "backtest" in doc
+            else BacktestConfig()
+        )
     except ConfigError as exc:
         raise BadInput(str(exc)) from None
     for s in exe.symbols:
         if s.tick is None or s.step is None or s.min_qty is None:
-            raise BadInput(f"{path}: [[execution.symbols]] {s.symbol} needs tick, step and "
-                           f"min_qty for a backtest (no venue to ask)")  # fmt: skip
+            raise BadInput(
+                f"{path}: [[execution.symbols]] {s.symbol} needs tick, step and "
+                f"min_qty for a backtest (no venue to ask)"
+            )
         if s.symbol_id >= feat.n_symbols:
             raise BadInput(f"{path}: {s.symbol} symbol_id {s.symbol_id} >= features.n_symbols")
     return feat, inf, exe, bt
@@ -101,8 +107,13 @@ def load_model(path: str, batch_max: int) -> tuple[Scorer | None, str]:
     from procs.inference.model import OnnxModel
 
     try:
-        m = OnnxModel.from_bytes(Path(path).read_bytes(), FEATURES, batch_max=batch_max,
-                                 source=path, require_promotable=True)  # fmt: skip
+        m = OnnxModel.from_bytes(
+            Path(path).read_bytes(),
+            FEATURES,
+            batch_max=batch_max,
+            source=path,
+            require_promotable=True,
+        )
     except ModelError as exc:
         raise BadInput(f"model refused: {exc}") from None
     return m, f"{path} version {m.version}"
@@ -130,35 +141,54 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         known = [s.symbol for s in exe_c.symbols]
         raise BadInput(f"--symbols {args.symbols}: configured symbols are {known}")
     try:
-        market = load_market(args.captures, symbol_ids=[s.symbol_id for s in symbols],
-                             from_ns=parse_time(args.t_from), to_ns=parse_time(args.t_to))  # fmt: skip
+        market = load_market(
+            args.captures,
+            symbol_ids=[s.symbol_id for s in symbols],
+            from_ns=parse_time(args.t_from),
+            to_ns=parse_time(args.t_to),
+        )
         latency = make_latency(bt.latency)
     except (ReplayError, LatencyError) as exc:
         raise BadInput(str(exc)) from None
     if market.books.size == 0:
         raise BadInput("no book records in the selected symbols and time range")
     model, model_desc = load_model(args.model or inf_c.model_path, inf_c.batch_max)
-    feat_ns = (int(bt.feat_latency_s * NS) if bt.feat_latency_s is not None else
-               _recorded_latency(market.feat["ts_feat_ns"], market.feat["ts_recv_ns"],
-                                 bt.feat_latency_default_s))  # fmt: skip
-    sig_ns = (int(bt.sig_latency_s * NS) if bt.sig_latency_s is not None else
-              _recorded_latency(market.sig["ts_sig_ns"], market.sig["ts_feat_ns"],
-                                bt.sig_latency_default_s))  # fmt: skip
+    feat_ns = (
+        int(bt.feat_latency_s * NS)
+        if bt.feat_latency_s is not None
+        else _recorded_latency(
+            market.feat["ts_feat_ns"], market.feat["ts_recv_ns"], bt.feat_latency_default_s
+        )
+    )
+    sig_ns = (
+        int(bt.sig_latency_s * NS)
+        if bt.sig_latency_s is not None
+        else _recorded_latency(
+            market.sig["ts_sig_ns"], market.sig["ts_feat_ns"], bt.sig_latency_default_s
+        )
+    )
     mode = args.progress or bt.progress
     upd, bar = _progress(mode, market.books.size, "features")
     feats, sigs = compute_signals(
-        market.books, market.trades, n_symbols=feat_c.n_symbols,
-        mark_degenerate_stale=feat_c.mark_degenerate_stale, model=model,
-        batch_max=inf_c.batch_max, feat_latency_ns=feat_ns, sig_latency_ns=sig_ns,
-        chunk_books=bt.chunk_books, progress=upd,
-    )  # fmt: skip
+        market.books,
+        market.trades,
+        n_symbols=feat_c.n_symbols,
+        mark_degenerate_stale=feat_c.mark_degenerate_stale,
+        model=model,
+        batch_max=inf_c.batch_max,
+        feat_latency_ns=feat_ns,
+        sig_latency_ns=sig_ns,
+        chunk_books=bt.chunk_books,
+        progress=upd,
+    )
     if bar is not None:
         bar.close()
     upd, bar = _progress(mode, 2 * market.books.size + market.trades.size, "replay")
     exe_c = _only(exe_c, symbols)
     with tempfile.TemporaryDirectory(prefix="bitrader-backtest-") as work:
-        result = run_execution(exe_c, bt, latency, market.books, market.trades, sigs,
-                               work_dir=Path(work), progress=upd)  # fmt: skip
+        result = run_execution(
+            exe_c, bt, latency, market.books, market.trades, sigs, work_dir=Path(work), progress=upd
+        )
     if bar is not None:
         bar.close()
     out = Path(args.out)
@@ -166,9 +196,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     checks = parity(market, feats, sigs)
     if args.compare_journal:
         checks["journal"] = compare_journal(args.compare_journal, result.intents)
-    summary = write_report(out, market=market, result=result, bt=bt, config=exe_c,
-                           latency=latency.describe(), model=model_desc, parity=checks,
-                           feat_latency_ns=feat_ns, sig_latency_ns=sig_ns)  # fmt: skip
+    summary = write_report(
+        out,
+        market=market,
+        result=result,
+        bt=bt,
+        config=exe_c,
+        latency=latency.describe(),
+        model=model_desc,
+        parity=checks,
+        feat_latency_ns=feat_ns,
+        sig_latency_ns=sig_ns,
+    )
     return summary
 
 

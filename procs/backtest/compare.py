@@ -28,18 +28,21 @@ INTENT_FIELDS: Final = ("side", "order_type", "tif", "qty", "price", "reduce_onl
 SHOWN: Final = 50  # differences listed per check (all are counted)
 
 
-def _key(r: Records) -> np.ndarray:
-    return np.rec.fromarrays(
-        [r["symbol_id"].astype(np.int64), r["ts_event_ns"], r["ts_recv_ns"]],
-        names="s,e,r",
+def _keys(r: Records) -> list[tuple[int, int, int]]:
+    return list(
+        zip(
+            r["symbol_id"].tolist(),
+            r["ts_event_ns"].tolist(),
+            r["ts_recv_ns"].tolist(),
+            strict=True,
+        )
     )
 
 
 def compare_records(live: Records, ours: Records, fields: tuple[str, ...]) -> dict[str, Any]:
     """Match ``live`` records to ``ours`` by their book and compare ``fields`` bit for bit."""
-    lk, ok = _key(live), _key(ours)
-    idx = {k: i for i, k in enumerate(ok.tolist())}
-    pairs = [(i, idx.get(k)) for i, k in enumerate(lk.tolist())]
+    idx = {k: i for i, k in enumerate(_keys(ours))}
+    pairs = [(i, idx.get(k)) for i, k in enumerate(_keys(live))]
     matched = [(i, j) for i, j in pairs if j is not None]
     diffs: list[str] = []
     n_diff = 0
@@ -50,7 +53,7 @@ def compare_records(live: Records, ours: Records, fields: tuple[str, ...]) -> di
         per_field = {}
         for f in fields:
             a, b = live[f][li], ours[f][oi]
-            ne = (a.view(np.uint8).reshape(li.size, -1) != b.view(np.uint8).reshape(li.size, -1))
+            ne = a.view(np.uint8).reshape(li.size, -1) != b.view(np.uint8).reshape(li.size, -1)
             row_bad = ne.any(axis=1)
             per_field[f] = int(row_bad.sum())
             bad |= row_bad
@@ -58,8 +61,10 @@ def compare_records(live: Records, ours: Records, fields: tuple[str, ...]) -> di
         for k in np.flatnonzero(bad)[:SHOWN].tolist():
             i, j = matched[k]
             fs = [f for f in fields if live[f][i].tobytes() != ours[f][j].tobytes()]
-            diffs.append(f"seq {int(live['seq'][i])} symbol {int(live['symbol_id'][i])} "
-                         f"ts_recv_ns {int(live['ts_recv_ns'][i])}: differs in {fs}")  # fmt: skip
+            diffs.append(
+                f"seq {int(live['seq'][i])} symbol {int(live['symbol_id'][i])} "
+                f"ts_recv_ns {int(live['ts_recv_ns'][i])}: differs in {fs}"
+            )
     else:
         per_field = dict.fromkeys(fields, 0)
     return {
@@ -97,8 +102,20 @@ def live_intents(path: str | Path) -> list[dict[str, Any]]:
         ).fetchall()
     finally:
         conn.close()
-    cols = ("client_id", "symbol", "side", "order_type", "tif", "qty", "price", "reduce_only",
-            "tag", "ts_event_ns", "ts_recv_ns", "ts_order_ns")  # fmt: skip
+    cols = (
+        "client_id",
+        "symbol",
+        "side",
+        "order_type",
+        "tif",
+        "qty",
+        "price",
+        "reduce_only",
+        "tag",
+        "ts_event_ns",
+        "ts_recv_ns",
+        "ts_order_ns",
+    )
     out = []
     for r in rows:
         d = dict(zip(cols, r, strict=True))
@@ -145,8 +162,11 @@ def compare_journal(path: str | Path, ours: list[dict[str, Any]]) -> dict[str, A
         elif a is None:
             diffs.append(f"only backtest: {where} {b['client_id']} {_brief(b)}")
         else:
-            fs = [f"{f} live={a[f]} backtest={b[f]}" for f in INTENT_FIELDS
-                  if _norm(a[f]) != _norm(b[f])]  # fmt: skip
+            fs = [
+                f"{f} live={a[f]} backtest={b[f]}"
+                for f in INTENT_FIELDS
+                if _norm(a[f]) != _norm(b[f])
+            ]
             if fs:
                 diffs.append(f"differs: {where} {a['client_id']}: {'; '.join(fs)}")
             else:

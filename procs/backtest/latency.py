@@ -63,8 +63,7 @@ class ConstantLatency:
     name = "constant"
 
     def __init__(self, c: LatencyConfig) -> None:
-        self._e, self._r, self._c = (int(round(x * NS)) for x in (c.entry_s, c.response_s,
-                                                                  c.cancel_s))  # fmt: skip
+        self._e, self._r, self._c = (round(x * NS) for x in (c.entry_s, c.response_s, c.cancel_s))
 
     def entry_ns(self) -> int:
         return self._e
@@ -76,8 +75,12 @@ class ConstantLatency:
         return self._c
 
     def describe(self) -> dict[str, object]:
-        return {"model": self.name, "entry_ns": self._e, "response_ns": self._r,
-                "cancel_ns": self._c}  # fmt: skip
+        return {
+            "model": self.name,
+            "entry_ns": self._e,
+            "response_ns": self._r,
+            "cancel_ns": self._c,
+        }
 
 
 class LognormalLatency:
@@ -88,8 +91,7 @@ class LognormalLatency:
         self._rng = np.random.Generator(np.random.PCG64(c.seed))
 
     def _draw(self, median_s: float) -> int:
-        return int(round(median_s * math.exp(self._c.sigma * float(self._rng.standard_normal()))
-                         * NS))  # fmt: skip
+        return round(median_s * math.exp(self._c.sigma * float(self._rng.standard_normal())) * NS)
 
     def entry_ns(self) -> int:
         return self._draw(self._c.entry_s)
@@ -102,8 +104,14 @@ class LognormalLatency:
 
     def describe(self) -> dict[str, object]:
         c = self._c
-        return {"model": self.name, "median_entry_s": c.entry_s, "median_response_s":
-                c.response_s, "median_cancel_s": c.cancel_s, "sigma": c.sigma, "seed": c.seed}  # fmt: skip
+        return {
+            "model": self.name,
+            "median_entry_s": c.entry_s,
+            "median_response_s": c.response_s,
+            "median_cancel_s": c.cancel_s,
+            "sigma": c.sigma,
+            "seed": c.seed,
+        }
 
 
 def journal_round_trips(path: str | Path) -> tuple[list[int], list[int]]:
@@ -158,10 +166,15 @@ class JournalLatency:
 
     def describe(self) -> dict[str, object]:
         o = np.asarray(self._orders, dtype=np.float64)
-        return {"model": self.name, "journal": self._path, "entry_share": self._share,
-                "order_round_trips": len(self._orders), "cancel_round_trips": len(self._cancels),
-                "median_round_trip_ns": int(np.median(o)), "p99_round_trip_ns":
-                int(np.percentile(o, 99))}  # fmt: skip
+        return {
+            "model": self.name,
+            "journal": self._path,
+            "entry_share": self._share,
+            "order_round_trips": len(self._orders),
+            "cancel_round_trips": len(self._cancels),
+            "median_round_trip_ns": int(np.median(o)),
+            "p99_round_trip_ns": int(np.percentile(o, 99)),
+        }
 
 
 def make_latency(c: LatencyConfig) -> LatencyModel:

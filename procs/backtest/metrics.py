@@ -127,8 +127,9 @@ def order_stats(
         "fill_ratio_qty": _r(float(got / qty)) if qty else None,
         "orders_per_min": _r(sent / minutes),
         "cancels_per_min": _r(cancels / minutes),
-        "by_tag": {t: sum(1 for i in intents if i["tag"] == t)
-                   for t in sorted({i["tag"] for i in intents})},  # fmt: skip
+        "by_tag": {
+            t: sum(1 for i in intents if i["tag"] == t) for t in sorted({i["tag"] for i in intents})
+        },
     }
 
 

@@ -71,8 +71,7 @@ def _read_file(path: Path) -> tuple[dict[str, Records], dict[str, Any]]:
             version = r.attrs.get("schema_version")
             if version != SCHEMA_VERSION:
                 raise ReplayError(
-                    f"{path}: capture schema_version {version!r}, this build reads "
-                    f"{SCHEMA_VERSION}"
+                    f"{path}: capture schema_version {version!r}, this build reads {SCHEMA_VERSION}"
                 )
             out: dict[str, Records] = {}
             for stream, dtype in STREAMS.items():

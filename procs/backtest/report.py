@@ -56,8 +56,11 @@ def summarise(
         "symbols": sorted(ids),
         "from_ns": int(market.books["ts_recv_ns"][0]),
         "to_ns": int(market.books["ts_recv_ns"][-1]),
-        "events": {"books": int(market.books.size), "trades": int(market.trades.size),
-                   "signals": int(market.books.size)},  # fmt: skip
+        "events": {
+            "books": int(market.books.size),
+            "trades": int(market.trades.size),
+            "signals": int(market.books.size),
+        },
         "model": model,
         "orders": order_stats(result.intents, dict(proc.counters), span),
         "fills": len(result.fills),
@@ -68,8 +71,11 @@ def summarise(
         "breaker": proc.breaker.state.name,
         "assumptions": {
             "latency": latency,
-            "queue": {"model": bt.queue.model, "power": bt.queue.power,
-                      "ahead_fraction": bt.queue.ahead_fraction},  # fmt: skip
+            "queue": {
+                "model": bt.queue.model,
+                "power": bt.queue.power,
+                "ahead_fraction": bt.queue.ahead_fraction,
+            },
             "feat_latency_ns": feat_latency_ns,
             "sig_latency_ns": sig_latency_ns,
             "maker_fee_rate": str(config.paper.maker_fee_rate),
@@ -147,36 +153,59 @@ def write_report(out: Path, **kw: Any) -> dict[str, Any]:
     summary, series = summarise(**kw)
     result: RunResult = kw["result"]
     (out / "summary.json").write_text(_dumps(summary))
-    (out / "intents.jsonl").write_text("".join(json.dumps(i, sort_keys=True) + "\n"
-                                               for i in result.intents))  # fmt: skip
-    (out / "fills.jsonl").write_text("".join(
-        json.dumps({"client_id": f.client_id, "symbol": f.symbol, "buy": f.is_buy,
-                    "qty": str(f.qty), "price": str(f.price), "fee": str(f.fee),
-                    "maker": f.maker, "ts_ns": f.ts_ns}, sort_keys=True) + "\n"
-        for f in result.fills))  # fmt: skip
-    plots = "".join(f"<h2>{html.escape(title)}</h2><figure>{svg}</figure>"
-                    for title, svg in _plots(series, summary))  # fmt: skip
+    (out / "intents.jsonl").write_text(
+        "".join(json.dumps(i, sort_keys=True) + "\n" for i in result.intents)
+    )
+    (out / "fills.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "client_id": f.client_id,
+                    "symbol": f.symbol,
+                    "buy": f.is_buy,
+                    "qty": str(f.qty),
+                    "price": str(f.price),
+                    "fee": str(f.fee),
+                    "maker": f.maker,
+                    "ts_ns": f.ts_ns,
+                },
+                sort_keys=True,
+            )
+            + "\n"
+            for f in result.fills
+        )
+    )
+    plots = "".join(
+        f"<h2>{html.escape(title)}</h2><figure>{svg}</figure>"
+        for title, svg in _plots(series, summary)
+    )
     s = summary
     body = [
         "<h1>bitrader backtest</h1>",
         f"<p>{html.escape(', '.join(s['symbols']))}: {s['events']['books']} books, "
         f"{s['events']['trades']} trades; model: {html.escape(s['model'])}</p>",
-        "<h2>PnL</h2>", _table({k: v for k, v in s["pnl"].items()}),
+        "<h2>PnL</h2>",
+        _table(dict(s["pnl"])),
         f"<p>max drawdown {s['max_drawdown_usdt']} USDT; daily Sharpe "
         f"{s['daily'].get('sharpe')}, Sortino {s['daily'].get('sortino')} "
         f"({html.escape(str(s['daily'].get('note', '')))})</p>",
-        "<h2>Orders</h2>", _table(s["orders"]),
+        "<h2>Orders</h2>",
+        _table(s["orders"]),
         plots,
-        "<h2>Assumptions</h2>", _table(s["assumptions"]),
-        "<h2>Parity with live</h2>", _table({k: {x: y for x, y in v.items() if x != "differences"}
-                                             for k, v in s["parity"].items()}),  # fmt: skip
+        "<h2>Assumptions</h2>",
+        _table(s["assumptions"]),
+        "<h2>Parity with live</h2>",
+        _table(
+            {k: {x: y for x, y in v.items() if x != "differences"} for k, v in s["parity"].items()}
+        ),
     ]
     doc = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>bitrader backtest</title><style>body{font:14px sans-serif;max-width:960px;"
         "margin:auto}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 6px;"
         "text-align:left;vertical-align:top}th{background:#f4f4f4}</style></head><body>"
-        + "\n".join(body) + "</body></html>\n"
+        + "\n".join(body)
+        + "</body></html>\n"
     )
     (out / "report.html").write_text(doc)
     return summary

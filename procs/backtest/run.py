@@ -84,8 +84,9 @@ def _timeline(books: Records, trades: Records, sigs: Records) -> tuple[np.ndarra
     ex_b = np.minimum(books["ts_event_ns"], books["ts_recv_ns"])  # never seen before it happened
     ex_t = np.minimum(trades["ts_event_ns"], trades["ts_recv_ns"])
     t = np.concatenate([ex_t, ex_b, sigs["ts_sig_ns"]]).astype(np.int64)
-    kind = np.concatenate([np.full(trades.size, EX_TRADE), np.full(books.size, EX_BOOK),
-                           np.full(sigs.size, SIG)]).astype(np.int8)  # fmt: skip
+    kind = np.concatenate(
+        [np.full(trades.size, EX_TRADE), np.full(books.size, EX_BOOK), np.full(sigs.size, SIG)]
+    ).astype(np.int8)
     idx = np.concatenate([np.arange(trades.size), np.arange(books.size), np.arange(sigs.size)])
     order = np.lexsort((idx, kind, t))
     return kind[order], idx[order]
@@ -108,10 +109,13 @@ def run_execution(
     clock = SimClock(int(min(books["ts_recv_ns"][0], sigs["ts_sig_ns"][0])) if books.size else 0)
     ref: list[ExecutionProc] = []
     venue = BacktestVenue(
-        config.paper, bt.queue, latency, clock,
+        config.paper,
+        bt.queue,
+        latency,
+        clock,
         positions=lambda: ref[0].positions.snapshots(),
         balance=lambda: ref[0].local_balance() or Decimal(0),
-    )  # fmt: skip
+    )
     sig_feed, book_feed = Feed(SIG_V1), Feed(BOOK_V1)
     events: list[bytes] = []
     proc = ExecutionProc(
@@ -258,11 +262,22 @@ def _intents(proc: ExecutionProc) -> list[dict[str, Any]]:
     out = []
     for o in sorted(rec.orders, key=lambda o: (o.request.ts_order_ns, o.client_id)):
         r = o.request
-        out.append({
-            "client_id": r.client_id, "symbol": r.symbol, "side": str(r.side),
-            "order_type": str(r.order_type), "tif": str(r.tif), "qty": str(r.qty),
-            "price": None if r.price is None else str(r.price), "reduce_only": r.reduce_only,
-            "tag": r.tag, "ts_event_ns": r.stamps.ts_event_ns, "ts_recv_ns": r.stamps.ts_recv_ns,
-            "ts_order_ns": r.ts_order_ns, "status": str(o.status), "filled_qty": str(o.filled_qty),
-        })  # fmt: skip
+        out.append(
+            {
+                "client_id": r.client_id,
+                "symbol": r.symbol,
+                "side": str(r.side),
+                "order_type": str(r.order_type),
+                "tif": str(r.tif),
+                "qty": str(r.qty),
+                "price": None if r.price is None else str(r.price),
+                "reduce_only": r.reduce_only,
+                "tag": r.tag,
+                "ts_event_ns": r.stamps.ts_event_ns,
+                "ts_recv_ns": r.stamps.ts_recv_ns,
+                "ts_order_ns": r.ts_order_ns,
+                "status": str(o.status),
+                "filled_qty": str(o.filled_qty),
+            }
+        )
     return out

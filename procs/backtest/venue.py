@@ -173,10 +173,17 @@ class BacktestVenue:
         if self.matcher.may_fill(symbol, bid, ask):
             self._emit(self.paper.on_book(self._book(symbol)), self._lat.response_ns())
             return
-        self.matcher.shrink_queues(symbol, [(o.spec.is_buy, o.spec.price or Decimal(0),
-                                             self._qty_at(symbol, row, o.spec.is_buy,
-                                                          o.spec.price))
-                                            for o in resting])  # fmt: skip
+        self.matcher.shrink_queues(
+            symbol,
+            [
+                (
+                    o.spec.is_buy,
+                    o.spec.price or Decimal(0),
+                    self._qty_at(symbol, row, o.spec.is_buy, o.spec.price),
+                )
+                for o in resting
+            ],
+        )
 
     def on_exchange_trade(self, symbol: str, px: float, qty: float, side: int, ts: int) -> None:
         if not self.matcher.resting(symbol):
@@ -210,8 +217,9 @@ class BacktestVenue:
         if lv is None:
             row = self._rows[symbol]
             rec = np.array([row], dtype=BOOK_V1)[0]
-            lv = self._levels[symbol] = book_from_record(rec, self._inst[symbol],
-                                                         self._grids[symbol])  # fmt: skip
+            lv = self._levels[symbol] = book_from_record(
+                rec, self._inst[symbol], self._grids[symbol]
+            )
         return lv
 
     def _qty_at(self, symbol: str, row: tuple[Any, ...], is_buy: bool, price: Any) -> Decimal:

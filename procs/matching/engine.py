@@ -336,9 +336,10 @@ class QueueMatcher:
         s.position += qty if o.spec.is_buy else -qty
         if self.fills is not None:
             self.fills.append(
-                FillReport(o.spec.client_id, o.spec.symbol, o.spec.is_buy, qty, price, f, maker,
-                           ts_ns)
-            )  # fmt: skip
+                FillReport(
+                    o.spec.client_id, o.spec.symbol, o.spec.is_buy, qty, price, f, maker, ts_ns
+                )
+            )
         if self._check_ro:
             self._clamp_reduce_only(s)
 
@@ -358,9 +359,18 @@ class QueueMatcher:
 
 def _copy(o: MatchOrder) -> MatchOrder:
     return MatchOrder(
-        o.spec, o.order_id, o.qty, o.front, o.level_qty, o.traded, o.filled, o.notional, o.fee,
-        o.status, o.fills,
-    )  # fmt: skip
+        o.spec,
+        o.order_id,
+        o.qty,
+        o.front,
+        o.level_qty,
+        o.traded,
+        o.filled,
+        o.notional,
+        o.fee,
+        o.status,
+        o.fills,
+    )
 
 
 def _qty_at(levels: tuple[Level, ...], price: Decimal) -> Decimal:
