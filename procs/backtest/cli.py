@@ -26,7 +26,7 @@ from procs.backtest.latency import LatencyError, make_latency
 from procs.backtest.replay import ReplayError, load_market
 from procs.backtest.report import write_report
 from procs.backtest.run import run_execution
-from procs.backtest.signals import Scorer, compute_signals
+from procs.backtest.signals import Scorer, compute_signals, live_batches
 from procs.execution.config import ExecutionConfig
 from procs.features.config import FeaturesConfig
 from procs.inference.proc import InferenceConfig
@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     mode = args.progress or bt.progress
+    live = bt.batching == "live"
     upd, bar = _progress(mode, market.books.size, "features")
     feats, sigs = compute_signals(
         market.books,
@@ -179,6 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         feat_latency_ns=feat_ns,
         sig_latency_ns=sig_ns,
         chunk_books=bt.chunk_books,
+        feat_batches=live_batches(market.books, market.feat, "ts_feat_ns") if live else None,
+        sig_batches=live_batches(market.books, market.sig, "ts_sig_ns") if live else None,
         progress=upd,
     )
     if bar is not None:

@@ -36,4 +36,8 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     equity_interval_s: PosFloat = 1.0  # equity, position and drawdown sampled this often
     markout_horizons_s: list[PosFloat] = msgspec.field(default_factory=lambda: [1.0, 10.0, 60.0])
     progress: Literal["auto", "on", "off"] = "auto"  # auto: a bar when stderr is a terminal
-    chunk_books: Annotated[int, msgspec.Meta(gt=0)] = 65_536  # books per feature/score batch
+    # live: hand the feature engine and the model the batches the live processes did (from the
+    # capture's publish stamps; one book per batch where it has none): bit-identical records.
+    # fast: chunks of chunk_books books and the model's batch_max rows (last bits may differ)
+    batching: Literal["live", "fast"] = "live"
+    chunk_books: Annotated[int, msgspec.Meta(gt=0)] = 65_536

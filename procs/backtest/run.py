@@ -136,6 +136,7 @@ def run_execution(
         loop.run_until_complete(proc.open())
         result = RunResult(proc, venue, [], [], [], events=events)
         replay = _Replay(proc, venue, clock, loop, bt, result, (book_feed, sig_feed))
+        replay.reconcile()
         replay.run(books, trades, sigs, progress)
         result.fills = list(venue.matcher.fills or [])
         result.intents = _intents(proc)
@@ -165,6 +166,15 @@ class _Replay:
         self.eq_ns = int(bt.equity_interval_s * NS)
         self.next_fund = 0
         self.next_eq = 0
+
+    def reconcile(self) -> None:
+        """Start as the live process runs when the capture starts: reconciled, trading."""
+        for _ in range(20):
+            self.proc.step()
+            self.pump()
+            if self.proc.reconciled:
+                return
+        raise RuntimeError("backtest: execution did not reconcile with the simulated venue")
 
     def pump(self) -> None:
         """Let the loop run what is ready: spawned venue calls, answers, pushes."""

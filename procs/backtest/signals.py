@@ -35,6 +35,41 @@ class Scorer(Protocol):
     def score(self, x: np.ndarray) -> np.ndarray: ...
 
 
+def live_batches(books: Records, recorded: Records, stamp: str) -> np.ndarray:
+    """Batch ids for ``books`` that reproduce the live process's batching: records the live
+    process made in one call share their publish ``stamp`` (ts_feat_ns or ts_sig_ns). Books the
+    capture has no record for are a batch of their own (the live path when it keeps up)."""
+    ids = np.arange(books.size, dtype=np.int64)
+    if recorded.size == 0:
+        return ids
+    key = dict(zip(_book_keys(recorded), recorded[stamp].tolist(), strict=True))
+    stamps = [key.get(k) for k in _book_keys(books)]
+    for i in range(1, books.size):
+        if stamps[i] is not None and stamps[i] == stamps[i - 1]:
+            ids[i] = ids[i - 1]
+    return ids
+
+
+def _book_keys(r: Records) -> list[tuple[int, int, int]]:
+    return list(
+        zip(
+            r["symbol_id"].tolist(),
+            r["ts_event_ns"].tolist(),
+            r["ts_recv_ns"].tolist(),
+            strict=True,
+        )
+    )
+
+
+def _runs(batch: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """[start, stop) of each run of equal batch ids, no longer than ``limit``."""
+    edges = np.flatnonzero(np.diff(batch)) + 1
+    out = []
+    for a, b in zip(np.r_[0, edges].tolist(), np.r_[edges, batch.size].tolist(), strict=True):
+        out += [(i, min(i + limit, b)) for i in range(a, b, limit)]
+    return out
+
+
 def compute_signals(
     books: Records,
     trades: Records,
@@ -46,28 +81,43 @@ def compute_signals(
     feat_latency_ns: int,
     sig_latency_ns: int,
     chunk_books: int,
+    feat_batches: np.ndarray | None = None,
+    sig_batches: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Records, Records]:
-    """One FEAT_V1 and one SIG_V1 per book, in the books' order."""
+    """One FEAT_V1 and one SIG_V1 per book, in the books' order.
+
+    ``feat_batches``/``sig_batches`` (``live_batches``): hand the engine and the model the
+    same batches the live processes did, for bit-identical records (a vectorised path may round
+    a last bit differently from the one-record path, and a model's kernels differ by batch
+    size). None: chunks of ``chunk_books`` books and ``batch_max`` rows (fast)."""
     engine = FeatureEngine(n_symbols, EngineConfig(mark_degenerate_stale=mark_degenerate_stale))
     feats: Records = np.zeros(books.size, dtype=FEAT_V1)
     t_recv = trades["ts_recv_ns"]
     ti = 0
-    for start in range(0, books.size, chunk_books):
-        chunk = books[start : start + chunk_books]
+    if feat_batches is None:
+        feat_batches = np.arange(books.size) // chunk_books
+    done = 0
+    for a, b in _runs(feat_batches, books.size or 1):
+        chunk = books[a:b]
         tj = int(np.searchsorted(t_recv, chunk["ts_recv_ns"][-1], side="right"))
-        feats[start : start + chunk.size] = engine.update(chunk, trades[ti:tj])
+        feats[a:b] = engine.update(chunk, trades[ti:tj])
         ti = tj
-        if progress is not None:
-            progress(chunk.size)
+        if progress is not None and b - done >= 4096:
+            progress(b - done)
+            done = b
+    if progress is not None:
+        progress(books.size - done)
     feats["ts_feat_ns"] = feats["ts_recv_ns"] + feat_latency_ns
     sigs: Records = np.zeros(books.size, dtype=SIG_V1)
     for name in _COPIED:
         sigs[name] = feats[name]
     sigs["challenger"] = np.nan
     sigs["ts_sig_ns"] = feats["ts_feat_ns"] + sig_latency_ns
-    for start in range(0, books.size, batch_max):
-        _score(feats[start : start + batch_max], sigs[start : start + batch_max], model)
+    if sig_batches is None:
+        sig_batches = np.arange(books.size) // batch_max
+    for a, b in _runs(sig_batches, batch_max):
+        _score(feats[a:b], sigs[a:b], model)
     return feats, sigs
 
 
