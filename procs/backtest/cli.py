@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         chunk_books=bt.chunk_books,
         feat_batches=live_batches(market.books, market.feat, "ts_feat_ns") if live else None,
         sig_batches=live_batches(market.books, market.sig, "ts_sig_ns") if live else None,
+        recorded=market.sig,
         progress=upd,
     )
     if bar is not None:

@@ -168,13 +168,10 @@ class _Replay:
         self.next_eq = 0
 
     def reconcile(self) -> None:
-        """Start as the live process runs when the capture starts: reconciled, trading."""
-        for _ in range(20):
-            self.proc.step()
-            self.pump()
-            if self.proc.reconciled:
-                return
-        raise RuntimeError("backtest: execution did not reconcile with the simulated venue")
+        """Start the first reconciliation: execution trades once the venue's snapshot (a REST
+        round trip, with its latency) came back and agreed, as the live process does."""
+        self.proc.step()
+        self.pump()
 
     def pump(self) -> None:
         """Let the loop run what is ready: spawned venue calls, answers, pushes."""
@@ -221,6 +218,19 @@ class _Replay:
         pos = {s: p.positions.net_qty(s) for s in self.sym.values()}
         self.r.equity.append((t, p.positions.totals(marks).net, pos))
 
+    def signals(self, books: Records, sigs: Records, batch: list[int]) -> None:
+        """Execution reads the books and the signals published at this time, in one step."""
+        if len(batch) == 1:
+            i = batch[0]
+            self.book_feed.put(books[i : i + 1])
+            self.sig_feed.put(sigs[i : i + 1])
+        else:
+            self.book_feed.put(books[batch])
+            self.sig_feed.put(sigs[batch])
+        self.proc.step()
+        if asyncio.all_tasks(self.loop):
+            self.pump()  # venue calls it spawned, or ones still waiting
+
     def run(
         self,
         books: Records,
@@ -237,8 +247,10 @@ class _Replay:
         self.next_eq = first
         rows = books.tolist()
         trows = trades[["symbol_id", "px", "qty", "side"]].tolist()
-        sym, venue, proc, step = self.sym, self.venue, self.proc, 0
-        for kind, i in zip(kinds.tolist(), idxs.tolist(), strict=True):
+        sym, venue, step = self.sym, self.venue, 0
+        kl, il = kinds.tolist(), idxs.tolist()
+        batch: list[int] = []
+        for n, (kind, i) in enumerate(zip(kl, il, strict=True)):
             if kind == EX_BOOK:
                 self.advance(t_ex_b[i])
                 s = sym.get(rows[i][4])
@@ -251,12 +263,12 @@ class _Replay:
                 if s is not None:
                     venue.on_exchange_trade(s, px, qty, side, t_ex_t[i])
             else:
+                batch.append(i)
+                if n + 1 < len(kl) and kl[n + 1] == SIG and t_sig[il[n + 1]] == t_sig[i]:
+                    continue  # published together: execution reads them in one step
                 self.advance(t_sig[i])
-                self.book_feed.put(books[i : i + 1])
-                self.sig_feed.put(sigs[i : i + 1])
-                proc.step()
-                if asyncio.all_tasks(self.loop):
-                    self.pump()  # venue calls it spawned, or ones still waiting
+                self.signals(books, sigs, batch)
+                batch = []
             step += 1
             if progress is not None and step % 4096 == 0:
                 progress(4096)

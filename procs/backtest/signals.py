@@ -83,6 +83,7 @@ def compute_signals(
     chunk_books: int,
     feat_batches: np.ndarray | None = None,
     sig_batches: np.ndarray | None = None,
+    recorded: Records | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Records, Records]:
     """One FEAT_V1 and one SIG_V1 per book, in the books' order.
@@ -90,7 +91,9 @@ def compute_signals(
     ``feat_batches``/``sig_batches`` (``live_batches``): hand the engine and the model the
     same batches the live processes did, for bit-identical records (a vectorised path may round
     a last bit differently from the one-record path, and a model's kernels differ by batch
-    size). None: chunks of ``chunk_books`` books and ``batch_max`` rows (fast)."""
+    size). None: chunks of ``chunk_books`` books and ``batch_max`` rows (fast). ``recorded``:
+    the capture's sig records, whose publish stamps replace the modelled ones where a book has
+    one (execution then reads each signal when the live one could)."""
     engine = FeatureEngine(n_symbols, EngineConfig(mark_degenerate_stale=mark_degenerate_stale))
     feats: Records = np.zeros(books.size, dtype=FEAT_V1)
     t_recv = trades["ts_recv_ns"]
@@ -114,11 +117,29 @@ def compute_signals(
         sigs[name] = feats[name]
     sigs["challenger"] = np.nan
     sigs["ts_sig_ns"] = feats["ts_feat_ns"] + sig_latency_ns
+    if recorded is not None:
+        _recorded_stamps(books, feats, sigs, recorded)
     if sig_batches is None:
         sig_batches = np.arange(books.size) // batch_max
     for a, b in _runs(sig_batches, batch_max):
         _score(feats[a:b], sigs[a:b], model)
     return feats, sigs
+
+
+def _recorded_stamps(books: Records, feats: Records, sigs: Records, recorded: Records) -> None:
+    if recorded.size == 0:
+        return
+    key = {k: i for i, k in enumerate(_book_keys(recorded))}
+    ours, theirs = [], []
+    for i, k in enumerate(_book_keys(books)):
+        j = key.get(k)
+        if j is not None:
+            ours.append(i)
+            theirs.append(j)
+    if ours:
+        for name in ("ts_feat_ns", "ts_sig_ns"):
+            sigs[name][ours] = recorded[name][theirs]
+        feats["ts_feat_ns"][ours] = recorded["ts_feat_ns"][theirs]
 
 
 def _score(feat: Records, sig: Records, model: Scorer | None) -> None:

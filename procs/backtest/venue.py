@@ -115,6 +115,10 @@ class BacktestVenue:
         return self.paper.query(client_id)
 
     async def snapshot(self) -> VenueSnapshot:
+        """The venue's view, taken when the request arrives, back a response later."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._at(self._clock.now + self._lat.entry_ns(), lambda: self._later(fut))
+        await fut
         positions = [
             VenuePosition(
                 symbol=p.symbol, qty=p.qty, avg_price=p.avg_price, position_side=p.position_side
@@ -232,6 +236,9 @@ class BacktestVenue:
                 total += to_qty(float(qty[i]))
         return total
 
+    def _later(self, fut: asyncio.Future[None]) -> None:
+        self._at(self._clock.now + self._lat.response_ns(), lambda: _done(fut))
+
     def _arrive(self, req: OrderRequest, fut: asyncio.Future[str]) -> None:
         self.orders_arrived += 1
         back = self._clock.now + self._lat.response_ns()
@@ -277,6 +284,11 @@ class BacktestVenue:
         assert sink is not None
         for u in updates:
             sink.on_order_update(u)
+
+
+def _done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
