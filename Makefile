@@ -57,6 +57,17 @@ fmt: $(STAMP)  ## apply ruff format and safe fixes
 	$(BIN)/ruff format procs shm ipc tests
 	$(BIN)/ruff check --fix procs shm ipc tests
 
+# hftbacktest (the backtest_rate baseline) pins numpy < 2.3: it gets its own environment
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml shm/_ringc.c
+	$(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench-backtest: $(BENCH_VENV)/.installed  ## backtest_rate beside hftbacktest (own venv: .venv-bench)
+	$(BENCH_VENV)/bin/python -m tests.bench.run backtest
+
 bench: $(STAMP)  ## run benchmarks, write .bench/results.json
 	$(BIN)/python -m tests.bench.run $(BENCH)
 
@@ -66,4 +77,4 @@ run: $(STAMP)  ## supervisord in the foreground with the demo config
 clean-shm:  ## remove stale bitrader shared-memory segments
 	$(BIN)/python -m shm.segment --clean
 
-.PHONY: help venv sysdeps demo test test-e2e chaos check fmt bench run clean-shm
+.PHONY: help venv sysdeps demo test test-e2e chaos check fmt bench bench-backtest run clean-shm
