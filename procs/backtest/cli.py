@@ -25,7 +25,7 @@ from procs.backtest.config import BacktestConfig
 from procs.backtest.latency import LatencyError, make_latency
 from procs.backtest.replay import ReplayError, load_market
 from procs.backtest.report import write_report
-from procs.backtest.run import run_execution
+from procs.backtest.run import run_execution, scratch_dir
 from procs.backtest.signals import Scorer, compute_signals, live_batches
 from procs.execution.config import ExecutionConfig
 from procs.features.config import FeaturesConfig
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bar.close()
     upd, bar = _progress(mode, 2 * market.books.size + market.trades.size, "replay")
     exe_c = _only(exe_c, symbols)
-    with tempfile.TemporaryDirectory(prefix="bitrader-backtest-") as work:
+    with tempfile.TemporaryDirectory(prefix="bitrader-backtest-", dir=scratch_dir()) as work:
         result = run_execution(
             exe_c, bt, latency, market.books, market.trades, sigs, work_dir=Path(work), progress=upd
         )

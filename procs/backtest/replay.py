@@ -1,9 +1,11 @@
 """Captures in, one event-time market out: books, trades (and the feat/sig streams the live group
 recorded, for the parity check) from HDF5 capture files, checked, filtered and ordered.
 
-Reads through ``procs.capture.store.CaptureReader``. Refuses, with ``ReplayError``, what it cannot
-replay faithfully: a file that is not a capture, another schema or record layout, a stream with
-a sequence gap (a lapped capture lost records: the book the strategy saw is unknown there).
+Checks each file with ``procs.capture.store.CaptureReader``, then reads the time range with the
+capture's own query (``procs.capture.query.query``: a binary search per file, only the rows in
+range). Refuses, with ``ReplayError``, what it cannot replay faithfully: a file that is not a
+capture, an unknown schema or record layout, a stream with lost records (the capture's ``gaps``
+table, or a sequence gap in what was read): the book the strategy saw is unknown there.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Any, Final
 
 import numpy as np
 
-from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE, concat_records
+from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
+from procs.capture.query import query
 from procs.capture.store import SCHEMA_VERSION, CaptureError, CaptureReader, list_captures
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Dtype, Records
 
 __all__ = ["Market", "ReplayError", "capture_files", "load_market"]
 
+READABLE_SCHEMAS: Final = frozenset({1, SCHEMA_VERSION})  # what CaptureReader reads
 STREAMS: Final[dict[str, Dtype]] = {
     STREAM_BOOK: BOOK_V1,
     STREAM_TRADE: TRADE_V1,
@@ -65,27 +69,34 @@ def capture_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def _read_file(path: Path) -> tuple[dict[str, Records], dict[str, Any]]:
+def _check_file(path: Path) -> dict[str, Any]:
+    """Refuse a file this build cannot replay; return its attributes."""
     try:
         with CaptureReader(path) as r:
             version = r.attrs.get("schema_version")
-            if version != SCHEMA_VERSION:
+            if version not in READABLE_SCHEMAS:
                 raise ReplayError(
-                    f"{path}: capture schema_version {version!r}, this build reads {SCHEMA_VERSION}"
+                    f"{path}: capture schema_version {version!r}; this build replays "
+                    f"{sorted(READABLE_SCHEMAS)}"
                 )
-            out: dict[str, Records] = {}
             for stream, dtype in STREAMS.items():
-                if stream not in r.streams:
-                    continue
-                found = r.dtype(stream)
-                if found != dtype:
+                if stream in r.streams and r.dtype(stream) != dtype:
                     raise ReplayError(
                         f"{path}: stream {stream!r} has record layout {r.dtype_name(stream)!r} "
-                        f"(itemsize {found.itemsize}, dtype CRC differs), not the layout this "
-                        f"build writes: another schema"
+                        f"(itemsize {r.dtype(stream).itemsize}, dtype CRC differs), not the "
+                        f"layout this build writes: another schema"
                     )
-                out[stream] = r.read(stream)
-            return out, dict(r.attrs)
+            gaps = r.gaps()
+            lost = [g for g in gaps if g["stream"].decode() in STREAMS]
+            if lost:
+                g = lost[0]
+                raise ReplayError(
+                    f"{path}: the capture lost records: stream {g['stream'].decode()!r} "
+                    f"expected seq {int(g['expected_seq'])}, got {int(g['seq'])} "
+                    f"({int(g['lost'])} lost, {g['reason'].decode()}); {len(lost)} gap(s) "
+                    f"recorded in all: replay only gap-free captures"
+                )
+            return dict(r.attrs)
     except CaptureError as exc:
         raise ReplayError(str(exc)) from None
 
@@ -115,14 +126,15 @@ def load_market(
     """Read, check and order the captures; keep ``symbol_ids`` and ``[from_ns, to_ns)`` (on
     ``ts_recv_ns``, the time our side saw each record)."""
     files = capture_files(paths)
-    parts: dict[str, list[Records]] = {s: [] for s in STREAMS}
-    attrs: dict[str, Any] = {}
-    for f in files:
-        streams, a = _read_file(f)
-        attrs = attrs or a
-        for s, recs in streams.items():
-            parts[s].append(recs)
-    merged = {s: concat_records(parts[s], STREAMS[s]) for s in STREAMS}
+    checked = [_check_file(f) for f in files]  # every file, before reading any
+    attrs = checked[0]
+    try:
+        merged = {
+            s: _as(query(files, s, start_ns=from_ns, end_ns=to_ns), dtype)
+            for s, dtype in STREAMS.items()
+        }
+    except CaptureError as exc:
+        raise ReplayError(str(exc)) from None
     if merged[STREAM_BOOK].size == 0:
         raise ReplayError(f"{', '.join(map(str, files))}: no book records to replay")
     for s in STREAMS:
@@ -136,6 +148,15 @@ def load_market(
         files=files,
         attrs=attrs,
     )
+
+
+def _as(recs: Records, dtype: Dtype) -> Records:
+    """``query``'s answer in the stream's dtype (it answers a bare ``seq`` array when empty)."""
+    if recs.dtype == dtype:
+        return recs
+    if recs.size:
+        raise ReplayError(f"records of {recs.dtype} where {dtype} was expected")
+    return np.zeros(0, dtype)
 
 
 def _select(

@@ -1,9 +1,9 @@
 """The backtest run: captures replayed in event time through the live execution process.
 
 ``ExecutionProc`` itself trades: its strategy, risk checks, breaker, order state machine,
-journal (in memory), positions and PnL, stepped on a simulated clock. Its rings are replaced by
-in-process feeds and its venue by ``BacktestVenue`` (the shared matcher, with latency). One
-merged timeline: the venue's view of the market (``ts_event_ns``), each signal when execution
+journal, positions and PnL, stepped on a simulated clock. Its rings are replaced by
+in-process feeds, its journal file lives in ``work_dir`` and its venue is ``BacktestVenue``
+(the shared matcher, with latency). One merged timeline: the venue's view of the market (``ts_event_ns``), each signal when execution
 would read it (the sig's publish stamp), venue answers when their latency has passed, and funding
 settlements. Nothing reads a wall clock: the same inputs give the same outputs.
 """
@@ -32,12 +32,19 @@ from procs.execution.proc import ExecutionProc
 from procs.matching.engine import FillReport
 from shm.records import BOOK_V1, SIG_V1, Records
 
-__all__ = ["Feed", "RunResult", "run_execution"]
+__all__ = ["Feed", "RunResult", "run_execution", "scratch_dir"]
 
 log = logging.getLogger(__name__)
 
 NS: Final = 1_000_000_000
 EX_TRADE, EX_BOOK, SIG = 0, 1, 2  # same-time order: a trade, then the book after it, then us
+
+
+def scratch_dir() -> str | None:
+    """Where the run's journal goes: tmpfs when there is one (the journal fsyncs each intent,
+    which costs nothing there), else the system's temporary directory."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() else None
 
 
 class Feed:
@@ -123,7 +130,7 @@ def run_execution(
         sig=sig_feed,
         book=book_feed,
         venue=venue,
-        journal=Journal.open(":memory:"),  # the journal's own code, without an fsync per intent
+        journal=Journal.open(work_dir / "journal.sqlite"),  # the live journal's own code
         publisher=_NoPublisher(),
         killswitch=KillSwitch(FileStore(work_dir / "killswitch.json"), config.killswitch_poll_s),
         metrics=make_metrics(CollectorRegistry()),

@@ -30,7 +30,7 @@ import numpy as np
 from procs._config import decode_section, load_env, read_toml
 from procs.backtest.config import BacktestConfig
 from procs.backtest.latency import LatencyConfig, make_latency
-from procs.backtest.run import run_execution
+from procs.backtest.run import run_execution, scratch_dir
 from procs.backtest.signals import compute_signals
 from procs.execution.config import ExecutionConfig
 from procs.ml.simcapture import DEFAULT_SYMBOLS, sim_records
@@ -57,7 +57,7 @@ def _ours(books: Records, trades: Records, profile: bool = False) -> dict[str, f
     )  # fmt: skip
     t1 = time.perf_counter()
     prof = cProfile.Profile() if profile else None
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(dir=scratch_dir()) as work:
         if prof is not None:
             prof.enable()
         run_execution(exe, bt, make_latency(bt.latency), books, trades, sigs, work_dir=Path(work))

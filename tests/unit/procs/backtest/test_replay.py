@@ -67,5 +67,5 @@ def test_missing_paths_and_non_captures_are_refused(tmp_path):
         capture_files([tmp_path])
     bad = tmp_path / "x.h5"
     bad.write_bytes(b"not hdf5")
-    with pytest.raises(ReplayError, match="not a readable HDF5"):
+    with pytest.raises(ReplayError, match="not an HDF5 file"):
         load_market([bad])
