@@ -3,9 +3,10 @@
 ``ExecutionProc`` itself trades: its strategy, risk checks, breaker, order state machine,
 journal, positions and PnL, stepped on a simulated clock. Its rings are replaced by
 in-process feeds, its journal file lives in ``work_dir`` and its venue is ``BacktestVenue``
-(the shared matcher, with latency). One merged timeline: the venue's view of the market (``ts_event_ns``), each signal when execution
-would read it (the sig's publish stamp), venue answers when their latency has passed, and funding
-settlements. Nothing reads a wall clock: the same inputs give the same outputs.
+(the shared matcher, with latency). One merged timeline: the venue's view of the market
+(``ts_event_ns``), each signal when execution would read it (the sig's publish stamp), venue
+answers when their latency has passed, and funding settlements. Nothing reads a wall clock:
+the same inputs give the same outputs.
 """
 
 from __future__ import annotations
