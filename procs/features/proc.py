@@ -1,8 +1,12 @@
-"""Features: reads rings md.trade then md.book, writes one FEAT_V1 per book to ring feat.
+"""Features: reads rings md.book and md.trade, writes one FEAT_V1 per book to ring feat.
 
 Owns the feature engine's per-symbol state and the ``{ns}.features.feat`` ring; wakes its
-readers on ``wake.feat.``. Trades are drained before books are read, which is the delivery
-order under which streaming equals ``compute_batch`` over the capture (procs.features.engine).
+readers on ``wake.feat.``. Each step polls books first, then trades, and hands the trades to the
+engine before the books: ingest publishes both rings in receive order, so every trade received
+before a polled book is in the trade ring by the second poll. That is the delivery order under
+which streaming equals ``compute_batch`` over the capture (procs.features.engine), and what
+makes a backtest of the capture reproduce these records bit for bit (polling trades first
+raced with ingest: a trade published between the two polls missed the books after it).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class FeaturesProc:
         )
         self._no_books: Records = np.zeros(0, dtype=BOOK_V1)
         self._no_trades: Records = np.zeros(0, dtype=TRADE_V1)
+        self._held: Records | None = None  # books polled before a full trade batch
         self._single_max = config.single_books_max
         self._last_seq = -1
         self._published = 0
@@ -93,13 +98,15 @@ class FeaturesProc:
         self._flush_due_ns = 0
 
     def step(self) -> int:
+        books = self._held if self._held is not None else self._books.poll(self._batch_max)
+        self._held = None
         trades = self._trades.poll(self._batch_max)
-        if trades.size == self._batch_max:  # more trades may precede the next books: drain first
+        if trades.size == self._batch_max:  # more trades may precede these books: drain first
             self._engine.update(self._no_books, trades)
+            self._held = books if books.size else None  # a copy: poll never returns a view
             self._trades_read += int(trades.size)
             self._maybe_flush()
             return int(trades.size)
-        books = self._books.poll(self._batch_max)
         nb, nt = int(books.size), int(trades.size)
         if nb == 0 and nt == 0:
             self._maybe_flush()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 
 import pytest
 
@@ -34,7 +35,9 @@ def test_backtest_reproduces_the_groups_feat_and_sig_and_lists_intent_difference
     assert stop(g.run_dir)
     # kept beside the outputs (pytest keeps the last runs' tmp_path): replayable by hand
     captures = shutil.copytree(g.cfg.capture_dir, tmp_path / "capture")
-    journal = shutil.copy(g.cfg.journal_path, tmp_path / "live.sqlite")
+    journal = tmp_path / "live.sqlite"
+    with sqlite3.connect(g.cfg.journal_path) as src, sqlite3.connect(journal) as dst:
+        src.backup(dst)  # the WAL's pages too
     out = tmp_path / "bt"
     bt = tmp_path / "bt.toml"
     bt.write_text(

@@ -184,3 +184,50 @@ def test_features_config_rejects_bad_capacity():
         FeaturesConfig(runtime=rt, n_symbols=1, capacity_records=1000)
     with pytest.raises(ValueError, match="batch_max"):
         FeaturesConfig(runtime=rt, n_symbols=1, capacity_records=64, batch_max=128)
+
+
+class PublishOnPoll:
+    """A reader that lets ``ingest`` publish right after its first poll: the race in which a
+    trade and the book received after it land between the process's two polls."""
+
+    def __init__(self, reader: RingReader, ingest) -> None:
+        self.reader, self.ingest = reader, ingest
+        self.dropped_total = 0
+        self.lag_records = 0
+
+    def poll(self, n):
+        out = self.reader.poll(n)
+        self.ingest()
+        return out
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def test_a_trade_published_between_the_polls_reaches_the_book_after_it(rings, ring_name):
+    """ingest publishes in receive order (trade, then the book after it); whatever the timing of
+    the two polls, the book sees the trade, as ``compute_batch`` (and a backtest) computes it."""
+    cfg = _config(ring_name, 64)
+    w_book, w_trade, w_feat, r_book, r_trade, r_feat = rings(cfg)
+    books, trades = synthetic_market(seed=5, n_books=40, n_symbols=1)
+    books = books[:2]
+    mid = (books["ts_recv_ns"][0] + books["ts_recv_ns"][1]) // 2
+    early = trades[trades["ts_recv_ns"] <= books["ts_recv_ns"][0]]
+    late = trades[(trades["ts_recv_ns"] > books["ts_recv_ns"][0]) & (trades["ts_recv_ns"] <= mid)]
+    assert late.size > 0
+    w_trade.publish(early)
+    w_book.publish(books[:1])
+    pending = [lambda: (w_trade.publish(late), w_book.publish(books[1:]))]
+
+    def ingest() -> None:
+        if pending:
+            pending.pop()()
+
+    proc = _proc(cfg, r_book, PublishOnPoll(r_trade, ingest), w_feat, CountingWaker())
+    while proc.step():
+        pass
+    got = r_feat.poll(8)
+    want = compute_batch(books, concat_records([early, late], TRADE_V1))
+    assert got.size == 2
+    assert got["x"].tobytes() == want["x"].tobytes()
+    proc.close()
