@@ -17,7 +17,7 @@ import pytest
 from procs.supervise import stop
 from tests.helpers.group_run import Group, bitrader
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(480)]
 
 SIGNALS_WANTED = 300
 
@@ -47,7 +47,7 @@ def test_backtest_reproduces_the_groups_feat_and_sig_and_lists_intent_difference
     )
     res = bitrader(
         "backtest", "--captures", str(captures), "--config", str(bt),
-        "--out", str(out), "--compare-journal", str(journal), timeout_s=240,
+        "--out", str(out), "--compare-journal", str(journal), timeout_s=360,
     )  # fmt: skip
     why = f"rc={res.returncode}\n{res.stdout[-3000:]}\n{res.stderr[-5000:]}"
     assert res.returncode == 0, why
