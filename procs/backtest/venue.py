@@ -21,12 +21,12 @@ import numpy as np
 from procs.backtest.latency import LatencyModel
 from procs.execution.config import PaperConfig, SymbolConfig
 from procs.execution.instruments import DecimalGrid, Instrument
-from procs.execution.model import FundingEvent, OrderRequest, PositionSide, VenueOrderUpdate
-from procs.execution.paper import PaperVenue, book_from_record
+from procs.execution.model import FundingEvent, OrderRequest, PositionSide, Side, VenueOrderUpdate
+from procs.execution.paper import PaperVenue, TradePrint, book_from_record
 from procs.execution.positions import PositionSnapshot
 from procs.execution.reconcile import VenuePosition, VenueSnapshot
 from procs.execution.venue import VenueRejected, VenueSink, configured_instrument
-from procs.matching import BookLevels, QueueConfig, TradePrint
+from procs.matching import BookLevels, QueueConfig
 from procs.matching.engine import MatchReject
 from shm.records import BOOK_V1
 
@@ -193,8 +193,8 @@ class BacktestVenue:
         if not self.matcher.resting(symbol):
             return
         to_px, to_qty = self._grids[symbol]
-        t = TradePrint(symbol, to_px(px), to_qty(qty), side > 0, ts)
-        updates = [self.paper._update(o, ts) for o in self.matcher.on_trade(t)]
+        taker = Side.BUY if side > 0 else Side.SELL
+        updates = self.paper.on_trade(TradePrint(symbol, to_px(px), to_qty(qty), taker, ts))
         self._emit(updates, self._lat.response_ns())
 
     def funding(self, symbol: str, rate: Decimal, ts_ns: int) -> FundingEvent | None:
