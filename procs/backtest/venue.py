@@ -177,17 +177,7 @@ class BacktestVenue:
         if self.matcher.may_fill(symbol, bid, ask):
             self._emit(self.paper.on_book(self._book(symbol)), self._lat.response_ns())
             return
-        self.matcher.shrink_queues(
-            symbol,
-            [
-                (
-                    o.spec.is_buy,
-                    o.spec.price or Decimal(0),
-                    self._qty_at(symbol, row, o.spec.is_buy, o.spec.price),
-                )
-                for o in resting
-            ],
-        )
+        self.matcher.shrink_queues(symbol, lambda buy, px: self._qty_at(symbol, row, buy, px))
 
     def on_exchange_trade(self, symbol: str, px: float, qty: float, side: int, ts: int) -> None:
         if not self.matcher.resting(symbol):
@@ -226,7 +216,7 @@ class BacktestVenue:
             )
         return lv
 
-    def _qty_at(self, symbol: str, row: tuple[Any, ...], is_buy: bool, price: Any) -> Decimal:
+    def _qty_at(self, symbol: str, row: tuple[Any, ...], is_buy: bool, price: Decimal) -> Decimal:
         to_px, to_qty = self._grids[symbol]
         side = ("bid_px", "bid_qty", "n_bids") if is_buy else ("ask_px", "ask_qty", "n_asks")
         px, qty, n = row[_B[side[0]]], row[_B[side[1]]], row[_B[side[2]]]

@@ -143,3 +143,21 @@ def test_funding_longs_pay_shorts_on_a_positive_rate():
     m = matcher()
     m.set_position(SYM, D(-1))
     assert m.settle_funding(SYM, D(100), D("0.0001")) == D("0.01")
+
+
+def test_shrink_queues_moves_queues_like_on_book_without_levels():
+    a, b = matcher(), matcher()
+    for m in (a, b):
+        m.submit(spec(qty="1"), BOOK, 0)  # 3 ahead at 99.5
+    shrunk = book([("99.5", "1"), ("99", "5")], [("100", "1")])
+    assert not a.may_fill(SYM, D("99.5"), D(100))
+    a.on_book(shrunk)
+    asked = []
+
+    def qty_at(is_buy, price):
+        asked.append((is_buy, price))
+        return D(1)
+
+    b.shrink_queues(SYM, qty_at)
+    assert asked == [(True, D("99.5"))]  # one level per resting order, not the book
+    assert a.orders["c1"].front == b.orders["c1"].front == D(1)
