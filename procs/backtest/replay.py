@@ -39,7 +39,7 @@ class ReplayError(Exception):
 
 @dataclass(slots=True)
 class Market:
-    """Replayable streams in receive order (``ts_recv_ns``, then ``seq``)."""
+    """Replayable streams, each in the order the live processes read it (the ring's)."""
 
     books: Records
     trades: Records
@@ -170,6 +170,7 @@ def _select(
     if to_ns is not None:
         keep &= recs["ts_recv_ns"] < to_ns
     sel = recs[keep]
-    order = np.lexsort((sel["seq"], sel["ts_recv_ns"]))  # stable: receive time, then seq
-    out: Records = sel[order]
+    # the capture's own order, which is each ring's publish order: the order the live processes
+    # read them in (and so batched them); receive stamps follow it within a ring
+    out: Records = sel
     return out

@@ -112,7 +112,7 @@ def run_execution(
     progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Replay ``books``/``trades`` (venue side) and ``sigs`` (execution side) through a fresh
-    ``ExecutionProc``; ``books``, ``trades`` and ``sigs`` are in receive order."""
+    ``ExecutionProc``; ``books``, ``trades`` and ``sigs`` are in ring (publish) order."""
     loop = asyncio.new_event_loop()
     clock = SimClock(int(min(books["ts_recv_ns"][0], sigs["ts_sig_ns"][0])) if books.size else 0)
     ref: list[ExecutionProc] = []

@@ -1,5 +1,5 @@
 """Features and signals for a backtest: the live feature engine and the live scorer, run over
-a capture's books and trades in receive order.
+a capture's books and trades in ring order.
 
 ``FeatureEngine.update`` gets the books in chunks, each with every trade received up to the
 chunk's last book: the engine's own contract (procs.features.engine) under which any chunking
@@ -96,7 +96,7 @@ def compute_signals(
     one (execution then reads each signal when the live one could)."""
     engine = FeatureEngine(n_symbols, EngineConfig(mark_degenerate_stale=mark_degenerate_stale))
     feats: Records = np.zeros(books.size, dtype=FEAT_V1)
-    t_recv = trades["ts_recv_ns"]
+    t_recv = np.maximum.accumulate(trades["ts_recv_ns"]) if trades.size else trades["ts_recv_ns"]
     ti = 0
     if feat_batches is None:
         feat_batches = np.arange(books.size) // chunk_books
