@@ -329,9 +329,9 @@ class Replier:
         self._sock = self._remake()
         self._rcvtimeo_ms = -1
 
-    def close(self) -> None:
-        """Close the socket at once (linger 0)."""
-        self._sock.close(linger=0)
+    def close(self, linger_s: float = 0.0) -> None:
+        """Close the socket, waiting at most ``linger_s`` for a reply still being sent."""
+        self._sock.close(linger=int(linger_s * 1000))
 
 
 def bind_rep(

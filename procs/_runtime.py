@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 EXIT_OK: Final = 0  # a requested stop: supervisord does not restart it
 EXIT_FAULT: Final = 1  # an unexpected error: supervisord restarts the process
 CPU_WINDOW_S: Final = 1.0  # health's cpu_percent is measured over at least this long
+CTL_CLOSE_LINGER_S: Final = 0.2  # bound on flushing the last control reply at close
 SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than this
 LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
 
@@ -560,7 +561,8 @@ class Runtime:
             self._pub.close()
             self._pub = None
         if self._ctl is not None:
-            self._ctl.close()
+            # the reply to a `stop` request may still be queued: linger 0 would drop it
+            self._ctl.close(linger_s=CTL_CLOSE_LINGER_S)
             self._ctl = None
         if self._http is not None:
             server, thread = self._http
