@@ -36,6 +36,8 @@ from ipc.messages import (
 )
 from procs import _sched
 from procs._config import EXIT_CONFIG, RuntimeConfig
+from procs._files import private_umask
+from procs._redact import RedactingFilter
 from procs.observe import (
     NAMESPACE,
     STEP_BUCKETS_S,
@@ -159,6 +161,7 @@ def setup_logging(proc: str, level: str = "INFO") -> None:
     """Log to stdout as ``key=value`` lines, replacing any earlier handlers."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(LOG_FORMAT.format(proc=proc)))
+    handler.addFilter(RedactingFilter())  # secrets never reach a log line
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
@@ -328,6 +331,7 @@ class Runtime:
         Raises ``SystemExit(EXIT_CONFIG)`` when the configured cores do not exist here.
         """
         cfg = self.config
+        private_umask()  # sockets, logs, journal, captures: 0600 whatever the caller's umask
         setup_logging(self.proc, cfg.log_level)
         error = _cpus_error(cfg)
         if error is not None:

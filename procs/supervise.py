@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from procs._files import PRIVATE_UMASK, private_dir, write_private
+
 log = logging.getLogger(__name__)
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -31,6 +33,15 @@ CONF: Final = ROOT / "supervisord.conf"
 ENV_FILE: Final = "bitrader.env.json"
 READY_TIMEOUT_S: Final = 15.0
 HEALTHY: Final = frozenset({"RUNNING"})
+# secrets in the environment reach execution only: every other program is started through
+# `env -u NAME ...` (supervisord.conf, BITRADER_ENV_UNSET), so its /proc/PID/environ lacks them
+SECRET_ENV: Final = ("BITUNIX_API_KEY", "BITUNIX_SECRET", "BITRADER_KEYSTORE_PASSPHRASE")
+
+
+def env_unset(names: tuple[str, ...] = SECRET_ENV) -> str:
+    """The ``env`` arguments that drop ``names`` (and every ``BITUNIX_*`` variable set now)."""
+    drop = dict.fromkeys([*names, *(k for k in os.environ if k.startswith("BITUNIX_"))])
+    return " ".join(f"-u {n}" for n in drop)
 
 
 @dataclass(frozen=True)
@@ -50,13 +61,14 @@ class GroupEnv:
             BITRADER_NS=self.ns,
             BITRADER_PYTHON=sys.executable,
             BITRADER_GROUP=self.group,
+            BITRADER_ENV_UNSET=env_unset(),
         )
         return env
 
     def save(self) -> None:
         data = {"run_dir": str(self.run_dir), "config": str(self.config), "ns": self.ns}
         data["group"] = self.group
-        (self.run_dir / ENV_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        write_private(self.run_dir / ENV_FILE, (json.dumps(data, indent=2) + "\n").encode())
 
     @classmethod
     def load(cls, run_dir: Path) -> GroupEnv:
@@ -111,15 +123,17 @@ def start(env: GroupEnv, *, foreground: bool = False) -> subprocess.Popen[bytes]
     """
     if is_up(env.run_dir):
         raise RuntimeError(f"a group is already running in {env.run_dir}")
-    for sub in ("logs", "supervisor.d"):
-        (env.run_dir / sub).mkdir(parents=True, exist_ok=True)
+    for sub in ("", "logs", "supervisor.d"):
+        private_dir(env.run_dir / sub)
     env.save()
     cmd = [sys.executable, "-m", "supervisor.supervisord", "-c", str(CONF)]
     child: subprocess.Popen[bytes] | None = None
+    # umask 077 whatever the caller's: sockets, logs and everything the group writes are private
+    # (supervisord.conf sets it again: a daemonizing supervisord resets its umask)
     if foreground:
-        child = subprocess.Popen([*cmd, "-n"], env=env.environ(), cwd=ROOT)
+        child = subprocess.Popen([*cmd, "-n"], env=env.environ(), cwd=ROOT, umask=PRIVATE_UMASK)
     else:
-        subprocess.run(cmd, env=env.environ(), cwd=ROOT, check=True)
+        subprocess.run(cmd, env=env.environ(), cwd=ROOT, check=True, umask=PRIVATE_UMASK)
     wait_until(lambda: is_up(env.run_dir), READY_TIMEOUT_S, "supervisord to answer")
     # wait=False: supervisord starts them in priority order; `status` shows when all are RUNNING
     with rpc(env.run_dir) as proxy:

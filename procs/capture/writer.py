@@ -17,6 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from procs._files import chmod_private
 from procs.capture.files import (
     LIBVER,
     RDCC_BYTES,
@@ -113,6 +114,7 @@ class CaptureWriter:
             now_ns += 1
             path = self._dir / capture_filename(self._prefix, now_ns)
         f = h5py.File(path, "w", libver=LIBVER, rdcc_nbytes=RDCC_BYTES)
+        chmod_private(path)  # ticks and our orders are nobody else's business
         try:
             f.attrs["schema_version"] = SCHEMA_VERSION
             f.attrs["created_ns"] = now_ns

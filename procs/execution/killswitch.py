@@ -115,10 +115,11 @@ class FileStore:
 
     def _create(self, state: KillSwitchState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp = self.path.with_name(self.path.name + ".tmp")  # 0600: private whatever the umask
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
+                os.fchmod(fd, 0o600)  # a leftover tmp file keeps its old mode otherwise
                 slot = encode_slot(state)
                 if self._pwrite(fd, slot, 0) != len(slot):
                     raise OSError(f"short write to {tmp}")

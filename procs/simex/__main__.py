@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) > 1 or (args and args[0] in ("-h", "--help")):
         print("usage: bitrader sim [CONFIG.toml]   (section [simex]; no file: defaults)")
         return 0 if args and args[0] in ("-h", "--help") else 2
+    from procs._files import private_umask
     from procs._runtime import setup_logging
 
+    private_umask()  # its state file is private whatever the caller's umask
     setup_logging("simex")
     try:
         config = load_config(args[0] if args else None)

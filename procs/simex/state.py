@@ -8,13 +8,13 @@ a saved account or symbol is an error (StateError), never a silent loss.
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
+from procs._files import write_private
 from procs.matching.book import Resting
 from procs.simex.engine import Exchange
 from procs.simex.model import Order, Position, TpslOrder
@@ -87,12 +87,7 @@ def save_state(ex: Exchange, path: str | Path, ts_ms: int) -> None:
     """Write the state atomically: a crash mid-write leaves the previous file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(msgspec.json.encode(snapshot(ex, ts_ms)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(path, msgspec.json.encode(snapshot(ex, ts_ms)), durable=True)
 
 
 def load_state(ex: Exchange, path: str | Path) -> SavedState:
