@@ -25,6 +25,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "breaker": ("procs.control_cli", "main_breaker", "breaker reset: the operator reset"),
     "reconcile": ("procs.control_cli", "main_reconcile", "reconcile adopt: take the venue's"),
     "config": ("procs._config", "main_cli", "config check FILE [SECTION...] [--group G]"),
+    "keys": ("procs.keystore.cli", "main", "encrypted keystore: set | show | rotate"),
     "demo": ("procs.demo", "main", "the demo: run the group and a live summary"),
     "monitor": ("procs.monitor.__main__", "main", "Prometheus config/rules, dashboards, up|down"),
 }

@@ -24,6 +24,7 @@ from procs._runtime import EXIT_FAULT, Runtime
 from procs.execution.config import ExecutionConfig
 from procs.execution.control import OperatorCommands
 from procs.execution.journal import Journal
+from procs.execution.keys import load_secrets
 from procs.execution.killswitch import FileStore, KillSwitch
 from procs.execution.metrics import make_metrics
 from procs.execution.model import JournalError
@@ -33,8 +34,8 @@ from procs.execution.venue import (
     PaperVenueAdapter,
     Venue,
     VenueCallError,
-    load_keys,
 )
+from procs.keystore.store import KeyFileError, KeyStoreError, Secrets
 
 log = logging.getLogger("procs.execution")
 
@@ -143,7 +144,7 @@ def venue_urls(config: ExecutionConfig) -> list[str]:
 
 
 def build_venue(
-    config: ExecutionConfig, proc_ref: list[ExecutionProc], environ: dict[str, str]
+    config: ExecutionConfig, proc_ref: list[ExecutionProc], secrets: Secrets | None
 ) -> Venue:
     """The live adapter (REST + private WS) or the paper adapter, from config."""
     from ipc.bitunix.rest import RestConfig
@@ -161,7 +162,7 @@ def build_venue(
         )  # fmt: skip
     from ipc.bitunix.ws import BitunixWs, WsConfig
 
-    key, secret = load_keys(v, environ)
+    key, secret = (secrets.api_key, secrets.secret) if secrets else ("", "")
     if not key or not secret:
         log.error("config error: no API key (set %s/%s or key_file)", v.api_key_env, v.secret_env)
         raise SystemExit(EXIT_CONFIG)
@@ -187,6 +188,20 @@ def build_venue(
     )
 
 
+def _secrets(config: ExecutionConfig) -> Secrets | None:
+    """Load the venue's secrets when live or a keystore is configured; exit 78 when bad."""
+    if config.mode == "paper" and not config.venue.keystore_path:
+        return None
+    try:
+        return load_secrets(config.venue, dict(os.environ))
+    except KeyFileError as exc:
+        log.error("config error: %s", exc)
+        raise SystemExit(EXIT_CONFIG) from None
+    except KeyStoreError as exc:  # a wrong passphrase is a configuration error too
+        log.error("config error: keystore: %s", exc)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     config = load_section(argv, "execution", ExecutionConfig)
     if config.runtime is None:
@@ -207,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         from shm.ring import attach_reader
 
         ref: list[ExecutionProc] = []
-        venue = build_venue(config, ref, dict(os.environ))  # exits 78 without keys
+        secrets = _secrets(config)  # exits 78 on a bad keystore or key file
+        venue = build_venue(config, ref, secrets)  # exits 78 without keys
         try:  # a bad journal is a configuration fault: found before anything connects
             journal = Journal.open(config.journal_path)
         except JournalError as exc:

@@ -103,8 +103,10 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where live orders go (simex on loopback or the real Bitunix) and where the keys come from.
 
-    Secrets never live in the config: they are read in ``main`` from the environment variables
-    named here, or from ``key_file`` (a TOML file with ``api_key`` and ``secret``, mode 0600).
+    Secrets never live in the config. In ``main`` they come from ``keystore_path`` (encrypted,
+    ``bitrader keys``; its passphrase from the environment variable ``keystore_passphrase_env``),
+    else from ``key_file`` (plaintext TOML with ``api_key`` and ``secret``, mode 0600 or it is
+    refused), else from the environment variables named here (which reach execution only).
     """
 
     rest_url: HttpUrl = "https://fapi.bitunix.com"
@@ -112,6 +114,8 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     api_key_env: str = "BITUNIX_API_KEY"
     secret_env: str = "BITUNIX_SECRET"
     key_file: str = ""  # when set, used instead of the environment variables
+    keystore_path: str = ""  # when set, used instead of key_file and the environment
+    keystore_passphrase_env: str = "BITRADER_KEYSTORE_PASSPHRASE"
     margin_coin: str = "USDT"
     rest_timeout_s: PositiveFloat = 5.0  # a place/cancel unanswered this long is UNKNOWN
     ws_ping_interval_s: PositiveFloat = 2.0  # with the pong deadline: a stall shows in ~4 s

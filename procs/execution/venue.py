@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import tomllib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from ipc.bitunix.errors import (
@@ -30,7 +28,7 @@ from ipc.bitunix.errors import (
     TransportError,
     UnknownOutcome,
 )
-from procs.execution.config import PaperConfig, SymbolConfig, VenueConfig
+from procs.execution.config import PaperConfig, SymbolConfig
 from procs.execution.instruments import Instrument, SymbolStatus
 from procs.execution.model import (
     ZERO,
@@ -131,15 +129,6 @@ class Venue(Protocol):
         """Raise the error that ended a background connection (crash, don't limp)."""
 
     async def close(self) -> None: ...
-
-
-def load_keys(cfg: VenueConfig, environ: dict[str, str]) -> tuple[str, str]:
-    """Return ``(api_key, secret)`` from ``key_file`` or the named environment variables."""
-    if cfg.key_file:
-        with open(Path(cfg.key_file), "rb") as f:
-            raw = tomllib.load(f)
-        return str(raw["api_key"]), str(raw["secret"])
-    return environ.get(cfg.api_key_env, ""), environ.get(cfg.secret_env, "")
 
 
 def configured_instrument(s: SymbolConfig) -> Instrument | None:

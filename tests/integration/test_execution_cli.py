@@ -104,3 +104,35 @@ def test_execution_unwritable_journal_path_exits_78(tmp_path, run_dir):
     assert done.returncode == 78, out
     assert "cannot create directory" in out
     assert "Traceback" not in out
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [
+        ('api_key = "k-123456"\nsecret = "s-123456"\n', 0o644),  # readable by others
+        ('api_key = "k-123456"\n', 0o600),  # no secret
+        ("api_key = = nope\n", 0o600),  # bad TOML
+    ],
+    ids=["mode-0644", "no-secret", "bad-toml"],
+)
+def test_execution_bad_key_file_exits_78(tmp_path, run_dir, text, mode):
+    keys = tmp_path / "keys.toml"
+    keys.write_text(text)
+    keys.chmod(mode)
+    venue = f'\n[execution.venue]\nkey_file = "{keys}"\n'
+
+    done = run(tmp_path, run_dir, BASE + RUNTIME + venue)
+
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_execution_keystore_without_passphrase_exits_78(tmp_path, run_dir):
+    from procs.keystore.store import Secrets, save
+
+    ks = tmp_path / "ks.json"
+    save(ks, Secrets(api_key="k-123456", secret="s-123456"), "pw-123456", n=2**10)
+    venue = f'\n[execution.venue]\nkeystore_path = "{ks}"\n'
+
+    done = run(tmp_path, run_dir, BASE + RUNTIME + venue)
+
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "BITRADER_KEYSTORE_PASSPHRASE" in done.stdout + done.stderr

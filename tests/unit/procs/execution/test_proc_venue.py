@@ -21,12 +21,12 @@ from ipc.bitunix.schemas_rest import Order as RestOrder
 from ipc.bitunix.schemas_ws import OrderPush
 from procs.execution.__main__ import LoopWaiter
 from procs.execution.config import VenueConfig
+from procs.execution.keys import load_keys
 from procs.execution.model import Side
 from procs.execution.venue import (
     VenueRejected,
     VenueUnknown,
     _call,
-    load_keys,
     update_from_push,
     update_from_rest,
 )
@@ -86,6 +86,7 @@ def test_load_keys_reads_env_names_or_key_file(tmp_path):
     assert load_keys(cfg, {"K": "key", "S": "sec"}) == ("key", "sec")
     f = tmp_path / "keys.toml"
     f.write_text('api_key = "fk"\nsecret = "fs"\n')
+    f.chmod(0o600)
     assert load_keys(VenueConfig(key_file=str(f)), {}) == ("fk", "fs")
 
 
