@@ -26,6 +26,8 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "reconcile": ("procs.control_cli", "main_reconcile", "reconcile adopt: take the venue's"),
     "config": ("procs._config", "main_cli", "config check FILE [SECTION...] [--group G]"),
     "keys": ("procs.keystore.cli", "main", "encrypted keystore: set | show | rotate"),
+    "audit": ("procs.journal_cli", "main_audit", "audit verify | override [JOURNAL]"),
+    "journal": ("procs.journal_cli", "main_journal", "journal backup | restore"),
     "demo": ("procs.demo", "main", "the demo: run the group and a live summary"),
     "monitor": ("procs.monitor.__main__", "main", "Prometheus config/rules, dashboards, up|down"),
 }

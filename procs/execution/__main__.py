@@ -23,11 +23,10 @@ from procs._config import EXIT_CONFIG, config_file, load_section
 from procs._runtime import EXIT_FAULT, Runtime
 from procs.execution.config import ExecutionConfig
 from procs.execution.control import OperatorCommands
-from procs.execution.journal import Journal
+from procs.execution.guard import open_verified, start_backups
 from procs.execution.keys import load_secrets
 from procs.execution.killswitch import FileStore, KillSwitch
 from procs.execution.metrics import make_metrics
-from procs.execution.model import JournalError
 from procs.execution.proc import ExecutionProc
 from procs.execution.venue import (
     LiveVenue,
@@ -223,12 +222,9 @@ def main(argv: list[str] | None = None) -> int:
 
         ref: list[ExecutionProc] = []
         secrets = _secrets(config)  # exits 78 on a bad keystore or key file
+        journal, audit_key = open_verified(config, secrets)  # exits 78 on a broken audit chain
+        backups = start_backups(config, audit_key)
         venue = build_venue(config, ref, secrets)  # exits 78 without keys
-        try:  # a bad journal is a configuration fault: found before anything connects
-            journal = Journal.open(config.journal_path)
-        except JournalError as exc:
-            log.error("config error path=$.execution.journal_path: %s", exc)
-            return EXIT_CONFIG
         sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
         book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
         rt.watch_ring("sig", sig)
@@ -272,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             return rt.run(proc, waiter)
         finally:
             waiter.close()
+            if backups is not None:
+                backups.close()
             if event_file is not None:
                 event_file.close()
             loop.close()

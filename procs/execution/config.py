@@ -124,11 +124,22 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     mark_poll_s: PositiveFloat = 2.0  # mark prices from the ticker REST this often
 
 
+class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The journal's audit anchors and backups (docs/operations.md: audit, backup, restore)."""
+
+    checkpoint_s: PositiveFloat = 1.0  # the chain's head goes to the signed checkpoint this often
+    checkpoint_keep: PositiveInt = 5  # rotated checkpoint files kept beside the journal
+    backup_interval_s: NonNegFloat = 0.0  # an online backup this often (0: off)
+    backup_dir: str = ""  # "" = backups/ beside the journal
+    backup_keep: PositiveInt = 24  # newest backups kept
+
+
 class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     symbols: list[SymbolConfig]
     mode: Literal["live", "paper"] = "paper"  # paper: fills simulated locally on the live book
     position_mode: Literal["ONE_WAY", "HEDGE"] = "ONE_WAY"
     journal_path: str = "run/execution.sqlite"
+    journal: JournalConfig = JournalConfig()
     killswitch_path: str = "run/killswitch.json"
     killswitch_poll_s: PositiveFloat = 0.25
     client_id_prefix: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9]{1,8}$")] = "br"

@@ -1,22 +1,27 @@
-"""The execution journal: SQLite (WAL, stdlib sqlite3), written before acting, hash-chained.
+"""The execution journal: SQLite (WAL, stdlib sqlite3), written before acting, HMAC-chained.
 
 Tables: intents, order_events, fills, funding, positions, risk_events, breaker_events, meta and
-audit. Every content row points at its audit row; each audit row carries
-sha256(prev_hash + its own text), so ``verify_audit`` detects any edit, insert or deletion.
+audit. Every content row points at its audit row, and every ``meta`` write has one; each audit
+row carries HMAC(key, prev_hash + its own text) and the head is anchored in a signed checkpoint
+file (``procs/execution/audit.py``), so ``verify_audit`` detects any edit, insert, deletion or
+truncation, and a chain recomputed without the key. Schema upgrades: ``migrations.py``.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
+from procs._files import chmod_private
+from procs.execution.audit import GENESIS, META, RESEAL, AuditChain, AuditReport, Checkpoints
+from procs.execution.audit import verify as verify_chain
 from procs.execution.breaker import BreakerTransition
 from procs.execution.journal_check import (
     check_file,
@@ -41,8 +46,8 @@ from procs.execution.orders import Order, OrderTransition
 from procs.execution.positions import PositionBook, PositionSnapshot
 from procs.execution.risk import Refusal
 
-SCHEMA_VERSION: Final = 1
-GENESIS: Final = "0" * 64
+SCHEMA_VERSION: Final = 2  # 1: unkeyed sha256 chain, meta outside it (migrations.py)
+CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
 
 _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "intents": (
@@ -102,20 +107,20 @@ def _stored(v: object) -> object:
     return v
 
 
-def _link(prev_hash: str, audit_id: int, ts_ns: int, kind: str, body: str) -> str:
-    return hashlib.sha256(f"{prev_hash}{audit_id}|{ts_ns}|{kind}|{body}".encode()).hexdigest()
+def _creation_script(chain: AuditChain) -> str:
+    """The schema, ``schema_version`` and that value's audit row: a new journal, whole."""
+    ts_ns = time.time_ns()
+    body = json.dumps(["schema_version", str(SCHEMA_VERSION)], separators=(",", ":"))
+    digest = chain.link(GENESIS, 1, ts_ns, META, body)
+    return (
+        f"{_schema()}\nINSERT INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');"
+        "\nINSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash)"
+        f" VALUES(1, {ts_ns}, '{META}', '{body}', '{GENESIS}', '{digest}');"
+    )
 
 
 def _d(text: object) -> Decimal:
     return Decimal(str(text))
-
-
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    ok: bool
-    rows: int
-    first_bad_id: int | None = None
-    problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,26 +137,59 @@ class Recovered:
 class Journal:
     """The only writer of the journal file. Opened in ``main`` via ``Journal.open``."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        chain: AuditChain,
+        checkpoints: Checkpoints | None = None,
+        checkpoint_s: float = CHECKPOINT_S,
+    ) -> None:
         self._conn = conn
+        self._chain = chain
+        self._ckpts = checkpoints
+        self._ckpt_s = checkpoint_s
+        self._ckpt_at = -checkpoint_s
         row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         self._last_id, self._last_hash = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        self._ckpt_head = (-1, "")
+        # checkpoints are written only once the chain is known good (new, migrated, verified
+        # or resealed): a tampered journal must never overwrite the anchors that expose it
+        self._anchoring = False
 
     @classmethod
-    def open(cls, path: str | Path) -> Journal:
+    def open(
+        cls,
+        path: str | Path,
+        key: bytes | None = None,
+        *,
+        checkpoint_keep: int = 5,
+        checkpoint_s: float = CHECKPOINT_S,
+    ) -> Journal:
         """Open the journal after checking it; where no file is, create one (whole or not at all).
+
+        ``key`` (the audit chain's) defaults to ``audit.key`` beside the journal, generated on
+        first use (dev, demo, tests; production takes it from the keystore). An older schema is
+        migrated (``migrations.py``).
 
         Raises
         ------
         JournalError
             The path is not writable, or the file is empty, truncated, not SQLite, fails
-            ``PRAGMA quick_check`` or is not a journal of this schema version (see
-            ``journal_check``); ``main`` exits 78 with the message.
+            ``PRAGMA quick_check``, is newer than this code or cannot migrate, or is not a
+            journal (see ``journal_check``); ``main`` exits 78 with the message.
         """
+        from procs.execution.migrations import migrate
+
         p = Path(path)
-        if not check_path(p):
-            version = f"INSERT INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');"
-            create_atomically(p, f"{_schema()}\n{version}")
+        if key is None:  # dev/demo/tests: a generated 0600 key file (production: the keystore)
+            from procs.execution.keys import audit_key_file, read_audit_key_file
+
+            p.parent.mkdir(parents=True, exist_ok=True)
+            key = read_audit_key_file(audit_key_file(p), create=True)
+        chain = AuditChain(key)
+        fresh = not check_path(p)
+        if fresh:
+            create_atomically(p, _creation_script(chain))
         check_file(p)
         try:
             conn = sqlite3.connect(str(p), isolation_level=None)
@@ -160,9 +198,10 @@ class Journal:
         try:
             conn.execute("PRAGMA busy_timeout=5000")
             quick_check(conn, p)
-            check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            migrated = migrate(conn, p, chain, SCHEMA_VERSION, _COLUMNS) is not None
+            check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
             conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
         except sqlite3.Error as exc:
             conn.close()
@@ -170,28 +209,58 @@ class Journal:
         except JournalError:
             conn.close()
             raise
-        return cls(conn)
+        chmod_private(p, f"{p}-wal", f"{p}-shm")
+        journal = cls(conn, chain, Checkpoints(p, chain, checkpoint_keep), checkpoint_s)
+        if fresh or migrated:  # a new or just migrated journal: anchor it now
+            journal._anchoring = True
+        journal.checkpoint()
+        return journal
 
     def close(self) -> None:
+        self.checkpoint()
         self._conn.close()
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """The newest audit row: (id, hash)."""
+        return self._last_id, self._last_hash
+
+    def checkpoint(self) -> None:
+        """Anchor the chain's head in the signed checkpoint file (when it moved)."""
+        self._ckpt_at = time.monotonic()
+        if not self._anchoring or self._ckpts is None:
+            return
+        if self._ckpt_head != (self._last_id, self._last_hash):
+            self._ckpts.write(self._last_id, self._last_hash, time.time_ns())
+            self._ckpt_head = (self._last_id, self._last_hash)
 
     # -- writing ----------------------------------------------------------------------------
 
     def _append(self, table: str, values: Sequence[object], ts_ns: int) -> bool:
-        """Insert one content row and its audit row; False when the unique key already exists."""
-        cols = _COLUMNS[table]
-        stored = [_stored(v) for v in values]
+        """Insert one content row (or meta value, or audit-only event) and its audit row.
+
+        False when a unique key already exists (nothing is written then).
+        """
         audit_id = self._last_id + 1
-        marks = ", ".join("?" * (len(cols) + 1))
-        verb = "INSERT OR IGNORE" if table in _UNIQUE else "INSERT"
-        cur = self._conn.execute(
-            f"{verb} INTO {table}({', '.join(cols)}, audit_id) VALUES ({marks})",
-            (*stored, audit_id),
-        )
-        if cur.rowcount == 0:
-            return False
-        body = json.dumps(stored, separators=(",", ":"))
-        digest = _link(self._last_hash, audit_id, ts_ns, table, body)
+        if table == META:
+            stored: list[object] = [str(v) for v in values]
+            self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", stored)
+            body = json.dumps(stored, separators=(",", ":"))
+        elif table in _COLUMNS:
+            cols = _COLUMNS[table]
+            stored = [_stored(v) for v in values]
+            marks = ", ".join("?" * (len(cols) + 1))
+            verb = "INSERT OR IGNORE" if table in _UNIQUE else "INSERT"
+            cur = self._conn.execute(
+                f"{verb} INTO {table}({', '.join(cols)}, audit_id) VALUES ({marks})",
+                (*stored, audit_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            body = json.dumps(stored, separators=(",", ":"))
+        else:  # an audit-only event (reseal, restore, migrate): one JSON object
+            body = json.dumps(values[0], sort_keys=True, separators=(",", ":"))
+        digest = self._chain.link(self._last_hash, audit_id, ts_ns, table, body)
         self._conn.execute(
             "INSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
             (audit_id, ts_ns, table, body, self._last_hash, digest),
@@ -199,7 +268,9 @@ class Journal:
         self._last_id, self._last_hash = audit_id, digest
         return True
 
-    def _txn(self, rows: Iterable[tuple[str, Sequence[object], int]]) -> list[bool]:
+    def _txn(
+        self, rows: Iterable[tuple[str, Sequence[object], int]], *, anchor: bool = True
+    ) -> list[bool]:
         last = (self._last_id, self._last_hash)
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -209,7 +280,33 @@ class Journal:
             self._conn.execute("ROLLBACK")
             self._last_id, self._last_hash = last
             raise
+        if anchor and time.monotonic() - self._ckpt_at >= self._ckpt_s:
+            self.checkpoint()
         return done
+
+    def record_event(self, kind: str, body: dict[str, object], ts_ns: int = 0) -> None:
+        """Journal an audit-only event (an operator's reseal, a restore) and anchor it."""
+        if kind in _COLUMNS or kind == META:
+            raise ValueError(f"{kind!r} is a table, not an event")
+        self._txn([(kind, [body], ts_ns or time.time_ns())])
+        self.checkpoint()
+
+    def verify_audit(self) -> AuditReport:
+        """Check the chain, every row, meta and the checkpoints (``audit.verify``).
+
+        A good verdict lets this journal write checkpoints from now on.
+        """
+        report = verify_chain(self._conn, self._chain, _COLUMNS, self._ckpts)
+        self._anchoring = self._anchoring or report.ok
+        return report
+
+    def reseal(self, report: AuditReport, body: dict[str, object]) -> None:
+        """Accept ``report``'s problems (an operator's override): journal it, re-anchor."""
+        if self._ckpts is not None:
+            self._ckpts.archive(f"resealed-{time.time_ns()}")
+        self._anchoring = True
+        self._ckpt_head = (-1, "")
+        self.record_event(RESEAL, body)
 
     def record_intent(self, req: OrderRequest, ts_ns: int) -> None:
         """Write the intent durably (fsync: synchronous=FULL) BEFORE the order is sent."""
@@ -221,7 +318,7 @@ class Journal:
         )  # fmt: skip
         self._conn.execute("PRAGMA synchronous=FULL")
         try:
-            [added] = self._txn([("intents", values, ts_ns)])
+            [added] = self._txn([("intents", values, ts_ns)], anchor=False)  # before the send
         finally:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         if not added:
@@ -264,7 +361,8 @@ class Journal:
         self._txn([("breaker_events", (t.old, t.new, t.trigger, t.detail, t.ts_ns), t.ts_ns)])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        """Write a meta value; audited like every row (the chain covers ``meta`` too)."""
+        self._txn([(META, (key, value), time.time_ns())])
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -341,33 +439,6 @@ class Journal:
         for ev in funding:
             book.apply_funding(ev)
         return Recovered(orders, book, last_cid, n, funding)
-
-    def verify_audit(self) -> AuditReport:
-        """Recompute the hash chain and check every content row against its audit row."""
-        bodies: dict[int, tuple[str, str]] = {}
-        prev = GENESIS
-        rows = 0
-        for audit_id, ts_ns, kind, body, prev_hash, digest in self._conn.execute(
-            "SELECT id, ts_ns, kind, body, prev_hash, hash FROM audit ORDER BY id"
-        ):
-            rows += 1
-            if audit_id != rows:
-                return AuditReport(False, rows, audit_id, f"audit id gap before {audit_id}")
-            if prev_hash != prev or _link(prev, audit_id, ts_ns, kind, body) != digest:
-                return AuditReport(False, rows, audit_id, "hash chain broken")
-            prev = digest
-            bodies[audit_id] = (kind, body)
-        seen = 0
-        for table, cols in _COLUMNS.items():
-            for row in self._conn.execute(f"SELECT {', '.join(cols)}, audit_id FROM {table}"):
-                seen += 1
-                audit_id = int(row[-1])
-                body = json.dumps(list(row[:-1]), separators=(",", ":"))
-                if bodies.get(audit_id) != (table, body):
-                    return AuditReport(False, rows, audit_id, f"{table} row differs from audit")
-        if seen != rows:
-            return AuditReport(False, rows, None, f"{rows - seen} audited rows missing")
-        return AuditReport(True, rows)
 
 
 def _order_values(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> tuple[object, ...]:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
+from pathlib import Path
 
 import pytest
+
+from procs.execution.journal import Journal
+from tests.integration.test_audit_cli import bitrader
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +110,8 @@ def test_execution_unwritable_journal_path_exits_78(tmp_path, run_dir):
     assert done.returncode == 78, out
     assert "cannot create directory" in out
     assert "Traceback" not in out
+
+
 @pytest.mark.parametrize(
     ("text", "mode"),
     [
@@ -136,3 +144,46 @@ def test_execution_keystore_without_passphrase_exits_78(tmp_path, run_dir):
 
     assert done.returncode == 78, done.stdout + done.stderr
     assert "BITRADER_KEYSTORE_PASSPHRASE" in done.stdout + done.stderr
+
+
+# past the audit gate, then give up waiting for rings nobody writes
+PAPER_NO_RINGS = PAPER.replace('mode = "paper"\n', 'mode = "paper"\nattach_timeout_s = 0.3\n')
+
+
+def _tampered_journal(path):
+    j = Journal.open(path)
+    j.set_meta("balance_base", "100000")
+    j.close()
+    with closing(sqlite3.connect(path)) as c:
+        c.execute("UPDATE meta SET value='900000' WHERE key='balance_base'")
+        c.commit()
+
+
+def test_execution_refuses_a_broken_audit_chain_with_78(tmp_path, run_dir):
+    journal = tmp_path / "execution.sqlite"
+    _tampered_journal(journal)
+
+    done = run(tmp_path, run_dir, PAPER_NO_RINGS.format(journal=journal) + RUNTIME)
+
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "audit chain broken" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_execution_override_reseals_once_and_is_journaled(tmp_path, run_dir):
+    journal = tmp_path / "execution.sqlite"
+    _tampered_journal(journal)
+    ov = bitrader("audit", "override", journal, "--reason", "balance fixed by hand")
+    assert ov.returncode == 0, ov.stderr
+
+    done = run(tmp_path, run_dir, PAPER_NO_RINGS.format(journal=journal) + RUNTIME)
+
+    # it got past the gate (then stopped: no rings to attach in this test)
+    assert done.returncode != 78, done.stdout + done.stderr
+    assert not Path(f"{journal}.audit-override").exists()
+    with closing(sqlite3.connect(journal)) as c:
+        kinds = [k for (k,) in c.execute("SELECT kind FROM audit ORDER BY id")]
+        body = c.execute("SELECT body FROM audit WHERE kind='reseal'").fetchone()[0]
+    assert "reseal" in kinds
+    assert "balance fixed by hand" in body
+    assert bitrader("audit", "verify", journal).returncode == 0

@@ -166,7 +166,7 @@ def test_journal_duplicate_fill_ignored_and_not_audited(journal):
     assert journal.record_fill(f) is True
     assert journal.record_fill(f) is False
     assert journal.count("fills") == 1
-    assert journal.count("audit") == 1
+    assert journal.count("audit") == 2  # the schema_version meta row, the fill
     assert journal.recover(hedge=False).positions.position("BTCUSDT").qty == D("0.01")
     assert journal.verify_audit().ok
 
@@ -209,11 +209,11 @@ def _populated(path: Path) -> Journal:
     [
         ("UPDATE fills SET qty='0.03' WHERE fill_id='Xbr-1-1:0.02'", "fills row differs"),
         ("UPDATE audit SET body=replace(body, '60000', '50000') WHERE kind='fills'", "hash chain"),
-        ("DELETE FROM fills WHERE fill_id='Xbr-1-2:0.01'", "missing"),
-        ("DELETE FROM audit WHERE id=3", "gap"),
-        ("DELETE FROM audit WHERE id=(SELECT MAX(id) FROM audit)", "differs"),
+        ("DELETE FROM fills WHERE fill_id='Xbr-1-2:0.01'", "audited fills row deleted"),
+        ("DELETE FROM audit WHERE id=3", "audit ids 3..3 deleted"),
+        ("DELETE FROM audit WHERE id=(SELECT MAX(id) FROM audit)", "has no audit record"),
         ("INSERT INTO risk_events(client_id, symbol, reason, detail, ts_ns, audit_id)"
-         " VALUES('x','y','z','w',1,999)", "differs"),
+         " VALUES('x','y','z','w',1,999)", "has no audit record"),
     ],
 )  # fmt: skip
 def test_journal_verify_audit_detects_tampering(path, query, problem):
@@ -233,13 +233,13 @@ def test_journal_reopen_continues_the_chain(path):
     report = j.verify_audit()
     j.close()
     assert report.ok
-    assert report.rows == 9  # 2 × (intent + 2 events + 1 fill) + 1 refusal
+    assert report.rows == 10  # schema_version + 2 × (intent + 2 events + 1 fill) + 1 refusal
 
 
 def test_journal_foreign_schema_version_refused(path):
     Journal.open(path).close()
     sql(path, "UPDATE meta SET value='99' WHERE key='schema_version'")
-    with pytest.raises(JournalError, match="schema 99"):
+    with pytest.raises(JournalError, match="schema 99, expected 2"):
         Journal.open(path)
 
 

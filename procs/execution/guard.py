@@ -1,0 +1,93 @@
+"""Execution's start-up trust gate: open the journal with its key, verify it, or refuse.
+
+A journal whose audit chain does not verify is not traded on: ``open_verified`` logs every
+problem and exits 78, unless an operator wrote an override for exactly these problems
+(``bitrader audit override``); then it journals a ``reseal`` row with the reason and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from procs._config import EXIT_CONFIG
+from procs.execution.audit import AuditChain, override_path, read_override, reseal_body
+from procs.execution.backup import BackupTask
+from procs.execution.config import ExecutionConfig
+from procs.execution.journal import Journal
+from procs.execution.keys import audit_key
+from procs.execution.model import JournalError
+from procs.keystore.store import KeyStoreError, Secrets
+
+log = logging.getLogger(__name__)
+
+SHOWN_PROBLEMS = 10
+
+
+def _refuse(msg: str, *args: object) -> SystemExit:
+    log.error(msg, *args)
+    return SystemExit(EXIT_CONFIG)
+
+
+def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Journal, bytes]:
+    """The journal, verified (or resealed by an operator's override), and its audit key.
+
+    Raises ``SystemExit(EXIT_CONFIG)`` on a bad key, an unmigratable or a broken journal.
+    """
+    path = config.journal_path
+    try:
+        key = audit_key(config.venue, path, secrets)
+        journal = Journal.open(
+            path,
+            key,
+            checkpoint_keep=config.journal.checkpoint_keep,
+            checkpoint_s=config.journal.checkpoint_s,
+        )
+    except KeyStoreError as exc:
+        raise _refuse("config error: audit key: %s", exc) from None
+    except JournalError as exc:
+        # a bad journal is a configuration fault: found before anything connects
+        raise _refuse("config error path=$.execution.journal_path: %s", exc) from None
+    report = journal.verify_audit()
+    if report.ok:
+        log.info(
+            "audit ok path=%s rows=%d head=%d checkpoints=%d accepted=%d",
+            *(path, report.rows, report.head_id, report.checkpoints, len(report.accepted)),
+        )
+        return journal, key
+    for p in report.problems[:SHOWN_PROBLEMS]:
+        log.error("audit problem path=%s audit_id=%s: %s", path, p.audit_id, p.detail)
+    override = read_override(path)
+    if override and override.get("fingerprint") == report.fingerprint():
+        journal.reseal(report, reseal_body(report, override))
+        override_path(path).unlink(missing_ok=True)  # one use: the reseal row is the record
+        log.warning(
+            "audit chain broken but an operator override accepts it: problems=%d reason=%r"
+            " by=%s (journaled as a reseal row)",
+            *(len(report.problems), override.get("reason", ""), override.get("by", "")),
+        )
+        return journal, key
+    journal.close()  # never anchors: a broken journal writes no checkpoint
+    if override is not None:
+        log.error("audit override %s names other problems: ignored", override_path(path))
+    raise _refuse(
+        "audit chain broken path=%s problems=%d: refusing to trade. Inspect with"
+        " `bitrader audit verify %s`; accept with `bitrader audit override %s --reason TEXT`",
+        *(path, len(report.problems), path, path),
+    )
+
+
+def start_backups(config: ExecutionConfig, key: bytes) -> BackupTask | None:
+    """The periodic backup thread when ``[execution.journal] backup_interval_s`` is set."""
+    jc = config.journal
+    if not jc.backup_interval_s:
+        return None
+    directory = jc.backup_dir or str(Path(config.journal_path).parent / "backups")
+    task = BackupTask(
+        config.journal_path, directory, jc.backup_interval_s, jc.backup_keep, AuditChain(key)
+    )
+    task.start()
+    log.info(
+        "journal backups dir=%s every=%ss keep=%d", directory, jc.backup_interval_s, jc.backup_keep
+    )
+    return task
