@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from procs.keystore.store import load
 from procs.supervise import stop
 from shm.segment import list_segments
 from tests.helpers.group_config import OBSERVER_KEY
@@ -104,7 +105,8 @@ def test_group_files_are_private_and_secrets_stay_in_execution(
             }
         )
         audit_key = (run_dir / "audit.key").exists()
-        planted = [KEY, SECRET, PASSPHRASE]
+        stored = load(keystore, PASSPHRASE)
+        planted = [KEY, SECRET, PASSPHRASE, stored.audit_key, stored.control_token]
         g.wait_until(lambda: g.journal.fills_count() >= 1, 60, "a fill")
         res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "t")
         assert res.returncode == 0, res.stderr
@@ -127,3 +129,5 @@ def test_group_files_are_private_and_secrets_stay_in_execution(
     assert any(p.suffix == ".h5" for p in written), names
     assert not audit_key, "the keystore's audit key is used, not a generated file"
     assert _grep(written, planted) == []
+    verified = bitrader("audit", "verify", str(g.cfg.journal_path), "--keystore", str(keystore))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
