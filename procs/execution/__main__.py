@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 from decimal import Decimal
@@ -19,7 +20,7 @@ from typing import IO, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from procs._config import EXIT_CONFIG, config_file, load_section
+from procs._config import EXIT_CONFIG, config_file, load_env, load_section
 from procs._runtime import EXIT_FAULT, Runtime
 from procs.execution.config import ExecutionConfig
 from procs.execution.control import OperatorCommands
@@ -28,6 +29,7 @@ from procs.execution.keys import load_secrets
 from procs.execution.killswitch import FileStore, KillSwitch
 from procs.execution.metrics import make_metrics
 from procs.execution.proc import ExecutionProc
+from procs.execution.reload import Reloader, apply_to
 from procs.execution.venue import (
     LiveVenue,
     PaperVenueAdapter,
@@ -202,6 +204,7 @@ def _secrets(config: ExecutionConfig) -> Secrets | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reload handler is in place
     config = load_section(argv, "execution", ExecutionConfig)
     if config.runtime is None:
         logging.basicConfig()
@@ -264,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
             proc.close()
             return EXIT_FAULT
         waiter.watch(WakeListener(config.inference_pub, wake_topic("sig")))
+        reloader = Reloader(
+            config_file(argv) or "", load_env(config_file(argv) or ""),
+            config, apply_to(proc), journal, registry,
+        )  # fmt: skip
+        # SIGHUP (supervisorctl signal HUP): read on the loop's thread, between steps
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
         try:
             return rt.run(proc, waiter)
         finally:

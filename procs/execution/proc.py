@@ -132,7 +132,7 @@ class ExecutionProc:
         self._by_id: dict[int, Instrument] = {}
         self._grids: dict[str, tuple[DecimalGrid, DecimalGrid]] = {}  # price, qty per symbol
         self._mid_grids: dict[int, DecimalGrid] = {}  # the price grid per symbol id
-        self._strategy: Strategy | None = None
+        self.strategy: Strategy | None = None
         self._ids: ClientIdGenerator | None = None
         self._quotes: dict[str, Quote] = {}
         self._book_ns: dict[str, int] = {}  # ts_recv_ns of the newest book per symbol
@@ -171,7 +171,7 @@ class ExecutionProc:
             self.apply(tr, now)  # written/sent before the crash, never answered: UNKNOWN
         used = [o.client_id for o in rec.orders]
         self._ids = ClientIdGenerator.after(c.client_id_prefix, now // 1_000_000, used)
-        self._strategy = Strategy(
+        self.strategy = Strategy(
             c.strategy,
             self.instruments,
             self._ids,
@@ -240,7 +240,7 @@ class ExecutionProc:
                 paper.on_record(RecordBook(row, inst, self._grids[sym]), best)
 
     def _on_signals(self, batch: Records) -> None:
-        if not self.can_trade or self._strategy is None:
+        if not self.can_trade or self.strategy is None:
             return
         now = self._clock()
         for sig in signals_from_records(batch, self._by_id, self._mid_grids):
@@ -249,7 +249,7 @@ class ExecutionProc:
                 continue
             position = self.positions.net_qty(sig.symbol)
             working = self.tracker.open_orders(sig.symbol)
-            for action in self._strategy.decide(sig, quote, position, working, now):
+            for action in self.strategy.decide(sig, quote, position, working, now):
                 self._act(action, now)
 
     def _act(self, action: Action, now: int) -> None:
@@ -564,7 +564,7 @@ class ExecutionProc:
         rec = self.last_reconcile
         m.reconcile_differences.set(len(rec.differences) if rec else 0)
         m.day_pnl.set(float(self.daily.day_pnl))
-        m.loss_limit.set(float(self._c.risk.daily_loss_limit_usdt))
+        m.loss_limit.set(float(self.risk.config.daily_loss_limit_usdt))  # reloadable
         for sym in self.instruments:
             m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
 

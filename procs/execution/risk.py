@@ -95,6 +95,17 @@ class RiskEngine:
         self.refusals_total: Counter[RefusalReason] = Counter()
         self.passed_total = 0
 
+    @property
+    def config(self) -> RiskConfig:
+        """The limits in force (they change on a hot reload)."""
+        return self._c
+
+    def reconfigure(self, config: RiskConfig) -> None:
+        """New limits (a hot reload); the throttle and duplicate windows keep their history."""
+        self._c = config
+        self._window_ns = int(config.order_rate_window_s * 1e9)
+        self._dup_ns = int(config.duplicate_window_s * 1e9)
+
     def check(self, req: OrderRequest, ctx: RiskContext) -> Refusal | None:
         """Return the first refusal, or ``None`` and remember the order as sent."""
         self._forget(ctx.now_ns)

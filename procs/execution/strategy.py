@@ -133,6 +133,14 @@ class VolEstimator:
             self._last = (mid, ts_ns)
 
     @property
+    def halflife_s(self) -> float:
+        return self._halflife_ns / 1e9
+
+    @halflife_s.setter
+    def halflife_s(self, value: float) -> None:
+        self._halflife_ns = value * 1e9
+
+    @property
     def vol_per_sqrt_s(self) -> float:
         return math.sqrt(self._var)  # correctly rounded, as np.sqrt
 
@@ -156,6 +164,12 @@ class Strategy:
         self._hedge = hedge
         self._regime: dict[str, int] = {}
         self._vol: dict[str, VolEstimator] = {}
+
+    def reconfigure(self, config: StrategyConfig) -> None:
+        """New parameters (a hot reload); regimes and volatility estimates carry over."""
+        self._c = config
+        for vol in self._vol.values():
+            vol.halflife_s = config.vol_halflife_s
 
     def regime(self, symbol: str) -> int:
         """-1 short, 0 flat, +1 long: the hysteresis state."""

@@ -45,7 +45,7 @@ def _record_decisions(r: Rig) -> list[tuple[Decimal, list[str]]]:
     seen: list[tuple[Decimal, list[str]]] = []
     books: list[Any] = []
     r.books_seen = books  # type: ignore[attr-defined]
-    strategy = r.proc._strategy
+    strategy = r.proc.strategy
     assert strategy is not None
     decide = strategy.decide
 

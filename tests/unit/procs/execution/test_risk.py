@@ -229,3 +229,14 @@ def test_risk_breaker_reducing_allows_reduce_only_reducing_order():
     assert reason(engine(), order(Side.SELL, qty="0.03", reduce_only=True), c) is (
         R.BREAKER_REDUCING
     )
+
+
+def test_risk_reconfigure_applies_new_limit_to_the_next_order():
+    e = engine()
+    before = reason(e, order(qty="0.05"), ctx())  # 500 USDT under a 1000 limit
+
+    e.reconfigure(msgspec.structs.replace(CFG, max_order_notional_usdt=D(400)))
+    after = reason(e, order(qty="0.05", price="10001"), ctx())
+
+    assert before is None
+    assert after is R.MAX_ORDER_NOTIONAL
