@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from procs._auth import ensure_token
 from procs._files import PRIVATE_UMASK, private_dir, write_private
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def start(env: GroupEnv, *, foreground: bool = False) -> subprocess.Popen[bytes]
         raise RuntimeError(f"a group is already running in {env.run_dir}")
     for sub in ("", "logs", "supervisor.d"):
         private_dir(env.run_dir / sub)
+    ensure_token(env.run_dir)  # control requests that change state are signed with it
     env.save()
     cmd = [sys.executable, "-m", "supervisor.supervisord", "-c", str(CONF)]
     child: subprocess.Popen[bytes] | None = None

@@ -25,7 +25,6 @@ from procs.keystore.store import (
     Secrets,
     load_with_header,
     mask,
-    new_hex_key,
     save,
     with_generated,
 )
@@ -101,7 +100,6 @@ def _show(args: argparse.Namespace, ask: Callable[[str], str]) -> int:
         ("api_key", mask(data.api_key)),
         ("secret", mask(data.secret)),
         ("audit_key", mask(data.audit_key)),
-        ("control_token", mask(data.control_token)),
     ]
     for name, value in rows:
         print(f"{name:<14} {value}")
@@ -114,12 +112,12 @@ def _rotate(args: argparse.Namespace, ask: Callable[[str], str]) -> int:
     if not args.passphrase_only:
         key, secret = credentials(args, ask)
         # the audit key stays: the journal's chain was sealed with it and must still verify
-        data = replace(data, api_key=key, secret=secret, control_token=new_hex_key())
+        data = replace(data, api_key=key, secret=secret)
     new = os.environ.get(NEW_PASSPHRASE_ENV) or (
         _prompt("new passphrase (empty: keep)", confirm=True, ask=ask) if sys.stdin.isatty() else ""
     )
     save(args.keystore, with_generated(data), new or phrase)
-    what = "passphrase" if args.passphrase_only else "API key, secret and control token"
+    what = "passphrase" if args.passphrase_only else "API key and secret"
     print(f"keystore rotated: {what}{'' if new else ' (passphrase kept)'}")
     return 0
 

@@ -1,7 +1,7 @@
 """The encrypted keystore file and the plaintext key file: read, write, check permissions.
 
 Keystore: JSON with the KDF parameters and an AES-256-GCM ciphertext of the secrets (the API
-key and secret, the audit chain's HMAC key, the control token). The key is derived from a
+key and secret, the audit chain's HMAC key). The key is derived from a
 passphrase with scrypt; the header is the AEAD's associated data, so it cannot be altered
 unnoticed. A keystore or key file that group or others can read is refused (``KeyFileError``).
 
@@ -51,15 +51,14 @@ class WrongPassphraseError(KeyStoreError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Secrets:
-    """What the keystore protects. ``audit_key`` and ``control_token`` are hex strings."""
+    """What the keystore protects. ``audit_key`` is hex."""
 
     api_key: str = ""
     secret: str = ""
     audit_key: str = ""
-    control_token: str = ""
 
     def values(self) -> list[str]:
-        return [v for v in (self.api_key, self.secret, self.audit_key, self.control_token) if v]
+        return [v for v in (self.api_key, self.secret, self.audit_key) if v]
 
 
 def new_hex_key() -> str:
@@ -144,7 +143,6 @@ def seal(data: Secrets, passphrase: str, *, n: int = 0, created_ns: int = 0) -> 
             "api_key": data.api_key,
             "secret": data.secret,
             "audit_key": data.audit_key,
-            "control_token": data.control_token,
         }
     ).encode()
     key = _derive(passphrase, salt, n, SCRYPT_R, SCRYPT_P)
@@ -190,7 +188,6 @@ def open_sealed(blob: bytes, passphrase: str) -> tuple[Secrets, dict[str, Any]]:
             api_key=str(raw.get("api_key", "")),
             secret=str(raw.get("secret", "")),
             audit_key=str(raw.get("audit_key", "")),
-            control_token=str(raw.get("control_token", "")),
         ),
         header,
     )
@@ -225,9 +222,5 @@ def save(path: str | Path, data: Secrets, passphrase: str, *, n: int = 0) -> Non
 
 
 def with_generated(data: Secrets) -> Secrets:
-    """``data`` with an audit key and a control token, generating whichever is missing."""
-    return replace(
-        data,
-        audit_key=data.audit_key or new_hex_key(),
-        control_token=data.control_token or new_hex_key(),
-    )
+    """``data`` with an audit key, generated when missing."""
+    return replace(data, audit_key=data.audit_key or new_hex_key())

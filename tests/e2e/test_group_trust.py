@@ -106,7 +106,7 @@ def test_group_files_are_private_and_secrets_stay_in_execution(
         )
         audit_key = (run_dir / "audit.key").exists()
         stored = load(keystore, PASSPHRASE)
-        planted = [KEY, SECRET, PASSPHRASE, stored.audit_key, stored.control_token]
+        planted = [KEY, SECRET, PASSPHRASE, stored.audit_key]
         g.wait_until(lambda: g.journal.fills_count() >= 1, 60, "a fill")
         res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "t")
         assert res.returncode == 0, res.stderr
