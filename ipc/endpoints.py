@@ -20,6 +20,8 @@ __all__ = [
     "default_endpoints",
     "expand",
     "ipc_path",
+    "is_loopback_host",
+    "is_remote",
     "validate",
 ]
 
@@ -89,6 +91,23 @@ def validate(endpoint: str, *, allow_remote: bool = False) -> str:
     raise EndpointError(f"endpoint scheme must be ipc, tcp or inproc, was {scheme!r}")
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address, brackets allowed) is this machine's loopback."""
+    bare = host.strip("[]")
+    if bare in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def is_remote(endpoint: str) -> bool:
+    """Whether ``endpoint`` is tcp on a host other than loopback (reachable from elsewhere)."""
+    scheme, _, rest = endpoint.partition("://")
+    return scheme == "tcp" and not is_loopback_host(rest.rpartition(":")[0])
+
+
 def _validate_tcp(endpoint: str, rest: str, *, allow_remote: bool) -> None:
     host, sep, port = rest.rpartition(":")
     if not sep or not host:
@@ -97,14 +116,7 @@ def _validate_tcp(endpoint: str, rest: str, *, allow_remote: bool) -> None:
         raise EndpointError(f"tcp port must be 1-65535, was {port!r} in {endpoint!r}")
     if allow_remote:
         return
-    bare = host.strip("[]")
-    if bare in _LOOPBACK_NAMES:
-        return
-    try:
-        loopback = ipaddress.ip_address(bare).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback_host(host):
         raise EndpointError(
             f"tcp host must be loopback (127.0.0.1, ::1, localhost) unless remote endpoints "
             f"are explicitly allowed, was {host!r} in {endpoint!r}"

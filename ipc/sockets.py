@@ -28,7 +28,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import zmq
 
@@ -100,7 +100,30 @@ def _socket(kind: int, *, sndhwm: int = 0, rcvhwm: int = 0) -> zmq.Socket[bytes]
     return sock
 
 
-def _bind(sock: zmq.Socket[bytes], endpoint: str) -> None:
+_AUTHENTICATOR: list[Any] = []  # the process's ZAP handler, started on first use
+
+
+def _allow_only(sock: zmq.Socket[bytes], allow_ips: Sequence[str]) -> None:
+    """Accept connections to ``sock`` only from ``allow_ips`` (ZAP, through ``zmq.auth``)."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    if not _AUTHENTICATOR:
+        auth = ThreadAuthenticator(zmq.Context.instance())
+        auth.start()
+        _AUTHENTICATOR.append(auth)
+    _AUTHENTICATOR[0].allow(*allow_ips)
+    sock.zap_domain = b"bitrader"
+
+
+def stop_authenticator() -> None:
+    """Stop the ZAP handler thread, if one was started (tests; process exit does it too)."""
+    while _AUTHENTICATOR:
+        _AUTHENTICATOR.pop().stop()
+
+
+def _bind(sock: zmq.Socket[bytes], endpoint: str, allow_ips: Sequence[str] = ()) -> None:
+    if allow_ips:
+        _allow_only(sock, allow_ips)
     path = ipc_path(endpoint)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,16 +198,18 @@ def bind_pub(
     sndhwm: int = DEFAULT_SNDHWM,
     nodrop: bool = False,
     allow_remote: bool = False,
+    allow_ips: Sequence[str] = (),
 ) -> Publisher:
     """Bind a PUB socket on ``endpoint`` (creating an ipc path's directory).
 
-    ``allow_remote`` permits a non-loopback tcp host (a stage on another machine).
+    ``allow_remote`` permits a non-loopback tcp host (a stage on another machine);
+    ``allow_ips`` (non-empty) accepts subscribers from those addresses only.
     """
     validate(endpoint, allow_remote=allow_remote)
     sock = _socket(zmq.PUB, sndhwm=sndhwm)
     if nodrop:
         sock.setsockopt(zmq.XPUB_NODROP, 1)
-    _bind(sock, endpoint)
+    _bind(sock, endpoint, allow_ips)
     return Publisher(sock, endpoint)
 
 
@@ -340,17 +365,19 @@ def bind_rep(
     allow_remote: bool = False,
     max_bytes: int = CONTROL_MAX_BYTES,
     malformed_reply: bytes = b"",
+    allow_ips: Sequence[str] = (),
 ) -> Replier:
     """Bind a REP socket on ``endpoint`` (creating an ipc path's directory).
 
-    ``malformed_reply`` answers a request of the wrong shape (more frames, too long).
+    ``malformed_reply`` answers a request of the wrong shape (more frames, too long);
+    ``allow_ips`` (non-empty) accepts connections from those addresses only.
     """
     validate(endpoint, allow_remote=allow_remote)
 
     def make() -> zmq.Socket[bytes]:
         sock = _socket(zmq.REP, sndhwm=CONTROL_HWM, rcvhwm=CONTROL_HWM)
         sock.setsockopt(zmq.MAXMSGSIZE, max_bytes * 2)
-        _bind(sock, endpoint)
+        _bind(sock, endpoint, allow_ips)
         return sock
 
     return Replier(

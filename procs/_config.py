@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import ipaddress
 import logging
 import math
 import operator
@@ -28,7 +29,7 @@ from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
 
 import msgspec
 
-from ipc.endpoints import EndpointError, expand, validate
+from ipc.endpoints import EndpointError, expand, ipc_path, is_loopback_host, is_remote, validate
 
 __all__ = [
     "EXIT_CONFIG",
@@ -126,6 +127,11 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     heartbeat_s: PosFloat = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     allow_remote_endpoints: bool = False  # bind tcp on a non-loopback host (multi-host split)
+    # peers allowed to reach anything bound beyond loopback (PUB, control, /metrics): required
+    # for such a bind, as is control_token_file (docs/operations.md, "Authenticated control")
+    allow_ips: list[str] = []
+    # the token that signs control requests; "" = control.token beside an ipc control socket
+    control_token_file: str = ""
 
     def __post_init__(self) -> None:
         for name in ("pub_endpoint", "control_endpoint"):
@@ -141,6 +147,26 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError(f"sched_policy {self.sched_policy} needs sched_priority 1-99")
         if not realtime and self.sched_priority:
             raise ValueError(f"sched_priority is for fifo/rr only, not {self.sched_policy}")
+        exposed = [n for n in ("pub_endpoint", "control_endpoint") if is_remote(getattr(self, n))]
+        if not is_loopback_host(self.metrics_host):
+            exposed.append("metrics_host")
+        for ip in self.allow_ips:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise ValueError(f"allow_ips: {ip!r} is not an IP address") from None
+        if exposed and not (self.allow_ips and self.control_token_file):
+            raise ValueError(
+                f"{', '.join(exposed)} beyond loopback need allow_ips and control_token_file"
+            )
+
+    @property
+    def token_file(self) -> str:
+        """Where the control token is: ``control_token_file``, else beside the control socket."""
+        if self.control_token_file:
+            return self.control_token_file
+        path = ipc_path(self.control_endpoint)
+        return "" if path is None else str(path.parent / "control.token")
 
 
 def check_endpoint(name: str, endpoint: str, *, allow_remote: bool = False) -> None:

@@ -276,6 +276,8 @@ def test_runtime_config_remote_endpoint_allowed_when_asked():
             "pub_endpoint": "tcp://10.0.0.1:5000",
             "control_endpoint": "ipc:///tmp/b",
             "allow_remote_endpoints": True,
+            "allow_ips": ["10.0.0.2"],  # beyond loopback: an allowlist and a token are required
+            "control_token_file": "/tmp/control.token",
         },
         RuntimeConfig,
     )
@@ -309,4 +311,47 @@ def test_decode_section_expands_templates_in_defaults():
 
     assert got == _WithTemplateDefault(
         name="n1-x", ring="n1.ingest.md.book", pub="ipc:///r/ingest.pub"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"metrics_host": "0.0.0.0"}, "metrics_host beyond loopback need allow_ips"),
+        (
+            {"control_endpoint": "tcp://10.0.0.5:7001", "allow_remote_endpoints": True},
+            "control_endpoint beyond loopback need",
+        ),
+        (
+            {"metrics_host": "0.0.0.0", "allow_ips": ["10.0.0.9"]},
+            "need allow_ips and control_token_file",
+        ),
+        ({"allow_ips": ["not-an-ip"]}, "not an IP address"),
+    ],
+)
+def test_runtime_config_beyond_loopback_needs_allowlist_and_token(extra, problem):
+    raw = {"pub_endpoint": "ipc:///tmp/x.pub", "control_endpoint": "ipc:///tmp/x.ctl", **extra}
+
+    with pytest.raises(msgspec.ValidationError, match=problem):
+        msgspec.convert(raw, RuntimeConfig)
+
+
+def test_runtime_config_beyond_loopback_with_allowlist_and_token_is_accepted():
+    raw = {
+        "pub_endpoint": "ipc:///tmp/x.pub",
+        "control_endpoint": "tcp://10.0.0.5:7001",
+        "allow_remote_endpoints": True,
+        "metrics_host": "0.0.0.0",
+        "allow_ips": ["10.0.0.9"],
+        "control_token_file": "/etc/bitrader/control.token",
+    }
+
+    cfg = msgspec.convert(raw, RuntimeConfig)
+
+    assert cfg.token_file == "/etc/bitrader/control.token"
+    assert (
+        msgspec.convert(
+            {"pub_endpoint": "ipc:///r/a.pub", "control_endpoint": "ipc:///r/a.ctl"}, RuntimeConfig
+        ).token_file
+        == "/r/control.token"
     )
