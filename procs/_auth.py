@@ -13,10 +13,13 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from procs._files import FILE_MODE, loose_mode, write_private
 
@@ -24,6 +27,7 @@ TOKEN_FILE: Final = "control.token"
 MAX_SKEW_S: Final = 30.0
 _NONCES_KEPT: Final = 4096
 AUTH_FIELDS: Final = ("auth_ts", "auth_nonce", "auth_mac")
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class AuthError(Exception):
@@ -110,3 +114,35 @@ class Verifier:
 def strip(args: dict[str, str]) -> dict[str, str]:
     """``args`` without the credentials (what a handler and the audit log see)."""
     return {k: v for k, v in args.items() if k not in AUTH_FIELDS}
+
+
+def guard_wsgi(app: WsgiApp, allow_ips: Sequence[str], token: bytes) -> WsgiApp:
+    """``app`` answering only ``allow_ips`` that send ``Authorization: Bearer <token hex>``."""
+    allowed = frozenset(allow_ips)
+    expected = f"Bearer {token.hex()}"
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REMOTE_ADDR") not in allowed:
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"address not allowed\n"]
+        if not hmac.compare_digest(str(environ.get("HTTP_AUTHORIZATION", "")), expected):
+            start_response("401 Unauthorized", [("WWW-Authenticate", "Bearer")])
+            return [b"credentials required\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+def serve_guarded(
+    host: str, port: int, app: WsgiApp, allow_ips: Sequence[str], token: bytes
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``guard_wsgi(app)`` on ``host:port`` from a daemon thread (like prometheus's)."""
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # stdlib's name
+            return
+
+    httpd = make_server(host, port, guard_wsgi(app, allow_ips, token), handler_class=_Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    return httpd, thread

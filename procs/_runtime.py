@@ -20,8 +20,16 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import psutil  # type: ignore[import-untyped]  # psutil ships no type stubs
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    make_wsgi_app,
+    start_http_server,
+)
 
+from ipc.endpoints import is_loopback_host, is_remote
 from ipc.messages import (
     ENCODER,
     REQUEST_DECODER,
@@ -35,6 +43,7 @@ from ipc.messages import (
     wake_topic,
 )
 from procs import _sched
+from procs._auth import AuthError, read_token, serve_guarded
 from procs._config import EXIT_CONFIG, RuntimeConfig
 from procs._files import private_umask
 from procs._redact import RedactingFilter
@@ -351,15 +360,28 @@ class Runtime:
             log.warning("spin waiter pinned without io_cpus: zmq I/O shares the spinning core")
         self.stop.install()
         remote = cfg.allow_remote_endpoints
-        self._pub = sockets.bind_pub(cfg.pub_endpoint, allow_remote=remote)
+        # beyond loopback: only allow_ips may connect (ZAP); requests need the control token
+        pub_ips = cfg.allow_ips if is_remote(cfg.pub_endpoint) else []
+        ctl_ips = cfg.allow_ips if is_remote(cfg.control_endpoint) else []
+        self._pub = sockets.bind_pub(cfg.pub_endpoint, allow_remote=remote, allow_ips=pub_ips)
         self._ctl = sockets.bind_rep(
-            cfg.control_endpoint, allow_remote=remote, malformed_reply=MALFORMED_REPLY
+            cfg.control_endpoint,
+            allow_remote=remote,
+            malformed_reply=MALFORMED_REPLY,
+            allow_ips=ctl_ips,
         )
         if cfg.metrics_port:
             register_standard(self.registry, self.config_path)
-            self._http = start_http_server(
-                cfg.metrics_port, cfg.metrics_host, registry=ProcLabelled(self.registry, self.proc)
-            )
+            labelled = ProcLabelled(self.registry, self.proc)
+            if is_loopback_host(cfg.metrics_host):
+                self._http = start_http_server(
+                    cfg.metrics_port, cfg.metrics_host, registry=labelled
+                )
+            else:  # allowlisted peers with the control token as a bearer token only
+                self._http = serve_guarded(
+                    cfg.metrics_host, cfg.metrics_port, make_wsgi_app(labelled),
+                    cfg.allow_ips, self._token_or_exit(),
+                )  # fmt: skip
         self._ps.cpu_percent(None)  # prime: the first call always returns 0.0
         log.info(
             "started proc=%s pub=%s control=%s metrics_port=%d cpus=%s waiter=%s sched=%s",
@@ -394,6 +416,16 @@ class Runtime:
             raise SystemExit(EXIT_CONFIG)
         log.warning("scheduling class not applied proc=%s wanted=%s running_as=%s error=%s",
                     self.proc, want, got, self.sched_error)  # fmt: skip
+
+    def _token_or_exit(self) -> bytes:
+        try:
+            return read_token(self.config.token_file)
+        except AuthError as exc:
+            log.error(
+                "config error proc=%s path=$.%s.runtime.control_token_file: %s",
+                *(self.proc, self.proc, exc),
+            )
+            raise SystemExit(EXIT_CONFIG) from None
 
     def wake_sender(self, stream: str) -> WakeSender:
         """Return a Waker that publishes ``wake.<stream>.`` on this process's PUB."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from procs._auth import AuthError, Verifier, ensure_token, read_token, sign, strip
+from procs._auth import AuthError, Verifier, ensure_token, guard_wsgi, read_token, sign, strip
 
 TOKEN = bytes(range(32))
 NOW = 1_800_000_000_000_000_000
@@ -56,3 +56,31 @@ def test_auth_token_file_private_and_stable(tmp_path):
     path.chmod(0o644)
     with pytest.raises(AuthError, match="group or others"):
         read_token(path)
+
+
+def _call(app, environ):
+    seen = []
+    body = b"".join(app(environ, lambda status, headers: seen.append(status)))
+    return seen[0], body
+
+
+@pytest.mark.parametrize(
+    ("addr", "auth", "status"),
+    [
+        ("10.0.0.9", f"Bearer {TOKEN.hex()}", "200 OK"),
+        ("10.0.0.9", "Bearer nope", "401 Unauthorized"),
+        ("10.0.0.9", "", "401 Unauthorized"),
+        ("10.0.0.8", f"Bearer {TOKEN.hex()}", "403 Forbidden"),
+    ],
+)
+def test_auth_guarded_wsgi_needs_allowed_address_and_token(addr, auth, status):
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"metrics"]
+
+    guarded = guard_wsgi(app, ["10.0.0.9"], TOKEN)
+
+    got, body = _call(guarded, {"REMOTE_ADDR": addr, "HTTP_AUTHORIZATION": auth})
+
+    assert got == status
+    assert (body == b"metrics") is (status == "200 OK")
