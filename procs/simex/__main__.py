@@ -85,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    if config.control_token_file:
+        from procs._auth import AuthError, read_token
+
+        try:
+            read_token(config.control_token_file)
+        except AuthError as exc:
+            log.error("config error path=$.simex.control_token_file: %s", exc)
+            return EXIT_CONFIG
     logging.getLogger().setLevel(config.log_level)
     logging.getLogger("picows").setLevel(logging.WARNING)  # it logs every connection at INFO
     import uvloop

@@ -12,6 +12,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from ipc.endpoints import is_loopback_host
 from procs._config import FeeRate, NonNegDecimal, PosDecimal, RuntimeConfig, Symbol
 from procs.simex.model import SymbolSpec
 
@@ -116,6 +117,9 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     rest_port: Port = 18080
     ws_port: Port = 18081  # /public/ and /private/ on one port
     control_port: Port = 18082
+    # host beyond loopback: the control API answers these peers only, with this token
+    control_allow_ips: list[str] = []
+    control_token_file: str = ""
     state_path: str = ""  # empty: no state file
     restore: bool = True  # load state_path at start when it exists
     state_save_s: NonNegFloat = (
@@ -154,6 +158,13 @@ class SimexConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     runtime: RuntimeConfig | None = None
 
     def __post_init__(self) -> None:
+        if not is_loopback_host(self.host) and not (
+            self.control_allow_ips and self.control_token_file
+        ):
+            raise ValueError(
+                f"host {self.host!r} is beyond loopback: set control_allow_ips and"
+                " control_token_file (the control API must not be open)"
+            )
         names = {a.name for a in self.accounts}
         if len(names) != len(self.accounts):
             raise ValueError("accounts: names must be unique")

@@ -1,5 +1,8 @@
 """simex's control API (HTTP on its own loopback port) and ``bitrader simctl``.
 
+Bound beyond loopback (``host``), it answers only ``control_allow_ips`` that send the token in
+``control_token_file`` as ``Authorization: Bearer <hex>`` (``simctl --token-file``).
+
 Endpoints: GET /_simex/status, GET|POST /_simex/faults, POST /_simex/faults/reset,
 POST /_simex/ws/drop {"scope": all|public|private}, POST /_simex/state/save,
 POST /_simex/funding/settle {"rates": {"BTCUSDT": "0.001"}} (settle funding now; rates optional).
@@ -9,6 +12,7 @@ A body of the wrong shape gets 400 with ``{"error": ...}``, never a 500 or a tra
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import logging
 import sys
@@ -16,10 +20,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from aiohttp import web
+
+from ipc.endpoints import is_loopback_host
+from procs._auth import read_token
 
 if TYPE_CHECKING:
     from procs.simex.app import Simex
@@ -115,7 +123,13 @@ def make_control_app(sx: Simex) -> web.Application:
         path = sx.save()
         return _ok({"path": str(path) if path else None})
 
-    app = web.Application(middlewares=[_bad_input_is_400])
+    cfg = sx.config
+    guard = (
+        []
+        if is_loopback_host(cfg.host)
+        else [_guard(cfg.control_allow_ips, cfg.control_token_file)]
+    )
+    app = web.Application(middlewares=[*guard, _bad_input_is_400])
     app.router.add_get("/_simex/status", status)
     app.router.add_get("/_simex/faults", get_faults)
     app.router.add_post("/_simex/faults", set_faults)
@@ -124,6 +138,23 @@ def make_control_app(sx: Simex) -> web.Application:
     app.router.add_post("/_simex/state/save", save)
     app.router.add_post("/_simex/funding/settle", settle)
     return app
+
+
+def _guard(allow_ips: list[str], token_file: str) -> Any:
+    """Middleware: allowlisted peers carrying the control token, or 403/401."""
+    allowed = frozenset(allow_ips)
+    expected = f"Bearer {read_token(token_file).hex()}"
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.remote not in allowed:
+            return _ok({"error": "address not allowed"}, status=403)
+        if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+            return _ok({"error": "credentials required"}, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return guard
 
 
 def _settle(sx: Simex, body: bytes) -> web.Response:
@@ -160,12 +191,14 @@ def _value(text: str) -> Any:
         return text
 
 
-def _call(url: str, path: str, body: object | None = None) -> tuple[int, Any]:
+def _request(url: str, path: str, body: object | None = None, token: str = "") -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         url.rstrip("/") + path, data=data, method="GET" if data is None else "POST"
     )
     req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -178,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     """``bitrader simctl [--url URL] COMMAND ...``; exit 0 on success, 1 on a refused change."""
     ap = argparse.ArgumentParser(prog="bitrader simctl", description="simex fault injection")
     ap.add_argument("--url", default=DEFAULT_URL, help=f"control API base (default {DEFAULT_URL})")
+    ap.add_argument("--token-file", type=Path, help="control token (simex bound beyond loopback)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("status", help="counters, URLs and the current faults")
     sub.add_parser("faults", help="show the current faults")
@@ -191,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     p_stall.add_argument("scope", nargs="?", default="all", choices=["all", "public", "private"])
     sub.add_parser("save", help="write the state file now")
     args = ap.parse_args(argv)
+    token = read_token(args.token_file).hex() if args.token_file else ""
+
+    def _call(url: str, path: str, body: object | None = None) -> tuple[int, Any]:
+        return _request(url, path, body, token)
+
     if args.cmd == "status":
         code, out = _call(args.url, "/_simex/status")
     elif args.cmd == "faults":
