@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
 import time
@@ -39,10 +40,21 @@ def token_path(run_dir: str | Path) -> Path:
 
 
 def ensure_token(run_dir: str | Path) -> Path:
-    """Create the run directory's token (0600) unless it exists; return its path."""
+    """Create the run directory's token (0600) unless it exists; return its path.
+
+    Atomic: processes starting at once all end up reading the one token that was linked first.
+    """
     path = token_path(run_dir)
-    if not path.exists():
-        write_private(path, (secrets.token_hex(32) + "\n").encode())
+    if path.exists():
+        return path
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+    write_private(tmp, (secrets.token_hex(32) + "\n").encode())
+    try:
+        os.link(tmp, path)  # fails if another process linked its token first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
     return path
 
 
@@ -109,6 +121,13 @@ class Verifier:
             self._seen and now - next(iter(self._seen.values())) > 2 * self._skew_ns
         ):
             self._seen.popitem(last=False)
+
+
+def signed_args(
+    token_file: str | Path, cmd: str, args: dict[str, str] | None = None
+) -> dict[str, str]:
+    """``args`` signed for ``cmd`` with the token in ``token_file`` (``AuthError`` if unusable)."""
+    return sign(read_token(token_file), cmd, dict(args or {}))
 
 
 def strip(args: dict[str, str]) -> dict[str, str]:

@@ -43,7 +43,7 @@ from ipc.messages import (
     wake_topic,
 )
 from procs import _sched
-from procs._auth import AuthError, read_token, serve_guarded
+from procs._auth import AuthError, Verifier, ensure_token, read_token, serve_guarded, strip
 from procs._config import EXIT_CONFIG, RuntimeConfig
 from procs._files import private_umask
 from procs._redact import RedactingFilter
@@ -306,6 +306,13 @@ class Runtime:
         self._cpu = (0.0, 0.0)  # (monotonic s of the last measurement, its percent)
         self._started_ns = time.monotonic_ns()
         self._hb_topic = hb_topic(proc)
+        # state-changing control requests must be signed with the control token (procs._auth)
+        self._verifier: Verifier | None = None
+        self._open_health = not is_remote(config.control_endpoint)  # local owner: health open
+        self._refused = ThrottledLog(log, 5.0)
+        self.control_unauthorized_total = 0
+        # execution journals every state-changing request through this (cmd, args, ok, error)
+        self.on_control: Callable[[str, dict[str, str], bool, str], None] | None = None
         self._hb_due_ns = 0
         self._hb_total = 0
         self._flushed = (0, 0)
@@ -359,6 +366,7 @@ class Runtime:
             # machine-limits §3: the spinner starves its own zmq I/O thread (ms tails)
             log.warning("spin waiter pinned without io_cpus: zmq I/O shares the spinning core")
         self.stop.install()
+        self._load_token()
         remote = cfg.allow_remote_endpoints
         # beyond loopback: only allow_ips may connect (ZAP); requests need the control token
         pub_ips = cfg.allow_ips if is_remote(cfg.pub_endpoint) else []
@@ -416,6 +424,19 @@ class Runtime:
             raise SystemExit(EXIT_CONFIG)
         log.warning("scheduling class not applied proc=%s wanted=%s running_as=%s error=%s",
                     self.proc, want, got, self.sched_error)  # fmt: skip
+
+    def use_token(self, token: bytes) -> None:
+        """Check control requests against ``token`` (``start`` loads it; tests pass one)."""
+        self._verifier = Verifier(token)
+
+    def _load_token(self) -> None:
+        path = self.config.token_file
+        if not path:
+            log.warning("no control token file: state-changing control requests are refused")
+            return
+        if not self.config.control_token_file:  # the default beside the socket: make it once
+            ensure_token(os.path.dirname(path))
+        self.use_token(self._token_or_exit())
 
     def _token_or_exit(self) -> bytes:
         try:
@@ -539,20 +560,44 @@ class Runtime:
         except DecodeError as exc:
             self._bad_request.warning("decode", "control decode error=%s", exc)
             return ControlResponse(ok=False, error=f"bad request: {exc}")
-        handler = self._commands.get(req.cmd)
+        if req.cmd == "health" and self._open_health:
+            return ControlResponse(ok=True, data=self.health())
+        args = dict(req.args)
+        try:
+            if self._verifier is None:
+                raise AuthError("no control token configured")
+            self._verifier.check(req.cmd, args)
+        except AuthError as exc:
+            self.control_unauthorized_total += 1
+            # counted and logged (throttled: a flood must not flood the log or the journal)
+            self._refused.warning("auth", "control refused cmd=%s: %s", req.cmd, exc)
+            return ControlResponse(ok=False, error=f"unauthorized: {exc}")
+        resp = self._command(req.cmd, strip(args))
+        if req.cmd != "health":
+            self._audit(req.cmd, strip(args), resp.ok, resp.error)
+        return resp
+
+    def _command(self, cmd: str, args: dict[str, str]) -> ControlResponse:
+        handler = self._commands.get(cmd)
         if handler is not None:
             try:
-                return ControlResponse(ok=True, data=handler(dict(req.args)))
+                return ControlResponse(ok=True, data=handler(args))
             except ValueError as exc:
-                log.warning("control command=%s refused error=%s", req.cmd, exc)
+                log.warning("control command=%s refused error=%s", cmd, exc)
                 return ControlResponse(ok=False, error=str(exc))
-        if req.cmd == "health":
+        if cmd == "health":
             return ControlResponse(ok=True, data=self.health())
-        if req.cmd == "stop":
+        if cmd == "stop":
             log.info("stop requested over control socket")
             self.stop.set("control")
             return ControlResponse(ok=True, data={"state": "stopping"})
-        return ControlResponse(ok=False, error=f"unknown command {req.cmd!r}")
+        return ControlResponse(ok=False, error=f"unknown command {cmd!r}")
+
+    def _audit(self, cmd: str, args: dict[str, str], ok: bool, error: str) -> None:
+        """Every authenticated state-changing request: a log line and the process's hook."""
+        log.warning("control audit cmd=%s args=%s ok=%s error=%s", cmd, args, ok, error or "-")
+        if self.on_control is not None:
+            self.on_control(cmd, args, ok, error)
 
     def _cpu_percent(self) -> float:
         """CPU % over at least ``CPU_WINDOW_S``: psutil measures since its previous call, so
@@ -585,6 +630,7 @@ class Runtime:
             "control_errors_total": self.control_errors_total,
             "control_malformed_total": ctl.malformed_total if ctl is not None else 0,
             "control_rebinds_total": ctl.rebinds_total if ctl is not None else 0,
+            "control_unauthorized_total": self.control_unauthorized_total,
             "counters": self._stage_counters(),
         }
 

@@ -26,6 +26,7 @@ from ipc.messages import (
     hb_topic,
 )
 from ipc.sockets import bind_pub, connect_sub, request
+from procs._auth import signed_args
 from tests.conftest import ROOT, free_port
 from tests.helpers.poll import eventually
 from tests.helpers.systools import require_tool
@@ -44,11 +45,15 @@ max_sleep_s = 0.002
 class Dummy:
     def __init__(self, proc: subprocess.Popen[str], run_dir: Path) -> None:
         self.proc = proc
+        self.run_dir = run_dir
         self.pub = f"ipc://{run_dir}/dummy.pub"
         self.ctl = f"ipc://{run_dir}/dummy.ctl"
 
     def ask(self, cmd: str, timeout_s: float = 0.5) -> ControlResponse | None:
-        reply = request(self.ctl, ENCODER.encode(ControlRequest(cmd=cmd)), timeout_s)
+        # the process made the run dir's control token at start; an operator signs with it
+        token = self.run_dir / "control.token"
+        args = signed_args(token, cmd) if cmd != "health" and token.exists() else {}
+        reply = request(self.ctl, ENCODER.encode(ControlRequest(cmd=cmd, args=args)), timeout_s)
         return None if reply is None else decode(RESPONSE_DECODER, reply)
 
     def finish(self, timeout_s: float = 10) -> tuple[int, str]:

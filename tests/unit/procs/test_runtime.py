@@ -21,6 +21,7 @@ from ipc.messages import (
     decode,
 )
 from procs import _runtime
+from procs._auth import sign
 from procs._config import RuntimeConfig
 from procs._runtime import (
     EXIT_CONFIG,
@@ -223,19 +224,56 @@ def test_control_health_reports_process_and_stage_counters():
     assert resp.data["counters"] == {}
 
 
-def test_control_stop_sets_flag():
-    rt = Runtime("t", _config(), CollectorRegistry())
+TOKEN = bytes(range(32))
 
-    resp = _ask(rt, ControlRequest(cmd="stop"))
+
+def test_control_signed_stop_sets_flag_and_is_audited():
+    rt = Runtime("t", _config(), CollectorRegistry())
+    rt.use_token(TOKEN)
+    audited = []
+    rt.on_control = lambda *a: audited.append(a)
+
+    resp = _ask(rt, ControlRequest(cmd="stop", args=sign(TOKEN, "stop", {"why": "op"})))
 
     assert resp.ok
     assert (rt.stop.is_set, rt.stop.reason) == (True, "control")
+    assert audited == [("stop", {"why": "op"}, True, "")]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{}, sign(bytes(32), "stop", {}), sign(TOKEN, "health", {})],
+    ids=["unsigned", "other-token", "signed-for-another-command"],
+)
+def test_control_stop_without_valid_credentials_is_refused_and_counted(args):
+    rt = Runtime("t", _config(), CollectorRegistry())
+    rt.use_token(TOKEN)
+    audited = []
+    rt.on_control = lambda *a: audited.append(a)
+
+    resp = _ask(rt, ControlRequest(cmd="stop", args=args))
+
+    assert not resp.ok
+    assert resp.error.startswith("unauthorized")
+    assert not rt.stop.is_set
+    assert rt.control_unauthorized_total == 1
+    assert audited == []
+
+
+def test_control_without_a_token_refuses_stop_but_answers_health():
+    rt = Runtime("t", _config(), CollectorRegistry())
+
+    stop = _ask(rt, ControlRequest(cmd="stop"))
+    health = _ask(rt, ControlRequest(cmd="health"))
+
+    assert (stop.ok, health.ok) == (False, True)
 
 
 def test_control_unknown_command_is_refused():
     rt = Runtime("t", _config(), CollectorRegistry())
+    rt.use_token(TOKEN)
 
-    resp = _ask(rt, ControlRequest(cmd="dance"))
+    resp = _ask(rt, ControlRequest(cmd="dance", args=sign(TOKEN, "dance", {})))
 
     assert (resp.ok, resp.error) == (False, "unknown command 'dance'")
 
