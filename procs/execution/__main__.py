@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         secrets = _secrets(config)  # exits 78 on a bad keystore or key file
         journal, audit_key = open_verified(config, secrets)  # exits 78 on a broken audit chain
         backups = start_backups(config, audit_key)
+        rt.on_control = lambda cmd, args, ok, error: journal.record_event(
+            "control", {"cmd": cmd, "args": args, "ok": ok, "error": error}
+        )  # every authenticated state-changing request is in the audited journal
         venue = build_venue(config, ref, secrets)  # exits 78 without keys
         sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
         book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
@@ -271,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             config_file(argv) or "", load_env(config_file(argv) or ""),
             config, apply_to(proc), journal, registry,
         )  # fmt: skip
-        # SIGHUP (supervisorctl signal HUP): read on the loop's thread, between steps
-        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+        # SIGHUP (supervisorctl signal HUP): the reload runs on the loop, between steps. Not
+        # loop.add_signal_handler: uvloop watches signals only while the loop runs, and this
+        # loop runs only in the idle passes (a signal in between was lost)
+        signal.signal(signal.SIGHUP, lambda *_: loop.call_soon_threadsafe(reloader.reload))
         try:
             return rt.run(proc, waiter)
         finally:

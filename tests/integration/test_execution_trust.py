@@ -1,5 +1,5 @@
-"""SIGHUP to a running execution process: risk limits reload, a bad file is refused, both
-journaled (audited rows), and the process keeps running and its journal keeps verifying."""
+"""A running execution process: SIGHUP reloads risk limits (a bad file is refused), a stop
+needs credentials; everything accepted or refused is journaled in the audited chain."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+from ipc.messages import ENCODER, RESPONSE_DECODER, ControlRequest, ControlResponse, decode
+from ipc.sockets import request
+from procs._auth import sign, signed_args
+from procs.health import query_health
 from tests.conftest import unique_ns
 from tests.helpers.execution_proc import ExecRig
 from tests.helpers.poll import eventually
@@ -31,6 +35,14 @@ def rig(tmp_path_factory, run_dir):
             r.close()
 
 
+def await_events(rig: ExecRig, kind: str) -> list[dict[str, Any]]:
+    try:
+        found: list[dict[str, Any]] = eventually(lambda: events(rig, kind), timeout_s=10)
+    except AssertionError as exc:
+        raise AssertionError(f"no {kind} row: {exc}\n{rig.log()[-3000:]}") from None
+    return found
+
+
 def events(rig: ExecRig, kind: str) -> list[dict[str, Any]]:
     with closing(sqlite3.connect(f"file:{rig.journal_path}?mode=ro", uri=True)) as c:
         rows = c.execute("SELECT body FROM audit WHERE kind=? ORDER BY id", (kind,)).fetchall()
@@ -45,11 +57,11 @@ def test_execution_sighup_reloads_limits_and_refuses_a_bad_file(rig):
     rig.extra_toml = "[execution.risk]\nmax_open_orders = 5\n"
     rig.write_config()
     rig.proc.send_signal(signal.SIGHUP)
-    applied = eventually(lambda: events(rig, "reload"), timeout_s=5)
+    applied = await_events(rig, "reload")
     rig.extra_toml = "[execution.risk]\nmax_open_orders = -1\n"
     rig.write_config()
     rig.proc.send_signal(signal.SIGHUP)
-    refused = eventually(lambda: events(rig, "reload_refused"), timeout_s=5)
+    refused = await_events(rig, "reload_refused")
 
     assert applied[0]["changes"] == {"risk": {"max_open_orders": [20, 5]}}
     assert "max_open_orders" in refused[0]["error"]
@@ -59,3 +71,27 @@ def test_execution_sighup_reloads_limits_and_refuses_a_bad_file(rig):
     key = ["--key-file", str(rig.journal_path.parent / "audit.key")]
     verified = bitrader("audit", "verify", str(rig.journal_path), *key)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def ask(rig: ExecRig, cmd: str, args: dict[str, str]) -> ControlResponse:
+    reply = request(rig.ctl, ENCODER.encode(ControlRequest(cmd=cmd, args=args)), 5.0)
+    assert reply is not None, rig.log()
+    return decode(RESPONSE_DECODER, reply)
+
+
+def test_execution_stop_needs_credentials_and_is_journaled(rig):
+    rig.start()
+    eventually(lambda: rig.health()["state"] == "active", timeout_s=15)
+    token = rig.directory / "control.token"
+
+    refused = ask(rig, "stop", {"reason": "no credentials"})
+    forged = ask(rig, "stop", sign(bytes(32), "stop", {}))
+    health = query_health(rig.ctl, 2.0)
+    accepted = ask(rig, "stop", signed_args(token, "stop", {"reason": "operator"}))
+
+    assert (refused.ok, forged.ok) == (False, False)
+    assert health["control_unauthorized_total"] == 2
+    assert accepted.ok
+    assert rig.stop() == 0  # it was already stopping: exit 0, asked to stop
+    [row] = events(rig, "control")
+    assert row == {"cmd": "stop", "args": {"reason": "operator"}, "ok": True, "error": ""}
