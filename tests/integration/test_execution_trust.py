@@ -95,3 +95,21 @@ def test_execution_stop_needs_credentials_and_is_journaled(rig):
     assert rig.stop() == 0  # it was already stopping: exit 0, asked to stop
     [row] = events(rig, "control")
     assert row == {"cmd": "stop", "args": {"reason": "operator"}, "ok": True, "error": ""}
+
+
+def test_execution_periodic_backups_verify_on_their_own(rig):
+    rig.extra_toml += "[execution.journal]\nbackup_interval_s = 0.3\nbackup_keep = 2\n"
+    rig.start()
+    eventually(lambda: rig.health()["state"] == "active", timeout_s=15)
+    backups = rig.directory / "backups"
+
+    found = eventually(lambda: len(list(backups.glob("journal-*.sqlite"))) >= 2, timeout_s=10)
+    assert rig.stop() == 0
+
+    kept = sorted(backups.glob("journal-*.sqlite"))
+    assert found
+    assert len(kept) == 2  # backup_keep
+    key = ["--key-file", str(rig.journal_path.parent / "audit.key")]
+    verified = bitrader("audit", "verify", str(kept[-1]), *key)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in kept)
