@@ -15,6 +15,7 @@ from procs.execution.audit import AuditChain, override_path, read_override, rese
 from procs.execution.backup import BackupTask
 from procs.execution.config import ExecutionConfig
 from procs.execution.journal import Journal
+from procs.execution.journal_check import check_path
 from procs.execution.keys import audit_key
 from procs.execution.model import JournalError
 from procs.keystore.store import KeyStoreError, Secrets
@@ -36,6 +37,7 @@ def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Jou
     """
     path = config.journal_path
     try:
+        check_path(Path(path))  # an unusable journal path is named before the key beside it
         key = audit_key(config.venue, path, secrets)
         journal = Journal.open(
             path,

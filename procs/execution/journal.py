@@ -181,13 +181,12 @@ class Journal:
         from procs.execution.migrations import migrate
 
         p = Path(path)
+        fresh = not check_path(p)
         if key is None:  # dev/demo/tests: a generated 0600 key file (production: the keystore)
             from procs.execution.keys import audit_key_file, read_audit_key_file
 
-            p.parent.mkdir(parents=True, exist_ok=True)
             key = read_audit_key_file(audit_key_file(p), create=True)
         chain = AuditChain(key)
-        fresh = not check_path(p)
         if fresh:
             create_atomically(p, _creation_script(chain))
         check_file(p)

@@ -40,8 +40,9 @@ def test_journal_open_new_path_creates_a_checked_journal(path):
 
     again = Journal.open(path)
 
-    assert again.count("audit") == 0
-    assert again.get_meta("schema_version") == "1"
+    assert again.count("audit") == 1  # schema_version's own audit row (the chain covers meta)
+    assert again.get_meta("schema_version") == "2"
+    assert again.verify_audit().ok
     again.close()
 
 
@@ -120,7 +121,7 @@ def test_journal_open_other_schema_version_raises(path):
         c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
         c.commit()
 
-    with pytest.raises(JournalError, match="schema 99, expected 1"):
+    with pytest.raises(JournalError, match="schema 99, expected 2"):
         Journal.open(path)
 
 
@@ -175,7 +176,9 @@ def test_journal_reopened_after_save_daily_round_trips(path):
 def test_journal_created_atomically_leaves_no_temporary_files(tmp_path, path):
     Journal.open(path).close()
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite"]
+    # beside it: the generated audit key and the chain's signed checkpoint, no temporary file
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["audit.key", "journal.sqlite", "journal.sqlite.checkpoint"]
 
 
 def test_journal_creation_cut_short_before_is_started_again(tmp_path, path):
@@ -184,7 +187,7 @@ def test_journal_creation_cut_short_before_is_started_again(tmp_path, path):
 
     j = Journal.open(path)
 
-    assert j.count("audit") == 0
+    assert j.count("audit") == 1  # a whole new journal: schema_version and its audit row
     j.close()
     assert not (tmp_path / "journal.sqlite.new").exists()
 
