@@ -34,15 +34,16 @@ CONF: Final = ROOT / "supervisord.conf"
 ENV_FILE: Final = "bitrader.env.json"
 READY_TIMEOUT_S: Final = 15.0
 HEALTHY: Final = frozenset({"RUNNING"})
-# secrets in the environment reach execution only: every other program is started through
-# `env -u NAME ...` (supervisord.conf, BITRADER_ENV_UNSET), so its /proc/PID/environ lacks them
-SECRET_ENV: Final = ("BITUNIX_API_KEY", "BITUNIX_SECRET", "BITRADER_KEYSTORE_PASSPHRASE")
+# secrets in the environment reach only the program that uses them: every other program is
+# started through `env -u NAME ...` (supervisord.conf), so its /proc/PID/environ lacks them
+TRADING_SECRETS: Final = ("BITUNIX_API_KEY", "BITUNIX_SECRET", "BITRADER_KEYSTORE_PASSPHRASE")
+DASHBOARD_SECRETS: Final = ("BITRADER_DASHBOARD_PASSWORD",)
 
 
-def env_unset(names: tuple[str, ...] = SECRET_ENV) -> str:
-    """The ``env`` arguments that drop ``names`` (and every ``BITUNIX_*`` variable set now)."""
-    drop = dict.fromkeys([*names, *(k for k in os.environ if k.startswith("BITUNIX_"))])
-    return " ".join(f"-u {n}" for n in drop)
+def env_unset(names: tuple[str, ...]) -> str:
+    """The ``env`` arguments that drop ``names`` (and, with the trading secrets, any BITUNIX_*)."""
+    extra = [k for k in os.environ if k.startswith("BITUNIX_")] if "BITUNIX_SECRET" in names else []
+    return " ".join(f"-u {n}" for n in dict.fromkeys([*names, *extra]))
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ class GroupEnv:
             BITRADER_NS=self.ns,
             BITRADER_PYTHON=sys.executable,
             BITRADER_GROUP=self.group,
-            BITRADER_ENV_UNSET=env_unset(),
+            BITRADER_ENV_UNSET=env_unset(TRADING_SECRETS + DASHBOARD_SECRETS),
+            BITRADER_ENV_UNSET_EXECUTION=env_unset(DASHBOARD_SECRETS),
+            BITRADER_ENV_UNSET_DASHBOARD=env_unset(TRADING_SECRETS),
         )
         return env
 

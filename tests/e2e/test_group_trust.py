@@ -1,9 +1,9 @@
 """The group keeps its files private and its secrets secret, started from a umask-022 shell.
 
-One group (real supervisord, simex, all six programs) trading with keys from the encrypted
+One group (real supervisord, simex, every program) trading with keys from the encrypted
 keystore, whose values are planted here and also put in the environment. While it runs: only
-execution's environment holds them, no command line or health answer shows them, the shared
-memory segments are 0600. After it stops: every directory it made is 0700, every file and
+execution's environment holds them (and only the dashboard's its password), no command line
+or health answer shows them, the shared memory segments are 0600. After it stops: every directory it made is 0700, every file and
 socket 0600, and no byte of anything it wrote contains a planted secret.
 """
 
@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.tim
 KEY = "planted-api-key-5b1e07c2"
 SECRET = "planted-api-secret-9c4d61aa"
 PASSPHRASE = "planted-passphrase-e83f02"
+DASHBOARD_PASSWORD = "planted-dashboard-password-41d7"
+TRADING = (KEY, SECRET, PASSPHRASE)
 SHM_DIR = Path("/dev/shm")
 
 
@@ -41,11 +43,9 @@ def _check_secrets_reach_execution_only(g: Group, planted: list[str]) -> None:
     for name, info in g.infos().items():
         env, cmd = _environ(info["pid"]), _cmdline(info["pid"])
         assert not [s for s in planted if s in cmd], f"{name} command line: {cmd}"
-        leaked = [s for s in (KEY, SECRET, PASSPHRASE) if s in env]
-        if name == "execution":
-            assert leaked == [KEY, SECRET, PASSPHRASE], f"execution env lacks {leaked}"
-        else:
-            assert leaked == [], f"{name} has {leaked} in /proc/{info['pid']}/environ"
+        held = [s for s in (*TRADING, DASHBOARD_PASSWORD) if s in env]
+        mine = {"execution": list(TRADING), "dashboard": [DASHBOARD_PASSWORD]}.get(name, [])
+        assert held == mine, f"{name} has {held} in /proc/{info['pid']}/environ, wants {mine}"
     res = bitrader("health", "--run-dir", str(g.run_dir), "--json")
     assert not [s for s in planted if s in res.stdout + res.stderr], res.stdout
 
@@ -89,6 +89,7 @@ def test_group_files_are_private_and_secrets_stay_in_execution(
         monkeypatch.setenv("BITUNIX_API_KEY", KEY)
         monkeypatch.setenv("BITUNIX_SECRET", SECRET)
         monkeypatch.setenv("BITRADER_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        monkeypatch.setenv("BITRADER_DASHBOARD_PASSWORD", DASHBOARD_PASSWORD)
         keystore = tmp_path / "keys" / "keystore.json"
         made = bitrader("keys", "set", "--keystore", str(keystore), "--from-env")
         assert made.returncode == 0, made.stderr
@@ -106,7 +107,7 @@ def test_group_files_are_private_and_secrets_stay_in_execution(
         )
         audit_key = (run_dir / "audit.key").exists()
         stored = load(keystore, PASSPHRASE)
-        planted = [KEY, SECRET, PASSPHRASE, stored.audit_key]
+        planted = [*TRADING, DASHBOARD_PASSWORD, stored.audit_key]
         g.wait_until(lambda: g.journal.fills_count() >= 1, 60, "a fill")
         res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "t")
         assert res.returncode == 0, res.stderr
