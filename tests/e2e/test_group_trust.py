@@ -3,8 +3,9 @@
 One group (real supervisord, simex, every program) trading with keys from the encrypted
 keystore, whose values are planted here and also put in the environment. While it runs: only
 execution's environment holds them (and only the dashboard's its password), no command line
-or health answer shows them, the shared memory segments are 0600. After it stops: every directory it made is 0700, every file and
-socket 0600, and no byte of anything it wrote contains a planted secret.
+or health answer shows them, the shared memory segments are 0600. After it stops: every
+directory it made is 0700, every file and socket 0600, and no byte of anything it wrote
+contains a planted secret.
 """
 
 from __future__ import annotations
