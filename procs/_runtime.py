@@ -46,7 +46,7 @@ from procs import _sched
 from procs._auth import AuthError, Verifier, ensure_token, read_token, serve_guarded, strip
 from procs._config import EXIT_CONFIG, RuntimeConfig
 from procs._files import private_umask
-from procs._redact import RedactingFilter
+from procs._redact import RedactingFilter, redact
 from procs.observe import (
     NAMESPACE,
     STEP_BUCKETS_S,
@@ -626,7 +626,7 @@ class Runtime:
             "sched_wanted": str(self.sched_wanted),
             "sched_error": self.sched_error,
             "schema_version": SCHEMA_VERSION,
-            "last_error": self.last_error,
+            "last_error": redact(self.last_error),  # health output never carries a secret
             "control_errors_total": self.control_errors_total,
             "control_malformed_total": ctl.malformed_total if ctl is not None else 0,
             "control_rebinds_total": ctl.rebinds_total if ctl is not None else 0,

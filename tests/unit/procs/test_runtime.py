@@ -23,6 +23,7 @@ from ipc.messages import (
 from procs import _runtime
 from procs._auth import sign
 from procs._config import RuntimeConfig
+from procs._redact import register_secret
 from procs._runtime import (
     EXIT_CONFIG,
     EXIT_FAULT,
@@ -417,9 +418,10 @@ def test_control_added_command_answers_and_refuses_bad_args_with_its_reason():
         return {"n": int(args["n"]) * 2}  # int("x") raises ValueError: a refusal
 
     rt.add_command("double", double)
+    rt.use_token(TOKEN)
 
-    ok = _ask(rt, ControlRequest(cmd="double", args={"n": "21"}))
-    bad = _ask(rt, ControlRequest(cmd="double", args={"n": "x"}))
+    ok = _ask(rt, ControlRequest(cmd="double", args=sign(TOKEN, "double", {"n": "21"})))
+    bad = _ask(rt, ControlRequest(cmd="double", args=sign(TOKEN, "double", {"n": "x"})))
 
     assert (ok.ok, ok.data) == (True, {"n": 42})
     assert not bad.ok
@@ -458,3 +460,14 @@ def test_cpu_percent_is_measured_at_most_once_per_window(monkeypatch):
     later = rt._cpu_percent()
 
     assert (first, again, later) == (1.0, 1.0, 2.0)
+
+
+def test_health_last_error_is_redacted():
+    register_secret("runtime-planted-secret-1")
+    rt = Runtime("t", _config(), CollectorRegistry())
+    rt.last_error = "ValueError: bad signature for runtime-planted-secret-1"
+
+    resp = _ask(rt, ControlRequest(cmd="health"))
+
+    assert "runtime-planted-secret-1" not in resp.data["last_error"]
+    assert resp.data["last_error"].startswith("ValueError: bad signature")
