@@ -32,19 +32,17 @@ from prometheus_client import (
 from ipc.endpoints import is_loopback_host, is_remote
 from ipc.messages import (
     ENCODER,
-    REQUEST_DECODER,
     SCHEMA_VERSION,
     ControlResponse,
-    DecodeError,
     Heartbeat,
     Value,
-    decode,
     hb_topic,
     wake_topic,
 )
 from procs import _sched
-from procs._auth import AuthError, Verifier, ensure_token, read_token, serve_guarded, strip
+from procs._auth import AuthError, ensure_token, read_token, serve_guarded
 from procs._config import EXIT_CONFIG, RuntimeConfig
+from procs._control import CommandHandler, ControlDispatcher
 from procs._files import private_umask
 from procs._redact import RedactingFilter, redact
 from procs.observe import (
@@ -91,7 +89,6 @@ SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than th
 LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
 
 Counters = dict[str, float | int | str]
-CommandHandler = Callable[[dict[str, str]], dict[str, Value]]
 MALFORMED_REPLY: Final = ENCODER.encode(
     ControlResponse(ok=False, error="malformed request: one frame of at most 64 KiB expected")
 )
@@ -306,19 +303,16 @@ class Runtime:
         self._cpu = (0.0, 0.0)  # (monotonic s of the last measurement, its percent)
         self._started_ns = time.monotonic_ns()
         self._hb_topic = hb_topic(proc)
-        # state-changing control requests must be signed with the control token (procs._auth)
-        self._verifier: Verifier | None = None
-        self._open_health = not is_remote(config.control_endpoint)  # local owner: health open
-        self._refused = ThrottledLog(log, 5.0)
-        self.control_unauthorized_total = 0
-        # execution journals every state-changing request through this (cmd, args, ok, error)
-        self.on_control: Callable[[str, dict[str, str], bool, str], None] | None = None
         self._hb_due_ns = 0
         self._hb_total = 0
         self._flushed = (0, 0)
-        self._commands: dict[str, CommandHandler] = {}
-        self._bad_request = ThrottledLog(log, 5.0)
-        self.control_errors_total = 0  # requests answered with an error (bad or refused)
+        # requests other than a local health must be signed with the control token (_control)
+        self.control = ControlDispatcher(
+            open_health=not is_remote(config.control_endpoint),
+            health=self.health,
+            stop=self.stop.set,
+            throttled=ThrottledLog(log, 5.0),
+        )
         self.sched_wanted = _sched.SchedClass(
             config.sched_policy, config.sched_priority, config.nice
         )
@@ -330,9 +324,7 @@ class Runtime:
         A handler refuses bad arguments by raising ``ValueError`` (the reply says why); any
         other exception is a fault of the process.
         """
-        if cmd in ("health", "stop") or cmd in self._commands:
-            raise ValueError(f"control command {cmd!r} is already taken")
-        self._commands[cmd] = handler
+        self.control.add(cmd, handler)
 
     @property
     def publisher(self) -> Publisher:
@@ -425,10 +417,6 @@ class Runtime:
         log.warning("scheduling class not applied proc=%s wanted=%s running_as=%s error=%s",
                     self.proc, want, got, self.sched_error)  # fmt: skip
 
-    def use_token(self, token: bytes) -> None:
-        """Check control requests against ``token`` (``start`` loads it; tests pass one)."""
-        self._verifier = Verifier(token)
-
     def _load_token(self) -> None:
         path = self.config.token_file
         if not path:
@@ -436,7 +424,7 @@ class Runtime:
             return
         if not self.config.control_token_file:  # the default beside the socket: make it once
             ensure_token(os.path.dirname(path))
-        self.use_token(self._token_or_exit())
+        self.control.use_token(self._token_or_exit())
 
     def _token_or_exit(self) -> bytes:
         try:
@@ -509,7 +497,7 @@ class Runtime:
                 body = self._ctl.recv(0)
                 if body is None:
                     break
-                self._ctl.send(ENCODER.encode(self._answer(body)))
+                self._ctl.send(ENCODER.encode(self.control.answer(body)))
 
     def _flush_counters(self) -> None:
         st = self._stage
@@ -548,57 +536,6 @@ class Runtime:
             self._metrics.heartbeats.inc()
             self._metrics.heartbeat_time.set(hb.ts_ns / 1e9)
 
-    def _answer(self, body: bytes) -> ControlResponse:
-        resp = self._dispatch(body)
-        if not resp.ok:
-            self.control_errors_total += 1
-        return resp
-
-    def _dispatch(self, body: bytes) -> ControlResponse:
-        try:
-            req = decode(REQUEST_DECODER, body, b"ctl")
-        except DecodeError as exc:
-            self._bad_request.warning("decode", "control decode error=%s", exc)
-            return ControlResponse(ok=False, error=f"bad request: {exc}")
-        if req.cmd == "health" and self._open_health:
-            return ControlResponse(ok=True, data=self.health())
-        args = dict(req.args)
-        try:
-            if self._verifier is None:
-                raise AuthError("no control token configured")
-            self._verifier.check(req.cmd, args)
-        except AuthError as exc:
-            self.control_unauthorized_total += 1
-            # counted and logged (throttled: a flood must not flood the log or the journal)
-            self._refused.warning("auth", "control refused cmd=%s: %s", req.cmd, exc)
-            return ControlResponse(ok=False, error=f"unauthorized: {exc}")
-        resp = self._command(req.cmd, strip(args))
-        if req.cmd != "health":
-            self._audit(req.cmd, strip(args), resp.ok, resp.error)
-        return resp
-
-    def _command(self, cmd: str, args: dict[str, str]) -> ControlResponse:
-        handler = self._commands.get(cmd)
-        if handler is not None:
-            try:
-                return ControlResponse(ok=True, data=handler(args))
-            except ValueError as exc:
-                log.warning("control command=%s refused error=%s", cmd, exc)
-                return ControlResponse(ok=False, error=str(exc))
-        if cmd == "health":
-            return ControlResponse(ok=True, data=self.health())
-        if cmd == "stop":
-            log.info("stop requested over control socket")
-            self.stop.set("control")
-            return ControlResponse(ok=True, data={"state": "stopping"})
-        return ControlResponse(ok=False, error=f"unknown command {cmd!r}")
-
-    def _audit(self, cmd: str, args: dict[str, str], ok: bool, error: str) -> None:
-        """Every authenticated state-changing request: a log line and the process's hook."""
-        log.warning("control audit cmd=%s args=%s ok=%s error=%s", cmd, args, ok, error or "-")
-        if self.on_control is not None:
-            self.on_control(cmd, args, ok, error)
-
     def _cpu_percent(self) -> float:
         """CPU % over at least ``CPU_WINDOW_S``: psutil measures since its previous call, so
         two askers a few ms apart (the dashboard, ``bitrader health``) would read noise."""
@@ -627,10 +564,10 @@ class Runtime:
             "sched_error": self.sched_error,
             "schema_version": SCHEMA_VERSION,
             "last_error": redact(self.last_error),  # health output never carries a secret
-            "control_errors_total": self.control_errors_total,
+            "control_errors_total": self.control.errors_total,
             "control_malformed_total": ctl.malformed_total if ctl is not None else 0,
             "control_rebinds_total": ctl.rebinds_total if ctl is not None else 0,
-            "control_unauthorized_total": self.control_unauthorized_total,
+            "control_unauthorized_total": self.control.unauthorized_total,
             "counters": self._stage_counters(),
         }
 

@@ -23,6 +23,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "backtest": ("procs.backtest.cli", "main", "replay captures through the live code; report"),
     "kill-switch": ("procs.control_cli", "main_kill_switch", "kill-switch on|off|status"),
     "breaker": ("procs.control_cli", "main_breaker", "breaker reset: the operator reset"),
+    "reload": ("procs.control_cli", "main_reload", "execution re-reads risk and strategy"),
     "reconcile": ("procs.control_cli", "main_reconcile", "reconcile adopt: take the venue's"),
     "config": ("procs._config", "main_cli", "config check FILE [SECTION...] [--group G]"),
     "keys": ("procs.keystore.cli", "main", "encrypted keystore: set | show | rotate"),

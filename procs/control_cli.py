@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ipc.endpoints import expand
+from ipc.endpoints import expand, ipc_path
 from ipc.messages import ENCODER, RESPONSE_DECODER, ControlRequest, ControlResponse, DecodeError
 from ipc.messages import decode as decode_msg
+from procs._auth import AuthError, signed_args, token_path
 from procs._config import ConfigError, read_toml
 from procs.execution.killswitch import (
     DEFAULT_PATH,
@@ -60,10 +61,22 @@ def find_target(run_dir: Path, file: str | None) -> Target:
     return Target(endpoint, Path(file) if file else path, True)
 
 
-def ask(endpoint: str, cmd: str, args: dict[str, str], timeout_s: float) -> ControlResponse | None:
-    """One control request; None when no (decodable) answer came within ``timeout_s``."""
+def ask(
+    endpoint: str, cmd: str, args: dict[str, str], timeout_s: float, token_file: str = ""
+) -> ControlResponse | None:
+    """One control request; None when no (decodable) answer came within ``timeout_s``.
+
+    Signed with ``token_file`` (default: ``control.token`` beside an ipc control socket) when
+    it exists: the process refuses anything but a local ``health`` without it.
+    """
     from ipc.sockets import request
 
+    path = token_file or _token_beside(endpoint)
+    if path and Path(path).exists():
+        try:
+            args = signed_args(path, cmd, args)
+        except AuthError as exc:
+            print(f"control token: {exc}", file=sys.stderr)
     body = request(endpoint, ENCODER.encode(ControlRequest(cmd=cmd, args=args)), timeout_s)
     if body is None:
         return None
@@ -71,6 +84,11 @@ def ask(endpoint: str, cmd: str, args: dict[str, str], timeout_s: float) -> Cont
         return decode_msg(RESPONSE_DECODER, body, b"ctl")
     except DecodeError:
         return None
+
+
+def _token_beside(endpoint: str) -> str:
+    sock = ipc_path(endpoint)
+    return "" if sock is None else str(token_path(sock.parent))
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -230,4 +248,28 @@ def main_reconcile(argv: list[str] | None = None) -> int:
         _loud(f"execution refused: {resp.error}")
         return EXIT_NOTHING
     print(f"adopted: {resp.data.get('adopted') or 'nothing'} (state={resp.data.get('state')})")
+    return EXIT_ACTED
+
+
+def main_reload(argv: list[str] | None = None) -> int:
+    """``bitrader reload [--run-dir DIR]``: execution re-reads its risk limits and strategy
+    parameters from the group's config now (as SIGHUP does); a bad file changes nothing."""
+    args = _parser("reload").parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        target = find_target(args.run_dir.resolve(), None)
+    except (ConfigError, OSError, ValueError) as exc:
+        _loud(f"nothing was reloaded: cannot read the group in {args.run_dir}: {exc}")
+        return EXIT_NOTHING
+    if target.control_endpoint is None:
+        _loud(f"no running group with an execution process in {args.run_dir}")
+        return EXIT_NOTHING
+    resp = ask(target.control_endpoint, "reload", {}, args.timeout_s)
+    if resp is None:
+        _loud(f"execution did NOT answer ({target.control_endpoint}): nothing was reloaded")
+        return EXIT_NO_ACK
+    if not resp.ok:
+        _loud(f"execution refused: {resp.error}")
+        return EXIT_NOTHING
+    print(f"reloaded: changed {resp.data.get('changed') or 'nothing'}", end="")
+    print(f"; needs a restart: {resp.data['ignored']}" if resp.data.get("ignored") else "")
     return EXIT_ACTED

@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         secrets = _secrets(config)  # exits 78 on a bad keystore or key file
         journal, audit_key = open_verified(config, secrets)  # exits 78 on a broken audit chain
         backups = start_backups(config, audit_key)
-        rt.on_control = lambda cmd, args, ok, error: journal.record_event(
+        rt.control.on_control = lambda cmd, args, ok, error: journal.record_event(
             "control", {"cmd": cmd, "args": args, "ok": ok, "error": error}
         )  # every authenticated state-changing request is in the audited journal
         venue = build_venue(config, ref, secrets)  # exits 78 without keys
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         # loop.add_signal_handler: uvloop watches signals only while the loop runs, and this
         # loop runs only in the idle passes (a signal in between was lost)
         signal.signal(signal.SIGHUP, lambda *_: loop.call_soon_threadsafe(reloader.reload))
+        rt.add_command("reload", reloader.command)
         try:
             return rt.run(proc, waiter)
         finally:

@@ -1,4 +1,4 @@
-"""Hot reload of risk limits and strategy parameters: SIGHUP (or the ``reload`` command).
+"""Hot reload of risk limits and strategy parameters: SIGHUP, or the signed ``reload`` command.
 
 The config file is read and validated whole, exactly as at start; a bad file changes nothing
 (logged, counted, and journaled as a ``reload_refused`` row). A good one replaces
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import msgspec
 from prometheus_client import CollectorRegistry, Counter
 
+from ipc.messages import Value
 from procs._config import ConfigError, Env, decode_section, read_toml
 from procs.execution.config import ExecutionConfig, RiskConfig, StrategyConfig
 from procs.execution.risk import RiskEngine
@@ -129,3 +130,11 @@ class Reloader:
             for name, (old, value) in fields.items():
                 log.warning("reload applied %s.%s old=%s new=%s", section, name, old, value)
         return ReloadResult(True, changes, ignored)
+
+    def command(self, args: dict[str, str]) -> dict[str, Value]:
+        """The ``reload`` control command (signed, audited): reload now, say what changed."""
+        result = self.reload()
+        if not result.ok:
+            raise ValueError(f"reload refused, old values kept: {result.error}")
+        fields = [f"{s}.{k}" for s, d in result.changes.items() for k in d]
+        return {"changed": ",".join(fields), "ignored": ",".join(result.ignored)}

@@ -14,6 +14,7 @@ import pytest
 from ipc.messages import ENCODER, RESPONSE_DECODER, ControlRequest, ControlResponse, decode
 from ipc.sockets import request
 from procs._auth import sign, signed_args
+from procs.control_cli import ask as control_ask
 from procs.health import query_health
 from tests.conftest import unique_ns
 from tests.helpers.execution_proc import ExecRig
@@ -113,3 +114,20 @@ def test_execution_periodic_backups_verify_on_their_own(rig):
     verified = bitrader("audit", "verify", str(kept[-1]), *key)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in kept)
+
+
+def test_execution_reload_command_is_signed_and_journaled(rig):
+    rig.start()
+    eventually(lambda: rig.health()["state"] == "active", timeout_s=15)
+    rig.extra_toml = "[execution.risk]\nmax_open_orders = 7\n"
+    rig.write_config()
+
+    unsigned = ask(rig, "reload", {})
+    signed = control_ask(rig.ctl, "reload", {}, 5.0)  # signs with control.token beside the socket
+
+    assert not unsigned.ok
+    assert signed is not None
+    assert (signed.ok, signed.data["changed"]) == (True, "risk.max_open_orders")
+    assert [r["changes"] for r in events(rig, "reload")] == [{"risk": {"max_open_orders": [20, 7]}}]
+    assert [r["cmd"] for r in events(rig, "control")] == ["reload"]
+    assert rig.stop() == 0

@@ -208,7 +208,7 @@ def test_cpus_error_none_for_allowed_cores():
 
 def _ask(rt: Runtime, req: ControlRequest | bytes) -> ControlResponse:
     body = req if isinstance(req, bytes) else ENCODER.encode(req)
-    return decode(RESPONSE_DECODER, ENCODER.encode(rt._answer(body)))
+    return decode(RESPONSE_DECODER, ENCODER.encode(rt.control.answer(body)))
 
 
 def test_control_health_reports_process_and_stage_counters():
@@ -230,9 +230,9 @@ TOKEN = bytes(range(32))
 
 def test_control_signed_stop_sets_flag_and_is_audited():
     rt = Runtime("t", _config(), CollectorRegistry())
-    rt.use_token(TOKEN)
+    rt.control.use_token(TOKEN)
     audited = []
-    rt.on_control = lambda *a: audited.append(a)
+    rt.control.on_control = lambda *a: audited.append(a)
 
     resp = _ask(rt, ControlRequest(cmd="stop", args=sign(TOKEN, "stop", {"why": "op"})))
 
@@ -248,16 +248,16 @@ def test_control_signed_stop_sets_flag_and_is_audited():
 )
 def test_control_stop_without_valid_credentials_is_refused_and_counted(args):
     rt = Runtime("t", _config(), CollectorRegistry())
-    rt.use_token(TOKEN)
+    rt.control.use_token(TOKEN)
     audited = []
-    rt.on_control = lambda *a: audited.append(a)
+    rt.control.on_control = lambda *a: audited.append(a)
 
     resp = _ask(rt, ControlRequest(cmd="stop", args=args))
 
     assert not resp.ok
     assert resp.error.startswith("unauthorized")
     assert not rt.stop.is_set
-    assert rt.control_unauthorized_total == 1
+    assert rt.control.unauthorized_total == 1
     assert audited == []
 
 
@@ -272,7 +272,7 @@ def test_control_without_a_token_refuses_stop_but_answers_health():
 
 def test_control_unknown_command_is_refused():
     rt = Runtime("t", _config(), CollectorRegistry())
-    rt.use_token(TOKEN)
+    rt.control.use_token(TOKEN)
 
     resp = _ask(rt, ControlRequest(cmd="dance", args=sign(TOKEN, "dance", {})))
 
@@ -418,7 +418,7 @@ def test_control_added_command_answers_and_refuses_bad_args_with_its_reason():
         return {"n": int(args["n"]) * 2}  # int("x") raises ValueError: a refusal
 
     rt.add_command("double", double)
-    rt.use_token(TOKEN)
+    rt.control.use_token(TOKEN)
 
     ok = _ask(rt, ControlRequest(cmd="double", args=sign(TOKEN, "double", {"n": "21"})))
     bad = _ask(rt, ControlRequest(cmd="double", args=sign(TOKEN, "double", {"n": "x"})))
