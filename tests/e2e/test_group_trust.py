@@ -110,8 +110,9 @@ def test_group_files_are_private_and_secrets_stay_in_execution(
         stored = load(keystore, PASSPHRASE)
         planted = [*TRADING, DASHBOARD_PASSWORD, stored.audit_key]
         g.wait_until(lambda: g.journal.fills_count() >= 1, 60, "a fill")
-        res = bitrader("kill-switch", "on", "--file", str(g.cfg.killswitch_path), "--reason", "t")
-        assert res.returncode == 0, res.stderr
+        # signed with the run dir's control token, acknowledged by execution
+        res = bitrader("kill-switch", "on", "--run-dir", str(g.run_dir), "--reason", "t")
+        assert res.returncode == 0, res.stdout + res.stderr
         g.wait_until(lambda: g.exec_state() == "killed", 10, "execution killed")
         _check_secrets_reach_execution_only(g, planted)
         segments = list_segments(g.ns)
