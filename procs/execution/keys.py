@@ -77,7 +77,7 @@ def read_audit_key_file(path: str | Path, *, create: bool) -> bytes:
         try:
             with open(p, "x", opener=_opener) as f:
                 f.write(secrets.token_hex(32) + "\n")
-            log.warning("generated audit key %s (dev/demo: use the keystore in production)", p)
+            log.info("generated audit key %s (dev/demo: production takes it from the keystore)", p)
         except FileExistsError:
             pass  # another process made it first: use theirs
     check_private(p)
