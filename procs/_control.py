@@ -9,16 +9,34 @@ handed to ``on_control`` (execution journals it).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Final, Protocol
 
 from ipc.messages import REQUEST_DECODER, ControlResponse, DecodeError, Value, decode
-from procs._auth import AuthError, Verifier, strip
+from procs._auth import AuthError, Verifier, ensure_token, read_token, strip
+from procs._config import EXIT_CONFIG, RuntimeConfig
 
 log = logging.getLogger("procs._runtime")
 
 CommandHandler = Callable[[dict[str, str]], dict[str, Value]]
 BUILT_IN: Final = ("health", "stop")
+
+
+def load_token(proc: str, cfg: RuntimeConfig) -> bytes | None:
+    """The process's control token (made beside an ipc control socket when missing); None when
+    there is no token file. Raises ``SystemExit(EXIT_CONFIG)`` for a bad one."""
+    path = cfg.token_file
+    if not path:
+        log.warning("no control token file: state-changing control requests are refused")
+        return None
+    if not cfg.control_token_file:  # the default beside the socket: make it once
+        ensure_token(os.path.dirname(path))
+    try:
+        return read_token(path)
+    except AuthError as exc:
+        log.error("config error proc=%s path=$.%s.runtime.control_token_file: %s", proc, proc, exc)
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 class Throttled(Protocol):

@@ -40,9 +40,9 @@ from ipc.messages import (
     wake_topic,
 )
 from procs import _sched
-from procs._auth import AuthError, ensure_token, read_token, serve_guarded
+from procs._auth import serve_guarded
 from procs._config import EXIT_CONFIG, RuntimeConfig
-from procs._control import CommandHandler, ControlDispatcher
+from procs._control import CommandHandler, ControlDispatcher, load_token
 from procs._files import private_umask
 from procs._redact import RedactingFilter, redact
 from procs.observe import (
@@ -307,6 +307,7 @@ class Runtime:
         self._hb_total = 0
         self._flushed = (0, 0)
         # requests other than a local health must be signed with the control token (_control)
+        self._token: bytes | None = None
         self.control = ControlDispatcher(
             open_health=not is_remote(config.control_endpoint),
             health=self.health,
@@ -358,7 +359,9 @@ class Runtime:
             # machine-limits §3: the spinner starves its own zmq I/O thread (ms tails)
             log.warning("spin waiter pinned without io_cpus: zmq I/O shares the spinning core")
         self.stop.install()
-        self._load_token()
+        self._token = load_token(self.proc, cfg)  # exits 78 on a bad token file
+        if self._token is not None:
+            self.control.use_token(self._token)
         remote = cfg.allow_remote_endpoints
         # beyond loopback: only allow_ips may connect (ZAP); requests need the control token
         pub_ips = cfg.allow_ips if is_remote(cfg.pub_endpoint) else []
@@ -380,7 +383,7 @@ class Runtime:
             else:  # allowlisted peers with the control token as a bearer token only
                 self._http = serve_guarded(
                     cfg.metrics_host, cfg.metrics_port, make_wsgi_app(labelled),
-                    cfg.allow_ips, self._token_or_exit(),
+                    cfg.allow_ips, self._token or b"",
                 )  # fmt: skip
         self._ps.cpu_percent(None)  # prime: the first call always returns 0.0
         log.info(
@@ -416,25 +419,6 @@ class Runtime:
             raise SystemExit(EXIT_CONFIG)
         log.warning("scheduling class not applied proc=%s wanted=%s running_as=%s error=%s",
                     self.proc, want, got, self.sched_error)  # fmt: skip
-
-    def _load_token(self) -> None:
-        path = self.config.token_file
-        if not path:
-            log.warning("no control token file: state-changing control requests are refused")
-            return
-        if not self.config.control_token_file:  # the default beside the socket: make it once
-            ensure_token(os.path.dirname(path))
-        self.control.use_token(self._token_or_exit())
-
-    def _token_or_exit(self) -> bytes:
-        try:
-            return read_token(self.config.token_file)
-        except AuthError as exc:
-            log.error(
-                "config error proc=%s path=$.%s.runtime.control_token_file: %s",
-                *(self.proc, self.proc, exc),
-            )
-            raise SystemExit(EXIT_CONFIG) from None
 
     def wake_sender(self, stream: str) -> WakeSender:
         """Return a Waker that publishes ``wake.<stream>.`` on this process's PUB."""
