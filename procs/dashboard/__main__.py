@@ -28,10 +28,12 @@ from procs._config import (
     read_toml,
 )
 from procs._runtime import SERVICE_S, Runtime, setup_logging
+from procs.control_cli import ask
 from procs.dashboard.app import Access, make_app
 from procs.dashboard.auth import Allowlist, LoginLimiter, Password, Sessions, generate_password
 from procs.dashboard.config import DashboardConfig, is_loopback
 from procs.dashboard.control import AuditLog, KillSwitchControl
+from procs.dashboard.forward import AuditForwarder, pending_in
 from procs.dashboard.metrics import DashboardCollector
 from procs.dashboard.service import Dashboard
 from procs.dashboard.sources import EventFeed, HealthSource, JournalReader, read_killswitch
@@ -134,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     view = View(limits_from(ex), chart_points=config.chart_points, recent_rows=config.recent_rows)
 
+    audit = AuditLog(config.audit_path)
+    forward = AuditForwarder(
+        audit, lambda cmd, a, t: ask(config.execution_control, cmd, a, t, config.control_token_file)
+    )
+    forward.requeue(pending_in(config.audit_path))  # left undelivered by the last run
+
     def build() -> Dashboard:
         return Dashboard(
             config,
@@ -148,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 config.killswitch_ack_timeout_s,
             ),
             read_switch=lambda: read_killswitch(config.killswitch_path),
-            audit=AuditLog(config.audit_path),
+            audit=audit,
+            forward=forward,
         )
 
     import uvloop

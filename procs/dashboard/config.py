@@ -47,6 +47,9 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     journal_path: str = "{run_dir}/execution.sqlite"
     killswitch_path: str = "{run_dir}/killswitch.json"
     audit_path: str = "{run_dir}/dashboard-audit.jsonl"
+    # signs the audit records sent to execution's keyed chain; "" = control.token beside the
+    # execution_control socket
+    control_token_file: str = ""
     killswitch_ack_timeout_s: PositiveFloat = 5.0  # wait this long for execution's answer
     execution_poll_s: PositiveFloat = 0.5  # execution's health: state, PnL, positions
     journal_poll_s: PositiveFloat = 0.5  # new journal rows (events wake it sooner)

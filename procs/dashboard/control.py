@@ -3,8 +3,9 @@
 ``KillSwitchControl`` flips the switch through the very code ``bitrader kill-switch`` runs
 (``procs.control_cli.engage``): the file first, then execution over its control socket, whose
 answer is the acknowledgement (state ``killed``, orders cancelled) the page reports.
-``AuditLog`` appends one hash-chained JSON line per login and kill-switch action, fsynced, in a
-file only the dashboard writes.
+``AuditLog`` appends one hash-chained, numbered (``seq``) JSON line per login and kill-switch
+action, fsynced, in a file only the dashboard writes; ``forward.AuditForwarder`` then carries each
+into execution's keyed audit chain (this local chain is unkeyed: evidence, not proof).
 """
 
 from __future__ import annotations
@@ -75,14 +76,16 @@ class AuditLog:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._prev = GENESIS
+        self._seq = 0
         if self.path.exists():
             lines = self.path.read_text().splitlines()
             if lines:
                 self._prev = str(json.loads(lines[-1])["hash"])
+                self._seq = len(lines)
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         with self._lock:
-            record = {"ts_ns": time.time_ns(), "kind": kind, **fields}
+            record = {"ts_ns": time.time_ns(), "kind": kind, "seq": self._seq + 1, **fields}
             body = json.dumps(record, sort_keys=True, separators=(",", ":"))
             record["hash"] = _link(self._prev, body)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +96,7 @@ class AuditLog:
             finally:
                 os.close(fd)
             self._prev = record["hash"]
+            self._seq += 1
             return record
 
 

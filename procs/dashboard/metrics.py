@@ -1,7 +1,9 @@
 """The dashboard's Prometheus series, read from its counters when scraped:
 ``bitrader_dashboard_logins_total{outcome}``, ``bitrader_dashboard_refused_requests_total``,
 ``bitrader_dashboard_killswitch_actions_total``, ``bitrader_dashboard_sessions``,
-``bitrader_dashboard_events_total`` (the runtime adds the ``proc`` label).
+``bitrader_dashboard_events_total``, ``bitrader_dashboard_audit_pending`` (records
+execution's audit chain has not taken yet) and ``bitrader_dashboard_audit_undelivered_total``
+(the runtime adds the ``proc`` label).
 """
 
 from __future__ import annotations
@@ -50,3 +52,13 @@ class DashboardCollector(Collector):
             f"{P}_events", "execution events received", value=n("events_total")
         )
         yield GaugeMetricFamily(f"{P}_sessions", "live login sessions", value=n("sessions"))
+        yield GaugeMetricFamily(
+            f"{P}_audit_pending",
+            "audit records not yet in execution's audit chain",
+            value=n("audit_undelivered"),
+        )
+        yield CounterMetricFamily(
+            f"{P}_audit_undelivered",
+            "audit records execution did not take at the first try",
+            value=n("audit_undelivered_total"),
+        )

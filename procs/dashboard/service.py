@@ -52,6 +52,19 @@ class Audit(Protocol):
     def append(self, kind: str, **fields: Any) -> dict[str, Any]: ...
 
 
+class Forward(Protocol):
+    """``forward.AuditForwarder``: local records on into execution's keyed audit chain."""
+
+    counters: dict[str, int]
+
+    @property
+    def undelivered(self) -> int: ...
+
+    def start(self) -> None: ...
+    def submit(self, record: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
 class Dashboard:
     """The running dashboard; the routes (``app.make_app``) use it as their ``Actions``."""
 
@@ -67,6 +80,7 @@ class Dashboard:
         switch: Switch,
         read_switch: Callable[[], Row],
         audit: Audit,
+        forward: Forward | None = None,
     ) -> None:
         self._c = config
         self.view = view
@@ -77,6 +91,7 @@ class Dashboard:
         self._switch = switch
         self._read_switch = read_switch
         self._audit = audit
+        self._forward = forward
         self.changed = asyncio.Event()
         self.closing = asyncio.Event()
         self._journal_wake = asyncio.Event()
@@ -111,6 +126,8 @@ class Dashboard:
 
         self._feed = self._make_feed(deliver)
         self._feed.start()
+        if self._forward is not None:
+            self._forward.start()
         c = self._c
         self._tasks = [
             asyncio.create_task(
@@ -128,6 +145,8 @@ class Dashboard:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._feed is not None:
             await asyncio.to_thread(self._feed.close)
+        if self._forward is not None:
+            await asyncio.to_thread(self._forward.close)
         self._journal.close()
 
     async def _every(
@@ -199,8 +218,11 @@ class Dashboard:
     # -- writes ---------------------------------------------------------------------------
 
     async def audit(self, kind: str, **fields: Any) -> None:
-        await asyncio.to_thread(self._audit.append, kind, **fields)
+        """Append to the local log, then hand on to execution's chain (never waits on it)."""
+        record = await asyncio.to_thread(self._audit.append, kind, **fields)
         self.counters["audit_records_total"] += 1
+        if self._forward is not None:
+            self._forward.submit(record)
 
     async def set_killswitch(self, on: bool, reason: str, who: str) -> dict[str, Any]:
         """Switch as ``bitrader kill-switch`` does (file, then execution's acknowledgement),
@@ -227,9 +249,12 @@ class Dashboard:
 
     def health(self) -> dict[str, int | float | str]:
         feed = self._feed
+        fwd = self._forward
         return {
             **self.access.counters,
             **self.counters,
+            **(fwd.counters if fwd is not None else {}),
+            "audit_undelivered": fwd.undelivered if fwd is not None else 0,
             "sessions": len(self.access.sessions),
             "events_total": feed.received_total if feed is not None else 0,
             "journal_errors_total": self._journal.errors_total,

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from procs._config import EXIT_CONFIG, config_file, load_env, load_section
 from procs._runtime import EXIT_FAULT, Runtime
 from procs.execution.config import ExecutionConfig
-from procs.execution.control import OperatorCommands
+from procs.execution.control import OperatorCommands, journal_control
 from procs.execution.guard import open_verified, start_backups
 from procs.execution.keys import load_secrets
 from procs.execution.killswitch import FileStore, KillSwitch
@@ -227,9 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         secrets = _secrets(config)  # exits 78 on a bad keystore or key file
         journal, audit_key = open_verified(config, secrets)  # exits 78 on a broken audit chain
         backups = start_backups(config, audit_key)
-        rt.control.on_control = lambda cmd, args, ok, error: journal.record_event(
-            "control", {"cmd": cmd, "args": args, "ok": ok, "error": error}
-        )  # every authenticated state-changing request is in the audited journal
+        # every authenticated state-changing request is in the audited journal
+        rt.control.on_control = journal_control(journal)
         venue = build_venue(config, ref, secrets)  # exits 78 without keys
         sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
         book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)

@@ -1,10 +1,13 @@
 """The execution process's operator commands on its control socket (``Runtime.add_command``):
 ``kill_switch``, ``breaker_reset`` and ``reconcile_adopt``. Each is logged and journaled as a
-``risk_events`` row (``operator.<command>``); the reply is the acknowledgement.
+``risk_events`` row (``operator.<command>``); the reply is the acknowledgement. ``audit`` lets
+another program of the group (the dashboard: logins, logouts, kill-switch clicks) append an
+``audit_record`` event to the keyed audit chain; like every command it must be signed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Final, Protocol, cast
@@ -21,6 +24,79 @@ log = logging.getLogger(__name__)
 
 _TRUE: Final = frozenset({"1", "true", "on", "yes"})
 _FALSE: Final = frozenset({"0", "false", "off", "no"})
+AUDIT_EVENT: Final = "audit_record"  # the journal's event kind for ``audit`` requests
+AUDIT_KINDS: Final = frozenset(
+    {
+        "login_ok",
+        "login_failed",
+        "login_rate_limited",
+        "login_refused",
+        "logout",
+        "killswitch",
+        "killswitch_refused",
+    }
+)
+AUDIT_MAX_FIELDS: Final = 16
+AUDIT_MAX_KEY: Final = 32
+AUDIT_MAX_TEXT: Final = 400
+AUDIT_MAX_BYTES: Final = 4096  # the whole ``fields`` JSON
+
+
+def validate_audit(args: dict[str, str]) -> dict[str, object]:
+    """The journal body for an ``audit`` request, or ``ValueError`` saying what is wrong.
+
+    ``{"kind": one of AUDIT_KINDS, "source": NAME, "fields": JSON object of at most
+    AUDIT_MAX_FIELDS short keys -> str/int/float/bool/null, "seq": N, "ts_ns": N}``.
+    """
+    kind = args.get("kind", "")
+    if kind not in AUDIT_KINDS:
+        raise ValueError(f"audit: unknown kind {kind[:40]!r} (known: {sorted(AUDIT_KINDS)})")
+    source = args.get("source", "")
+    if not source or len(source) > AUDIT_MAX_KEY or not source.isprintable():
+        raise ValueError(f"audit: source must be 1..{AUDIT_MAX_KEY} printable characters")
+    text = args.get("fields", "{}")
+    if len(text.encode()) > AUDIT_MAX_BYTES:
+        raise ValueError(f"audit: fields over {AUDIT_MAX_BYTES} bytes")
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        raise ValueError("audit: fields is not JSON") from None
+    _check_fields(fields)
+    body: dict[str, object] = {"kind": kind, "source": source, "fields": fields}
+    for name in ("seq", "ts_ns"):  # the sender's numbering and clock (duplicates show)
+        word = args.get(name, "")
+        if word:
+            if not word.isdigit() or len(word) > 20:
+                raise ValueError(f"audit: {name} must be a non-negative integer")
+            body[name] = int(word)
+    extra = set(args) - {"kind", "source", "fields", "seq", "ts_ns"}
+    if extra:
+        raise ValueError(f"audit: unknown arguments {sorted(extra)[:5]}")
+    return body
+
+
+def _check_fields(fields: object) -> None:
+    if not isinstance(fields, dict) or len(fields) > AUDIT_MAX_FIELDS:
+        raise ValueError(f"audit: fields must be an object of at most {AUDIT_MAX_FIELDS} keys")
+    for k, v in fields.items():
+        if not k or len(k) > AUDIT_MAX_KEY or not k.isidentifier():
+            raise ValueError(f"audit: bad field name {k[:40]!r}")
+        if not (v is None or isinstance(v, str | int | float | bool)):
+            raise ValueError(f"audit: field {k} must be a string, number, boolean or null")
+        if isinstance(v, str) and len(v) > AUDIT_MAX_TEXT:
+            raise ValueError(f"audit: field {k} over {AUDIT_MAX_TEXT} characters")
+
+
+def journal_control(journal: Journal) -> Callable[[str, dict[str, str], bool, str], None]:
+    """``ControlDispatcher.on_control`` for execution: every authenticated state-changing
+    request as a ``control`` event; an accepted ``audit`` is its own ``audit_record`` row."""
+
+    def on_control(cmd: str, args: dict[str, str], ok: bool, error: str) -> None:
+        if cmd == "audit" and ok:
+            return
+        journal.record_event("control", {"cmd": cmd, "args": args, "ok": ok, "error": error})
+
+    return on_control
 
 
 class OperatorHost(Protocol):
@@ -53,6 +129,7 @@ class OperatorCommands:
         add("kill_switch", self.kill_switch)
         add("breaker_reset", self.breaker_reset)
         add("reconcile_adopt", self.reconcile_adopt)
+        add("audit", self.audit)
 
     def _audit(self, what: str, detail: str, now: int) -> None:
         reason = cast(RefusalReason, f"operator.{what}")  # journaled beside refusals
@@ -115,3 +192,14 @@ class OperatorCommands:
         done = h.reconciler.adopt(now)  # ValueError when refused
         self._audit("reconcile_adopt", f"by={operator}: " + "; ".join(done), now)
         return {"adopted": "; ".join(done), "state": h.state}
+
+    def audit(self, args: dict[str, str]) -> dict[str, Value]:
+        """``{"kind", "source", "fields", "seq", "ts_ns"}`` (``validate_audit``) → one
+        ``audit_record`` event in the keyed chain, anchored; the reply carries its audit id."""
+        body = validate_audit(args)
+        journal = self._h.journal
+        journal.record_event(AUDIT_EVENT, body, self._clock())
+        audit_id, _ = journal.head
+        log.info("audit record kind=%s source=%s audit_id=%d", body["kind"], body["source"],
+                 audit_id)  # fmt: skip
+        return {"audit_id": audit_id}
