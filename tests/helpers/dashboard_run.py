@@ -52,10 +52,13 @@ class DashRun:
     def journal_path(self) -> Path:
         return self.run_dir / "execution.sqlite"
 
-    def audit(self) -> list[dict[str, Any]]:
+    def audit(self, marks: bool = False) -> list[dict[str, Any]]:
+        """The local audit log's records; with ``marks``, its delivery marks too (whether
+        execution's chain took them: ``audit_undelivered`` and the like, written later)."""
         if not self.audit_path.exists():
             return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+        lines = [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+        return [r for r in lines if marks or not str(r["kind"]).startswith("audit_")]
 
     def request(
         self,
