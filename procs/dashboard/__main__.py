@@ -33,7 +33,7 @@ from procs.dashboard.app import Access, make_app
 from procs.dashboard.auth import Allowlist, LoginLimiter, Password, Sessions, generate_password
 from procs.dashboard.config import DashboardConfig, is_loopback
 from procs.dashboard.control import AuditLog, KillSwitchControl
-from procs.dashboard.forward import AuditForwarder, pending_in
+from procs.dashboard.forward import AuditForwarder
 from procs.dashboard.metrics import DashboardCollector
 from procs.dashboard.service import Dashboard
 from procs.dashboard.sources import EventFeed, HealthSource, JournalReader, read_killswitch
@@ -140,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     forward = AuditForwarder(
         audit, lambda cmd, a, t: ask(config.execution_control, cmd, a, t, config.control_token_file)
     )
-    forward.requeue(pending_in(config.audit_path))  # left undelivered by the last run
 
     def build() -> Dashboard:
         return Dashboard(

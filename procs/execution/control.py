@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, Protocol, cast
 
@@ -40,6 +41,7 @@ AUDIT_MAX_FIELDS: Final = 16
 AUDIT_MAX_KEY: Final = 32
 AUDIT_MAX_TEXT: Final = 400
 AUDIT_MAX_BYTES: Final = 4096  # the whole ``fields`` JSON
+AUDIT_RECENT: Final = 1024  # recent records remembered to spot a resend
 
 
 def validate_audit(args: dict[str, str]) -> dict[str, object]:
@@ -122,6 +124,9 @@ class OperatorCommands:
     def __init__(self, host: OperatorHost, clock: Callable[[], int]) -> None:
         self._h = host
         self._clock = clock
+        # (source, seq, ts_ns) -> audit id of recent ``audit`` records: a resend after a lost
+        # answer is acknowledged again, not journaled twice
+        self._recent: OrderedDict[tuple[object, ...], int] = OrderedDict()
 
     def register(
         self, add: Callable[[str, Callable[[dict[str, str]], dict[str, Value]]], None]
@@ -195,11 +200,20 @@ class OperatorCommands:
 
     def audit(self, args: dict[str, str]) -> dict[str, Value]:
         """``{"kind", "source", "fields", "seq", "ts_ns"}`` (``validate_audit``) → one
-        ``audit_record`` event in the keyed chain, anchored; the reply carries its audit id."""
+        ``audit_record`` event in the keyed chain, anchored; the reply carries its audit id.
+        The same record again (source, seq and time: a resend after a lost answer) is
+        acknowledged with ``duplicate=1`` and not journaled twice."""
         body = validate_audit(args)
+        key = (body["source"], body.get("seq"), body.get("ts_ns"))
+        if "seq" in body and key in self._recent:
+            return {"audit_id": self._recent[key], "duplicate": 1}
         journal = self._h.journal
         journal.record_event(AUDIT_EVENT, body, self._clock())
         audit_id, _ = journal.head
+        if "seq" in body:
+            self._recent[key] = audit_id
+            while len(self._recent) > AUDIT_RECENT:
+                self._recent.popitem(last=False)
         log.info("audit record kind=%s source=%s audit_id=%d", body["kind"], body["source"],
                  audit_id)  # fmt: skip
         return {"audit_id": audit_id}

@@ -1,6 +1,7 @@
 """``AuditForwarder`` with a scripted execution: records go over in order; a silent execution
 leaves them marked ``undelivered`` (counted) and they land later, still in order; an invalid one
-is marked ``rejected``; what a stopped dashboard left undelivered is found again."""
+is marked ``rejected``; what a stopped dashboard left undelivered goes first next time; a read-
+ahead of one record still delivers everything, in order."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from ipc.messages import ControlResponse
 from procs.dashboard.control import AuditLog, verify_audit
-from procs.dashboard.forward import AuditForwarder, pending_in
+from procs.dashboard.forward import AuditForwarder, delivered_path
 from tests.helpers.poll import eventually
 
 
@@ -65,7 +66,7 @@ def test_records_wait_while_execution_is_silent_then_land_in_order(tmp_path):
     assert ("audit_delivered", first["seq"]) in kinds
     assert fwd.counters["audit_forwarded_total"] == 2
     assert verify_audit(log.path) == (True, len(kinds))
-    assert pending_in(log.path) == []
+    assert delivered_path(log.path).read_text() == f"{second['seq']}\n"
 
 
 def test_an_invalid_record_is_marked_rejected_and_does_not_block_the_rest(tmp_path):
@@ -84,23 +85,26 @@ def test_an_invalid_record_is_marked_rejected_and_does_not_block_the_rest(tmp_pa
     assert fwd.counters["audit_rejected_total"] == 1
     marks = [(r["ref"], r["error"]) for r in lines(log) if r["kind"] == "audit_rejected"]
     assert marks == [(bogus["seq"], "audit: unknown kind")]
-    assert pending_in(log.path) == []
     assert ex.taken[0]["kind"] == "logout"
 
 
 def test_what_a_stopped_dashboard_left_undelivered_is_sent_first_next_time(tmp_path):
     path = tmp_path / "audit.jsonl"
     log, ex = AuditLog(path), Execution()
+    ex.up = True
     fwd = AuditForwarder(log, ex.ask, timeout_s=0.05, retry_s=0.05)
     fwd.start()
+    fwd.submit(log.append("login_ok", user="operator"))
+    eventually(lambda: fwd.undelivered == 0)
+    ex.up = False
     fwd.submit(log.append("killswitch", on=True, user="operator", acknowledged=False))
     eventually(lambda: fwd.counters["audit_undelivered_total"] == 1)
     fwd.close()
+    log.append("login_failed", address="10.0.0.2")  # written while nothing forwarded
 
-    left = pending_in(path)
     again, ex.up = AuditLog(path), True
     fwd2 = AuditForwarder(again, ex.ask, timeout_s=0.1, retry_s=0.05)
-    fwd2.requeue(left)
+    left = fwd2.undelivered
     fwd2.submit(again.append("logout", user="operator"))
     fwd2.start()
     try:
@@ -108,17 +112,25 @@ def test_what_a_stopped_dashboard_left_undelivered_is_sent_first_next_time(tmp_p
     finally:
         fwd2.close()
 
-    assert [r["kind"] for r in left] == ["killswitch"]
-    assert [a["kind"] for a in ex.taken] == ["killswitch", "logout"]
-    assert pending_in(path) == []
+    assert left == 2
+    assert [a["kind"] for a in ex.taken] == ["login_ok", "killswitch", "login_failed", "logout"]
 
 
-def test_a_full_queue_marks_the_overflow_undelivered_in_the_local_log(tmp_path):
+def test_a_one_record_read_ahead_still_delivers_all_in_order(tmp_path):
     log, ex = AuditLog(tmp_path / "audit.jsonl"), Execution()
-    fwd = AuditForwarder(log, ex.ask, max_queued=1)  # not started: nothing drains
-    fwd.submit(log.append("login_ok", user="a"))
-    over = log.append("login_ok", user="b")
-    fwd.submit(over)
+    for i in range(5):
+        log.append("login_failed", address=f"10.0.0.{i}")
+    ex.up = True
+    fwd = AuditForwarder(log, ex.ask, timeout_s=0.1, retry_s=0.05, batch=1)
+    fwd.start()
+    try:
+        fwd.submit(log.append("logout", user="operator"))
+        eventually(lambda: fwd.undelivered == 0)
+    finally:
+        fwd.close()
 
-    assert fwd.counters["audit_overflow_total"] == 1
-    assert [r["seq"] for r in pending_in(log.path)] == [over["seq"]]
+    assert [json.loads(a["fields"]).get("address") for a in ex.taken] == [
+        *(f"10.0.0.{i}" for i in range(5)),
+        None,
+    ]
+    assert [int(a["seq"]) for a in ex.taken] == list(range(1, 7))

@@ -93,6 +93,7 @@ def test_an_accepted_record_is_one_keyed_audit_row_and_a_refusal_a_control_row(j
     on_control = journal_control(journal)
 
     reply = ops.audit(args("killswitch", on=True, user="operator", acknowledged=True))
+    resent = ops.audit(args("killswitch", on=True, user="operator", acknowledged=True))
     on_control("audit", args(), True, "")  # the dispatcher's hook: no second row for it
     with pytest.raises(ValueError):
         ops.audit(args("nonsense"))
@@ -101,6 +102,7 @@ def test_an_accepted_record_is_one_keyed_audit_row_and_a_refusal_a_control_row(j
     [row] = audit_rows(path, "audit_record")
     assert row["fields"] == {"on": True, "user": "operator", "acknowledged": True}
     assert reply == {"audit_id": journal.head[0] - 1}  # the refusal's control row came after
+    assert resent == {**reply, "duplicate": 1}  # a resend (same seq and time) is not a new row
     [refused] = audit_rows(path, "control")
     assert (refused["cmd"], refused["ok"]) == ("audit", False)
     assert journal.verify_audit().ok
