@@ -82,6 +82,26 @@ class FakeAudit:
         return self.records[-1]
 
 
+class FakeForward:
+    def __init__(self) -> None:
+        self.counters = {"audit_forwarded_total": 0, "audit_undelivered_total": 3}
+        self.submitted: list[dict[str, Any]] = []
+        self.running = False
+
+    @property
+    def undelivered(self) -> int:
+        return len(self.submitted)
+
+    def start(self) -> None:
+        self.running = True
+
+    def submit(self, record: dict[str, Any]) -> None:
+        self.submitted.append(record)
+
+    def close(self) -> None:
+        self.running = False
+
+
 def _dashboard(health_reply: dict[str, Any] | None):
     cfg = msgspec.convert(
         {"journal_poll_s": SLOW_S, "execution_poll_s": SLOW_S, "health_poll_s": SLOW_S},
@@ -92,7 +112,12 @@ def _dashboard(health_reply: dict[str, Any] | None):
     )
     access = Access(Password("pw"), Sessions(60), LoginLimiter(5, 60), Allowlist([]))
     feeds: list[FakeFeed] = []
-    parts = {"journal": FakeJournal(), "switch": FakeSwitch(), "audit": FakeAudit()}
+    parts = {
+        "journal": FakeJournal(),
+        "switch": FakeSwitch(),
+        "audit": FakeAudit(),
+        "forward": FakeForward(),
+    }
 
     def make_feed(deliver):
         feeds.append(FakeFeed(deliver))
@@ -108,6 +133,7 @@ def _dashboard(health_reply: dict[str, Any] | None):
         switch=parts["switch"],
         read_switch=lambda: {"on": False, "reason": "", "ts_ns": 0, "source": ""},
         audit=parts["audit"],
+        forward=parts["forward"],
     )
     return dash, feeds, parts
 
@@ -184,3 +210,22 @@ def test_silent_execution_shows_as_not_answering():
 
     assert snap["execution"]["ok"] is False
     assert "no answer" in snap["execution"]["error"]
+
+
+def test_each_audit_record_is_handed_on_and_what_waits_shows_in_health():
+    async def scenario():
+        dash, _, parts = _dashboard({"state": "running", "counters": {}})
+        dash.start()
+        running = parts["forward"].running
+        await dash.audit("login_ok", address="127.0.0.1", user="operator")
+        health = dash.health()
+        await dash.close()
+        return running, health, parts
+
+    running, health, parts = asyncio.run(scenario())
+
+    assert running
+    assert not parts["forward"].running  # closed with the dashboard
+    assert parts["forward"].submitted == parts["audit"].records
+    assert parts["audit"].records[0]["kind"] == "login_ok"
+    assert (health["audit_undelivered"], health["audit_undelivered_total"]) == (1, 3)
