@@ -235,9 +235,18 @@ def test_logins_show_in_the_dashboards_metrics(run_dir):
     ) as d:
         d.login("wrong")
         d.login()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
 
+        # no execution here: both records wait for its audit chain, the first one marked
+        undelivered = 'bitrader_dashboard_audit_undelivered_total{proc="dashboard"} 1.0'
+
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = str(r.read().decode())
+            return text if undelivered in text else ""
+
+        text = eventually(metrics, timeout_s=10)
+
+    assert 'bitrader_dashboard_audit_pending{proc="dashboard"} 2.0' in text
     assert 'bitrader_dashboard_logins_total{outcome="failed",proc="dashboard"} 1.0' in text
     assert 'bitrader_dashboard_logins_total{outcome="ok",proc="dashboard"} 1.0' in text
     assert 'bitrader_dashboard_sessions{proc="dashboard"} 1.0' in text
