@@ -4,7 +4,7 @@ One group, one test, in order: log in; a fill execution journals shows up in the
 second; the page's kill-switch button stops trading (execution acknowledges over its control
 socket and goes ``killed``, nothing more sent while signals flow) and cancels the orders resting
 at simex; the page shows the acknowledgement; the action is in execution's journal and in the
-dashboard's audit log.
+dashboard's audit log, whose records reach execution's keyed audit chain.
 """
 
 from __future__ import annotations
@@ -138,8 +138,13 @@ def test_dashboard_page_shows_fills_live_and_its_kill_switch_stops_trading(make_
         "SELECT detail FROM risk_events WHERE reason = 'operator.kill_switch'"
     )
     assert any("source=dashboard:operator@127.0.0.1" in r[0] for r in operator_rows), operator_rows
-    records = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    lines = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    records = [r for r in lines if not r["kind"].startswith("audit_")]  # not delivery marks
     assert [r["kind"] for r in records] == ["login_ok", "killswitch"]
     assert (records[1]["on"], records[1]["acknowledged"]) == (True, True)
-    assert verify_audit(audit_path) == (True, 2)
+    assert verify_audit(audit_path) == (True, len(lines))
+    sql = "SELECT body FROM audit WHERE kind = 'audit_record' ORDER BY id"
+    eventually(lambda: len(g.journal.rows(sql)) >= 2, timeout_s=10)  # in execution's chain too
+    chained = g.journal.rows(sql)
+    assert [json.loads(b)["kind"] for (b,) in chained] == ["login_ok", "killswitch"]
     eventually(lambda: g.info("dashboard")["statename"] == "RUNNING", timeout_s=1)
