@@ -121,7 +121,13 @@ class AuditForwarder:
             text = self._local.path.read_text()
         except FileNotFoundError:
             return 0
-        return sum(1 for line in text.splitlines() if _wanted(json.loads(line), self._done))
+        n = 0
+        for line in text.splitlines():
+            try:
+                n += _wanted(json.loads(line), self._done)
+            except ValueError:
+                continue  # logged when the thread reaches it (``_fill``)
+        return n
 
     @property
     def undelivered(self) -> int:
