@@ -1,8 +1,9 @@
 """ZeroMQ with the house options: the only module that imports zmq.
 
-One ``zmq.Context.instance()`` per process; every socket gets ``linger=0`` and explicit HWMs,
-sends never block (``zmq.Again`` is counted, not raised) and every receive has a timeout. Each
-object here is created, used and closed on one thread.
+One ``zmq.Context.instance()`` per process, plus one per control socket (``bind_rep``: its
+close terminates it, so the last reply is sent before the process exits); every socket gets
+``linger=0`` and explicit HWMs, sends never block (``zmq.Again`` is counted, not raised) and
+every receive has a timeout. Each object here is created, used and closed on one thread.
 
 Wake-ups (``WakeSender``/``WakeListener``) travel on the writer's PUB as the architecture says,
 and, when the PUB is an ``ipc://`` endpoint, also *directly*: the listener binds a Unix datagram
@@ -63,6 +64,7 @@ _wake_ids = itertools.count()
 _wake_out: list[socket.socket] = []  # the process's one unbound sending socket, made on first use
 
 _state = {"sockets_made": 0}
+_io_cores: list[int] = []  # pin_io_threads' cores, for every context this process makes
 
 
 def context() -> zmq.Context[zmq.Socket[bytes]]:
@@ -86,13 +88,33 @@ def pin_io_threads(cores: Sequence[int]) -> None:
         raise IpcError("pin_io_threads needs at least one core")
     if _state["sockets_made"]:
         raise IpcError("pin_io_threads must be called before the first socket is created")
+    _io_cores[:] = [int(core) for core in cores]
     ctx = context()
-    for core in cores:
-        ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, int(core))
+    for core in _io_cores:
+        ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, core)
 
 
-def _socket(kind: int, *, sndhwm: int = 0, rcvhwm: int = 0) -> zmq.Socket[bytes]:
-    sock = context().socket(kind)
+def _own_context() -> zmq.Context[zmq.Socket[bytes]]:
+    """A context for one control socket, so closing it can wait for its last reply.
+
+    libzmq applies a socket's linger only in ``zmq_ctx_term``, and the process's shared
+    context is never terminated (pyzmq skips it at interpreter exit; other sockets may still
+    be open): a reply queued just before exit is lost unless its own context is terminated.
+    """
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+    for core in _io_cores:
+        ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, core)
+    return ctx
+
+
+def _socket(
+    kind: int,
+    *,
+    sndhwm: int = 0,
+    rcvhwm: int = 0,
+    ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
+) -> zmq.Socket[bytes]:
+    sock = (ctx or context()).socket(kind)
     _state["sockets_made"] += 1
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, sndhwm)
@@ -100,25 +122,33 @@ def _socket(kind: int, *, sndhwm: int = 0, rcvhwm: int = 0) -> zmq.Socket[bytes]
     return sock
 
 
-_AUTHENTICATOR: list[Any] = []  # the process's ZAP handler, started on first use
+# ZAP handlers by context (the shared one, a control socket's own), started on first use
+_AUTHENTICATOR: dict[int, Any] = {}
 
 
 def _allow_only(sock: zmq.Socket[bytes], allow_ips: Sequence[str]) -> None:
     """Accept connections to ``sock`` only from ``allow_ips`` (ZAP, through ``zmq.auth``)."""
     from zmq.auth.thread import ThreadAuthenticator
 
-    if not _AUTHENTICATOR:
-        auth = ThreadAuthenticator(zmq.Context.instance())
+    key = id(sock.context)
+    if key not in _AUTHENTICATOR:
+        auth = ThreadAuthenticator(sock.context)
         auth.start()
-        _AUTHENTICATOR.append(auth)
-    _AUTHENTICATOR[0].allow(*allow_ips)
+        _AUTHENTICATOR[key] = auth
+    _AUTHENTICATOR[key].allow(*allow_ips)
     sock.zap_domain = b"bitrader"
 
 
+def _stop_authenticator_of(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    auth = _AUTHENTICATOR.pop(id(ctx), None)
+    if auth is not None:
+        auth.stop()
+
+
 def stop_authenticator() -> None:
-    """Stop the ZAP handler thread, if one was started (tests; process exit does it too)."""
+    """Stop the ZAP handler threads, if any were started (tests; process exit does it too)."""
     while _AUTHENTICATOR:
-        _AUTHENTICATOR.pop().stop()
+        _AUTHENTICATOR.popitem()[1].stop()
 
 
 def _bind(sock: zmq.Socket[bytes], endpoint: str, allow_ips: Sequence[str] = ()) -> None:
@@ -296,8 +326,10 @@ class Replier:
         max_bytes: int = CONTROL_MAX_BYTES,
         malformed_reply: bytes = b"",
         remake: Callable[[], zmq.Socket[bytes]] | None = None,
+        own_context: bool = False,
     ) -> None:
         self._sock = sock
+        self._own_context = own_context  # ``sock.context`` is this Replier's alone: close terms it
         self._rcvtimeo_ms = -1
         self.endpoint = endpoint
         self.max_bytes = max_bytes
@@ -355,8 +387,19 @@ class Replier:
         self._rcvtimeo_ms = -1
 
     def close(self, linger_s: float = 0.0) -> None:
-        """Close the socket, waiting at most ``linger_s`` for a reply still being sent."""
-        self._sock.close(linger=int(linger_s * 1000))
+        """Close the socket, waiting at most ``linger_s`` for a reply still being sent.
+
+        The wait happens here (terminating the socket's own context), not at process exit:
+        the reply to a ``stop`` is on its way to the kernel when this returns, or given up.
+        """
+        sock = self._sock
+        if sock.closed:
+            return
+        ctx = sock.context
+        sock.close(linger=int(linger_s * 1000))
+        if self._own_context:
+            _stop_authenticator_of(ctx)
+            ctx.term()  # returns once the lingering reply is written, or after linger_s
 
 
 def bind_rep(
@@ -373,15 +416,27 @@ def bind_rep(
     ``allow_ips`` (non-empty) accepts connections from those addresses only.
     """
     validate(endpoint, allow_remote=allow_remote)
+    ctx = _own_context()  # so that close() can wait for the last reply (stop's)
 
     def make() -> zmq.Socket[bytes]:
-        sock = _socket(zmq.REP, sndhwm=CONTROL_HWM, rcvhwm=CONTROL_HWM)
+        sock = _socket(zmq.REP, sndhwm=CONTROL_HWM, rcvhwm=CONTROL_HWM, ctx=ctx)
         sock.setsockopt(zmq.MAXMSGSIZE, max_bytes * 2)
         _bind(sock, endpoint, allow_ips)
         return sock
 
+    try:
+        sock = make()
+    except IpcError:
+        _stop_authenticator_of(ctx)
+        ctx.term()
+        raise
     return Replier(
-        make(), endpoint, max_bytes=max_bytes, malformed_reply=malformed_reply, remake=make
+        sock,
+        endpoint,
+        max_bytes=max_bytes,
+        malformed_reply=malformed_reply,
+        remake=make,
+        own_context=True,
     )
 
 

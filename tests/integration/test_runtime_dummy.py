@@ -174,7 +174,7 @@ def test_dummy_control_stop_exits_0(start_dummy):
     resp = dummy.ask("stop", timeout_s=5)
     rc, out = dummy.finish()
 
-    assert resp is not None
+    assert resp is not None, out
     assert resp.ok
     assert rc == 0
     assert "stopping (control)" in out
