@@ -76,6 +76,11 @@ RING_DTYPES: Final[dict[str, Dtype]] = {
     STREAM_SIG: SIG_V1,
 }
 ORDER_DTYPE: Final = ORDER_V2  # the layout this version writes (procs.capture.layout)
+# Each step reads the rings downstream first: a sig's feat, a feat's book, and the trades before
+# a book were all published before it, so a step that read a record reads its sources after it.
+# Read upstream first, a step could take a feat whose book was published after the book ring's
+# read; stopped before its next step, the capture would hold a feat with no book behind it.
+READ_ORDER: Final = (STREAM_SIG, STREAM_FEAT, STREAM_BOOK, STREAM_TRADE)
 RATE_WINDOW_NS: Final = 1_000_000_000  # health's records_per_s is recomputed this often
 DISK_CHECK_NS: Final = 100_000_000  # free space is looked at most this often
 RETRY_NS: Final = 1_000_000_000  # a paused writer tries to resume this often
@@ -132,6 +137,10 @@ def _i64(x: int) -> int:
     return max(-(1 << 63), min(x, (1 << 63) - 1))  # garbage seq from a broken producer
 
 
+def _read_rank(item: tuple[str, str]) -> int:
+    return READ_ORDER.index(item[0])
+
+
 @dataclass
 class _Ring:
     stream: str
@@ -146,7 +155,8 @@ class _Ring:
 
 
 class CaptureProc:
-    """Per step: up to ``batch_max`` records from each ring, then up to ``orders_batch_max``
+    """Per step: up to ``batch_max`` records from each ring (``READ_ORDER``: downstream first,
+    so every record captured has its sources captured too), then up to ``orders_batch_max``
     order events; appends them to the sink. Attaches missing rings every ``attach_retry_s``.
 
     Losses: each batch's ``seq`` is checked against the last one written; every break goes into
@@ -184,7 +194,7 @@ class CaptureProc:
             _Ring(
                 stream, name, RING_DTYPES[stream], np.zeros(config.batch_max, RING_DTYPES[stream])
             )
-            for stream, name in config.ring_names().items()
+            for stream, name in sorted(config.ring_names().items(), key=_read_rank)
         ]
         self._order_buf: Records = np.zeros(config.orders_batch_max, ORDER_DTYPE)
         self._symbol_ids = {s: i for i, s in enumerate(config.symbols)}
