@@ -137,10 +137,6 @@ def _i64(x: int) -> int:
     return max(-(1 << 63), min(x, (1 << 63) - 1))  # garbage seq from a broken producer
 
 
-def _read_rank(item: tuple[str, str]) -> int:
-    return READ_ORDER.index(item[0])
-
-
 @dataclass
 class _Ring:
     stream: str
@@ -194,8 +190,9 @@ class CaptureProc:
             _Ring(
                 stream, name, RING_DTYPES[stream], np.zeros(config.batch_max, RING_DTYPES[stream])
             )
-            for stream, name in sorted(config.ring_names().items(), key=_read_rank)
+            for stream, name in config.ring_names().items()
         ]
+        self._reading = sorted(self._rings, key=lambda r: READ_ORDER.index(r.stream))
         self._order_buf: Records = np.zeros(config.orders_batch_max, ORDER_DTYPE)
         self._symbol_ids = {s: i for i, s in enumerate(config.symbols)}
         topics = config.order_topics
@@ -231,7 +228,7 @@ class CaptureProc:
         now = self._mono()
         self._check_disk(now)
         n = 0
-        for ring in self._rings:
+        for ring in self._reading:
             reader = ring.reader
             if reader is None:
                 if now < ring.next_attach_ns:
