@@ -39,11 +39,24 @@ def _keys(r: Records) -> list[tuple[int, int, int]]:
     )
 
 
-def compare_records(live: Records, ours: Records, fields: tuple[str, ...]) -> dict[str, Any]:
-    """Match ``live`` records to ``ours`` by their book and compare ``fields`` bit for bit."""
+def compare_records(
+    live: Records, ours: Records, fields: tuple[str, ...], books: Records | None = None
+) -> dict[str, Any]:
+    """Match ``live`` records to ``ours`` by their book and compare ``fields`` bit for bit.
+
+    Live records with no twin are listed (``unmatched``) with whether ``books`` (the
+    capture's) holds the book that caused them."""
     idx = {k: i for i, k in enumerate(_keys(ours))}
     pairs = [(i, idx.get(k)) for i, k in enumerate(_keys(live))]
     matched = [(i, j) for i, j in pairs if j is not None]
+    captured = set(_keys(books)) if books is not None else set()
+    unmatched = [
+        f"seq {int(live['seq'][i])} symbol {int(live['symbol_id'][i])} "
+        f"ts_recv_ns {int(live['ts_recv_ns'][i])}: its book is "
+        f"{'in the capture' if k in captured else 'not in the capture'}"
+        for (i, j), k in zip(pairs, _keys(live), strict=True)
+        if j is None
+    ][:SHOWN]
     diffs: list[str] = []
     n_diff = 0
     if matched:
@@ -76,6 +89,7 @@ def compare_records(live: Records, ours: Records, fields: tuple[str, ...]) -> di
         "live_unmatched": int(live.size) - len(matched),
         "fields": list(fields),
         "differences": diffs,
+        "unmatched": unmatched,
     }
 
 
@@ -83,9 +97,9 @@ def parity(market: Market, feats: Records, sigs: Records) -> dict[str, Any]:
     """The feat and sig checks for the streams the capture holds."""
     out: dict[str, Any] = {}
     if market.feat.size:
-        out["feat"] = compare_records(market.feat, feats, FEAT_FIELDS)
+        out["feat"] = compare_records(market.feat, feats, FEAT_FIELDS, market.books)
     if market.sig.size:
-        out["sig"] = compare_records(market.sig, sigs, SIG_FIELDS)
+        out["sig"] = compare_records(market.sig, sigs, SIG_FIELDS, market.books)
     return out
 
 

@@ -196,7 +196,10 @@ def write_report(out: Path, **kw: Any) -> dict[str, Any]:
         _table(s["assumptions"]),
         "<h2>Parity with live</h2>",
         _table(
-            {k: {x: y for x, y in v.items() if x != "differences"} for k, v in s["parity"].items()}
+            {
+                k: {x: y for x, y in v.items() if x not in ("differences", "unmatched")}
+                for k, v in s["parity"].items()
+            }
         ),
     ]
     doc = (

@@ -76,6 +76,11 @@ RING_DTYPES: Final[dict[str, Dtype]] = {
     STREAM_SIG: SIG_V1,
 }
 ORDER_DTYPE: Final = ORDER_V2  # the layout this version writes (procs.capture.layout)
+# Each step reads the rings downstream first: a sig's feat, a feat's book, and the trades before
+# a book were all published before it, so a step that read a record reads its sources after it.
+# Read upstream first, a step could take a feat whose book was published after the book ring's
+# read; stopped before its next step, the capture would hold a feat with no book behind it.
+READ_ORDER: Final = (STREAM_SIG, STREAM_FEAT, STREAM_BOOK, STREAM_TRADE)
 RATE_WINDOW_NS: Final = 1_000_000_000  # health's records_per_s is recomputed this often
 DISK_CHECK_NS: Final = 100_000_000  # free space is looked at most this often
 RETRY_NS: Final = 1_000_000_000  # a paused writer tries to resume this often
@@ -146,7 +151,8 @@ class _Ring:
 
 
 class CaptureProc:
-    """Per step: up to ``batch_max`` records from each ring, then up to ``orders_batch_max``
+    """Per step: up to ``batch_max`` records from each ring (``READ_ORDER``: downstream first,
+    so every record captured has its sources captured too), then up to ``orders_batch_max``
     order events; appends them to the sink. Attaches missing rings every ``attach_retry_s``.
 
     Losses: each batch's ``seq`` is checked against the last one written; every break goes into
@@ -186,6 +192,7 @@ class CaptureProc:
             )
             for stream, name in config.ring_names().items()
         ]
+        self._reading = sorted(self._rings, key=lambda r: READ_ORDER.index(r.stream))
         self._order_buf: Records = np.zeros(config.orders_batch_max, ORDER_DTYPE)
         self._symbol_ids = {s: i for i, s in enumerate(config.symbols)}
         topics = config.order_topics
@@ -221,7 +228,7 @@ class CaptureProc:
         now = self._mono()
         self._check_disk(now)
         n = 0
-        for ring in self._rings:
+        for ring in self._reading:
             reader = ring.reader
             if reader is None:
                 if now < ring.next_attach_ns:

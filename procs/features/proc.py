@@ -2,11 +2,12 @@
 
 Owns the feature engine's per-symbol state and the ``{ns}.features.feat`` ring; wakes its
 readers on ``wake.feat.``. Each step polls books first, then trades, and hands the trades to the
-engine before the books: ingest publishes both rings in receive order, so every trade received
-before a polled book is in the trade ring by the second poll. That is the delivery order under
-which streaming equals ``compute_batch`` over the capture (procs.features.engine), and what
-makes a backtest of the capture reproduce these records bit for bit (polling trades first
-raced with ingest: a trade published between the two polls missed the books after it).
+engine before the books: ingest publishes each burst's trades before its books, so every
+trade received before a polled book is in the trade ring by the second poll. That is the
+delivery order under which streaming equals ``compute_batch`` over the capture
+(procs.features.engine), and what makes a backtest of the capture reproduce these records bit
+for bit (polling trades first raced with ingest: a trade published between the two polls
+missed the books after it).
 """
 
 from __future__ import annotations

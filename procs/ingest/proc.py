@@ -322,11 +322,17 @@ class IngestProc:
             self._fault = exc
 
     def flush(self) -> int:
-        """Publish the pending batches (books, then trades), wake readers; return the count."""
-        n = self._publish(self._books, self._book_ring, BOOK_STREAM)
-        if n:
+        """Publish the pending batches (trades, then books), wake readers; return the count.
+
+        Trades first: a trade received before a book of this burst is then in its ring before
+        the book is in its own, so a reader that polls books, then trades (features, capture)
+        has every trade received before each book it got. Books first, features could take a
+        book between the two publishes and compute it without the trades before it."""
+        n = self._publish(self._trades, self._trade_ring, TRADE_STREAM)
+        nb = self._publish(self._books, self._book_ring, BOOK_STREAM)
+        if nb:
             self._keep_last_books(self._books.take())
-        n += self._publish(self._trades, self._trade_ring, TRADE_STREAM)
+        n += nb
         self._books.clear()
         self._trades.clear()
         if n:

@@ -23,7 +23,9 @@ SIGNALS_WANTED = 300
 
 
 def _traded(g: Group) -> bool:
-    sigs = g.counter("inference", "records_total") or 0
+    # the signals the capture holds, not the ones inference published: the group stops all at
+    # once, and what inference published after capture's last read is not in the capture
+    sigs = g.counter("capture", "sig.records_total") or 0
     return g.journal.fills_count() >= 1 and sigs >= SIGNALS_WANTED
 
 

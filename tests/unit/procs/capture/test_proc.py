@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from ipc.orders import BreakerEvent, FillEvent, OrderEvent, PositionEvent, RiskEvent
 from procs._config import RuntimeConfig
+from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG
 from procs.capture.proc import (
     KIND_FILL,
     KIND_ORDER,
@@ -31,7 +32,7 @@ from procs.capture.proc import (
 )
 from procs.capture.store import CaptureReader, read_stream
 from shm.records import Records
-from shm.ring import RingSpec, RingWriter
+from shm.ring import RingReader, RingSpec, RingWriter
 from tests.helpers.poll import eventually
 
 T_CAPTURE = 1_767_225_600_123_456_789
@@ -542,3 +543,61 @@ def test_capture_stopping_while_paused_counts_the_dropped_in_the_file(tmp_path, 
         assert r.read("md.trade")["seq"].tolist() == [0, 1, 2, 3, 4]
         [gap] = r.gaps().tolist()
     assert gap[1:] == (5, 13, 8, b"md.trade", b"write_failed")
+
+
+class RacingReader:
+    """A real ``RingReader`` that lets the pipeline publish between any two ring reads."""
+
+    def __init__(self, inner: RingReader, after_poll: Callable[[], None]) -> None:
+        self._inner = inner
+        self._after_poll = after_poll
+
+    def poll_into(self, out: Records) -> int:
+        got = self._inner.poll_into(out)
+        self._after_poll()
+        return got
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_capture_step_holds_the_book_of_every_feat_and_sig_it_holds(tmp_path, ns, writers):
+    # ingest, features and inference publish a book, its feat and its sig while capture is
+    # between two ring reads; capture is then stopped (closed) after that one step: every feat
+    # and sig it wrote must have its book in the file, or a replay cannot reproduce it
+    seq = iter(range(1_000))
+
+    def pipeline_publishes() -> None:
+        k = next(seq)
+        for stream in (STREAM_BOOK, STREAM_FEAT, STREAM_SIG):
+            r = np.zeros(1, RING_DTYPES[stream])
+            r["seq"], r["symbol_id"], r["ts_event_ns"], r["ts_recv_ns"] = k, 0, 10 * k, 10 * k + 1
+            writers[stream].publish(r)
+
+    def factory(name: str, dtype: np.dtype) -> RingReader:
+        return RacingReader(RingReader(name, dtype, from_start=True), pipeline_publishes)  # type: ignore[return-value]
+
+    pipeline_publishes()  # one of each before capture's first read
+    cfg = make_config(tmp_path, ns)
+    writer = CountingWriter(cfg.directory, streams=make_streams(cfg), flush_s=0.05)
+    proc = CaptureProc(
+        cfg, sink=writer, metrics=make_metrics(CollectorRegistry()), reader_factory=factory
+    )
+    proc.step()  # attaches and reads every ring once, the pipeline racing it
+    path = writer.path
+    proc.close()
+
+    got = read_all(path)
+
+    def keys(r: Records) -> set[tuple[int, int, int]]:
+        cols = (r["symbol_id"].tolist(), r["ts_event_ns"].tolist(), r["ts_recv_ns"].tolist())
+        return set(zip(*cols, strict=True))
+
+    books = keys(got[STREAM_BOOK])
+    assert got[STREAM_FEAT].size >= 1  # the race had something to take
+    assert got[STREAM_SIG].size >= 1
+    assert keys(got[STREAM_FEAT]) <= books, (got[STREAM_FEAT]["seq"], got[STREAM_BOOK]["seq"])
+    assert keys(got[STREAM_SIG]) <= keys(got[STREAM_FEAT]), (
+        got[STREAM_SIG]["seq"],
+        got[STREAM_FEAT]["seq"],
+    )

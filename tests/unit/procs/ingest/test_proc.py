@@ -189,6 +189,25 @@ def test_proc_pushes_between_flushes_share_one_publish_and_one_wake(rig):
     assert p.health()["last_trade_seq"] == 1
 
 
+def test_proc_a_trade_received_before_a_book_is_in_its_ring_when_the_book_is(rig):
+    # features polls books, then trades: a book it gets must not be ahead of the trades
+    # received before it, or it is computed without them (and a backtest, which gives every
+    # book the trades received before it, differs from the live record)
+    p = rig.proc
+    p.on_trade(trade("BTCUSDT", n=2))
+    p.on_depth(depth("BTCUSDT"))  # received after the trade, in the same burst
+    trades_seen: list[int] = []
+    book_publish = rig.book_w.publish
+
+    def publish_book(recs: Records) -> None:
+        trades_seen.append(int(rig.trade_r.poll(1024).size))  # what a reader finds now
+        book_publish(recs)
+
+    rig.book_w.publish = publish_book  # type: ignore[method-assign]
+    assert p.flush() == 3
+    assert trades_seen == [2]
+
+
 def test_proc_unknown_symbol_is_skipped_and_counted(rig):
     rig.proc.on_depth(depth("XRPUSDT"))
     rig.proc.on_trade(trade("XRPUSDT"))
