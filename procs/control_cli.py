@@ -196,6 +196,18 @@ def _status(store: FileStore, target: Target, timeout_s: float) -> int:
     return EXIT_ACTED
 
 
+def _execution_control(run_dir: Path, done: str) -> str | None:
+    """Execution's control endpoint in the group of ``run_dir``; None (said loudly) if none."""
+    try:
+        target = find_target(run_dir.resolve(), None)
+    except (ConfigError, OSError, ValueError) as exc:
+        _loud(f"nothing was {done}: cannot read the group in {run_dir}: {exc}")
+        return None
+    if target.control_endpoint is None:
+        _loud(f"no running group with an execution process in {run_dir}")
+    return target.control_endpoint
+
+
 def main_breaker(argv: list[str] | None = None) -> int:
     """``bitrader breaker reset [--reason TEXT] [--run-dir DIR]``: the operator reset."""
     ap = _parser("breaker")
@@ -203,18 +215,13 @@ def main_breaker(argv: list[str] | None = None) -> int:
     ap.add_argument("--reason", default="", help="why (journaled with the reset)")
     ap.add_argument("--operator", default=os.environ.get("USER", "operator"))
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        target = find_target(args.run_dir.resolve(), None)
-    except (ConfigError, OSError, ValueError) as exc:
-        _loud(f"nothing was reset: cannot read the group in {args.run_dir}: {exc}")
-        return EXIT_NOTHING
-    if target.control_endpoint is None:
-        _loud(f"no running group with an execution process in {args.run_dir}")
+    endpoint = _execution_control(args.run_dir, "reset")
+    if endpoint is None:
         return EXIT_NOTHING
     req = {"operator": args.operator, "reason": args.reason or "operator reset"}
-    resp = ask(target.control_endpoint, "breaker_reset", req, args.timeout_s)
+    resp = ask(endpoint, "breaker_reset", req, args.timeout_s)
     if resp is None:
-        _loud(f"execution did NOT answer ({target.control_endpoint}): nothing was reset")
+        _loud(f"execution did NOT answer ({endpoint}): nothing was reset")
         return EXIT_NO_ACK
     if not resp.ok:
         _loud(f"execution refused the reset: {resp.error}")
@@ -231,18 +238,12 @@ def main_reconcile(argv: list[str] | None = None) -> int:
     ap.add_argument("action", choices=["adopt"])
     ap.add_argument("--operator", default=os.environ.get("USER", "operator"))
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        target = find_target(args.run_dir.resolve(), None)
-    except (ConfigError, OSError, ValueError) as exc:
-        _loud(f"nothing was adopted: cannot read the group in {args.run_dir}: {exc}")
+    endpoint = _execution_control(args.run_dir, "adopted")
+    if endpoint is None:
         return EXIT_NOTHING
-    if target.control_endpoint is None:
-        _loud(f"no running group with an execution process in {args.run_dir}")
-        return EXIT_NOTHING
-    resp = ask(target.control_endpoint, "reconcile_adopt", {"operator": args.operator},
-               args.timeout_s)  # fmt: skip
+    resp = ask(endpoint, "reconcile_adopt", {"operator": args.operator}, args.timeout_s)
     if resp is None:
-        _loud(f"execution did NOT answer ({target.control_endpoint}): nothing was adopted")
+        _loud(f"execution did NOT answer ({endpoint}): nothing was adopted")
         return EXIT_NO_ACK
     if not resp.ok:
         _loud(f"execution refused: {resp.error}")
