@@ -15,10 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from tests.helpers.systools import require_tool
+
+STALE_RETRIES = 5  # a page re-rendered by pushed updates: find the element again
 
 WIDTH, HEIGHT = 1600, 1000
 
@@ -69,8 +72,17 @@ def login(driver: webdriver.Chrome, base_url: str, password: str) -> None:
 
 
 def text(driver: webdriver.Chrome, element_id: str) -> str:
-    found = driver.find_elements(By.ID, element_id)
-    return found[0].text if found else ""
+    """The element's text ("" when absent); found again when a pushed update re-rendered it
+    between the find and the read (StaleElementReferenceException)."""
+    for _ in range(STALE_RETRIES):
+        found = driver.find_elements(By.ID, element_id)
+        if not found:
+            return ""
+        try:
+            return found[0].text
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"#{element_id} was re-rendered {STALE_RETRIES} times in a row")
 
 
 def screenshot(driver: webdriver.Chrome, path: Path) -> Path:

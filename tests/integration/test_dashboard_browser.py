@@ -46,7 +46,7 @@ def test_browser_wrong_password_is_refused_then_the_right_one_loads_the_page(run
         login(driver, d.url, PASSWORD)
         eventually(lambda: _live(driver), timeout_s=10)
         title = driver.title
-        button = driver.find_element(By.ID, "ks-on").text
+        button = text(driver, "ks-on")
         kinds = [r["kind"] for r in d.audit()]
 
     assert error == "Wrong password."
