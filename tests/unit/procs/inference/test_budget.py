@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from typing import Any
 
@@ -33,8 +34,8 @@ class _Timed:
     def score(self, x: Any) -> Any:
         self.calls += 1
         w = time.perf_counter_ns()
-        if self._sleep_s:
-            time.sleep(self._sleep_s)  # off the CPU, as a preempted call is
+        if self._sleep_s:  # a stall off the CPU, as a preempted call has (not a wait for anything)
+            threading.Event().wait(self._sleep_s)
         t = time.thread_time_ns()
         while time.thread_time_ns() - t < self._cpu_ns:
             pass  # a model that needs this much CPU
