@@ -23,8 +23,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from procs._config import EXIT_CONFIG
-from procs.capture.query import Column, capture_files, flat_columns, query, symbol_map
-from procs.capture.store import CaptureError, CaptureReader, list_captures
+from procs.tickstore.query import Column, capture_files, flat_columns, query, symbol_map
+from procs.tickstore.store import CaptureError, CaptureReader, list_captures
 from shm.records import Records, dtype_crc
 
 EXIT_USAGE = 2

@@ -27,8 +27,8 @@ from ipc.endpoints import expand
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from ipc.sockets import Subscriber, connect_sub
 from procs._config import EXIT_CONFIG, read_toml
-from procs.health import ProcHealth, collect
-from procs.supervise import ROOT, GroupEnv, is_up, start, stop
+from procs.group.health import ProcHealth, collect
+from procs.group.supervise import ROOT, GroupEnv, is_up, start, stop
 
 RUN_ROOT: Final = ROOT / "run"  # the default run directory is RUN_ROOT / ns
 CONFIGS: Final = {

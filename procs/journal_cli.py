@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Final
 
 from procs._files import private_umask
-from procs.execution.audit import AuditChain, AuditReport, Checkpoints, verify, write_override
-from procs.execution.backup import backup_journal, backup_name, set_aside
-from procs.execution.journal import _COLUMNS, Journal
-from procs.execution.keys import audit_key_file, read_audit_key_file
 from procs.keystore.store import PASSPHRASE_ENV, KeyFileError, KeyStoreError, load
+from procs.trading.audit import AuditChain, AuditReport, Checkpoints, verify, write_override
+from procs.trading.backup import backup_journal, backup_name, set_aside
+from procs.trading.journal import _COLUMNS, Journal
+from procs.trading.keys import audit_key_file, read_audit_key_file
 
 EXIT_CONFIG: Final = 78
 SHOWN: Final = 20

@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-from procs.capture.store import CaptureError, list_captures
 from procs.ml.train import TrainConfig, card_path, train_from_captures
+from procs.tickstore.store import CaptureError, list_captures
 
 EXIT_USAGE = 2
 ROOT: Final = Path(__file__).resolve().parent.parent

@@ -27,9 +27,9 @@ from procs.backtest.replay import ReplayError, load_market
 from procs.backtest.report import write_report
 from procs.backtest.run import run_execution, scratch_dir
 from procs.backtest.signals import Scorer, compute_signals, live_batches
-from procs.execution.config import ExecutionConfig
-from procs.features.config import FeaturesConfig
+from procs.featurecalc.config import FeaturesConfig
 from procs.inference.proc import InferenceConfig
+from procs.trading.config import ExecutionConfig
 
 log = logging.getLogger("procs.backtest")
 
@@ -101,10 +101,10 @@ def load_configs(
 def load_model(path: str, batch_max: int) -> tuple[Scorer | None, str]:
     """The champion as inference loads it; (None, why) when the file does not exist."""
     if not Path(path).is_file():
-        return None, f"no model at {path}: the rule scorer (procs.scoring.fallback_score)"
-    from procs.features.engine import FEATURES
-    from procs.inference.errors import ModelError
-    from procs.inference.model import OnnxModel
+        return None, f"no model at {path}: the rule scorer (procs.models.scoring.fallback_score)"
+    from procs.featurecalc.engine import FEATURES
+    from procs.models.errors import ModelError
+    from procs.models.model import OnnxModel
 
     try:
         m = OnnxModel.from_bytes(

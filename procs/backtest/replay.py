@@ -1,8 +1,8 @@
 """Captures in, one event-time market out: books, trades (and the feat/sig streams the live group
 recorded, for the parity check) from HDF5 capture files, checked, filtered and ordered.
 
-Checks each file with ``procs.capture.store.CaptureReader``, then reads the time range with the
-capture's own query (``procs.capture.query.query``: a binary search per file, only the rows in
+Checks each file with ``procs.tickstore.store.CaptureReader``, then reads the time range with the
+capture's own query (``procs.tickstore.query.query``: a binary search per file, only the rows in
 range). Refuses, with ``ReplayError``, what it cannot replay faithfully: a file that is not a
 capture, an unknown schema or record layout, a stream with lost records (the capture's ``gaps``
 table, or a sequence gap in what was read): the book the strategy saw is unknown there.
@@ -17,9 +17,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
-from procs.capture.query import query
-from procs.capture.store import SCHEMA_VERSION, CaptureError, CaptureReader, list_captures
+from procs.tickstore import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
+from procs.tickstore.query import query
+from procs.tickstore.store import SCHEMA_VERSION, CaptureError, CaptureReader, list_captures
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Dtype, Records
 
 __all__ = ["Market", "ReplayError", "capture_files", "load_market"]

@@ -17,7 +17,7 @@ from procs.backtest.config import BacktestConfig
 from procs.backtest.metrics import MidSeries, attribution, daily_ratios, drawdown, order_stats
 from procs.backtest.replay import Market
 from procs.backtest.run import RunResult
-from procs.execution.config import ExecutionConfig
+from procs.trading.config import ExecutionConfig
 
 __all__ = ["write_report"]
 

@@ -25,12 +25,12 @@ from prometheus_client import CollectorRegistry
 from procs.backtest.config import BacktestConfig
 from procs.backtest.latency import LatencyModel
 from procs.backtest.venue import BacktestVenue, SimClock
-from procs.execution.config import ExecutionConfig
-from procs.execution.journal import Journal
-from procs.execution.killswitch import FileStore, KillSwitch
-from procs.execution.metrics import make_metrics
-from procs.execution.proc import ExecutionProc
 from procs.matching.engine import FillReport
+from procs.trading.config import ExecutionConfig
+from procs.trading.engine import ExecutionProc
+from procs.trading.journal import Journal
+from procs.trading.killswitch import FileStore, KillSwitch
+from procs.trading.metrics import make_metrics
 from shm.records import BOOK_V1, SIG_V1, Records
 
 __all__ = ["Feed", "RunResult", "run_execution", "scratch_dir"]

@@ -2,9 +2,9 @@
 a capture's books and trades in ring order.
 
 ``FeatureEngine.update`` gets the books in chunks, each with every trade received up to the
-chunk's last book: the engine's own contract (procs.features.engine) under which any chunking
+chunk's last book: the engine's own contract (procs.featurecalc.engine) under which any chunking
 gives the same records as the live process's one-book-at-a-time stream. Scores come from the
-champion model, or from the rule scorer (``procs.scoring.fallback_score``) where the live
+champion model, or from the rule scorer (``procs.models.scoring.fallback_score``) where the live
 process would fall back (no model, or a batch with a non-finite or out-of-range score).
 """
 
@@ -15,9 +15,9 @@ from typing import Final, Protocol
 
 import numpy as np
 
-from procs.features.engine import EngineConfig, FeatureEngine
-from procs.inference.health import check_output
-from procs.scoring import fallback_score
+from procs.featurecalc.engine import EngineConfig, FeatureEngine
+from procs.models.health import check_output
+from procs.models.scoring import fallback_score
 from shm.records import FEAT_V1, FLAG_FALLBACK, SIG_V1, TRADE_V1, Records
 
 __all__ = ["Scorer", "compute_signals"]

@@ -19,15 +19,15 @@ from typing import Any, Final
 import numpy as np
 
 from procs.backtest.latency import LatencyModel
-from procs.execution.config import PaperConfig, SymbolConfig
-from procs.execution.instruments import DecimalGrid, Instrument
-from procs.execution.model import FundingEvent, OrderRequest, PositionSide, Side, VenueOrderUpdate
-from procs.execution.paper import PaperVenue, TradePrint, book_from_record
-from procs.execution.positions import PositionSnapshot
-from procs.execution.reconcile import VenuePosition, VenueSnapshot
-from procs.execution.venue import VenueRejected, VenueSink, configured_instrument
 from procs.matching import BookLevels, QueueConfig
 from procs.matching.engine import MatchReject
+from procs.trading.config import PaperConfig, SymbolConfig
+from procs.trading.instruments import DecimalGrid, Instrument
+from procs.trading.model import FundingEvent, OrderRequest, PositionSide, Side, VenueOrderUpdate
+from procs.trading.paper import PaperVenue, TradePrint, book_from_record
+from procs.trading.positions import PositionSnapshot
+from procs.trading.reconcile import VenuePosition, VenueSnapshot
+from procs.trading.venue import VenueRejected, VenueSink, configured_instrument
 from shm.records import BOOK_V1
 
 __all__ = ["BacktestVenue", "SimClock"]

@@ -7,7 +7,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from procs._config import RuntimeConfig
-from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
+from procs.tickstore import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
 
 __all__ = ["ALL_ORDER_TOPICS", "CaptureConfig"]
 

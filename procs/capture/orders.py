@@ -22,7 +22,7 @@ from ipc.orders import (
     PositionEvent,
     RiskEvent,
 )
-from procs.capture.layout import KIND_BREAKER, KIND_FILL, KIND_ORDER, KIND_POSITION, KIND_RISK
+from procs.tickstore.layout import KIND_BREAKER, KIND_FILL, KIND_ORDER, KIND_POSITION, KIND_RISK
 
 __all__ = ["find_gaps", "order_row"]
 

@@ -1,7 +1,7 @@
 """Capture: reads rings md.book, md.trade, feat, sig and execution's order events (ZeroMQ SUB).
 
 Writes them to rotated HDF5 files through ``CaptureWriter`` (one dataset per stream, the ring's
-dtype; order events as ``ORDER_V2``; meanings in ``procs.capture.layout``). Owns the capture
+dtype; order events as ``ORDER_V2``; meanings in ``procs.tickstore.layout``). Owns the capture
 files. Only a reader: it never gates a ring's writer; when it falls behind it is lapped and
 counts the loss (in the file's ``gaps`` table too).
 """
@@ -26,9 +26,11 @@ from prometheus_client import CollectorRegistry
 from ipc.orders import ORDER_EVENT_DECODER
 from procs._config import load_section
 from procs._runtime import EXIT_FAULT, Runtime
-from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
 from procs.capture.config import ALL_ORDER_TOPICS, CaptureConfig
-from procs.capture.layout import (
+from procs.capture.metrics import CaptureMetrics, make_metrics, watch_disk
+from procs.capture.orders import find_gaps, order_row
+from procs.tickstore import STREAM_BOOK, STREAM_FEAT, STREAM_SIG, STREAM_TRADE
+from procs.tickstore.layout import (
     GAP_LAPPED,
     GAP_RESTART,
     GAP_UPSTREAM,
@@ -42,9 +44,7 @@ from procs.capture.layout import (
     ORDER_V2,
     STREAM_ORDERS,
 )
-from procs.capture.metrics import CaptureMetrics, make_metrics, watch_disk
-from procs.capture.orders import find_gaps, order_row
-from procs.capture.store import SCHEMA_VERSION, AttrValue, CaptureWriter, disk_free_bytes
+from procs.tickstore.store import SCHEMA_VERSION, AttrValue, CaptureWriter, disk_free_bytes
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Dtype, Records
 from shm.ring import RingNotReady, RingReader
 
@@ -75,7 +75,7 @@ RING_DTYPES: Final[dict[str, Dtype]] = {
     STREAM_FEAT: FEAT_V1,
     STREAM_SIG: SIG_V1,
 }
-ORDER_DTYPE: Final = ORDER_V2  # the layout this version writes (procs.capture.layout)
+ORDER_DTYPE: Final = ORDER_V2  # the layout this version writes (procs.tickstore.layout)
 # Each step reads the rings downstream first: a sig's feat, a feat's book, and the trades before
 # a book were all published before it, so a step that read a record reads its sources after it.
 # Read upstream first, a step could take a feat whose book was published after the book ring's

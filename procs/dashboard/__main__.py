@@ -28,7 +28,6 @@ from procs._config import (
     read_toml,
 )
 from procs._runtime import SERVICE_S, Runtime, setup_logging
-from procs.control_cli import ask
 from procs.dashboard.app import Access, make_app
 from procs.dashboard.auth import Allowlist, LoginLimiter, Password, Sessions, generate_password
 from procs.dashboard.config import DashboardConfig, is_loopback
@@ -38,7 +37,8 @@ from procs.dashboard.metrics import DashboardCollector
 from procs.dashboard.service import Dashboard
 from procs.dashboard.sources import EventFeed, HealthSource, JournalReader, read_killswitch
 from procs.dashboard.view import Limits, View
-from procs.execution.config import ExecutionConfig
+from procs.group.control import ask
+from procs.trading.config import ExecutionConfig
 
 __all__ = ["main", "serve"]
 

@@ -1,7 +1,7 @@
 """The dashboard's two writes: the kill switch and its audit log.
 
 ``KillSwitchControl`` flips the switch through the very code ``bitrader kill-switch`` runs
-(``procs.control_cli.engage``): the file first, then execution over its control socket, whose
+(``procs.group.control.engage``): the file first, then execution over its control socket, whose
 answer is the acknowledgement (state ``killed``, orders cancelled) the page reports.
 ``AuditLog`` appends one hash-chained, numbered (``seq``) JSON line per login and kill-switch
 action, fsynced, in a file only the dashboard writes; ``forward.AuditForwarder`` then carries each
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from procs.control_cli import Target, engage
+from procs.group.control import Target, engage
 
 __all__ = ["AuditLog", "KillSwitchControl", "verify_audit"]
 

@@ -18,8 +18,8 @@ from ipc.messages import DecodeError, decode
 from ipc.orders import ORDER_EVENT_DECODER, OrderMessage
 from ipc.sockets import connect_sub
 from procs.dashboard.view import JournalRows, Row
-from procs.execution.killswitch import FileStore
-from procs.health import collect, query_health
+from procs.group.health import collect, query_health
+from procs.trading.killswitch import FileStore
 
 __all__ = ["EventFeed", "HealthSource", "JournalReader", "read_killswitch"]
 

@@ -22,21 +22,16 @@ from prometheus_client import CollectorRegistry
 
 from procs._config import EXIT_CONFIG, config_file, load_env, load_section
 from procs._runtime import EXIT_FAULT, Runtime
-from procs.execution.config import ExecutionConfig
 from procs.execution.control import OperatorCommands, journal_control
 from procs.execution.guard import open_verified, start_backups
-from procs.execution.keys import load_secrets
-from procs.execution.killswitch import FileStore, KillSwitch
-from procs.execution.metrics import make_metrics
-from procs.execution.proc import ExecutionProc
 from procs.execution.reload import Reloader, apply_to
-from procs.execution.venue import (
-    LiveVenue,
-    PaperVenueAdapter,
-    Venue,
-    VenueCallError,
-)
 from procs.keystore.store import KeyFileError, KeyStoreError, Secrets
+from procs.trading.config import ExecutionConfig
+from procs.trading.engine import ExecutionProc
+from procs.trading.keys import load_secrets
+from procs.trading.killswitch import FileStore, KillSwitch
+from procs.trading.metrics import make_metrics
+from procs.trading.venue import LiveVenue, PaperVenueAdapter, Venue, VenueCallError
 
 log = logging.getLogger("procs.execution")
 

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Final, Protocol, cast
 
 from ipc.messages import Value
-from procs.execution.breaker import Breaker, BreakerTransition
-from procs.execution.journal import Journal
-from procs.execution.killswitch import KillSwitch
-from procs.execution.orders import OrderTracker
-from procs.execution.reconciler import Reconciler
-from procs.execution.risk import Refusal, RefusalReason
+from procs.trading.breaker import Breaker, BreakerTransition
+from procs.trading.journal import Journal
+from procs.trading.killswitch import KillSwitch
+from procs.trading.orders import OrderTracker
+from procs.trading.reconciler import Reconciler
+from procs.trading.risk import Refusal, RefusalReason
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ import logging
 from pathlib import Path
 
 from procs._config import EXIT_CONFIG
-from procs.execution.audit import AuditChain, override_path, read_override, reseal_body
-from procs.execution.backup import BackupTask
-from procs.execution.config import ExecutionConfig
-from procs.execution.journal import Journal
-from procs.execution.journal_check import check_path
-from procs.execution.keys import audit_key
-from procs.execution.model import JournalError
 from procs.keystore.store import KeyStoreError, Secrets
+from procs.trading.audit import AuditChain, override_path, read_override, reseal_body
+from procs.trading.backup import BackupTask
+from procs.trading.config import ExecutionConfig
+from procs.trading.journal import Journal
+from procs.trading.journal_check import check_path
+from procs.trading.keys import audit_key
+from procs.trading.model import JournalError
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ipc.messages import Value
 from procs._config import ConfigError, Env, decode_section, read_toml
-from procs.execution.config import ExecutionConfig, RiskConfig, StrategyConfig
-from procs.execution.risk import RiskEngine
-from procs.execution.strategy import Strategy
 from procs.observe import NAMESPACE
+from procs.trading.config import ExecutionConfig, RiskConfig, StrategyConfig
+from procs.trading.risk import RiskEngine
+from procs.trading.strategy import Strategy
 
 log = logging.getLogger(__name__)
 

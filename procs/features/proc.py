@@ -5,7 +5,7 @@ readers on ``wake.feat.``. Each step polls books first, then trades, and hands t
 engine before the books: ingest publishes each burst's trades before its books, so every
 trade received before a polled book is in the trade ring by the second poll. That is the
 delivery order under which streaming equals ``compute_batch`` over the capture
-(procs.features.engine), and what makes a backtest of the capture reproduce these records bit
+(procs.featurecalc.engine), and what makes a backtest of the capture reproduce these records bit
 for bit (polling trades first raced with ingest: a trade published between the two polls
 missed the books after it).
 """
@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry, Counter
 from ipc.messages import WAKE_FEAT, WAKE_MD, wake_topic
 from procs._config import config_file, load_section
 from procs._runtime import Runtime
-from procs.features.config import FeaturesConfig
-from procs.features.engine import EngineConfig, FeatureEngine
+from procs.featurecalc.config import FeaturesConfig
+from procs.featurecalc.engine import EngineConfig, FeatureEngine
 from procs.observe import NAMESPACE
 from shm.records import BOOK_V1, FEAT_V1, FLAG_STALE, TRADE_V1, Records
 from shm.ring import RecordSink, RecordSource, RingSpec, RingWriter, attach_reader

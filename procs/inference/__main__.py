@@ -15,8 +15,7 @@ from prometheus_client import CollectorRegistry
 from ipc.messages import WAKE_FEAT, WAKE_SIG
 from procs._config import EXIT_CONFIG, config_file, load_section
 from procs._runtime import Runtime
-from procs.features.engine import FEATURES
-from procs.inference.errors import ModelError
+from procs.featurecalc.engine import FEATURES
 from procs.inference.proc import (
     CHALLENGER,
     CHAMPION,
@@ -26,6 +25,7 @@ from procs.inference.proc import (
     make_metrics,
 )
 from procs.inference.reload import ModelWatcher
+from procs.models.errors import ModelError
 from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingSpec, RingWriter, attach_reader
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry()
     with Runtime("inference", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
-        from procs.inference.model import OnnxModel  # onnxruntime loads here, not at import
+        from procs.models.model import OnnxModel  # onnxruntime loads here, not at import
 
         def load(data: bytes, source: str) -> Model:
             return OnnxModel.from_bytes(data, FEATURES, batch_max=config.batch_max, source=source)

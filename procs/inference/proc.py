@@ -1,7 +1,7 @@
 """Inference: reads ring ``feat`` (FEAT_V1), writes ring ``sig`` (SIG_V1), wakes on ``wake.sig.``.
 
 Owns the ONNX sessions (champion and optional challenger), their hot reload, the per-batch
-output checks and the rule-based fallback (procs.scoring), and the challenger's scorecard.
+output checks and the rule-based fallback (procs.models.scoring), and the challenger's scorecard.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ipc.endpoints import EndpointError, validate
 from procs._config import RuntimeConfig
-from procs.inference.health import REASON_LATENCY, REASON_NO_MODEL, REASONS, check_output
 from procs.inference.reload import ModelWatcher
 from procs.inference.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
+from procs.models.health import REASON_LATENCY, REASON_NO_MODEL, REASONS, check_output
+from procs.models.scoring import fallback_score
 from procs.observe import NAMESPACE, STEP_BUCKETS_S
-from procs.scoring import fallback_score
 from shm.records import FEAT_V1, FLAG_FALLBACK, SIG_V1, Records
 from shm.waiters import Waker
 

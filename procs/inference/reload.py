@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from procs.inference.errors import ModelError, ModelLoadError, ModelNotPromotableError
+from procs.models.errors import ModelError, ModelLoadError, ModelNotPromotableError
 
 __all__ = ["ModelWatcher", "file_sha256"]
 

@@ -1,7 +1,7 @@
 """Training sets from capture files: features by the live engine, labels from the future mid.
 
-Each capture file is read through ``procs.capture.store`` and run through the same
-``procs.features.compute_batch`` the features process streams; files are processed in parallel
+Each capture file is read through ``procs.tickstore.store`` and run through the same
+``procs.featurecalc.compute_batch`` the features process streams; files are processed in parallel
 with a ``multiprocess`` Pool. The engine starts cold in each file, so the first ``HORIZONS_NS``
 of every symbol in a file (warm-up) and every stale or degenerate book are left out.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from procs.capture import STREAM_BOOK, STREAM_TRADE, concat_records
-from procs.capture.store import CaptureReader
-from procs.features.engine import FEATURES, HORIZONS_NS, N_FEATURES, compute_batch
+from procs.featurecalc.engine import FEATURES, HORIZONS_NS, N_FEATURES, compute_batch
 from procs.ml.labels import future_return_bps, sign_label
+from procs.tickstore import STREAM_BOOK, STREAM_TRADE, concat_records
+from procs.tickstore.store import CaptureReader
 from shm.records import BOOK_V1, FEAT_V1, FLAG_STALE, TRADE_V1, Records
 
 

@@ -6,7 +6,7 @@ fitted or chosen on them). Two metrics, both on rows that moved beyond the dead-
 - ``auc_up_vs_down``: ROC AUC of the score separating up moves from down moves;
 - ``hit_rate``: the share of non-zero scores whose sign matched the move.
 
-Two opponents: the rule-based scorer (``procs.scoring.fallback_score``, what inference runs
+Two opponents: the rule-based scorer (``procs.models.scoring.fallback_score``, what inference runs
 without a model) and a no-skill baseline, a constant score calling the training period's more
 frequent direction every time (its AUC is 0.5, its hit rate that direction's share of moves).
 

@@ -16,10 +16,10 @@ from typing import Final
 
 import numpy as np
 
-from procs.capture import STREAM_BOOK, STREAM_TRADE
-from procs.capture.store import CaptureWriter
+from procs.exchange.marketgen import BookSnapshot, GenSymbol, MarketGenerator
 from procs.ml.synth import START_NS
-from procs.simex.marketgen import BookSnapshot, GenSymbol, MarketGenerator
+from procs.tickstore import STREAM_BOOK, STREAM_TRADE
+from procs.tickstore.store import CaptureWriter
 from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_SNAPSHOT, TRADE_V1, Records
 
 RECV_LATENCY_NS: Final = 250_000  # venue -> our socket

@@ -11,7 +11,7 @@ from typing import Final
 
 import numpy as np
 
-from procs.capture import concat_records
+from procs.tickstore import concat_records
 from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_SNAPSHOT, TRADE_V1, Records
 
 START_NS: Final = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z

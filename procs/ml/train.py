@@ -20,12 +20,13 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from procs.features.engine import FEATURES, N_FEATURES
-from procs.ml import gate, meta
+from procs.featurecalc.engine import FEATURES, N_FEATURES
+from procs.ml import gate
 from procs.ml.dataset import Dataset, build_dataset
-from procs.scoring import LinearScorer, fallback_score
+from procs.models import meta
+from procs.models.scoring import LinearScorer, fallback_score
 
-# the model's names live in procs.ml.meta (import-free, for inference); re-exported here
+# the model's names live in procs.models.meta (import-free, for inference); re-exported here
 INPUT_NAME: Final = meta.INPUT_NAME
 OUTPUT_NAME: Final = meta.OUTPUT_NAME
 PROBA_NAME: Final = meta.PROBA_NAME

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from procs.simex.engine import Exchange
-from procs.simex.model import ZERO, Account, ExchangeError, Order, fmt
+from procs.exchange.engine import Exchange
+from procs.exchange.model import ZERO, Account, ExchangeError, Order, fmt
 
 __all__ = [
     "account_view",

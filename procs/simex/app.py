@@ -16,11 +16,11 @@ from typing import Final, Protocol
 
 from aiohttp import web
 
+from procs.exchange.engine import Exchange
+from procs.exchange.marketgen import Action, BookView, GenSymbol, MarketGenerator, apply_action
 from procs.simex.config import SimexConfig
-from procs.simex.engine import Exchange
 from procs.simex.faults import Faults
 from procs.simex.funding import next_funding_ms, settle_funding
-from procs.simex.marketgen import Action, BookView, GenSymbol, MarketGenerator, apply_action
 from procs.simex.replay import load_replay
 from procs.simex.rest import RestServer
 from procs.simex.state import load_state, save_state

@@ -14,7 +14,7 @@ import msgspec
 
 from ipc.endpoints import is_loopback_host
 from procs._config import FeeRate, NonNegDecimal, PosDecimal, RuntimeConfig, Symbol
-from procs.simex.model import SymbolSpec
+from procs.exchange.model import SymbolSpec
 
 __all__ = [
     "DEMO_API_KEY",

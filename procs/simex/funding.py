@@ -10,9 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
+from procs.exchange.engine import Exchange
+from procs.exchange.model import ZERO, PrivateEvent, fmt
 from procs.matching.fees import funding_amount
-from procs.simex.engine import Exchange
-from procs.simex.model import ZERO, PrivateEvent, fmt
 
 __all__ = ["HISTORY_MAX", "next_funding_ms", "settle_funding"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from procs.simex.marketgen import Action, AddAction, BookView, CancelAction, TakeAction
-from procs.simex.model import SymbolSpec
+from procs.exchange.marketgen import Action, AddAction, BookView, CancelAction, TakeAction
+from procs.exchange.model import SymbolSpec
 from shm.records import Records
 
 __all__ = ["ReplayError", "ReplaySource", "load_replay"]
@@ -162,8 +162,8 @@ def load_replay(
     loop: bool = True,
 ) -> ReplaySource:
     """Read a capture file (or every capture in a directory) into a ReplaySource."""
-    from procs.capture import STREAM_BOOK, STREAM_TRADE
-    from procs.capture.store import CaptureError, CaptureReader, list_captures, read_stream
+    from procs.tickstore import STREAM_BOOK, STREAM_TRADE
+    from procs.tickstore.store import CaptureError, CaptureReader, list_captures, read_stream
     from shm.records import BOOK_V1, TRADE_V1
 
     p = Path(path)

@@ -18,10 +18,10 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
+from procs.exchange.model import ExchangeError
 from procs.simex.auth import NonceWindow, rest_sign_ok, sign_format_ok
 from procs.simex.config import KeyConfig, LimitsConfig
 from procs.simex.faults import Faults
-from procs.simex.model import ExchangeError
 from procs.simex.rest_handlers import ENDPOINTS
 from procs.simex.venue import Venue
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from procs.simex import admin, tpsl
+from procs.exchange import tpsl
+from procs.exchange.model import ExchangeError, Order, fmt
+from procs.simex import admin
 from procs.simex.admin import parse_decimal
-from procs.simex.model import ExchangeError, Order, fmt
 from procs.simex.venue import INTERVALS_MS, Venue
 
 __all__ = ["ENDPOINTS", "Handler"]

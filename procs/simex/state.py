@@ -15,9 +15,9 @@ from typing import Final
 import msgspec
 
 from procs._files import write_private
+from procs.exchange.engine import Exchange
+from procs.exchange.model import Order, Position, TpslOrder
 from procs.matching.book import Resting
-from procs.simex.engine import Exchange
-from procs.simex.model import Order, Position, TpslOrder
 
 __all__ = ["STATE_VERSION", "SavedAccount", "SavedState", "StateError", "load_state", "save_state"]
 

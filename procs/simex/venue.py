@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Protocol
 
+from procs.exchange.engine import Exchange
+from procs.exchange.model import ZERO, TradeEvent
 from procs.matching.book import OrderBook
-from procs.simex.engine import Exchange
-from procs.simex.model import ZERO, TradeEvent
 
 __all__ = ["INTERVALS_MS", "Candle", "PushSink", "Venue"]
 

@@ -22,11 +22,11 @@ from typing import Any, Final
 import msgspec
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
+from procs.exchange.model import TradeEvent, fmt
 from procs.matching.book import OrderBook
 from procs.simex.auth import NonceWindow, sign_format_ok, ws_login_sign
 from procs.simex.config import KeyConfig, LimitsConfig
 from procs.simex.faults import Faults
-from procs.simex.model import TradeEvent, fmt
 from procs.simex.venue import INTERVALS_MS, Venue
 
 __all__ = ["PRIVATE_CHANNELS", "PUBLIC_CHANNELS", "Hub", "start_ws_server"]

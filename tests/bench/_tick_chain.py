@@ -30,17 +30,17 @@ from prometheus_client import CollectorRegistry
 from ipc.bitunix.schemas_ws import DepthPush, PricePush, TradePush
 from ipc.bitunix.ws_dispatch import WsDispatcher
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
-from procs.execution.config import ExecutionConfig
-from procs.execution.journal import Journal
-from procs.execution.killswitch import FileStore, KillSwitch
-from procs.execution.metrics import make_metrics
-from procs.execution.model import OrderRequest
-from procs.execution.proc import ExecutionProc
-from procs.execution.venue import PaperVenueAdapter
-from procs.features.engine import FEATURES, FeatureEngine
-from procs.inference.model import OnnxModel
+from procs.featurecalc.engine import FEATURES, FeatureEngine
+from procs.group.supervise import ROOT
 from procs.ingest.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
-from procs.supervise import ROOT
+from procs.models.model import OnnxModel
+from procs.trading.config import ExecutionConfig
+from procs.trading.engine import ExecutionProc
+from procs.trading.journal import Journal
+from procs.trading.killswitch import FileStore, KillSwitch
+from procs.trading.metrics import make_metrics
+from procs.trading.model import OrderRequest
+from procs.trading.venue import PaperVenueAdapter
 from shm.records import BOOK_V1, SIG_V1, Records
 
 MODEL = ROOT / "configs" / "models" / "default.onnx"

@@ -23,7 +23,7 @@ import psutil
 
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from ipc.sockets import connect_sub
-from procs.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
+from procs.group.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
 from shm.records import BOOK_V1, SIG_V1
 from shm.ring import attach_reader
 from tests.conftest import free_port

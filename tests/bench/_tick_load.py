@@ -70,7 +70,7 @@ def churn(flag: _Stop) -> dict[str, int]:
 
 
 def write(directory: Path, rate: float, flag: _Stop) -> dict[str, int]:
-    from procs.capture.store import CaptureWriter
+    from procs.tickstore.store import CaptureWriter
     from shm.records import BOOK_V1
 
     batch = np.zeros(max(1, int(rate * PERIOD_S)), BOOK_V1)

@@ -32,8 +32,8 @@ from procs.backtest.config import BacktestConfig
 from procs.backtest.latency import LatencyConfig, make_latency
 from procs.backtest.run import run_execution, scratch_dir
 from procs.backtest.signals import compute_signals
-from procs.execution.config import ExecutionConfig
 from procs.ml.simcapture import DEFAULT_SYMBOLS, sim_records
+from procs.trading.config import ExecutionConfig
 from shm.records import Records
 from tests.bench._common import Result
 
@@ -43,8 +43,8 @@ MODEL = ROOT / "configs" / "models" / "default.onnx"
 
 
 def _ours(books: Records, trades: Records, profile: bool = False) -> dict[str, float]:
-    from procs.features.engine import FEATURES
-    from procs.inference.model import OnnxModel
+    from procs.featurecalc.engine import FEATURES
+    from procs.models.model import OnnxModel
 
     doc = read_toml(CONFIG)
     exe = decode_section(doc, "execution", ExecutionConfig, path=CONFIG, env=load_env(CONFIG))

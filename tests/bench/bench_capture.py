@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from procs.capture.store import LIBVER, RDCC_BYTES, CaptureWriter
+from procs.tickstore.store import LIBVER, RDCC_BYTES, CaptureWriter
 from shm.records import BOOK_V1, TRADE_V1
 from tests.bench._common import Result
 

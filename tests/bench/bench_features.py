@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from procs.features import FEATURES, N_FEATURES, FeatureEngine, compute_batch
-from procs.features.book import book_features
-from procs.features.engine import (
+from procs.featurecalc import FEATURES, N_FEATURES, FeatureEngine, compute_batch
+from procs.featurecalc.book import book_features
+from procs.featurecalc.engine import (
     COUNT_WINDOW_NS,
     RETURN_HORIZONS_NS,
     RV_WINDOWS_NS,

@@ -24,9 +24,9 @@ from ipc.bitunix.schemas_ws import DepthPush, TradePush
 from ipc.bitunix.ws_dispatch import WsDispatcher
 from ipc.messages import WAKE_SIG, wake_topic
 from ipc.sockets import WakeListener
-from procs.features.engine import FEATURES, FeatureEngine
-from procs.inference.model import OnnxModel
+from procs.featurecalc.engine import FEATURES, FeatureEngine
 from procs.ingest.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
+from procs.models.model import OnnxModel
 from shm.records import SIG_V1
 from shm.ring import RingNotReady, attach_reader
 from tests.bench._common import Result, percentiles_us

@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from procs.exchange.marketgen import BookSnapshot, GenSymbol, MarketGenerator
 from procs.simex.config import SimexConfig, SymbolConfig
-from procs.simex.marketgen import BookSnapshot, GenSymbol, MarketGenerator
 from tests.bench._common import Result
 from tests.conftest import free_port
 from tests.helpers.poll import eventually

@@ -38,24 +38,19 @@ from prometheus_client import CollectorRegistry
 
 from ipc.bitunix.schemas_ws import DepthPush
 from procs._config import RuntimeConfig
-from procs.execution.config import (
-    ExecutionConfig,
-    RiskConfig,
-    StrategyConfig,
-    SymbolConfig,
-)
-from procs.execution.journal import Journal
-from procs.execution.killswitch import FileStore, KillSwitch
-from procs.execution.metrics import make_metrics as exec_metrics
-from procs.execution.proc import ExecutionProc
-from procs.execution.venue import PaperVenueAdapter
-from procs.features.config import FeaturesConfig
+from procs.featurecalc.config import FeaturesConfig
 from procs.features.proc import FeaturesProc
 from procs.features.proc import make_metrics as feat_metrics
 from procs.ingest.config import IngestConfig
 from procs.ingest.proc import BOOK_STREAM, IngestProc
 from procs.ingest.proc import make_metrics as ingest_metrics
 from procs.ml.synth import synthetic_market
+from procs.trading.config import ExecutionConfig, RiskConfig, StrategyConfig, SymbolConfig
+from procs.trading.engine import ExecutionProc
+from procs.trading.journal import Journal
+from procs.trading.killswitch import FileStore, KillSwitch
+from procs.trading.metrics import make_metrics as exec_metrics
+from procs.trading.venue import PaperVenueAdapter
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Records
 from shm.ring import RingReader, RingSpec, RingWriter
 from tests.bench._common import Result

@@ -14,7 +14,7 @@ import sqlite3
 
 import pytest
 
-from procs.supervise import stop
+from procs.group.supervise import stop
 from tests.helpers.group_run import Group, bitrader
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(480)]

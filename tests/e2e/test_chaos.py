@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from ipc.endpoints import expand
-from procs import health
-from procs.supervise import rpc
+from procs.group import health
+from procs.group.supervise import rpc
 from tests.helpers.group_config import START_BALANCE
 from tests.helpers.group_run import REST_POLL_S, Group, bitrader
 from tests.helpers.group_venue import duplicates

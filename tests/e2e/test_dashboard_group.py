@@ -16,7 +16,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from procs.dashboard.control import verify_audit
-from procs.execution.killswitch import FileStore
+from procs.trading.killswitch import FileStore
 from tests.helpers.browser import chromium, login, text
 from tests.helpers.group_run import PROGRAMS, REST_POLL_S, Group
 from tests.helpers.poll import eventually

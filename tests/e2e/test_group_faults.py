@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from procs.supervise import stop
+from procs.group.supervise import stop
 from shm.segment import list_segments
 from tests.helpers.group_config import START_BALANCE
 from tests.helpers.group_run import REST_POLL_S, Group, bitrader

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from procs.capture.proc import KIND_FILL
-from procs.capture.store import list_captures, open_capture
-from procs.supervise import stop
+from procs.group.supervise import stop
+from procs.tickstore.store import list_captures, open_capture
 from shm.segment import list_segments
 from tests.helpers.group_config import START_BALANCE
 from tests.helpers.group_run import PROGRAMS, REST_POLL_S, Group, bitrader

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from procs.group.supervise import stop
 from procs.keystore.store import load
-from procs.supervise import stop
 from shm.segment import list_segments
 from tests.helpers.group_config import OBSERVER_KEY
 from tests.helpers.group_run import PROGRAMS, Group, bitrader

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from procs import health
-from procs.supervise import ROOT, GroupEnv, start, stop
+from procs.group import health
+from procs.group.supervise import ROOT, GroupEnv, start, stop
 from tests.e2e.test_supervisord import _dummy_config, _program_block
 from tests.helpers.poll import eventually
 

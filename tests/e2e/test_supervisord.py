@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from procs.supervise import CONF, ROOT, GroupEnv, process_info, start, stop
+from procs.group.supervise import CONF, ROOT, GroupEnv, process_info, start, stop
 from shm.segment import list_segments
 from tests.conftest import free_port
 from tests.helpers.poll import eventually

@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry
 
 from ipc.orders import BreakerEvent, FillEvent, OrderEvent, PositionEvent, RiskEvent
 from procs._config import RuntimeConfig
-from procs.capture.layout import ORDER_V1
 from procs.capture.orders import order_row
 from procs.capture.proc import (
     RING_DTYPES,
@@ -31,6 +30,7 @@ from procs.capture.proc import (
     make_streams,
 )
 from procs.ml.synth import synthetic_market
+from procs.tickstore.layout import ORDER_V1
 from shm.records import BOOK_V1, FEAT_V1, SIG_V1, TRADE_V1, Records, dtype_crc
 from shm.ring import RingSpec, RingWriter
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procs.supervise import ROOT
+from procs.group.supervise import ROOT
 from tests.conftest import free_port
 from tests.helpers.group_config import dump_toml, merge
 from tests.helpers.poll import eventually

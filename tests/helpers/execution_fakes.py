@@ -14,16 +14,16 @@ from prometheus_client import CollectorRegistry
 
 from ipc.orders import ORDER_EVENT_DECODER
 from procs.execution.__main__ import LoopWaiter
-from procs.execution.config import ExecutionConfig, SymbolConfig
-from procs.execution.instruments import Instrument
-from procs.execution.journal import Journal
-from procs.execution.killswitch import FileStore, KillSwitch
-from procs.execution.metrics import ExecutionMetrics, make_metrics
-from procs.execution.model import ZERO, OrderRequest, VenueOrderUpdate
-from procs.execution.paper import BookLevels
-from procs.execution.proc import ExecutionProc
-from procs.execution.reconcile import VenuePosition, VenueSnapshot
-from procs.execution.venue import VenueRejected, VenueSink, VenueUnknown, configured_instrument
+from procs.trading.config import ExecutionConfig, SymbolConfig
+from procs.trading.engine import ExecutionProc
+from procs.trading.instruments import Instrument
+from procs.trading.journal import Journal
+from procs.trading.killswitch import FileStore, KillSwitch
+from procs.trading.metrics import ExecutionMetrics, make_metrics
+from procs.trading.model import ZERO, OrderRequest, VenueOrderUpdate
+from procs.trading.paper import BookLevels
+from procs.trading.reconcile import VenuePosition, VenueSnapshot
+from procs.trading.venue import VenueRejected, VenueSink, VenueUnknown, configured_instrument
 from shm.records import BOOK_V1, SIG_V1, Records
 from shm.ring import RingReader, RingSpec, RingWriter
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ipc.messages import wake_topic
 from ipc.sockets import Publisher, bind_pub
-from procs.health import query_health
+from procs.group.health import query_health
 from shm.records import BOOK_V1, SIG_V1
 from shm.ring import RingSpec, RingWriter
 from tests.helpers.poll import eventually

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from ipc.orders import ORDER_EVENT_DECODER, FillEvent, OrderEvent
 from procs.execution.__main__ import LoopWaiter
-from procs.execution.config import (
+from procs.trading.config import (
     BreakerConfig,
     ExecutionConfig,
     PaperConfig,
@@ -32,11 +32,11 @@ from procs.execution.config import (
     StrategyConfig,
     SymbolConfig,
 )
-from procs.execution.journal import Journal
-from procs.execution.killswitch import FileStore, KillSwitch
-from procs.execution.metrics import make_metrics
-from procs.execution.proc import ExecutionProc
-from procs.execution.venue import PaperVenueAdapter
+from procs.trading.engine import ExecutionProc
+from procs.trading.journal import Journal
+from procs.trading.killswitch import FileStore, KillSwitch
+from procs.trading.metrics import make_metrics
+from procs.trading.venue import PaperVenueAdapter
 from shm.records import BOOK_V1, FLAG_STALE, SIG_V1, Records
 from shm.ring import RingReader, RingSpec, RingWriter
 from tests.helpers.execution_fakes import RecordingPublisher

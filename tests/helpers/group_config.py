@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procs.supervise import ROOT
+from procs.group.supervise import ROOT
 from tests.conftest import free_port
 
 DEMO = ROOT / "configs" / "demo.toml"

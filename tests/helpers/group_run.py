@@ -1,7 +1,7 @@
 """Run the ``pipeline`` group under a real supervisord for e2e tests, and explain failures.
 
-``running_group(run_dir, ns, cfg)`` starts the group with ``procs.supervise.start``, waits until
-every program is RUNNING, market data flows and execution has started (see
+``running_group(run_dir, ns, cfg)`` starts the group with ``procs.group.supervise.start``, waits
+until every program is RUNNING, market data flows and execution has started (see
 ``_reset_startup_breaker``), yields a ``Group`` and always stops it. ``Group.why()`` is the text
 every assertion message carries: supervisord's table, each process's health and log tails.
 """
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procs.health import query_health
-from procs.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
+from procs.group.health import query_health
+from procs.group.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
 from tests.helpers.group_config import GroupConfig
 from tests.helpers.group_venue import JournalView, SimexView
 from tests.helpers.poll import eventually

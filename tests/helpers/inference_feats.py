@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from procs.features.engine import N_FEATURES
+from procs.featurecalc.engine import N_FEATURES
 from shm.records import FEAT_V1
 
 T0_NS = 1_700_000_000_000_000_000

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from procs.features.engine import FEATURES, N_FEATURES
+from procs.featurecalc.engine import FEATURES, N_FEATURES
 from procs.ml.train import (
     INPUT_NAME,
     META_DATA_HASH,
@@ -120,7 +120,7 @@ def sklearn_model(seed: int = 0, version: int = 1) -> bytes:
     from sklearn.preprocessing import StandardScaler
 
     from procs.ml.train import META_LINEAR, export_onnx
-    from procs.scoring import LinearScorer
+    from procs.models.scoring import LinearScorer
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(3000, N_FEATURES))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from procs.health import query_health
+from procs.group.health import query_health
 from shm.records import BOOK_V1, TRADE_V1, Records
 from shm.ring import RingReader, attach_reader
 from shm.segment import SHM_DIR

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procs.health import query_health
+from procs.group.health import query_health
 from tests.conftest import ROOT
 from tests.helpers.ingest_proc import SYMBOLS, ingest_toml
 from tests.helpers.simex_proc import SimexProc

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from procs.execution.journal import Journal
-from procs.execution.model import Fill, PositionSide, Side
-from procs.supervise import ROOT
+from procs.group.supervise import ROOT
+from procs.trading.journal import Journal
+from procs.trading.model import Fill, PositionSide, Side
 
 pytestmark = pytest.mark.integration
 

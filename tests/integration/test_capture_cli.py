@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from procs.capture.store import CaptureWriter
+from procs.tickstore.store import CaptureWriter
 from shm.records import TRADE_V1
 
 pytestmark = pytest.mark.integration

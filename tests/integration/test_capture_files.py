@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from procs.capture.proc import RING_DTYPES
-from procs.capture.store import CaptureReader, list_captures
+from procs.tickstore.store import CaptureReader, list_captures
 from shm.records import Records
 from shm.ring import RingSpec, RingWriter
 from tests.helpers.capture_files import write_demo_capture
@@ -174,7 +174,7 @@ def test_operations_doc_capture_one_liners_run_on_a_capture(tmp_path, ns):
 ROTATE_UNDER_LIMIT = """
 import os, resource, sys
 import numpy as np
-from procs.capture.store import CaptureReader, CaptureWriter, list_captures
+from procs.tickstore.store import CaptureReader, CaptureWriter, list_captures
 from shm.records import TRADE_V1
 w = CaptureWriter(sys.argv[1], streams={"t": TRADE_V1}, flush_s=1e6, chunk_bytes=65536,
                   rotate_bytes=3 << 20)

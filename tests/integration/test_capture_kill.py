@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from procs.capture.store import list_captures, open_capture
+from procs.tickstore.store import list_captures, open_capture
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 WRITER = """
 import sys
 import numpy as np
-from procs.capture.store import CaptureWriter
+from procs.tickstore.store import CaptureWriter
 from shm.records import TRADE_V1
 w = CaptureWriter(sys.argv[1], streams={"t": TRADE_V1}, flush_s=3600.0)
 batch = np.zeros(1000, dtype=TRADE_V1)

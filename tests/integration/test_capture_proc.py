@@ -17,7 +17,7 @@ import pytest
 from ipc.orders import FillEvent
 from ipc.sockets import bind_pub
 from procs.capture.proc import ORDER_DTYPE, RING_DTYPES, STREAM_ORDERS
-from procs.capture.store import CaptureReader, list_captures, open_capture
+from procs.tickstore.store import CaptureReader, list_captures, open_capture
 from shm.records import Records
 from shm.ring import RingSpec, RingWriter
 from tests.conftest import free_port

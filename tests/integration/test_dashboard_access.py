@@ -16,8 +16,8 @@ import urllib.request
 import pytest
 
 from procs.dashboard.control import verify_audit
-from procs.execution.killswitch import FileStore
-from procs.supervise import ROOT
+from procs.group.supervise import ROOT
+from procs.trading.killswitch import FileStore
 from tests.conftest import free_port
 from tests.helpers.dashboard_run import DashRun, log_text, running_dashboard, write_config
 from tests.helpers.poll import eventually

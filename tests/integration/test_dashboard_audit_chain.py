@@ -20,7 +20,7 @@ import pytest
 from ipc.messages import ENCODER, RESPONSE_DECODER, ControlRequest, decode
 from ipc.sockets import request
 from procs.dashboard.control import verify_audit
-from procs.health import query_health
+from procs.group.health import query_health
 from tests.conftest import unique_ns
 from tests.helpers.dashboard_run import DashRun, running_dashboard
 from tests.helpers.execution_proc import ExecRig

@@ -13,9 +13,9 @@ from decimal import Decimal
 import pytest
 from selenium.webdriver.common.by import By
 
-from procs.execution.breaker import BreakerState, BreakerTransition, BreakerTrigger
-from procs.execution.journal import Journal
-from procs.execution.model import Fill, Side
+from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
+from procs.trading.journal import Journal
+from procs.trading.model import Fill, Side
 from tests.helpers.browser import chromium, login, text
 from tests.helpers.dashboard_run import PASSWORD, running_dashboard
 from tests.helpers.poll import eventually

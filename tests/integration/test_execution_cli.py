@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from procs.execution.journal import Journal
+from procs.trading.journal import Journal
 from tests.integration.test_audit_cli import bitrader
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ min_qty = "0.0001"
     ids=["truncated-to-zero", "truncated", "not-sqlite"],
 )
 def test_execution_damaged_journal_exits_78_with_a_message(tmp_path, run_dir, damage, says):
-    from procs.execution.journal import Journal
+    from procs.trading.journal import Journal
 
     journal = tmp_path / "journal.sqlite"
     j = Journal.open(journal)

@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from procs.control_cli import main_kill_switch
-from procs.execution.killswitch import FileStore
-from procs.supervise import GroupEnv
+from procs.group.control import main_kill_switch
+from procs.group.supervise import GroupEnv
+from procs.trading.killswitch import FileStore
 from tests.conftest import unique_ns
 from tests.helpers.execution_proc import REST_POLL_S, ExecRig
 from tests.helpers.poll import eventually
@@ -169,7 +169,7 @@ def test_execution_kill_switch_on_a_full_disk_acts_over_the_control_socket(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     # the CLI's disk is full (the seam); execution's own write of the slot still lands
-    monkeypatch.setattr("procs.control_cli.FileStore", lambda p: FileStore(p, pwrite=enospc))
+    monkeypatch.setattr("procs.group.control.FileStore", lambda p: FileStore(p, pwrite=enospc))
     rc = main_kill_switch(["on", "--run-dir", str(rig.directory)])
 
     out = capsys.readouterr()

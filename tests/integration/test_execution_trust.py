@@ -14,8 +14,8 @@ import pytest
 from ipc.messages import ENCODER, RESPONSE_DECODER, ControlRequest, ControlResponse, decode
 from ipc.sockets import request
 from procs._auth import sign, signed_args
-from procs.control_cli import ask as control_ask
-from procs.health import query_health
+from procs.group.control import ask as control_ask
+from procs.group.health import query_health
 from tests.conftest import unique_ns
 from tests.helpers.execution_proc import ExecRig
 from tests.helpers.poll import eventually

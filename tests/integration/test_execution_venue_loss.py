@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from procs.supervise import GroupEnv
+from procs.group.supervise import GroupEnv
 from tests.conftest import unique_ns
 from tests.helpers.execution_proc import REST_POLL_S, ExecRig
 from tests.helpers.poll import eventually

@@ -18,7 +18,7 @@ from ipc.messages import (
     wake_topic,
 )
 from ipc.sockets import WakeSender, bind_pub, connect_sub
-from procs.health import query_health
+from procs.group.health import query_health
 from shm.records import FEAT_V1, FLAG_FALLBACK, FLAG_STALE, SIG_V1
 from shm.ring import RingReader, RingSpec, RingWriter, attach_reader
 from tests.conftest import ROOT

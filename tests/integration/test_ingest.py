@@ -18,7 +18,7 @@ import pytest
 
 from ipc.messages import PUB_DECODER, Heartbeat, decode, hb_topic, wake_topic
 from ipc.sockets import connect_sub
-from procs.health import query_health
+from procs.group.health import query_health
 from shm.records import BOOK_V1, FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
 from shm.ring import attach_reader
 from shm.segment import SHM_DIR

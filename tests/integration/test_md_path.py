@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from procs.capture.store import list_captures, open_capture
+from procs.tickstore.store import list_captures, open_capture
 from shm.records import SIG_V1, Records
 from shm.ring import RingNotReady, RingReader, attach_reader
 from tests.helpers.md_path import run_md_path

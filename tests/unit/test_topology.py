@@ -16,11 +16,11 @@ import pytest
 from procs._config import Env, decode_section, read_toml
 from procs.capture.proc import CaptureConfig
 from procs.dashboard.config import DashboardConfig
-from procs.execution.config import ExecutionConfig
-from procs.features.config import FeaturesConfig
+from procs.featurecalc.config import FeaturesConfig
 from procs.inference.proc import InferenceConfig
 from procs.ingest.config import IngestConfig
 from procs.simex.config import SimexConfig
+from procs.trading.config import ExecutionConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP_CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.toml") if "ingest" in read_toml(p))

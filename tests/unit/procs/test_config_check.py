@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from procs._config import EXIT_CONFIG, GROUPS, check_file, main_cli
-from procs.supervise import ROOT
+from procs.group.supervise import ROOT
 from tests.helpers.group_config import dump_toml, merge
 
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
@@ -166,7 +166,7 @@ def test_config_check_simex_alone_is_not_a_group(tmp_path):
 
 
 def test_up_refuses_a_broken_config_before_starting_anything(tmp_path, capsys):
-    from procs.supervise import main_up
+    from procs.group.supervise import main_up
 
     path = write(tmp_path, merge(demo(), {"ingest": {"ws_url": "htp:/bad url"}}))
     run_dir = tmp_path / "run"

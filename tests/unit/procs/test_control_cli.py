@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ipc.messages import ControlResponse
-from procs.control_cli import (
+from procs.group.control import (
     EXIT_ACTED,
     EXIT_NO_ACK,
     EXIT_NOT_PERSISTED,
@@ -15,7 +15,7 @@ from procs.control_cli import (
     Target,
     _verdict,
 )
-from procs.execution.killswitch import KillSwitchState
+from procs.trading.killswitch import KillSwitchState
 
 ON = KillSwitchState(on=True, reason="r", ts_ns=1, source="cli")
 GROUP = Target("ipc:///tmp/x.ctl", Path("/tmp/ks.json"), True)

@@ -12,8 +12,8 @@ from procs.demo import (
     group_up,
     starting_line,
 )
-from procs.health import ProcHealth
-from procs.supervise import GroupEnv
+from procs.group.health import ProcHealth
+from procs.group.supervise import GroupEnv
 
 NAMES = ("simex", "ingest", "features", "inference", "capture", "execution")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from procs import health
-from procs.health import ProcHealth, _fill, exit_code
+from procs.group import health
+from procs.group.health import ProcHealth, _fill, exit_code
 
 
 def _row(counters: dict[str, object], state: str = "running") -> ProcHealth:

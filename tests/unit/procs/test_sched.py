@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from procs import _sched
 from procs._config import RuntimeConfig
 from procs._runtime import EXIT_CONFIG, Runtime
-from procs.health import ProcHealth, table
+from procs.group.health import ProcHealth, table
 
 NOBODY = 65534
 
@@ -175,7 +175,7 @@ def test_health_table_shows_the_class_and_marks_one_not_granted():
 
 
 def test_health_row_takes_the_class_and_the_refusal_from_the_health_reply():
-    from procs.health import _fill
+    from procs.group.health import _fill
 
     row = ProcHealth(name="features", state="RUNNING")
     _fill(row, {"state": "running", "sched": "other", "sched_wanted": "fifo:42",

@@ -7,7 +7,7 @@ from decimal import Decimal
 import msgspec
 
 from procs.execution.__main__ import venue_urls
-from procs.execution.config import ExecutionConfig
+from procs.trading.config import ExecutionConfig
 
 RULES = {"tick": Decimal("0.1"), "step": Decimal("0.001"), "min_qty": Decimal("0.001")}
 VENUE = {"rest_url": "http://127.0.0.1:1", "ws_private_url": "ws://127.0.0.1:2/private/"}

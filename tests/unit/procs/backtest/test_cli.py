@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from procs.backtest.cli import main
-from procs.capture import STREAM_BOOK, STREAM_TRADE
-from procs.capture.store import CaptureWriter
 from procs.ml.simcapture import sim_records, write_sim_capture
+from procs.tickstore import STREAM_BOOK, STREAM_TRADE
+from procs.tickstore.store import CaptureWriter
 from tests.helpers.inference_models import metadata, model_bytes
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -112,7 +112,7 @@ def test_a_config_the_live_code_refuses_exits_78(capture, tmp_path, capsys):
 
 
 def test_a_model_with_other_features_exits_78(capture, tmp_path, capsys):
-    from procs.features.engine import FEATURES
+    from procs.featurecalc.engine import FEATURES
 
     bad = tmp_path / "m.onnx"
     bad.write_bytes(model_bytes(meta=metadata(feature_names=list(reversed(FEATURES)))))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from procs.backtest.latency import LatencyConfig, LatencyError, make_latency
-from procs.execution.journal import Journal
+from procs.trading.journal import Journal
 
 
 def test_constant():

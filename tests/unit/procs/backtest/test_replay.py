@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from procs.backtest.replay import ReplayError, capture_files, load_market
-from procs.capture import STREAM_BOOK, STREAM_TRADE
-from procs.capture.store import CaptureWriter
 from procs.ml.simcapture import sim_records, write_sim_capture
+from procs.tickstore import STREAM_BOOK, STREAM_TRADE
+from procs.tickstore.store import CaptureWriter
 from shm.records import BOOK_V1, TRADE_V1
 
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from procs.capture.store import CaptureWriter
 from procs.capture_cli import main
 from procs.ml.synth import synthetic_market
+from procs.tickstore.store import CaptureWriter
 from shm.records import BOOK_V1, TRADE_V1
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from procs.capture.store import CaptureReader
 from procs.capture_cli import main, parse_time
+from procs.tickstore.store import CaptureReader
 from tests.helpers.capture_files import write_demo_capture
 
 STREAMS = ["md.book", "md.trade", "feat", "sig", "orders"]
@@ -142,7 +142,7 @@ def test_truncated_capture_ls_and_info_fail_fast_with_78(demo, tmp_path):
 
 
 def test_killed_capture_with_corrupt_metadata_fails_fast_with_78(demo, tmp_path):
-    from procs.capture.store import CaptureWriter
+    from procs.tickstore.store import CaptureWriter
     from shm.records import TRADE_V1
 
     live = CaptureWriter(tmp_path / "live", streams={"t": TRADE_V1}, flush_s=0.01)

@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 
 from ipc.orders import BreakerEvent, FillEvent, OrderEvent, PositionEvent, RiskEvent
 from procs._config import RuntimeConfig
-from procs.capture import STREAM_BOOK, STREAM_FEAT, STREAM_SIG
 from procs.capture.proc import (
     KIND_FILL,
     KIND_ORDER,
@@ -30,7 +29,8 @@ from procs.capture.proc import (
     make_streams,
     order_row,
 )
-from procs.capture.store import CaptureReader, read_stream
+from procs.tickstore import STREAM_BOOK, STREAM_FEAT, STREAM_SIG
+from procs.tickstore.store import CaptureReader, read_stream
 from shm.records import Records
 from shm.ring import RingReader, RingSpec, RingWriter
 from tests.helpers.poll import eventually

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from procs.capture.layout import ORDER_V2, dataset_attrs
-from procs.capture.query import flat_columns, query, read_frame, to_frame
-from procs.capture.store import CaptureReader, CaptureWriter, list_captures
 from procs.capture_cli import main
 from procs.ml.synth import synthetic_market
+from procs.tickstore.layout import ORDER_V2, dataset_attrs
+from procs.tickstore.query import flat_columns, query, read_frame, to_frame
+from procs.tickstore.store import CaptureReader, CaptureWriter, list_captures
 from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_STALE, TRADE_V1
 from tests.helpers.capture_files import old_orders, write_demo_capture, write_schema1_capture
 

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from procs.capture import concat_records
-from procs.capture.store import (
+from procs.tickstore import concat_records
+from procs.tickstore.store import (
     SCHEMA_VERSION,
     CaptureFormatError,
     CaptureReader,

@@ -9,7 +9,7 @@ import pytest
 
 from procs.dashboard.__main__ import limits_from, password_for
 from procs.dashboard.config import DashboardConfig, is_loopback
-from procs.execution.config import ExecutionConfig, RiskConfig, SymbolConfig
+from procs.trading.config import ExecutionConfig, RiskConfig, SymbolConfig
 
 
 def _cfg(**kw) -> DashboardConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from procs.dashboard.control import AuditLog, KillSwitchControl, verify_audit
-from procs.execution.killswitch import FileStore
+from procs.trading.killswitch import FileStore
 
 
 def test_kill_switch_without_execution_is_written_but_not_acknowledged(tmp_path):

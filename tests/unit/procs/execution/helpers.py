@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from procs.execution.instruments import Instrument
-from procs.execution.model import OrderRequest, OrderType, Side, TimeInForce
+from procs.trading.instruments import Instrument
+from procs.trading.model import OrderRequest, OrderType, Side, TimeInForce
 
 D = Decimal
 

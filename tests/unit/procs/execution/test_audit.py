@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from procs.execution.audit import GENESIS, AuditChain, Checkpoints, reseal_body
-from procs.execution.journal import SCHEMA_VERSION, Journal
-from procs.execution.migrations import _legacy_link
-from procs.execution.model import Fill, JournalError, PositionSide, Side
-from procs.execution.risk import Refusal, RefusalReason
+from procs.trading.audit import GENESIS, AuditChain, Checkpoints, reseal_body
+from procs.trading.journal import SCHEMA_VERSION, Journal
+from procs.trading.migrations import _legacy_link
+from procs.trading.model import Fill, JournalError, PositionSide, Side
+from procs.trading.risk import Refusal, RefusalReason
 
 from .helpers import req
 

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from procs.execution.audit import AuditChain
-from procs.execution.backup import BackupTask, backup_journal
-from procs.execution.journal import Journal
-from procs.execution.model import Fill, PositionSide, Side
 from procs.journal_cli import check
+from procs.trading.audit import AuditChain
+from procs.trading.backup import BackupTask, backup_journal
+from procs.trading.journal import Journal
+from procs.trading.model import Fill, PositionSide, Side
 
 KEY = bytes(range(32))
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procs.execution.breaker import Breaker, BreakerState, BreakerTrigger
-from procs.execution.config import BreakerConfig
+from procs.trading.breaker import Breaker, BreakerState, BreakerTrigger
+from procs.trading.config import BreakerConfig
 
 D = Decimal
 A, RD, H = BreakerState.ACTIVE, BreakerState.REDUCING, BreakerState.HALTED

@@ -8,7 +8,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from procs.execution.config import ExecutionConfig
+from procs.trading.config import ExecutionConfig
 
 TOML = """
 [execution]

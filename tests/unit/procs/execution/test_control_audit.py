@@ -20,7 +20,7 @@ from procs.execution.control import (
     journal_control,
     validate_audit,
 )
-from procs.execution.journal import Journal
+from procs.trading.journal import Journal
 
 
 def args(kind: str = "login_ok", **fields: Any) -> dict[str, str]:

@@ -10,8 +10,8 @@ from decimal import Decimal
 import msgspec
 
 from ipc.orders import ORDER_EVENT_DECODER
-from procs.execution.breaker import BreakerState, BreakerTransition, BreakerTrigger
-from procs.execution.events import (
+from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
+from procs.trading.events import (
     EventSequencer,
     breaker_event,
     fill_event,
@@ -19,10 +19,10 @@ from procs.execution.events import (
     position_event,
     risk_event,
 )
-from procs.execution.model import TickStamps, VenueOrderUpdate
-from procs.execution.orders import OrderTracker
-from procs.execution.positions import PositionBook
-from procs.execution.risk import Refusal, RefusalReason
+from procs.trading.model import TickStamps, VenueOrderUpdate
+from procs.trading.orders import OrderTracker
+from procs.trading.positions import PositionBook
+from procs.trading.risk import Refusal, RefusalReason
 
 from .helpers import req
 

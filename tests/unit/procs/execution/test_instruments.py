@@ -8,13 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procs.execution.instruments import (
-    DecimalGrid,
-    SymbolStatus,
-    instrument_from_pair,
-    to_decimal,
-)
-from procs.execution.model import OrderType, Side
+from procs.trading.instruments import DecimalGrid, SymbolStatus, instrument_from_pair, to_decimal
+from procs.trading.model import OrderType, Side
 
 from .helpers import btc
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from procs.execution.breaker import BreakerState, BreakerTransition, BreakerTrigger
-from procs.execution.journal import Journal
-from procs.execution.model import (
+from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
+from procs.trading.journal import Journal
+from procs.trading.model import (
     Fill,
     FundingEvent,
     JournalError,
@@ -24,9 +24,9 @@ from procs.execution.model import (
     TickStamps,
     VenueOrderUpdate,
 )
-from procs.execution.orders import OrderTracker
-from procs.execution.positions import DailyPnl, PositionBook
-from procs.execution.risk import Refusal, RefusalReason
+from procs.trading.orders import OrderTracker
+from procs.trading.positions import DailyPnl, PositionBook
+from procs.trading.risk import Refusal, RefusalReason
 
 from .helpers import req
 

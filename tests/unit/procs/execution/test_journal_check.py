@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from procs.execution.breaker import BreakerState, BreakerTransition, BreakerTrigger
-from procs.execution.journal import Journal
-from procs.execution.model import JournalError
+from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
+from procs.trading.journal import Journal
+from procs.trading.model import JournalError
 
 
 @pytest.fixture

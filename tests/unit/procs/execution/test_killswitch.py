@@ -8,17 +8,17 @@ from __future__ import annotations
 import errno
 import os
 
-from procs.control_cli import EXIT_NO_ACK, EXIT_NOTHING
-from procs.control_cli import main_kill_switch as cli
-from procs.execution.killswitch import (
+from procs.group.control import EXIT_NO_ACK, EXIT_NOTHING
+from procs.group.control import main_kill_switch as cli
+from procs.trading.killswitch import (
     SLOT_BYTES,
     FileStore,
     KillSwitch,
     KillSwitchState,
     cancels_on_engage,
 )
-from procs.execution.model import OrderStatus
-from procs.execution.orders import Order
+from procs.trading.model import OrderStatus
+from procs.trading.orders import Order
 
 from .helpers import req
 
@@ -141,7 +141,9 @@ def test_killswitch_cli_on_a_full_disk_without_a_group_exits_1_without_traceback
 ):
     f = tmp_path / "ks.json"
     FileStore(f).preallocate()
-    monkeypatch.setattr("procs.control_cli.FileStore", lambda path: FileStore(path, pwrite=_enospc))
+    monkeypatch.setattr(
+        "procs.group.control.FileStore", lambda path: FileStore(path, pwrite=_enospc)
+    )
     rc = main(["on", "--file", str(f)])
 
     err = capsys.readouterr().err

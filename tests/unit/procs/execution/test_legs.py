@@ -13,16 +13,10 @@ from decimal import Decimal
 from ipc.bitunix.fields import decoder
 from ipc.bitunix.schemas_rest import Position as RestPosition
 from ipc.bitunix.schemas_ws import PositionPush
-from procs.execution.legs import VenueLegs, position_of
-from procs.execution.model import FundingEvent, PositionSide, Side
-from procs.execution.reconcile import (
-    AdoptFunding,
-    DiffKind,
-    VenuePosition,
-    VenueSnapshot,
-    reconcile,
-)
-from procs.execution.venue import VENUE_FUNDING_SIGN, position_from_wire
+from procs.trading.legs import VenueLegs, position_of
+from procs.trading.model import FundingEvent, PositionSide, Side
+from procs.trading.reconcile import AdoptFunding, DiffKind, VenuePosition, VenueSnapshot, reconcile
+from procs.trading.venue import VENUE_FUNDING_SIGN, position_from_wire
 from tests.helpers.execution_fakes import book_records, make_rig
 
 from .helpers import req

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procs.execution.model import (
+from procs.trading.model import (
     Fill,
     IllegalTransitionError,
     OrderStatus,
     UnknownOrderError,
     VenueOrderUpdate,
 )
-from procs.execution.orders import (
+from procs.trading.orders import (
     LEGAL,
     NOT_FOUND_REASON,
     ClientIdGenerator,

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import numpy as np
 
-from procs.execution.config import PaperConfig
-from procs.execution.instruments import DecimalGrid
-from procs.execution.model import OrderStatus, Side, TimeInForce
-from procs.execution.orders import OrderTracker
-from procs.execution.paper import (
+from procs.trading.config import PaperConfig
+from procs.trading.instruments import DecimalGrid
+from procs.trading.model import OrderStatus, Side, TimeInForce
+from procs.trading.orders import OrderTracker
+from procs.trading.paper import (
     BookLevels,
     PaperVenue,
     RecordBook,
@@ -21,7 +21,7 @@ from procs.execution.paper import (
     book_from_record,
     levels,
 )
-from procs.execution.positions import PositionBook
+from procs.trading.positions import PositionBook
 from shm.records import BOOK_V1
 
 from .helpers import btc, req

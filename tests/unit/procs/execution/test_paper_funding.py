@@ -7,13 +7,13 @@ from decimal import Decimal
 
 from ipc.bitunix.fields import decoder
 from ipc.bitunix.schemas_rest import FundingRate
-from procs.execution.config import PaperConfig
-from procs.execution.model import Fill, PositionSide, Side
-from procs.execution.paper import BookLevels, levels
-from procs.execution.paper_funding import FundingQuote, PaperFunding
-from procs.execution.positions import PositionSnapshot
-from procs.execution.proc import ExecutionProc
-from procs.execution.venue import PaperVenueAdapter
+from procs.trading.config import PaperConfig
+from procs.trading.engine import ExecutionProc
+from procs.trading.model import Fill, PositionSide, Side
+from procs.trading.paper import BookLevels, levels
+from procs.trading.paper_funding import FundingQuote, PaperFunding
+from procs.trading.positions import PositionSnapshot
+from procs.trading.venue import PaperVenueAdapter
 from tests.helpers.execution_fakes import T0, make_rig
 
 D = Decimal

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from procs.execution.breaker import Breaker
-from procs.execution.config import ExecutionConfig, SymbolConfig
-from procs.execution.journal import Journal
-from procs.execution.model import OrderStatus, Side, VenueOrderUpdate
-from procs.execution.orders import ClientIdGenerator, OrderTracker
-from procs.execution.paper import BookLevels, PaperVenue, TradePrint, levels
-from procs.execution.positions import PositionBook
-from procs.execution.reconcile import VenuePosition, VenueSnapshot, reconcile
-from procs.execution.risk import RiskContext, RiskEngine
-from procs.execution.strategy import (
+from procs.trading.breaker import Breaker
+from procs.trading.config import ExecutionConfig, SymbolConfig
+from procs.trading.journal import Journal
+from procs.trading.model import OrderStatus, Side, VenueOrderUpdate
+from procs.trading.orders import ClientIdGenerator, OrderTracker
+from procs.trading.paper import BookLevels, PaperVenue, TradePrint, levels
+from procs.trading.positions import PositionBook
+from procs.trading.reconcile import VenuePosition, VenueSnapshot, reconcile
+from procs.trading.risk import RiskContext, RiskEngine
+from procs.trading.strategy import (
     CancelOrder,
     PlaceOrder,
     Quote,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procs.execution.model import Fill, FundingEvent, PositionSide, Side
-from procs.execution.positions import NS_PER_DAY, DailyPnl, PositionBook
+from procs.trading.model import Fill, FundingEvent, PositionSide, Side
+from procs.trading.positions import NS_PER_DAY, DailyPnl, PositionBook
 
 D = Decimal
 L, SH, B = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH

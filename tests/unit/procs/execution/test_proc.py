@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from ipc.orders import ORDER_EVENT_DECODER, BreakerEvent, OrderEvent, RiskEvent
-from procs.execution.breaker import BreakerState
-from procs.execution.config import BreakerConfig, RiskConfig
-from procs.execution.model import OrderStatus, Side
-from procs.execution.venue import VenueRejected
+from procs.trading.breaker import BreakerState
+from procs.trading.config import BreakerConfig, RiskConfig
+from procs.trading.model import OrderStatus, Side
+from procs.trading.venue import VenueRejected
 from shm.records import FLAG_STALE
 from tests.helpers.execution_fakes import FakeVenue, book_records, make_rig, reconciled, sig_records
 
@@ -286,9 +286,9 @@ def test_proc_brief_private_ws_reconnect_does_not_latch(rig):
 
 
 def test_proc_paper_mode_fills_locally_against_the_book(tmp_path, ns):
-    from procs.execution.config import PaperConfig
-    from procs.execution.proc import ExecutionProc
-    from procs.execution.venue import PaperVenueAdapter
+    from procs.trading.config import PaperConfig
+    from procs.trading.engine import ExecutionProc
+    from procs.trading.venue import PaperVenueAdapter
 
     holder: list[ExecutionProc] = []
     venue = PaperVenueAdapter(

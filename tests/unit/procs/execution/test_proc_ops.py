@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from procs.execution.breaker import BreakerState
 from procs.execution.control import OperatorCommands
-from procs.execution.model import OrderStatus
-from procs.execution.reconcile import VenuePosition
+from procs.trading.breaker import BreakerState
+from procs.trading.model import OrderStatus
+from procs.trading.reconcile import VenuePosition
 from tests.helpers.execution_fakes import book_records, make_rig, reconciled
 
 D = Decimal

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from procs.execution.config import PaperConfig
-from procs.execution.model import OrderStatus
-from procs.execution.paper import RecordBook
-from procs.execution.proc import ExecutionProc
-from procs.execution.venue import PaperVenueAdapter
+from procs.trading.config import PaperConfig
+from procs.trading.engine import ExecutionProc
+from procs.trading.model import OrderStatus
+from procs.trading.paper import RecordBook
+from procs.trading.venue import PaperVenueAdapter
 from tests.helpers.execution_fakes import Rig, book_records, make_rig, reconciled, sig_records
 
 D = Decimal

@@ -20,10 +20,10 @@ from ipc.bitunix.fields import decoder
 from ipc.bitunix.schemas_rest import Order as RestOrder
 from ipc.bitunix.schemas_ws import OrderPush
 from procs.execution.__main__ import LoopWaiter
-from procs.execution.config import VenueConfig
-from procs.execution.keys import load_keys
-from procs.execution.model import Side
-from procs.execution.venue import (
+from procs.trading.config import VenueConfig
+from procs.trading.keys import load_keys
+from procs.trading.model import Side
+from procs.trading.venue import (
     VenueRejected,
     VenueUnknown,
     _call,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from procs.execution.model import OrderStatus, PositionSide, Side, VenueOrderUpdate
-from procs.execution.orders import ClientIdGenerator, Order, OrderTracker
-from procs.execution.positions import PositionBook, PositionSnapshot
-from procs.execution.reconcile import (
+from procs.trading.model import OrderStatus, PositionSide, Side, VenueOrderUpdate
+from procs.trading.orders import ClientIdGenerator, Order, OrderTracker
+from procs.trading.positions import PositionBook, PositionSnapshot
+from procs.trading.reconcile import (
     AdoptUpdate,
     CancelVenueOrder,
     DiffKind,

@@ -11,12 +11,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from procs.execution.breaker import BreakerState
-from procs.execution.config import RiskConfig, SymbolConfig
-from procs.execution.instruments import SymbolStatus
-from procs.execution.model import OrderRequest, OrderStatus, Side
-from procs.execution.orders import Order
-from procs.execution.risk import RefusalReason, RiskContext, RiskEngine
+from procs.trading.breaker import BreakerState
+from procs.trading.config import RiskConfig, SymbolConfig
+from procs.trading.instruments import SymbolStatus
+from procs.trading.model import OrderRequest, OrderStatus, Side
+from procs.trading.orders import Order
+from procs.trading.risk import RefusalReason, RiskContext, RiskEngine
 
 from .helpers import btc, req
 

@@ -15,10 +15,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procs.execution.config import StrategyConfig, SymbolConfig
-from procs.execution.model import OrderStatus, PositionSide, Side, TimeInForce
-from procs.execution.orders import Order
-from procs.execution.strategy import (
+from procs.trading.config import StrategyConfig, SymbolConfig
+from procs.trading.model import OrderStatus, PositionSide, Side, TimeInForce
+from procs.trading.orders import Order
+from procs.trading.strategy import (
     CancelOrder,
     PlaceOrder,
     Quote,

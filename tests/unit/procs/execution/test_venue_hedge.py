@@ -12,8 +12,8 @@ import pytest
 from ipc.bitunix.fields import decoder
 from ipc.bitunix.requests import PlaceOrder
 from ipc.bitunix.schemas_rest import Position
-from procs.execution.model import PositionSide, Side
-from procs.execution.venue import LiveVenue, VenueRejected
+from procs.trading.model import PositionSide, Side
+from procs.trading.venue import LiveVenue, VenueRejected
 
 from .helpers import req
 

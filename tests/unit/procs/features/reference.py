@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from procs.features.engine import (
+from procs.featurecalc.engine import (
     COUNT_WINDOW_NS,
     FEATURES,
     RETURN_HORIZONS_NS,

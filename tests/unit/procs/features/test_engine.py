@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procs.capture import concat_records
-from procs.features import FEATURES, N_FEATURES, FeatureEngine, compute_batch, feature_index
+from procs.featurecalc import FEATURES, N_FEATURES, FeatureEngine, compute_batch, feature_index
 from procs.ml.synth import synthetic_market
+from procs.tickstore import concat_records
 from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
 from tests.unit.procs.features.reference import reference
 from tests.unit.procs.features.strategies import books_and_trades

@@ -8,10 +8,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from procs._config import RuntimeConfig
-from procs.features.engine import FEATURES
-from procs.inference.model import OnnxModel
+from procs.featurecalc.engine import FEATURES
 from procs.inference.proc import CHALLENGER, CHAMPION, InferenceConfig, InferenceProc, make_metrics
 from procs.inference.reload import ModelWatcher
+from procs.models.model import OnnxModel
 from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingReader, RingSpec, RingWriter
 from tests.helpers.inference_models import model_bytes, write_model

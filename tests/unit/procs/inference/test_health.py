@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from procs.inference.health import check_output, sign_agreement
+from procs.models.health import check_output, sign_agreement
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from procs.features.engine import FEATURES, N_FEATURES
-from procs.inference.errors import ModelLoadError, ModelMetadataError
-from procs.inference.model import OnnxModel
+from procs.featurecalc.engine import FEATURES, N_FEATURES
+from procs.models.errors import ModelLoadError, ModelMetadataError
+from procs.models.model import OnnxModel
 from tests.helpers.inference_models import metadata, model_bytes, reference_score, write_model
 
 
@@ -165,7 +165,7 @@ def test_load_fixed_batch_size_refused(tmp_path):
     ids=["failed-gate", "no-verdict"],
 )
 def test_require_promotable_refuses_models_without_a_passing_verdict(promotable, needle):
-    from procs.inference.errors import ModelNotPromotableError
+    from procs.models.errors import ModelNotPromotableError
 
     data = model_bytes(meta=metadata(promotable=promotable))
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from procs._config import RuntimeConfig
-from procs.features.engine import N_FEATURES
+from procs.featurecalc.engine import N_FEATURES
 from procs.inference.proc import InferenceConfig
-from procs.scoring import fallback_score
+from procs.models.scoring import fallback_score
 from shm.records import FLAG_FALLBACK, FLAG_STALE
 from tests.helpers.inference_feats import make_feats
 from tests.helpers.inference_models import metadata, model_bytes, reference_score, write_model

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from procs.inference.errors import ModelLoadError
 from procs.inference.reload import ModelWatcher, file_sha256
+from procs.models.errors import ModelLoadError
 from tests.helpers.inference_models import write_model
 
 
@@ -97,7 +97,7 @@ def test_load_now_missing_file_raises(tmp_path):
 
 
 def test_load_now_counts_a_model_the_gate_failed(tmp_path):
-    from procs.inference.errors import ModelNotPromotableError
+    from procs.models.errors import ModelNotPromotableError
 
     def load(data: bytes, source: str) -> bytes:
         raise ModelNotPromotableError(f"model {source}: not promotable to champion")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from procs.capture import STREAM_BOOK, STREAM_TRADE
-from procs.capture.store import CaptureWriter
 from procs.ml.synth import synthetic_market
+from procs.tickstore import STREAM_BOOK, STREAM_TRADE
+from procs.tickstore.store import CaptureWriter
 from shm.records import BOOK_V1, TRADE_V1
 
 

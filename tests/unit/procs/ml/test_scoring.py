@@ -3,14 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from procs.features import FEATURES, N_FEATURES, compute_batch, feature_index
+from procs.featurecalc import FEATURES, N_FEATURES, compute_batch, feature_index
 from procs.ml.synth import synthetic_market
-from procs.scoring import (
-    LinearScorer,
-    check_feature_names,
-    check_scores,
-    fallback_score,
-)
+from procs.models.scoring import LinearScorer, check_feature_names, check_scores, fallback_score
 from shm.records import FEATURE_SLOTS
 
 

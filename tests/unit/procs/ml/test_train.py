@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procs.features import FEATURES, N_FEATURES
+from procs.featurecalc import FEATURES, N_FEATURES
 from procs.ml import train as tr
 from procs.ml.dataset import build_dataset, capture_features
 from procs.ml.train import TrainConfig, card_path, time_split, train_from_captures
-from procs.scoring import LinearScorer, check_scores
+from procs.models.scoring import LinearScorer, check_scores
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,8 +4,8 @@ import json
 
 import onnx
 
-from procs.capture.store import list_captures, open_capture
 from procs.ml.simcapture import sim_records
+from procs.tickstore.store import list_captures, open_capture
 from procs.train import main
 
 

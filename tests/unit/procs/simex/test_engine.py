@@ -6,9 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from procs.exchange.engine import Exchange
+from procs.exchange.model import ExchangeError, SymbolSpec
 from procs.simex import admin
-from procs.simex.engine import Exchange
-from procs.simex.model import ExchangeError, SymbolSpec
 
 BTC = SymbolSpec(
     symbol="BTCUSDT", base="BTC", base_precision=3, quote_precision=1, min_qty=D("0.001")
@@ -315,7 +315,7 @@ def test_tpsl_take_profit_fires_on_last_price_and_closes_position():
     ex = make()
     place(ex, side="BUY", qty="1", price="101")
     pos = ex.accounts["a"].positions[("BTCUSDT", "NET")]
-    from procs.simex.tpsl import place_tpsl
+    from procs.exchange.tpsl import place_tpsl
 
     t = place_tpsl(
         ex, "a", symbol="BTCUSDT", position_id=pos.position_id, fields={"tpPrice": "103"}, ts_ms=2

@@ -7,9 +7,9 @@ from decimal import Decimal as D
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from procs.exchange.engine import Exchange
+from procs.exchange.model import ZERO, ExchangeError, SymbolSpec
 from procs.simex import admin
-from procs.simex.engine import Exchange
-from procs.simex.model import ZERO, ExchangeError, SymbolSpec
 
 SPEC = SymbolSpec(symbol="X", base="X", base_precision=1, quote_precision=0, min_qty=D("0.1"))
 ACCOUNTS = ("a", "b")

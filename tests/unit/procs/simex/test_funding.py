@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+from procs.exchange.engine import Exchange
+from procs.exchange.model import SymbolSpec
 from procs.simex import admin
-from procs.simex.engine import Exchange
 from procs.simex.funding import next_funding_ms, settle_funding
-from procs.simex.model import SymbolSpec
 from procs.simex.state import load_state, save_state
 
 BTC = SymbolSpec(symbol="BTCUSDT", base="BTC", funding_rate=D("0.001"))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from procs.simex.marketgen import BookSnapshot, GenSymbol, MarketGenerator, TakeAction, TradePrint
+from procs.exchange.marketgen import (
+    BookSnapshot,
+    GenSymbol,
+    MarketGenerator,
+    TakeAction,
+    TradePrint,
+)
 
 SYMS = [
     GenSymbol(
@@ -58,8 +64,8 @@ def test_events_until_is_resumable_in_time_order():
 
 def test_actions_until_rate_matches_configuration():
     gen = MarketGenerator(SYMS[:1], 9, events_per_s=2000, burst_prob=0.0)
-    from procs.simex.engine import Exchange
-    from procs.simex.model import SymbolSpec
+    from procs.exchange.engine import Exchange
+    from procs.exchange.model import SymbolSpec
 
     ex = Exchange([SymbolSpec(symbol="BTCUSDT", base="BTC", min_qty=D("0.001"))], {})
 
@@ -70,8 +76,8 @@ def test_actions_until_rate_matches_configuration():
 
 def test_skip_to_drops_paused_time():
     gen = MarketGenerator(SYMS[:1], 9, events_per_s=1000)
-    from procs.simex.engine import Exchange
-    from procs.simex.model import SymbolSpec
+    from procs.exchange.engine import Exchange
+    from procs.exchange.model import SymbolSpec
 
     ex = Exchange([SymbolSpec(symbol="BTCUSDT", base="BTC", min_qty=D("0.001"))], {})
 
@@ -92,9 +98,9 @@ def test_events_until_books_are_rarely_one_sided_and_several_levels_deep():
 
 
 def test_actions_until_is_lazy_and_reads_the_book_it_quotes_around():
-    from procs.simex.engine import Exchange
-    from procs.simex.marketgen import apply_action
-    from procs.simex.model import SymbolSpec
+    from procs.exchange.engine import Exchange
+    from procs.exchange.marketgen import apply_action
+    from procs.exchange.model import SymbolSpec
 
     gen = MarketGenerator(SYMS[:1], 9, events_per_s=1000)
     ex = Exchange([SymbolSpec(symbol="BTCUSDT", base="BTC", min_qty=D("0.001"))], {})

@@ -8,11 +8,11 @@ from decimal import Decimal as D
 import msgspec
 import pytest
 
+from procs.exchange.engine import Exchange
+from procs.exchange.model import SymbolSpec, TradeEvent, fmt, iso_ms
 from procs.matching.book import OrderBook, Resting
 from procs.simex.config import SimexConfig, load_config
-from procs.simex.engine import Exchange
 from procs.simex.faults import Faults
-from procs.simex.model import SymbolSpec, TradeEvent, fmt, iso_ms
 from procs.simex.rest import TokenBuckets
 from procs.simex.venue import Venue
 from procs.simex.ws import _touches_top, ws_text_frame

@@ -7,10 +7,10 @@ from decimal import Decimal as D
 import numpy as np
 import pytest
 
+from procs.exchange.engine import Exchange
+from procs.exchange.marketgen import TakeAction, apply_action
+from procs.exchange.model import SymbolSpec
 from procs.ml.simcapture import DEFAULT_SYMBOLS, write_sim_capture
-from procs.simex.engine import Exchange
-from procs.simex.marketgen import TakeAction, apply_action
-from procs.simex.model import SymbolSpec
 from procs.simex.replay import ReplayError, load_replay
 
 SPECS = {

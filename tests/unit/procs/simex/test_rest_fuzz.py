@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from procs.exchange.engine import Exchange
+from procs.exchange.model import ExchangeError
 from procs.simex.config import SimexConfig
-from procs.simex.engine import Exchange
-from procs.simex.model import ExchangeError
 from procs.simex.rest_handlers import ENDPOINTS
 from procs.simex.venue import Venue
 

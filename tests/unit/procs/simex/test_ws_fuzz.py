@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipc.bitunix.signing import new_nonce, sign_ws_login
+from procs.exchange.engine import Exchange
 from procs.simex.config import DEMO_API_KEY, DEMO_SECRET, LimitsConfig, SimexConfig
-from procs.simex.engine import Exchange
 from procs.simex.faults import Faults
 from procs.simex.venue import Venue
 from procs.simex.ws import Conn, Hub

@@ -1,4 +1,4 @@
--- A schema-1 journal written by procs/execution/journal.py at d2b09ce (before migrations):
+-- A schema-1 journal written by procs/trading/journal.py at d2b09ce (before migrations):
 -- 3 intents, 3 order events, 3 fills, 1 funding, 1 position, 1 refusal, 1 breaker, 3 meta.
 -- The upgrade test (test_migrations.py) loads it with executescript and opens it.
 BEGIN TRANSACTION;

@@ -1,0 +1,489 @@
+"""The execution journal: SQLite (WAL, stdlib sqlite3), written before acting, HMAC-chained.
+
+Tables: intents, order_events, fills, funding, positions, risk_events, breaker_events, meta and
+audit. Every content row points at its audit row, and every ``meta`` write has one; each audit
+row carries HMAC(key, prev_hash + its own text) and the head is anchored in a signed checkpoint
+file (``procs/trading/audit.py``), so ``verify_audit`` detects any edit, insert, deletion or
+truncation, and a chain recomputed without the key. Schema upgrades: ``migrations.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+from procs._files import chmod_private
+from procs.trading.audit import GENESIS, META, RESEAL, AuditChain, AuditReport, Checkpoints
+from procs.trading.audit import verify as verify_chain
+from procs.trading.breaker import BreakerTransition
+from procs.trading.journal_check import (
+    check_file,
+    check_path,
+    check_schema,
+    create_atomically,
+    quick_check,
+)
+from procs.trading.model import (
+    Fill,
+    FundingEvent,
+    JournalError,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+    TickStamps,
+    TimeInForce,
+)
+from procs.trading.orders import Order, OrderTransition
+from procs.trading.positions import PositionBook, PositionSnapshot
+from procs.trading.risk import Refusal
+
+SCHEMA_VERSION: Final = 2  # 1: unkeyed sha256 chain, meta outside it (migrations.py)
+CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
+
+_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "intents": (
+        "client_id", "symbol", "side", "order_type", "tif", "qty", "price", "reduce_only",
+        "position_side", "tag", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "ts_sig_ns",
+        "ts_order_ns", "ts_ns",
+    ),
+    "order_events": (
+        "client_id", "old", "new", "order_id", "filled_qty", "avg_price", "fee", "mtime_ms",
+        "ts_sent_ns", "ts_cancel_ns", "cause", "reason", "ts_ns",
+    ),
+    "fills": (
+        "fill_id", "client_id", "order_id", "symbol", "side", "position_side", "qty", "price",
+        "fee", "maker", "ts_ns",
+    ),
+    "funding": ("event_id", "symbol", "position_side", "amount", "ts_ns"),
+    "positions": (
+        "symbol", "position_side", "qty", "cost", "realised", "fees", "funding", "ts_ns",
+    ),
+    "risk_events": ("client_id", "symbol", "reason", "detail", "ts_ns"),
+    "breaker_events": ("old", "new", "trigger", "detail", "ts_ns"),
+}  # fmt: skip
+_INTEGER: Final = frozenset({"reduce_only", "maker"})
+_UNIQUE: Final = {"intents": "client_id", "fills": "fill_id", "funding": "event_id"}
+
+
+def _schema() -> str:
+    parts = [
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+    ]
+    for table, cols in _COLUMNS.items():
+        defs = [
+            f"{c} {'INTEGER' if c in _INTEGER or c.endswith(('_ns', '_ms')) else 'TEXT'}"
+            for c in cols
+        ]
+        if table in _UNIQUE:
+            defs = [d + " UNIQUE" if d.split()[0] == _UNIQUE[table] else d for d in defs]
+        defs.append("audit_id INTEGER NOT NULL UNIQUE")
+        parts.append(
+            f"CREATE TABLE IF NOT EXISTS {table}(id INTEGER PRIMARY KEY, {', '.join(defs)});"
+        )
+    parts.append("CREATE INDEX IF NOT EXISTS order_events_cid ON order_events(client_id, id);")
+    return "\n".join(parts)
+
+
+def _stored(v: object) -> object:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, enum.IntEnum):
+        return v.name
+    if isinstance(v, enum.Enum):
+        return str(v.value)
+    return v
+
+
+def _creation_script(chain: AuditChain) -> str:
+    """The schema, ``schema_version`` and that value's audit row: a new journal, whole."""
+    ts_ns = time.time_ns()
+    body = json.dumps(["schema_version", str(SCHEMA_VERSION)], separators=(",", ":"))
+    digest = chain.link(GENESIS, 1, ts_ns, META, body)
+    return (
+        f"{_schema()}\nINSERT INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');"
+        "\nINSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash)"
+        f" VALUES(1, {ts_ns}, '{META}', '{body}', '{GENESIS}', '{digest}');"
+    )
+
+
+def _d(text: object) -> Decimal:
+    return Decimal(str(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """State rebuilt from the journal at start-up."""
+
+    orders: list[Order]  # every order; the open ones need reconciling
+    positions: PositionBook
+    last_client_id: str | None
+    fills_total: int
+    funding: list[FundingEvent] = field(default_factory=list)  # every funding event, in order
+
+
+class Journal:
+    """The only writer of the journal file. Opened in ``main`` via ``Journal.open``."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        chain: AuditChain,
+        checkpoints: Checkpoints | None = None,
+        checkpoint_s: float = CHECKPOINT_S,
+    ) -> None:
+        self._conn = conn
+        self._chain = chain
+        self._ckpts = checkpoints
+        self._ckpt_s = checkpoint_s
+        self._ckpt_at = -checkpoint_s
+        row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        self._last_id, self._last_hash = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        self._ckpt_head = (-1, "")
+        # checkpoints are written only once the chain is known good (new, migrated, verified
+        # or resealed): a tampered journal must never overwrite the anchors that expose it
+        self._anchoring = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        key: bytes | None = None,
+        *,
+        checkpoint_keep: int = 5,
+        checkpoint_s: float = CHECKPOINT_S,
+    ) -> Journal:
+        """Open the journal after checking it; where no file is, create one (whole or not at all).
+
+        ``key`` (the audit chain's) defaults to ``audit.key`` beside the journal, generated on
+        first use (dev, demo, tests; production takes it from the keystore). An older schema is
+        migrated (``migrations.py``).
+
+        Raises
+        ------
+        JournalError
+            The path is not writable, or the file is empty, truncated, not SQLite, fails
+            ``PRAGMA quick_check``, is newer than this code or cannot migrate, or is not a
+            journal (see ``journal_check``); ``main`` exits 78 with the message.
+        """
+        from procs.trading.migrations import migrate
+
+        p = Path(path)
+        fresh = not check_path(p)
+        if key is None:  # dev/demo/tests: a generated 0600 key file (production: the keystore)
+            from procs.trading.keys import audit_key_file, read_audit_key_file
+
+            key = read_audit_key_file(audit_key_file(p), create=True)
+        chain = AuditChain(key)
+        if fresh:
+            create_atomically(p, _creation_script(chain))
+        check_file(p)
+        try:
+            conn = sqlite3.connect(str(p), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {p}: cannot open: {exc}") from None
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            quick_check(conn, p)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            migrated = migrate(conn, p, chain, SCHEMA_VERSION, _COLUMNS) is not None
+            check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
+            conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(f"journal {p}: {exc}") from None
+        except JournalError:
+            conn.close()
+            raise
+        chmod_private(p, f"{p}-wal", f"{p}-shm")
+        journal = cls(conn, chain, Checkpoints(p, chain, checkpoint_keep), checkpoint_s)
+        if fresh or migrated:  # a new or just migrated journal: anchor it now
+            journal._anchoring = True
+        journal.checkpoint()
+        return journal
+
+    def close(self) -> None:
+        self.checkpoint()
+        self._conn.close()
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """The newest audit row: (id, hash)."""
+        return self._last_id, self._last_hash
+
+    def checkpoint(self) -> None:
+        """Anchor the chain's head in the signed checkpoint file (when it moved)."""
+        self._ckpt_at = time.monotonic()
+        if not self._anchoring or self._ckpts is None:
+            return
+        if self._ckpt_head != (self._last_id, self._last_hash):
+            self._ckpts.write(self._last_id, self._last_hash, time.time_ns())
+            self._ckpt_head = (self._last_id, self._last_hash)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _append(self, table: str, values: Sequence[object], ts_ns: int) -> bool:
+        """Insert one content row (or meta value, or audit-only event) and its audit row.
+
+        False when a unique key already exists (nothing is written then).
+        """
+        audit_id = self._last_id + 1
+        if table == META:
+            stored: list[object] = [str(v) for v in values]
+            self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", stored)
+            body = json.dumps(stored, separators=(",", ":"))
+        elif table in _COLUMNS:
+            cols = _COLUMNS[table]
+            stored = [_stored(v) for v in values]
+            marks = ", ".join("?" * (len(cols) + 1))
+            verb = "INSERT OR IGNORE" if table in _UNIQUE else "INSERT"
+            cur = self._conn.execute(
+                f"{verb} INTO {table}({', '.join(cols)}, audit_id) VALUES ({marks})",
+                (*stored, audit_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            body = json.dumps(stored, separators=(",", ":"))
+        else:  # an audit-only event (reseal, restore, migrate): one JSON object
+            body = json.dumps(values[0], sort_keys=True, separators=(",", ":"))
+        digest = self._chain.link(self._last_hash, audit_id, ts_ns, table, body)
+        self._conn.execute(
+            "INSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (audit_id, ts_ns, table, body, self._last_hash, digest),
+        )
+        self._last_id, self._last_hash = audit_id, digest
+        return True
+
+    def _txn(
+        self, rows: Iterable[tuple[str, Sequence[object], int]], *, anchor: bool = True
+    ) -> list[bool]:
+        last = (self._last_id, self._last_hash)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = [self._append(t, v, ts) for t, v, ts in rows]
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self._last_id, self._last_hash = last
+            raise
+        if anchor and time.monotonic() - self._ckpt_at >= self._ckpt_s:
+            self.checkpoint()
+        return done
+
+    def record_event(self, kind: str, body: dict[str, object], ts_ns: int = 0) -> None:
+        """Journal an audit-only event (an operator's reseal, a restore) and anchor it."""
+        if kind in _COLUMNS or kind == META:
+            raise ValueError(f"{kind!r} is a table, not an event")
+        self._txn([(kind, [body], ts_ns or time.time_ns())])
+        self.checkpoint()
+
+    def verify_audit(self) -> AuditReport:
+        """Check the chain, every row, meta and the checkpoints (``audit.verify``).
+
+        A good verdict lets this journal write checkpoints from now on.
+        """
+        report = verify_chain(self._conn, self._chain, _COLUMNS, self._ckpts)
+        self._anchoring = self._anchoring or report.ok
+        return report
+
+    def reseal(self, report: AuditReport, body: dict[str, object]) -> None:
+        """Accept ``report``'s problems (an operator's override): journal it, re-anchor."""
+        if self._ckpts is not None:
+            self._ckpts.archive(f"resealed-{time.time_ns()}")
+        self._anchoring = True
+        self._ckpt_head = (-1, "")
+        self.record_event(RESEAL, body)
+
+    def record_intent(self, req: OrderRequest, ts_ns: int) -> None:
+        """Write the intent durably (fsync: synchronous=FULL) BEFORE the order is sent."""
+        s = req.stamps
+        values = (
+            req.client_id, req.symbol, req.side, req.order_type, req.tif, req.qty, req.price,
+            req.reduce_only, req.position_side, req.tag, s.ts_event_ns, s.ts_recv_ns,
+            s.ts_feat_ns, s.ts_sig_ns, req.ts_order_ns, ts_ns,
+        )  # fmt: skip
+        self._conn.execute("PRAGMA synchronous=FULL")
+        try:
+            [added] = self._txn([("intents", values, ts_ns)], anchor=False)  # before the send
+        finally:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        if not added:
+            raise JournalError(f"intent {req.client_id} already journaled")
+
+    def record_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
+        """Write the order's full state after a change (status, fill, cancel request)."""
+        self._txn([("order_events", _order_values(order, old, cause, ts_ns), ts_ns)])
+
+    def record_transition(self, tr: OrderTransition, ts_ns: int) -> list[Fill]:
+        """Write a transition and its fills in one transaction; return the fills that were new."""
+        rows = [("order_events", _order_values(tr.order, tr.old, tr.cause, ts_ns), ts_ns)]
+        rows += [("fills", _fill_values(f), ts_ns) for f in tr.fills]
+        done = self._txn(rows)
+        return [f for f, new in zip(tr.fills, done[1:], strict=True) if new]
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Write one fill; False (and nothing written) when its fill_id is already journaled."""
+        return self._txn([("fills", _fill_values(fill), fill.ts_ns)])[0]
+
+    def record_funding(self, ev: FundingEvent) -> bool:
+        values = (ev.event_id, ev.symbol, ev.position_side, ev.amount, ev.ts_ns)
+        return self._txn([("funding", values, ev.ts_ns)])[0]
+
+    def record_positions(self, legs: Iterable[PositionSnapshot], ts_ns: int) -> None:
+        rows = [
+            (
+                "positions",
+                (p.symbol, p.position_side, p.qty, p.cost, p.realised, p.fees, p.funding, ts_ns),
+                ts_ns,
+            )
+            for p in legs
+        ]
+        self._txn(rows)
+
+    def record_refusal(self, r: Refusal) -> None:
+        self._txn([("risk_events", (r.client_id, r.symbol, r.reason, r.detail, r.ts_ns), r.ts_ns)])
+
+    def record_breaker(self, t: BreakerTransition) -> None:
+        self._txn([("breaker_events", (t.old, t.new, t.trigger, t.detail, t.ts_ns), t.ts_ns)])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Write a meta value; audited like every row (the chain covers ``meta`` too)."""
+        self._txn([(META, (key, value), time.time_ns())])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_daily(self, day: int, day_start: Decimal, peak: Decimal) -> None:
+        """Keep ``DailyPnl.state()`` so a restart does not forget today's loss or the peak."""
+        self.set_meta("daily_pnl", json.dumps([day, str(day_start), str(peak)]))
+
+    def load_daily(self) -> tuple[int, Decimal, Decimal] | None:
+        raw = self.get_meta("daily_pnl")
+        if raw is None:
+            return None
+        day, start, peak = json.loads(raw)
+        return int(day), Decimal(start), Decimal(peak)
+
+    def count(self, table: str) -> int:
+        if table not in _COLUMNS and table != "audit":
+            raise KeyError(table)
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def recover(self, *, hedge: bool) -> Recovered:
+        """Rebuild every order (latest state) and the positions (replaying fills and funding)."""
+        q = self._conn.execute
+        latest = {
+            str(r[0]): r
+            for r in q(
+                "SELECT client_id, new, order_id, filled_qty, avg_price, fee, mtime_ms, ts_sent_ns,"
+                " ts_cancel_ns, reason, ts_ns FROM order_events ORDER BY id"
+            )
+        }
+        orders = []
+        last_cid = None
+        for row in q(f"SELECT {', '.join(_COLUMNS['intents'])} FROM intents ORDER BY id"):
+            req = _request_from(row)
+            last_cid = req.client_id
+            ev = latest.get(req.client_id)
+            order = Order(request=req, ts_created_ns=int(row[15]), ts_update_ns=int(row[15]))
+            if ev is not None:
+                order = Order(
+                    request=req,
+                    status=OrderStatus(ev[1]),
+                    order_id=str(ev[2] or ""),
+                    filled_qty=_d(ev[3]),
+                    avg_price=_d(ev[4]),
+                    fee=_d(ev[5]),
+                    mtime_ms=int(ev[6]),
+                    ts_created_ns=int(row[15]),
+                    ts_sent_ns=int(ev[7]),
+                    ts_update_ns=int(ev[10]),
+                    ts_cancel_ns=int(ev[8]),
+                    reason=str(ev[9] or ""),
+                )
+            orders.append(order)
+        book = PositionBook(hedge=hedge)
+        n = 0
+        for r in q(f"SELECT {', '.join(_COLUMNS['fills'])} FROM fills ORDER BY id"):
+            book.apply_fill(_fill_from(r))
+            n += 1
+        funding = [
+            FundingEvent(
+                event_id=str(r[0]),
+                symbol=str(r[1]),
+                position_side=PositionSide(str(r[2])),
+                amount=_d(r[3]),
+                ts_ns=int(r[4]),
+            )
+            for r in q(
+                "SELECT event_id, symbol, position_side, amount, ts_ns FROM funding ORDER BY id"
+            )
+        ]
+        for ev in funding:
+            book.apply_funding(ev)
+        return Recovered(orders, book, last_cid, n, funding)
+
+
+def _order_values(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> tuple[object, ...]:
+    return (
+        o.client_id, old, o.status, o.order_id, o.filled_qty, o.avg_price, o.fee, o.mtime_ms,
+        o.ts_sent_ns, o.ts_cancel_ns, cause, o.reason, ts_ns,
+    )  # fmt: skip
+
+
+def _fill_values(f: Fill) -> tuple[object, ...]:
+    return (
+        f.fill_id, f.client_id, f.order_id, f.symbol, f.side, f.position_side, f.qty, f.price,
+        f.fee, f.maker, f.ts_ns,
+    )  # fmt: skip
+
+
+def _request_from(row: Sequence[object]) -> OrderRequest:
+    return OrderRequest(
+        client_id=str(row[0]),
+        symbol=str(row[1]),
+        side=Side(str(row[2])),
+        order_type=OrderType(str(row[3])),
+        tif=TimeInForce(str(row[4])),
+        qty=_d(row[5]),
+        price=None if row[6] is None else _d(row[6]),
+        reduce_only=bool(row[7]),
+        position_side=PositionSide(str(row[8])),
+        tag=str(row[9]),
+        stamps=TickStamps(
+            int(str(row[10])), int(str(row[11])), int(str(row[12])), int(str(row[13]))
+        ),
+        ts_order_ns=int(str(row[14])),
+    )
+
+
+def _fill_from(r: Sequence[object]) -> Fill:
+    return Fill(
+        fill_id=str(r[0]),
+        client_id=str(r[1]),
+        order_id=str(r[2]),
+        symbol=str(r[3]),
+        side=Side(str(r[4])),
+        position_side=PositionSide(str(r[5])),
+        qty=_d(r[6]),
+        price=_d(r[7]),
+        fee=_d(r[8]),
+        maker=None if r[9] is None else bool(r[9]),
+        ts_ns=int(str(r[10])),
+    )
