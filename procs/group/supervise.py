@@ -29,7 +29,7 @@ from procs._files import PRIVATE_UMASK, private_dir, write_private
 
 log = logging.getLogger(__name__)
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+ROOT: Final = Path(__file__).resolve().parents[2]  # procs/group/supervise.py -> repo
 CONF: Final = ROOT / "supervisord.conf"
 ENV_FILE: Final = "bitrader.env.json"
 READY_TIMEOUT_S: Final = 15.0
