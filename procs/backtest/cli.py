@@ -28,7 +28,7 @@ from procs.backtest.report import write_report
 from procs.backtest.run import run_execution, scratch_dir
 from procs.backtest.signals import Scorer, compute_signals, live_batches
 from procs.featurecalc.config import FeaturesConfig
-from procs.inference.proc import InferenceConfig
+from procs.models.config import InferenceConfig
 from procs.trading.config import ExecutionConfig
 
 log = logging.getLogger("procs.backtest")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
-from procs.inference.proc import InferenceConfig, InferenceMetrics, InferenceProc, make_metrics
+from procs.inference.proc import InferenceMetrics, InferenceProc, make_metrics
+from procs.models.config import InferenceConfig
 
 __all__ = ["InferenceConfig", "InferenceMetrics", "InferenceProc", "make_metrics"]

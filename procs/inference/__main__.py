@@ -16,15 +16,9 @@ from ipc.messages import WAKE_FEAT, WAKE_SIG
 from procs._config import EXIT_CONFIG, config_file, load_section
 from procs._runtime import Runtime
 from procs.featurecalc.engine import FEATURES
-from procs.inference.proc import (
-    CHALLENGER,
-    CHAMPION,
-    InferenceConfig,
-    InferenceProc,
-    Model,
-    make_metrics,
-)
+from procs.inference.proc import CHALLENGER, CHAMPION, InferenceProc, Model, make_metrics
 from procs.inference.reload import ModelWatcher
+from procs.models.config import InferenceConfig
 from procs.models.errors import ModelError
 from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingSpec, RingWriter, attach_reader

@@ -11,17 +11,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Final, Protocol
+from typing import Final, Protocol
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ipc.endpoints import EndpointError, validate
-from procs._config import RuntimeConfig
 from procs.inference.reload import ModelWatcher
 from procs.inference.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
+from procs.models.config import InferenceConfig
 from procs.models.health import REASON_LATENCY, REASON_NO_MODEL, REASONS, check_output
 from procs.models.scoring import fallback_score
 from procs.observe import NAMESPACE, STEP_BUCKETS_S
@@ -32,7 +30,6 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "FeatSource",
-    "InferenceConfig",
     "InferenceMetrics",
     "InferenceProc",
     "Model",
@@ -42,9 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
-PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
-NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 F32 = npt.NDArray[np.float32]
 
 CHAMPION: Final = "champion"
@@ -53,41 +47,6 @@ BATCH_BUCKETS_S: Final = STEP_BUCKETS_S  # a small batch scores in a few µs
 FLUSH_S: Final = 0.1  # counters reach Prometheus this often
 WARN_EVERY_NS: Final = 1_000_000_000  # at most one fallback warning per second per reason
 _COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid")
-
-
-class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    runtime: RuntimeConfig
-    feat_ring: str  # e.g. "{ns}.features.feat"
-    sig_ring: str  # e.g. "{ns}.inference.sig"; this process is its writer
-    features_pub: str  # the features process's PUB endpoint: wake-ups on "wake.feat."
-    model_path: str  # the champion's ONNX file, watched for hot reload
-    challenger_path: str | None = None  # scored on every batch, published in SIG_V1.challenger
-    sig_capacity_records: PositiveInt = 1 << 16
-    batch_max: PositiveInt = 256
-    # the budget judges the model, not the host: a call's CPU time on its own thread (thread
-    # CPU clock; the model runs on the caller's thread, intra_op_num_threads=1), so a call that
-    # was preempted or waited for its core is not "slow". latency_strikes calls in a row over
-    # the budget mean the model is too slow: the fallback then scores alone for latency_bench_s
-    # (the model is not called), and the model is tried again after it. A late call below the
-    # strikes is used: its answer is already computed and valid
-    latency_budget_s: PosFloat = 2e-3
-    latency_strikes: PositiveInt = 3
-    latency_bench_s: PosFloat = 5.0
-    reload_check_s: NonNegFloat = 1.0  # look at the model files no more often than this
-    hit_horizon_s: NonNegFloat = 1.0  # hit rate: sign of the mid move this far ahead; 0 = off
-    require_model: bool = False  # true: exit 78 when no model loads at start-up
-    attach_timeout_s: PosFloat = 10.0  # wait this long for the feat ring at start-up
-
-    def __post_init__(self) -> None:
-        cap = self.sig_capacity_records
-        if cap & (cap - 1):
-            raise ValueError(f"sig_capacity_records must be a power of two, was {cap}")
-        if self.batch_max > cap:
-            raise ValueError(f"batch_max {self.batch_max} exceeds sig_capacity_records {cap}")
-        try:
-            validate(self.features_pub, allow_remote=self.runtime.allow_remote_endpoints)
-        except EndpointError as exc:
-            raise ValueError(f"features_pub: {exc}") from None
 
 
 class Model(Protocol):

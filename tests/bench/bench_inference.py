@@ -24,9 +24,10 @@ from prometheus_client import CollectorRegistry
 
 from procs._config import RuntimeConfig
 from procs.featurecalc.engine import FEATURES
-from procs.inference.proc import CHAMPION, InferenceConfig, InferenceProc, make_metrics
+from procs.inference.proc import CHAMPION, InferenceProc, make_metrics
 from procs.inference.reload import ModelWatcher
 from procs.ml.train import INPUT_NAME
+from procs.models.config import InferenceConfig
 from procs.models.errors import ModelError
 from procs.models.health import check_output
 from procs.models.model import OnnxModel

@@ -11,7 +11,7 @@ import pytest
 
 from procs._config import RuntimeConfig
 from procs.featurecalc.engine import N_FEATURES
-from procs.inference.proc import InferenceConfig
+from procs.models.config import InferenceConfig
 from procs.models.scoring import fallback_score
 from shm.records import FLAG_FALLBACK, FLAG_STALE
 from tests.helpers.inference_feats import make_feats
