@@ -48,10 +48,11 @@ chaos: $(STAMP)  ## the chaos suite, long (CHAOS_S=300 s of faults; make test ru
 test-e2e: $(STAMP)  ## only the end-to-end tests
 	$(BIN)/python -m pytest -q -m e2e
 
-check: $(STAMP)  ## ruff format --check, ruff check, mypy --strict
+check: $(STAMP)  ## ruff format --check, ruff check, mypy --strict, the layout contract
 	$(BIN)/ruff format --check procs shm ipc tests
 	$(BIN)/ruff check procs shm ipc tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(STAMP)  ## apply ruff format and safe fixes
 	$(BIN)/ruff format procs shm ipc tests
