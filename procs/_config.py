@@ -88,7 +88,9 @@ _BOUNDS: Final[dict[str, tuple[Callable[[Any, Any], bool], str]]] = {
 # here is looked up by convention: <Section>Config in procs.<section> or procs.<section>.config
 SECTIONS: dict[str, str] = {
     "capture": "procs.capture.proc:CaptureConfig",
-    "inference": "procs.inference.proc:InferenceConfig",
+    "execution": "procs.trading.config:ExecutionConfig",
+    "features": "procs.featurecalc.config:FeaturesConfig",
+    "inference": "procs.models.config:InferenceConfig",
     "producer": "procs.transport.producer:ProducerConfig",
     "consumer": "procs.transport.consumer:ConsumerConfig",
 }
