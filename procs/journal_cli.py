@@ -24,7 +24,7 @@ from procs._files import private_umask
 from procs.keystore.store import PASSPHRASE_ENV, KeyFileError, KeyStoreError, load
 from procs.trading.audit import AuditChain, AuditReport, Checkpoints, verify, write_override
 from procs.trading.backup import backup_journal, backup_name, set_aside
-from procs.trading.journal import _COLUMNS, Journal
+from procs.trading.journal import SCHEMA_VERSION, Journal, columns_for
 from procs.trading.keys import audit_key_file, read_audit_key_file
 
 EXIT_CONFIG: Final = 78
@@ -49,7 +49,10 @@ def _key(args: argparse.Namespace, journal: Path) -> bytes:
 def check(journal: Path, key: bytes) -> AuditReport:
     """Verify ``journal`` read-only (nothing is written, no checkpoint moves)."""
     with closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True, isolation_level=None)) as c:
-        return verify(c, AuditChain(key), _COLUMNS, Checkpoints(journal, AuditChain(key)))
+        row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row is not None and str(row[0]).isdigit() else SCHEMA_VERSION
+        columns = columns_for(version)  # an older journal (not yet migrated) lacks newer tables
+        return verify(c, AuditChain(key), columns, Checkpoints(journal, AuditChain(key)))
 
 
 def print_report(journal: Path, r: AuditReport, as_json: bool) -> None:

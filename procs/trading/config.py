@@ -132,6 +132,9 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     backup_interval_s: NonNegFloat = 0.0  # an online backup this often (0: off)
     backup_dir: str = ""  # "" = backups/ beside the journal
     backup_keep: PositiveInt = 24  # newest backups kept
+    # what each trading step read (the ``reads`` table), written this often: a backtest
+    # replays the run's steps from it (docs/backtest.md "Parity with live"); 0: not recorded
+    reads_flush_s: NonNegFloat = 1.0
 
 
 class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

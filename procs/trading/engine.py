@@ -48,6 +48,7 @@ from procs.trading.model import (
 from procs.trading.orders import ClientIdGenerator, OrderTracker, OrderTransition
 from procs.trading.paper import RecordBook
 from procs.trading.positions import DailyPnl, PositionBook
+from procs.trading.reads import ReadLog
 from procs.trading.reconcile import Reconciliation, VenuePosition
 from procs.trading.reconciler import Reconciler
 from procs.trading.risk import Refusal, RefusalReason, RiskContext, RiskEngine
@@ -151,6 +152,7 @@ class ExecutionProc:
         self._signals_unflushed = 0
         self._latencies: list[tuple[TickStamps, int, int]] = []  # (stamps, leave, ts_pub)
         self._rings = RingWatch({"sig": sig, "book": book})
+        self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -171,12 +173,9 @@ class ExecutionProc:
             self.apply(tr, now)  # written/sent before the crash, never answered: UNKNOWN
         used = [o.client_id for o in rec.orders]
         self._ids = ClientIdGenerator.after(c.client_id_prefix, now // 1_000_000, used)
+        self.reads.run_ms = self._ids.epoch_ms
         self.strategy = Strategy(
-            c.strategy,
-            self.instruments,
-            self._ids,
-            symbols=c.symbols,
-            hedge=self.positions.hedge,
+            c.strategy, self.instruments, self._ids, symbols=c.symbols, hedge=self.positions.hedge
         )
         daily = self.journal.load_daily()
         if daily is not None:
@@ -196,6 +195,7 @@ class ExecutionProc:
         n = 0
         books = self._book.poll(self._c.batch_max)
         if len(books):
+            self.reads.book_seq = int(books["seq"][-1])
             self._on_books(books)
             n += len(books)
         sigs = self._sig.poll(self._c.batch_max)
@@ -251,6 +251,7 @@ class ExecutionProc:
             working = self.tracker.open_orders(sig.symbol)
             for action in self.strategy.decide(sig, quote, position, working, now):
                 self._act(action, now)
+        self.reads.note(batch, now)
 
     def _act(self, action: Action, now: int) -> None:
         if isinstance(action, PlaceOrder):
@@ -590,6 +591,7 @@ class ExecutionProc:
 
     def close(self) -> None:
         self._flush_metrics()
+        self.reads.flush()
         if not self._loop.is_closed() and not self._loop.is_running():
             self._loop.run_until_complete(self.aclose())
         self._sig.close()

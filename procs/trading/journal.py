@@ -1,6 +1,7 @@
 """The execution journal: SQLite (WAL, stdlib sqlite3), written before acting, HMAC-chained.
 
-Tables: intents, order_events, fills, funding, positions, risk_events, breaker_events, meta and
+Tables: intents, order_events, fills, funding, positions, risk_events, breaker_events, reads
+(what each trading step read: for replaying the run, ``procs/backtest/follow.py``), meta and
 audit. Every content row points at its audit row, and every ``meta`` write has one; each audit
 row carries HMAC(key, prev_hash + its own text) and the head is anchored in a signed checkpoint
 file (``procs/trading/audit.py``), so ``verify_audit`` detects any edit, insert, deletion or
@@ -46,7 +47,7 @@ from procs.trading.orders import Order, OrderTransition
 from procs.trading.positions import PositionBook, PositionSnapshot
 from procs.trading.risk import Refusal
 
-SCHEMA_VERSION: Final = 2  # 1: unkeyed sha256 chain, meta outside it (migrations.py)
+SCHEMA_VERSION: Final = 3  # 1: unkeyed sha256 chain, meta outside it; 2: no reads (migrations.py)
 CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
 
 _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -69,9 +70,30 @@ _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "risk_events": ("client_id", "symbol", "reason", "detail", "ts_ns"),
     "breaker_events": ("old", "new", "trigger", "detail", "ts_ns"),
+    # one row per step that read signals while it could trade: the run (its client id epoch),
+    # the newest book ring seq read so far, the signal ring seqs read, the step's clock
+    "reads": ("run_ms", "book_seq", "sig_first", "sig_last", "ts_ns"),
 }  # fmt: skip
-_INTEGER: Final = frozenset({"reduce_only", "maker"})
+_SINCE: Final = {"reads": 3}  # tables a schema added (older ones: every schema)
+_INTEGER: Final = frozenset({"reduce_only", "maker", "book_seq", "sig_first", "sig_last"})
 _UNIQUE: Final = {"intents": "client_id", "fills": "fill_id", "funding": "event_id"}
+
+
+def columns_for(version: int) -> dict[str, tuple[str, ...]]:
+    """The content tables of a schema-``version`` journal (to verify one read-only)."""
+    return {t: c for t, c in _COLUMNS.items() if _SINCE.get(t, 0) <= version}
+
+
+def table_ddl(table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for one content table (migrations add tables with it)."""
+    cols = _COLUMNS[table]
+    defs = [
+        f"{c} {'INTEGER' if c in _INTEGER or c.endswith(('_ns', '_ms')) else 'TEXT'}" for c in cols
+    ]
+    if table in _UNIQUE:
+        defs = [d + " UNIQUE" if d.split()[0] == _UNIQUE[table] else d for d in defs]
+    defs.append("audit_id INTEGER NOT NULL UNIQUE")
+    return f"CREATE TABLE IF NOT EXISTS {table}(id INTEGER PRIMARY KEY, {', '.join(defs)});"
 
 
 def _schema() -> str:
@@ -80,17 +102,7 @@ def _schema() -> str:
         "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL,"
         " kind TEXT NOT NULL, body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
     ]
-    for table, cols in _COLUMNS.items():
-        defs = [
-            f"{c} {'INTEGER' if c in _INTEGER or c.endswith(('_ns', '_ms')) else 'TEXT'}"
-            for c in cols
-        ]
-        if table in _UNIQUE:
-            defs = [d + " UNIQUE" if d.split()[0] == _UNIQUE[table] else d for d in defs]
-        defs.append("audit_id INTEGER NOT NULL UNIQUE")
-        parts.append(
-            f"CREATE TABLE IF NOT EXISTS {table}(id INTEGER PRIMARY KEY, {', '.join(defs)});"
-        )
+    parts += [table_ddl(table) for table in _COLUMNS]
     parts.append("CREATE INDEX IF NOT EXISTS order_events_cid ON order_events(client_id, id);")
     return "\n".join(parts)
 
@@ -352,6 +364,10 @@ class Journal:
             for p in legs
         ]
         self._txn(rows)
+
+    def record_reads(self, rows: Sequence[tuple[int, int, int, int, int]]) -> None:
+        """What trading steps read: (run_ms, book_seq, sig_first, sig_last, ts_ns) each."""
+        self._txn([("reads", r, r[4]) for r in rows])
 
     def record_refusal(self, r: Refusal) -> None:
         self._txn([("risk_events", (r.client_id, r.symbol, r.reason, r.detail, r.ts_ns), r.ts_ns)])

@@ -3,7 +3,10 @@
 1 → 2: the audit chain becomes HMAC-keyed and covers ``meta``. The schema-1 chain (unkeyed
 sha256) is checked first, and a journal failing it is not migrated (re-keying would launder the
 tampering). Every audit row is then re-linked with the key, every ``meta`` value gets its audit
-row, and a ``migrate`` row records the schema-1 head. A step added later appends to ``STEPS``.
+row, and a ``migrate`` row records the schema-1 head.
+
+2 → 3: the ``reads`` table (what each trading step read; ``journal.py``) is added, empty, and a
+``migrate`` row says so. A step added later appends to ``STEPS``.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def _v1_to_v2(conn: sqlite3.Connection, chain: AuditChain, columns: Columns) -> 
             )
         prev, expect = digest, expect + 1
     problems: list[Problem] = []
-    _check_content(conn, columns, problems)
+    _check_content(conn, _existing(conn, columns), problems)  # the tables schema 1 had
     if problems:
         raise JournalError(f"schema-1 journal: {problems[0].detail}: not migrating it")
     new_prev = GENESIS
@@ -83,9 +86,23 @@ def _v1_to_v2(conn: sqlite3.Connection, chain: AuditChain, columns: Columns) -> 
     _append_audit(conn, chain, "migrate", json.dumps(event, sort_keys=True, separators=(",", ":")))
 
 
+def _existing(conn: sqlite3.Connection, columns: Columns) -> Columns:
+    have = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return {t: c for t, c in columns.items() if t in have}
+
+
+def _v2_to_v3(conn: sqlite3.Connection, chain: AuditChain, columns: Columns) -> None:
+    from procs.trading.journal import table_ddl
+
+    conn.execute(table_ddl("reads"))
+    event = {"from": 2, "to": 3, "added": ["reads"]}
+    _append_audit(conn, chain, "migrate", json.dumps(event, sort_keys=True, separators=(",", ":")))
+
+
 # STEPS[v] upgrades a schema-v journal to v + 1 (inside the caller's transaction)
 STEPS: Final[dict[int, Callable[[sqlite3.Connection, AuditChain, Columns], None]]] = {
     1: _v1_to_v2,
+    2: _v2_to_v3,
 }
 
 

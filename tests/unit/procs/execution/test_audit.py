@@ -24,6 +24,7 @@ from .helpers import req
 
 KEY = bytes(range(32))
 V1_DUMP = Path(__file__).parent / "data" / "journal_v1.sql"
+V2_DUMP = Path(__file__).parent / "data" / "journal_v2.sql"
 
 
 def sql(path: Path, *queries: str) -> None:
@@ -279,8 +280,8 @@ def test_migration_from_schema_1_keeps_every_row_and_chains_meta(path):
     assert kinds[:13] == ["intents", "order_events", "fills"] * 3 + [
         "funding", "positions", "risk_events", "breaker_events",
     ]  # fmt: skip
-    assert kinds.count("meta") == 3
-    assert kinds[-2:] == ["migrate", "meta"]
+    assert kinds.count("meta") == 4  # schema 1's two, then schema_version 2 and 3
+    assert kinds[-4:] == ["migrate", "meta", "migrate", "meta"]
     assert (len(rec.orders), rec.fills_total, len(rec.funding)) == (3, 3, 1)
     assert list(path.parent.glob("journal.sqlite.schema1-*.bak"))
 
@@ -315,6 +316,42 @@ def test_migration_schema_1_chain_recomputed_is_still_checked(path):
 
     with pytest.raises(JournalError, match="audit id 2"):
         Journal.open(path, KEY)
+
+
+def test_migration_from_schema_2_adds_reads_and_keeps_the_chain(path):
+    with closing(sqlite3.connect(path)) as c:
+        c.executescript(V2_DUMP.read_text())
+
+    j = Journal.open(path, KEY)
+    j.record_reads([(1, 7, 6, 8, 1_700_000_000_000_000_100)])
+    report = j.verify_audit()
+    rec = j.recover(hedge=False)
+    j.close()
+
+    assert report.ok, report.problem
+    assert (len(rec.orders), rec.fills_total) == (2, 2)
+    with closing(sqlite3.connect(path)) as c:
+        meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
+        kinds = [k for (k,) in c.execute("SELECT kind FROM audit ORDER BY id")]
+        migrated = c.execute("SELECT body FROM audit WHERE kind = 'migrate'").fetchone()[0]
+        reads = c.execute("SELECT run_ms, book_seq, sig_first, sig_last, ts_ns FROM reads")
+        assert reads.fetchall() == [(1, 7, 6, 8, 1_700_000_000_000_000_100)]
+    assert meta["schema_version"] == str(SCHEMA_VERSION) == "3"
+    assert kinds[-3:] == ["migrate", "meta", "reads"]
+    assert json.loads(migrated) == {"added": ["reads"], "from": 2, "to": 3}
+    assert list(path.parent.glob("journal.sqlite.schema2-*.bak"))
+
+
+def test_a_read_row_edited_after_the_fact_is_detected(path):
+    j = Journal.open(path, KEY)
+    j.record_reads([(1, 7, 6, 8, 100), (1, 9, 9, 9, 200)])
+    j.close()
+    sql(path, "UPDATE reads SET sig_last = 7 WHERE sig_first = 6")
+
+    ok, text = verdict(path)
+
+    assert not ok
+    assert "reads row differs" in text
 
 
 def test_migration_newer_schema_is_refused(path):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
-from procs.trading.journal import Journal
+from procs.trading.journal import SCHEMA_VERSION, Journal
 from procs.trading.model import (
     Fill,
     FundingEvent,
@@ -239,7 +239,7 @@ def test_journal_reopen_continues_the_chain(path):
 def test_journal_foreign_schema_version_refused(path):
     Journal.open(path).close()
     sql(path, "UPDATE meta SET value='99' WHERE key='schema_version'")
-    with pytest.raises(JournalError, match="schema 99, expected 2"):
+    with pytest.raises(JournalError, match=f"schema 99, expected {SCHEMA_VERSION}"):
         Journal.open(path)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
-from procs.trading.journal import Journal
+from procs.trading.journal import SCHEMA_VERSION, Journal
 from procs.trading.model import JournalError
 
 
@@ -41,7 +41,7 @@ def test_journal_open_new_path_creates_a_checked_journal(path):
     again = Journal.open(path)
 
     assert again.count("audit") == 1  # schema_version's own audit row (the chain covers meta)
-    assert again.get_meta("schema_version") == "2"
+    assert again.get_meta("schema_version") == str(SCHEMA_VERSION)
     assert again.verify_audit().ok
     again.close()
 
@@ -121,7 +121,7 @@ def test_journal_open_other_schema_version_raises(path):
         c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
         c.commit()
 
-    with pytest.raises(JournalError, match="schema 99, expected 2"):
+    with pytest.raises(JournalError, match=f"schema 99, expected {SCHEMA_VERSION}"):
         Journal.open(path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from decimal import Decimal
 
 import pytest
@@ -337,3 +338,40 @@ def test_proc_refused_cancel_is_queried_and_retried_once_per_timeout(rig):
     rig.run()
     assert rig.venue.cancels == [req.client_id, req.client_id]
     assert rig.proc.tracker.get(req.client_id).status is OrderStatus.CANCELED
+
+
+def _seq(records, seq):
+    records["seq"] = seq  # as ingest numbers books (features and inference copy it)
+    return records
+
+
+def test_proc_journals_what_each_trading_step_read(tmp_path, ns):
+    r = make_rig(tmp_path, ns)
+    try:
+        ts = r.now() - 100_000
+        r.book_w.publish(_seq(book_records(59999.9, 60000.1, ts), 1))
+        r.sig_w.publish(_seq(sig_records(0.5, 60000.0, ts), 1))
+        r.run(1)  # read before the first reconciliation: not a trading step, no row
+        assert reconciled(r)
+        ts = r.now() - 100_000
+        r.book_w.publish(_seq(book_records(59999.9, 60000.1, ts), 2))
+        r.sig_w.publish(_seq(sig_records(0.5, 60000.0, ts), 2))
+        r.run(1)
+        first = r.now()
+        r.advance(0.01)
+        ts = r.now() - 100_000
+        r.book_w.publish(_seq(book_records(59999.9, 60000.1, ts), 3))
+        r.book_w.publish(_seq(book_records(59999.8, 60000.0, ts + 1), 4))
+        r.sig_w.publish(_seq(sig_records(0.6, 60000.0, ts), 3))
+        r.sig_w.publish(_seq(sig_records(0.6, 59999.9, ts + 1), 4))
+        r.run(1)  # both books and both signals in one step
+        second = r.now()
+        run_ms = r.proc.reads.run_ms
+    finally:
+        r.close()  # flushes what housekeeping had not yet written
+    with sqlite3.connect(tmp_path / "j.sqlite") as c:
+        rows = c.execute(
+            "SELECT run_ms, book_seq, sig_first, sig_last, ts_ns FROM reads ORDER BY id"
+        ).fetchall()
+    assert run_ms > 0
+    assert rows == [(run_ms, 2, 2, 2, first), (run_ms, 4, 3, 4, second)]

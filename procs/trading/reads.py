@@ -1,0 +1,47 @@
+"""What execution's trading steps read, for the journal's ``reads`` table.
+
+One row per step that read signals while it could trade: the run (the client id generator's
+epoch, new at each start), the seq of the newest book read so far, the first and last signal
+seq read, and the step's clock (the ``now`` its decisions used). A backtest replays the run's
+steps from them (``procs/backtest/follow.py``): the same signals, read in the same batches, at
+the same moments, against the same books. Rows are kept in memory and journaled in one
+transaction at most every ``reads_flush_s`` (off the per-signal path), and at close.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from procs.trading.journal import Journal
+from shm.records import Records
+
+__all__ = ["ReadLog"]
+
+NS: Final = 1_000_000_000
+
+
+class ReadLog:
+    """Rows for the ``reads`` table; ``flush_s`` 0: nothing is recorded."""
+
+    def __init__(self, journal: Journal, flush_s: float) -> None:
+        self._journal = journal
+        self._flush_ns = int(flush_s * NS)
+        self._rows: list[tuple[int, int, int, int, int]] = []
+        self._due = 0
+        self.run_ms = 0  # the run's client id epoch (set once execution has opened)
+        self.book_seq = 0  # the newest book read
+
+    def note(self, sigs: Records, now: int) -> None:
+        """A trading step read ``sigs`` (after its decisions: flushing here delays none)."""
+        if not self._flush_ns:
+            return
+        seq = sigs["seq"]
+        self._rows.append((self.run_ms, self.book_seq, int(seq[0]), int(seq[-1]), now))
+        if now >= self._due:
+            self._due = now + self._flush_ns
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self._journal.record_reads(rows)
