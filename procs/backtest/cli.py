@@ -22,7 +22,9 @@ import numpy as np
 from procs._config import EXIT_CONFIG, ConfigError, decode_section, load_env, read_toml
 from procs.backtest.compare import compare_journal, parity
 from procs.backtest.config import BacktestConfig
+from procs.backtest.follow import follow_live
 from procs.backtest.latency import LatencyError, make_latency
+from procs.backtest.livejournal import FollowError, LiveRun
 from procs.backtest.replay import ReplayError, load_market
 from procs.backtest.report import write_report
 from procs.backtest.run import run_execution, scratch_dir
@@ -199,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     checks = parity(market, feats, sigs)
     if args.compare_journal:
-        checks["journal"] = compare_journal(args.compare_journal, result.intents)
+        checks["journal"] = _compare(args.compare_journal, exe_c, bt, market, sigs, result)
     summary = write_report(
         out,
         market=market,
@@ -215,10 +217,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _compare(
+    journal: str,
+    exe_c: ExecutionConfig,
+    bt: BacktestConfig,
+    market: Any,
+    sigs: np.ndarray,
+    result: Any,
+) -> dict[str, Any]:
+    """The live journal's intents against the backtest's: replaying the live run's steps with
+    its venue's answers where the journal recorded them (``follow``), else the run's own."""
+    try:
+        live = LiveRun.load(journal)
+    except FollowError as exc:
+        out = compare_journal(journal, result.intents)
+        out["note"] = f"{exc}: compared with the backtest's own timing and matching"
+        return out
+    with tempfile.TemporaryDirectory(prefix="bitrader-follow-", dir=scratch_dir()) as work:
+        f = follow_live(exe_c, bt, live, market.books, sigs, work_dir=Path(work))
+    out = compare_journal(journal, f.intents, followed=True, outside_ns=f.outside_ns)
+    out["replay"] = f.describe()
+    return out
+
+
 def _only(c: ExecutionConfig, symbols: Sequence[Any]) -> ExecutionConfig:
+    """``symbols`` only; no ``reads`` rows (an audited row per step: a backtest needs none)."""
     import msgspec
 
-    return msgspec.structs.replace(c, symbols=list(symbols))
+    journal = msgspec.structs.replace(c.journal, reads_flush_s=0.0)
+    return msgspec.structs.replace(c, symbols=list(symbols), journal=journal)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,20 +3,28 @@ recorded in the capture, and its order intents against a live execution journal.
 
 Records are matched on the book that caused them (``symbol_id``, ``ts_event_ns``,
 ``ts_recv_ns``) and compared bit for bit on every field the live code computes; the publish
-stamps (``ts_feat_ns``, ``ts_sig_ns``: the live wall clock) are not. Intents are matched on the
-tick that caused them (symbol, the tick's ``ts_recv_ns``, then their order) and compared on
-what the order asks for; client ids (made from the start time) and send times are not.
+stamps (``ts_feat_ns``, ``ts_sig_ns``: the live wall clock) are not.
+
+An intent's identity is the signal that caused it (symbol, the tick's ``ts_event_ns`` and
+``ts_recv_ns``) and its place among that signal's intents (journal order); it is compared on
+what the order asks for (``INTENT_FIELDS``: side, type, time in force, quantity, price,
+reduce-only, position side, tag) and, when the live run's steps were replayed
+(``procs.backtest.follow``), also on its client id and the moment it was decided (the step's
+clock, ``ts_ns``): the same decision at the same step gets the same id. Send times
+(``ts_order_ns``: when the order left, after the journal write) are not compared.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from procs.backtest.livejournal import intent_key, live_intents
 from procs.backtest.replay import Market
 from shm.records import Records
 
@@ -24,7 +32,10 @@ __all__ = ["compare_journal", "compare_records", "parity"]
 
 FEAT_FIELDS: Final = ("seq", "flags", "mid", "x")
 SIG_FIELDS: Final = ("seq", "flags", "mid", "score", "model_version")
-INTENT_FIELDS: Final = ("side", "order_type", "tif", "qty", "price", "reduce_only", "tag")
+INTENT_FIELDS: Final = (
+    "side", "order_type", "tif", "qty", "price", "reduce_only", "position_side", "tag",
+)  # fmt: skip
+FOLLOWED_FIELDS: Final = ("client_id", "ts_ns")  # compared when the live steps were replayed
 SHOWN: Final = 50  # differences listed per check (all are counted)
 
 
@@ -103,41 +114,6 @@ def parity(market: Market, feats: Records, sigs: Records) -> dict[str, Any]:
     return out
 
 
-def live_intents(path: str | Path) -> list[dict[str, Any]]:
-    """Every intent of a live journal, in the order it was written."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such journal")
-    conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT client_id, symbol, side, order_type, tif, qty, price, reduce_only, tag, "
-            "ts_event_ns, ts_recv_ns, ts_order_ns FROM intents ORDER BY id"
-        ).fetchall()
-    finally:
-        conn.close()
-    cols = (
-        "client_id",
-        "symbol",
-        "side",
-        "order_type",
-        "tif",
-        "qty",
-        "price",
-        "reduce_only",
-        "tag",
-        "ts_event_ns",
-        "ts_recv_ns",
-        "ts_order_ns",
-    )
-    out = []
-    for r in rows:
-        d = dict(zip(cols, r, strict=True))
-        d["reduce_only"] = bool(d["reduce_only"])
-        out.append(d)
-    return out
-
-
 def _norm(v: Any) -> Any:
     if isinstance(v, str):
         try:
@@ -147,10 +123,13 @@ def _norm(v: Any) -> Any:
     return v
 
 
-def _keyed(intents: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str, Any]]:
-    out: dict[tuple[str, int, int], dict[str, Any]] = {}
+Key = tuple[str, int, int, int]
+
+
+def _keyed(intents: Iterable[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    out: dict[Key, dict[str, Any]] = {}
     for it in intents:
-        base = (str(it["symbol"]), int(it["ts_recv_ns"]))
+        base = intent_key(it)
         n = 0
         while (*base, n) in out:
             n += 1
@@ -158,41 +137,57 @@ def _keyed(intents: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str
     return out
 
 
-def compare_journal(path: str | Path, ours: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every difference between the live journal's intents and the backtest's."""
+def compare_journal(
+    path: str | Path,
+    ours: list[dict[str, Any]],
+    *,
+    followed: bool = False,
+    outside_ns: Iterable[int] = (),
+) -> dict[str, Any]:
+    """Every difference between the live journal's intents and the backtest's.
+
+    ``followed``: the backtest replayed the live run's steps (compare client ids and decision
+    times too). ``outside_ns``: the clocks of live steps the capture could not replay; live
+    intents decided at them are listed apart (``live_outside_capture``), not as differences."""
     try:
         live = live_intents(path)
     except (OSError, sqlite3.Error) as exc:
         return {"error": f"{path}: not a readable execution journal ({exc})"}
+    skip = set(outside_ns)
+    apart = [it for it in live if int(it["ts_ns"]) in skip]
+    live = [it for it in live if int(it["ts_ns"]) not in skip]
+    fields = INTENT_FIELDS + (FOLLOWED_FIELDS if followed else ())
     lk, ok = _keyed(live), _keyed(ours)
     diffs: list[str] = []
     same = 0
     for key in sorted(set(lk) | set(ok)):
         a, b = lk.get(key), ok.get(key)
-        where = f"{key[0]} tick ts_recv_ns {key[1]} #{key[2]}"
+        where = f"{key[0]} tick ts_event_ns {key[1]} ts_recv_ns {key[2]} #{key[3]}"
         if b is None:
             assert a is not None
             diffs.append(f"only live: {where} {a['client_id']} {_brief(a)}")
         elif a is None:
             diffs.append(f"only backtest: {where} {b['client_id']} {_brief(b)}")
         else:
-            fs = [
-                f"{f} live={a[f]} backtest={b[f]}"
-                for f in INTENT_FIELDS
-                if _norm(a[f]) != _norm(b[f])
-            ]
+            fs = [f"{f} live={a[f]} backtest={b[f]}" for f in fields if _norm(a[f]) != _norm(b[f])]
             if fs:
                 diffs.append(f"differs: {where} {a['client_id']}: {'; '.join(fs)}")
             else:
                 same += 1
     return {
         "journal": str(path),
+        "followed": followed,
+        "fields": list(fields),
         "live_intents": len(live),
         "backtest_intents": len(ours),
         "matching": same,
+        "live_outside_capture": [f"{it['client_id']} {_brief(it)}" for it in apart],
         "differences": diffs,
     }
 
 
 def _brief(it: dict[str, Any]) -> str:
-    return f"{it['side']} {it['qty']} @ {it['price']} {it['tif']} ro={it['reduce_only']}"
+    return (
+        f"{it['side']} {it['qty']} @ {it['price']} {it['tif']} ro={it['reduce_only']} "
+        f"decided ts_ns {it['ts_ns']}"
+    )

@@ -150,6 +150,7 @@ def run_execution(
         result.intents = _intents(proc)
         loop.run_until_complete(proc.aclose())
     finally:
+        proc.reads.flush()  # journal.reads_flush_s > 0: the run can itself be followed
         proc.journal.close()
         loop.close()
     return result
@@ -302,10 +303,12 @@ def _intents(proc: ExecutionProc) -> list[dict[str, Any]]:
                 "qty": str(r.qty),
                 "price": None if r.price is None else str(r.price),
                 "reduce_only": r.reduce_only,
+                "position_side": str(r.position_side),
                 "tag": r.tag,
                 "ts_event_ns": r.stamps.ts_event_ns,
                 "ts_recv_ns": r.stamps.ts_recv_ns,
                 "ts_order_ns": r.ts_order_ns,
+                "ts_ns": o.ts_created_ns,
                 "status": str(o.status),
                 "filled_qty": str(o.filled_qty),
             }
