@@ -18,6 +18,8 @@ of the capture, or before its start) is not replayed and is counted.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -44,6 +46,7 @@ __all__ = ["FollowResult", "follow_live"]
 
 NS: Final = 1_000_000_000
 MS: Final = 1_000_000
+STEP, WAKE, FUNDING = 0, 1, 2  # same-time order: the step the live process took, then the rest
 NEVER_S: Final = 1e9  # reconcile_interval_s of the replay: only the start-up pass
 _OPEN_STATUS: Final = {OrderStatus.ACKED: "NEW", OrderStatus.PART_FILLED: "PART_FILLED"}
 
@@ -57,6 +60,7 @@ class FollowResult:
     unmatched_orders: int = 0  # orders the live run did not send
     runs: int = 0
     round_trip_ns: int = 0
+    breaker: dict[str, int] = field(default_factory=dict)  # transitions journaled, each side
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -66,6 +70,7 @@ class FollowResult:
             "runs": self.runs,
             "orders_without_live_twin": self.unmatched_orders,
             "median_live_round_trip_ns": self.round_trip_ns,
+            "breaker_transitions": self.breaker,
         }
 
 
@@ -142,7 +147,6 @@ class _Follow:
     def run(self) -> FollowResult:
         try:
             self._replay()
-            self.res.intents = _intents(self._p()) if self.proc is not None else []
             self.res.unmatched_orders = len(self.venue.unmatched)
         finally:
             self._stop()
@@ -154,22 +158,49 @@ class _Follow:
         t_ex = np.minimum(b["ts_event_ns"], b["ts_recv_ns"]).tolist()
         rows = b.tolist()
         sid_i = BOOK_V1.names.index("symbol_id") if BOOK_V1.names else 0
+        # the recorded steps, and moments that are not steps: live breaker transitions (a
+        # housekeeping then, so a time-driven trip happens when it did live) and funding
+        todo: list[tuple[int, int, int, Any]] = []
+        t_read = 0
+        for n, r in enumerate(self.live.reads):  # in journal order (a wall clock may step back)
+            t_read = max(t_read, r.ts_ns)
+            todo.append((t_read, STEP, n, r))
+        todo += [(t, WAKE, n, None) for n, (t, *_) in enumerate(self.live.breaker)]
+        todo += [(f.ts_ns, FUNDING, n, f) for n, f in enumerate(self.live.funding)]
+        todo.sort(key=lambda x: (x[0], x[1], x[2]))
+        first = self.live.reads[0].ts_ns
         i, run_ms = 0, None
-        for r in self.live.reads:
-            if r.run_ms != run_ms:
-                run_ms = r.run_ms
+        for t, kind, _, what in todo:
+            if kind != STEP and (self.proc is None or t < first):
+                continue  # before the first recorded step: that run's start-up is not replayed
+            if kind == STEP and what.run_ms != run_ms:
+                run_ms = what.run_ms
                 while i < len(t_ex) and t_ex[i] <= run_ms * MS:  # the venue's market so far
                     self._exchange_book(rows[i], sid_i, t_ex[i])
                     i += 1
                 self._start(run_ms)
-            while i < len(t_ex) and t_ex[i] <= r.ts_ns:
+            while i < len(t_ex) and t_ex[i] <= t:
                 self._advance(t_ex[i])
                 self._exchange_book(rows[i], sid_i, t_ex[i])
                 i += 1
-            self._advance(r.ts_ns)
-            self._step(r)
+            self._advance(t)
+            if kind == STEP:
+                self._step(what)
+            elif kind == WAKE:
+                self.clock.now = max(self.clock.now, t)
+                self._p().housekeeping(self.clock.now)
+                self._pump()
+            else:
+                self._p().on_funding(what)
         last = self.live.reads[-1].ts_ns
         self._advance(last + 10 * NS)  # answers still due come back
+        self.res.intents = _intents(self._p())  # every run's: they share the journal
+        self.res.breaker = {"live": len(self.live.breaker), "backtest": self._breaker_rows()}
+
+    def _breaker_rows(self) -> int:
+        self._stop()
+        with closing(sqlite3.connect(self.work / "journal.sqlite")) as c:
+            return int(c.execute("SELECT COUNT(*) FROM breaker_events").fetchone()[0])
 
     def _exchange_book(self, row: tuple[Any, ...], sid_i: int, t: int) -> None:
         s = self.sym.get(row[sid_i])

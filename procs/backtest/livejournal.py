@@ -72,6 +72,7 @@ class LiveRun:
     intents: list[dict[str, Any]]
     answers: dict[str, list[Answer]] = field(default_factory=dict)  # per live client id
     funding: list[FundingEvent] = field(default_factory=list)
+    breaker: list[tuple[int, str, str, str]] = field(default_factory=list)  # (ts, old, new, why)
 
     @property
     def runs(self) -> list[int]:
@@ -144,6 +145,10 @@ class LiveRun:
             for r in conn.execute(
                 "SELECT event_id, symbol, position_side, amount, ts_ns FROM funding ORDER BY id"
             )
+        ]
+        run.breaker = [
+            (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
+            for r in conn.execute("SELECT ts_ns, old, new, trigger FROM breaker_events ORDER BY id")
         ]
         return run
 

@@ -130,7 +130,7 @@ def test_a_step_read_at_another_moment_changes_what_the_replay_decides(live, tmp
 
     got = _follow(live, p, tmp_path)
 
-    assert any(first["client_id"] in d and "ts_ns live=" in d for d in got["differences"])
+    assert any(first["client_id"] in d for d in got["differences"])
 
 
 def test_a_journal_without_reads_cannot_be_followed(live, tmp_path):
