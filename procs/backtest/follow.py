@@ -47,7 +47,7 @@ __all__ = ["FollowResult", "follow_live"]
 NS: Final = 1_000_000_000
 MS: Final = 1_000_000
 STEP, WAKE, FUNDING = 0, 1, 2  # same-time order: the step the live process took, then the rest
-NEVER_S: Final = 1e9  # reconcile_interval_s of the replay: only the start-up pass
+NEVER_S: Final = 1e9  # the replay's reconcile interval and retry: only the start-up pass
 _OPEN_STATUS: Final = {OrderStatus.ACKED: "NEW", OrderStatus.PART_FILLED: "PART_FILLED"}
 
 
@@ -88,6 +88,7 @@ def follow_live(
     c = msgspec.structs.replace(
         config,
         reconcile_interval_s=NEVER_S,
+        reconcile_retry_s=NEVER_S,  # the first pass is due this long after the start
         publish_events=False,
         journal=msgspec.structs.replace(config.journal, reads_flush_s=0.0),
     )
