@@ -16,14 +16,14 @@ from typing import Any
 import msgspec
 import pytest
 
-from procs.backtest.cli import load_configs
+from procs.backtest.cli import _recorded_latency, load_configs, main
 from procs.backtest.compare import compare_journal
 from procs.backtest.follow import follow_live
 from procs.backtest.latency import make_latency
 from procs.backtest.livejournal import FollowError, LiveRun
 from procs.backtest.replay import load_market
 from procs.backtest.run import run_execution
-from procs.backtest.signals import compute_signals
+from procs.backtest.signals import compute_signals, live_batches
 from procs.ml.simcapture import write_sim_capture
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -40,16 +40,24 @@ response_s = 0.001
 def live(tmp_path_factory) -> dict[str, Any]:
     """A run with reads recorded: its journal, and the market and signals it traded on."""
     d = tmp_path_factory.mktemp("follow")
-    write_sim_capture(d / "cap", 11, 20.0)
+    write_sim_capture(d / "cap", 11, 10.0)
     cfg = d / "bt.toml"
     cfg.write_text((ROOT / "configs" / "demo.toml").read_text() + BACKTEST)
     feat_c, inf_c, exe_c, bt = load_configs(str(cfg))
     market = load_market([d / "cap"])
+    # the signals exactly as `bitrader backtest` computes them without a model file
+    f, g = market.feat, market.sig
+    feat_ns = _recorded_latency(f["ts_feat_ns"], f["ts_recv_ns"], bt.feat_latency_default_s)
+    sig_ns = _recorded_latency(g["ts_sig_ns"], g["ts_feat_ns"], bt.sig_latency_default_s)
     _, sigs = compute_signals(
         market.books, market.trades, n_symbols=feat_c.n_symbols,
         mark_degenerate_stale=feat_c.mark_degenerate_stale, model=None,
-        batch_max=inf_c.batch_max, feat_latency_ns=50_000, sig_latency_ns=100_000,
-        chunk_books=4096,
+        batch_max=inf_c.batch_max,
+        feat_latency_ns=feat_ns, sig_latency_ns=sig_ns,
+        chunk_books=bt.chunk_books,
+        feat_batches=live_batches(market.books, f, "ts_feat_ns"),
+        sig_batches=live_batches(market.books, g, "ts_sig_ns"),
+        recorded=g,
     )  # fmt: skip
     assert exe_c.journal.reads_flush_s > 0  # recorded, as live execution does by default
     work = d / "live"
@@ -79,6 +87,7 @@ def test_following_a_runs_steps_gives_its_intents_one_for_one(live, tmp_path):
     assert "ts_ns" in got["fields"]
     assert got["replay"]["steps_outside_capture"] == 0
     assert got["replay"]["orders_without_live_twin"] == 0
+    assert _follow(live, live["journal"], tmp_path / "again") == got  # deterministic
 
 
 def _edited(live: dict[str, Any], tmp_path: Path, *queries: str, name: str = "edited") -> Path:
@@ -152,3 +161,20 @@ def test_reads_off_records_none(live, tmp_path):
     with sqlite3.connect(tmp_path / "journal.sqlite") as c:
         assert c.execute("SELECT COUNT(*) FROM reads").fetchone() == (0,)
         assert c.execute("SELECT COUNT(*) FROM intents").fetchone()[0] > 0
+
+
+def test_the_cli_prints_every_difference_of_an_edited_journal(live, tmp_path, capsys):
+    cid = live["intents"][2]["client_id"]
+    p = _edited(live, tmp_path, f"UPDATE intents SET qty = '7' WHERE client_id = '{cid}'")
+    args = ["--captures", str(live["dir"] / "cap"), "--config", str(live["dir"] / "bt.toml"),
+            "--model", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "out")]  # fmt: skip
+
+    assert main([*args, "--compare-journal", str(live["journal"])]) == 0
+    clean = capsys.readouterr().err
+    assert main([*args, "--compare-journal", str(p)]) == 0
+    err = capsys.readouterr().err
+
+    assert "difference" not in clean
+    assert "1 difference(s) from the live journal:" in err
+    assert "  differs: " in err
+    assert f"{cid}: qty live=7 backtest=" in err
