@@ -195,7 +195,7 @@ class ExecutionProc:
         n = 0
         books = self._book.poll(self._c.batch_max)
         if len(books):
-            self.reads.book_seq = int(books["seq"][-1])
+            self.reads.books = books
             self._on_books(books)
             n += len(books)
         sigs = self._sig.poll(self._c.batch_max)

@@ -21,27 +21,37 @@ NS: Final = 1_000_000_000
 
 
 class ReadLog:
-    """Rows for the ``reads`` table; ``flush_s`` 0: nothing is recorded."""
+    """Rows for the ``reads`` table; ``flush_s`` 0: nothing is recorded.
+
+    The hot path only keeps references (``poll`` answers private copies that are never
+    written again); the seqs are read out when the rows are written."""
 
     def __init__(self, journal: Journal, flush_s: float) -> None:
         self._journal = journal
         self._flush_ns = int(flush_s * NS)
-        self._rows: list[tuple[int, int, int, int, int]] = []
+        self._pending: list[tuple[int, Records | None, Records, int]] = []
         self._due = 0
         self.run_ms = 0  # the run's client id epoch (set once execution has opened)
-        self.book_seq = 0  # the newest book read
+        self.books: Records | None = None  # the newest batch of books read
 
     def note(self, sigs: Records, now: int) -> None:
         """A trading step read ``sigs`` (after its decisions: flushing here delays none)."""
         if not self._flush_ns:
             return
-        seq = sigs["seq"]
-        self._rows.append((self.run_ms, self.book_seq, int(seq[0]), int(seq[-1]), now))
+        self._pending.append((self.run_ms, self.books, sigs, now))
         if now >= self._due:
             self._due = now + self._flush_ns
             self.flush()
 
     def flush(self) -> None:
-        if self._rows:
-            rows, self._rows = self._rows, []
-            self._journal.record_reads(rows)
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._journal.record_reads([_row(*p) for p in pending])
+
+
+def _row(
+    run_ms: int, books: Records | None, sigs: Records, now: int
+) -> tuple[int, int, int, int, int]:
+    book_seq = 0 if books is None else int(books["seq"][-1])
+    seq = sigs["seq"]
+    return run_ms, book_seq, int(seq[0]), int(seq[-1]), now
