@@ -9,6 +9,7 @@ own timing (docs/backtest.md "Parity with live").
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ class FollowError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LiveRead:
-    """One trading step of the live run (a ``reads`` row)."""
+    """One trading step of the live run (from a ``reads`` row)."""
 
     run_ms: int
     book_seq: int
@@ -104,7 +105,7 @@ class LiveRun:
                 return cls._read(p, conn)
             finally:
                 conn.close()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError, TypeError) as exc:
             raise FollowError(f"{p}: not a readable execution journal ({exc})") from None
 
     @classmethod
@@ -116,10 +117,9 @@ class LiveRun:
                 f"replayed"
             )
         reads = [
-            LiveRead(*map(int, r))
-            for r in conn.execute(
-                "SELECT run_ms, book_seq, sig_first, sig_last, ts_ns FROM reads ORDER BY id"
-            )
+            LiveRead(int(run_ms), *map(int, step))
+            for run_ms, steps in conn.execute("SELECT run_ms, steps FROM reads ORDER BY id")
+            for step in json.loads(steps)
         ]
         if not reads:
             raise FollowError(f"{p}: no reads recorded (execution never traded, or ran with "

@@ -70,12 +70,15 @@ _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "risk_events": ("client_id", "symbol", "reason", "detail", "ts_ns"),
     "breaker_events": ("old", "new", "trigger", "detail", "ts_ns"),
-    # one row per step that read signals while it could trade: the run (its client id epoch),
-    # the newest book ring seq read so far, the signal ring seqs read, the step's clock
-    "reads": ("run_ms", "book_seq", "sig_first", "sig_last", "ts_ns"),
+    # what the steps that read signals while they could trade acted on, a batch a row (one
+    # audited row per flush, not per step: an audit row costs ~30 us): the run (its client id
+    # epoch), then ``steps``, a JSON array of [book_seq, sig_first, sig_last, ts_ns] per step
+    # (the newest book ring seq read so far, the signal ring seqs read, the step's clock);
+    # ts_ns: the last step's clock (procs/trading/reads.py)
+    "reads": ("run_ms", "steps", "ts_ns"),
 }  # fmt: skip
 _SINCE: Final = {"reads": 3}  # tables a schema added (older ones: every schema)
-_INTEGER: Final = frozenset({"reduce_only", "maker", "book_seq", "sig_first", "sig_last"})
+_INTEGER: Final = frozenset({"reduce_only", "maker"})
 _UNIQUE: Final = {"intents": "client_id", "fills": "fill_id", "funding": "event_id"}
 
 
@@ -365,9 +368,11 @@ class Journal:
         ]
         self._txn(rows)
 
-    def record_reads(self, rows: Sequence[tuple[int, int, int, int, int]]) -> None:
-        """What trading steps read: (run_ms, book_seq, sig_first, sig_last, ts_ns) each."""
-        self._txn([("reads", r, r[4]) for r in rows])
+    def record_reads(self, run_ms: int, steps: Sequence[tuple[int, int, int, int]]) -> None:
+        """What trading steps read, in one row: (book_seq, sig_first, sig_last, ts_ns) each."""
+        if steps:
+            text = json.dumps([list(x) for x in steps], separators=(",", ":"))
+            self._txn([("reads", (run_ms, text, steps[-1][3]), steps[-1][3])])
 
     def record_refusal(self, r: Refusal) -> None:
         self._txn([("risk_events", (r.client_id, r.symbol, r.reason, r.detail, r.ts_ns), r.ts_ns)])

@@ -1,11 +1,12 @@
 """What execution's trading steps read, for the journal's ``reads`` table.
 
-One row per step that read signals while it could trade: the run (the client id generator's
-epoch, new at each start), the seq of the newest book read so far, the first and last signal
-seq read, and the step's clock (the ``now`` its decisions used). A backtest replays the run's
+For each step that read signals while it could trade: the seq of the newest book read so far,
+the first and last signal seq read, and the step's clock (the ``now`` its decisions used), with
+the run (the client id generator's epoch, new at each start). A backtest replays the run's
 steps from them (``procs/backtest/follow.py``): the same signals, read in the same batches, at
-the same moments, against the same books. Rows are kept in memory and journaled in one
-transaction at most every ``reads_flush_s`` (off the per-signal path), and at close.
+the same moments, against the same books. The hot path only keeps references; at most every
+``reads_flush_s``, and at close, the steps since the last flush become one audited row (an
+audit row costs ~30 us: one per step would stall the loop for milliseconds a second).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ReadLog:
     def __init__(self, journal: Journal, flush_s: float) -> None:
         self._journal = journal
         self._flush_ns = int(flush_s * NS)
-        self._pending: list[tuple[int, Records | None, Records, int]] = []
+        self._pending: list[tuple[Records | None, Records, int]] = []
         self._due = 0
         self.run_ms = 0  # the run's client id epoch (set once execution has opened)
         self.books: Records | None = None  # the newest batch of books read
@@ -38,7 +39,7 @@ class ReadLog:
         """A trading step read ``sigs`` (after its decisions: flushing here delays none)."""
         if not self._flush_ns:
             return
-        self._pending.append((self.run_ms, self.books, sigs, now))
+        self._pending.append((self.books, sigs, now))
         if now >= self._due:
             self._due = now + self._flush_ns
             self.flush()
@@ -46,12 +47,10 @@ class ReadLog:
     def flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, []
-            self._journal.record_reads([_row(*p) for p in pending])
+            self._journal.record_reads(self.run_ms, [_step(*p) for p in pending])
 
 
-def _row(
-    run_ms: int, books: Records | None, sigs: Records, now: int
-) -> tuple[int, int, int, int, int]:
+def _step(books: Records | None, sigs: Records, now: int) -> tuple[int, int, int, int]:
     book_seq = 0 if books is None else int(books["seq"][-1])
     seq = sigs["seq"]
-    return run_ms, book_seq, int(seq[0]), int(seq[-1]), now
+    return book_seq, int(seq[0]), int(seq[-1]), now

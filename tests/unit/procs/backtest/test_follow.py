@@ -8,6 +8,7 @@ makes the comparison name each edit.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -132,10 +133,14 @@ def test_a_missing_and_an_extra_intent_are_listed(live, tmp_path):
 def test_a_step_read_at_another_moment_changes_what_the_replay_decides(live, tmp_path):
     # the first step that placed an order: recorded 50 ms later, its decision moves with it
     first = live["intents"][0]
-    p = _edited(
-        live, tmp_path,
-        f"UPDATE reads SET ts_ns = ts_ns + 50000000 WHERE ts_ns = {first['ts_ns']}",
-    )  # fmt: skip
+    p = _edited(live, tmp_path)
+    with sqlite3.connect(p) as c:
+        for rid, text in c.execute("SELECT id, steps FROM reads").fetchall():
+            steps = json.loads(text)
+            for step in steps:
+                if step[3] == first["ts_ns"]:
+                    step[3] += 50_000_000
+            c.execute("UPDATE reads SET steps = ? WHERE id = ?", (json.dumps(steps), rid))
 
     got = _follow(live, p, tmp_path)
 

@@ -323,7 +323,7 @@ def test_migration_from_schema_2_adds_reads_and_keeps_the_chain(path):
         c.executescript(V2_DUMP.read_text())
 
     j = Journal.open(path, KEY)
-    j.record_reads([(1, 7, 6, 8, 1_700_000_000_000_000_100)])
+    j.record_reads(1, [(7, 6, 8, 1_700_000_000_000_000_100)])
     report = j.verify_audit()
     rec = j.recover(hedge=False)
     j.close()
@@ -334,8 +334,8 @@ def test_migration_from_schema_2_adds_reads_and_keeps_the_chain(path):
         meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
         kinds = [k for (k,) in c.execute("SELECT kind FROM audit ORDER BY id")]
         migrated = c.execute("SELECT body FROM audit WHERE kind = 'migrate'").fetchone()[0]
-        reads = c.execute("SELECT run_ms, book_seq, sig_first, sig_last, ts_ns FROM reads")
-        assert reads.fetchall() == [(1, 7, 6, 8, 1_700_000_000_000_000_100)]
+        reads = c.execute("SELECT run_ms, steps, ts_ns FROM reads")
+        assert reads.fetchall() == [(1, "[[7,6,8,1700000000000000100]]", 1_700_000_000_000_000_100)]
     assert meta["schema_version"] == str(SCHEMA_VERSION) == "3"
     assert kinds[-3:] == ["migrate", "meta", "reads"]
     assert json.loads(migrated) == {"added": ["reads"], "from": 2, "to": 3}
@@ -344,9 +344,9 @@ def test_migration_from_schema_2_adds_reads_and_keeps_the_chain(path):
 
 def test_a_read_row_edited_after_the_fact_is_detected(path):
     j = Journal.open(path, KEY)
-    j.record_reads([(1, 7, 6, 8, 100), (1, 9, 9, 9, 200)])
+    j.record_reads(1, [(7, 6, 8, 100), (9, 9, 9, 200)])
     j.close()
-    sql(path, "UPDATE reads SET sig_last = 7 WHERE sig_first = 6")
+    sql(path, "UPDATE reads SET steps = '[[7,6,7,100],[9,9,9,200]]'")
 
     ok, text = verdict(path)
 

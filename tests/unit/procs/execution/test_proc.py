@@ -370,8 +370,9 @@ def test_proc_journals_what_each_trading_step_read(tmp_path, ns):
     finally:
         r.close()  # flushes what housekeeping had not yet written
     with sqlite3.connect(tmp_path / "j.sqlite") as c:
-        rows = c.execute(
-            "SELECT run_ms, book_seq, sig_first, sig_last, ts_ns FROM reads ORDER BY id"
-        ).fetchall()
+        rows = c.execute("SELECT run_ms, steps, ts_ns FROM reads ORDER BY id").fetchall()
     assert run_ms > 0
-    assert rows == [(run_ms, 2, 2, 2, first), (run_ms, 4, 3, 4, second)]
+    steps = [step for _, text, _ in rows for step in json.loads(text)]
+    assert steps == [[2, 2, 2, first], [4, 3, 4, second]]  # book, first and last signal, clock
+    assert {r[0] for r in rows} == {run_ms}
+    assert rows[-1][2] == second
