@@ -18,8 +18,6 @@ of the capture, or before its start) is not replayed and is counted.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -196,12 +194,8 @@ class _Follow:
         last = self.live.reads[-1].ts_ns
         self._advance(last + 10 * NS)  # answers still due come back
         self.res.intents = _intents(self._p())  # every run's: they share the journal
-        self.res.breaker = {"live": len(self.live.breaker), "backtest": self._breaker_rows()}
-
-    def _breaker_rows(self) -> int:
-        self._stop()
-        with closing(sqlite3.connect(self.work / "journal.sqlite")) as c:
-            return int(c.execute("SELECT COUNT(*) FROM breaker_events").fetchone()[0])
+        live = sum(t >= first for t, *_ in self.live.breaker)  # the replay starts at `first`
+        self.res.breaker = {"live": live, "backtest": self._p().journal.count("breaker_events")}
 
     def _exchange_book(self, row: tuple[Any, ...], sid_i: int, t: int) -> None:
         s = self.sym.get(row[sid_i])
