@@ -14,24 +14,26 @@ import logging
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from procs._config import EXIT_CONFIG, ConfigError, decode_section, load_env, read_toml
+from procs._config import EXIT_CONFIG, ConfigError, Env, decode_section, load_env, read_toml
 from procs.backtest.compare import compare_journal, parity
 from procs.backtest.config import BacktestConfig
 from procs.backtest.follow import follow_live
 from procs.backtest.latency import LatencyError, make_latency
 from procs.backtest.livejournal import FollowError, LiveRun
-from procs.backtest.replay import ReplayError, load_market
+from procs.backtest.replay import Market, ReplayError, load_market
 from procs.backtest.report import write_report
-from procs.backtest.run import run_execution, scratch_dir
+from procs.backtest.run import RunResult, run_execution, scratch_dir
 from procs.backtest.signals import Scorer, compute_signals, live_batches
 from procs.featurecalc.config import FeaturesConfig
 from procs.models.config import InferenceConfig
 from procs.trading.config import ExecutionConfig
+from shm.records import Records
 
 log = logging.getLogger("procs.backtest")
 
@@ -78,7 +80,16 @@ def load_configs(
     """The live sections, decoded by the live types; ``[backtest]`` when present."""
     try:
         doc = read_toml(path)
-        env = load_env(path)
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    return decode_configs(doc, path, load_env(path))
+
+
+def decode_configs(
+    doc: dict[str, Any], path: str, env: Env
+) -> tuple[FeaturesConfig, InferenceConfig, ExecutionConfig, BacktestConfig]:
+    """``load_configs`` for a parsed document (the sweep's grid points are edited documents)."""
+    try:
         feat = decode_section(doc, "features", FeaturesConfig, path=path, env=env)
         inf = decode_section(doc, "inference", InferenceConfig, path=path, env=env)
         exe = decode_section(doc, "execution", ExecutionConfig, path=path, env=env)
@@ -104,21 +115,22 @@ def load_model(path: str, batch_max: int) -> tuple[Scorer | None, str]:
     """The champion as inference loads it; (None, why) when the file does not exist."""
     if not Path(path).is_file():
         return None, f"no model at {path}: the rule scorer (procs.models.scoring.fallback_score)"
+    return load_model_bytes(Path(path).read_bytes(), path, batch_max)
+
+
+def load_model_bytes(data: bytes, source: str, batch_max: int) -> tuple[Scorer, str]:
+    """``load_model`` for bytes already read (a sweep ships its models to the workers)."""
     from procs.featurecalc.engine import FEATURES
     from procs.models.errors import ModelError
     from procs.models.model import OnnxModel
 
     try:
         m = OnnxModel.from_bytes(
-            Path(path).read_bytes(),
-            FEATURES,
-            batch_max=batch_max,
-            source=path,
-            require_promotable=True,
+            data, FEATURES, batch_max=batch_max, source=source, require_promotable=True
         )
     except ModelError as exc:
         raise BadInput(f"model refused: {exc}") from None
-    return m, f"{path} version {m.version}"
+    return m, f"{source} version {m.version}"
 
 
 def _recorded_latency(a: np.ndarray, b: np.ndarray, default_s: float) -> int:
@@ -136,25 +148,64 @@ def _progress(mode: str, total: int, desc: str) -> tuple[Callable[[int], None] |
     return bar.update, bar
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    feat_c, inf_c, exe_c, bt = load_configs(args.config)
-    symbols = [s for s in exe_c.symbols if not args.symbols or s.symbol in args.symbols]
-    if args.symbols and len(symbols) != len(args.symbols):
+Configs = tuple[FeaturesConfig, InferenceConfig, ExecutionConfig, BacktestConfig]
+
+
+@dataclass
+class Simulation:
+    """One backtest's inputs and results: what ``write_report`` and ``summarise`` take."""
+
+    market: Market
+    feats: Records
+    sigs: Records
+    result: RunResult
+    bt: BacktestConfig
+    config: ExecutionConfig
+    latency: dict[str, object]
+    model: str
+    feat_latency_ns: int
+    sig_latency_ns: int
+
+    def report_args(self, parity: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "market": self.market,
+            "result": self.result,
+            "bt": self.bt,
+            "config": self.config,
+            "latency": self.latency,
+            "model": self.model,
+            "parity": parity,
+            "feat_latency_ns": self.feat_latency_ns,
+            "sig_latency_ns": self.sig_latency_ns,
+        }
+
+
+def simulate(
+    configs: Configs,
+    captures: Sequence[str | Path],
+    *,
+    symbols: Sequence[str] | None,
+    from_ns: int | None,
+    to_ns: int | None,
+    model: tuple[Scorer | None, str],
+    progress: str,
+) -> Simulation:
+    """Replay ``captures`` through the live code: the whole backtest but its report."""
+    feat_c, inf_c, exe_c, bt = configs
+    chosen = [s for s in exe_c.symbols if not symbols or s.symbol in symbols]
+    if symbols and len(chosen) != len(symbols):
         known = [s.symbol for s in exe_c.symbols]
-        raise BadInput(f"--symbols {args.symbols}: configured symbols are {known}")
+        raise BadInput(f"--symbols {list(symbols)}: configured symbols are {known}")
     try:
         market = load_market(
-            args.captures,
-            symbol_ids=[s.symbol_id for s in symbols],
-            from_ns=parse_time(args.t_from),
-            to_ns=parse_time(args.t_to),
+            captures, symbol_ids=[s.symbol_id for s in chosen], from_ns=from_ns, to_ns=to_ns
         )
         latency = make_latency(bt.latency)
     except (ReplayError, LatencyError) as exc:
         raise BadInput(str(exc)) from None
     if market.books.size == 0:
         raise BadInput("no book records in the selected symbols and time range")
-    model, model_desc = load_model(args.model or inf_c.model_path, inf_c.batch_max)
+    scorer, model_desc = model
     feat_ns = (
         int(bt.feat_latency_s * NS)
         if bt.feat_latency_s is not None
@@ -169,15 +220,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             market.sig["ts_sig_ns"], market.sig["ts_feat_ns"], bt.sig_latency_default_s
         )
     )
-    mode = args.progress or bt.progress
     live = bt.batching == "live"
-    upd, bar = _progress(mode, market.books.size, "features")
+    upd, bar = _progress(progress, market.books.size, "features")
     feats, sigs = compute_signals(
         market.books,
         market.trades,
         n_symbols=feat_c.n_symbols,
         mark_degenerate_stale=feat_c.mark_degenerate_stale,
-        model=model,
+        model=scorer,
         batch_max=inf_c.batch_max,
         feat_latency_ns=feat_ns,
         sig_latency_ns=sig_ns,
@@ -189,32 +239,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     if bar is not None:
         bar.close()
-    upd, bar = _progress(mode, 2 * market.books.size + market.trades.size, "replay")
-    exe_c = _only(exe_c, symbols)
+    upd, bar = _progress(progress, 2 * market.books.size + market.trades.size, "replay")
+    exe_c = _only(exe_c, chosen)
     with tempfile.TemporaryDirectory(prefix="bitrader-backtest-", dir=scratch_dir()) as work:
         result = run_execution(
             exe_c, bt, latency, market.books, market.trades, sigs, work_dir=Path(work), progress=upd
         )
     if bar is not None:
         bar.close()
+    return Simulation(
+        market, feats, sigs, result, bt, exe_c, latency.describe(), model_desc, feat_ns, sig_ns
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    configs = load_configs(args.config)
+    _, inf_c, _, bt = configs
+    sim = simulate(
+        configs,
+        args.captures,
+        symbols=args.symbols,
+        from_ns=parse_time(args.t_from),
+        to_ns=parse_time(args.t_to),
+        model=load_model(args.model or inf_c.model_path, inf_c.batch_max),
+        progress=args.progress or bt.progress,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    checks = parity(market, feats, sigs)
+    checks = parity(sim.market, sim.feats, sim.sigs)
     if args.compare_journal:
-        checks["journal"] = _compare(args.compare_journal, exe_c, bt, market, sigs, result)
-    summary = write_report(
-        out,
-        market=market,
-        result=result,
-        bt=bt,
-        config=exe_c,
-        latency=latency.describe(),
-        model=model_desc,
-        parity=checks,
-        feat_latency_ns=feat_ns,
-        sig_latency_ns=sig_ns,
-    )
-    return summary
+        checks["journal"] = _compare(
+            args.compare_journal, sim.config, sim.bt, sim.market, sim.sigs, sim.result
+        )
+    return write_report(out, **sim.report_args(checks))
 
 
 def _compare(
@@ -249,6 +306,11 @@ def _only(c: ExecutionConfig, symbols: Sequence[Any]) -> ExecutionConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sweep"]:
+        from procs.backtest.sweep_cli import main as sweep_main
+
+        return sweep_main(argv[1:])
     args = _parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
