@@ -29,6 +29,9 @@ log = logging.getLogger("procs.backtest.sweep")
 
 EXIT_FAULT: Final = 1
 SCHEDULER: Final = re.compile(r"^(tcp|tls|ws|wss|inproc|ucx)://\S+$")
+# a LocalCluster's HTTP endpoints (health, metrics; the dashboard where bokeh is installed) on
+# loopback and a free port: by default the scheduler's takes 8787 on every interface
+LOOPBACK: Final = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,15 +96,13 @@ def open_client(
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise SweepError(f"--workers {n}: at least 1")
-    # worker processes talk over TCP on loopback only; threads share the client's process
-    where: dict[str, Any] = {} if threads else {"host": "127.0.0.1"}
     cluster = LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=n,
         threads_per_worker=1,
         processes=not threads,
-        dashboard_address=None,
         silence_logs=logging.WARNING,
-        **where,
+        **LOOPBACK,
+        **({} if threads else {"host": "127.0.0.1"}),  # worker processes: TCP on loopback
     )
     return Client(cluster), cluster  # type: ignore[no-untyped-call]
 

@@ -100,6 +100,9 @@ def table(rows: list[dict[str, Any]], keys: Sequence[str]) -> Any:
         col = f"param:{k}"
         if col in df:
             df[col] = _param_column(df[col].tolist())
+    for c in ("seconds", "cached"):
+        if c not in df:
+            df[c] = None
     for c in ("error", "worker", "model", "train_period", "key", "summary"):
         if c not in df:
             df[c] = None

@@ -134,7 +134,8 @@ def run_backtest(task: RunTask) -> dict[str, Any]:
         # what summary.json holds: JSON types only
         summary = json.loads(json.dumps(summary, sort_keys=True, default=str))
     except Exception as exc:  # a failed run is a row of the results, never the end of the sweep
-        log.warning("run %s failed: %s", task.key[:12], exc, exc_info=True)
+        refused = type(exc).__name__ == "BadInput"  # the backtest's own message says it all
+        log.warning("run %s failed: %s", task.key[:12], exc, exc_info=not refused)
         return {
             "key": task.key,
             "status": "failed",
