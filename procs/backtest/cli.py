@@ -1,6 +1,9 @@
 """``bitrader backtest``: replay captures through the live feature engine, scorer and execution
 process; write ``summary.json``, ``report.html`` and the run's intents and fills to ``--out``.
 
+``bitrader backtest sweep ...`` runs grids of configs over capture periods on Dask
+(``procs.backtest.sweep_cli``; ``bitrader backtest sweep --help``).
+
 Exit codes: 0 done, 1 a fault, 78 bad input (a config the live code refuses, captures with
 gaps or another schema, a model whose features differ).
 """

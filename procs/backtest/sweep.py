@@ -123,6 +123,8 @@ def prepare(spec: SweepSpec) -> Prepared:
         doc = read_toml(spec.config)
     except (GridError, ConfigError) as exc:
         raise SweepError(str(exc)) from None
+    if spec.walk_forward and spec.model is not None:
+        raise SweepError("--model: walk-forward trains each period's model itself")
     env = load_env(spec.config)
     points: list[Point] = []
     refused: list[str] = []

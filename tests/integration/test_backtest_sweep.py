@@ -75,7 +75,9 @@ def two_days(captures: Path, tmp_path: Path) -> Path:
     return d
 
 
-def test_a_grid_over_two_days_on_two_workers_with_a_failing_point(captures, client, tmp_path):
+def test_a_grid_over_two_days_on_two_workers_with_a_failing_point(
+    captures, client, tmp_path, capsys
+):
     spec = SweepSpec(
         config=str(config(tmp_path)),
         grid=str(
@@ -89,9 +91,10 @@ def test_a_grid_over_two_days_on_two_workers_with_a_failing_point(captures, clie
         captures=(f"file://{two_days(captures, tmp_path)}",),
         out=tmp_path / "out",
         model=str(MODEL),
-        progress="off",
+        progress="on",
     )
     res = run_sweep(spec, client)
+    assert re.search(r"sweep: 100%.* 8/8 ", capsys.readouterr().err)  # progress as runs complete
     df = res["table"]
     assert len(df) == 8  # 2 × 2 points × 2 days
     assert sorted(set(df["period"])) == ["2026-01-01", "2026-01-02"]

@@ -12,7 +12,7 @@ import pytest
 
 from procs.backtest.grid import Grid, GridError, apply, read_grid
 from procs.backtest.sources import DAY_NS, NS, CaptureInfo, parse_period, split_periods
-from procs.backtest.sweep import SweepError
+from procs.backtest.sweep import SweepError, SweepSpec, make_task, prepare
 from procs.backtest.sweep_cli import main
 from procs.backtest.sweep_report import rank, sensitivity
 from procs.backtest.walkforward import _model_for, check_periods
@@ -229,3 +229,44 @@ def test_ranking_reads_out_of_sample_rows_only_and_puts_failures_last():
     assert s["spread"] == 88.0
     assert math.isnan(sensitivity(df[df["params"] == "zz"], ["x"], "pnl_net")["x"]["spread"])
     assert Grid((), ()).points() == [{}]
+
+
+def test_the_cache_key_changes_with_code_config_captures_period_and_model(tmp_path):
+    spec = SweepSpec(
+        config=str(config(tmp_path)),
+        grid=str(grid_file(tmp_path, "strategy.enter_score = [0.2, 0.3]")),
+        captures=(),
+        out=tmp_path / "out",
+        model=str(ROOT / "configs" / "models" / "default.onnx"),
+    )
+    prep = prepare(spec)
+    a, b = prep.points
+    (p,) = split_periods([info("a.h5", 10, 20)], DAY_NS)
+    f = p.files[0]
+    (p_touched,) = split_periods([CaptureInfo("a.h5", f.size, "1", f.first_ns, f.last_ns)], DAY_NS)
+    (p_all,) = split_periods([info("a.h5", 10, 20)], None)
+    model = (a.model, a.model_source, a.model_id)
+    rule = (None, "the rule scorer", "rule")
+    key = make_task(prep, a, p, spec, "v1", model).key
+    assert make_task(prep, a, p, spec, "v1", model).key == key  # the same inputs: the same key
+    others = {
+        make_task(prep, b, p, spec, "v1", model).key,  # another point's config
+        make_task(prep, a, p, spec, "v2", model).key,  # other code
+        make_task(prep, a, p_touched, spec, "v1", model).key,  # the file changed
+        make_task(prep, a, p_all, spec, "v1", model).key,  # another period
+        make_task(prep, a, p, spec, "v1", rule).key,  # another model
+    }
+    assert len(others) == 5
+    assert key not in others
+    task = make_task(prep, a, p, spec, "v1", model)
+    assert task.files == ("a.h5",)  # a name, never records
+    assert (task.from_ns, task.to_ns) == (p.start_ns, p.end_ns)
+    assert task.model is not None
+    assert len(task.model) < 10_000
+
+
+def test_walk_forward_trains_its_own_models(tmp_path, capsys):
+    assert sweep(tmp_path, "strategy.enter_score = [0.3]", "--walk-forward", "--model", "m") == 78
+    assert "walk-forward trains each period's model itself" in capsys.readouterr().err
+    assert sweep(tmp_path, "strategy.enter_score = [0.3]", "--walk-forward", "--gate-z", "-1") == 78
+    assert "gate z must be >= 0" in capsys.readouterr().err
