@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["FIGURES", "figures", "rank", "sensitivity", "write_results"]
+__all__ = ["FIGURES", "figures", "rank", "selection", "sensitivity", "write_results"]
 
 # figure -> +1 when higher is better, -1 when lower is
 FIGURES: Final[dict[str, int]] = {
@@ -161,6 +161,39 @@ def sensitivity(df: Any, keys: Sequence[str], metric: str) -> dict[str, Any]:
     return out
 
 
+def selection(df: Any, metric: str) -> Any:
+    """Walk-forward with ``--in-sample``: on each training period, the set that did best there
+    (in sample), and how it then did on the next period (out of sample) beside the set that
+    did best out of sample (``regret``: what choosing in sample cost). The mean of
+    ``{metric}_out`` is the figure of the whole procedure, choice of parameters included."""
+    import pandas as pd
+
+    sign = FIGURES.get(metric, 1)
+    ins = df[(df["sample"] == "in") & (df["status"] == "ok") & df[metric].notna()]
+    rows = []
+    for tp, g in ins.groupby("train_period", sort=True):
+        chosen = g.loc[(g[metric] * sign).idxmax()]
+        o = df[(df["sample"] == "out") & (df["train_period"] == tp)]
+        ok = o[(o["status"] == "ok") & o[metric].notna()]
+        mine = ok[ok["params"] == chosen["params"]]
+        best = ok.loc[(ok[metric] * sign).idxmax()] if len(ok) else None
+        out = float(mine[metric].iloc[0]) if len(mine) else math.nan
+        best_out = math.nan if best is None else float(best[metric])
+        rows.append(
+            {
+                "train_period": tp,
+                "test_period": o["period"].iloc[0] if len(o) else None,
+                "chosen": chosen["params"],
+                f"{metric}_in": float(chosen[metric]),
+                f"{metric}_out": out,
+                "best_out": None if best is None else best["params"],
+                f"{metric}_best_out": best_out,
+                "regret": (best_out - out) * sign,
+            }
+        )
+    return pd.DataFrame.from_records(rows)
+
+
 def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
@@ -216,6 +249,15 @@ def render(df: Any, ranking: Any, sens: dict[str, Any], info: dict[str, Any], to
         parts.append(f"<h3>{html.escape(k)}: spread {html.escape(_fmt(s['spread']))}</h3>")
         if len(s["means"]):
             parts.append(_bars(s["means"], metric))
+    chosen = selection(df, metric)
+    if len(chosen):
+        mean_out = chosen[f"{metric}_out"].mean()
+        parts.append(
+            "<h2>Walk-forward selection (chosen in sample, judged out of sample)</h2>"
+            f"<p>mean {html.escape(metric)} of the chosen sets out of sample: "
+            f"{html.escape(_fmt(float(mean_out)))}</p>"
+        )
+        parts.append(_html_table(chosen, list(chosen.columns)))
     failed = df[df["status"] != "ok"]
     if len(failed):
         parts.append(f"<h2>Failed runs ({len(failed)})</h2>")
@@ -247,9 +289,16 @@ def write_results(
     df = table(rows, keys)
     ranking = rank(df, keys, metric)
     sens = sensitivity(df, keys, metric)
+    chosen = selection(df, metric)
     df.to_parquet(out / "results.parquet", index=False)
     if not ranking.empty:
         ranking.to_parquet(out / "ranking.parquet", index=False)
     (out / "results.html").write_text(render(df, ranking, sens, info, top))
     (out / "sweep.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    return {"table": df, "ranking": ranking, "sensitivity": sens, "info": info}
+    return {
+        "table": df,
+        "ranking": ranking,
+        "sensitivity": sens,
+        "selection": chosen,
+        "info": info,
+    }

@@ -14,7 +14,7 @@ from procs.backtest.grid import Grid, GridError, apply, read_grid
 from procs.backtest.sources import DAY_NS, NS, CaptureInfo, parse_period, split_periods
 from procs.backtest.sweep import SweepError, SweepSpec, make_task, prepare
 from procs.backtest.sweep_cli import main
-from procs.backtest.sweep_report import rank, sensitivity
+from procs.backtest.sweep_report import rank, selection, sensitivity
 from procs.backtest.walkforward import _model_for, check_periods
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -270,3 +270,27 @@ def test_walk_forward_trains_its_own_models(tmp_path, capsys):
     assert "walk-forward trains each period's model itself" in capsys.readouterr().err
     assert sweep(tmp_path, "strategy.enter_score = [0.3]", "--walk-forward", "--gate-z", "-1") == 78
     assert "gate z must be >= 0" in capsys.readouterr().err
+
+
+def test_walk_forward_selection_chooses_in_sample_and_judges_out_of_sample():
+    df = results(
+        [
+            ("A", 1.0, "in", "ok", 10.0),  # day 1: A best in sample ...
+            ("B", 2.0, "in", "ok", 5.0),
+            ("A", 1.0, "out", "ok", -2.0),  # ... and worse than B on day 2
+            ("B", 2.0, "out", "ok", 3.0),
+            ("A", 1.0, "in", "ok", 1.0),  # day 2: B best in sample and on day 3
+            ("B", 2.0, "in", "ok", 4.0),
+            ("A", 1.0, "out", "ok", 0.0),
+            ("B", 2.0, "out", "ok", 6.0),
+        ]
+    )
+    df["train_period"] = ["d1", "d1", "d1", "d1", "d2", "d2", "d2", "d2"]
+    df["period"] = ["d1", "d1", "d2", "d2", "d2", "d2", "d3", "d3"]
+    s = selection(df, "pnl_net")
+    assert s["chosen"].tolist() == ["A", "B"]
+    assert s["test_period"].tolist() == ["d2", "d3"]
+    assert s["pnl_net_out"].tolist() == [-2.0, 6.0]
+    assert s["best_out"].tolist() == ["B", "B"]
+    assert s["regret"].tolist() == [5.0, 0.0]
+    assert selection(df[df["sample"] == "out"], "pnl_net").empty  # nothing chosen in sample
