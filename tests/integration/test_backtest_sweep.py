@@ -261,10 +261,14 @@ def test_walk_forward_trains_on_each_day_and_ranks_out_of_sample(wf_captures, cl
     assert dict(zip(r["params"], r["pnl_net_mean"], strict=True)) == pytest.approx(means.to_dict())
     assert (r["periods"] == 2).all()  # two test days per set, no training day among them
 
-    strict = SweepSpec(**{**spec.__dict__, "gate_fail": "fail"})
+    strict = SweepSpec(**{**spec.__dict__, "gate_fail": "fail", "in_sample": True})
     res = run_sweep(strict, client)
     df = res["table"]
     info = res["info"]
     assert (info["trained"], info["submitted"]) == (0, 0)  # the models came from the cache
-    assert (df["status"] == "failed").all()
+    assert len(df) == 8  # and each model on its own training day too, as asked
+    ins = df[df["sample"] == "in"]
+    assert (ins["train_period"] == ins["period"]).tolist() == [True] * 4
+    assert (df["status"] == "failed").all()  # never traded: the runs fail with the reasons
     assert all("did not pass the promotion gate" in e for e in df["error"])
+    assert res["ranking"]["periods"].tolist() == [2, 2]  # still the out-of-sample days only
