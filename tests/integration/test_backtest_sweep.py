@@ -16,7 +16,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from procs.backtest.cli import main as backtest_main
-from procs.backtest.sweep import SweepSpec, run_sweep
+from procs.backtest.sweep import Cache, Runner, SweepSpec, run_sweep
 from procs.backtest.sweep_cli import LOOPBACK
 from procs.ml.simcapture import write_sim_capture
 from procs.ml.synth import START_NS
@@ -162,6 +162,22 @@ def test_a_grid_over_two_days_on_two_workers_with_a_failing_point(
     a = again["table"]
     assert a["cached"].tolist() == df["status"].eq("ok").tolist()
     pd.testing.assert_series_equal(a["pnl_net"], df["pnl_net"])
+
+
+def _lost(task: str) -> dict[str, object]:
+    raise MemoryError(f"{task}: the worker ran out of memory")  # as Dask reports a lost task
+
+
+def test_a_task_dask_loses_is_a_failed_row_and_the_others_finish(client, tmp_path):
+    runner = Runner(client, Cache(tmp_path / "cache"))
+    got: dict[str, dict[str, object]] = {}
+    runner.submit(_lost, "run a", "lost-a", lambda r: got.setdefault("a", r))
+    runner.submit(dict, {"status": "ok"}, "fine-b", lambda r: got.setdefault("b", r))
+    runner.wait()
+    assert got == {
+        "a": {"status": "failed", "error": "MemoryError: run a: the worker ran out of memory"},
+        "b": {"status": "ok"},
+    }
 
 
 def _put_in_memory(files: dict[str, bytes]) -> int:
