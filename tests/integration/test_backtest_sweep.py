@@ -268,7 +268,9 @@ def test_walk_forward_trains_on_each_day_and_ranks_out_of_sample(wf_captures, cl
     assert card["promotable"] is False
     assert (tmp_path / "out" / "models" / "2026-01-01.onnx").stat().st_size > 0
     for m, tp in zip(out["model"], out["train_period"], strict=True):
-        assert m.startswith("the rule scorer (procs.scoring.fallback_score): the model trained ")
+        assert m.startswith(
+            "the rule scorer (procs.models.scoring.fallback_score): the model trained "
+        )
         assert f"on {tp} did not pass the promotion gate" in m
     # the ranking reads out-of-sample rows only
     means = out.groupby("params")["pnl_net"].mean()
