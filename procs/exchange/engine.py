@@ -1,4 +1,11 @@
-"""The exchange core: validates, matches and books orders; keeps accounts and positions.
+"""The exchange core: validates and books orders; keeps accounts and positions.
+
+Matching is ``procs.matching``'s: every order runs through ``procs.matching.rules.enter``
+against the symbol's full ``OrderBook`` (price-time priority; post-only, self-trade prevention,
+FOK, IOC, what rests), the generator's orders through ``rules.take``; reduce-only checks and
+clamps, statuses and fees are the rules' too. What stays here is the venue around them:
+validation and wire error codes, margin locks, positions (net and hedge), PnL, accounts,
+TP/SL hooks and the pushes every change makes.
 
 Pure: no I/O and no clock (every call takes ``ts_ms``). Business errors raise ExchangeError;
 every change appends private events (order, position, balance, tpsl) and public trades, which
@@ -7,7 +14,7 @@ the caller drains. Market-generator liquidity shares the books with user orders.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
@@ -24,11 +31,21 @@ from procs.exchange.model import (
     fill_view,
 )
 from procs.matching.book import Fill, OrderBook, Resting
-from procs.matching.fees import MONEY, fee
+from procs.matching.fees import MONEY
+from procs.matching.rules import (
+    FeeSchedule,
+    MatchReject,
+    cancel_status,
+    check_effect,
+    clamp,
+    closable,
+    enter,
+    reduce_only_check,
+    take,
+)
 
 __all__ = ["Exchange"]
 
-EFFECTS: Final = frozenset({"GTC", "IOC", "FOK", "POST_ONLY"})
 HISTORY_MAX: Final = 10_000
 
 
@@ -45,6 +62,7 @@ class Exchange:
     ) -> None:
         self.specs = {s.symbol: s for s in specs}
         self.books = {s.symbol: OrderBook(s.symbol) for s in specs}
+        self.fees = {s.symbol: FeeSchedule(s.maker_fee, s.taker_fee) for s in specs}
         self.accounts = {n: Account(name=n, wallet=b, initial=b) for n, b in balances.items()}
         self.next_id = id_start
         self.last_price: dict[str, Decimal] = {}
@@ -227,8 +245,8 @@ class Exchange:
         """Generator limit order: takes what it crosses, rests the rest (GTC)."""
         book = self.books[symbol]
         left = qty
-        if book.would_cross(is_buy, price):
-            left -= self._take(symbol, is_buy, qty, price, None, ts_ms)
+        if book.would_cross(is_buy, price):  # the common case (it rests) skips the take
+            left -= self._take(symbol, is_buy, qty, price, ts_ms)
         if left > 0:
             book.add(Resting(oid, None, is_buy, price, left))
         self._flush()
@@ -243,7 +261,7 @@ class Exchange:
 
     def mm_take(self, symbol: str, is_buy: bool, qty: Decimal, ts_ms: int) -> Decimal:
         """Generator market order; returns the filled quantity."""
-        got = self._take(symbol, is_buy, qty, None, None, ts_ms)
+        got = self._take(symbol, is_buy, qty, None, ts_ms)
         self._flush()
         return got
 
@@ -262,8 +280,10 @@ class Exchange:
             raise ExchangeError(10002, "side must be BUY or SELL")
         if otype not in ("LIMIT", "MARKET"):
             raise ExchangeError(10002, "orderType must be LIMIT or MARKET")
-        if effect not in EFFECTS:
-            raise ExchangeError(10002, "effect must be GTC, IOC, FOK or POST_ONLY")
+        try:
+            check_effect(effect)
+        except MatchReject as exc:
+            raise ExchangeError(exc.code, exc.msg) from None
         if not qty.is_finite() or qty <= 0 or qty != qty.quantize(spec.step):
             raise ExchangeError(
                 10002, f"qty must be positive with at most {spec.base_precision} decimals"
@@ -309,11 +329,10 @@ class Exchange:
             return side != "BUY", "CLOSE", pos_side, True
         is_buy = side == "BUY"
         if reduce_only:
-            pos = acct.positions.get((symbol, "NET"))
-            if pos is None:
-                raise ExchangeError(30018, "Reduce-only order with no position")
-            if (pos.side == "LONG") == is_buy:
-                raise ExchangeError(30019, "Reduce-only order in the position's direction")
+            try:
+                reduce_only_check(_signed(acct.positions.get((symbol, "NET"))), is_buy)
+            except MatchReject as exc:
+                raise ExchangeError(exc.code, exc.msg) from None
         return is_buy, trade_side if trade_side in ("OPEN", "CLOSE") else "OPEN", "", False
 
     def _lock(self, acct: Account, order: Order, spec: SymbolSpec) -> None:
@@ -357,31 +376,24 @@ class Exchange:
             self._clamp_closing(acct, order, ts_ms)
             if not order.open:
                 return
-        crosses = book.would_cross(order.is_buy, order.price)
-        if order.effect == "POST_ONLY" and crosses:
-            self._cancel(acct, order, ts_ms)
-            return
-        if crosses:
-            self._self_trade_prevention(acct, order, ts_ms)
-        if order.effect == "FOK" and book.available(order.is_buy, order.price) < order.remaining:
-            self._cancel(acct, order, ts_ms)
-            return
-        if book.would_cross(order.is_buy, order.price):
-            self._take(order.symbol, order.is_buy, order.remaining, order.price, order, ts_ms)
-        if not order.open:
-            return
-        if order.effect in ("IOC", "FOK") or order.price is None:
-            self._cancel(acct, order, ts_ms)
-        else:
+        own = [
+            (o, o.is_buy, o.price)
+            for o in acct.open_orders.values()
+            if o is not order and o.symbol == order.symbol and o.price is not None
+            and o.order_id in book
+        ]  # fmt: skip
+        before = order.filled
+        outcome = enter(
+            order, book, self._taker_fill(order, ts_ms), own=own,
+            cancel_own=lambda o: self._cancel(acct, o, ts_ms),
+        )  # fmt: skip
+        if order.filled > before and self.tpsl_live.get(order.symbol):
+            self._check_tpsl(order.symbol, ts_ms)
+        if outcome == "rest":
+            assert order.price is not None
             book.add(Resting(order.order_id, acct.name, order.is_buy, order.price, order.remaining))
-
-    def _self_trade_prevention(self, acct: Account, taker: Order, ts_ms: int) -> None:
-        book = self.books[taker.symbol]
-        for o in list(acct.open_orders.values()):
-            if o is taker or o.symbol != taker.symbol or o.is_buy == taker.is_buy:
-                continue
-            if o.order_id in book and _crosses(taker, o.price or ZERO):
-                self._cancel(acct, o, ts_ms)
+        elif outcome != "done":
+            self._cancel(acct, order, ts_ms)
 
     def _take(
         self,
@@ -389,25 +401,42 @@ class Exchange:
         is_buy: bool,
         qty: Decimal,
         limit: Decimal | None,
-        taker: Order | None,
         ts_ms: int,
     ) -> Decimal:
-        book = self.books[symbol]
-        done = ZERO
-        side = "buy" if is_buy else "sell"
-        # one maker at a time: booking a fill may trim or cancel other resting closing orders
-        while (f := book.match_one(is_buy, qty - done, limit)) is not None:
-            done += f.qty
-            self.trades.append(TradeEvent(symbol, ts_ms, f.price, f.qty, side))
-            self.last_price[symbol] = f.price
-            if taker is not None:
-                self._fill(self.accounts[taker.account], taker, f.qty, f.price, False, ts_ms)
-            else:
-                self.mm_position[symbol] += f.qty if is_buy else -f.qty
-            self._maker_fill(symbol, f, ts_ms)
+        """The generator's order takes liquidity (``rules.take``); TP/SL triggers follow."""
+        done = take(
+            self.books[symbol], is_buy, qty, limit, self._generator_fill(symbol, is_buy, ts_ms)
+        )
         if done and self.tpsl_live.get(symbol):
             self._check_tpsl(symbol, ts_ms)
         return done
+
+    def _taker_fill(self, taker: Order, ts_ms: int) -> Callable[[Fill], None]:
+        """Books one fill of a user's taker order (and its maker) as the book matches it."""
+        symbol, side, acct = (
+            taker.symbol,
+            "buy" if taker.is_buy else "sell",
+            self.accounts[taker.account],
+        )
+
+        def on_fill(f: Fill) -> None:
+            self.trades.append(TradeEvent(symbol, ts_ms, f.price, f.qty, side))
+            self.last_price[symbol] = f.price
+            self._fill(acct, taker, f.qty, f.price, False, ts_ms)
+            self._maker_fill(symbol, f, ts_ms)
+
+        return on_fill
+
+    def _generator_fill(self, symbol: str, is_buy: bool, ts_ms: int) -> Callable[[Fill], None]:
+        side = "buy" if is_buy else "sell"
+
+        def on_fill(f: Fill) -> None:
+            self.trades.append(TradeEvent(symbol, ts_ms, f.price, f.qty, side))
+            self.last_price[symbol] = f.price
+            self.mm_position[symbol] += f.qty if is_buy else -f.qty
+            self._maker_fill(symbol, f, ts_ms)
+
+        return on_fill
 
     def _maker_fill(self, symbol: str, f: Fill, ts_ms: int) -> None:
         if f.maker.owner is None:
@@ -420,8 +449,7 @@ class Exchange:
     def _fill(
         self, acct: Account, order: Order, q: Decimal, p: Decimal, maker: bool, ts_ms: int
     ) -> None:
-        spec = self.specs[order.symbol]
-        fee_paid = fee(q, p, spec.maker_fee if maker else spec.taker_fee)
+        fee_paid = self.fees[order.symbol].of(q, p, maker)
         order.lock -= min(order.lock, q * order.lock_per_unit)
         order.filled += q
         order.filled_value += q * p
@@ -526,26 +554,26 @@ class Exchange:
     def _clamp_closing(self, acct: Account, order: Order, ts_ms: int) -> None:
         """Keep a closing order no larger than what its position still holds."""
         if order.position_side:
-            pos = acct.positions.get((order.symbol, order.position_side))
-            closable = pos.qty if pos else ZERO
+            hpos = acct.positions.get((order.symbol, order.position_side))
+            can_close = hpos.qty if hpos else ZERO
         else:
-            pos = acct.positions.get((order.symbol, "NET"))
-            closable = pos.qty if pos and (pos.side == "LONG") != order.is_buy else ZERO
-        if order.remaining <= closable:
+            can_close = closable(_signed(acct.positions.get((order.symbol, "NET"))), order.is_buy)
+        left = clamp(order.remaining, can_close)
+        if left is None:
             return
         book = self.books[order.symbol]
-        if closable <= 0:
+        if left == 0:
             self._cancel(acct, order, ts_ms)
             return
-        order.qty = order.filled + closable
+        order.qty = order.filled + left
         order.mtime = ts_ms
         if order.order_id in book:
-            book.reduce(order.order_id, closable)
+            book.reduce(order.order_id, left)
         self.events.append(PrivateEvent(acct.name, "order", order.push("UPDATE")))
 
     def _cancel(self, acct: Account, order: Order, ts_ms: int) -> None:
         self.books[order.symbol].cancel(order.order_id)
-        order.status = "PART_FILLED_CANCELED" if order.filled > 0 else "CANCELED"
+        order.status = cancel_status(order.filled)
         order.mtime = ts_ms
         self._close_order(acct, order, "CLOSE")
         self._dirty.add(acct.name)
@@ -608,7 +636,8 @@ class Exchange:
             cancel_for_position(self, acct, position_id, ts_ms)
 
 
-def _crosses(taker: Order, resting_price: Decimal) -> bool:
-    if taker.price is None:
-        return True
-    return resting_price <= taker.price if taker.is_buy else resting_price >= taker.price
+def _signed(pos: Position | None) -> Decimal:
+    """A net position as a signed quantity (long > 0; None: flat)."""
+    if pos is None:
+        return ZERO
+    return pos.qty if pos.side == "LONG" else -pos.qty

@@ -6,9 +6,11 @@ takes the displayed levels best first (one report per level, like the venue's pu
 that rests joins the queue behind the displayed size at its price (``procs.matching.queue``) and
 fills when trades print at its price past the queue ahead of it, when the opposite side's best
 reaches its price with more size than that queue, or at once when the opposite side moves
-through its price. Effects: GTC, IOC, FOK, POST_ONLY (cancelled, never taking, when it would
-cross); reduce-only orders are refused without a position to reduce and never exceed it.
-Fees: maker for resting fills, taker otherwise (``procs.matching.fees``).
+through its price. An incoming order runs through ``procs.matching.rules.enter``, the same
+procedure simex runs against its full book, here against ``ObservedLevels`` (the displayed
+levels, each taken at most once per order): GTC, IOC, FOK, POST_ONLY, self-trade prevention
+against our own resting orders, reduce-only checks and clamps, statuses and fees
+(``FeeSchedule``) are the rules' own.
 
 Pure: no I/O, no clock (every call takes ``ts_ns``).
 """
@@ -20,8 +22,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, Protocol
 
-from procs.matching.fees import fee, funding_amount
+from procs.matching.book import Fill, Resting
+from procs.matching.fees import funding_amount
 from procs.matching.queue import QueueConfig, QueueModel, make_queue_model
+from procs.matching.rules import (
+    FeeSchedule,
+    MatchReject,
+    cancel_status,
+    check_effect,
+    clamp,
+    closable,
+    crosses,
+    enter,
+    fill_status,
+    reduce_only_check,
+)
 
 __all__ = [
     "BookLevels",
@@ -29,14 +44,17 @@ __all__ = [
     "Level",
     "MatchOrder",
     "MatchReject",
+    "ObservedLevels",
     "OrderSpec",
     "QueueMatcher",
     "TradePrint",
 ]
 
 ZERO: Final = Decimal(0)
+# fees as paper mode has always reported them (journals, the golden session): the same value as
+# simex's booking quantum (fees.MONEY, 1e-12) whenever a fee has at most 10 decimals, as every
+# rate of 4 decimals on price and qty grids of 6 decimals together gives
 FEE_QUANTUM: Final = Decimal("1e-10")
-EFFECTS: Final = frozenset({"GTC", "IOC", "FOK", "POST_ONLY"})
 OPEN: Final = frozenset({"NEW", "PART_FILLED"})
 
 Level = tuple[Decimal, Decimal]  # (price, qty)
@@ -93,14 +111,6 @@ class OrderSpec:
     reduce_only: bool = False
 
 
-class MatchReject(ValueError):
-    """The order is refused outright (nothing is booked); ``code`` is the venue's error code."""
-
-    def __init__(self, code: int, msg: str) -> None:
-        super().__init__(f"{code}: {msg}")
-        self.code = code
-
-
 @dataclass(frozen=True, slots=True)
 class FillReport:
     """One fill of one of our orders (the backtest reads these for PnL attribution)."""
@@ -136,6 +146,18 @@ class MatchOrder:
         return self.qty - self.filled
 
     @property
+    def is_buy(self) -> bool:
+        return self.spec.is_buy
+
+    @property
+    def price(self) -> Decimal | None:
+        return self.spec.price
+
+    @property
+    def effect(self) -> str:
+        return self.spec.effect
+
+    @property
     def open(self) -> bool:
         return self.status in OPEN
 
@@ -161,6 +183,7 @@ class QueueMatcher:
     ) -> None:
         self.maker_fee_rate = maker_fee_rate
         self.taker_fee_rate = taker_fee_rate
+        self.fees = FeeSchedule(maker_fee_rate, taker_fee_rate, FEE_QUANTUM)
         self.queue_config = queue or QueueConfig()
         self.queue: QueueModel = make_queue_model(self.queue_config)
         self._ahead = Decimal(repr(self.queue_config.ahead_fraction))
@@ -205,39 +228,49 @@ class QueueMatcher:
     # -- orders ------------------------------------------------------------------------------
 
     def submit(self, spec: OrderSpec, book: BookView, ts_ns: int) -> list[MatchOrder]:
-        """Accept an order against ``book``; return its states after each change (the first is
-        the acknowledgement). Raises MatchReject for a duplicate id or a reduce-only misfit."""
+        """Accept an order against ``book``; return the states after each change: the order's
+        acknowledgement first (or its cancellation when it took nothing: post-only that would
+        cross, FOK short), our resting orders it cancelled (self-trade prevention), its fills,
+        its final state. Raises MatchReject for a duplicate id or a reduce-only misfit."""
         if spec.client_id in self.orders:
-            raise MatchReject(30042, f"duplicate clientId {spec.client_id}")
-        if spec.effect not in EFFECTS:
-            raise MatchReject(10002, f"effect must be one of {sorted(EFFECTS)}")
-        qty = self._reduce_only_qty(spec) if self._check_ro and spec.reduce_only else spec.qty
+            raise MatchReject(30042, f"Duplicate clientId {spec.client_id}")
+        check_effect(spec.effect)
+        qty = spec.qty
+        if self._check_ro and spec.reduce_only:
+            pos = self.position(spec.symbol)
+            reduce_only_check(pos, spec.is_buy)
+            qty = min(qty, closable(pos, spec.is_buy))
         self._seq += 1
         o = MatchOrder(spec, f"{self._prefix}{self._seq}", qty)
         self.orders[spec.client_id] = o
-        opposite = book.asks if spec.is_buy else book.bids
-        crossing = [lv for lv in opposite if _crosses(spec, lv[0])]
-        if (spec.effect == "POST_ONLY" and crossing) or (
-            spec.effect == "FOK" and sum((q for _, q in crossing), ZERO) < qty
-        ):
-            o.status = "CANCELED"
-            return [_copy(o)]
         out = [_copy(o)]  # acknowledged
-        for px, lvl_qty in crossing:
-            if o.remaining == 0:
-                break
-            self._fill(o, min(lvl_qty, o.remaining), px, maker=False, ts_ns=ts_ns)
+
+        def on_fill(f: Fill) -> None:
+            self._fill(o, f.qty, f.price, maker=False, ts_ns=ts_ns)
             out.append(_copy(o))
-        if o.remaining == 0:
-            return out
-        if spec.price is None or spec.effect in ("IOC", "FOK"):
+
+        def cancel_own(r: MatchOrder) -> None:
+            r.status = cancel_status(r.filled)
+            out.append(_copy(r))
+
+        own = [
+            (r, r.spec.is_buy, px)
+            for r in self.resting(spec.symbol)
+            if (px := r.spec.price) is not None
+        ]
+        outcome = enter(o, ObservedLevels(book), on_fill, own=own, cancel_own=cancel_own)
+        if outcome in ("post_only", "fok"):
             o.status = "CANCELED"
+            return [_copy(o), *out[1:]]  # took nothing: no acknowledgement of its own
+        if outcome == "cancel":
+            o.status = cancel_status(o.filled)
             out.append(_copy(o))
-            return out
-        same = book.bids if spec.is_buy else book.asks
-        at_price = _qty_at(same, spec.price)
-        o.front, o.level_qty = at_price * self._ahead, at_price
-        self._sym(spec.symbol).resting.append(o)
+        elif outcome == "rest":
+            assert spec.price is not None
+            same = book.bids if spec.is_buy else book.asks
+            at_price = _qty_at(same, spec.price)
+            o.front, o.level_qty = at_price * self._ahead, at_price
+            self._sym(spec.symbol).resting.append(o)
         return out
 
     def cancel(self, client_id: str) -> MatchOrder | None:
@@ -245,7 +278,7 @@ class QueueMatcher:
         o = self.orders.get(client_id)
         if o is None or not o.open:
             return None
-        o.status = "CANCELED"
+        o.status = cancel_status(o.filled)
         return _copy(o)
 
     # -- market data -------------------------------------------------------------------------
@@ -326,12 +359,12 @@ class QueueMatcher:
         return min(spec.qty, abs(pos))
 
     def _fill(self, o: MatchOrder, qty: Decimal, price: Decimal, maker: bool, ts_ns: int) -> None:
-        f = fee(qty, price, self.maker_fee_rate if maker else self.taker_fee_rate, FEE_QUANTUM)
+        f = self.fees.of(qty, price, maker)
         o.filled += qty
         o.notional += qty * price
         o.fee += f
         o.fills += 1
-        o.status = "FILLED" if o.remaining == 0 else "PART_FILLED"
+        o.status = fill_status(o.remaining)
         s = self._sym(o.spec.symbol)
         s.position += qty if o.spec.is_buy else -qty
         if self.fills is not None:
@@ -348,13 +381,13 @@ class QueueMatcher:
         for r in s.resting:
             if not (r.open and r.spec.reduce_only):
                 continue
-            closable = abs(s.position) if s.position and (s.position > 0) != r.spec.is_buy else ZERO
-            if r.remaining <= closable:
+            left = clamp(r.remaining, closable(s.position, r.spec.is_buy))
+            if left is None:
                 continue
-            if closable == 0:
-                r.status = "CANCELED"
+            if left == 0:
+                r.status = cancel_status(r.filled)
             else:
-                r.qty = r.filled + closable
+                r.qty = r.filled + left
 
 
 def _copy(o: MatchOrder) -> MatchOrder:
@@ -377,11 +410,48 @@ def _qty_at(levels: tuple[Level, ...], price: Decimal) -> Decimal:
     return sum((q for p, q in levels if p == price), ZERO)
 
 
-def _crosses(spec: OrderSpec, level_price: Decimal) -> bool:
-    if spec.price is None:
-        return True
-    return level_price <= spec.price if spec.is_buy else level_price >= spec.price
-
-
 def _through(is_buy: bool, opposite_price: Decimal, price: Decimal) -> bool:
     return opposite_price < price if is_buy else opposite_price > price
+
+
+class ObservedLevels:
+    """An observed book's displayed levels as ``Liquidity`` for one incoming order: other
+    people's size, never changed; each level is taken at most once (one fill per level, like
+    the venue's pushes), at its price. A fill's maker is the displayed level (owner None)."""
+
+    __slots__ = ("_book", "_i", "_used")
+
+    def __init__(self, book: BookView) -> None:
+        self._book = book
+        self._i = 0  # levels of the side being taken that are used up
+        self._used = ZERO  # taken from level ``_i``
+
+    def _side(self, is_buy: bool) -> tuple[Level, ...]:
+        return self._book.asks if is_buy else self._book.bids
+
+    def would_cross(self, is_buy: bool, price: Decimal | None) -> bool:
+        return self.available(is_buy, price) > 0
+
+    def available(self, is_buy: bool, limit: Decimal | None) -> Decimal:
+        levels = self._side(is_buy)
+        total = -self._used
+        for px, q in levels[self._i :]:
+            if not crosses(is_buy, limit, px):
+                break
+            total += q
+        return max(total, ZERO)
+
+    def match_one(self, is_buy: bool, qty: Decimal, limit: Decimal | None) -> Fill | None:
+        levels = self._side(is_buy)
+        while qty > 0 and self._i < len(levels):
+            px, lvl = levels[self._i]
+            if not crosses(is_buy, limit, px):
+                return None
+            left = lvl - self._used
+            if left <= 0:  # used up (or an empty level): the next one
+                self._i, self._used = self._i + 1, ZERO
+                continue
+            q = min(qty, left)
+            self._used += q
+            return Fill(Resting("", None, not is_buy, px, left - q), px, q)
+        return None
