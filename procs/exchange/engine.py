@@ -388,20 +388,17 @@ class Exchange:
             cancel_own=lambda o: self._cancel(acct, o, ts_ms),
         )  # fmt: skip
         if order.filled > before and self.tpsl_live.get(order.symbol):
-            self._check_tpsl(order.symbol, ts_ms)
+            self._check_tpsl(order.symbol, ts_ms)  # may close the position this order reduces
+        if not order.open:
+            return
         if outcome == "rest":
             assert order.price is not None
             book.add(Resting(order.order_id, acct.name, order.is_buy, order.price, order.remaining))
-        elif outcome != "done":
+        else:
             self._cancel(acct, order, ts_ms)
 
     def _take(
-        self,
-        symbol: str,
-        is_buy: bool,
-        qty: Decimal,
-        limit: Decimal | None,
-        ts_ms: int,
+        self, symbol: str, is_buy: bool, qty: Decimal, limit: Decimal | None, ts_ms: int
     ) -> Decimal:
         """The generator's order takes liquidity (``rules.take``); TP/SL triggers follow."""
         done = take(

@@ -346,3 +346,21 @@ def test_attached_take_profit_becomes_a_tpsl_order_on_first_fill():
     assert t.position_id == pos.position_id
     assert t.fields["tpPrice"] == "110"
     assert t.status == "NEW"
+
+
+def test_reduce_only_order_whose_fill_fires_a_stop_loss_does_not_rest():
+    from procs.exchange.tpsl import place_tpsl
+
+    ex = make()
+    place(ex, side="BUY", qty="2", price="102")  # long 2
+    pos = ex.accounts["a"].positions[("BTCUSDT", "NET")]
+    place_tpsl(
+        ex, "a", symbol="BTCUSDT", position_id=pos.position_id, fields={"slPrice": "100"}, ts_ms=2
+    )
+
+    # sells 1 at 100: the last price fires the stop loss, which closes the other 1 at 99
+    o = place(ex, side="SELL", qty="2", price="100", reduce_only=True)
+
+    assert not ex.accounts["a"].positions
+    assert (o.status, o.filled) == ("PART_FILLED_CANCELED", D(1))
+    assert o.order_id not in ex.books["BTCUSDT"]
