@@ -253,11 +253,12 @@ class QueueMatcher:
             r.status = cancel_status(r.filled)
             out.append(_copy(r))
 
-        own = [
-            (r, r.spec.is_buy, px)
-            for r in self.resting(spec.symbol)
-            if (px := r.spec.price) is not None
-        ]
+        rest = self.resting(spec.symbol)
+        own = (
+            [(r, r.spec.is_buy, px) for r in rest if (px := r.spec.price) is not None]
+            if rest
+            else ()
+        )
         outcome = enter(o, ObservedLevels(book), on_fill, own=own, cancel_own=cancel_own)
         if outcome in ("post_only", "fok"):
             o.status = "CANCELED"
@@ -426,23 +427,28 @@ class ObservedLevels:
         self._i = 0  # levels of the side being taken that are used up
         self._used = ZERO  # taken from level ``_i``
 
-    def _side(self, is_buy: bool) -> tuple[Level, ...]:
-        return self._book.asks if is_buy else self._book.bids
-
     def would_cross(self, is_buy: bool, price: Decimal | None) -> bool:
-        return self.available(is_buy, price) > 0
+        levels = self._book.asks if is_buy else self._book.bids
+        used = self._used
+        for i in range(self._i, len(levels)):
+            px, q = levels[i]
+            if q > used:
+                return crosses(is_buy, price, px)
+            used = ZERO
+        return False
 
     def available(self, is_buy: bool, limit: Decimal | None) -> Decimal:
-        levels = self._side(is_buy)
+        levels = self._book.asks if is_buy else self._book.bids
         total = -self._used
-        for px, q in levels[self._i :]:
+        for i in range(self._i, len(levels)):
+            px, q = levels[i]
             if not crosses(is_buy, limit, px):
                 break
             total += q
         return max(total, ZERO)
 
     def match_one(self, is_buy: bool, qty: Decimal, limit: Decimal | None) -> Fill | None:
-        levels = self._side(is_buy)
+        levels = self._book.asks if is_buy else self._book.bids
         while qty > 0 and self._i < len(levels):
             px, lvl = levels[self._i]
             if not crosses(is_buy, limit, px):
