@@ -420,18 +420,17 @@ class ObservedLevels:
     people's size, never changed; each level is taken at most once (one fill per level, like
     the venue's pushes), at its price. A fill's maker is the displayed level (owner None)."""
 
-    __slots__ = ("_book", "_i", "_used")
+    __slots__ = ("_book", "_cursor")
 
     def __init__(self, book: BookView) -> None:
         self._book = book
-        self._i = 0  # levels of the side being taken that are used up
-        self._used = ZERO  # taken from level ``_i``
+        # per side taken (asks for a buyer, bids for a seller): levels used up, taken from the next
+        self._cursor: dict[bool, tuple[int, Decimal]] = {}
 
     def would_cross(self, is_buy: bool, price: Decimal | None) -> bool:
         levels = self._book.asks if is_buy else self._book.bids
-        used = self._used
-        for i in range(self._i, len(levels)):
-            px, q = levels[i]
+        i, used = self._cursor.get(is_buy, (0, ZERO))
+        for px, q in levels[i:]:
             if q > used:
                 return crosses(is_buy, price, px)
             used = ZERO
@@ -439,9 +438,9 @@ class ObservedLevels:
 
     def available(self, is_buy: bool, limit: Decimal | None) -> Decimal:
         levels = self._book.asks if is_buy else self._book.bids
-        total = -self._used
-        for i in range(self._i, len(levels)):
-            px, q = levels[i]
+        i, used = self._cursor.get(is_buy, (0, ZERO))
+        total = -used
+        for px, q in levels[i:]:
             if not crosses(is_buy, limit, px):
                 break
             total += q
@@ -449,15 +448,17 @@ class ObservedLevels:
 
     def match_one(self, is_buy: bool, qty: Decimal, limit: Decimal | None) -> Fill | None:
         levels = self._book.asks if is_buy else self._book.bids
-        while qty > 0 and self._i < len(levels):
-            px, lvl = levels[self._i]
+        i, used = self._cursor.get(is_buy, (0, ZERO))
+        while qty > 0 and i < len(levels):
+            px, lvl = levels[i]
             if not crosses(is_buy, limit, px):
-                return None
-            left = lvl - self._used
+                break
+            left = lvl - used
             if left <= 0:  # used up (or an empty level): the next one
-                self._i, self._used = self._i + 1, ZERO
+                i, used = i + 1, ZERO
                 continue
             q = min(qty, left)
-            self._used += q
+            self._cursor[is_buy] = (i, used + q)
             return Fill(Resting("", None, not is_buy, px, left - q), px, q)
+        self._cursor[is_buy] = (i, used)
         return None

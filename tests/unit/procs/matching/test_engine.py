@@ -159,3 +159,21 @@ def test_shrink_queues_moves_queues_like_on_book_without_levels():
     b.shrink_queues(SYM, qty_at)
     assert asked == [(True, D("99.5"))]  # one level per resting order, not the book
     assert a.orders["c1"].front == b.orders["c1"].front == D(1)
+
+
+def test_observed_levels_take_each_displayed_level_once_and_leave_the_book():
+    from procs.matching import ObservedLevels
+
+    b = book([("99.5", "3")], [("100", "1"), ("100.5", "0"), ("101", "2")])
+    liq = ObservedLevels(b)
+    assert liq.available(True, D("101")) == D(3)
+    f1 = liq.match_one(True, D(5), D("101"))
+    assert f1 is not None
+    assert (f1.price, f1.qty, f1.maker.owner) == (D(100), D(1), None)
+    f2 = liq.match_one(True, D(4), D("101"))  # the empty level is skipped
+    assert f2 is not None
+    assert (f2.price, f2.qty) == (D(101), D(2))
+    assert liq.match_one(True, D(2), D("101")) is None
+    assert not liq.would_cross(True, D("101"))  # used up for this order
+    assert liq.would_cross(False, D("99.5"))  # the other side is untouched
+    assert b.asks == ((D(100), D(1)), (D("100.5"), D(0)), (D(101), D(2)))
