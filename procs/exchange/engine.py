@@ -4,8 +4,8 @@ Matching is ``procs.matching``'s: every order runs through ``procs.matching.rule
 against the symbol's full ``OrderBook`` (price-time priority; post-only, self-trade prevention,
 FOK, IOC, what rests), the generator's orders through ``rules.take``; reduce-only checks and
 clamps, statuses and fees are the rules' too. What stays here is the venue around them:
-validation and wire error codes, margin locks, positions (net and hedge), PnL, accounts,
-TP/SL hooks and the pushes every change makes.
+validation and wire error codes (``procs.exchange.checks``), margin locks, positions (net and
+hedge), PnL, accounts, TP/SL hooks and the pushes every change makes.
 
 Pure: no I/O and no clock (every call takes ``ts_ms``). Business errors raise ExchangeError;
 every change appends private events (order, position, balance, tpsl) and public trades, which
@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
+from procs.exchange.checks import direction, signed_position, validate_order
 from procs.exchange.model import (
     ZERO,
     Account,
@@ -34,13 +35,10 @@ from procs.matching.book import Fill, OrderBook, Resting
 from procs.matching.fees import MONEY
 from procs.matching.rules import (
     FeeSchedule,
-    MatchReject,
     cancel_status,
-    check_effect,
     clamp,
     closable,
     enter,
-    reduce_only_check,
     take,
 )
 
@@ -135,7 +133,7 @@ class Exchange:
         acct = self.accounts[account]
         spec = self.spec(symbol)
         order_type, side, effect = order_type.upper(), side.upper(), (effect or "GTC").upper()
-        self._validate(spec, side, order_type, effect, qty, price)
+        validate_order(spec, side, order_type, effect, qty, price)
         qty = qty.quantize(spec.step)  # canonical exponents: str() of book values is wire-ready
         if order_type == "MARKET":
             price, effect = None, "IOC"
@@ -143,7 +141,7 @@ class Exchange:
             price = price.quantize(spec.tick)
         if client_id and client_id in acct.client_ids:
             raise ExchangeError(30042, "Duplicate clientId")
-        is_buy, trade_side, pos_side, closing = self._direction(
+        is_buy, trade_side, pos_side, closing = direction(
             acct, symbol, side, (trade_side or "OPEN").upper(), position_id, reduce_only
         )
         order = Order(
@@ -210,7 +208,7 @@ class Exchange:
         if not order.open or order.order_type != "LIMIT":
             raise ExchangeError(10013, "Order status error")
         spec = self.specs[order.symbol]
-        self._validate(spec, order.side, "LIMIT", order.effect, qty, price)
+        validate_order(spec, order.side, "LIMIT", order.effect, qty, price)
         if qty <= order.filled:
             raise ExchangeError(10002, "qty must exceed the filled quantity")
         qty, price = qty.quantize(spec.step), price.quantize(spec.tick)
@@ -266,74 +264,6 @@ class Exchange:
         return got
 
     # ---- internals ------------------------------------------------------------------------
-
-    def _validate(
-        self,
-        spec: SymbolSpec,
-        side: str,
-        otype: str,
-        effect: str,
-        qty: Decimal,
-        price: Decimal | None,
-    ) -> None:
-        if side not in ("BUY", "SELL"):
-            raise ExchangeError(10002, "side must be BUY or SELL")
-        if otype not in ("LIMIT", "MARKET"):
-            raise ExchangeError(10002, "orderType must be LIMIT or MARKET")
-        try:
-            check_effect(effect)
-        except MatchReject as exc:
-            raise ExchangeError(exc.code, exc.msg) from None
-        if not qty.is_finite() or qty <= 0 or qty != qty.quantize(spec.step):
-            raise ExchangeError(
-                10002, f"qty must be positive with at most {spec.base_precision} decimals"
-            )
-        market = otype == "MARKET"
-        if qty < spec.min_qty:
-            raise ExchangeError(30017 if market else 30016, "Qty below minimum")
-        if qty > (spec.max_market_qty if market else spec.max_limit_qty):
-            raise ExchangeError(30039 if market else 30013, "Exceeds max order qty")
-        if not market and (
-            price is None
-            or not price.is_finite()
-            or price <= 0
-            or price != price.quantize(spec.tick)
-        ):
-            raise ExchangeError(
-                10002, f"price must be positive with at most {spec.quote_precision} decimals"
-            )
-
-    def _direction(
-        self,
-        acct: Account,
-        symbol: str,
-        side: str,
-        trade_side: str,
-        position_id: str,
-        reduce_only: bool,
-    ) -> tuple[bool, str, str, bool]:
-        """Return (book is_buy, trade_side, hedge position side, closing)."""
-        if acct.position_mode == "HEDGE":
-            if trade_side not in ("OPEN", "CLOSE"):
-                raise ExchangeError(10002, "tradeSide must be OPEN or CLOSE")
-            pos_side = "LONG" if side == "BUY" else "SHORT"
-            if trade_side == "OPEN":
-                return side == "BUY", "OPEN", pos_side, False
-            # hedge close per the reference: side names the position (BUY closes the long), and
-            # positionId is required "when tradeSide=CLOSE"
-            if not position_id:
-                raise ExchangeError(10002, "positionId is required when tradeSide=CLOSE")
-            pos = acct.positions.get((symbol, pos_side))
-            if pos is None or pos.position_id != position_id:
-                raise ExchangeError(30004, "Position does not exist")
-            return side != "BUY", "CLOSE", pos_side, True
-        is_buy = side == "BUY"
-        if reduce_only:
-            try:
-                reduce_only_check(_signed(acct.positions.get((symbol, "NET"))), is_buy)
-            except MatchReject as exc:
-                raise ExchangeError(exc.code, exc.msg) from None
-        return is_buy, trade_side if trade_side in ("OPEN", "CLOSE") else "OPEN", "", False
 
     def _lock(self, acct: Account, order: Order, spec: SymbolSpec) -> None:
         if order.reduce_only:
@@ -554,7 +484,9 @@ class Exchange:
             hpos = acct.positions.get((order.symbol, order.position_side))
             can_close = hpos.qty if hpos else ZERO
         else:
-            can_close = closable(_signed(acct.positions.get((order.symbol, "NET"))), order.is_buy)
+            can_close = closable(
+                signed_position(acct.positions.get((order.symbol, "NET"))), order.is_buy
+            )
         left = clamp(order.remaining, can_close)
         if left is None:
             return
@@ -631,10 +563,3 @@ class Exchange:
             from procs.exchange.tpsl import cancel_for_position
 
             cancel_for_position(self, acct, position_id, ts_ms)
-
-
-def _signed(pos: Position | None) -> Decimal:
-    """A net position as a signed quantity (long > 0; None: flat)."""
-    if pos is None:
-        return ZERO
-    return pos.qty if pos.side == "LONG" else -pos.qty
