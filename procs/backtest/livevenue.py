@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from procs.backtest.latency import LatencyConfig, LatencyModel, make_latency
 from procs.backtest.livejournal import Answer, LiveRun, intent_key
-from procs.backtest.venue import BacktestVenue, SimClock
+from procs.backtest.venue import BacktestVenue, SimClock, settle_fail, settle_ok
 from procs.matching import QueueConfig
 from procs.trading.config import PaperConfig
 from procs.trading.model import OrderRequest, VenueOrderUpdate
@@ -90,7 +90,7 @@ class LiveVenue(BacktestVenue):
         if first is None:  # never answered live: no verdict, as a REST timeout gives
             self._at(
                 self._clock.now + self._unknown_ns,
-                lambda: _fail(
+                lambda: settle_fail(
                     fut,
                     VenueUnknown(
                         f"replay: the live order {live['client_id']} was never answered", "Unknown"
@@ -109,7 +109,7 @@ class LiveVenue(BacktestVenue):
                 u = self._view.get(client_id)
                 if u is not None and u.status in ("NEW", "PART_FILLED"):
                     self._push([replace(u, status="CANCELED")])
-            _done(fut)
+            settle_ok(fut)
 
         # a live order's cancel outcome is among its own answers (its CANCELED push, or fills)
         self._at(self._clock.now + self.round_trip_ns, confirm)
@@ -146,7 +146,7 @@ class LiveVenue(BacktestVenue):
             if a.kind == "reject":
                 kind, _, text = a.reason.partition(": ")
                 if first:
-                    _fail(fut, VenueRejected(text or a.reason, kind or "rejected"))
+                    settle_fail(fut, VenueRejected(text or a.reason, kind or "rejected"))
                 return
             if a.kind == "update" and a.update is not None:
                 u = replace(a.update, client_id=cid, symbol=req.symbol, qty=req.qty,
@@ -175,13 +175,3 @@ def _as_intent(req: OrderRequest) -> dict[str, Any]:
         "ts_event_ns": req.stamps.ts_event_ns,
         "ts_recv_ns": req.stamps.ts_recv_ns,
     }
-
-
-def _done(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)

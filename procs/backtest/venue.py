@@ -227,19 +227,20 @@ class BacktestVenue:
         return total
 
     def _later(self, fut: asyncio.Future[None]) -> None:
-        self._at(self._clock.now + self._lat.response_ns(), lambda: _done(fut))
+        self._at(self._clock.now + self._lat.response_ns(), lambda: settle_ok(fut))
 
     def _arrive(self, req: OrderRequest, fut: asyncio.Future[str]) -> None:
         self.orders_arrived += 1
         back = self._clock.now + self._lat.response_ns()
         if req.symbol not in self._rows:
-            self._at(back, lambda: _fail(fut, VenueRejected("backtest: no book yet", "no_book")))
+            no_book = VenueRejected("backtest: no book yet", "no_book")
+            self._at(back, lambda: settle_fail(fut, no_book))
             return
         try:
             updates = self.paper.submit(req, self._book(req.symbol), self._clock.now)
         except MatchReject as exc:
             err = VenueRejected(f"backtest: {exc}", "rejected")
-            self._at(back, lambda: _fail(fut, err))
+            self._at(back, lambda: settle_fail(fut, err))
             return
         order_id = updates[0].order_id
         self._at(back, lambda: self._answer(fut, order_id, updates))
@@ -255,7 +256,7 @@ class BacktestVenue:
         back = self._clock.now + self._lat.response_ns()
         if not updates:
             err = VenueRejected(f"backtest: {client_id} not open", "cancel_failed")
-            self._at(back, lambda: _fail(fut, err))
+            self._at(back, lambda: settle_fail(fut, err))
             return
 
         def answer() -> None:
@@ -276,11 +277,13 @@ class BacktestVenue:
             sink.on_order_update(u)
 
 
-def _done(fut: asyncio.Future[None]) -> None:
+def settle_ok(fut: asyncio.Future[None]) -> None:
+    """Resolve a simulated venue call's future unless it is settled already."""
     if not fut.done():
         fut.set_result(None)
 
 
-def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+def settle_fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    """Fail a simulated venue call's future with ``exc`` unless it is settled already."""
     if not fut.done():
         fut.set_exception(exc)
