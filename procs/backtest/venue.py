@@ -84,6 +84,10 @@ class BacktestVenue:
     def ws_connected(self) -> bool:
         return True
 
+    @property
+    def ws_frames_skipped_total(self) -> int:
+        return 0
+
     async def start(self, sink: VenueSink) -> None:
         self._sink = sink
 

@@ -4,7 +4,10 @@ Bound beyond loopback (``host``), it answers only ``control_allow_ips`` that sen
 ``control_token_file`` as ``Authorization: Bearer <hex>`` (``simctl --token-file``).
 
 Endpoints: GET /_simex/status, GET|POST /_simex/faults, POST /_simex/faults/reset,
-POST /_simex/ws/drop {"scope": all|public|private}, POST /_simex/state/save,
+POST /_simex/ws/drop {"scope": all|public|private}, POST /_simex/ws/fuzz {"scope": ...,
+"kinds": [...]} (hostile frames, ``procs.simex.fuzz``; every kind by default),
+GET /_simex/requests?since_ns=N (the REST request log, ``procs.simex.reqlog``),
+POST /_simex/state/save,
 POST /_simex/funding/settle {"rates": {"BTCUSDT": "0.001"}} (settle funding now; rates optional).
 A body of the wrong shape gets 400 with ``{"error": ...}``, never a 500 or a traceback.
 """
@@ -28,9 +31,11 @@ from aiohttp import web
 
 from ipc.endpoints import is_loopback_host
 from procs._auth import read_token
+from procs.simex.fuzz import FRAME_KINDS
 
 if TYPE_CHECKING:
     from procs.simex.app import Simex
+    from procs.simex.config import SimexConfig
 
 __all__ = ["main", "make_control_app"]
 
@@ -69,30 +74,8 @@ async def _bad_input_is_400(
 def make_control_app(sx: Simex) -> web.Application:
     """The control routes over a running Simex."""
 
-    def status_view() -> dict[str, object]:
-        hub = sx.hub
-        return {
-            "rest_url": sx.rest_url,
-            "ws_public_url": sx.ws_public_url,
-            "ws_private_url": sx.ws_private_url,
-            "connections": len(hub.conns),
-            "pushes_sent_total": hub.sent_total,
-            "stalled_drops_total": hub.stalled_drops_total,
-            "rate_disconnects_total": hub.rate_disconnects_total,
-            "rest_requests_total": sx.rest.requests_total,
-            "generator_actions_total": sx.actions_total,
-            "market_step_max_s": sx.step_max_s,
-            "market_skipped_s_total": sx.skipped_ns_total / 1e9,
-            "slow_disconnects_total": hub.slow_disconnects_total,
-            "strict": sx.config.strict,
-            "rest_bad_requests_total": sx.rest.bad_requests_total,
-            "ws_bad_messages_total": hub.bad_messages_total,
-            "faults_injected_total": dict(sx.faults.injected_total),
-            "faults": msgspec.to_builtins(sx.faults.state),
-        }
-
     async def status(_: web.Request) -> web.Response:
-        return _ok(status_view())
+        return _ok(_status_view(sx))
 
     async def get_faults(_: web.Request) -> web.Response:
         return _ok(sx.faults.state)
@@ -108,13 +91,15 @@ def make_control_app(sx: Simex) -> web.Application:
         return _ok(sx.faults.reset())
 
     async def drop_ws(request: web.Request) -> web.Response:
-        try:
-            scope = _body(await request.read()).get("scope", "all")
-        except _BAD_INPUT as exc:
-            return _ok({"error": str(exc)}, status=400)
-        if not isinstance(scope, str) or scope not in ("all", "public", "private"):
-            return _ok({"error": "scope must be all, public or private"}, status=400)
-        return _ok({"dropped": sx.hub.drop(scope)})
+        return _drop(sx, await request.read())
+
+    async def fuzz_ws(request: web.Request) -> web.Response:
+        return _fuzz(sx, await request.read())
+
+    async def requests(request: web.Request) -> web.Response:
+        log_ = sx.rest.log
+        entries = log_.since(int(request.query.get("since_ns", "0")))
+        return _ok({"entries": entries, "dropped_total": log_.dropped_total})
 
     async def settle(request: web.Request) -> web.Response:
         return _settle(sx, await request.read())
@@ -124,20 +109,24 @@ def make_control_app(sx: Simex) -> web.Application:
         return _ok({"path": str(path) if path else None})
 
     cfg = sx.config
-    guard = (
-        []
-        if is_loopback_host(cfg.host)
-        else [_guard(cfg.control_allow_ips, cfg.control_token_file)]
-    )
-    app = web.Application(middlewares=[*guard, _bad_input_is_400])
+    app = web.Application(middlewares=[*_guards(cfg), _bad_input_is_400])
     app.router.add_get("/_simex/status", status)
     app.router.add_get("/_simex/faults", get_faults)
     app.router.add_post("/_simex/faults", set_faults)
     app.router.add_post("/_simex/faults/reset", reset_faults)
     app.router.add_post("/_simex/ws/drop", drop_ws)
+    app.router.add_post("/_simex/ws/fuzz", fuzz_ws)
+    app.router.add_get("/_simex/requests", requests)
     app.router.add_post("/_simex/state/save", save)
     app.router.add_post("/_simex/funding/settle", settle)
     return app
+
+
+def _guards(cfg: SimexConfig) -> list[Any]:
+    """No guard on loopback; beyond it, the allowlist and the token."""
+    if is_loopback_host(cfg.host):
+        return []
+    return [_guard(cfg.control_allow_ips, cfg.control_token_file)]
 
 
 def _guard(allow_ips: list[str], token_file: str) -> Any:
@@ -155,6 +144,49 @@ def _guard(allow_ips: list[str], token_file: str) -> Any:
         return response
 
     return guard
+
+
+def _status_view(sx: Simex) -> dict[str, object]:
+    hub = sx.hub
+    return {
+        "rest_url": sx.rest_url,
+        "ws_public_url": sx.ws_public_url,
+        "ws_private_url": sx.ws_private_url,
+        "connections": len(hub.conns),
+        "pushes_sent_total": hub.sent_total,
+        "stalled_drops_total": hub.stalled_drops_total,
+        "rate_disconnects_total": hub.rate_disconnects_total,
+        "rest_requests_total": sx.rest.requests_total,
+        "generator_actions_total": sx.actions_total,
+        "market_step_max_s": sx.step_max_s,
+        "market_skipped_s_total": sx.skipped_ns_total / 1e9,
+        "slow_disconnects_total": hub.slow_disconnects_total,
+        "strict": sx.config.strict,
+        "rest_bad_requests_total": sx.rest.bad_requests_total,
+        "ws_bad_messages_total": hub.bad_messages_total,
+        "ws_fuzz_frames_total": dict(hub.fuzz_frames_total),
+        "rest_log_entries": len(sx.rest.log),
+        "rest_log_dropped_total": sx.rest.log.dropped_total,
+        "faults_injected_total": dict(sx.faults.injected_total),
+        "faults": msgspec.to_builtins(sx.faults.state),
+    }
+
+
+def _drop(sx: Simex, raw: bytes) -> web.Response:
+    scope = _body(raw).get("scope", "all")
+    if not isinstance(scope, str) or scope not in ("all", "public", "private"):
+        return _ok({"error": "scope must be all, public or private"}, status=400)
+    return _ok({"dropped": sx.hub.drop(scope)})
+
+
+def _fuzz(sx: Simex, raw: bytes) -> web.Response:
+    body = _body(raw)
+    scope, kinds = body.get("scope", "all"), body.get("kinds", list(FRAME_KINDS))
+    if not isinstance(scope, str) or scope not in ("all", "public", "private"):
+        return _ok({"error": "scope must be all, public or private"}, status=400)
+    if not isinstance(kinds, list) or not kinds or not set(kinds) <= set(FRAME_KINDS):
+        return _ok({"error": f"kinds must be a list of {list(FRAME_KINDS)}"}, status=400)
+    return _ok({"sent": sx.hub.fuzz(scope, tuple(kinds))})
 
 
 def _settle(sx: Simex, body: bytes) -> web.Response:

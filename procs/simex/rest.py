@@ -22,6 +22,7 @@ from procs.exchange.model import ExchangeError
 from procs.simex.auth import NonceWindow, rest_sign_ok, sign_format_ok
 from procs.simex.config import KeyConfig, LimitsConfig
 from procs.simex.faults import Faults
+from procs.simex.reqlog import RequestLog
 from procs.simex.rest_handlers import ENDPOINTS
 from procs.simex.venue import Venue
 
@@ -83,6 +84,7 @@ class RestServer:
         self._flush_writes: Callable[[], None] = lambda: None
         self.requests_total = 0
         self.bad_requests_total = 0
+        self.log = RequestLog()
 
     def on_flush(self, flush_writes: Callable[[], None]) -> None:
         """Call ``flush_writes`` after each request's pushes are queued (the WS hub's)."""
@@ -95,39 +97,52 @@ class RestServer:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests_total += 1
+        arrived_ns = time.time_ns()
         entry = ENDPOINTS.get(request.path)
         if entry is None:
             return web.Response(status=404, text="Not Found")
         method, private, rate_class, handler = entry
+        who = request.headers.get("api-key", "") if private else f"ip:{request.remote}"
+        client_ts = request.headers.get("timestamp", "")
+
+        def logged(code: int, reduce_only: bool = False) -> None:
+            self.log.add(arrived_ns, client_ts, who, request.path, code, reduce_only)
+
         if request.method != method:
+            logged(405)
             return web.Response(status=405, text="Method Not Allowed")
         fault = self._faults.rest_fault()
         if fault == "error":
+            logged(self._faults.state.rest_error_status)
             return web.Response(
                 status=self._faults.state.rest_error_status, text="Service Unavailable"
             )
         if fault == "ratelimit":
+            logged(10005)
             return _json(envelope(10005, "Too many requests"))
         body = await request.read() if method == "POST" else b""
+        code, reduce_only = 0, False
         try:
             account = self._authorise(request, body, rate_class) if private else ""
             if not private and not self._take(request.remote or "?", request.path, rate_class):
                 raise ExchangeError(10006, "Request too frequently")
             params = self._params(request, body)
+            reduce_only = params.get("reduceOnly") in (True, "true")
             if self._strict and request.path in _STRING_FIELDS:
                 _check_strings(request.path, params)
             data = handler(self._venue, account, params, self._faults.now_ms())
             payload = envelope(0, "Success", data)
         except ExchangeError as e:
-            payload = envelope(e.code, e.msg)
+            code, payload = e.code, envelope(e.code, e.msg)
         except (TypeError, ValueError, ArithmeticError) as e:
             # a shape no handler check foresaw: still the venue's parameter error, and counted
             self.bad_requests_total += 1
             log.warning("bad request path=%s error=%r", request.path, e)
-            payload = envelope(10002, f"Parameter error: {e}")
+            code, payload = 10002, envelope(10002, f"Parameter error: {e}")
         finally:
             self._venue.flush()
             self._flush_writes()
+        logged(code, reduce_only)
         if private and method == "POST" and self._faults.state.ack_delay_s:
             await asyncio.sleep(self._faults.state.ack_delay_s)
         return _json(payload)

@@ -27,6 +27,7 @@ from procs.matching.book import OrderBook
 from procs.simex.auth import NonceWindow, sign_format_ok, ws_login_sign
 from procs.simex.config import KeyConfig, LimitsConfig
 from procs.simex.faults import Faults
+from procs.simex.fuzz import fuzz_frames
 from procs.simex.venue import INTERVALS_MS, Venue
 
 __all__ = ["PRIVATE_CHANNELS", "PUBLIC_CHANNELS", "Hub", "start_ws_server"]
@@ -174,6 +175,7 @@ class Hub:
         self.slow_disconnects_total = 0
         self.rate_disconnects_total = 0
         self.bad_messages_total = 0
+        self.fuzz_frames_total: dict[str, int] = {}
 
     # ---- connection handling --------------------------------------------------------------
 
@@ -195,6 +197,21 @@ class Hub:
             if c.transport is not None:
                 c.transport.disconnect(graceful=False)
         return len(victims)
+
+    def fuzz(self, scope: str, kinds: tuple[str, ...]) -> int:
+        """Push hostile frames (``procs.simex.fuzz``) to every connection in ``scope``; return
+        how many frames went out. They bypass stalls and delays: the fault is the frame."""
+        symbol = next(iter(self.venue.ex.specs), "BTCUSDT") if self.venue else "BTCUSDT"
+        self.flush_writes()
+        sent = 0
+        for c in list(self.conns):
+            if scope != "all" and c.private != (scope == "private"):
+                continue
+            for kind, frame in fuzz_frames(kinds, c.private, symbol):
+                c.write_now(frame)
+                self.fuzz_frames_total[kind] = self.fuzz_frames_total.get(kind, 0) + 1
+                sent += 1
+        return sent
 
     def on_message(self, conn: Conn, msg: dict[str, Any]) -> None:
         op = msg.get("op")

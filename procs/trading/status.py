@@ -67,6 +67,7 @@ def execution_health(
         "reconcile_stuck_reason": r.stuck_reason,
         "reconcile_rows_skipped_total": r.rows_skipped_total,
         "ws_connected": int(p.venue.ws_connected),
+        "ws_frames_skipped_total": p.venue.ws_frames_skipped_total,
         "stale_symbols": len(p.stale),
         "last_tick_to_order_us": p.last_tick_to_order_ns / 1e3,
     }

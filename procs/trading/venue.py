@@ -109,6 +109,11 @@ class Venue(Protocol):
     @property
     def ws_connected(self) -> bool: ...
 
+    @property
+    def ws_frames_skipped_total(self) -> int:
+        """Private WS frames counted and skipped as malformed (0 without a private WS)."""
+        ...
+
     async def start(self, sink: VenueSink) -> None: ...
 
     async def instruments(self, symbols: Sequence[SymbolConfig]) -> list[Instrument]: ...
@@ -248,6 +253,10 @@ class LiveVenue:
     @property
     def ws_connected(self) -> bool:
         return self._ws.ready.is_set()
+
+    @property
+    def ws_frames_skipped_total(self) -> int:
+        return sum(self._ws.dispatcher.decode_errors_total.values())
 
     def check(self) -> None:
         t = self._ws_task
@@ -422,6 +431,10 @@ class PaperVenueAdapter:
     @property
     def ws_connected(self) -> bool:
         return True  # no private connection to lose
+
+    @property
+    def ws_frames_skipped_total(self) -> int:
+        return 0
 
     async def start(self, sink: VenueSink) -> None:
         self._sink = sink

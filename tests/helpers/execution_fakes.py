@@ -49,6 +49,7 @@ class FakeVenue:
     mode: str = "ack"
     kind: str = "live"
     ws_connected: bool = True
+    ws_frames_skipped_total: int = 0
     placed: list[OrderRequest] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
