@@ -137,3 +137,26 @@ def test_bad_config_ends_fatal_after_retries(run_dir, ns, tmp_path):
     assert log.count("exited: broken (exit status 78; not expected)") == 4  # 1 + startretries
     log_text = "".join(p.read_text() for p in (run_dir / "logs").glob("broken*.log"))
     assert "no_such_key" in log_text
+
+
+def test_a_late_config_error_is_not_restarted(run_dir, ns, tmp_path):
+    # exit 78 after startsecs (2 s): supervisord must not take it for a crash and loop on it
+    cfg = _dummy_config(tmp_path / "late.toml", run_dir, "config_error_after_s = 3.0")
+    cmd = f"%(ENV_BITRADER_PYTHON)s -m tests.helpers.dummy_proc {cfg}"
+    (run_dir / "supervisor.d").mkdir()
+    (run_dir / "supervisor.d" / "t.conf").write_text(
+        _program_block("late", cmd) + "[group:selftest]\nprograms=late\n"
+    )
+    start(GroupEnv(run_dir, cfg, ns, "selftest"))
+    try:
+        eventually(lambda: _info(run_dir, "late")["statename"] == "EXITED", 40)
+        info = _info(run_dir, "late")
+    finally:
+        stop(run_dir)
+
+    assert info["statename"] == "EXITED"
+    assert info["exitstatus"] == 78
+    log = (run_dir / "supervisord.log").read_text()
+    assert "success: late entered RUNNING state" in log  # it ran past startsecs first
+    assert log.count("spawned: 'late'") == 1
+    assert "exited: late (exit status 78; expected)" in log

@@ -13,7 +13,7 @@ from typing import Annotated
 import msgspec
 from prometheus_client import CollectorRegistry
 
-from procs._config import RuntimeConfig, load_section
+from procs._config import EXIT_CONFIG, RuntimeConfig, load_section
 from procs._runtime import Runtime
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -22,6 +22,9 @@ NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 class DummyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     runtime: RuntimeConfig
     fault_after_steps: NonNegInt = 0  # raise in step() number N (0 = never)
+    # exit 78 this long after start, past supervisord's startsecs: a slow start-up check (a big
+    # journal's quick_check on a loaded machine) that finds a bad input late
+    config_error_after_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     items_per_step: NonNegInt = 0  # what each step reports handling (0 = always idle)
     label: str = "dummy"
     # a file whose words set what health reports: a trading state ("halted", "reconciling 40"
@@ -77,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     config = load_section(argv, "dummy", DummyConfig)  # exits 78 on a bad config
     with Runtime("dummy", config.runtime, CollectorRegistry()) as rt:
         rt.start()
+        if config.config_error_after_s:
+            time.sleep(config.config_error_after_s)  # the slow check itself
+            print("config error: found late", file=sys.stderr)
+            return EXIT_CONFIG
         return rt.run(DummyProc(config), rt.make_waiter())
 
 
