@@ -40,6 +40,7 @@ class BreakerTrigger(enum.StrEnum):
     STALE_DATA = "stale_data"
     LATENCY_SPIKE = "latency_spike"
     LOSS_LIMIT = "loss_limit"
+    JOURNAL = "journal"  # the journal cannot take a write (disk full): nothing may trade
     MANUAL = "manual"  # an operator tripped it
     RESET = "reset"  # an operator reset it
 
@@ -119,6 +120,10 @@ class Breaker:
             t.detail,
         )
         return t
+
+    def on_journal_down(self, detail: str, ts_ns: int) -> BreakerTransition | None:
+        """The journal refused a write: halt (cancels only) until an operator restarts."""
+        return self._trip(BreakerState.HALTED, BreakerTrigger.JOURNAL, detail, ts_ns)
 
     def trip(self, detail: str, ts_ns: int) -> BreakerTransition | None:
         """An operator (or the kill switch) halts trading by hand."""

@@ -39,6 +39,7 @@ from procs.trading.model import (
     ZERO,
     Fill,
     FundingEvent,
+    JournalWriteError,
     OrderRequest,
     OrderStatus,
     PositionSide,
@@ -294,8 +295,11 @@ class ExecutionProc:
             self._refused(refusal)
             return False
         t0 = time.perf_counter_ns()
+        try:
+            self.journal.record_intent(req, now)  # durable BEFORE the order can leave
+        except JournalWriteError:  # a full disk: not sent; _watch halts the breaker
+            return False
         self.tracker.add_intent(req, now)
-        self.journal.record_intent(req, now)  # durable BEFORE the order can leave
         self._m.intent_write_seconds.observe((time.perf_counter_ns() - t0) / NS)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
         order = self.tracker.get(req.client_id)
@@ -474,6 +478,8 @@ class ExecutionProc:
             self._ws_up = up
             self.on_breaker(self.breaker.on_ws(up, now))
         self.on_breaker(self.breaker.tick(now))
+        if self.journal.write_error:
+            self.on_breaker(self.breaker.on_journal_down(self.journal.write_error, now))
         for ts in self._book_ns.values():
             age_s = (now - ts) / NS
             if age_s > c.breaker.stale_data_s:

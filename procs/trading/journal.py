@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -35,6 +36,7 @@ from procs.trading.model import (
     Fill,
     FundingEvent,
     JournalError,
+    JournalWriteError,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -47,6 +49,13 @@ from procs.trading.orders import Order, OrderTransition
 from procs.trading.positions import PositionBook, PositionSnapshot
 from procs.trading.risk import Refusal
 
+log = logging.getLogger(__name__)
+
+# SQLite result codes (primary, the low byte) of a write the disk refused: full, I/O, read-only
+_WRITE_REFUSED: Final = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}
+)
+WRITE_ERROR_LOG_S: Final = 5.0  # a journal that cannot write logs it at most this often
 SCHEMA_VERSION: Final = 3  # 1: unkeyed sha256 chain, meta outside it; 2: no reads (migrations.py)
 CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
 
@@ -170,6 +179,10 @@ class Journal:
         # checkpoints are written only once the chain is known good (new, migrated, verified
         # or resealed): a tampered journal must never overwrite the anchors that expose it
         self._anchoring = False
+        self.path = str(conn.execute("PRAGMA database_list").fetchone()[2])
+        self.write_error = ""  # why the disk refused a write (sticky); "" while all is well
+        self.write_errors_total = 0
+        self._write_logged_at = 0.0
 
     @classmethod
     def open(
@@ -245,7 +258,11 @@ class Journal:
         if not self._anchoring or self._ckpts is None:
             return
         if self._ckpt_head != (self._last_id, self._last_hash):
-            self._ckpts.write(self._last_id, self._last_hash, time.time_ns())
+            try:
+                self._ckpts.write(self._last_id, self._last_hash, time.time_ns())
+            except OSError as exc:  # a full disk: the head is anchored at the next try
+                self._write_failed(exc)
+                return
             self._ckpt_head = (self._last_id, self._last_hash)
 
     # -- writing ----------------------------------------------------------------------------
@@ -283,20 +300,53 @@ class Journal:
         return True
 
     def _txn(
-        self, rows: Iterable[tuple[str, Sequence[object], int]], *, anchor: bool = True
+        self,
+        rows: Sequence[tuple[str, Sequence[object], int]],
+        *,
+        anchor: bool = True,
+        must: bool = False,
     ) -> list[bool]:
+        """Write ``rows`` in one transaction; per row, whether it was new.
+
+        A write the disk refuses (full, I/O error, read-only) sets ``write_error`` (sticky: the
+        process halts and an operator restarts it once the disk has room) and, unless ``must``,
+        writes nothing and answers "not new" for every row: nothing unjournaled is booked.
+        ``must`` raises ``JournalWriteError`` instead (an intent: the order must not leave).
+        """
         last = (self._last_id, self._last_hash)
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            done = [self._append(t, v, ts) for t, v, ts in rows]
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            self._last_id, self._last_hash = last
-            raise
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                done = [self._append(t, v, ts) for t, v, ts in rows]
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # SQLITE_FULL has rolled it back already
+                    self._conn.execute("ROLLBACK")
+                self._last_id, self._last_hash = last
+                raise
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in _WRITE_REFUSED:
+                raise
+            self._write_failed(exc)
+            if must:
+                raise JournalWriteError(f"journal {self.path}: write refused: {exc}") from None
+            return [False] * len(rows)
         if anchor and time.monotonic() - self._ckpt_at >= self._ckpt_s:
             self.checkpoint()
         return done
+
+    def _write_failed(self, exc: BaseException) -> None:
+        self.write_errors_total += 1
+        first = not self.write_error
+        self.write_error = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if first or now - self._write_logged_at >= WRITE_ERROR_LOG_S:
+            self._write_logged_at = now
+            log.error(
+                "journal write refused path=%s errors=%d error=%s: nothing more is booked;"
+                " free space, then restart execution (it reconciles with the venue)",
+                *(self.path, self.write_errors_total, self.write_error),
+            )
 
     def record_event(self, kind: str, body: dict[str, object], ts_ns: int = 0) -> None:
         """Journal an audit-only event (an operator's reseal, a restore) and anchor it."""
@@ -332,7 +382,7 @@ class Journal:
         )  # fmt: skip
         self._conn.execute("PRAGMA synchronous=FULL")
         try:
-            [added] = self._txn([("intents", values, ts_ns)], anchor=False)  # before the send
+            [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
         finally:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         if not added:

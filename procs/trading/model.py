@@ -29,6 +29,10 @@ class JournalError(ExecutionError):
     """The journal is unreadable or its schema is not ours."""
 
 
+class JournalWriteError(JournalError):
+    """The journal cannot take a write now (disk full, I/O error, read-only): nothing trades."""
+
+
 class Side(enum.StrEnum):
     BUY = "BUY"
     SELL = "SELL"

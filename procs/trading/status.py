@@ -68,6 +68,8 @@ def execution_health(
         "reconcile_rows_skipped_total": r.rows_skipped_total,
         "ws_connected": int(p.venue.ws_connected),
         "ws_frames_skipped_total": p.venue.ws_frames_skipped_total,
+        "journal_write_error": p.journal.write_error,  # "" while the journal takes writes
+        "journal_write_errors_total": p.journal.write_errors_total,
         "stale_symbols": len(p.stale),
         "last_tick_to_order_us": p.last_tick_to_order_ns / 1e3,
     }
