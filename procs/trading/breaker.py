@@ -6,8 +6,8 @@ reset`` (execution's ``breaker_reset`` control command).
 
 A venue rate-limit answer (10005/10006, HTTP 429) is no verdict on trading: it starts a
 back-off (``backoff_left_s``; doubling from ``RATE_LIMIT_BACKOFF_MIN_S`` to ``..._MAX_S``,
-cleared by the next accepted order) during which no new order goes out, and counts as neither
-a reject nor a REST error.
+cleared by the next accepted order) during which no new order goes out, reduce-only ones
+included, and counts as neither a reject nor a REST error.
 """
 
 from __future__ import annotations
@@ -80,13 +80,15 @@ class Breaker:
         log.warning("venue rate limit: no new orders for %.1fs", self._backoff_s)
         return self._backoff_s
 
-    def hold_reason(self, ts_ns: int) -> str:
+    def hold_reason(self, ts_ns: int, *, reduce_only: bool = False) -> str:
         """Why a new order must wait now, without any state change ("" when it may go): a
-        rate-limit back-off, or the private WS down (no fills would reach us; a brief reconnect
-        must not latch REDUCING, so it only holds orders until ``ws_reducing_after_s``)."""
+        rate-limit back-off (every order: the venue refuses a reduce-only one too, and each
+        refusal doubles the back-off), or, for an order that is not reduce-only, the private WS
+        down (no fills would reach us; a brief reconnect must not latch REDUCING, so it only
+        holds orders until ``ws_reducing_after_s``)."""
         if ts_ns < self.backoff_until_ns:
             return "rate_limited"
-        if self._ws_down_since_ns is not None:
+        if self._ws_down_since_ns is not None and not reduce_only:
             return "ws_down"
         return ""
 

@@ -286,7 +286,7 @@ class ExecutionProc:
         if req.reduce_only and req.position_side is not PositionSide.BOTH and not req.position_id:
             # a hedge-mode close names the venue's position (the venue refuses it otherwise)
             req = replace(req, position_id=self.legs.position_id(req.symbol, req.position_side))
-        held = "" if req.reduce_only else self.breaker.hold_reason(now)
+        held = self.breaker.hold_reason(now, reduce_only=req.reduce_only)
         if held:  # counted, not journaled: a short wait, not a refusal
             self.counters[f"{held}_deferred_total"] += 1
             return False

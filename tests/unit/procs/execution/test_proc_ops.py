@@ -14,6 +14,8 @@ from procs.trading.model import OrderStatus
 from procs.trading.reconcile import VenuePosition
 from tests.helpers.execution_fakes import book_records, make_rig, reconciled
 
+from .helpers import req
+
 D = Decimal
 
 
@@ -163,3 +165,19 @@ def test_breaker_reset_command_returns_to_active_and_is_journaled(rig):
     assert _rows(rig, "risk_events", "reason = 'operator.breaker_reset'")
     with pytest.raises(ValueError, match="operator"):
         ops.breaker_reset({})
+
+
+def test_a_reduce_only_order_waits_out_a_rate_limit_but_not_a_ws_outage(rig):
+    # the chaos suite saw reduce-only orders hammer a venue answering 10005 at the bucket's
+    # 8/s, each refusal doubling the back-off up to 30 s
+    b, now = rig.proc.breaker, rig.now()
+    b.on_rate_limited(now)
+    assert b.hold_reason(now, reduce_only=True) == "rate_limited"
+    close = req("br-ro-1", reduce_only=True)
+    assert rig.proc.place(close, now) is False
+    assert rig.proc.health()["rate_limited_deferred_total"] == 1
+    assert rig.venue.placed == []
+    later = now + 2_000_000_000  # past the back-off, the private WS down: reduce-only may go
+    b.on_ws(False, later)
+    assert b.hold_reason(later, reduce_only=True) == ""
+    assert b.hold_reason(later) == "ws_down"
