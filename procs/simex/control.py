@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("reset", help="clear every fault")
     p_drop = sub.add_parser("drop-ws", help="disconnect WS connections now")
     p_drop.add_argument("scope", nargs="?", default="all", choices=["all", "public", "private"])
+    p_fuzz = sub.add_parser("fuzz-ws", help="push hostile frames to WS connections now")
+    p_fuzz.add_argument("scope", nargs="?", default="all", choices=["all", "public", "private"])
     p_stall = sub.add_parser("stall-ws", help="WS connections get nothing for SECONDS")
     p_stall.add_argument("seconds", type=float)
     p_stall.add_argument("scope", nargs="?", default="all", choices=["all", "public", "private"])
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         code, out = _call(args.url, "/_simex/faults/reset", {})
     elif args.cmd == "drop-ws":
         code, out = _call(args.url, "/_simex/ws/drop", {"scope": args.scope})
+    elif args.cmd == "fuzz-ws":
+        code, out = _call(args.url, "/_simex/ws/fuzz", {"scope": args.scope})
     elif args.cmd == "stall-ws":
         body = {"ws_stall_s": args.seconds, "ws_stall_scope": args.scope}
         code, out = _call(args.url, "/_simex/faults", body)

@@ -111,16 +111,16 @@ class RestServer:
         if request.method != method:
             logged(405)
             return web.Response(status=405, text="Method Not Allowed")
+        body = await request.read() if method == "POST" else b""
         fault = self._faults.rest_fault()
         if fault == "error":
-            logged(self._faults.state.rest_error_status)
+            logged(self._faults.state.rest_error_status, _reduce_only(body))
             return web.Response(
                 status=self._faults.state.rest_error_status, text="Service Unavailable"
             )
         if fault == "ratelimit":
-            logged(10005)
+            logged(10005, _reduce_only(body))
             return _json(envelope(10005, "Too many requests"))
-        body = await request.read() if method == "POST" else b""
         code, reduce_only = 0, False
         try:
             account = self._authorise(request, body, rate_class) if private else ""
@@ -204,6 +204,15 @@ class RestServer:
         if not isinstance(obj, dict):
             raise ExchangeError(10002, "Parameter error: body must be a JSON object")
         return obj
+
+
+def _reduce_only(body: bytes) -> bool:
+    """Whether a POST body asks for a reduce-only order (for the request log only)."""
+    try:
+        obj = _DEC.decode(body) if body.strip() else None
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return isinstance(obj, dict) and obj.get("reduceOnly") in (True, "true")
 
 
 def _check_strings(path: str, params: dict[str, Any]) -> None:

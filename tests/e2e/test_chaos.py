@@ -1,11 +1,14 @@
 """Chaos: the whole group trading on simex while a seeded random schedule of faults hits it.
 
-Faults: SIGKILL of each stage, a restart of simex (SIGTERM: its state file is saved; a SIGKILLed
-simex loses state by design, see test_execution_venue_loss.py), private/public WS drops and
-stalls, REST 5xx errors, held REST answers, rate-limit answers (10005), and malformed messages
-on every process's control socket. Then it quiesces (kill switch) and checks: no order lost or
-duplicated, fills counted once per order, journal positions and cash == simex, no process
-crashed on its own or gave up (FATAL), health true at every sample.
+Faults (tests/helpers/chaos_run.py): SIGKILL of each stage, a restart of simex (SIGTERM: its
+state file is saved; a SIGKILLed simex loses state by design, see test_execution_venue_loss.py),
+private/public WS drops and stalls, REST 5xx errors, held REST answers, rate-limit answers
+(10005), malformed messages on every process's control socket, hostile WS frames from the venue
+side; and, at planned moments, a corrupted journal, a corrupted capture file and a full disk
+(tests/helpers/chaos_storage.py). Then it quiesces (kill switch) and checks: no order lost or
+duplicated, fills counted once per order, journal positions and cash == simex, no order on stale
+data, no rate-limit breach and a back-off after each rate-limit answer, no crash of its own and
+no crash loop, health true at every sample (tests/helpers/chaos_checks.py).
 
 ``BITRADER_CHAOS_S`` sets the length of the fault phase (``make chaos``: 300 s; the default
 run: 30 s), ``BITRADER_CHAOS_SEED`` the schedule. It prints a summary line (docs/reliability.md).
@@ -16,136 +19,66 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
+import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ipc.endpoints import expand
+from ipc.bitunix.ratelimit import limit_for
 from procs.group import health
-from procs.group.supervise import rpc
-from tests.helpers.group_config import START_BALANCE
+from procs.trading.breaker import RATE_LIMIT_BACKOFF_MIN_S
+from tests.helpers.chaos_checks import (
+    aged_orders,
+    backoff_breaches,
+    crash_loop_findings,
+    max_rates,
+    orders_in_stale_windows,
+    rate_breaches,
+    stale_windows,
+    supervisor_events,
+)
+from tests.helpers.chaos_run import (
+    Chaos,
+    book_marks,
+    sent_orders,
+    simex_post,
+    simex_requests,
+    storage_plan,
+)
+from tests.helpers.chaos_storage import mount_small_disk, unmount
+from tests.helpers.group_config import EXEC_KEY, OBSERVER_KEY, START_BALANCE
 from tests.helpers.group_run import REST_POLL_S, Group, bitrader
 from tests.helpers.group_venue import duplicates
 from tests.helpers.simex_proc import http
-from tests.integration.test_control_plane import MALFORMED, _raw
 
 CHAOS_S = float(os.environ.get("BITRADER_CHAOS_S", "30"))
 SEED = int(os.environ.get("BITRADER_CHAOS_SEED", "0")) or random.SystemRandom().randrange(1 << 30)
-STAGES = ("ingest", "features", "inference", "execution", "capture")
+DISK_MIB = 128  # the small filesystem for the journal, the kill switch and the captures
+STALE_GRACE_S = 0.5  # a STALE marker's way from ingest's ring into execution, on a loaded box
+BACKOFF_GRACE_S = 0.5  # a rate-limit answer's way back into execution's event loop
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.xdist_group("group"),
-    pytest.mark.timeout(int(CHAOS_S) + 400),
+    pytest.mark.timeout(int(CHAOS_S) + 600),
 ]
 
 
-def _simex_post(g: Group, path: str, body: dict[str, Any]) -> None:
-    status, out = http("POST", g.cfg.control_url + path, json.dumps(body).encode())
-    assert status == 200, (path, body, out)
-
-
-class Chaos:
-    def __init__(self, g: Group, rng: random.Random) -> None:
-        self.g = g
-        self.rng = rng
-        self.done: Counter[str] = Counter()
-        self.kills: Counter[str] = Counter()
-        self.health_samples: Counter[int] = Counter()
-        self.seen_orders: dict[str, dict[str, Any]] = {}
-
-    def kill(self, name: str) -> None:
-        pid = int(self.g.info(name)["pid"])
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-            self.kills[name] += 1
-
-    def restart_simex(self) -> None:
-        # simex's state file keeps open orders and positions, not its order history: remember
-        # the orders it knows now, to check their fills at the end
-        for o in self.g.simex.all_orders():
-            self.seen_orders[o["clientId"]] = o
-        with rpc(self.g.run_dir) as proxy:
-            proxy.supervisor.stopProcess("pipeline:simex", True)  # SIGTERM: it saves its state
-            proxy.supervisor.startProcess("pipeline:simex", True)
-
-    def timed_fault(self, changes: dict[str, Any], seconds: float) -> None:
-        _simex_post(self.g, "/_simex/faults", changes)
-        time.sleep(seconds)  # the fault's duration on the venue: what the group lives through
-        _simex_post(self.g, "/_simex/faults/reset", {})
-
-    def fuzz_control(self) -> None:
-        for proc in self.g.cfg.metrics_ports:
-            ctl = expand(
-                self.g.cfg.data[proc]["runtime"]["control_endpoint"],
-                run_dir=self.g.run_dir,
-                ns=self.g.ns,
-            )
-            for _, frames in MALFORMED:
-                _raw(ctl, frames, timeout_s=2.0)  # None when the process is restarting
-
-    def one(self) -> str:
-        r = self.rng
-        kind = r.choice(
-            ["kill", "kill", "simex", "drop", "stall", "rest5xx", "held", "ratelimit", "fuzz"]
-        )
-        if kind == "kill":
-            name = r.choice(STAGES)
-            self.kill(name)
-            kind = f"kill:{name}"
-        elif kind == "simex":
-            self.restart_simex()
-        elif kind == "drop":
-            scope = r.choice(["all", "public", "private"])
-            _simex_post(self.g, "/_simex/ws/drop", {"scope": scope})
-            kind = f"drop:{scope}"
-        elif kind == "stall":
-            scope = r.choice(["public", "private"])
-            _simex_post(self.g, "/_simex/faults", {"ws_stall_s": 3.0, "ws_stall_scope": scope})
-            kind = f"stall:{scope}"
-        elif kind == "rest5xx":
-            self.timed_fault({"rest_error_rate": 0.3}, 3.0)
-        elif kind == "held":
-            self.timed_fault({"ack_delay_s": 1.5}, 3.0)
-        elif kind == "ratelimit":
-            self.timed_fault({"rate_limit_rate": 0.5}, 3.0)
-        else:
-            self.fuzz_control()
-        self.done[kind] += 1
-        return kind
-
-    def sample_health(self) -> None:
-        """`bitrader health` must agree with the processes: 0 only when every row is healthy
-        and execution trades; otherwise a cause that its rows show."""
-        res = bitrader("health", "--run-dir", str(self.g.run_dir), "--json", timeout_s=60)
-        self.health_samples[res.returncode] += 1
-        if res.returncode == health.EXIT_NOT_UP:
-            raise AssertionError(f"group not up during chaos: {res.stderr}")
-        rows = {r["name"]: r for r in json.loads(res.stdout)}
-        all_healthy = all(r["healthy"] for r in rows.values())
-        assert (res.returncode == 0) == all_healthy, res.stdout
-        if res.returncode == 0:  # trading, or reconciling within the deadline (documented)
-            ex = rows["execution"]
-            assert ex["proc_state"] in ("active", "reconciling"), res.stdout
-            if ex["proc_state"] == "reconciling":
-                assert ex["counters"]["reconciling_s"] <= health.RECONCILE_DEADLINE_S
-        else:
-            causes = {c for r in rows.values() for c in r["causes"]}
-            assert res.returncode in causes, (res.returncode, causes)
-
-
-def _no_crash_of_its_own(g: Group, kills: Counter[str]) -> None:
-    log = (g.run_dir / "supervisord.log").read_text()
-    assert "gave up" not in log, log[-3000:]  # FATAL: a crash loop
-    for name in STAGES:
-        sigkills = log.count(f"exited: {name} (terminated by SIGKILL; not expected)")
-        assert sigkills == kills[name], (name, sigkills, kills[name])
-        assert f"exited: {name} (exit status 1" not in log, log[-3000:]
-    assert "exited: simex (exit status 1" not in log, log[-3000:]
+@pytest.fixture
+def data_disk(run_dir: Path) -> Iterator[tuple[Path, str]]:
+    """``run_dir/data`` on a small tmpfs when this machine allows it (root): (path, why not)."""
+    path = run_dir / "data"
+    why_not = mount_small_disk(path, DISK_MIB)
+    if why_not and os.environ.get("CI") == "true":
+        pytest.fail(f"the full-disk fault needs a small filesystem: {why_not}")
+    yield path, why_not
+    if not why_not:
+        unmount(path)
 
 
 def _fills_once(g: Group, seen: dict[str, dict[str, Any]]) -> tuple[int, int]:
@@ -170,25 +103,92 @@ def _fills_once(g: Group, seen: dict[str, dict[str, Any]]) -> tuple[int, int]:
     return sum(1 for q in booked.values() if q), int(g.journal.fills_count())
 
 
-def test_chaos_trading_survives_random_faults_with_the_books_intact(make_group):
+def _stale_data_findings(g: Group, chaos: Chaos) -> dict[str, Any]:
+    """No order decided on data older than the limit; none sent inside a STALE window."""
+    orders = sent_orders(g)
+    max_age_s = float(g.cfg.data["execution"].get("risk", {}).get("max_data_age_s", 2.0))
+    aged, judged = aged_orders(orders, max_age_s)
+    assert aged == [], aged[:20]
+    skip = chaos.storage_faults.corrupt_captures
+    marks, unreadable = book_marks(g.cfg.capture_dir, skip)
+    windows = stale_windows(marks)
+    inside = orders_in_stale_windows(orders, windows, STALE_GRACE_S)
+    assert inside == [], inside[:20]
+    return {
+        "orders_judged": judged,
+        "stale_windows": len(windows),
+        "stale_s": round(sum(e - s for _, s, e in windows) / 1e9, 1),
+        "book_records": len(marks),
+        "unreadable_captures": len(unreadable),
+    }
+
+
+def _keep_evidence(g: Group) -> None:
+    """``BITRADER_CHAOS_KEEP=DIR``: copy the run's logs and simex's request log there."""
+    keep = os.environ.get("BITRADER_CHAOS_KEEP")
+    if not keep:
+        return
+    dest = Path(keep)
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(g.run_dir / "logs", dest / "logs")
+    shutil.copy(g.run_dir / "supervisord.log", dest)
+    (dest / "requests.json").write_text(json.dumps(simex_requests(g)))
+
+
+def _rate_findings(g: Group) -> dict[str, Any]:
+    """Our own REST requests never beyond the venue's documented limits; a back-off after every
+    rate-limit answer to a new order."""
+    ours = [e for e in simex_requests(g) if e[2] != OBSERVER_KEY[0]]
+    breaches = rate_breaches(ours, limit_for)
+    assert breaches == [], breaches
+    late, answers = backoff_breaches(ours, RATE_LIMIT_BACKOFF_MIN_S, BACKOFF_GRACE_S, EXEC_KEY[0])
+    assert late == [], late
+    rates = max_rates(ours)
+    return {
+        "requests": len(ours),
+        "max_per_s": max(rates.values(), default=0),
+        "rate_limit_answers_to_orders": answers,
+    }
+
+
+def _crash_findings(g: Group, chaos: Chaos) -> dict[str, int]:
+    """Every exit one the test caused, FATAL only where it caused one, restarts bounded."""
+    events = supervisor_events((g.run_dir / "supervisord.log").read_text())
+    sf = chaos.storage_faults
+    found = crash_loop_findings(events, chaos.expected_exits(), sf.expected_fatal, chaos.stops())
+    assert found == [], found
+    return {name: ev.spawned for name, ev in sorted(events.items())}
+
+
+def test_chaos_trading_survives_random_faults_with_the_books_intact(data_disk, make_group):
     rng = random.Random(SEED)
-    print(f"chaos seed={SEED} duration_s={CHAOS_S}")
+    disk, disk_why_not = data_disk
+    print(f"chaos seed={SEED} duration_s={CHAOS_S} full_disk={disk_why_not or 'yes'}")
     g = make_group(
         {
             "simex": {"state_path": "{run_dir}/simex-state.json", "restore": True},
-            # REST errors and held answers on purpose: the breaker must not halt the run
-            "execution": {"breaker": {"rest_error_rate_max": 0.9}},
+            "execution": {
+                # REST errors and held answers on purpose: the breaker must not halt the run
+                "breaker": {"rest_error_rate_max": 0.9},
+                "journal_path": "{run_dir}/data/execution.sqlite",
+                "killswitch_path": "{run_dir}/data/killswitch.json",
+            },
+            "capture": {"directory": "{run_dir}/data/capture", "min_free_bytes": 4 << 20},
         }
     )
     g.wait_until(lambda: g.journal.fills_count() >= 1, 90, "a first fill")
-    chaos = Chaos(g, rng)
-    t_end = time.monotonic() + CHAOS_S
-    while time.monotonic() < t_end:
-        chaos.one()
-        time.sleep(rng.uniform(0.5, 2.5))  # faults arrive at random moments, not on a beat
+    chaos = Chaos(g, rng, None if disk_why_not else disk)
+    plan = storage_plan(CHAOS_S, ["journal", "capture"] + ([] if disk_why_not else ["disk"]))
+    t0 = time.monotonic()
+    while (now := time.monotonic()) < t0 + CHAOS_S or plan:
+        if plan and now >= t0 + plan[0][0]:
+            chaos.storage(plan.pop(0)[1])
+        else:
+            chaos.one()
+            time.sleep(rng.uniform(0.5, 2.5))  # faults arrive at random moments, not on a beat
         chaos.sample_health()
 
-    _simex_post(g, "/_simex/faults/reset", {})
+    simex_post(g, "/_simex/faults/reset", {})
     g.wait_until(g.all_running, 90, "every program RUNNING after the chaos")
     g.wait_until(
         lambda: g.exec_state() in ("active", "reducing", "halted"), 90, "execution reconciled"
@@ -219,14 +219,27 @@ def test_chaos_trading_survives_random_faults_with_the_books_intact(make_group):
     wallet, cash = g.simex.wallet(), g.journal.cash()
     assert abs(wallet - (Decimal(START_BALANCE) + cash)) <= Decimal("0.01"), (wallet, cash)
     orders_filled, fills = _fills_once(g, chaos.seen_orders)
-    _no_crash_of_its_own(g, chaos.kills)
+    try:
+        spawned = _crash_findings(g, chaos)
+        stale = _stale_data_findings(g, chaos)
+        rates = _rate_findings(g)
+    finally:
+        _keep_evidence(g)
     _, status = http("GET", g.cfg.control_url + "/_simex/status")
     assert status["rate_disconnects_total"] == 0  # no WS send-rate breach by our clients
+    if sum(chaos.fuzz_counted.values()):  # counted skips are logged too
+        for name in ("ingest", "execution"):
+            log = (g.run_dir / "logs" / f"{name}.log").read_text(errors="replace")
+            side = "public" if name == "ingest" else "private"
+            assert not chaos.fuzz_counted[side] or "ws frame skipped" in log, name
     print(
         f"chaos summary seed={SEED} duration_s={CHAOS_S:.0f} faults={sum(chaos.done.values())} "
         f"{dict(sorted(chaos.done.items()))} sigkills={sum(chaos.kills.values())} "
         f"orders={len(ids)} venue_orders={len(venue_ids)} orders_filled={orders_filled} "
         f"fills={fills} health_samples={dict(sorted(chaos.health_samples.items()))} "
         f"sent_after_chaos={sent_after_chaos} lost=0 duplicated=0 "
-        f"health_killed_exit={killed.returncode} injected={status['faults_injected_total']}"
+        f"health_killed_exit={killed.returncode} injected={status['faults_injected_total']} "
+        f"ws_fuzz_frames={status['ws_fuzz_frames_total']} fuzz_counted={dict(chaos.fuzz_counted)} "
+        f"stale={stale} rates={rates} spawned={spawned} "
+        f"storage_notes={dict(chaos.storage_faults.notes)} full_disk={disk_why_not or 'yes'}"
     )

@@ -8,7 +8,8 @@ injected violation to show it can fail.
   endpoint in any 1 s window, by the request's signed timestamp (when our client sent it, after
   its rate limiter), against the venue's documented limits.
 - ``backoff_breaches``: after a rate-limit answer (10005/10006/429) to a new order, no new order
-  that opens risk was sent within the back-off, allowing ``grace_s`` for the answer to reach us.
+  (reduce-only or not) was sent within the back-off, allowing ``grace_s`` for the answer to
+  reach us.
 - ``aged_orders``: an order decided on market data older than the staleness limit when it left.
 - ``stale_windows`` / ``orders_in_stale_windows``: an order sent while ingest had its symbol
   flagged STALE (from the first STALE book record to the first book record without the flag).
@@ -77,9 +78,9 @@ def max_rates(requests: Iterable[Request], window_ms: int = 1000) -> dict[str, i
 def backoff_breaches(
     requests: Iterable[Request], min_backoff_s: float, grace_s: float, who: str
 ) -> tuple[list[str], int]:
-    """New orders (not reduce-only) by ``who`` signed within ``(answer + grace_s, answer +
+    """New orders (reduce-only ones too) by ``who`` signed within ``(answer + grace_s, answer +
     min_backoff_s)`` of a rate-limit answer to one; also returns how many such answers there
-    were. Reduce-only orders may go during a back-off (they only lower risk: breaker.py)."""
+    were."""
     orders = sorted(
         (r for r in requests if r[2] == who and r[3] in ORDER_PATHS), key=lambda r: int(r[0])
     )
@@ -89,7 +90,7 @@ def backoff_breaches(
         lo, hi = ans_ns + int(grace_s * NS), ans_ns + int(min_backoff_s * NS)
         for r in orders:
             sent_ns = int(r[1]) * 1_000_000 or int(r[0])
-            if lo < sent_ns < hi and not int(r[5]):
+            if lo < sent_ns < hi:
                 gap = (sent_ns - ans_ns) / NS
                 out.append(f"new order sent {gap:.3f}s after a rate-limit answer at {ans_ns}")
     return out, len(answers)
@@ -130,10 +131,11 @@ class BookMark:
 def stale_windows(marks: Iterable[BookMark]) -> list[tuple[str, int, int]]:
     """(symbol, from_ns, to_ns): from a symbol's first STALE record to its next clean one.
 
-    A window whose end the capture did not see whole (a ring ``seq`` gap inside it: capture was
-    down or lapped) is left out: its clean record may be in the gap. A window still open at the
-    end of the capture runs to the last record captured."""
-    ordered = sorted(marks, key=lambda m: m.seq)
+    ``marks`` in capture order (file after file). A window the capture did not see whole (a
+    ``seq`` step other than +1 inside it: capture was down or lapped, or ingest restarted with a
+    new ring) is left out: its clean record may be in the gap. A window still open at the end of
+    the capture runs to the last record captured."""
+    ordered = list(marks)
     out = []
     open_: dict[str, int] = {}
     gap_since: dict[str, bool] = {}

@@ -52,8 +52,8 @@ def test_backoff_after_a_rate_limit_answer():
     backed_off = [*answered, _req(0.05), _req(1.2)]  # in flight at once, then after the back-off
     found, answers = backoff_breaches(backed_off, 1.0, 0.25, "k")
     assert (found, answers) == ([], 1)
-    reduce_only = [*answered, _req(0.5, ro=1)]  # may go: it only lowers risk
-    assert backoff_breaches(reduce_only, 1.0, 0.25, "k")[0] == []
+    reduce_only = [*answered, _req(0.5, ro=1)]  # the venue refuses it too: it must wait
+    assert len(backoff_breaches(reduce_only, 1.0, 0.25, "k")[0]) == 1
     no_backoff = [*answered, _req(0.5)]
     found, _ = backoff_breaches(no_backoff, 1.0, 0.25, "k")
     assert len(found) == 1
