@@ -11,7 +11,9 @@ data, no rate-limit breach and a back-off after each rate-limit answer, no crash
 no crash loop, health true at every sample (tests/helpers/chaos_checks.py).
 
 ``BITRADER_CHAOS_S`` sets the length of the fault phase (``make chaos``: 300 s; the default
-run: 30 s), ``BITRADER_CHAOS_SEED`` the schedule. It prints a summary line (docs/reliability.md).
+run: 30 s), ``BITRADER_CHAOS_SEED`` the schedule, ``BITRADER_CHAOS_KINDS`` a subset of fault
+kinds, ``BITRADER_CHAOS_KEEP=DIR`` keeps the logs and simex's request log. It prints a summary
+line (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ from tests.helpers.simex_proc import http
 
 CHAOS_S = float(os.environ.get("BITRADER_CHAOS_S", "30"))
 SEED = int(os.environ.get("BITRADER_CHAOS_SEED", "0")) or random.SystemRandom().randrange(1 << 30)
+# a comma-separated subset of fault kinds (random: kill, simex, drop, stall, rest5xx, held,
+# ratelimit, fuzz, fuzzws; storage: journal, capture, disk), to chase one; empty: every kind
+ONLY = frozenset(k for k in os.environ.get("BITRADER_CHAOS_KINDS", "").split(",") if k)
 DISK_MIB = 128  # the small filesystem for the journal, the kill switch and the captures
 STALE_GRACE_S = 0.5  # a STALE marker's way from ingest's ring into execution, on a loaded box
 BACKOFF_GRACE_S = 0.5  # a rate-limit answer's way back into execution's event loop
@@ -178,13 +183,14 @@ def test_chaos_trading_survives_random_faults_with_the_books_intact(data_disk, m
     )
     g.wait_until(lambda: g.journal.fills_count() >= 1, 90, "a first fill")
     chaos = Chaos(g, rng, None if disk_why_not else disk)
-    plan = storage_plan(CHAOS_S, ["journal", "capture"] + ([] if disk_why_not else ["disk"]))
+    storage = ["journal", "capture"] + ([] if disk_why_not else ["disk"])
+    plan = storage_plan(CHAOS_S, [k for k in storage if not ONLY or k in ONLY])
     t0 = time.monotonic()
     while (now := time.monotonic()) < t0 + CHAOS_S or plan:
         if plan and now >= t0 + plan[0][0]:
             chaos.storage(plan.pop(0)[1])
         else:
-            chaos.one()
+            chaos.one(ONLY)
             time.sleep(rng.uniform(0.5, 2.5))  # faults arrive at random moments, not on a beat
         chaos.sample_health()
 

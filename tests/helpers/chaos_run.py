@@ -106,10 +106,11 @@ class Chaos:
         pid, n = self._fuzz_mark(side)
         return pid != before[0] or n > before[1]
 
-    def one(self) -> str:
+    def one(self, only: frozenset[str] = frozenset()) -> str:
         r = self.rng
         kinds = ["kill", "kill", "simex", "drop", "stall", "rest5xx", "held", "ratelimit"]
-        kind = r.choice([*kinds, "fuzz", "fuzzws"])
+        kinds += ["fuzz", "fuzzws"]
+        kind = r.choice([k for k in kinds if k in only] if only else kinds)
         if kind == "kill":
             name = r.choice(STAGES)
             self.kill(name)
