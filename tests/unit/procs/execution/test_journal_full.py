@@ -8,11 +8,11 @@ import sqlite3
 from decimal import Decimal
 
 import pytest
-from procs.execution.breaker import BreakerState, BreakerTrigger
-from procs.execution.journal import Journal
-from procs.execution.model import Fill, JournalWriteError, PositionSide, Side
 
 from ipc.orders import BreakerEvent
+from procs.trading.breaker import BreakerState, BreakerTrigger
+from procs.trading.journal import Journal
+from procs.trading.model import Fill, JournalWriteError, PositionSide, Side
 from tests.helpers.execution_fakes import make_rig, reconciled
 
 from .helpers import req
