@@ -114,8 +114,7 @@ def _stale_data_findings(g: Group, chaos: Chaos) -> dict[str, Any]:
     max_age_s = float(g.cfg.data["execution"].get("risk", {}).get("max_data_age_s", 2.0))
     aged, judged = aged_orders(orders, max_age_s)
     assert aged == [], aged[:20]
-    skip = chaos.storage_faults.corrupt_captures
-    marks, unreadable = book_marks(g.cfg.capture_dir, skip)
+    marks, unreadable = book_marks(g.cfg.capture_dir, chaos.storage_faults.capture_copies)
     windows = stale_windows(marks)
     inside = orders_in_stale_windows(orders, windows, STALE_GRACE_S)
     assert inside == [], inside[:20]
@@ -138,19 +137,25 @@ def _keep_evidence(g: Group) -> None:
     shutil.copytree(g.run_dir / "logs", dest / "logs")
     shutil.copy(g.run_dir / "supervisord.log", dest)
     (dest / "requests.json").write_text(json.dumps(simex_requests(g)))
+    for name in ("evidence",):
+        if (g.run_dir / name).exists():
+            shutil.copytree(g.run_dir / name, dest / name)
 
 
-def _rate_findings(g: Group) -> dict[str, Any]:
+def _rate_findings(g: Group, chaos: Chaos) -> dict[str, Any]:
     """Our own REST requests never beyond the venue's documented limits; a back-off after every
-    rate-limit answer to a new order."""
-    ours = [e for e in simex_requests(g) if e[2] != OBSERVER_KEY[0]]
+    rate-limit answer to a new order. Over every simex process's request log."""
+    logged = chaos.requests_before + simex_requests(g)
+    ours = [e for e in logged if e[2] != OBSERVER_KEY[0]]
     breaches = rate_breaches(ours, limit_for)
     assert breaches == [], breaches
     late, answers = backoff_breaches(ours, RATE_LIMIT_BACKOFF_MIN_S, BACKOFF_GRACE_S, EXEC_KEY[0])
     assert late == [], late
     rates = max_rates(ours)
+    codes = Counter(int(e[4]) for e in ours)
     return {
         "requests": len(ours),
+        "answers": dict(sorted(codes.items())),
         "max_per_s": max(rates.values(), default=0),
         "rate_limit_answers_to_orders": answers,
     }
@@ -228,7 +233,7 @@ def test_chaos_trading_survives_random_faults_with_the_books_intact(data_disk, m
     try:
         spawned = _crash_findings(g, chaos)
         stale = _stale_data_findings(g, chaos)
-        rates = _rate_findings(g)
+        rates = _rate_findings(g, chaos)
     finally:
         _keep_evidence(g)
     _, status = http("GET", g.cfg.control_url + "/_simex/status")

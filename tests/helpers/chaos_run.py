@@ -50,6 +50,7 @@ class Chaos:
         self.seen_orders: dict[str, dict[str, Any]] = {}
         self.storage_faults = Storage(g, rng, disk)
         self.fuzz_counted: Counter[str] = Counter()
+        self.requests_before: list[list[Any]] = []  # logged by simex processes since stopped
 
     def kill(self, name: str) -> None:
         pid = int(self.g.info(name)["pid"])
@@ -58,9 +59,11 @@ class Chaos:
             self.kills[name] += 1
 
     def restart_simex(self) -> None:
-        # remember the orders simex knows now, to check their fills at the end
+        # remember the orders simex knows now, to check their fills at the end, and the
+        # requests it logged (its request log lives as long as the process)
         for o in self.g.simex.all_orders():
             self.seen_orders[o["clientId"]] = o
+        self.requests_before += simex_requests(self.g)
         self.storage_faults.stop("simex")  # SIGTERM: it saves its state
         self.storage_faults.start("simex")
 
@@ -110,7 +113,10 @@ class Chaos:
         r = self.rng
         kinds = ["kill", "kill", "simex", "drop", "stall", "rest5xx", "held", "ratelimit"]
         kinds += ["fuzz", "fuzzws"]
-        kind = r.choice([k for k in kinds if k in only] if only else kinds)
+        chosen = [k for k in kinds if k in only] if only else kinds
+        if not chosen:
+            return ""  # only storage faults asked for: none at random
+        kind = r.choice(chosen)
         if kind == "kill":
             name = r.choice(STAGES)
             self.kill(name)
@@ -196,14 +202,13 @@ def sent_orders(g: Group) -> list[SentOrder]:
     return [SentOrder(str(c), str(s), int(t), int(r or 0)) for c, s, t, r in g.journal.rows(sql)]
 
 
-def book_marks(directory: Path, skip: set[Path]) -> tuple[list[BookMark], list[str]]:
+def book_marks(directory: Path, copies: dict[Path, Path]) -> tuple[list[BookMark], list[str]]:
     """Every captured book record (capture order, file after file) and the files that could not
-    be read (other than ``skip``, the ones the test corrupted)."""
+    be read. A file the test corrupted is read from the copy it kept (``copies``)."""
     marks: list[BookMark] = []
     unreadable = []
-    for path in sorted(directory.glob("*.h5")):
-        if path in skip:
-            continue
+    for name in sorted(directory.glob("*.h5")):
+        path = copies.get(name, name)
         try:
             with CaptureReader(path) as r:
                 names = r.symbols

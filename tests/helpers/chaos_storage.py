@@ -7,8 +7,9 @@ capture file, a full disk. Each is the sequence an operator lives through, with 
   EXITED when the exit came after startsecs), ``bitrader health`` must say execution is down;
   then ``bitrader journal restore`` and a start: execution reconciles and trades again.
 - ``corrupt_capture``: restart capture (its file is closed, a new one opened), damage the closed
-  file (random bytes over its header, or truncate it): ``bitrader capture ls`` and ``info`` and
-  ``bitrader backtest`` must refuse it with 78 and name it, quickly; capture keeps writing.
+  file (random bytes over its header, or truncate it): ``bitrader capture ls`` and ``info``,
+  ``bitrader backtest`` and simex replaying it must refuse it with 78 and name it, quickly;
+  capture keeps writing.
 - ``fill_disk``: fill the small filesystem that holds the journal, the kill-switch file and the
   captures: capture pauses and counts; execution keeps trading safely or halts loudly; ``bitrader
   kill-switch on`` still acts; when space returns everything recovers (switch off, capture
@@ -21,18 +22,20 @@ import errno
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from procs.group import health
-from procs.group.supervise import rpc
+from procs.group.supervise import ROOT, rpc
 from tests.helpers.chaos_checks import ProgramEvents, supervisor_events
 from tests.helpers.group_config import EXEC_KEY
 from tests.helpers.group_run import REST_POLL_S, Group, bitrader
-from tests.helpers.simex_proc import http
+from tests.helpers.simex_proc import http, write_config
 
 START_RETRIES = 3  # supervisord.conf [program:execution] startretries
 FILLER = "filler.bin"
@@ -72,6 +75,7 @@ class Storage:
         self.expected_fatal: Counter[str] = Counter()
         self.stops: Counter[str] = Counter()
         self.corrupt_captures: set[Path] = set()
+        self.capture_copies: dict[Path, Path] = {}  # a corrupted file -> the copy kept before
         self.notes: Counter[str] = Counter()
 
     # ---- supervisord ----------------------------------------------------------------------
@@ -155,13 +159,21 @@ class Storage:
 
     def corrupt_capture(self) -> str:
         g = self.g
+        old = str(g.health("capture").get("file") or "")
         self.stop("capture")
         self.start("capture")
-        files = sorted(p for p in g.cfg.capture_dir.glob("*.h5") if p not in self.corrupt_captures)
-        victim = files[-2] if len(files) >= 2 else None
-        if victim is None:
+        g.wait_until(
+            lambda: str(g.health("capture").get("file") or old) != old, 30, "a new capture file"
+        )
+        victim = Path(old) if old else None
+        if victim is None or not victim.exists() or victim in self.corrupt_captures:
             self.notes["capture:no_closed_file"] += 1
             return "capture:none"
+        # the test's own copy first: the stale-data verdict reads the books in it
+        keep = self.g.run_dir / "evidence" / victim.name
+        keep.parent.mkdir(exist_ok=True)
+        shutil.copyfile(victim, keep)
+        self.capture_copies[victim] = keep
         size = victim.stat().st_size
         if self.rng.random() < 0.5:
             os.truncate(victim, self.rng.randrange(1, max(2, size // 2)))
@@ -182,6 +194,16 @@ class Storage:
         )  # fmt: skip
         assert res.returncode == 78, (res.returncode, res.stdout[-2000:], res.stderr[-2000:])
         assert victim.name in res.stderr, res.stderr[-2000:]
+        # simex replaying it refuses to start: 78, naming the file
+        sim_dir = g.run_dir / f"replay-refused-{len(self.corrupt_captures)}"
+        sim_dir.mkdir()
+        market = f'[simex.market]\nsource = "replay"\nreplay_path = "{victim}"'
+        cmd = [sys.executable, "-m", "procs.simex", str(write_config(sim_dir, market))]
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+        )
+        assert res.returncode == 78, (res.returncode, res.stdout[-2000:], res.stderr[-2000:])
+        assert victim.name in res.stdout + res.stderr, res.stderr[-2000:]
         g.wait_until(lambda: _capture_written(g) > written, 30, "capture writes on")
         return f"capture:{how}"
 
