@@ -215,8 +215,11 @@ class Breaker:
             )
         return None
 
-    def tick(self, ts_ns: int) -> BreakerTransition | None:
-        """Time-based triggers; call it on every loop pass (cheap)."""
+    def tick(self, ts_ns: int, journal_error: str = "") -> BreakerTransition | None:
+        """Time-based triggers and the journal's write state; call it on every loop pass
+        (cheap). A ``journal_error`` (the disk refused a write) halts."""
+        if journal_error:
+            return self.on_journal_down(journal_error, ts_ns)
         if self._ws_down_since_ns is None:
             return None
         down_s = (ts_ns - self._ws_down_since_ns) / NS

@@ -39,7 +39,6 @@ from procs.trading.model import (
     ZERO,
     Fill,
     FundingEvent,
-    JournalWriteError,
     OrderRequest,
     OrderStatus,
     PositionSide,
@@ -295,10 +294,8 @@ class ExecutionProc:
             self._refused(refusal)
             return False
         t0 = time.perf_counter_ns()
-        try:
-            self.journal.record_intent(req, now)  # durable BEFORE the order can leave
-        except JournalWriteError:  # a full disk: not sent; _watch halts the breaker
-            return False
+        if not self.journal.record_intent(req, now):  # durable BEFORE the order can leave
+            return False  # the disk refused it (full): not sent; the breaker halts
         self.tracker.add_intent(req, now)
         self._m.intent_write_seconds.observe((time.perf_counter_ns() - t0) / NS)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
@@ -477,9 +474,7 @@ class ExecutionProc:
         if up != self._ws_up or not up:
             self._ws_up = up
             self.on_breaker(self.breaker.on_ws(up, now))
-        self.on_breaker(self.breaker.tick(now))
-        if self.journal.write_error:
-            self.on_breaker(self.breaker.on_journal_down(self.journal.write_error, now))
+        self.on_breaker(self.breaker.tick(now, self.journal.write_error))
         for ts in self._book_ns.values():
             age_s = (now - ts) / NS
             if age_s > c.breaker.stale_data_s:

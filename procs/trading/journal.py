@@ -372,8 +372,9 @@ class Journal:
         self._ckpt_head = (-1, "")
         self.record_event(RESEAL, body)
 
-    def record_intent(self, req: OrderRequest, ts_ns: int) -> None:
-        """Write the intent durably (fsync: synchronous=FULL) BEFORE the order is sent."""
+    def record_intent(self, req: OrderRequest, ts_ns: int) -> bool:
+        """Write the intent durably (fsync: synchronous=FULL) BEFORE the order is sent; False
+        when the disk refused it (the order must not leave: ``write_error`` says why)."""
         s = req.stamps
         values = (
             req.client_id, req.symbol, req.side, req.order_type, req.tif, req.qty, req.price,
@@ -383,10 +384,13 @@ class Journal:
         self._conn.execute("PRAGMA synchronous=FULL")
         try:
             [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
+        except JournalWriteError:
+            return False
         finally:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         if not added:
             raise JournalError(f"intent {req.client_id} already journaled")
+        return True
 
     def record_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
         """Write the order's full state after a change (status, fill, cancel request)."""
