@@ -63,7 +63,8 @@ SEED = int(os.environ.get("BITRADER_CHAOS_SEED", "0")) or random.SystemRandom().
 # a comma-separated subset of fault kinds (random: kill, simex, drop, stall, rest5xx, held,
 # ratelimit, fuzz, fuzzws; storage: journal, capture, disk), to chase one; empty: every kind
 ONLY = frozenset(k for k in os.environ.get("BITRADER_CHAOS_KINDS", "").split(",") if k)
-DISK_MIB = 128  # the small filesystem for the journal, the kill switch and the captures
+DISK_MIB = 512  # the small filesystem for the journal, the kill switch and the captures (RAM
+# only for what is written; a 300 s run with capture restarts writes ~150 MiB)
 STALE_GRACE_S = 0.5  # a STALE marker's way from ingest's ring into execution, on a loaded box
 BACKOFF_GRACE_S = 0.5  # a rate-limit answer's way back into execution's event loop
 
