@@ -64,7 +64,7 @@ SEED = int(os.environ.get("BITRADER_CHAOS_SEED", "0")) or random.SystemRandom().
 # ratelimit, fuzz, fuzzws; storage: journal, capture, disk), to chase one; empty: every kind
 ONLY = frozenset(k for k in os.environ.get("BITRADER_CHAOS_KINDS", "").split(",") if k)
 DISK_MIB = 512  # the small filesystem for the journal, the kill switch and the captures (RAM
-# only for what is written; a 300 s run with capture restarts writes ~150 MiB)
+# only for what is written: a 300 s run, each capture restart re-reading its rings, passed 128)
 STALE_GRACE_S = 0.5  # a STALE marker's way from ingest's ring into execution, on a loaded box
 BACKOFF_GRACE_S = 0.5  # a rate-limit answer's way back into execution's event loop
 
