@@ -102,8 +102,10 @@ class PositionBook:
     def snapshots(self) -> list[PositionSnapshot]:
         return list(self._legs.values())
 
-    def symbols(self) -> set[str]:
-        return {s for s, _ in self._legs}
+    def symbols(self) -> list[str]:
+        """Symbols with a leg, in the order their first leg appeared (a set's order would
+        change with the string hash seed from process to process: not deterministic)."""
+        return list(dict.fromkeys(s for s, _ in self._legs))
 
     def restore(self, legs: Iterable[PositionSnapshot]) -> None:
         for p in legs:
