@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 NS: Final = 1_000_000_000
 EX_TRADE, EX_BOOK, SIG = 0, 1, 2  # same-time order: a trade, then the book after it, then us
+PUMP_PASSES: Final = 9  # event-loop passes per pump (_Replay.pump)
 
 
 def scratch_dir() -> str | None:
@@ -131,7 +132,8 @@ def run_execution(
         sig=sig_feed,
         book=book_feed,
         venue=venue,
-        journal=Journal.open(work_dir / "journal.sqlite"),  # the live journal's own code
+        # the live journal's own code; a scratch file nothing outlives: no fsync (durable=False)
+        journal=Journal.open(work_dir / "journal.sqlite", durable=False),
         publisher=_NoPublisher(),
         killswitch=KillSwitch(FileStore(work_dir / "killswitch.json"), config.killswitch_poll_s),
         metrics=make_metrics(CollectorRegistry()),
@@ -183,16 +185,30 @@ class _Replay:
         self.pump()
 
     def pump(self) -> None:
-        """Let the loop run what is ready: spawned venue calls, answers, pushes."""
-        for _ in range(3):
-            self.loop.run_until_complete(asyncio.sleep(0))
+        """Let the loop run what is ready: spawned venue calls, answers, pushes.
+
+        Nine loop iterations, each running the callbacks ready at its start: the passes that
+        three ``run_until_complete(asyncio.sleep(0))`` made (three each), without their tasks."""
+        loop, left = self.loop, [PUMP_PASSES]
+
+        def tick() -> None:
+            left[0] -= 1
+            if left[0]:
+                loop.call_soon(tick)  # behind what this pass made ready: the next pass
+            else:
+                loop.stop()  # the loop stops after this pass
+
+        loop.call_soon(tick)
+        loop.run_forever()
 
     def advance(self, t: int) -> None:
         """Run venue actions, funding and equity samples due before ``t``; then stand at ``t``."""
         v = self.venue
         while True:
             due = v.next_due()
-            cut = min(x for x in (due, self.next_fund, self.next_eq) if x is not None)
+            cut = self.next_fund if self.next_fund < self.next_eq else self.next_eq
+            if due is not None and due < cut:
+                cut = due
             if cut > t:
                 break
             if due is not None and due == cut:
@@ -237,7 +253,7 @@ class _Replay:
             self.book_feed.put(books[batch])
             self.sig_feed.put(sigs[batch])
         self.proc.step()
-        if asyncio.all_tasks(self.loop):
+        if self.proc.tasks.busy:
             self.pump()  # venue calls it spawned, or ones still waiting
 
     def run(
