@@ -52,7 +52,7 @@ from procs.trading.reads import ReadLog
 from procs.trading.reconcile import Reconciliation, VenuePosition
 from procs.trading.reconciler import Reconciler
 from procs.trading.risk import Refusal, RefusalReason, RiskContext, RiskEngine
-from procs.trading.status import RingWatch, execution_health
+from procs.trading.status import RingWatch, execution_health, set_gauges
 from procs.trading.strategy import (
     Action,
     CancelOrder,
@@ -150,6 +150,8 @@ class ExecutionProc:
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
         self._signals_unflushed = 0
+        self._refusals_unflushed: Counter[str] = Counter()  # reason -> count, for Prometheus
+        self._net: tuple[int, dict[str, Decimal]] = (-1, {})  # (positions.version, net qty)
         self._latencies: list[tuple[TickStamps, int, int]] = []  # (stamps, leave, ts_pub)
         self._rings = RingWatch({"sig": sig, "book": book})
         self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
@@ -222,7 +224,10 @@ class ExecutionProc:
             two_sided = row[_B_NB] and row[_B_NA]
             if two_sided:
                 to_px = self._grids[sym][0]
-                self._quotes[sym] = Quote(to_px(row[_B_BID].item(0)), to_px(row[_B_ASK].item(0)))
+                bid, ask = to_px(row[_B_BID].item(0)), to_px(row[_B_ASK].item(0))
+                q = self._quotes.get(sym)
+                if q is None or q.best_bid != bid or q.best_ask != ask:
+                    self._quotes[sym] = Quote(bid, ask)  # kept while the top is the same
             recv = row[_B_RECV]
             if not row[_B_FLAGS] & FLAG_STALE:
                 # only fresh books age the data: ingest's stale markers carry new receive stamps,
@@ -265,13 +270,17 @@ class ExecutionProc:
 
     def risk_context(self, symbol: str, now: int) -> RiskContext:
         q = self._quotes.get(symbol)
+        version, net = self._net
+        if version != self.positions.version or len(net) != len(self.instruments):
+            net = {s: self.positions.net_qty(s) for s in self.instruments}
+            self._net = (self.positions.version, net)
         return RiskContext(
             now_ns=now,
             instrument=self.instruments[symbol],
-            mid=None if q is None else (q.best_bid + q.best_ask) / 2,
+            mid=None if q is None else q.mid,
             ts_data_ns=0 if symbol in self.stale else self._book_ns.get(symbol, 0),
             mark=self.marks.get(symbol),
-            positions={s: self.positions.net_qty(s) for s in self.instruments},
+            positions=net,  # not changed by risk; rebuilt when a leg changes
             marks=self._marks_or_mid(),
             open_orders=self.tracker.open_orders(),
             day_pnl=self.daily.day_pnl,
@@ -321,6 +330,10 @@ class ExecutionProc:
         if self._signals_unflushed:
             self._m.signals.inc(self._signals_unflushed)
             self._signals_unflushed = 0
+        if self._refusals_unflushed:
+            for reason, n in self._refusals_unflushed.items():
+                self._m.refusals.labels(reason).inc(n)
+            self._refusals_unflushed.clear()
         if self._latencies:
             pending, self._latencies = self._latencies, []
             for stamps, leave, pub in pending:
@@ -405,7 +418,7 @@ class ExecutionProc:
     # -- breaker, kill switch, refusals --------------------------------------------------------
 
     def _refused(self, r: Refusal) -> None:
-        self._m.refusals.labels(str(r.reason)).inc()
+        self._refusals_unflushed[r.reason] += 1  # Prometheus: in housekeeping
         self.counters["refusals_total"] += 1
         key = (r.symbol, r.reason)
         if r.ts_ns - self._refusal_seen.get(key, -NS * 10) < REFUSAL_JOURNAL_S * NS:
@@ -459,7 +472,7 @@ class ExecutionProc:
             self.tracker.prune(now - int(PRUNE_AFTER_S * NS))
             self.driver.prune()
         self.reconciler.maybe_start(now)
-        self._gauges()
+        set_gauges(self, self._m)
 
     def _watch(self, now: int) -> None:
         """Kill switch, private WS state, breaker clocks and market-data age."""
@@ -492,7 +505,7 @@ class ExecutionProc:
             self.venue_error(exc, ok_for_breaker=False)
 
     def _marks_or_mid(self) -> dict[str, Decimal]:
-        out = {s: (q.best_bid + q.best_ask) / 2 for s, q in self._quotes.items()}
+        out = {s: q.mid for s, q in self._quotes.items()}
         out.update(self.marks)
         return out
 
@@ -555,19 +568,6 @@ class ExecutionProc:
             self._pub.send(topic, _ENC.encode(event))
         if self._event_log is not None:
             self._event_log(_JSON.encode({"topic": topic.decode(), "event": event}) + b"\n")
-
-    def _gauges(self) -> None:
-        m = self._m
-        m.open_orders.set(len(self.tracker.open_orders()))
-        m.breaker_state.set(self.breaker.state.name.lower())
-        m.state.set(self.state)
-        m.kill_switch.set(int(self.killswitch.on))
-        rec = self.last_reconcile
-        m.reconcile_differences.set(len(rec.differences) if rec else 0)
-        m.day_pnl.set(float(self.daily.day_pnl))
-        m.loss_limit.set(float(self.risk.config.daily_loss_limit_usdt))  # reloadable
-        for sym in self.instruments:
-            m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
 
     def health(self) -> dict[str, float | int | str]:
         self._flush_metrics()
