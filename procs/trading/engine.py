@@ -34,7 +34,7 @@ from procs.trading.instruments import DecimalGrid, Instrument
 from procs.trading.journal import Journal
 from procs.trading.killswitch import KillSwitch
 from procs.trading.legs import VenueLegs
-from procs.trading.metrics import ExecutionMetrics, observe_order_latency
+from procs.trading.metrics import ExecutionMetrics, PendingMetrics
 from procs.trading.model import (
     ZERO,
     Fill,
@@ -42,7 +42,6 @@ from procs.trading.model import (
     OrderRequest,
     OrderStatus,
     PositionSide,
-    TickStamps,
     VenueOrderUpdate,
 )
 from procs.trading.orders import ClientIdGenerator, OrderTracker, OrderTransition
@@ -149,10 +148,8 @@ class ExecutionProc:
         self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
-        self._signals_unflushed = 0
-        self._refusals_unflushed: Counter[str] = Counter()  # reason -> count, for Prometheus
+        self._pending = PendingMetrics()  # Prometheus work: in housekeeping
         self._net: tuple[int, dict[str, Decimal]] = (-1, {})  # (positions.version, net qty)
-        self._latencies: list[tuple[TickStamps, int, int]] = []  # (stamps, leave, ts_pub)
         self._rings = RingWatch({"sig": sig, "book": book})
         self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
 
@@ -202,7 +199,7 @@ class ExecutionProc:
             n += len(books)
         sigs = self._sig.poll(self._c.batch_max)
         if len(sigs):
-            self._signals_unflushed += len(sigs)  # reaches Prometheus in housekeeping
+            self._pending.signals += len(sigs)  # reaches Prometheus in housekeeping
             self._on_signals(sigs)
             n += len(sigs)
         now = self._clock()
@@ -305,14 +302,14 @@ class ExecutionProc:
         t0 = time.perf_counter_ns()
         self.tracker.add_intent(req, now)
         self.journal.record_intent(req, now)  # durable BEFORE the order can leave
-        self._m.intent_write_seconds.observe((time.perf_counter_ns() - t0) / NS)
+        self._pending.intent_writes_ns.append(time.perf_counter_ns() - t0)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
         order = self.tracker.get(req.client_id)
         req = replace(req, ts_order_ns=leave)
         self.tracker.restore([replace(order, request=req)])
         self.apply(self.tracker.mark_sent(req.client_id, leave), leave)
         self._observe_latency(req, leave)
-        self._m.orders_sent.inc()
+        self._pending.sent += 1
         self.counters["orders_sent_total"] += 1
         self.spawn(self.driver.send(req))
         return True
@@ -323,21 +320,11 @@ class ExecutionProc:
             books = self._pub_ns.get(req.symbol, ())  # newest first: usually the first one
             pub = next((p for r, p in reversed(books) if r == s.ts_recv_ns), 0)
             self.last_tick_to_order_ns = leave - s.ts_recv_ns
-            self._latencies.append((s, leave, pub))  # histograms: in housekeeping
+            self._pending.latencies.append((s, leave, pub))  # histograms: in housekeeping
 
     def _flush_metrics(self) -> None:
-        """Prometheus work kept off the per-signal path (~15 µs an order): every housekeeping_s."""
-        if self._signals_unflushed:
-            self._m.signals.inc(self._signals_unflushed)
-            self._signals_unflushed = 0
-        if self._refusals_unflushed:
-            for reason, n in self._refusals_unflushed.items():
-                self._m.refusals.labels(reason).inc(n)
-            self._refusals_unflushed.clear()
-        if self._latencies:
-            pending, self._latencies = self._latencies, []
-            for stamps, leave, pub in pending:
-                observe_order_latency(self._m, stamps, leave, pub)
+        """Prometheus work kept off the per-signal path (~20 µs an order): every housekeeping_s."""
+        self._pending.flush(self._m)
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:
         """Request a cancel once; an UNKNOWN order is resolved by its query first."""
@@ -418,7 +405,7 @@ class ExecutionProc:
     # -- breaker, kill switch, refusals --------------------------------------------------------
 
     def _refused(self, r: Refusal) -> None:
-        self._refusals_unflushed[r.reason] += 1  # Prometheus: in housekeeping
+        self._pending.refused(r.reason)  # Prometheus: in housekeeping
         self.counters["refusals_total"] += 1
         key = (r.symbol, r.reason)
         if r.ts_ns - self._refusal_seen.get(key, -NS * 10) < REFUSAL_JOURNAL_S * NS:

@@ -119,6 +119,9 @@ def _schema() -> str:
 
 
 def _stored(v: object) -> object:
+    t = type(v)
+    if t is str or t is int or v is None:  # most values: stored as they are
+        return v
     if isinstance(v, Decimal):
         return str(v)
     if isinstance(v, bool):
