@@ -221,9 +221,10 @@ class Strategy:
         return qty
 
     def target_qty(self, sig: SignalInput, ts_ns: int) -> Decimal:
-        self._vol.setdefault(sig.symbol, VolEstimator(self._c.vol_halflife_s)).update(
-            float(sig.mid), ts_ns
-        )
+        vol = self._vol.get(sig.symbol)
+        if vol is None:  # (not setdefault: that would build an estimator every signal)
+            vol = self._vol[sig.symbol] = VolEstimator(self._c.vol_halflife_s)
+        vol.update(float(sig.mid), ts_ns)
         regime = self.update_regime(sig.symbol, sig.score)
         return regime * self.unit_qty(sig.symbol, sig.mid) if regime else ZERO
 
