@@ -171,7 +171,7 @@ class Strategy:
         # per symbol: the inputs of the last decision that did nothing, and the clientIds it
         # drew; the same inputs again do nothing again (``decide``)
         self._quiet: dict[str, tuple[tuple[object, ...], int]] = {}
-        self._units: dict[str, tuple[Decimal, Decimal]] = {}  # (mid, unit qty), fixed sizing
+        self._units: dict[str, tuple[Decimal, Instrument, Decimal]] = {}  # fixed sizing
         self._ids_drawn = 0
 
     def reconfigure(self, config: StrategyConfig) -> None:
@@ -203,8 +203,8 @@ class Strategy:
         c, inst = self._c, self._instruments[symbol]
         if c.sizing != "vol_scaled":
             last = self._units.get(symbol)
-            if last is not None and last[0] is mid:  # the same mid (the grid's own Decimal)
-                return last[1]
+            if last is not None and last[0] is mid and last[1] is inst:  # the grid's own mid
+                return last[2]
         notional = c.target_notional_usdt
         if c.sizing == "vol_scaled":
             vol = self._vol[symbol].vol_per_sqrt_s if symbol in self._vol else 0.0
@@ -217,7 +217,7 @@ class Strategy:
             qty = min(qty, sym.max_position_qty)
         qty = inst.round_qty(qty)
         if c.sizing != "vol_scaled":
-            self._units[symbol] = (mid, qty)
+            self._units[symbol] = (mid, inst, qty)
         return qty
 
     def target_qty(self, sig: SignalInput, ts_ns: int) -> Decimal:
