@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import selectors
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NS: Final = 1_000_000_000
 EX_TRADE, EX_BOOK, SIG = 0, 1, 2  # same-time order: a trade, then the book after it, then us
+PUMP_PASSES: Final = 9  # event-loop passes per pump (_Replay.pump)
 
 
 def scratch_dir() -> str | None:
@@ -67,6 +70,19 @@ class Feed:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class _NoIoSelector(selectors.SelectSelector):
+    """The replay's event loop has no sockets (the venue is in-process): a poll for I/O finds
+    none without a system call, and a wait is a sleep. Nine passes per pump, each polling,
+    made the epoll call ~4 % of a backtest."""
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None:
+            raise RuntimeError("the backtest's event loop would wait for I/O that cannot come")
+        if timeout > 0:
+            time.sleep(timeout)  # a timer (a venue call's timeout): nothing else can wake us
+        return []
 
 
 class _NoPublisher:
@@ -113,7 +129,7 @@ def run_execution(
 ) -> RunResult:
     """Replay ``books``/``trades`` (venue side) and ``sigs`` (execution side) through a fresh
     ``ExecutionProc``; ``books``, ``trades`` and ``sigs`` are in ring (publish) order."""
-    loop = asyncio.new_event_loop()
+    loop = asyncio.SelectorEventLoop(_NoIoSelector())
     clock = SimClock(int(min(books["ts_recv_ns"][0], sigs["ts_sig_ns"][0])) if books.size else 0)
     ref: list[ExecutionProc] = []
     venue = BacktestVenue(
@@ -131,7 +147,8 @@ def run_execution(
         sig=sig_feed,
         book=book_feed,
         venue=venue,
-        journal=Journal.open(work_dir / "journal.sqlite"),  # the live journal's own code
+        # the live journal's own code; a scratch file nothing outlives: no fsync (durable=False)
+        journal=Journal.open(work_dir / "journal.sqlite", durable=False),
         publisher=_NoPublisher(),
         killswitch=KillSwitch(FileStore(work_dir / "killswitch.json"), config.killswitch_poll_s),
         metrics=make_metrics(CollectorRegistry()),
@@ -183,16 +200,30 @@ class _Replay:
         self.pump()
 
     def pump(self) -> None:
-        """Let the loop run what is ready: spawned venue calls, answers, pushes."""
-        for _ in range(3):
-            self.loop.run_until_complete(asyncio.sleep(0))
+        """Let the loop run what is ready: spawned venue calls, answers, pushes.
+
+        Nine loop iterations, each running the callbacks ready at its start: the passes that
+        three ``run_until_complete(asyncio.sleep(0))`` made (three each), without their tasks."""
+        loop, left = self.loop, [PUMP_PASSES]
+
+        def tick() -> None:
+            left[0] -= 1
+            if left[0]:
+                loop.call_soon(tick)  # behind what this pass made ready: the next pass
+            else:
+                loop.stop()  # the loop stops after this pass
+
+        loop.call_soon(tick)
+        loop.run_forever()
 
     def advance(self, t: int) -> None:
         """Run venue actions, funding and equity samples due before ``t``; then stand at ``t``."""
         v = self.venue
         while True:
             due = v.next_due()
-            cut = min(x for x in (due, self.next_fund, self.next_eq) if x is not None)
+            cut = self.next_fund if self.next_fund < self.next_eq else self.next_eq
+            if due is not None and due < cut:
+                cut = due
             if cut > t:
                 break
             if due is not None and due == cut:
@@ -237,7 +268,7 @@ class _Replay:
             self.book_feed.put(books[batch])
             self.sig_feed.put(sigs[batch])
         self.proc.step()
-        if asyncio.all_tasks(self.loop):
+        if self.proc.tasks.busy:
             self.pump()  # venue calls it spawned, or ones still waiting
 
     def run(

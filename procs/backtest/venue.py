@@ -24,7 +24,7 @@ from procs.matching.engine import MatchReject
 from procs.trading.config import PaperConfig, SymbolConfig
 from procs.trading.instruments import DecimalGrid, Instrument
 from procs.trading.model import FundingEvent, OrderRequest, PositionSide, Side, VenueOrderUpdate
-from procs.trading.paper import PaperVenue, TradePrint, book_from_record
+from procs.trading.paper import PaperVenue, TradePrint, book_from_record, level_qty
 from procs.trading.positions import PositionSnapshot
 from procs.trading.reconcile import VenuePosition, VenueSnapshot
 from procs.trading.venue import VenueRejected, VenueSink, configured_instrument
@@ -224,11 +224,7 @@ class BacktestVenue:
         to_px, to_qty = self._grids[symbol]
         side = ("bid_px", "bid_qty", "n_bids") if is_buy else ("ask_px", "ask_qty", "n_asks")
         px, qty, n = row[_B[side[0]]], row[_B[side[1]]], row[_B[side[2]]]
-        total = Decimal(0)
-        for i, p in enumerate(px[:n].tolist()):
-            if to_px(p) == price:
-                total += to_qty(float(qty[i]))
-        return total
+        return level_qty(px[:n].tolist(), qty, price, to_px, to_qty)
 
     def _later(self, fut: asyncio.Future[None]) -> None:
         self._at(self._clock.now + self._lat.response_ns(), lambda: settle_ok(fut))

@@ -38,10 +38,13 @@ class AuditChain:
         if len(key) < 16:
             raise ValueError(f"audit key must be at least 16 bytes, was {len(key)}")
         self._key = key
+        # keyed once: a copy per link costs ~1.7 µs against ~4 µs for hmac.new (the order path)
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def link(self, prev_hash: str, audit_id: int, ts_ns: int, kind: str, body: str) -> str:
-        msg = f"{prev_hash}{audit_id}|{ts_ns}|{kind}|{body}".encode()
-        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+        h = self._keyed.copy()
+        h.update(f"{prev_hash}{audit_id}|{ts_ns}|{kind}|{body}".encode())
+        return h.hexdigest()
 
     def sign(self, text: str) -> str:
         return hmac.new(self._key, b"checkpoint|" + text.encode(), hashlib.sha256).hexdigest()

@@ -34,7 +34,7 @@ from procs.trading.instruments import DecimalGrid, Instrument
 from procs.trading.journal import Journal
 from procs.trading.killswitch import KillSwitch
 from procs.trading.legs import VenueLegs
-from procs.trading.metrics import ExecutionMetrics, observe_order_latency
+from procs.trading.metrics import ExecutionMetrics, PendingMetrics
 from procs.trading.model import (
     ZERO,
     Fill,
@@ -42,7 +42,6 @@ from procs.trading.model import (
     OrderRequest,
     OrderStatus,
     PositionSide,
-    TickStamps,
     VenueOrderUpdate,
 )
 from procs.trading.orders import ClientIdGenerator, OrderTracker, OrderTransition
@@ -52,7 +51,7 @@ from procs.trading.reads import ReadLog
 from procs.trading.reconcile import Reconciliation, VenuePosition
 from procs.trading.reconciler import Reconciler
 from procs.trading.risk import Refusal, RefusalReason, RiskContext, RiskEngine
-from procs.trading.status import RingWatch, execution_health
+from procs.trading.status import RingWatch, execution_health, set_gauges
 from procs.trading.strategy import (
     Action,
     CancelOrder,
@@ -149,8 +148,8 @@ class ExecutionProc:
         self._refusal_seen: dict[tuple[str, RefusalReason], int] = {}
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
-        self._signals_unflushed = 0
-        self._latencies: list[tuple[TickStamps, int, int]] = []  # (stamps, leave, ts_pub)
+        self._pending = PendingMetrics()  # Prometheus work: in housekeeping
+        self._net: tuple[int, dict[str, Decimal]] = (-1, {})  # (positions.version, net qty)
         self._rings = RingWatch({"sig": sig, "book": book})
         self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
 
@@ -200,7 +199,7 @@ class ExecutionProc:
             n += len(books)
         sigs = self._sig.poll(self._c.batch_max)
         if len(sigs):
-            self._signals_unflushed += len(sigs)  # reaches Prometheus in housekeeping
+            self._pending.signals += len(sigs)  # reaches Prometheus in housekeeping
             self._on_signals(sigs)
             n += len(sigs)
         now = self._clock()
@@ -222,7 +221,10 @@ class ExecutionProc:
             two_sided = row[_B_NB] and row[_B_NA]
             if two_sided:
                 to_px = self._grids[sym][0]
-                self._quotes[sym] = Quote(to_px(row[_B_BID].item(0)), to_px(row[_B_ASK].item(0)))
+                bid, ask = to_px(row[_B_BID].item(0)), to_px(row[_B_ASK].item(0))
+                q = self._quotes.get(sym)
+                if q is None or q.best_bid != bid or q.best_ask != ask:
+                    self._quotes[sym] = Quote(bid, ask)  # kept while the top is the same
             recv = row[_B_RECV]
             if not row[_B_FLAGS] & FLAG_STALE:
                 # only fresh books age the data: ingest's stale markers carry new receive stamps,
@@ -265,13 +267,17 @@ class ExecutionProc:
 
     def risk_context(self, symbol: str, now: int) -> RiskContext:
         q = self._quotes.get(symbol)
+        version, net = self._net
+        if version != self.positions.version or len(net) != len(self.instruments):
+            net = {s: self.positions.net_qty(s) for s in self.instruments}
+            self._net = (self.positions.version, net)
         return RiskContext(
             now_ns=now,
             instrument=self.instruments[symbol],
-            mid=None if q is None else (q.best_bid + q.best_ask) / 2,
+            mid=None if q is None else q.mid,
             ts_data_ns=0 if symbol in self.stale else self._book_ns.get(symbol, 0),
             mark=self.marks.get(symbol),
-            positions={s: self.positions.net_qty(s) for s in self.instruments},
+            positions=net,  # not changed by risk; rebuilt when a leg changes
             marks=self._marks_or_mid(),
             open_orders=self.tracker.open_orders(),
             day_pnl=self.daily.day_pnl,
@@ -297,14 +303,14 @@ class ExecutionProc:
         if not self.journal.record_intent(req, now):  # durable BEFORE the order can leave
             return False  # the disk refused it (full): not sent; the breaker halts
         self.tracker.add_intent(req, now)
-        self._m.intent_write_seconds.observe((time.perf_counter_ns() - t0) / NS)
+        self._pending.intent_writes_ns.append(time.perf_counter_ns() - t0)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
         order = self.tracker.get(req.client_id)
         req = replace(req, ts_order_ns=leave)
         self.tracker.restore([replace(order, request=req)])
         self.apply(self.tracker.mark_sent(req.client_id, leave), leave)
         self._observe_latency(req, leave)
-        self._m.orders_sent.inc()
+        self._pending.sent += 1
         self.counters["orders_sent_total"] += 1
         self.spawn(self.driver.send(req))
         return True
@@ -315,17 +321,11 @@ class ExecutionProc:
             books = self._pub_ns.get(req.symbol, ())  # newest first: usually the first one
             pub = next((p for r, p in reversed(books) if r == s.ts_recv_ns), 0)
             self.last_tick_to_order_ns = leave - s.ts_recv_ns
-            self._latencies.append((s, leave, pub))  # histograms: in housekeeping
+            self._pending.latencies.append((s, leave, pub))  # histograms: in housekeeping
 
     def _flush_metrics(self) -> None:
-        """Prometheus work kept off the per-signal path (~15 µs an order): every housekeeping_s."""
-        if self._signals_unflushed:
-            self._m.signals.inc(self._signals_unflushed)
-            self._signals_unflushed = 0
-        if self._latencies:
-            pending, self._latencies = self._latencies, []
-            for stamps, leave, pub in pending:
-                observe_order_latency(self._m, stamps, leave, pub)
+        """Prometheus work kept off the per-signal path (~20 µs an order): every housekeeping_s."""
+        self._pending.flush(self._m)
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:
         """Request a cancel once; an UNKNOWN order is resolved by its query first."""
@@ -406,7 +406,7 @@ class ExecutionProc:
     # -- breaker, kill switch, refusals --------------------------------------------------------
 
     def _refused(self, r: Refusal) -> None:
-        self._m.refusals.labels(str(r.reason)).inc()
+        self._pending.refused(r.reason)  # Prometheus: in housekeeping
         self.counters["refusals_total"] += 1
         key = (r.symbol, r.reason)
         if r.ts_ns - self._refusal_seen.get(key, -NS * 10) < REFUSAL_JOURNAL_S * NS:
@@ -460,7 +460,7 @@ class ExecutionProc:
             self.tracker.prune(now - int(PRUNE_AFTER_S * NS))
             self.driver.prune()
         self.reconciler.maybe_start(now)
-        self._gauges()
+        set_gauges(self, self._m)
 
     def _watch(self, now: int) -> None:
         """Kill switch, private WS state, breaker clocks and market-data age."""
@@ -493,7 +493,7 @@ class ExecutionProc:
             self.venue_error(exc, ok_for_breaker=False)
 
     def _marks_or_mid(self) -> dict[str, Decimal]:
-        out = {s: (q.best_bid + q.best_ask) / 2 for s, q in self._quotes.items()}
+        out = {s: q.mid for s, q in self._quotes.items()}
         out.update(self.marks)
         return out
 
@@ -556,19 +556,6 @@ class ExecutionProc:
             self._pub.send(topic, _ENC.encode(event))
         if self._event_log is not None:
             self._event_log(_JSON.encode({"topic": topic.decode(), "event": event}) + b"\n")
-
-    def _gauges(self) -> None:
-        m = self._m
-        m.open_orders.set(len(self.tracker.open_orders()))
-        m.breaker_state.set(self.breaker.state.name.lower())
-        m.state.set(self.state)
-        m.kill_switch.set(int(self.killswitch.on))
-        rec = self.last_reconcile
-        m.reconcile_differences.set(len(rec.differences) if rec else 0)
-        m.day_pnl.set(float(self.daily.day_pnl))
-        m.loss_limit.set(float(self.risk.config.daily_loss_limit_usdt))  # reloadable
-        for sym in self.instruments:
-            m.position_qty.labels(sym).set(float(self.positions.net_qty(sym)))
 
     def health(self) -> dict[str, float | int | str]:
         self._flush_metrics()

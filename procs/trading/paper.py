@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from procs.matching import BookLevels, Level, MatchOrder, OrderSpec, QueueConfig, QueueMatcher
 from procs.matching import TradePrint as MatchTrade
@@ -122,11 +123,27 @@ class RecordBook:
             px, qty, n = row[_B["bid_px"]], row[_B["bid_qty"]], row[_B["n_bids"]]
         else:
             px, qty, n = row[_B["ask_px"]], row[_B["ask_qty"]], row[_B["n_asks"]]
-        total = ZERO
-        for i, p in enumerate(px[:n].tolist()):
-            if to_px(p) == price:
-                total += to_qty(float(qty[i]))
-        return total
+        return level_qty(px[:n].tolist(), qty, price, to_px, to_qty)
+
+
+def level_qty(
+    prices: list[float],
+    qty: npt.NDArray[np.float64],
+    price: Decimal,
+    to_px: DecimalGrid,
+    to_qty: DecimalGrid,
+) -> Decimal:
+    """The summed ``qty`` of the levels whose price is ``price`` on the tick (``to_px``).
+
+    A level more than a tick away as floats cannot round to ``price`` (the tolerance covers the
+    float error): only the others are converted, to the same answer."""
+    fp = float(price)
+    tol = float(to_px.quantum) + abs(fp) * 1e-12
+    total = ZERO
+    for i, p in enumerate(prices):
+        if abs(p - fp) < tol and to_px(p) == price:
+            total += to_qty(float(qty[i]))
+    return total
 
 
 AnyBook = BookLevels | RecordBook

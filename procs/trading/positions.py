@@ -82,6 +82,15 @@ class PositionBook:
     def __init__(self, *, hedge: bool = False) -> None:
         self.hedge = hedge
         self._legs: dict[tuple[str, PositionSide], PositionSnapshot] = {}
+        self._net: dict[str, Decimal] = {}  # net_qty per symbol, kept by _put (the hot path's)
+        self.version = 0  # bumped by every change of a leg: lets readers keep derived values
+
+    def _put(self, key: tuple[str, PositionSide], leg: PositionSnapshot) -> None:
+        """The one write of a leg."""
+        self._legs[key] = leg
+        sym = key[0]
+        self._net[sym] = sum((p.qty for (s, _), p in self._legs.items() if s == sym), ZERO)
+        self.version += 1
 
     def _key(self, symbol: str, position_side: PositionSide) -> tuple[str, PositionSide]:
         if self.hedge == (position_side is PositionSide.BOTH):
@@ -97,17 +106,19 @@ class PositionBook:
 
     def net_qty(self, symbol: str) -> Decimal:
         """Signed exposure in base coin, both hedge legs together."""
-        return sum((p.qty for (s, _), p in self._legs.items() if s == symbol), ZERO)
+        return self._net.get(symbol, ZERO)
 
     def snapshots(self) -> list[PositionSnapshot]:
         return list(self._legs.values())
 
-    def symbols(self) -> set[str]:
-        return {s for s, _ in self._legs}
+    def symbols(self) -> list[str]:
+        """Symbols with a leg, in the order their first leg appeared (a set's order would
+        change with the string hash seed from process to process: not deterministic)."""
+        return list(dict.fromkeys(s for s, _ in self._legs))
 
     def restore(self, legs: Iterable[PositionSnapshot]) -> None:
         for p in legs:
-            self._legs[self._key(p.symbol, p.position_side)] = p
+            self._put(self._key(p.symbol, p.position_side), p)
 
     def apply_fill(self, fill: Fill) -> PositionSnapshot:
         """Book one fill; return the leg after it."""
@@ -119,13 +130,14 @@ class PositionBook:
             if _sign(after.qty) == -want:
                 raise ValueError(f"fill {fill.fill_id} flips the {fill.position_side} leg")
         after = replace(after, fees=p.fees + fill.fee, ts_ns=fill.ts_ns)
-        self._legs[key] = after
+        self._put(key, after)
         return after
 
     def apply_funding(self, ev: FundingEvent) -> PositionSnapshot:
         key = self._key(ev.symbol, ev.position_side)
         p = self.position(ev.symbol, ev.position_side)
-        self._legs[key] = after = replace(p, funding=p.funding + ev.amount, ts_ns=ev.ts_ns)
+        after = replace(p, funding=p.funding + ev.amount, ts_ns=ev.ts_ns)
+        self._put(key, after)
         return after
 
     def totals(self, marks: Mapping[str, Decimal]) -> PnlTotals:

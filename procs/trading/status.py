@@ -12,6 +12,7 @@ from shm.ring import RecordSource
 
 if TYPE_CHECKING:
     from procs.trading.engine import ExecutionProc
+    from procs.trading.metrics import ExecutionMetrics
 
 
 class RingWatch:
@@ -38,6 +39,20 @@ def pnl_health(totals: PnlTotals | None) -> dict[str, float]:
     return {
         n: float(getattr(totals, k)) if totals else 0.0 for n, k in zip(names, kinds, strict=True)
     }
+
+
+def set_gauges(p: ExecutionProc, m: ExecutionMetrics) -> None:
+    """Set the process's state gauges (every housekeeping pass)."""
+    m.open_orders.set(len(p.tracker.open_orders()))
+    m.breaker_state.set(p.breaker.state.name.lower())
+    m.state.set(p.state)
+    m.kill_switch.set(int(p.killswitch.on))
+    rec = p.last_reconcile
+    m.reconcile_differences.set(len(rec.differences) if rec else 0)
+    m.day_pnl.set(float(p.daily.day_pnl))
+    m.loss_limit.set(float(p.risk.config.daily_loss_limit_usdt))  # reloadable
+    for sym in p.instruments:
+        m.position_qty.labels(sym).set(float(p.positions.net_qty(sym)))
 
 
 def execution_health(

@@ -42,10 +42,14 @@ class SignalInput:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """Top of book for one symbol, on the symbol's tick."""
+    """Top of book for one symbol, on the symbol's tick; ``mid`` computed once, at creation."""
 
     best_bid: Decimal
     best_ask: Decimal
+    mid: Decimal = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mid", (self.best_bid + self.best_ask) / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +168,16 @@ class Strategy:
         self._hedge = hedge
         self._regime: dict[str, int] = {}
         self._vol: dict[str, VolEstimator] = {}
+        # per symbol: the inputs of the last decision that did nothing, and the clientIds it
+        # drew; the same inputs again do nothing again (``decide``)
+        self._quiet: dict[str, tuple[tuple[object, ...], int]] = {}
+        self._units: dict[str, tuple[Decimal, Instrument, Decimal]] = {}  # fixed sizing
+        self._ids_drawn = 0
 
     def reconfigure(self, config: StrategyConfig) -> None:
         """New parameters (a hot reload); regimes and volatility estimates carry over."""
         self._c = config
+        self._units.clear()
         for vol in self._vol.values():
             vol.halflife_s = config.vol_halflife_s
 
@@ -191,6 +201,10 @@ class Strategy:
     def unit_qty(self, symbol: str, mid: Decimal) -> Decimal:
         """Position size at full signal, capped by inventory limits, on the qty step."""
         c, inst = self._c, self._instruments[symbol]
+        if c.sizing != "vol_scaled":
+            last = self._units.get(symbol)
+            if last is not None and last[0] is mid and last[1] is inst:  # the grid's own mid
+                return last[2]
         notional = c.target_notional_usdt
         if c.sizing == "vol_scaled":
             vol = self._vol[symbol].vol_per_sqrt_s if symbol in self._vol else 0.0
@@ -201,12 +215,16 @@ class Strategy:
         sym = self._symbols.get(symbol)
         if sym is not None and sym.max_position_qty is not None:
             qty = min(qty, sym.max_position_qty)
-        return inst.round_qty(qty)
+        qty = inst.round_qty(qty)
+        if c.sizing != "vol_scaled":
+            self._units[symbol] = (mid, inst, qty)
+        return qty
 
     def target_qty(self, sig: SignalInput, ts_ns: int) -> Decimal:
-        self._vol.setdefault(sig.symbol, VolEstimator(self._c.vol_halflife_s)).update(
-            float(sig.mid), ts_ns
-        )
+        vol = self._vol.get(sig.symbol)
+        if vol is None:  # (not setdefault: that would build an estimator every signal)
+            vol = self._vol[sig.symbol] = VolEstimator(self._c.vol_halflife_s)
+        vol.update(float(sig.mid), ts_ns)
         regime = self.update_regime(sig.symbol, sig.score)
         return regime * self.unit_qty(sig.symbol, sig.mid) if regime else ZERO
 
@@ -218,12 +236,44 @@ class Strategy:
         working: Sequence[Order],
         now_ns: int,
     ) -> list[Action]:
-        """Actions that move this symbol's orders towards the target for ``sig``."""
+        """Actions that move this symbol's orders towards the target for ``sig``.
+
+        A signal whose inputs (target, position, top of book, which side may take, the symbol's
+        orders) equal those of the last decision that did nothing does nothing: a compare, and
+        the clientId that decision drew for the request it dropped (ids stay as they were)."""
         inst = self._instruments[sig.symbol]
         mine = [o for o in working if o.symbol == sig.symbol and o.status.is_open]
         if sig.stale:
+            self._quiet.pop(sig.symbol, None)
             return self._cancel_all(mine, "stale market data")
         target = self.target_qty(sig, now_ns)
+        c, score = self._c, sig.score
+        big = abs(score) >= c.take_score
+        key = (target, position, quote.best_bid, quote.best_ask, big and score > 0,
+               big and -score > 0, c, inst, *mine)  # fmt: skip
+        quiet = self._quiet.get(sig.symbol)
+        if quiet is not None and quiet[0] == key:
+            for _ in range(quiet[1]):
+                self._next_id()
+            return []
+        drawn = self._ids_drawn
+        actions = self._actions(sig, quote, inst, mine, target, position, now_ns)
+        if actions:
+            self._quiet.pop(sig.symbol, None)
+        else:
+            self._quiet[sig.symbol] = (key, self._ids_drawn - drawn)
+        return actions
+
+    def _actions(
+        self,
+        sig: SignalInput,
+        quote: Quote,
+        inst: Instrument,
+        mine: list[Order],
+        target: Decimal,
+        position: Decimal,
+        now_ns: int,
+    ) -> list[Action]:
         if any(o.status in _IN_FLIGHT or o.ts_cancel_ns for o in mine):
             return []  # wait for the venue's answer before acting again
         delta = target - position
@@ -286,6 +336,7 @@ class Strategy:
             position_side = PositionSide.LONG if held > 0 else PositionSide.SHORT
         else:
             position_side = PositionSide.BOTH
+        self._ids_drawn += 1
         return OrderRequest(
             client_id=self._next_id(),
             symbol=sig.symbol,

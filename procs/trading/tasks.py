@@ -26,6 +26,11 @@ class TaskRunner:
         """Catch errors of plain loop callbacks too (call once the loop is ours)."""
         self._loop.set_exception_handler(self._on_loop_error)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a spawned task is not done yet (``asyncio.all_tasks`` for this runner's)."""
+        return any(not t.done() for t in self._tasks)
+
     def check(self) -> None:
         if self.fault is not None:
             raise self.fault  # a callback or task failed: crash, don't limp

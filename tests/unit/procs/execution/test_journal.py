@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from decimal import Decimal
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
-from procs.trading.journal import SCHEMA_VERSION, Journal
+from procs.trading.journal import SCHEMA_VERSION, Journal, _body
 from procs.trading.model import (
     Fill,
     FundingEvent,
@@ -265,3 +266,28 @@ def test_journal_open_creates_missing_directory(tmp_path):
     j = Journal.open(tmp_path / "a" / "b" / "j.sqlite")
     j.close()
     assert (tmp_path / "a" / "b" / "j.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        ["c-1-2", "BTCUSDT", "BUY", "0.0016", "59999.9", 0, None, 1_767_225_610_036_487_460],
+        ['quote "q" \\ back', "tab\there", "line\nbreak", "\x01", "\x7f"],
+        ["café", "日本", "\u2028", ""],
+        [10**30, -5, 0.1, 1e16, True],
+        [],
+    ],
+)
+def test_journal_body_text_is_what_verify_recomputes(row):
+    assert _body(row) == json.dumps(row, separators=(",", ":"))
+
+
+def test_journal_scratch_mode_syncs_nothing_and_keeps_the_chain(path):
+    j = Journal.open(path, durable=False)
+    try:
+        j.record_intent(req("c1"), 1)
+        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+        assert j.verify_audit().ok
+    finally:
+        j.close()
+    assert sql(path, "SELECT client_id FROM intents") == [("c1",)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from procs.trading.config import PaperConfig
 from procs.trading.instruments import DecimalGrid
@@ -19,6 +21,7 @@ from procs.trading.paper import (
     RecordBook,
     TradePrint,
     book_from_record,
+    level_qty,
     levels,
 )
 from procs.trading.positions import PositionBook
@@ -236,3 +239,22 @@ def test_record_book_shrinks_queues_exactly_as_on_book_and_converts_only_on_dema
     assert shrunk > 50  # the no-fill path was exercised ...
     assert filled > 0  # ... and the fill path
     assert lazy_book.asks == levels_book.asks  # and converts to the same levels on demand
+
+
+@given(
+    st.sampled_from([("0.1", 60000.0), ("0.01", 3000.0), ("1e-8", 1e9), ("0.5", 0.5)]),
+    st.lists(st.tuples(st.integers(-3, 3), st.floats(-0.7, 0.7), st.integers(1, 9)), max_size=15),
+    st.integers(-2, 2),
+)
+def test_level_qty_equals_converting_every_level(grid, levels, at):
+    # the float prefilter skips only levels that cannot round to the price
+    tick_text, base = grid
+    tick = Decimal(tick_text)
+    to_px, to_qty = DecimalGrid(tick), DecimalGrid(Decimal("0.001"))
+    prices = [base + (k + frac) * float(tick) for k, frac, _ in levels]
+    qty = np.array([q * 0.001 for _, _, q in levels], dtype=np.float64)
+    price = to_px(base) + at * tick
+    want = sum(
+        (to_qty(float(qty[i])) for i, p in enumerate(prices) if to_px(p) == price), Decimal(0)
+    )
+    assert level_qty(prices, qty, price, to_px, to_qty) == want

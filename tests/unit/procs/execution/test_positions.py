@@ -129,3 +129,12 @@ def test_daily_pnl_day_rollover_and_drawdown():
     e.restore(*d.state())
     e.update(D(0), NS_PER_DAY * 6 + 1)
     assert (e.day_pnl, e.drawdown) == (D(-4), D(30))
+
+
+def test_symbols_come_in_the_order_their_legs_appeared():
+    # a set's order follows the string hash seed, which differs from process to process: a
+    # backtest publishing positions in that order would not repeat byte for byte
+    book = PositionBook()
+    for sym in ("ETHUSDT", "BTCUSDT", "SOLUSDT", "ETHUSDT"):
+        book.apply_fill(fill(Side.BUY, 1, 100, symbol=sym))
+    assert book.symbols() == ["ETHUSDT", "BTCUSDT", "SOLUSDT"]

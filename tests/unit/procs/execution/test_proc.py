@@ -84,6 +84,7 @@ def test_proc_refusal_counted_journaled_and_nothing_sent(tmp_path, ns):
         assert reconciled(r)
         r.tick(0.5)
         assert r.venue.placed == []
+        r.proc.health()  # refusal counts reach Prometheus off the hot path (as on a scrape)
         assert r.sample("bitrader_order_refusals_total", reason="max_order_notional") == 1
         assert r.proc.journal.count("risk_events") == 1
         [risk] = [ORDER_EVENT_DECODER.decode(p) for t, p in r.pub.sent if t == b"risk."]
@@ -100,6 +101,7 @@ def test_proc_breaker_reducing_refuses_opening_order(rig):
     rig.tick(0.5)
 
     assert rig.venue.placed == []
+    rig.proc.health()  # refusal counts reach Prometheus off the hot path
     assert rig.sample("bitrader_order_refusals_total", reason="breaker_reducing") == 1
     assert rig.proc.state == "reducing"
 
@@ -181,6 +183,7 @@ def test_proc_kill_switch_cancels_resting_and_blocks_new(rig):
     assert rig.proc.state == "killed"
     rig.tick(0.6, 60010.0, 60010.2)
     assert len(rig.venue.placed) == 1
+    rig.proc.health()  # refusal counts reach Prometheus off the hot path
     assert rig.sample("bitrader_order_refusals_total", reason="kill_switch") >= 1
 
 

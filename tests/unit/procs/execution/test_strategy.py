@@ -242,3 +242,34 @@ def test_signals_from_records_newest_per_symbol_with_stamps_and_stale_flag():
     assert s.mid == D("60000.1")
     assert s.stale
     assert (s.stamps.ts_event_ns, s.stamps.ts_sig_ns) == (2, 5)
+
+
+_QUOTES = [Q, Quote(D("60000.0"), D("60000.2")), Quote(D("60000.1"), D("60000.3")), Q]
+QUOTING = req("br-0-1", price="60000.0", qty="0.01", tif=TimeInForce.POST_ONLY)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.2, 0.35, 0.5, 0.95, -0.35, -0.95]),
+            st.integers(0, len(_QUOTES) - 1),
+            st.sampled_from([None, OrderStatus.SENT, OrderStatus.ACKED, OrderStatus.ACKED]),
+            st.sampled_from(["0", "0", "0.01", "-0.004"]),
+        ),
+        max_size=40,
+    )
+)
+def test_strategy_quiet_shortcut_decides_as_the_full_path(steps):
+    # the shortcut (the same inputs as the last decision that did nothing) gives the same
+    # actions and draws the same clientIds as deciding in full every time
+    fast, full = strat(), strat()
+    resting = {
+        st_: Order(request=QUOTING, status=st_) for st_ in (OrderStatus.SENT, OrderStatus.ACKED)
+    }
+    for i, (score, qi, status, pos) in enumerate(steps):
+        working = [] if status is None else [resting[status]]
+        full._quiet.clear()
+        a = fast.decide(sig(score), _QUOTES[qi], D(pos), working, i)
+        b = full.decide(sig(score), _QUOTES[qi], D(pos), working, i)
+        assert a == b
+    assert fast._next_id() == full._next_id()
