@@ -277,11 +277,12 @@ class Strategy:
         if any(o.status in _IN_FLIGHT or o.ts_cancel_ns for o in mine):
             return []  # wait for the venue's answer before acting again
         delta = target - position
-        if inst.round_qty(abs(delta)) == 0:
+        rounded = inst.round_qty(abs(delta))
+        if rounded == 0:
             return self._cancel_all(mine, "at target")
         side = Side.BUY if delta > 0 else Side.SELL
         reducing = position != 0 and (position > 0) != (delta > 0)
-        qty = inst.round_qty(min(abs(delta), abs(position)) if reducing else abs(delta))
+        qty = inst.round_qty(min(abs(delta), abs(position))) if reducing else rounded
         if qty == 0:
             return self._cancel_all(mine, "below min qty")
         actions: list[Action] = [
