@@ -76,6 +76,10 @@ GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "pipeline": ("simex", "ingest", "capture", "features", "inference", "execution", "dashboard"),
     "live": ("ingest", "capture", "features", "inference", "execution", "dashboard"),
     "transport": ("producer", "consumer"),
+    # [group] topology = "colocated" (procs/_topology.py): hotpath hosts ingest, features,
+    # inference and execution, each configured by its own section
+    "pipeline-colocated": ("simex", "capture", "hotpath", "dashboard"),
+    "live-colocated": ("capture", "hotpath", "dashboard"),
 }
 _BOUNDS: Final[dict[str, tuple[Callable[[Any, Any], bool], str]]] = {
     "gt": (operator.gt, ">"),
@@ -93,6 +97,7 @@ SECTIONS: dict[str, str] = {
     "inference": "procs.models.config:InferenceConfig",
     "producer": "procs.transport.producer:ProducerConfig",
     "consumer": "procs.transport.consumer:ConsumerConfig",
+    "group": "procs._topology:GroupConfig",
 }
 
 
@@ -433,7 +438,9 @@ def _group_errors(doc: Mapping[str, Any], path: str | Path, group: str | None) -
     name = group or _infer_group(tables)
     if name is None:
         return []
-    programs = GROUPS[name]
+    from procs._topology import HOSTED
+
+    programs = tuple(s for p in GROUPS[name] for s in HOSTED.get(p, (p,)))
     errors = [
         f"config error file={path} path=$.{p}: section [{p}] missing"
         f" (group {name} runs {', '.join(programs)})"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import psutil  # type: ignore[import-untyped]  # psutil ships no type stubs
@@ -283,12 +283,13 @@ class Runtime:
         registry: CollectorRegistry,
         *,
         config_path: str | Path | None = None,
+        stop: StopFlag | None = None,
     ) -> None:
         self.proc = proc
         self.config = config
         self.registry = registry
         self.config_path = config_path
-        self.stop = StopFlag()
+        self.stop = StopFlag() if stop is None else stop  # hosted stages share their host's
         self.last_error = ""
         disable_created_series()
         self._metrics = make_runtime_metrics(registry)
@@ -335,10 +336,13 @@ class Runtime:
         return self._pub
 
     def start(self) -> None:
-        """Set up logging, pin CPUs, bind sockets, serve /metrics, install signal handlers.
+        """Set up logging, pin CPUs, bind sockets, serve /metrics, install signal handlers;
+        ``SystemExit(EXIT_CONFIG)`` when the configured cores do not exist here."""
+        self._start_process()
+        self.start_endpoints()
 
-        Raises ``SystemExit(EXIT_CONFIG)`` when the configured cores do not exist here.
-        """
+    def _start_process(self) -> None:
+        # what belongs to the OS process: done once, by the host in a colocated process
         cfg = self.config
         private_umask()  # sockets, logs, journal, captures: 0600 whatever the caller's umask
         setup_logging(self.proc, cfg.log_level)
@@ -359,6 +363,13 @@ class Runtime:
             # machine-limits §3: the spinner starves its own zmq I/O thread (ms tails)
             log.warning("spin waiter pinned without io_cpus: zmq I/O shares the spinning core")
         self.stop.install()
+
+    def start_endpoints(self) -> None:
+        """Bind this stage's PUB and control REP and serve its /metrics (``start`` does this;
+        a stage hosted in another stage's process calls only this: procs.hotpath)."""
+        from ipc import sockets
+
+        cfg = self.config
         self._token = load_token(self.proc, cfg)  # exits 78 on a bad token file
         if self._token is not None:
             self.control.use_token(self._token)
@@ -455,16 +466,20 @@ class Runtime:
             "hybrid", notifier, spin_s=cfg.spin_s, block_timeout_s=cfg.wake_timeout_s
         )
 
+    def adopt(self, stage: Stage) -> Stage:
+        """Count and time ``stage``'s steps here (health, ``bitrader_steps_total``); return the
+        wrapped stage. ``run`` does it; a colocated host (procs.hotpath) does it per stage."""
+        self._stage = _TimedStage(stage, self._metrics)
+        return self._stage
+
     def run(self, stage: Stage, waiter: Waiter) -> int:
         """Run ``stage`` until stopped or faulted, then close everything; return the exit code."""
-        self._stage = _TimedStage(stage, self._metrics)
+        timed = self.adopt(stage)
         gc.collect()
         gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
         try:
             self.service()
-            return run_stage(
-                self._stage, waiter, self.stop, service=self.service, on_fault=self._on_fault
-            )
+            return run_stage(timed, waiter, self.stop, service=self.service, on_fault=self.on_fault)
         finally:
             self._flush_counters()  # the registry ends with the final counts
             self.close()
@@ -555,7 +570,8 @@ class Runtime:
             "counters": self._stage_counters(),
         }
 
-    def _on_fault(self, exc: BaseException) -> None:
+    def on_fault(self, exc: BaseException) -> None:
+        """Keep ``exc`` as ``last_error`` (health); ``run_stage`` calls it on a fault."""
         self.last_error = f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
@@ -577,10 +593,5 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

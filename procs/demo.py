@@ -194,7 +194,7 @@ def run(group: str, config: Path, duration_s: float, run_dir: Path, ns: str) -> 
     start(env)
     if login:
         print(login, flush=True)
-    view = _PipelineView(env) if group == "pipeline" else None
+    view = _PipelineView(env) if group.startswith("pipeline") else None
     t0 = time.monotonic()
     last: dict[str, float] = {}
     prev = t0
@@ -245,7 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     if not config.is_file():
         print(f"bitrader demo: config not found: {config}", file=sys.stderr)
         return EXIT_CONFIG
-    return run(args.group, config, args.duration, run_dir, ns)
+    from procs.supervise import topology_group
+
+    try:  # [group] topology: "pipeline" may run as "pipeline-colocated" (procs/_topology.py)
+        group = topology_group(args.group, config)
+    except ValueError as exc:
+        print(f"bitrader demo: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return run(group, config, args.duration, run_dir, ns)
 
 
 def resolve(

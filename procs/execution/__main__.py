@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import ExitStack
 from decimal import Decimal
 from typing import IO, Protocol
 
@@ -83,6 +84,11 @@ class LoopWaiter:
     def wake(self) -> None:
         """Thread-safe: end the current (or the next) idle wait."""
         self._loop.call_soon_threadsafe(self._on_wake)
+
+    def notify(self) -> None:
+        """Same thread (a ``Waker`` for a stage on this loop: procs.hotpath's ingest): end the
+        current idle pass, or skip the next one."""
+        self._on_wake()
 
     def _on_wake(self) -> None:
         self._woken = True
@@ -198,90 +204,121 @@ def _secrets(config: ExecutionConfig) -> Secrets | None:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reload handler is in place
+def build(
+    config: ExecutionConfig,
+    rt: Runtime,
+    registry: CollectorRegistry,
+    loop: asyncio.AbstractEventLoop,
+    argv: list[str] | None,
+    stack: ExitStack,
+) -> tuple[ExecutionProc, LoopWaiter]:
+    """Open the journal, the venue, the rings (``rt`` started); reconcile; return the stage and
+    its loop waiter (closed by ``stack``; the caller watches its wake-up source). Raises
+    ``SystemExit`` with EXIT_CONFIG or EXIT_FAULT. Used by ``main`` and procs.hotpath."""
+    from shm.records import BOOK_V1, SIG_V1
+    from shm.ring import attach_reader
+
+    ref: list[ExecutionProc] = []
+    secrets = _secrets(config)  # exits 78 on a bad keystore or key file
+    journal, audit_key = open_verified(config, secrets)  # exits 78 on a broken audit chain
+    backups = start_backups(config, audit_key)
+    if backups is not None:
+        stack.callback(backups.close)
+    # every authenticated state-changing request is in the audited journal
+    rt.control.on_control = journal_control(journal)
+    venue = build_venue(config, ref, secrets)  # exits 78 without keys
+    sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
+    book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
+    rt.watch_ring("sig", sig)
+    rt.watch_ring("md.book", book)
+    ks_store = FileStore(config.killswitch_path)
+    try:
+        ks_store.preallocate()  # the slot exists before any disk fills: writes go in place
+    except OSError as exc:
+        log.error("kill-switch file %s cannot be created: %s", config.killswitch_path, exc)
+    event_file: IO[bytes] | None = None
+    if config.events_log_path:
+        event_file = open(config.events_log_path, "ab", buffering=0)  # noqa: SIM115
+        stack.callback(event_file.close)
+    proc = ExecutionProc(
+        config,
+        sig=sig,
+        book=book,
+        venue=venue,
+        journal=journal,
+        publisher=rt.publisher,
+        killswitch=KillSwitch(ks_store, config.killswitch_poll_s),
+        metrics=make_metrics(registry),
+        loop=loop,
+        event_log=None if event_file is None else event_file.write,
+    )
+    ref.append(proc)
+    OperatorCommands(proc, time.time_ns).register(rt.add_command)
+    waiter = LoopWaiter(loop, config.wake_timeout_s)
+    stack.callback(waiter.close)
+    if urls := venue_urls(config):  # wait (bounded) for the venue to listen: venue_wait
+        from procs.venue_wait import wait_accepting
+
+        loop.run_until_complete(
+            wait_accepting(urls, stop=lambda: rt.stop.is_set, service=rt.service)
+        )
+    try:
+        loop.run_until_complete(proc.open())
+    except VenueCallError as exc:
+        log.error("start-up failed: %s", exc)
+        proc.close()
+        raise SystemExit(EXIT_FAULT) from None
+    reloader = Reloader(
+        config_file(argv) or "", load_env(config_file(argv) or ""),
+        config, apply_to(proc), journal, registry,
+    )  # fmt: skip
+    # SIGHUP (supervisorctl signal HUP): the reload runs on the loop, between steps. Not
+    # loop.add_signal_handler: uvloop watches signals only while the loop runs, and this
+    # loop runs only in the idle passes (a signal in between was lost)
+    signal.signal(signal.SIGHUP, lambda *_: loop.call_soon_threadsafe(reloader.reload))
+    rt.add_command("reload", reloader.command)
+    return proc, waiter
+
+
+def load_config(argv: list[str] | None) -> ExecutionConfig:
+    """The ``[execution]`` section; ``SystemExit(EXIT_CONFIG)`` without its runtime table."""
     config = load_section(argv, "execution", ExecutionConfig)
     if config.runtime is None:
         logging.basicConfig()
         log.error("config error path=$.execution.runtime: the [execution.runtime] table is missing")
-        return EXIT_CONFIG
+        raise SystemExit(EXIT_CONFIG)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the reload handler is in place
+    try:
+        config = load_config(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    assert config.runtime is not None
     registry = CollectorRegistry()
     import uvloop
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    event_file: IO[bytes] | None = None
-    with Runtime("execution", config.runtime, registry, config_path=config_file(argv)) as rt:
+    with (
+        Runtime("execution", config.runtime, registry, config_path=config_file(argv)) as rt,
+        ExitStack() as stack,
+    ):
+        stack.callback(loop.close)
         rt.start()
         from ipc.messages import wake_topic
         from ipc.sockets import WakeListener
-        from shm.records import BOOK_V1, SIG_V1
-        from shm.ring import attach_reader
 
-        ref: list[ExecutionProc] = []
-        secrets = _secrets(config)  # exits 78 on a bad keystore or key file
-        journal, audit_key = open_verified(config, secrets)  # exits 78 on a broken audit chain
-        backups = start_backups(config, audit_key)
-        # every authenticated state-changing request is in the audited journal
-        rt.control.on_control = journal_control(journal)
-        venue = build_venue(config, ref, secrets)  # exits 78 without keys
-        sig = attach_reader(config.sig_ring, SIG_V1, config.attach_timeout_s)
-        book = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
-        rt.watch_ring("sig", sig)
-        rt.watch_ring("md.book", book)
-        ks_store = FileStore(config.killswitch_path)
         try:
-            ks_store.preallocate()  # the slot exists before any disk fills: writes go in place
-        except OSError as exc:
-            log.error("kill-switch file %s cannot be created: %s", config.killswitch_path, exc)
-        if config.events_log_path:
-            event_file = open(config.events_log_path, "ab", buffering=0)  # noqa: SIM115
-        proc = ExecutionProc(
-            config,
-            sig=sig,
-            book=book,
-            venue=venue,
-            journal=journal,
-            publisher=rt.publisher,
-            killswitch=KillSwitch(ks_store, config.killswitch_poll_s),
-            metrics=make_metrics(registry),
-            loop=loop,
-            event_log=None if event_file is None else event_file.write,
-        )
-        ref.append(proc)
-        OperatorCommands(proc, time.time_ns).register(rt.add_command)
-        waiter = LoopWaiter(loop, config.wake_timeout_s)
-        if urls := venue_urls(config):  # wait (bounded) for the venue to listen: venue_wait
-            from procs.venue_wait import wait_accepting
-
-            loop.run_until_complete(
-                wait_accepting(urls, stop=lambda: rt.stop.is_set, service=rt.service)
-            )
-        try:
-            loop.run_until_complete(proc.open())
-        except VenueCallError as exc:
-            log.error("start-up failed: %s", exc)
-            proc.close()
-            return EXIT_FAULT
+            proc, waiter = build(config, rt, registry, loop, argv, stack)
+        except SystemExit as exc:
+            if exc.code == EXIT_FAULT:
+                return EXIT_FAULT
+            raise
         waiter.watch(WakeListener(config.inference_pub, wake_topic("sig")))
-        reloader = Reloader(
-            config_file(argv) or "", load_env(config_file(argv) or ""),
-            config, apply_to(proc), journal, registry,
-        )  # fmt: skip
-        # SIGHUP (supervisorctl signal HUP): the reload runs on the loop, between steps. Not
-        # loop.add_signal_handler: uvloop watches signals only while the loop runs, and this
-        # loop runs only in the idle passes (a signal in between was lost)
-        signal.signal(signal.SIGHUP, lambda *_: loop.call_soon_threadsafe(reloader.reload))
-        rt.add_command("reload", reloader.command)
-        try:
-            return rt.run(proc, waiter)
-        finally:
-            waiter.close()
-            if backups is not None:
-                backups.close()
-            if event_file is not None:
-                event_file.close()
-            loop.close()
+        return rt.run(proc, waiter)
 
 
 if __name__ == "__main__":

@@ -177,32 +177,40 @@ class FeaturesProc:
         self._out.close()
 
 
+def build(config: FeaturesConfig, rt: Runtime, registry: CollectorRegistry) -> FeaturesProc:
+    """Attach the md rings, create ring feat and return the stage (``rt`` started); the
+    stage's ``close`` closes the rings. Used by ``main`` and by the colocated host."""
+    from ipc.sockets import WakeSender  # composition root: I/O opens here
+
+    trades = attach_reader(config.trade_ring, TRADE_V1, config.attach_timeout_s)
+    books = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
+    rt.watch_ring("md.trade", trades)
+    rt.watch_ring("md.book", books)
+    out = RingWriter(
+        RingSpec(name=config.feat_ring, dtype=FEAT_V1, capacity=config.capacity_records)
+    )
+    return FeaturesProc(
+        config,
+        books=books,
+        trades=trades,
+        out=out,
+        waker=WakeSender(rt.publisher, wake_topic(WAKE_FEAT)),
+        metrics=make_metrics(registry),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    from ipc.sockets import WakeListener, WakeSender  # composition root: I/O opens here
+    from ipc.sockets import WakeListener  # composition root: I/O opens here
 
     config = load_section(argv, "features", FeaturesConfig)
     registry = CollectorRegistry()
     with Runtime("features", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
-        trades = attach_reader(config.trade_ring, TRADE_V1, config.attach_timeout_s)
-        books = attach_reader(config.book_ring, BOOK_V1, config.attach_timeout_s)
-        rt.watch_ring("md.trade", trades)
-        rt.watch_ring("md.book", books)
-        out = RingWriter(
-            RingSpec(name=config.feat_ring, dtype=FEAT_V1, capacity=config.capacity_records)
-        )
+        proc = build(config, rt, registry)
         notifier = None
         if config.runtime.waiter == "hybrid":
             notifier = WakeListener(config.ingest_pub, wake_topic(WAKE_MD))
         try:
-            proc = FeaturesProc(
-                config,
-                books=books,
-                trades=trades,
-                out=out,
-                waker=WakeSender(rt.publisher, wake_topic(WAKE_FEAT)),
-                metrics=make_metrics(registry),
-            )
             return rt.run(proc, rt.make_waiter(notifier))
         finally:
             if notifier is not None:

@@ -180,10 +180,18 @@ def collect(run_dir: Path, reconcile_deadline_s: float = RECONCILE_DEADLINE_S) -
     env = GroupEnv.load(run_dir)
     rows: list[ProcHealth] = []
     pubs: dict[str, str] = {}
-    for info in process_info(run_dir):
-        if info["group"] != env.group:
-            continue
-        row = ProcHealth(name=info["name"], state=info["statename"], pid=info["pid"] or None)
+    from procs._topology import HOSTED
+
+    # a program hosting other programs' stages (hotpath) is shown as those stages, each with
+    # its own control socket and heartbeat; they share its supervisord state and pid
+    programs = [
+        (name, info)
+        for info in process_info(run_dir)
+        if info["group"] == env.group
+        for name in HOSTED.get(info["name"], (info["name"],))
+    ]
+    for name, info in programs:
+        row = ProcHealth(name=name, state=info["statename"], pid=info["pid"] or None)
         rows.append(row)
         if row.state != "RUNNING":
             row.problem(f"supervisord state {row.state}")

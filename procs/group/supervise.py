@@ -187,6 +187,22 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return ap
 
 
+def topology_group(group: str, config: Path) -> str:
+    """The supervisord group to start for ``group`` under ``config``'s ``[group] topology``
+    (procs/_topology.py); ``ValueError`` naming the file when it cannot be read or is invalid."""
+    import msgspec
+
+    from procs._config import ConfigError, read_toml
+    from procs._topology import resolve_group
+
+    try:
+        return resolve_group(group, read_toml(config))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"config error file={config} path=$.group: {exc}") from None
+
+
 def main_up(argv: list[str]) -> int:
     """``bitrader up``: start supervisord and the group."""
     ap = _parser("up")
@@ -200,16 +216,19 @@ def main_up(argv: list[str]) -> int:
         return 78
     from procs._config import Env, check_file
 
+    try:  # "pipeline" is "pipeline-colocated" under [group] topology = "colocated" (or auto)
+        group = topology_group(args.group, args.config)
+    except ValueError as exc:
+        print(f"bitrader up: {exc}", file=sys.stderr)
+        return 78
     # what `bitrader config check` says, with this run's {run_dir} and {ns}
     ns = args.ns or args.config.stem
-    errors = check_file(args.config, group=args.group, env=Env(str(args.run_dir.resolve()), ns))
+    errors = check_file(args.config, group=group, env=Env(str(args.run_dir.resolve()), ns))
     for error in errors:
         print(f"bitrader up: {error}", file=sys.stderr)
     if errors:
         return 78
-    env = GroupEnv(
-        args.run_dir.resolve(), args.config.resolve(), args.ns or args.config.stem, args.group
-    )
+    env = GroupEnv(args.run_dir.resolve(), args.config.resolve(), ns, group)
     try:
         child = start(env, foreground=args.foreground)
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:

@@ -52,59 +52,65 @@ def _load_startup(watch: ModelWatcher[Model]) -> Model | None:
     return model
 
 
+def build(
+    config: InferenceConfig, rt: Runtime, registry: CollectorRegistry, stack: ExitStack
+) -> InferenceProc:
+    """Load and warm the models, attach ring feat, create ring sig (closed by ``stack``) and
+    return the stage (``rt`` started). ``SystemExit(EXIT_CONFIG)`` when a required model is
+    missing. Used by ``main`` and by the colocated host (procs.hotpath)."""
+    from procs.models.model import OnnxModel  # onnxruntime loads here, not at import
+
+    def load(data: bytes, source: str) -> Model:
+        return OnnxModel.from_bytes(data, FEATURES, batch_max=config.batch_max, source=source)
+
+    def load_champion(data: bytes, source: str) -> Model:
+        # the champion trades: only a model that passed the promotion gate (procs.ml.gate);
+        # the challenger is scored in the shadow and may be anything sound
+        return OnnxModel.from_bytes(
+            data, FEATURES, batch_max=config.batch_max, source=source, require_promotable=True
+        )
+
+    champion_watch: ModelWatcher[Model] = ModelWatcher(CHAMPION, config.model_path, load_champion)
+    champion = _load_startup(champion_watch)
+    if champion is None and config.require_model:
+        log.error("config error path=$.inference.require_model: true and no model loaded")
+        raise SystemExit(EXIT_CONFIG)
+    challenger_watch: ModelWatcher[Model] | None = None
+    challenger = None
+    if config.challenger_path:
+        challenger_watch = ModelWatcher(CHALLENGER, config.challenger_path, load)
+        challenger = _load_startup(challenger_watch)
+    feat = stack.enter_context(attach_reader(config.feat_ring, FEAT_V1, config.attach_timeout_s))
+    rt.watch_ring("feat", feat)
+    spec = RingSpec(name=config.sig_ring, dtype=SIG_V1, capacity=config.sig_capacity_records)
+    sig = stack.enter_context(RingWriter(spec))
+    return InferenceProc(
+        config,
+        feat=feat,
+        sig=sig,
+        waker=rt.wake_sender(SIG_STREAM),
+        metrics=make_metrics(registry),
+        champion=champion,
+        champion_watch=champion_watch,
+        challenger=challenger,
+        challenger_watch=challenger_watch,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     config = load_section(argv, "inference", InferenceConfig)
     registry = CollectorRegistry()
     with Runtime("inference", config.runtime, registry, config_path=config_file(argv)) as rt:
         rt.start()
-        from procs.models.model import OnnxModel  # onnxruntime loads here, not at import
-
-        def load(data: bytes, source: str) -> Model:
-            return OnnxModel.from_bytes(data, FEATURES, batch_max=config.batch_max, source=source)
-
-        def load_champion(data: bytes, source: str) -> Model:
-            # the champion trades: only a model that passed the promotion gate (procs.ml.gate);
-            # the challenger is scored in the shadow and may be anything sound
-            return OnnxModel.from_bytes(
-                data, FEATURES, batch_max=config.batch_max, source=source, require_promotable=True
-            )
-
-        champion_watch: ModelWatcher[Model] = ModelWatcher(
-            CHAMPION, config.model_path, load_champion
-        )
-        champion = _load_startup(champion_watch)
-        if champion is None and config.require_model:
-            log.error("config error path=$.inference.require_model: true and no model loaded")
-            return EXIT_CONFIG
-        challenger_watch: ModelWatcher[Model] | None = None
-        challenger = None
-        if config.challenger_path:
-            challenger_watch = ModelWatcher(CHALLENGER, config.challenger_path, load)
-            challenger = _load_startup(challenger_watch)
         with ExitStack() as stack:
-            feat = stack.enter_context(
-                attach_reader(config.feat_ring, FEAT_V1, config.attach_timeout_s)
-            )
-            rt.watch_ring("feat", feat)
-            spec = RingSpec(
-                name=config.sig_ring, dtype=SIG_V1, capacity=config.sig_capacity_records
-            )
-            sig = stack.enter_context(RingWriter(spec))
+            try:
+                proc = build(config, rt, registry, stack)
+            except SystemExit as exc:
+                return int(exc.code or 0)
             notifier = None
             if config.runtime.waiter == "hybrid":
                 notifier = rt.wake_listener(config.features_pub, FEAT_STREAM)
                 stack.callback(notifier.close)
-            proc = InferenceProc(
-                config,
-                feat=feat,
-                sig=sig,
-                waker=rt.wake_sender(SIG_STREAM),
-                metrics=make_metrics(registry),
-                champion=champion,
-                champion_watch=champion_watch,
-                challenger=challenger,
-                challenger_watch=challenger_watch,
-            )
             return rt.run(proc, rt.make_waiter(notifier))
 
 

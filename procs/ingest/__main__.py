@@ -8,28 +8,44 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+from contextlib import ExitStack
 
 from prometheus_client import CollectorRegistry
 
 from procs._config import config_file, load_section
 from procs._runtime import EXIT_FAULT, EXIT_OK, Runtime
 from procs.ingest.config import IngestConfig
+from shm.records import BOOK_V1, TRADE_V1
+from shm.ring import RingSpec, RingWriter
+from shm.waiters import Waker
 
-__all__ = ["main"]
+__all__ = ["main", "open_rings", "serve"]
 
 log = logging.getLogger("procs.ingest")
 
 
-async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry) -> int:
+def open_rings(config: IngestConfig, stack: ExitStack) -> tuple[RingWriter, RingWriter]:
+    """Create ingest's rings md.book and md.trade (closed, and unlinked, by ``stack``)."""
+    c = config
+    book = RingSpec(name=c.book_ring, dtype=BOOK_V1, capacity=c.book_capacity_records)
+    trade = RingSpec(name=c.trade_ring, dtype=TRADE_V1, capacity=c.trade_capacity_records)
+    return stack.enter_context(RingWriter(book)), stack.enter_context(RingWriter(trade))
+
+
+async def serve(
+    config: IngestConfig,
+    rt: Runtime,
+    registry: CollectorRegistry,
+    rings: tuple[RingWriter, RingWriter],
+    waker: Waker,
+) -> int:
+    """Wait for the venue, then receive, normalise and publish until ``rt.stop`` (``rt``
+    started; ``waker`` wakes the rings' readers). Used by ``main`` and by procs.hotpath."""
     from ipc.bitunix.rest import RestConfig
     from ipc.bitunix.rest_api import BitunixRest
     from ipc.bitunix.ws import BitunixWs, WsConfig
-    from ipc.messages import WAKE_MD, wake_topic
-    from ipc.sockets import WakeSender
     from procs.ingest.proc import IngestProc, make_metrics
     from procs.venue_wait import wait_accepting
-    from shm.records import BOOK_V1, TRADE_V1
-    from shm.ring import RingSpec, RingWriter
 
     c = config
     ws_config = WsConfig(
@@ -44,40 +60,43 @@ async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry)
     rest_config = RestConfig(
         base_url=c.rest_url, timeout_s=c.rest_timeout_s, get_retries=c.rest_retries
     )
-    with (
-        RingWriter(
-            RingSpec(name=c.book_ring, dtype=BOOK_V1, capacity=c.book_capacity_records)
-        ) as book_ring,
-        RingWriter(
-            RingSpec(name=c.trade_ring, dtype=TRADE_V1, capacity=c.trade_capacity_records)
-        ) as trade_ring,
-    ):
-        # the rings exist (readers attach); simex may be started but not listening yet: wait,
-        # bounded, rather than open with connection-refused warnings
-        await wait_accepting(
-            [c.ws_url, c.rest_url], stop=lambda: rt.stop.is_set, service=rt.service, what="venue"
+    # the rings exist (readers attach); simex may be started but not listening yet: wait,
+    # bounded, rather than open with connection-refused warnings
+    await wait_accepting(
+        [c.ws_url, c.rest_url], stop=lambda: rt.stop.is_set, service=rt.service, what="venue"
+    )
+    if rt.stop.is_set:
+        return EXIT_OK
+    async with BitunixRest(rest_config) as rest:
+        proc = IngestProc(
+            c,
+            book_ring=rings[0],
+            trade_ring=rings[1],
+            waker=waker,
+            rest=rest,
+            metrics=make_metrics(registry),
         )
-        if rt.stop.is_set:
-            return EXIT_OK
-        async with BitunixRest(rest_config) as rest:
-            proc = IngestProc(
-                c,
-                book_ring=book_ring,
-                trade_ring=trade_ring,
-                waker=WakeSender(rt.publisher, wake_topic(WAKE_MD)),
-                rest=rest,
-                metrics=make_metrics(registry),
-            )
-            ws = BitunixWs(ws_config, on_resync=proc.on_resync, on_book_resync=proc.on_book_resync)
-            rt.report_health_from(proc)
-            proc.on_step = rt.record_step
-            gc.collect()
-            gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
-            try:
-                await proc.run(ws, service=rt.service, stop=rt.stop)
-            finally:
-                rt.service()  # last counters out before the rings go
+        ws = BitunixWs(ws_config, on_resync=proc.on_resync, on_book_resync=proc.on_book_resync)
+        rt.report_health_from(proc)
+        proc.on_step = rt.record_step
+        gc.collect()
+        gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
+        try:
+            await proc.run(ws, service=rt.service, stop=rt.stop)
+        finally:
+            rt.service()  # last counters out before the rings go
     return EXIT_OK
+
+
+async def _serve(config: IngestConfig, rt: Runtime, registry: CollectorRegistry) -> int:
+    from ipc.messages import WAKE_MD, wake_topic
+    from ipc.sockets import WakeSender
+
+    with ExitStack() as stack:
+        rings = open_rings(config, stack)
+        return await serve(
+            config, rt, registry, rings, WakeSender(rt.publisher, wake_topic(WAKE_MD))
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

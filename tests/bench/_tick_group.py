@@ -109,6 +109,26 @@ def bench_config(
     return text + RISK
 
 
+def events_for_rate(msgs_per_s: float, sim_s: float = 5.0) -> float:
+    """simex ``events_per_s`` (generator actions per symbol) that offers ``msgs_per_s`` WS
+    messages to ingest: found on the offline generator (``bench_simex.expected_rate``: one
+    depth push per action that changes the top 15 levels, one trade push per print), whose
+    pushes per action fall as the rate rises (a fixed 0.41 actions per message gave 9.0 k
+    messages/s for a 10 k target). Secant steps until within 1 %."""
+    from tests.bench.bench_simex import expected_rate
+
+    lo, f_lo = 0.0, 0.0
+    hi = msgs_per_s * 0.42
+    f_hi = expected_rate(hi, sim_s)
+    for _ in range(6):
+        if abs(f_hi - msgs_per_s) <= 0.01 * msgs_per_s or f_hi == f_lo:
+            break
+        nxt = hi + (msgs_per_s - f_hi) * (hi - lo) / (f_hi - f_lo)
+        lo, f_lo = hi, f_hi
+        hi, f_hi = nxt, expected_rate(nxt, sim_s)
+    return round(hi, 1)
+
+
 def scrape(port: int, timeout_s: float = 2.0) -> str:
     """One GET of a process's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as r:
@@ -184,14 +204,18 @@ class PipelineRun:
         journal_dir: Path,
         capture: bool = False,
         sched: bool = True,
+        topology: str = "split",
     ) -> None:
         self.run_dir = run_dir
         self.ports = Ports.free()
         self.capture = capture
+        self.topology = topology
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(bench_config(events_per_s, self.ports, journal_dir, sched=sched))
-        rest = PROCS[1:]
+        text = bench_config(events_per_s, self.ports, journal_dir, sched=sched)
+        cfg.write_text(f'[group]\ntopology = "{topology}"\n\n{text}')
+        # colocated: procs.hotpath runs ingest, features, inference, execution (procs/_topology.py)
+        rest = ("hotpath",) if topology == "colocated" else PROCS[1:]
         programs = ",".join((*rest, "capture") if capture else rest)
         (run_dir / "supervisor.d").mkdir(exist_ok=True)
         (run_dir / "supervisor.d" / "tto.conf").write_text(
@@ -393,4 +417,12 @@ def _loadavg() -> tuple[float, float, float]:
     return float(a), float(b), float(c)
 
 
-__all__ = ["PipelineRun", "Ports", "Window", "bench_config", "metric_sum", "scrape"]
+__all__ = [
+    "PipelineRun",
+    "Ports",
+    "Window",
+    "bench_config",
+    "events_for_rate",
+    "metric_sum",
+    "scrape",
+]

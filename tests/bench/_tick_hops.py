@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from tests.bench._common import Result, percentiles_us
-from tests.bench._tick_group import PipelineRun, Window
+from tests.bench._tick_group import PipelineRun, Window, events_for_rate
 
 NAME = "tick_to_order_hops"
 HOPS = ("ingest", "features", "inference", "execution")
-EVENTS_PER_MESSAGE = 0.41  # as bench_tick_to_order: generator actions per WS message
 
 
 def _join_pub(win: Window, sid: np.ndarray, recv: np.ndarray) -> np.ndarray:
@@ -144,9 +143,19 @@ def main(argv: list[str] | None = None) -> int:
         help="the scheduling classes of demo.toml, none (every program 'other'), or both "
         "alternately (off first)",
     )
+    ap.add_argument(
+        "--topology",
+        choices=("split", "colocated", "both"),
+        default="split",
+        help="features, inference, execution as three processes, one (procs.hotpath), or both "
+        "alternately (split first)",
+    )
     args = ap.parse_args(argv)
-    for k in range(args.runs * (2 if args.sched == "both" else 1)):
-        sched = args.sched if args.sched != "both" else ("off", "config")[k % 2]
+    events = events_for_rate(args.rate * 1.02)
+    tops = ("split", "colocated") if args.topology == "both" else (args.topology,)
+    for k in range(args.runs * (2 if args.sched == "both" else 1) * len(tops)):
+        sched = args.sched if args.sched != "both" else ("off", "config")[k // len(tops) % 2]
+        topology = tops[k % len(tops)]
         with (
             tempfile.TemporaryDirectory(prefix="ttoh", dir="/tmp") as tmp,
             tempfile.TemporaryDirectory(prefix="ttoh", dir="/dev/shm") as jtmp,
@@ -155,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             with PipelineRun(
                 Path(tmp),
                 ns,
-                args.rate * EVENTS_PER_MESSAGE,
+                events,
                 journal_dir=Path(jtmp),
                 capture=args.capture,
                 sched=sched == "config",
+                topology=topology,
             ) as p:
                 win = p.measure(args.seconds)
-        print(f"run {k} sched={sched} {win.sched}: {summary(win)}", flush=True)
+        print(f"run {k} {topology} sched={sched} {win.sched}: {summary(win)}", flush=True)
     return 0
 
 

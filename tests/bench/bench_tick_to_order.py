@@ -34,16 +34,19 @@ import numpy as np
 from tests.bench._common import Result, percentiles_us
 from tests.bench._tick_asyncio import save_frames
 from tests.bench._tick_chain import JOURNAL_FS, chain_latencies, execution_config, record_frames
-from tests.bench._tick_group import PipelineRun, Window
+from tests.bench._tick_group import PipelineRun, Window, events_for_rate
 from tests.bench._tick_hops import hop_rows, summary
 from tests.conftest import free_port
 
 NAME = "tick_to_order"
 A, B, W = "single_process_chain", "asyncio_websockets_json", "3x_crosscore_wakeup"
 BS = "asyncio_websockets_json_from_send"  # (b) timed from the server's send: its backlog too
-# simex generator actions per symbol per WS message ingest receives (depth + trade + price
-# pushes over two symbols), measured here: 200 actions/s/symbol -> ~460 messages/s
-EVENTS_PER_MESSAGE = 0.41
+# simex's generator is asked for this much more than the target (events_for_rate calibrates it
+# on the offline generator, within ~1-3 %), so a pipeline that keeps up receives the target
+OFFER = 1.02
+# the topologies measured (procs/_topology.py); rows of "split" keep their historical names, the
+# others carry a suffix
+TOPOLOGIES = ("split", "colocated")
 GOAL_P50 = "pipeline p50 - (a) p50 <= 1.2 x 3 bare cross-core wake-ups"
 GOAL_P99 = "pipeline p99 <= 0.5 x (b) p99 under the same background load"
 
@@ -200,24 +203,74 @@ def _say(msg: str) -> None:
     print(f"[tick_to_order] {msg}", file=sys.stderr, flush=True)
 
 
+def _suffix(topology: str) -> str:
+    return "" if topology == "split" else f"_{topology}"
+
+
+def _rows_topology(
+    label: str, rate: float, win: Window, a: Arrays, b: Arrays, wake3_us: float
+) -> list[Result]:
+    """A topology other than split: its tick-to-order against (a) and (b) of the same run."""
+    tto = win.tick_to_order_ns()
+    p, pa, pb = _pct(tto), _pct(a["order"]), _pct(b["order"])
+    return [
+        Result(NAME, f"md_rate_{label}", win.ws_rate, "msg/s", "target_rate", rate),
+        Result(NAME, f"orders_{label}", float(len(tto)), "orders", "signals", win.signals),
+        Result(NAME, f"p50_us_{label}", p[0], "us", A, pa[0]),
+        Result(NAME, f"p99_us_{label}", p[1], "us", A, pa[1]),
+        Result(NAME, f"p50_vs_b_{label}", p[0], "us", B, pb[0], "<= 1.0"),
+        Result(NAME, f"p99_vs_b_{label}", p[1], "us", B, pb[1], "<= 1.0"),
+        Result(NAME, f"p999_vs_b_{label}", p[2], "us", B, pb[2]),
+        Result(
+            f"{NAME}_signal",
+            f"samples_{label}",
+            float(len(win.sig_ns)),
+            "signals",
+            "dropped",
+            float(win.sig_dropped),
+        ),
+        *hop_rows(label, win, wake3_us / 3),
+    ]
+
+
+def _window(
+    label: str, rate: float, plan: Plan, dirs: tuple[Path, Path], topology: str
+) -> tuple[Window, Path, list[tuple[int, bytes]]]:
+    """One pipeline window of ``topology``; the frames it recorded (split only) and config."""
+    root, jroot = dirs
+    tag = f"{label}{_suffix(topology)}"
+    run_dir = root / f"p{tag}"
+    ns = f"tto{label}{topology[:2]}{int(time.time()) % 100000}"
+    events = events_for_rate(rate * OFFER)
+    frames: list[tuple[int, bytes]] = []
+    with PipelineRun(run_dir, ns, events, journal_dir=jroot / f"p{tag}", topology=topology) as p:
+        if topology == "split":
+            url = f"ws://127.0.0.1:{p.ports.ws}/public/"
+            frames = asyncio.run(record_frames(url, plan.frames, 30.0))
+        win = p.measure(plan.pipeline_s)
+    _say(f"{tag}: pipeline ({topology}) {win.ws_rate:.0f} msg/s (simex events_per_s "
+         f"{events}), {len(win.tick_to_order_ns())} orders, {len(win.sig_ns)} signals, load "
+         f"{win.loadavg}, CPU % {win.cpu_percent}, sched {win.sched}; inference: "
+         f"{win.batches:.0f} batches, fallback for latency {win.fallback_latency:.0f} "
+         f"(any reason {win.fallback_all:.0f})")  # fmt: skip
+    _say(f"{tag}: {summary(win)}")
+    return win, run_dir / "tick_to_order.toml", frames
+
+
 def _measure_rate(
     label: str, rate: float, plan: Plan, dirs: tuple[Path, Path], wake3_us: float
 ) -> tuple[list[Result], Path, Path]:
     root, jroot = dirs
-    run_dir = root / f"p{label}"
-    ns = f"tto{label}{int(time.time()) % 100000}"
-    with PipelineRun(run_dir, ns, rate * EVENTS_PER_MESSAGE, journal_dir=jroot / f"p{label}") as p:
-        url = f"ws://127.0.0.1:{p.ports.ws}/public/"
-        frames = asyncio.run(record_frames(url, plan.frames, 30.0))
-        win = p.measure(plan.pipeline_s)
-    cfg = run_dir / "tick_to_order.toml"
+    wins = {}
+    frames: list[tuple[int, bytes]] = []
+    cfg = root
+    for topology in TOPOLOGIES:
+        wins[topology], c, f = _window(label, rate, plan, dirs, topology)
+        if topology == "split":
+            cfg, frames = c, f
+    win = wins["split"]
     frames_path = root / f"frames_{label}.msgpack"
     save_frames(frames_path, frames)
-    _say(f"{label}: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
-         f"{len(win.sig_ns)} signals, load {win.loadavg}, CPU % {win.cpu_percent}, "
-         f"sched {win.sched}; inference: {win.batches:.0f} batches, fallback for latency "
-         f"{win.fallback_latency:.0f} (any reason {win.fallback_all:.0f})")  # fmt: skip
-    _say(f"{label}: {summary(win)}")
     raw = [f for _, f in frames]
     a = _chain(raw, cfg.read_text(), jroot / f"a{label}", plan.passes)
     disk = _pct(_chain(raw, cfg.read_text(), root / f"a{label}", 1)["order"])  # journal on disk
@@ -226,6 +279,8 @@ def _measure_rate(
     _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s")
     rows = _rows_rate(label, rate, win, a, b, b_rate, wake3_us)
     rows += hop_rows(label, win, wake3_us / 3)
+    for topology in TOPOLOGIES[1:]:
+        rows += _rows_topology(f"{label}{_suffix(topology)}", rate, wins[topology], a, b, wake3_us)
     rows.append(
         Result(f"{NAME}_inference", f"fallback_latency_{label}", win.fallback_latency,
                "batches", "batches", win.batches, "== 0 (the demo runs on the model)")
@@ -241,24 +296,35 @@ def _measure_rate(
     return rows, cfg, frames_path
 
 
-def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float) -> list[Result]:
+def _loaded_window(plan: Plan, dirs: tuple[Path, Path], rate: float, topology: str) -> Window:
     root, jroot = dirs
-    run_dir = root / "pload"
-    ns = f"ttoload{int(time.time()) % 100000}"
-    events = rate * EVENTS_PER_MESSAGE
-    with PipelineRun(run_dir, ns, events, journal_dir=jroot / "pload", capture=True) as p:
+    tag = f"load{_suffix(topology)}"
+    run_dir = root / f"p{tag}"
+    ns = f"ttoload{topology[:2]}{int(time.time()) % 100000}"
+    events = events_for_rate(rate * OFFER)
+    with PipelineRun(
+        run_dir, ns, events, journal_dir=jroot / f"p{tag}", capture=True, topology=topology
+    ) as p:
         ports = [str(x) for x in p.metrics_ports()]
         with background([["scrape", *ports], ["gc"]]) as reports:
             win = p.measure(plan.pipeline_s)
     _say(
-        f"load: pipeline {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} orders, "
-        f"load {win.loadavg}, CPU % {win.cpu_percent}, sched {win.sched}; inference "
+        f"{tag}: pipeline ({topology}) {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} "
+        f"orders, load {win.loadavg}, CPU % {win.cpu_percent}, sched {win.sched}; inference "
         f"fallback for latency {win.fallback_latency:.0f} of {win.batches:.0f} batches; {reports}"
     )
-    cfg = run_dir / "tick_to_order.toml"
+    _say(f"{tag}: {summary(win)}")
+    return win
+
+
+def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float) -> list[Result]:
+    root, _ = dirs
+    wins = {t: _loaded_window(plan, dirs, rate, t) for t in TOPOLOGIES}
+    win = wins["split"]
+    cfg = root / "pload" / "tick_to_order.toml"
     mport = free_port()
     loads = [
-        ["scrape", *[str(mport)] * len(ports)],
+        ["scrape", *[str(mport)] * 6],
         ["gc"],
         ["write", str(root / "bcap"), str(rate)],
     ]
@@ -267,7 +333,7 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
     _say(f"load: (b) at {b_rate:.0f}/s; {b_reports}")
     b = _b_arrays(stamps, sent)
     p_, pb = _pct(win.tick_to_order_ns()), _pct(b["order"])
-    return [
+    rows = [
         Result(NAME, "md_rate_1k_load", win.ws_rate, "msg/s", "target_rate", rate),
         Result(
             f"{NAME}_inference",
@@ -293,6 +359,16 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
         Result(f"{NAME}_signal", "p99_us_1k_load", _pct(win.sig_ns)[1], "us", B, _pct(b["sig"])[1]),
         Result(B, "p99_us_1k_load", pb[1], "us", "from_server_send", _pct(b["from_send"])[1]),
     ]
+    for topology in TOPOLOGIES[1:]:
+        w, sfx = wins[topology], _suffix(topology)
+        q = _pct(w.tick_to_order_ns())
+        rows += [
+            Result(NAME, f"md_rate_1k_load{sfx}", w.ws_rate, "msg/s", "target_rate", rate),
+            Result(NAME, f"p50_us_1k_load{sfx}", q[0], "us", B, pb[0]),
+            Result(NAME, f"p99_us_1k_load{sfx}", q[1], "us", B, pb[1], "<= 0.5"),
+            Result(NAME, f"p999_us_1k_load{sfx}", q[2], "us", B, pb[2]),
+        ]
+    return rows
 
 
 def run(quick: bool) -> list[Result]:

@@ -1,0 +1,211 @@
+"""hotpath: ingest, features, inference and execution in one OS process, on one thread: reads
+the venue's WS, writes rings md.book, md.trade, feat and sig and the orders, like the four.
+
+The ``colocated`` topology (docs/architecture.md, "Topologies"). On a host with fewer cores
+than hot stages, each hop between stage processes waits for a core another stage computes on;
+this process runs the four stages' own code (each program's ``build``/``serve``, not copies)
+on one thread and one asyncio loop. A WS frame is received, normalised and published by
+ingest's callbacks on the loop; ingest's flush ends the loop's idle pass (``LoopWaiter.notify``)
+and one pass of features → inference → execution follows, with no wake-up between them. Each
+stage keeps its runtime endpoints (PUB with its heartbeat, wake-ups and events; control socket;
+``/metrics`` port) and its rings, so capture, the dashboard, ``bitrader health`` and Prometheus
+see the same group as under ``split``. The process takes its placement and scheduling class from
+``[execution.runtime]``: one thread has one class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from prometheus_client import CollectorRegistry
+
+from ipc.messages import WAKE_MD
+from procs._config import config_file, load_section
+from procs._runtime import EXIT_FAULT, Runtime, Stage, StopFlag, run_stage, setup_logging
+from procs.execution.__main__ import LoopWaiter
+from procs.execution.__main__ import build as build_execution
+from procs.execution.__main__ import load_config as load_execution_config
+from procs.execution.config import ExecutionConfig
+from procs.features.config import FeaturesConfig
+from procs.features.proc import build as build_features
+from procs.inference.__main__ import build as build_inference
+from procs.inference.proc import InferenceConfig
+from procs.ingest.__main__ import open_rings, serve
+from procs.ingest.config import IngestConfig
+from shm.waiters import Waker
+
+log = logging.getLogger("procs.hotpath")
+
+NAME: Final = "hotpath"
+STAGES: Final = ("ingest", "features", "inference", "execution")
+STOP_INGEST_S: Final = 5.0  # bound on ingest's own shutdown (WS close, last flush)
+
+
+class HotPath:
+    """One step of each step-loop stage, in data-flow order: what features publishes in a
+    pass, inference scores and execution reads in the same pass, with no wake-up between.
+
+    ``close`` does nothing: the host closes the stages once ingest (a task on the loop) has
+    stopped publishing (``main``).
+    """
+
+    name = NAME
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self._stages = tuple(stages)
+
+    def step(self) -> int:
+        n = 0
+        for stage in self._stages:
+            n += stage.step()
+        return n
+
+    def close(self) -> None:
+        pass
+
+
+class Wakers:
+    """Notify every waker: ingest's ``wake.md.`` on its PUB (for any reader outside) and the
+    loop waiter that runs the stages."""
+
+    def __init__(self, *wakers: Waker) -> None:
+        self._wakers = wakers
+
+    def notify(self) -> None:
+        for w in self._wakers:
+            w.notify()
+
+
+@dataclass(frozen=True)
+class Configs:
+    ingest: IngestConfig
+    features: FeaturesConfig
+    inference: InferenceConfig
+    execution: ExecutionConfig
+
+
+def _runtimes(cfg: Configs, path: str | Path | None, stop: StopFlag) -> dict[str, Runtime]:
+    """One Runtime per stage (its endpoints, metrics registry, health), one stop flag."""
+    tables = {
+        "ingest": cfg.ingest.runtime,
+        "features": cfg.features.runtime,
+        "inference": cfg.inference.runtime,
+        "execution": cfg.execution.runtime,
+    }
+    out = {}
+    for name in STAGES:
+        table = tables[name]
+        assert table is not None  # load_execution_config checked execution's
+        out[name] = Runtime(name, table, CollectorRegistry(), config_path=path, stop=stop)
+    return out
+
+
+def _build(
+    cfg: Configs,
+    rts: dict[str, Runtime],
+    loop: asyncio.AbstractEventLoop,
+    argv: list[str] | None,
+    closers: ExitStack,
+) -> tuple[HotPath, LoopWaiter, asyncio.Task[int]]:
+    """The stages, by their programs' own builders, in data-flow order; ingest as a task."""
+    rings = open_rings(cfg.ingest, closers)
+    r = rts
+    features = build_features(cfg.features, r["features"], r["features"].registry)
+    closers.callback(features.close)
+    inference = build_inference(cfg.inference, r["inference"], r["inference"].registry, closers)
+    closers.callback(inference.close)
+    execution, waiter = build_execution(
+        cfg.execution, r["execution"], r["execution"].registry, loop, argv, closers
+    )
+    closers.callback(execution.close)
+    wake = Wakers(r["ingest"].wake_sender(WAKE_MD), waiter)
+    ingest = loop.create_task(serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake))
+    hot = HotPath(
+        [
+            r["features"].adopt(features),
+            r["inference"].adopt(inference),
+            r["execution"].adopt(execution),
+        ]
+    )
+    return hot, waiter, ingest
+
+
+def _run(
+    hot: HotPath,
+    waiter: LoopWaiter,
+    ingest: asyncio.Task[int],
+    rts: dict[str, Runtime],
+    loop: asyncio.AbstractEventLoop,
+) -> int:
+    stop = rts["execution"].stop
+
+    def service() -> None:
+        if ingest.done() and not stop.is_set:  # ingest ended on its own: a fault
+            ingest.result()  # re-raises its error
+            raise RuntimeError("ingest stopped on its own")
+        for name in STAGES[1:]:  # ingest services its runtime itself, on the loop
+            rts[name].service()
+
+    def on_fault(exc: BaseException) -> None:
+        for rt in rts.values():
+            rt.on_fault(exc)
+
+    gc.collect()
+    gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
+    log.info("hosting stages=%s", ",".join(STAGES))
+    code = run_stage(hot, waiter, stop, service=service, on_fault=on_fault)
+    stop.set("host stopped")
+    try:  # ingest sees the stop within its service period: it closes the WS, flushes
+        loop.run_until_complete(asyncio.wait_for(ingest, STOP_INGEST_S))
+    except Exception:  # a fault the loop above already reported, or a late one
+        log.exception("ingest stopped with an error")
+        code = EXIT_FAULT
+    for name in STAGES[1:]:
+        rts[name].service()  # the registries end with the final counts
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until execution's reload handler is in place
+    try:
+        cfg = Configs(
+            load_section(argv, "ingest", IngestConfig),
+            load_section(argv, "features", FeaturesConfig),
+            load_section(argv, "inference", InferenceConfig),
+            load_execution_config(argv),
+        )
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    rts = _runtimes(cfg, config_file(argv), StopFlag())
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    with ExitStack() as stack:
+        stack.callback(loop.close)
+        for rt in rts.values():
+            stack.callback(rt.close)
+        host = rts["execution"]
+        host.start()  # the process: pinning, scheduling class, signals (execution's table)
+        setup_logging(NAME, host.config.log_level)
+        for name in STAGES[:-1]:
+            rts[name].start_endpoints()
+        closers = stack.enter_context(ExitStack())  # the stages: closed after ingest stopped
+        try:
+            hot, waiter, ingest = _build(cfg, rts, loop, argv, closers)
+        except SystemExit as exc:
+            return EXIT_FAULT if exc.code == EXIT_FAULT else int(exc.code or 0)
+        return _run(hot, waiter, ingest, rts, loop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
