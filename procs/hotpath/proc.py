@@ -5,8 +5,8 @@ The ``colocated`` topology (docs/architecture.md, "Topologies"). On a host with 
 than hot stages, each hop between stage processes waits for a core another stage computes on;
 this process runs the four stages' own code (each program's ``build``/``serve``, not copies)
 on one thread and one asyncio loop. A WS frame is received, normalised and published by
-ingest's callbacks on the loop; ingest's flush ends the loop's idle pass (``LoopWaiter.notify``)
-and one pass of features → inference → execution follows, with no wake-up between them. Each
+ingest's callbacks on the loop; ingest's flush queues a pass of features → inference →
+execution on the same loop (``procs._looprun.LoopRunner``), with no wake-up between them. Each
 stage keeps its runtime endpoints (PUB with its heartbeat, wake-ups and events; control socket;
 ``/metrics`` port) and its rings, so capture, the dashboard, ``bitrader health`` and Prometheus
 see the same group as under ``split``. The process takes its placement and scheduling class from
@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry
 
 from ipc.messages import WAKE_MD
 from procs._config import config_file, load_section
-from procs._runtime import EXIT_FAULT, Runtime, Stage, StopFlag, run_stage, setup_logging
-from procs.execution.__main__ import LoopWaiter
+from procs._looprun import LoopRunner
+from procs._runtime import EXIT_FAULT, Runtime, Stage, StopFlag, setup_logging
 from procs.execution.__main__ import build as build_execution
 from procs.execution.__main__ import load_config as load_execution_config
 from procs.execution.config import ExecutionConfig
@@ -75,7 +75,7 @@ class HotPath:
 
 class Wakers:
     """Notify every waker: ingest's ``wake.md.`` on its PUB (for any reader outside) and the
-    loop waiter that runs the stages."""
+    loop runner that runs the stages."""
 
     def __init__(self, *wakers: Waker) -> None:
         self._wakers = wakers
@@ -115,7 +115,7 @@ def _build(
     loop: asyncio.AbstractEventLoop,
     argv: list[str] | None,
     closers: ExitStack,
-) -> tuple[HotPath, LoopWaiter, asyncio.Task[int]]:
+) -> tuple[LoopRunner, asyncio.Task[int]]:
     """The stages, by their programs' own builders, in data-flow order; ingest as a task."""
     rings = open_rings(cfg.ingest, closers)
     r = rts
@@ -123,12 +123,10 @@ def _build(
     closers.callback(features.close)
     inference = build_inference(cfg.inference, r["inference"], r["inference"].registry, closers)
     closers.callback(inference.close)
-    execution, waiter = build_execution(
+    execution, _ = build_execution(  # its LoopWaiter is not used here: closed by closers
         cfg.execution, r["execution"], r["execution"].registry, loop, argv, closers
     )
     closers.callback(execution.close)
-    wake = Wakers(r["ingest"].wake_sender(WAKE_MD), waiter)
-    ingest = loop.create_task(serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake))
     hot = HotPath(
         [
             r["features"].adopt(features),
@@ -136,37 +134,41 @@ def _build(
             r["execution"].adopt(execution),
         ]
     )
-    return hot, waiter, ingest
+
+    def service() -> None:
+        if ingest.done() and not r["execution"].stop.is_set:  # ingest ended on its own: a fault
+            ingest.result()  # re-raises its error
+            raise RuntimeError("ingest stopped on its own")
+        for name in STAGES[1:]:  # ingest services its runtime itself, on the loop
+            r[name].service()
+
+    def on_fault(exc: BaseException) -> None:
+        for rt in r.values():
+            rt.on_fault(exc)
+
+    runner = LoopRunner(
+        loop, hot, r["execution"].stop, timeout_s=cfg.execution.wake_timeout_s,
+        service=service, on_fault=on_fault,
+    )  # fmt: skip
+    wake = Wakers(r["ingest"].wake_sender(WAKE_MD), runner)
+    ingest = loop.create_task(serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake))
+    return runner, ingest
 
 
 def _run(
-    hot: HotPath,
-    waiter: LoopWaiter,
+    runner: LoopRunner,
     ingest: asyncio.Task[int],
     rts: dict[str, Runtime],
     loop: asyncio.AbstractEventLoop,
 ) -> int:
-    stop = rts["execution"].stop
-
-    def service() -> None:
-        if ingest.done() and not stop.is_set:  # ingest ended on its own: a fault
-            ingest.result()  # re-raises its error
-            raise RuntimeError("ingest stopped on its own")
-        for name in STAGES[1:]:  # ingest services its runtime itself, on the loop
-            rts[name].service()
-
-    def on_fault(exc: BaseException) -> None:
-        for rt in rts.values():
-            rt.on_fault(exc)
-
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
     log.info("hosting stages=%s", ",".join(STAGES))
-    code = run_stage(hot, waiter, stop, service=service, on_fault=on_fault)
-    stop.set("host stopped")
+    code = runner.run()
+    rts["execution"].stop.set("host stopped")
     try:  # ingest sees the stop within its service period: it closes the WS, flushes
         loop.run_until_complete(asyncio.wait_for(ingest, STOP_INGEST_S))
-    except Exception:  # a fault the loop above already reported, or a late one
+    except Exception:  # a fault the runner already reported, or a late one
         log.exception("ingest stopped with an error")
         code = EXIT_FAULT
     for name in STAGES[1:]:
@@ -201,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             rts[name].start_endpoints()
         closers = stack.enter_context(ExitStack())  # the stages: closed after ingest stopped
         try:
-            hot, waiter, ingest = _build(cfg, rts, loop, argv, closers)
+            runner, ingest = _build(cfg, rts, loop, argv, closers)
         except SystemExit as exc:
             return EXIT_FAULT if exc.code == EXIT_FAULT else int(exc.code or 0)
-        return _run(hot, waiter, ingest, rts, loop)
+        return _run(runner, ingest, rts, loop)
 
 
 if __name__ == "__main__":

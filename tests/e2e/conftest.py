@@ -1,7 +1,8 @@
 """Fixtures for the whole-group e2e tests: keys in the environment, a group factory.
 
-``make_group(overrides)`` builds a config from configs/demo.toml (see
-tests/helpers/group_config.py), starts the ``pipeline`` group under supervisord and stops it when
+``make_group(overrides, topology="split")`` builds a config from configs/demo.toml (see
+tests/helpers/group_config.py), starts the ``pipeline`` group (``pipeline-colocated`` for
+``topology="colocated"``) under supervisord and stops it when
 the test ends. ``FAST`` are the settings that make execution trade within seconds.
 """
 
@@ -36,7 +37,7 @@ FAST: dict[str, Any] = {
     },
 }
 
-MakeGroup = Callable[[dict[str, Any]], Group]
+MakeGroup = Callable[..., Group]
 
 
 @pytest.fixture
@@ -48,8 +49,11 @@ def make_group(monkeypatch: pytest.MonkeyPatch, run_dir: Path, ns: str) -> Itera
     with ExitStack() as stack:
         stack.enter_context(group_lock())
 
-        def make(overrides: dict[str, Any]) -> Group:
-            cfg = build_group_config(run_dir, run_dir, merge(FAST, overrides))
-            return stack.enter_context(running_group(run_dir, ns, cfg))
+        def make(overrides: dict[str, Any], topology: str = "split") -> Group:
+            """``topology="colocated"``: the ``pipeline-colocated`` group (procs.hotpath)."""
+            extra = {"group": {"topology": topology}}
+            cfg = build_group_config(run_dir, run_dir, merge(merge(FAST, overrides), extra))
+            name = "pipeline" if topology == "split" else "pipeline-colocated"
+            return stack.enter_context(running_group(run_dir, ns, cfg, group_name=name))
 
         yield make

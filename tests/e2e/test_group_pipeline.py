@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from procs.capture.proc import KIND_FILL
+from procs.group.health import query_health
 from procs.group.supervise import stop
 from procs.tickstore.store import list_captures, open_capture
 from shm.segment import list_segments
@@ -27,8 +28,14 @@ from tests.helpers.group_venue import duplicates
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("group"), pytest.mark.timeout(240)]
 
 FILLS_WANTED = 3
+HOT = ("ingest", "features", "inference", "execution")  # procs.hotpath's stages when colocated
 STAGES = ("ingest", "capture", "features", "inference", "execution")  # each counts its work
 BALANCE_TOLERANCE = Decimal("0.01")  # execution's own balance_tolerance_usdt
+
+
+def _pid(g: Group, stage: str) -> int:
+    """The pid that answers ``stage``'s control socket."""
+    return int(query_health(g.cfg.control_endpoint(stage), 5.0)["pid"])
 
 
 def _fills_and_signals(g: Group) -> bool:
@@ -157,8 +164,12 @@ def _check_capture_after_stop(g: Group) -> None:
     assert captured_fills <= fill_ids, f"{captured_fills} vs {fill_ids}"
 
 
-def test_group_trades_reports_green_and_captures_everything(make_group):
-    g = make_group({})
+@pytest.mark.parametrize("topology", ["split", "colocated"])
+def test_group_trades_reports_green_and_captures_everything(make_group, topology):
+    g = make_group({}, topology)
+    if topology == "colocated":  # one process hosts the four hot stages, each with its socket
+        pids = {_pid(g, s) for s in HOT}
+        assert pids == {g.info("hotpath")["pid"]}, g.why()
     _check_health(g)
     g.wait_until(lambda: _fills_and_signals(g), 60, f"{FILLS_WANTED} fills and 100 signals")
     _check_metrics(g)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from procs._config import GROUPS
 from procs.group.health import query_health
 from procs.group.supervise import ROOT, GroupEnv, process_info, rpc, start, stop
 from tests.helpers.group_config import GroupConfig
@@ -49,6 +50,12 @@ class Group:
     ns: str
     cfg: GroupConfig
     startup_resets: int = 0  # execution restarts to clear a start-up stale-data breaker trip
+    group: str = "pipeline"  # or "pipeline-colocated" ([group] topology, procs/_topology.py)
+
+    @property
+    def programs(self) -> tuple[str, ...]:
+        """The group's supervisord programs (colocated: hotpath instead of the four stages)."""
+        return GROUPS[self.group]
 
     @property
     def simex(self) -> SimexView:
@@ -59,7 +66,11 @@ class Group:
         return JournalView(self.cfg.journal_path)
 
     def infos(self) -> dict[str, dict[str, Any]]:
-        return {p["name"]: p for p in process_info(self.run_dir) if p["name"] in PROGRAMS}
+        # a program is listed in several groups (pipeline, pipeline-colocated, live): ours only
+        infos = process_info(self.run_dir)
+        return {
+            p["name"]: p for p in infos if p["group"] == self.group and p["name"] in self.programs
+        }
 
     def info(self, name: str) -> dict[str, Any]:
         return self.infos()[name]
@@ -100,12 +111,12 @@ class Group:
             f"--- {n} health: {json.dumps(self.health(n, 1.0), default=str)[:1500]}"
             for n in names or list(self.cfg.metrics_ports)
         ]
-        out += [f"--- {n} log tail:\n{self.log_tail(n)}" for n in names or PROGRAMS]
+        out += [f"--- {n} log tail:\n{self.log_tail(n)}" for n in names or self.programs]
         return "\n".join(out)
 
     def all_running(self) -> bool:
         infos = self.infos()
-        return set(infos) == set(PROGRAMS) and all(
+        return set(infos) == set(self.programs) and all(
             p["statename"] == "RUNNING" for p in infos.values()
         )
 
@@ -152,9 +163,10 @@ def _reset_startup_breaker(g: Group, ready_s: float) -> None:
         return
     g.startup_resets += 1
     log.warning("execution breaker latched at start (%s): restarting execution once", triggers)
+    name = f"{g.group}:{'hotpath' if 'hotpath' in g.programs else 'execution'}"
     with rpc(g.run_dir) as proxy:
-        proxy.supervisor.stopProcess("pipeline:execution", True)
-        proxy.supervisor.startProcess("pipeline:execution", False)
+        proxy.supervisor.stopProcess(name, True)
+        proxy.supervisor.startProcess(name, False)
     g.wait_until(g.all_running, ready_s, "every program RUNNING after the reset")
     g.wait_until(lambda: g.exec_state() == "active", ready_s, "execution active after reset")
 
@@ -183,10 +195,12 @@ def group_lock() -> Iterator[None]:
 
 
 @contextmanager
-def running_group(run_dir: Path, ns: str, cfg: GroupConfig, ready_s: float = 60) -> Iterator[Group]:
+def running_group(
+    run_dir: Path, ns: str, cfg: GroupConfig, ready_s: float = 60, group_name: str = "pipeline"
+) -> Iterator[Group]:
     """Start the group, wait until it can trade (execution ``active``), always stop it."""
-    env = GroupEnv(run_dir, cfg.path, ns, "pipeline")
-    group = Group(run_dir, ns, cfg)
+    env = GroupEnv(run_dir, cfg.path, ns, group_name)
+    group = Group(run_dir, ns, cfg, group=group_name)
     start(env)
     try:
         group.wait_until(group.all_running, ready_s, "every program RUNNING")
