@@ -1,15 +1,17 @@
 """``python -m procs.execution CONFIG``: compose and run the execution process (section
 ``[execution]``). Opens the rings, the journal, the venue clients and the wake-up listener.
 
-The loop: ``Runtime.run`` calls ``ExecutionProc.step`` (non-blocking); between steps
-``LoopWaiter`` runs the asyncio loop (REST replies, WS pushes, timers) until the inference
-process's ``wake.sig.`` arrives (its listener's descriptors are watched by the loop itself) or
-``wake_timeout_s`` passes. Nothing spins, nothing blocks it.
+The loop: one ``run_forever`` of the asyncio loop (REST replies, WS pushes, timers);
+``procs._looprun.LoopRunner`` calls ``ExecutionProc.step`` (non-blocking) from a loop callback
+when the inference process's ``wake.sig.`` arrives (its listener's descriptors are watched by
+the loop itself) or every ``wake_timeout_s``. Nothing spins, nothing blocks it. ``LoopWaiter``
+(the loop driven between steps of ``run_stage``) drives in-process sessions (tests, tools).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -22,6 +24,7 @@ from typing import IO, Protocol
 from prometheus_client import CollectorRegistry
 
 from procs._config import EXIT_CONFIG, config_file, load_env, load_section
+from procs._looprun import LoopRunner
 from procs._runtime import EXIT_FAULT, Runtime
 from procs.execution.control import OperatorCommands, journal_control
 from procs.execution.guard import open_verified, start_backups
@@ -312,13 +315,26 @@ def main(argv: list[str] | None = None) -> int:
         from ipc.sockets import WakeListener
 
         try:
-            proc, waiter = build(config, rt, registry, loop, argv, stack)
+            proc, _ = build(config, rt, registry, loop, argv, stack)
         except SystemExit as exc:
             if exc.code == EXIT_FAULT:
                 return EXIT_FAULT
             raise
-        waiter.watch(WakeListener(config.inference_pub, wake_topic("sig")))
-        return rt.run(proc, waiter)
+        # the step runs from loop callbacks, in one run_forever (procs/_looprun.py): re-entering
+        # uvloop for every idle pass cost a socket pair and set_wakeup_fd per pass
+        stage = rt.adopt(proc)
+        stack.callback(stage.close)
+        runner = LoopRunner(
+            loop, stage, rt.stop, timeout_s=config.wake_timeout_s,
+            service=rt.service, on_fault=rt.on_fault,
+        )  # fmt: skip
+        runner.watch(WakeListener(config.inference_pub, wake_topic("sig")))
+        gc.collect()
+        gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
+        rt.service()
+        code = runner.run()
+        rt.service()  # the registry ends with the final counts
+        return code
 
 
 if __name__ == "__main__":

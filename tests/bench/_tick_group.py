@@ -213,7 +213,8 @@ class PipelineRun:
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
         text = bench_config(events_per_s, self.ports, journal_dir, sched=sched)
-        cfg.write_text(f'[group]\ntopology = "{topology}"\n\n{text}')
+        # [group] topology: what bitrader up would start (this bench names the programs itself)
+        cfg.write_text(re.sub(r'(?m)^topology = ".*"$', f'topology = "{topology}"', text))
         # colocated: procs.hotpath runs ingest, features, inference, execution (procs/_topology.py)
         rest = ("hotpath",) if topology == "colocated" else PROCS[1:]
         programs = ",".join((*rest, "capture") if capture else rest)
