@@ -95,6 +95,7 @@ SECTIONS: dict[str, str] = {
     "execution": "procs.trading.config:ExecutionConfig",
     "features": "procs.featurecalc.config:FeaturesConfig",
     "inference": "procs.models.config:InferenceConfig",
+    "ingest": "procs.marketdata.config:IngestConfig",
     "producer": "procs.transport.producer:ProducerConfig",
     "consumer": "procs.transport.consumer:ConsumerConfig",
     "group": "procs._topology:GroupConfig",

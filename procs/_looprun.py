@@ -64,6 +64,7 @@ class LoopRunner:
         self._service = service
         self._on_fault = on_fault
         self._queued = False
+        self._ended = False
         self._due_ns = 0
         self._code = EXIT_OK
         self._sources: list[WakeSource] = []
@@ -88,11 +89,20 @@ class LoopRunner:
 
     def _tick(self) -> None:
         self.notify()
-        if not self._stop.is_set:
+        if not self._ended:
             self._loop.call_later(self._timeout_s, self._tick)
+
+    def _end(self) -> None:
+        # once: a second loop.stop() queued after the first took effect would stop the loop's
+        # next run (the stage's close runs the loop to finish its venue calls) before it is done
+        if not self._ended:
+            self._ended = True
+            self._loop.stop()
 
     def _pass(self) -> None:
         self._queued = False
+        if self._ended:
+            return
         self.passes_total += 1
         try:
             if self._stage.step():
@@ -104,11 +114,11 @@ class LoopRunner:
             log.exception("stopping (fault) stage=%s", self._stage.name)
             self._on_fault(exc)
             self._code = EXIT_FAULT
-            self._loop.stop()
+            self._end()
             return
         if self._stop.is_set:
             log.info("stopping (%s)", self._stop.reason)
-            self._loop.stop()
+            self._end()
 
     def run(self) -> int:
         """Run the loop until stopped or faulted; the stage is closed by its owner."""

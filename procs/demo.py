@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config.is_file():
         print(f"bitrader demo: config not found: {config}", file=sys.stderr)
         return EXIT_CONFIG
-    from procs.supervise import topology_group
+    from procs.group.supervise import topology_group
 
     try:  # [group] topology: "pipeline" may run as "pipeline-colocated" (procs/_topology.py)
         group = topology_group(args.group, config)

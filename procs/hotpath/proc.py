@@ -32,15 +32,15 @@ from ipc.messages import WAKE_MD
 from procs._config import config_file, load_section
 from procs._looprun import LoopRunner
 from procs._runtime import EXIT_FAULT, Runtime, Stage, StopFlag, setup_logging
-from procs.execution.__main__ import build as build_execution
-from procs.execution.__main__ import load_config as load_execution_config
-from procs.execution.config import ExecutionConfig
-from procs.features.config import FeaturesConfig
-from procs.features.proc import build as build_features
-from procs.inference.__main__ import build as build_inference
-from procs.inference.proc import InferenceConfig
-from procs.ingest.__main__ import open_rings, serve
-from procs.ingest.config import IngestConfig
+from procs.featurecalc.config import FeaturesConfig
+from procs.featurecalc.stage import build as build_features
+from procs.marketdata.config import IngestConfig
+from procs.marketdata.serve import open_rings, serve
+from procs.models.build import build as build_inference
+from procs.models.config import InferenceConfig
+from procs.trading.compose import build as build_execution
+from procs.trading.compose import load_config as load_execution_config
+from procs.trading.config import ExecutionConfig
 from shm.waiters import Waker
 
 log = logging.getLogger("procs.hotpath")

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from procs.inference.proc import InferenceMetrics, InferenceProc, make_metrics
 from procs.models.config import InferenceConfig
+from procs.models.stage import InferenceMetrics, InferenceProc, make_metrics
 
 __all__ = ["InferenceConfig", "InferenceMetrics", "InferenceProc", "make_metrics"]

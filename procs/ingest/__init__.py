@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from procs.ingest.config import IngestConfig
+from procs.marketdata.config import IngestConfig
 
 __all__ = ["IngestConfig"]

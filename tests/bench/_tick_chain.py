@@ -32,7 +32,7 @@ from ipc.bitunix.ws_dispatch import WsDispatcher
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from procs.featurecalc.engine import FEATURES, FeatureEngine
 from procs.group.supervise import ROOT
-from procs.ingest.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
+from procs.marketdata.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
 from procs.models.model import OnnxModel
 from procs.trading.config import ExecutionConfig
 from procs.trading.engine import ExecutionProc

@@ -24,13 +24,13 @@ from prometheus_client import CollectorRegistry
 
 from procs._config import RuntimeConfig
 from procs.featurecalc.engine import FEATURES
-from procs.inference.proc import CHAMPION, InferenceProc, make_metrics
-from procs.inference.reload import ModelWatcher
 from procs.ml.train import INPUT_NAME
 from procs.models.config import InferenceConfig
 from procs.models.errors import ModelError
 from procs.models.health import check_output
 from procs.models.model import OnnxModel
+from procs.models.reload import ModelWatcher
+from procs.models.stage import CHAMPION, InferenceProc, make_metrics
 from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingReader, RingSpec, RingWriter
 from tests.bench._common import Result, percentiles_us

@@ -25,7 +25,7 @@ from ipc.bitunix.ws_dispatch import WsDispatcher
 from ipc.messages import WAKE_SIG, wake_topic
 from ipc.sockets import WakeListener
 from procs.featurecalc.engine import FEATURES, FeatureEngine
-from procs.ingest.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
+from procs.marketdata.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
 from procs.models.model import OnnxModel
 from shm.records import SIG_V1
 from shm.ring import RingNotReady, attach_reader

@@ -39,11 +39,11 @@ from prometheus_client import CollectorRegistry
 from ipc.bitunix.schemas_ws import DepthPush
 from procs._config import RuntimeConfig
 from procs.featurecalc.config import FeaturesConfig
-from procs.features.proc import FeaturesProc
-from procs.features.proc import make_metrics as feat_metrics
-from procs.ingest.config import IngestConfig
-from procs.ingest.proc import BOOK_STREAM, IngestProc
-from procs.ingest.proc import make_metrics as ingest_metrics
+from procs.featurecalc.stage import FeaturesProc
+from procs.featurecalc.stage import make_metrics as feat_metrics
+from procs.marketdata.config import IngestConfig
+from procs.marketdata.stage import BOOK_STREAM, IngestProc
+from procs.marketdata.stage import make_metrics as ingest_metrics
 from procs.ml.synth import synthetic_market
 from procs.trading.config import ExecutionConfig, RiskConfig, StrategyConfig, SymbolConfig
 from procs.trading.engine import ExecutionProc

@@ -13,7 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from ipc.orders import ORDER_EVENT_DECODER
-from procs.execution.__main__ import LoopWaiter
+from procs.trading.compose import LoopWaiter
 from procs.trading.config import ExecutionConfig, SymbolConfig
 from procs.trading.engine import ExecutionProc
 from procs.trading.instruments import Instrument

@@ -23,7 +23,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from ipc.orders import ORDER_EVENT_DECODER, FillEvent, OrderEvent
-from procs.execution.__main__ import LoopWaiter
+from procs.trading.compose import LoopWaiter
 from procs.trading.config import (
     BreakerConfig,
     ExecutionConfig,

@@ -17,7 +17,7 @@ from procs._config import Env, decode_section, read_toml
 from procs.capture.proc import CaptureConfig
 from procs.dashboard.config import DashboardConfig
 from procs.featurecalc.config import FeaturesConfig
-from procs.ingest.config import IngestConfig
+from procs.marketdata.config import IngestConfig
 from procs.models.config import InferenceConfig
 from procs.simex.config import SimexConfig
 from procs.trading.config import ExecutionConfig

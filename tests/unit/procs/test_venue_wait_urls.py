@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import msgspec
 
-from procs.execution.__main__ import venue_urls
+from procs.trading.compose import venue_urls
 from procs.trading.config import ExecutionConfig
 
 RULES = {"tick": Decimal("0.1"), "step": Decimal("0.001"), "min_qty": Decimal("0.001")}

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from procs.execution.control import (
+from procs.trading.control import (
     AUDIT_MAX_BYTES,
     AUDIT_MAX_FIELDS,
     AUDIT_MAX_TEXT,

@@ -11,7 +11,7 @@ import pytest
 import uvloop
 
 from ipc.sockets import WakeListener, WakeSender, bind_pub
-from procs.execution.__main__ import LoopWaiter
+from procs.trading.compose import LoopWaiter
 from tests.helpers.poll import eventually
 
 TOPIC = b"wake.sig."

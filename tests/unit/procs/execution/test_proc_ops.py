@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from procs.execution.control import OperatorCommands
 from procs.trading.breaker import BreakerState
+from procs.trading.control import OperatorCommands
 from procs.trading.model import OrderStatus
 from procs.trading.reconcile import VenuePosition
 from tests.helpers.execution_fakes import book_records, make_rig, reconciled

@@ -19,7 +19,7 @@ from ipc.bitunix.errors import (
 from ipc.bitunix.fields import decoder
 from ipc.bitunix.schemas_rest import Order as RestOrder
 from ipc.bitunix.schemas_ws import OrderPush
-from procs.execution.__main__ import LoopWaiter
+from procs.trading.compose import LoopWaiter
 from procs.trading.config import VenueConfig
 from procs.trading.keys import load_keys
 from procs.trading.model import Side

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from procs._config import Env, decode_section, read_toml
-from procs.execution.reload import Reloader
 from procs.trading.config import ExecutionConfig, RiskConfig, StrategyConfig
+from procs.trading.reload import Reloader
 
 BASE = """
 [execution]

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 from procs._config import RuntimeConfig
 from procs.featurecalc import compute_batch
 from procs.featurecalc.config import FeaturesConfig
-from procs.features.proc import FeaturesProc, make_metrics
+from procs.featurecalc.stage import FeaturesProc, make_metrics
 from procs.ml.synth import synthetic_market
 from procs.tickstore import concat_records
 from shm.records import BOOK_V1, FEAT_V1, TRADE_V1

@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry
 
 from procs._config import RuntimeConfig
 from procs.featurecalc.engine import FEATURES
-from procs.inference.proc import CHALLENGER, CHAMPION, InferenceProc, make_metrics
-from procs.inference.reload import ModelWatcher
 from procs.models.config import InferenceConfig
 from procs.models.model import OnnxModel
+from procs.models.reload import ModelWatcher
+from procs.models.stage import CHALLENGER, CHAMPION, InferenceProc, make_metrics
 from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingReader, RingSpec, RingWriter
 from tests.helpers.inference_models import model_bytes, write_model

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from procs.inference.hits import HitTracker
 from procs.ml.labels import future_return_bps
+from procs.models.hits import HitTracker
 
 
 def _series(seed: int, n: int = 400) -> Any:

@@ -169,7 +169,7 @@ def test_reload_not_promotable_champion_refused_counted_old_keeps_serving(
     rig = make_rig()
     write_model(rig.model_path, model_bytes(meta=metadata(version=2, promotable=promotable)))
 
-    with caplog.at_level("ERROR", logger="procs.inference.reload"):
+    with caplog.at_level("ERROR", logger="procs.models.reload"):
         _reload_tick(rig)
         _reload_tick(rig)
     rig.feat.publish(make_feats(0, 4))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from procs.inference.reload import ModelWatcher, file_sha256
 from procs.models.errors import ModelLoadError
+from procs.models.reload import ModelWatcher, file_sha256
 from tests.helpers.inference_models import write_model
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from procs.inference.scorecard import Scorecard
+from procs.models.scorecard import Scorecard
 from shm.records import FLAG_FALLBACK, FLAG_STALE, SIG_V1
 
 

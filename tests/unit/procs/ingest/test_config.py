@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from procs._config import check_file
-from procs.ingest.config import IngestConfig
+from procs.marketdata.config import IngestConfig
 
 RUNTIME = {"pub_endpoint": "ipc:///tmp/i.pub", "control_endpoint": "ipc:///tmp/i.ctl"}
 

@@ -10,7 +10,7 @@ import pytest
 
 from ipc.bitunix.schemas_ws import DepthPush, TradePush
 from ipc.bitunix.ws_dispatch import WsDispatcher
-from procs.ingest.normalise import (
+from procs.marketdata.normalise import (
     BookBatch,
     SymbolMap,
     TradeBatch,

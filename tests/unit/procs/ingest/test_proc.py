@@ -25,8 +25,8 @@ from ipc.bitunix.schemas_ws import (
 )
 from procs._config import RuntimeConfig
 from procs._runtime import StopFlag
-from procs.ingest.config import IngestConfig
-from procs.ingest.proc import IngestProc, make_metrics
+from procs.marketdata.config import IngestConfig
+from procs.marketdata.stage import IngestProc, make_metrics
 from shm.records import BOOK_V1, FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, TRADE_V1, Records
 from shm.ring import RingReader, RingSpec, RingWriter
 

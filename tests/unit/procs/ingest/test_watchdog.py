@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from procs.ingest.watchdog import StalenessWatchdog
+from procs.marketdata.watchdog import StalenessWatchdog
 
 S = 1_000_000_000
 

@@ -42,9 +42,9 @@ from ipc.bitunix.schemas_rest import DepthSnapshot
 from ipc.bitunix.schemas_ws import DepthPush, PricePush, TradePush
 from ipc.bitunix.ws_dispatch import BookUpdate
 from procs._runtime import StopFlag
-from procs.ingest.config import IngestConfig
-from procs.ingest.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
-from procs.ingest.watchdog import StalenessWatchdog
+from procs.marketdata.config import IngestConfig
+from procs.marketdata.normalise import BookBatch, SymbolMap, TradeBatch, add_depth, add_trades
+from procs.marketdata.watchdog import StalenessWatchdog
 from procs.observe import NAMESPACE, SLOW_BUCKETS_S, STEP_BUCKETS_S
 from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
 from shm.waiters import Waker

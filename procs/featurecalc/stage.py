@@ -1,4 +1,7 @@
-"""Features: reads rings md.book and md.trade, writes one FEAT_V1 per book to ring feat.
+"""The features stage: reads rings md.book and md.trade, writes one FEAT_V1 per book to ring feat.
+
+The stage the features program runs (``python -m procs.features``) and the colocated hot path
+(procs.hotpath) hosts; ``build`` is its composition over a started ``Runtime``.
 
 Owns the feature engine's per-symbol state and the ``{ns}.features.feat`` ring; wakes its
 readers on ``wake.feat.``. Each step polls books first, then trades, and hands the trades to the
@@ -12,7 +15,6 @@ missed the books after it).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +23,7 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
-from ipc.messages import WAKE_FEAT, WAKE_MD, wake_topic
-from procs._config import config_file, load_section
+from ipc.messages import WAKE_FEAT, wake_topic
 from procs._runtime import Runtime
 from procs.featurecalc.config import FeaturesConfig
 from procs.featurecalc.engine import EngineConfig, FeatureEngine
@@ -197,25 +198,3 @@ def build(config: FeaturesConfig, rt: Runtime, registry: CollectorRegistry) -> F
         waker=WakeSender(rt.publisher, wake_topic(WAKE_FEAT)),
         metrics=make_metrics(registry),
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ipc.sockets import WakeListener  # composition root: I/O opens here
-
-    config = load_section(argv, "features", FeaturesConfig)
-    registry = CollectorRegistry()
-    with Runtime("features", config.runtime, registry, config_path=config_file(argv)) as rt:
-        rt.start()
-        proc = build(config, rt, registry)
-        notifier = None
-        if config.runtime.waiter == "hybrid":
-            notifier = WakeListener(config.ingest_pub, wake_topic(WAKE_MD))
-        try:
-            return rt.run(proc, rt.make_waiter(notifier))
-        finally:
-            if notifier is not None:
-                notifier.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

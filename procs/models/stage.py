@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from procs.inference.reload import ModelWatcher
-from procs.inference.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
 from procs.models.config import InferenceConfig
 from procs.models.health import REASON_LATENCY, REASON_NO_MODEL, REASONS, check_output
+from procs.models.reload import ModelWatcher
+from procs.models.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
 from procs.models.scoring import fallback_score
 from procs.observe import NAMESPACE, STEP_BUCKETS_S
 from shm.records import FEAT_V1, FLAG_FALLBACK, SIG_V1, Records

@@ -13,8 +13,8 @@ from typing import Final
 
 import numpy as np
 
-from procs.inference.hits import HitTracker
 from procs.models.health import sign_agreement
+from procs.models.hits import HitTracker
 from shm.records import FLAG_FALLBACK, FLAG_STALE, SIG_V1, Records
 
 __all__ = ["Scorecard"]
