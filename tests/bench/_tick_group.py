@@ -82,13 +82,16 @@ class Ports:
 
 
 def bench_config(
-    events_per_s: float, ports: Ports, journal_dir: Path, *, sched: bool = True
+    events_per_s: float, ports: Ports, journal_dir: Path, *, sched: bool = True, pin: bool = True
 ) -> str:
     """The demo config with free ports, the given generator rate, a busy strategy and the
-    execution journal in ``journal_dir``; ``sched=False`` drops its scheduling classes."""
+    execution journal in ``journal_dir``; ``sched=False`` drops its scheduling classes,
+    ``pin=False`` its CPU sets."""
     text = DEMO.read_text()
     if not sched:
         text = re.sub(r"(?m)^(sched_policy|sched_priority|nice) = .*\n", "", text)
+    if not pin:
+        text = re.sub(r"(?m)^cpus = .*\n", "", text)
     text = text.replace('"{run_dir}/execution.sqlite"', f'"{journal_dir}/execution.sqlite"')
     text = text.replace("18080", str(ports.rest)).replace("18081", str(ports.ws))
     text = text.replace("18082", str(ports.control))
@@ -205,6 +208,7 @@ class PipelineRun:
         capture: bool = False,
         sched: bool = True,
         topology: str = "split",
+        pin: bool = True,
     ) -> None:
         self.run_dir = run_dir
         self.ports = Ports.free()
@@ -212,7 +216,7 @@ class PipelineRun:
         self.topology = topology
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
-        text = bench_config(events_per_s, self.ports, journal_dir, sched=sched)
+        text = bench_config(events_per_s, self.ports, journal_dir, sched=sched, pin=pin)
         # [group] topology: what bitrader up would start (this bench names the programs itself)
         cfg.write_text(re.sub(r'(?m)^topology = ".*"$', f'topology = "{topology}"', text))
         # colocated: procs.hotpath runs ingest, features, inference, execution (procs/_topology.py)

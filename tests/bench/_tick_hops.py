@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         help="features, inference, execution as three processes, one (procs.hotpath), or both "
         "alternately (split first)",
     )
+    ap.add_argument("--unpin", action="store_true", help="drop every program's CPU set")
     args = ap.parse_args(argv)
     events = events_for_rate(args.rate * 1.02)
     tops = ("split", "colocated") if args.topology == "both" else (args.topology,)
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 capture=args.capture,
                 sched=sched == "config",
                 topology=topology,
+                pin=not args.unpin,
             ) as p:
                 win = p.measure(args.seconds)
         print(f"run {k} {topology} sched={sched} {win.sched}: {summary(win)}", flush=True)
