@@ -20,6 +20,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from procs.featurecalc.config import FeaturesConfig
 from procs.featurecalc.stage import build as build_features
 from procs.marketdata.config import IngestConfig
 from procs.marketdata.serve import open_rings, serve
+from procs.marketdata.stage import IngestProc
 from procs.models.build import build as build_inference
 from procs.models.config import InferenceConfig
 from procs.trading.compose import build as build_execution
@@ -67,6 +69,33 @@ class HotPath:
         n = 0
         for stage in self._stages:
             n += stage.step()
+        return n
+
+    def close(self) -> None:
+        pass
+
+
+class IngestFlush:
+    """The pass's first step: publish what ingest received since its last flush (the frames
+    read in this loop iteration), so the stages after it see them in the same pass instead of
+    one pass later (ingest's own flush is a loop callback queued behind this pass)."""
+
+    name = "ingest"
+
+    def __init__(self, rt: Runtime) -> None:
+        self.proc: IngestProc | None = None
+        self._record = rt.record_step
+
+    def set(self, proc: IngestProc | None) -> None:
+        self.proc = proc
+
+    def step(self) -> int:
+        if self.proc is None:
+            return 0
+        t0 = time.perf_counter_ns()
+        n = self.proc.flush()
+        if n:
+            self._record(n, (time.perf_counter_ns() - t0) * 1e-9)
         return n
 
     def close(self) -> None:
@@ -127,8 +156,10 @@ def _build(
         cfg.execution, r["execution"], r["execution"].registry, loop, argv, closers
     )
     closers.callback(execution.close)
+    flush = IngestFlush(r["ingest"])
     hot = HotPath(
         [
+            flush,
             r["features"].adopt(features),
             r["inference"].adopt(inference),
             r["execution"].adopt(execution),
@@ -151,7 +182,9 @@ def _build(
         service=service, on_fault=on_fault,
     )  # fmt: skip
     wake = Wakers(r["ingest"].wake_sender(WAKE_MD), runner)
-    ingest = loop.create_task(serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake))
+    ingest = loop.create_task(
+        serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake, flush.set)
+    )
     return runner, ingest
 
 

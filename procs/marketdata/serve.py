@@ -6,7 +6,9 @@ by procs.hotpath (as a task on the hot path's loop).
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +17,9 @@ from procs.marketdata.config import IngestConfig
 from shm.records import BOOK_V1, TRADE_V1
 from shm.ring import RingSpec, RingWriter
 from shm.waiters import Waker
+
+if TYPE_CHECKING:
+    from procs.marketdata.stage import IngestProc
 
 __all__ = ["open_rings", "serve"]
 
@@ -33,9 +38,11 @@ async def serve(
     registry: CollectorRegistry,
     rings: tuple[RingWriter, RingWriter],
     waker: Waker,
+    on_proc: Callable[[IngestProc | None], None] | None = None,
 ) -> int:
     """Wait for the venue, then receive, normalise and publish until ``rt.stop`` (``rt``
-    started; ``waker`` wakes the rings' readers)."""
+    started; ``waker`` wakes the rings' readers). ``on_proc`` is given the stage while it runs
+    (None after): a host on the same loop may flush it (procs.hotpath)."""
     from ipc.bitunix.rest import RestConfig
     from ipc.bitunix.rest_api import BitunixRest
     from ipc.bitunix.ws import BitunixWs, WsConfig
@@ -76,8 +83,12 @@ async def serve(
         proc.on_step = rt.record_step
         gc.collect()
         gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
+        if on_proc is not None:
+            on_proc(proc)
         try:
             await proc.run(ws, service=rt.service, stop=rt.stop)
         finally:
+            if on_proc is not None:
+                on_proc(None)
             rt.service()  # last counters out before the rings go
     return EXIT_OK
