@@ -3,10 +3,12 @@ the venue's WS, writes rings md.book, md.trade, feat and sig and the orders, lik
 
 The ``colocated`` topology (docs/architecture.md, "Topologies"). On a host with fewer cores
 than hot stages, each hop between stage processes waits for a core another stage computes on;
-this process runs the four stages' own code (each program's ``build``/``serve``, not copies)
-on one thread and one asyncio loop. A WS frame is received, normalised and published by
-ingest's callbacks on the loop; ingest's flush queues a pass of features → inference →
-execution on the same loop (``procs._looprun.LoopRunner``), with no wake-up between them. Each
+this process runs the four stages' own code (the builders the programs run, from their
+libraries: ``marketdata.serve``, ``featurecalc.stage``, ``models.build``, ``trading.compose``)
+on one thread and one asyncio loop. A WS frame is received and normalised by ingest's callbacks
+on the loop; ingest's flush queues a pass (``procs._looprun.LoopRunner``) that publishes what
+ingest holds (``IngestFlush``), then steps features → inference → execution, with no wake-up
+between them. Each
 stage keeps its runtime endpoints (PUB with its heartbeat, wake-ups and events; control socket;
 ``/metrics`` port) and its rings, so capture, the dashboard, ``bitrader health`` and Prometheus
 see the same group as under ``split``. The process takes its placement and scheduling class from
