@@ -114,10 +114,11 @@ class _TimedJournal:
         self._j = journal
         self.last_intent_ns = 0
 
-    def record_intent(self, req: OrderRequest, ts_ns: int) -> None:
+    def record_intent(self, req: OrderRequest, ts_ns: int) -> bool:
         t0 = time.perf_counter_ns()
-        self._j.record_intent(req, ts_ns)
+        written = self._j.record_intent(req, ts_ns)  # False: refused, the order must not leave
         self.last_intent_ns = time.perf_counter_ns() - t0
+        return written
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._j, name)

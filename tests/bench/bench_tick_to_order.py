@@ -277,6 +277,11 @@ def _measure_rate(
     stamps, sent, b_rate = baseline_b(frames_path, cfg, plan.b_s, root)
     b = _b_arrays(stamps, sent)
     _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s")
+    if not len(a["order"]) or not len(b["order"]):  # a baseline that never trades is broken
+        raise RuntimeError(
+            f"{label}: a baseline placed no orders ((a) {len(a['order'])}, "
+            f"(b) {len(b['order'])}): its figures would be NaN, not a comparison"
+        )
     rows = _rows_rate(label, rate, win, a, b, b_rate, wake3_us)
     rows += hop_rows(label, win, wake3_us / 3)
     for topology in TOPOLOGIES[1:]:
