@@ -26,6 +26,7 @@ import numpy as np
 
 from procs.backtest.livejournal import intent_key, live_intents
 from procs.backtest.replay import Market
+from procs.backtest.signals import book_keys
 from shm.records import Records
 
 __all__ = ["compare_journal", "compare_records", "parity"]
@@ -39,17 +40,6 @@ FOLLOWED_FIELDS: Final = ("client_id", "ts_ns")  # compared when the live steps 
 SHOWN: Final = 50  # differences listed per check (all are counted)
 
 
-def _keys(r: Records) -> list[tuple[int, int, int]]:
-    return list(
-        zip(
-            r["symbol_id"].tolist(),
-            r["ts_event_ns"].tolist(),
-            r["ts_recv_ns"].tolist(),
-            strict=True,
-        )
-    )
-
-
 def compare_records(
     live: Records, ours: Records, fields: tuple[str, ...], books: Records | None = None
 ) -> dict[str, Any]:
@@ -57,15 +47,16 @@ def compare_records(
 
     Live records with no twin are listed (``unmatched``) with whether ``books`` (the
     capture's) holds the book that caused them."""
-    idx = {k: i for i, k in enumerate(_keys(ours))}
-    pairs = [(i, idx.get(k)) for i, k in enumerate(_keys(live))]
+    idx = {k: i for i, k in enumerate(book_keys(ours))}
+    live_keys = book_keys(live)
+    pairs = [(i, idx.get(k)) for i, k in enumerate(live_keys)]
     matched = [(i, j) for i, j in pairs if j is not None]
-    captured = set(_keys(books)) if books is not None else set()
+    captured = set(book_keys(books)) if books is not None else set()
     unmatched = [
         f"seq {int(live['seq'][i])} symbol {int(live['symbol_id'][i])} "
         f"ts_recv_ns {int(live['ts_recv_ns'][i])}: its book is "
         f"{'in the capture' if k in captured else 'not in the capture'}"
-        for (i, j), k in zip(pairs, _keys(live), strict=True)
+        for (i, j), k in zip(pairs, live_keys, strict=True)
         if j is None
     ][:SHOWN]
     diffs: list[str] = []

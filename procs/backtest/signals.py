@@ -42,15 +42,16 @@ def live_batches(books: Records, recorded: Records, stamp: str) -> np.ndarray:
     ids = np.arange(books.size, dtype=np.int64)
     if recorded.size == 0:
         return ids
-    key = dict(zip(_book_keys(recorded), recorded[stamp].tolist(), strict=True))
-    stamps = [key.get(k) for k in _book_keys(books)]
+    key = dict(zip(book_keys(recorded), recorded[stamp].tolist(), strict=True))
+    stamps = [key.get(k) for k in book_keys(books)]
     for i in range(1, books.size):
         if stamps[i] is not None and stamps[i] == stamps[i - 1]:
             ids[i] = ids[i - 1]
     return ids
 
 
-def _book_keys(r: Records) -> list[tuple[int, int, int]]:
+def book_keys(r: Records) -> list[tuple[int, int, int]]:
+    """Each record's book identity: (symbol_id, ts_event_ns, ts_recv_ns)."""
     return list(
         zip(
             r["symbol_id"].tolist(),
@@ -129,9 +130,9 @@ def compute_signals(
 def _recorded_stamps(books: Records, feats: Records, sigs: Records, recorded: Records) -> None:
     if recorded.size == 0:
         return
-    key = {k: i for i, k in enumerate(_book_keys(recorded))}
+    key = {k: i for i, k in enumerate(book_keys(recorded))}
     ours, theirs = [], []
-    for i, k in enumerate(_book_keys(books)):
+    for i, k in enumerate(book_keys(books)):
         j = key.get(k)
         if j is not None:
             ours.append(i)

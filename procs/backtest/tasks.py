@@ -56,6 +56,17 @@ def _where() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _answer(key: str, t0: float, status: str, **fields: Any) -> dict[str, Any]:
+    """A task's answer: its key and status, what it produced, how long it took and where."""
+    return {
+        "key": key,
+        "status": status,
+        **fields,
+        "seconds": time.perf_counter() - t0,
+        "worker": _where(),
+    }
+
+
 def _error(exc: BaseException) -> str:
     """``Type: message``, and where it was raised unless the backtest refused its input."""
     text = f"{type(exc).__name__}: {exc}"
@@ -136,20 +147,8 @@ def run_backtest(task: RunTask) -> dict[str, Any]:
     except Exception as exc:  # a failed run is a row of the results, never the end of the sweep
         refused = type(exc).__name__ == "BadInput"  # the backtest's own message says it all
         log.warning("run %s failed: %s", task.key[:12], exc, exc_info=not refused)
-        return {
-            "key": task.key,
-            "status": "failed",
-            "error": _error(exc),
-            "seconds": time.perf_counter() - t0,
-            "worker": _where(),
-        }
-    return {
-        "key": task.key,
-        "status": "ok",
-        "summary": summary,
-        "seconds": time.perf_counter() - t0,
-        "worker": _where(),
-    }
+        return _answer(task.key, t0, "failed", error=_error(exc))
+    return _answer(task.key, t0, "ok", summary=summary)
 
 
 def train_model(task: TrainTask) -> dict[str, Any]:
@@ -167,18 +166,5 @@ def train_model(task: TrainTask) -> dict[str, Any]:
             onnx = out.read_bytes()
     except Exception as exc:  # reported on the runs that needed this model
         log.warning("training %s failed: %s", task.key[:12], exc, exc_info=True)
-        return {
-            "key": task.key,
-            "status": "failed",
-            "error": _error(exc),
-            "seconds": time.perf_counter() - t0,
-            "worker": _where(),
-        }
-    return {
-        "key": task.key,
-        "status": "ok",
-        "onnx": onnx,
-        "card": card,
-        "seconds": time.perf_counter() - t0,
-        "worker": _where(),
-    }
+        return _answer(task.key, t0, "failed", error=_error(exc))
+    return _answer(task.key, t0, "ok", onnx=onnx, card=card)

@@ -405,14 +405,14 @@ class Journal:
             req.reduce_only, req.position_side, req.tag, s.ts_event_ns, s.ts_recv_ns,
             s.ts_feat_ns, s.ts_sig_ns, req.ts_order_ns, ts_ns,
         )  # fmt: skip
+        fsync = self._durable  # a scratch journal fsyncs nothing, intents included (``open``)
         try:
-            if not self._durable:  # a scratch journal: nothing is fsynced (open's docstring)
-                [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
-            else:
+            if fsync:
                 self._conn.execute("PRAGMA synchronous=FULL")
-                try:
-                    [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
-                finally:
+            try:
+                [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
+            finally:
+                if fsync:
                     self._conn.execute("PRAGMA synchronous=NORMAL")
         except JournalWriteError:
             return False
