@@ -2,10 +2,11 @@
 ``run_forever``: a pass of ``step()`` whenever a wake-up or a timer asks for one.
 
 ``LoopRunner`` is the waiting strategy of a process whose I/O lives on an asyncio loop
-(procs.hotpath: ingest's WS client and execution's venue calls). Re-entering the loop for every
-idle wait (``run_forever`` per pass, as execution's ``LoopWaiter`` does) costs uvloop a socket
-pair and a ``set_wakeup_fd`` per run (signal set-up, ~20-25 µs each, measured), and the wake-up
-has to unwind the loop before the stage runs; here the stage runs from a loop callback.
+(execution's venue calls; procs.hotpath: ingest's WS client too). Re-entering the loop for
+every idle wait (``run_forever`` per pass, as ``procs.trading.compose.LoopWaiter`` does for
+in-process sessions) costs uvloop a socket pair and a ``set_wakeup_fd`` per run (signal
+set-up, ~20-25 µs each, measured), and the wake-up has to unwind the loop before the stage
+runs; here the stage runs from a loop callback.
 """
 
 from __future__ import annotations

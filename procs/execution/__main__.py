@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         from ipc.sockets import WakeListener
 
         try:
-            proc, _ = build(config, rt, registry, loop, argv, stack)
+            proc = build(config, rt, registry, loop, argv, stack)
         except SystemExit as exc:
             if exc.code == EXIT_FAULT:
                 return EXIT_FAULT

@@ -154,7 +154,7 @@ def _build(
     closers.callback(features.close)
     inference = build_inference(cfg.inference, r["inference"], r["inference"].registry, closers)
     closers.callback(inference.close)
-    execution, _ = build_execution(  # its LoopWaiter is not used here: closed by closers
+    execution = build_execution(
         cfg.execution, r["execution"], r["execution"].registry, loop, argv, closers
     )
     closers.callback(execution.close)

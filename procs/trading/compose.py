@@ -219,10 +219,10 @@ def build(
     loop: asyncio.AbstractEventLoop,
     argv: list[str] | None,
     stack: ExitStack,
-) -> tuple[ExecutionProc, LoopWaiter]:
-    """Open the journal, the venue, the rings (``rt`` started); reconcile; return the stage and
-    its loop waiter (closed by ``stack``; the caller watches its wake-up source). Raises
-    ``SystemExit`` with EXIT_CONFIG or EXIT_FAULT. Used by ``main`` and procs.hotpath."""
+) -> ExecutionProc:
+    """Open the journal, the venue, the rings (``rt`` started); reconcile; return the stage
+    (the caller drives it: ``procs._looprun.LoopRunner``). Raises ``SystemExit`` with
+    EXIT_CONFIG or EXIT_FAULT. Used by ``main`` and procs.hotpath."""
     from shm.records import BOOK_V1, SIG_V1
     from shm.ring import attach_reader
 
@@ -262,8 +262,6 @@ def build(
     )
     ref.append(proc)
     OperatorCommands(proc, time.time_ns).register(rt.add_command)
-    waiter = LoopWaiter(loop, config.wake_timeout_s)
-    stack.callback(waiter.close)
     if urls := venue_urls(config):  # wait (bounded) for the venue to listen: venue_wait
         from procs.venue_wait import wait_accepting
 
@@ -285,7 +283,7 @@ def build(
     # loop runs only in the idle passes (a signal in between was lost)
     signal.signal(signal.SIGHUP, lambda *_: loop.call_soon_threadsafe(reloader.reload))
     rt.add_command("reload", reloader.command)
-    return proc, waiter
+    return proc
 
 
 def load_config(argv: list[str] | None) -> ExecutionConfig:

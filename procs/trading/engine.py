@@ -2,7 +2,7 @@
 writes the journal and publishes ``ord.``/``fill.``/``pos.``/``risk.``/``brk.`` on its PUB.
 
 ``step()`` is the hot path (signal → strategy → risk → journal intent → send); venue calls run
-as tasks on the process's asyncio loop, which ``LoopWaiter`` (``__main__``) drives between steps.
+as tasks on the process's asyncio loop, which ``procs._looprun.LoopRunner`` runs around the steps.
 """
 
 from __future__ import annotations
