@@ -41,6 +41,10 @@ from procs.trading.venue import Venue, VenueCallError
 log = logging.getLogger(__name__)
 
 NS: Final = 1_000_000_000
+JOURNAL_REFUSED: Final = (
+    "the journal refuses writes: fills and orders since then are not booked here; free space, "
+    "then restart execution (it queries the venue for them), and only then consider adopt"
+)
 REPEAT_ROW_S: Final = 60.0  # a lasting difference is journaled again this often
 _HINTS: Final = {
     DiffKind.POSITION_MISMATCH: "the venue's position differs from the journal (venue state "
@@ -148,6 +152,9 @@ class Reconciler:
         h, snap = self._host, self.snapshot
         if snap is None or self.reconciled:
             raise ValueError("nothing to adopt: no venue snapshot yet, or in sync")
+        if h.journal.write_error:
+            raise ValueError(f"{JOURNAL_REFUSED}; adopting now would book the venue's figures "
+                             "on top of what the journal never took")  # fmt: skip
         if h.tracker.open_orders():
             raise ValueError(
                 f"{len(h.tracker.open_orders())} orders open or unresolved: they may explain "
@@ -257,6 +264,8 @@ class Reconciler:
         if self.out_of_sync_s(now) < self._c.reconcile_stuck_after_s:
             return
         reason = stuck_reason(rec.differences, self.out_of_sync_s(now))
+        if self._host.journal.write_error:  # the likely cause, and adopt is not the way out
+            reason = f"{JOURNAL_REFUSED} ({self._host.journal.write_error}); {reason}"
         if reason.split(";")[0] != self.stuck_reason.split(";")[0]:
             log.error("reconcile stuck: %s", reason)
         self.stuck_reason = reason

@@ -181,3 +181,22 @@ def test_a_reduce_only_order_waits_out_a_rate_limit_but_not_a_ws_outage(rig):
     b.on_ws(False, later)
     assert b.hold_reason(later, reduce_only=True) == ""
     assert b.hold_reason(later) == "ws_down"
+
+
+def test_a_stuck_reconciliation_on_a_refusing_journal_names_the_journal_and_refuses_adopt(rig):
+    # a fill the full disk kept out of the journal looks like a venue position gap
+    rig.venue.positions = [VenuePosition(symbol="BTCUSDT", qty=D("0.01"), avg_price=D(60000))]
+    rig.proc.journal.write_error = "OperationalError: database or disk is full"
+    rig.proc.reconciler.request()
+    passes = 0
+    while rig.proc.health()["reconcile_stuck"] == 0 and passes < 1000:
+        _pass(rig, 0.25)
+        passes += 1
+    reason = str(rig.proc.health()["reconcile_stuck_reason"])
+
+    assert reason.startswith("the journal refuses writes"), reason
+    assert "database or disk is full" in reason
+    assert "position_mismatch" in reason
+    with pytest.raises(ValueError, match="journal refuses writes"):
+        OperatorCommands(rig.proc, rig.now).reconcile_adopt({"operator": "ops"})
+    assert rig.proc.positions.net_qty("BTCUSDT") == 0
