@@ -2,13 +2,19 @@
 
 Derived from a ``trading_pairs`` row as the reference's §3.3 prescribes: tick =
 10^-quotePrecision, step = 10^-basePrecision, min qty = minTradeVolume.
+
+The hot path (strategy, risk) counts prices in ticks and quantities in lots (steps), as ints.
+``price_of`` and ``qty_of`` turn them back into the ``Decimal`` the journal and the wire carry,
+in one canonical form: ``Decimal(n) * tick`` (``* step``), i.e. exactly the tick's (step's)
+exponent, so ETHUSDT's 3000.10 is ``3000.10`` and 0.05 ETH is ``0.050`` (docs/benchmarks.md,
+"Issue 12 item 1: integers on the hot path").
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from procs.trading.model import OrderType, Side
@@ -33,6 +39,10 @@ class Instrument:
     price_protect_scope: Decimal  # limit price must stay within mark × (1 ± scope)
     status: SymbolStatus = SymbolStatus.OPEN
     symbol_id: int = -1
+    # derived, in lots: the least qty, and the most a limit / market order may carry
+    min_lots: int = field(init=False, compare=False, repr=False)
+    max_limit_lots: int = field(init=False, compare=False, repr=False)
+    max_market_lots: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("tick", "step", "min_qty", "max_limit_qty", "max_market_qty"):
@@ -41,6 +51,10 @@ class Instrument:
                 raise ValueError(f"{self.symbol}: {name} must be positive, was {value}")
         if self.min_qty % self.step:
             raise ValueError(f"{self.symbol}: min_qty {self.min_qty} not a multiple of {self.step}")
+        set_ = object.__setattr__
+        set_(self, "min_lots", self.floor_lots(self.min_qty))  # exact: checked just above
+        set_(self, "max_limit_lots", self.floor_lots(self.max_limit_qty))
+        set_(self, "max_market_lots", self.floor_lots(self.max_market_qty))
 
     @property
     def tradable(self) -> bool:
@@ -72,6 +86,36 @@ class Instrument:
     def on_step(self, qty: Decimal) -> bool:
         return qty > 0 and qty % self.step == 0
 
+    # -- ints: ticks and lots ------------------------------------------------------------------
+
+    def price_of(self, ticks: int) -> Decimal:
+        """The canonical ``Decimal`` of a price in ticks: the tick's exponent."""
+        return Decimal(ticks) * self.tick
+
+    def qty_of(self, lots: int) -> Decimal:
+        """The canonical ``Decimal`` of a quantity in lots: the step's exponent."""
+        return Decimal(lots) * self.step
+
+    def ticks_of(self, price: Decimal) -> int | None:
+        """``price`` in ticks; None when it is not a multiple of the tick."""
+        return exact_units(price, self.tick)
+
+    def lots_of(self, qty: Decimal) -> int | None:
+        """``qty`` in lots; None when it is not a multiple of the step."""
+        return exact_units(qty, self.step)
+
+    def lots_toward_zero(self, qty: Decimal) -> int:
+        """``qty`` in lots, an off-step remainder dropped (toward zero). Every quantity our
+        venues report is on the step; this only keeps an impossible one from crashing."""
+        return units_toward_zero(qty, self.step)
+
+    def floor_lots(self, limit: Decimal) -> int:
+        """The most lots whose qty is <= ``limit`` (a cap pre-scaled to lots, exactly)."""
+        return floor_units(limit, self.step)
+
+    def max_lots(self, order_type: OrderType) -> int:
+        return self.max_limit_lots if order_type is OrderType.LIMIT else self.max_market_lots
+
 
 def _dec(raw: Mapping[str, object], key: str) -> Decimal:
     value = raw[key]
@@ -99,6 +143,30 @@ def instrument_from_pair(raw: Mapping[str, object], symbol_id: int = -1) -> Inst
     )
 
 
+def exact_units(value: Decimal, unit: Decimal) -> int | None:
+    """``value / unit`` when it is a whole number (exactly: no 28-digit rounding), else None."""
+    a, b = value.as_integer_ratio()
+    c, d = unit.as_integer_ratio()
+    n, r = divmod(a * d, b * c)
+    return None if r else n
+
+
+def units_toward_zero(value: Decimal, unit: Decimal) -> int:
+    """``value / unit`` exactly when whole; otherwise its remainder dropped toward zero."""
+    a, b = value.as_integer_ratio()
+    c, d = unit.as_integer_ratio()
+    n = abs(a) * d // (b * c)
+    return n if a >= 0 else -n
+
+
+def floor_units(value: Decimal, unit: Decimal) -> int:
+    """floor(``value / unit``), exactly; ``n <= floor_units(v, u)`` iff ``n * u <= v`` for an
+    int ``n`` and a positive ``unit``: the pre-scaling of a limit for integer compares."""
+    a, b = value.as_integer_ratio()
+    c, d = unit.as_integer_ratio()
+    return (a * d) // (b * c)
+
+
 def to_decimal(value: float, quantum: Decimal) -> Decimal:
     """Turn a float from a ring record into the nearest multiple of ``quantum``, as a Decimal."""
     units = (Decimal(repr(value)) / quantum).to_integral_value(rounding=ROUND_HALF_EVEN)
@@ -109,12 +177,25 @@ class DecimalGrid:
     """``to_decimal`` for one quantum, memoised: book prices and sizes repeat from book to book
     (a hit costs a dict lookup instead of ~2 µs). Bounded: cleared when ``max_size`` is reached."""
 
-    __slots__ = ("_max", "_memo", "quantum")
+    __slots__ = ("_max", "_memo", "_units", "quantum")
 
     def __init__(self, quantum: Decimal, max_size: int = 4096) -> None:
         self.quantum = quantum
         self._max = max_size
         self._memo: dict[float, Decimal] = {}
+        self._units: dict[float, int] = {}
+
+    def units(self, value: float) -> int:
+        """The multiple of ``quantum`` that ``self(value)`` is, as an int (ticks, lots)."""
+        memo = self._units
+        n = memo.get(value)
+        if n is not None:
+            return n
+        n = int((Decimal(repr(value)) / self.quantum).to_integral_value(rounding=ROUND_HALF_EVEN))
+        if len(memo) >= self._max:
+            memo.clear()
+        memo[value] = n
+        return n
 
     def __call__(self, value: float) -> Decimal:
         memo = self._memo

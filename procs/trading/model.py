@@ -1,6 +1,8 @@
 """Value types shared by the execution modules: sides, order kinds, requests, venue updates, fills.
 
-Money and quantities are ``Decimal`` everywhere; only signal scores are floats.
+Money and quantities are ``Decimal`` here (the journal's and the wire's); the hot path's ints
+(ticks, lots) ride along on an ``OrderRequest`` and are turned into these at its creation.
+Signal scores are floats.
 """
 
 from __future__ import annotations
@@ -123,6 +125,10 @@ class OrderRequest:
     stamps: TickStamps = field(default_factory=TickStamps)
     ts_order_ns: int = 0  # when the strategy decided to send it
     tag: str = ""  # why: "quote", "take", "flatten", ...
+    # qty in lots and price in ticks of the symbol, as the strategy computed them (-1: not
+    # given; risk then derives them from qty and price). Not journaled, not compared.
+    lots: int = field(default=-1, compare=False, repr=False)
+    ticks: int = field(default=-1, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.qty <= 0:

@@ -1,5 +1,7 @@
 """Positions and PnL in Decimal: realised, unrealised vs mark, fees, funding; one-way and hedge.
 
+The net position per symbol is also kept in lots (ints), for strategy and risk.
+
 Each leg keeps its signed qty and signed cost basis (Σ signed qty × price of what is still open), so
 realised − cost always equals the trade cash flow exactly, whatever the rounding of averages.
 """
@@ -11,6 +13,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final
 
+from procs.trading.instruments import units_toward_zero
 from procs.trading.model import ZERO, Fill, FundingEvent, PositionSide, Side
 
 NS_PER_DAY: Final = 86_400 * 1_000_000_000
@@ -82,14 +85,24 @@ class PositionBook:
     def __init__(self, *, hedge: bool = False) -> None:
         self.hedge = hedge
         self._legs: dict[tuple[str, PositionSide], PositionSnapshot] = {}
-        self._net: dict[str, Decimal] = {}  # net_qty per symbol, kept by _put (the hot path's)
+        self._net: dict[str, Decimal] = {}  # net_qty per symbol, kept by _put
+        self._steps: dict[str, Decimal] = {}  # the qty step of each traded symbol
+        self._lots: dict[str, int] = {}  # net qty in lots per traded symbol (the hot path's)
         self.version = 0  # bumped by every change of a leg: lets readers keep derived values
+
+    def set_step(self, symbol: str, step: Decimal) -> None:
+        """Keep ``symbol``'s net position in lots of ``step`` too (``net_lots``)."""
+        self._steps[symbol] = step
+        self._lots[symbol] = units_toward_zero(self._net.get(symbol, ZERO), step)
 
     def _put(self, key: tuple[str, PositionSide], leg: PositionSnapshot) -> None:
         """The one write of a leg."""
         self._legs[key] = leg
         sym = key[0]
-        self._net[sym] = sum((p.qty for (s, _), p in self._legs.items() if s == sym), ZERO)
+        net = self._net[sym] = sum((p.qty for (s, _), p in self._legs.items() if s == sym), ZERO)
+        step = self._steps.get(sym)
+        if step is not None:
+            self._lots[sym] = units_toward_zero(net, step)  # off-step: none of our venues
         self.version += 1
 
     def _key(self, symbol: str, position_side: PositionSide) -> tuple[str, PositionSide]:
@@ -107,6 +120,10 @@ class PositionBook:
     def net_qty(self, symbol: str) -> Decimal:
         """Signed exposure in base coin, both hedge legs together."""
         return self._net.get(symbol, ZERO)
+
+    def net_lots(self, symbol: str) -> int:
+        """``net_qty`` in lots of the step given by ``set_step`` (0 for a symbol without one)."""
+        return self._lots.get(symbol, 0)
 
     def snapshots(self) -> list[PositionSnapshot]:
         return list(self._legs.values())
