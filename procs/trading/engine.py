@@ -164,6 +164,7 @@ class ExecutionProc:
             self._by_id[inst.symbol_id] = inst
             self._grids[inst.symbol] = (DecimalGrid(inst.tick), DecimalGrid(inst.step))
             self._mid_grids[inst.symbol_id] = self._grids[inst.symbol][0]
+            self.positions.set_step(inst.symbol, inst.step)  # net lots, for strategy and risk
         rec = self.journal.recover(hedge=self.positions.hedge)
         self.tracker.restore(rec.orders)
         self.positions.restore(rec.positions.snapshots())
@@ -221,10 +222,11 @@ class ExecutionProc:
             two_sided = row[_B_NB] and row[_B_NA]
             if two_sided:
                 to_px = self._grids[sym][0]
-                bid, ask = to_px(row[_B_BID].item(0)), to_px(row[_B_ASK].item(0))
+                bid_f, ask_f = row[_B_BID].item(0), row[_B_ASK].item(0)
+                bid, ask = to_px(bid_f), to_px(ask_f)
                 q = self._quotes.get(sym)
-                if q is None or q.best_bid != bid or q.best_ask != ask:
-                    self._quotes[sym] = Quote(bid, ask)  # kept while the top is the same
+                if q is None or q.best_bid != bid or q.best_ask != ask:  # kept while the same
+                    self._quotes[sym] = Quote(bid, ask, to_px.units(bid_f), to_px.units(ask_f))
             recv = row[_B_RECV]
             if not row[_B_FLAGS] & FLAG_STALE:
                 # only fresh books age the data: ingest's stale markers carry new receive stamps,
@@ -249,7 +251,7 @@ class ExecutionProc:
             quote = self._quotes.get(sig.symbol)
             if quote is None:
                 continue
-            position = self.positions.net_qty(sig.symbol)
+            position = self.positions.net_lots(sig.symbol)
             working = self.tracker.open_orders(sig.symbol)
             for action in self.strategy.decide(sig, quote, position, working, now):
                 self._act(action, now)
@@ -275,6 +277,8 @@ class ExecutionProc:
             now_ns=now,
             instrument=self.instruments[symbol],
             mid=None if q is None else q.mid,
+            mid2=None if q is None or q.bid_ticks < 0 else q.bid_ticks + q.ask_ticks,
+            position_lots=self.positions.net_lots(symbol),
             ts_data_ns=0 if symbol in self.stale else self._book_ns.get(symbol, 0),
             mark=self.marks.get(symbol),
             positions=net,  # not changed by risk; rebuilt when a leg changes

@@ -2,20 +2,29 @@
 
 Maximums are inclusive (a value equal to a limit passes); loss limits refuse once reached.
 Cancels are never refused. Refusals are counted here and journaled by the caller.
+
+The checks compare ints: qty in lots, prices in ticks (the mid in half ticks), and each limit
+pre-scaled once per instrument and config to the unit it is compared in (a notional limit L in
+tick × lot units: floor(L / (tick × step)), exactly, so ``lots × ticks > that`` is ``qty × price
+> L``). PnL stays ``Decimal`` (the journal's truth), and so does the notional of other symbols'
+positions (their marks are the venue's, on no grid of ours) when there is any. A refusal's
+detail is built from the ``Decimal`` values, as before.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Final
 
 from procs.trading.breaker import BreakerState
 from procs.trading.config import RiskConfig, SymbolConfig
-from procs.trading.instruments import Instrument
+from procs.trading.instruments import Instrument, floor_units
 from procs.trading.model import ZERO, OrderRequest, OrderType, Side
 from procs.trading.orders import Order
 
@@ -73,11 +82,68 @@ class RiskContext:
     drawdown: Decimal = ZERO
     breaker: BreakerState = BreakerState.ACTIVE
     kill_switch: bool = False
+    # the same in ints (derived from ``mid`` and ``positions`` when not given): the mid in half
+    # ticks (best bid + best ask, in ticks), and this symbol's net position in lots
+    mid2: int | None = None
+    position_lots: int | None = None
+
+    def __post_init__(self) -> None:
+        inst = self.instrument
+        if self.mid2 is None and self.mid is not None:
+            a, b = self.mid.as_integer_ratio()
+            c, d = inst.tick.as_integer_ratio()
+            n, r = divmod(2 * a * d, b * c)
+            if r:
+                raise ValueError(f"mid {self.mid} is not on {inst.symbol}'s half tick")
+            object.__setattr__(self, "mid2", n)
+        if self.position_lots is None:
+            lots = inst.lots_toward_zero(self.positions.get(inst.symbol, ZERO))
+            object.__setattr__(self, "position_lots", lots)
 
 
 def is_reducing(req: OrderRequest, position: Decimal) -> bool:
     """True when the order only shrinks the position (same symbol, opposite side, no flip)."""
     return position != 0 and (position > 0) == (req.side is Side.SELL) and req.qty <= abs(position)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scaled:
+    """One symbol's limits in the units its checks compare, for one config and instrument."""
+
+    config: RiskConfig
+    inst: Instrument
+    cap_limit: int  # max lots of a limit order (the venue's and the symbol's cap)
+    cap_market: int
+    max_pos_lots: int | None  # the symbol's max_position_qty in lots, None: no cap
+    order_u: int  # max_order_notional in tick × lot units (against lots × ticks)
+    order_u2: int  # ... in half-tick × lot units (against lots × mid2)
+    pos_u: int
+    pos_u2: int
+    total_u: int
+    total_u2: int
+    collar: tuple[int, int]  # price_collar_mid_bps as numerator, denominator
+
+    @staticmethod
+    def of(c: RiskConfig, inst: Instrument, sym: SymbolConfig | None) -> _Scaled:
+        u = inst.tick * inst.step  # exact: a product of two short Decimals
+        half = u / 2
+
+        def caps(order_type: OrderType) -> int:
+            cap = inst.max_lots(order_type)
+            if sym is not None and sym.max_order_qty is not None:
+                cap = min(cap, inst.floor_lots(sym.max_order_qty))
+            return cap
+
+        max_pos = None if sym is None or sym.max_position_qty is None else sym.max_position_qty
+        return _Scaled(
+            c, inst, caps(OrderType.LIMIT), caps(OrderType.MARKET),
+            None if max_pos is None else inst.floor_lots(max_pos),
+            floor_units(c.max_order_notional_usdt, u), floor_units(c.max_order_notional_usdt, half),
+            floor_units(c.max_position_notional_usdt, u),
+            floor_units(c.max_position_notional_usdt, half),
+            floor_units(c.max_total_notional_usdt, u), floor_units(c.max_total_notional_usdt, half),
+            c.price_collar_mid_bps.as_integer_ratio(),
+        )  # fmt: skip
 
 
 class RiskEngine:
@@ -92,6 +158,8 @@ class RiskEngine:
         self._recent: deque[tuple[int, _Key]] = deque()  # duplicate window
         self._recent_keys: Counter[_Key] = Counter()
         self._client_ids: set[str] = set()
+        self._scaled: dict[str, _Scaled] = {}  # the limits in ints, per symbol
+        self._bands: dict[str, tuple[Decimal, _Scaled, int, int]] = {}  # mark collar, in ticks
         self.refusals_total: Counter[RefusalReason] = Counter()
         self.passed_total = 0
 
@@ -131,24 +199,45 @@ class RiskEngine:
             if not self._recent_keys[key]:
                 del self._recent_keys[key]
 
-    def _first_refusal(
-        self, req: OrderRequest, ctx: RiskContext
-    ) -> tuple[RefusalReason, str] | None:
-        position = ctx.positions.get(req.symbol, ZERO)
-        reducing = is_reducing(req, position)
-        for check in (
-            self._gates,
-            self._order_shape,
-            self._market,
-            self._duplicates,
-            self._open_orders,
+    def _limits(self, symbol: str, inst: Instrument) -> _Scaled:
+        """The limits pre-scaled for ``inst``: once per config and instrument."""
+        sc = self._scaled.get(symbol)
+        if sc is None or sc.inst is not inst or sc.config is not self._c:
+            sc = self._scaled[symbol] = _Scaled.of(self._c, inst, self._symbols.get(symbol))
+        return sc
+
+    def _first_refusal(self, req: OrderRequest, ctx: RiskContext) -> _Found:
+        inst = ctx.instrument
+        position = ctx.position_lots
+        assert position is not None  # RiskContext derives it
+        lots = req.lots if req.lots >= 0 else inst.lots_of(req.qty)
+        if lots is not None:  # is_reducing, in lots
+            reducing = position != 0 and (position > 0) == (req.side is Side.SELL)
+            reducing = reducing and lots <= abs(position)
+        else:  # off the step: refused below, after the gates, as before
+            reducing = is_reducing(req, ctx.positions.get(req.symbol, ZERO))
+        found = self._gates(req, ctx, reducing)
+        if found is not None:
+            return found
+        sc = self._limits(req.symbol, inst)
+        if lots is None or lots < inst.min_lots:
+            return RefusalReason.INVALID_QTY, f"qty {req.qty} off step {inst.step} or < min"
+        ticks = None
+        if req.price is not None:
+            ticks = req.ticks if req.ticks >= 0 else inst.ticks_of(req.price)
+            if ticks is None or ticks <= 0:
+                return RefusalReason.INVALID_PRICE, f"price {req.price} off tick {inst.tick}"
+        for found in (
+            self._order_shape(req, ctx, sc, lots, ticks),
+            self._market(req, ctx, sc, ticks),
+            self._duplicates(req, ctx),
+            self._open_orders(req, ctx),
         ):
-            found = check(req, ctx, reducing)
             if found is not None:
                 return found
         if reducing:
             return None
-        return self._exposure(req, ctx, position)
+        return self._exposure(req, ctx, sc, lots, ticks, position)
 
     def _gates(self, req: OrderRequest, ctx: RiskContext, reducing: bool) -> _Found:
         if ctx.kill_switch:
@@ -161,20 +250,22 @@ class RiskEngine:
             return RefusalReason.SYMBOL_STATUS, f"symbol status {ctx.instrument.status}"
         return None
 
-    def _order_shape(self, req: OrderRequest, ctx: RiskContext, reducing: bool) -> _Found:
-        inst = ctx.instrument
-        if not inst.on_step(req.qty) or req.qty < inst.min_qty:
-            return RefusalReason.INVALID_QTY, f"qty {req.qty} off step {inst.step} or < min"
-        if req.price is not None and not inst.on_tick(req.price):
-            return RefusalReason.INVALID_PRICE, f"price {req.price} off tick {inst.tick}"
-        cap = inst.max_qty(req.order_type)
-        sym = self._symbols.get(req.symbol)
-        if sym is not None and sym.max_order_qty is not None:
-            cap = min(cap, sym.max_order_qty)
-        if req.qty > cap:
+    def _order_shape(
+        self, req: OrderRequest, ctx: RiskContext, sc: _Scaled, lots: int, ticks: int | None
+    ) -> _Found:
+        if lots > (sc.cap_limit if req.order_type is OrderType.LIMIT else sc.cap_market):
+            cap = ctx.instrument.max_qty(req.order_type)
+            sym = self._symbols.get(req.symbol)
+            if sym is not None and sym.max_order_qty is not None:
+                cap = min(cap, sym.max_order_qty)
             return RefusalReason.MAX_ORDER_QTY, f"qty {req.qty} > {cap}"
-        ref = req.price if req.price is not None else ctx.mid
-        if ref is not None and req.qty * ref > self._c.max_order_notional_usdt:
+        if ticks is not None:
+            over = lots * ticks > sc.order_u
+        else:
+            over = ctx.mid2 is not None and lots * ctx.mid2 > sc.order_u2
+        if over:
+            ref = req.price if req.price is not None else ctx.mid
+            assert ref is not None
             notional = req.qty * ref
             return (
                 RefusalReason.MAX_ORDER_NOTIONAL,
@@ -182,21 +273,37 @@ class RiskEngine:
             )
         return None
 
-    def _market(self, req: OrderRequest, ctx: RiskContext, reducing: bool) -> _Found:
+    def _market(
+        self, req: OrderRequest, ctx: RiskContext, sc: _Scaled, ticks: int | None
+    ) -> _Found:
         age_ns = ctx.now_ns - ctx.ts_data_ns
         if ctx.mid is None or age_ns > self._c.max_data_age_s * 1e9:
             return RefusalReason.STALE_DATA, f"market data {age_ns / 1e9:.3f}s old"
-        if req.price is None:
+        if ticks is None:
             return None
-        if abs(req.price - ctx.mid) * BPS > self._c.price_collar_mid_bps * ctx.mid:
+        mid2 = ctx.mid2
+        assert mid2 is not None  # RiskContext derives it from mid
+        num, den = sc.collar
+        if abs(2 * ticks - mid2) * 10_000 * den > num * mid2:  # |price - mid| × BPS > bps × mid
             return RefusalReason.PRICE_COLLAR_MID, f"price {req.price} vs mid {ctx.mid}"
         if ctx.mark is not None:
-            scope = min(self._c.price_collar_mark_bps / BPS, ctx.instrument.price_protect_scope)
-            if abs(req.price - ctx.mark) > scope * ctx.mark:
+            lo, hi = self._mark_band(req.symbol, ctx.mark, sc)
+            if not lo <= ticks <= hi:
                 return RefusalReason.PRICE_COLLAR_MARK, f"price {req.price} vs mark {ctx.mark}"
         return None
 
-    def _duplicates(self, req: OrderRequest, ctx: RiskContext, reducing: bool) -> _Found:
+    def _mark_band(self, symbol: str, mark: Decimal, sc: _Scaled) -> tuple[int, int]:
+        """The prices, in ticks, within the mark collar: |price - mark| <= scope × mark."""
+        band = self._bands.get(symbol)
+        if band is not None and band[0] == mark and band[1] is sc:
+            return band[2], band[3]
+        scope = min(self._c.price_collar_mark_bps / BPS, sc.inst.price_protect_scope)
+        m, s, tick = Fraction(mark), Fraction(scope), Fraction(sc.inst.tick)
+        lo, hi = math.ceil((m - s * m) / tick), math.floor((m + s * m) / tick)
+        self._bands[symbol] = (mark, sc, lo, hi)
+        return lo, hi
+
+    def _duplicates(self, req: OrderRequest, ctx: RiskContext) -> _Found:
         if req.client_id in self._client_ids or any(
             o.client_id == req.client_id for o in ctx.open_orders
         ):
@@ -214,7 +321,7 @@ class RiskEngine:
                 return RefusalReason.SELF_TRADE, f"would trade with own order {o.client_id}"
         return None
 
-    def _open_orders(self, req: OrderRequest, ctx: RiskContext, reducing: bool) -> _Found:
+    def _open_orders(self, req: OrderRequest, ctx: RiskContext) -> _Found:
         n_all = len(ctx.open_orders)
         if n_all >= self._c.max_open_orders:
             return RefusalReason.MAX_OPEN_ORDERS, f"{n_all} open orders"
@@ -226,35 +333,89 @@ class RiskEngine:
             return RefusalReason.ORDER_RATE, f"{recent} orders in {self._c.order_rate_window_s}s"
         return None
 
-    def _exposure(self, req: OrderRequest, ctx: RiskContext, position: Decimal) -> _Found:
+    def _exposure(
+        self,
+        req: OrderRequest,
+        ctx: RiskContext,
+        sc: _Scaled,
+        lots: int,
+        ticks: int | None,
+        position: int,
+    ) -> _Found:
         if ctx.day_pnl <= -self._c.daily_loss_limit_usdt:
             return RefusalReason.DAILY_LOSS, f"day pnl {ctx.day_pnl}"
         if ctx.drawdown >= self._c.max_drawdown_usdt:
             return RefusalReason.MAX_DRAWDOWN, f"drawdown {ctx.drawdown}"
-        price = req.price if req.price is not None else ctx.mid
-        assert price is not None  # _market refused a missing mid
+        inst = ctx.instrument
         pending = sum(
-            (
-                o.remaining_qty
-                for o in ctx.open_orders
-                if o.symbol == req.symbol and o.request.side is req.side
-            ),
-            ZERO,
+            _remaining_lots(o, inst)
+            for o in ctx.open_orders
+            if o.symbol == req.symbol and o.request.side is req.side
         )
-        worst = abs(position + req.side.sign * (pending + req.qty))
-        sym = self._symbols.get(req.symbol)
-        if sym is not None and sym.max_position_qty is not None and worst > sym.max_position_qty:
-            return RefusalReason.MAX_POSITION_SYMBOL, f"worst-case qty {worst}"
-        notional = worst * price
-        if notional > self._c.max_position_notional_usdt:
-            return RefusalReason.MAX_POSITION_SYMBOL, f"worst-case notional {notional}"
-        others = sum(
-            (abs(q) * ctx.marks.get(s, ZERO) for s, q in ctx.positions.items() if s != req.symbol),
-            ZERO,
+        worst = abs(position + req.side.sign * (pending + lots))
+        if sc.max_pos_lots is not None and worst > sc.max_pos_lots:
+            return RefusalReason.MAX_POSITION_SYMBOL, f"worst-case qty {_worst(req, ctx)}"
+        # the notional in tick × lot units, or half-tick × lot units for a market order
+        notional, pos_u, total_u = (
+            (worst * ticks, sc.pos_u, sc.total_u)
+            if ticks is not None
+            else (worst * _mid2(ctx), sc.pos_u2, sc.total_u2)
         )
-        if others + notional > self._c.max_total_notional_usdt:
-            return RefusalReason.MAX_POSITION_TOTAL, f"total notional {others + notional}"
+        if notional > pos_u:
+            n = _worst(req, ctx) * _price(req, ctx)
+            return RefusalReason.MAX_POSITION_SYMBOL, f"worst-case notional {n}"
+        others = ZERO
+        for s, q in ctx.positions.items():
+            if s != req.symbol and q:  # other symbols' exposure: their marks are Decimals
+                others += abs(q) * ctx.marks.get(s, ZERO)
+        if others:
+            unit = inst.tick * inst.step if ticks is not None else inst.tick * inst.step / 2
+            over = others + Decimal(notional) * unit > self._c.max_total_notional_usdt
+        else:
+            over = notional > total_u
+        if over:
+            n = _worst(req, ctx) * _price(req, ctx)
+            total = sum(
+                (
+                    abs(q) * ctx.marks.get(s, ZERO)
+                    for s, q in ctx.positions.items()
+                    if s != req.symbol
+                ),
+                ZERO,
+            )
+            return RefusalReason.MAX_POSITION_TOTAL, f"total notional {total + n}"
         return None
+
+
+def _mid2(ctx: RiskContext) -> int:
+    assert ctx.mid2 is not None  # _market refused a missing mid
+    return ctx.mid2
+
+
+def _price(req: OrderRequest, ctx: RiskContext) -> Decimal:
+    price = req.price if req.price is not None else ctx.mid
+    assert price is not None  # _market refused a missing mid
+    return price
+
+
+def _worst(req: OrderRequest, ctx: RiskContext) -> Decimal:
+    """The worst-case position in Decimal, as a refusal's detail shows it."""
+    pending = sum(
+        (
+            o.remaining_qty
+            for o in ctx.open_orders
+            if o.symbol == req.symbol and o.request.side is req.side
+        ),
+        ZERO,
+    )
+    return abs(ctx.positions.get(req.symbol, ZERO) + req.side.sign * (pending + req.qty))
+
+
+def _remaining_lots(o: Order, inst: Instrument) -> int:
+    """An open order's unfilled qty in lots (the strategy's orders carry their lots)."""
+    if o.request.lots >= 0 and not o.filled_qty:
+        return o.request.lots
+    return inst.lots_toward_zero(o.remaining_qty)
 
 
 def _key(req: OrderRequest) -> tuple[str, Side, Decimal | None, Decimal]:

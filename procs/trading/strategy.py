@@ -3,6 +3,11 @@
 Maker first: a post-only limit at (or inside) the best price, replaced when it drifts; an IOC
 limit at the opposite best only when the signal is very strong. Sizes respect tick, step and
 min qty. A position is never flipped in one order: it is closed (reduce-only) first.
+
+The decision computes in ints: prices in ticks, quantities in lots (the instrument's tick and
+step). Sizing (a notional over the mid) is the one ``Decimal`` division, memoised per mid; the
+``OrderRequest`` gets its ``Decimal`` qty and price at creation (``Instrument.qty_of``,
+``price_of``), and carries the ints for risk.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from typing import Any
 from procs.trading.config import StrategyConfig, SymbolConfig
 from procs.trading.instruments import Instrument, to_decimal
 from procs.trading.model import (
-    ZERO,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -42,14 +46,25 @@ class SignalInput:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """Top of book for one symbol, on the symbol's tick; ``mid`` computed once, at creation."""
+    """Top of book for one symbol, on the symbol's tick; ``mid`` computed once, at creation.
+
+    ``bid_ticks``/``ask_ticks`` are the same prices in ticks (what the strategy computes with);
+    -1 when the caller did not give them: ``ticks`` derives them then."""
 
     best_bid: Decimal
     best_ask: Decimal
+    bid_ticks: int = field(default=-1, compare=False)
+    ask_ticks: int = field(default=-1, compare=False)
     mid: Decimal = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mid", (self.best_bid + self.best_ask) / 2)
+
+    def ticks(self, inst: Instrument) -> tuple[int, int]:
+        """(bid, ask) in ticks; a price off the tick counts as none (0: no two-sided book)."""
+        if self.bid_ticks >= 0 and self.ask_ticks >= 0:
+            return self.bid_ticks, self.ask_ticks
+        return inst.ticks_of(self.best_bid) or 0, inst.ticks_of(self.best_ask) or 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +186,7 @@ class Strategy:
         # per symbol: the inputs of the last decision that did nothing, and the clientIds it
         # drew; the same inputs again do nothing again (``decide``)
         self._quiet: dict[str, tuple[tuple[object, ...], int]] = {}
-        self._units: dict[str, tuple[Decimal, Instrument, Decimal]] = {}  # fixed sizing
+        self._units: dict[str, tuple[Decimal, Instrument, int]] = {}  # fixed sizing, lots
         self._ids_drawn = 0
 
     def reconfigure(self, config: StrategyConfig) -> None:
@@ -200,6 +215,11 @@ class Strategy:
 
     def unit_qty(self, symbol: str, mid: Decimal) -> Decimal:
         """Position size at full signal, capped by inventory limits, on the qty step."""
+        inst = self._instruments[symbol]
+        return inst.qty_of(self.unit_lots(symbol, mid))
+
+    def unit_lots(self, symbol: str, mid: Decimal) -> int:
+        """``unit_qty`` in lots (the sizing's Decimal division, memoised per mid when fixed)."""
         c, inst = self._c, self._instruments[symbol]
         if c.sizing != "vol_scaled":
             last = self._units.get(symbol)
@@ -215,28 +235,34 @@ class Strategy:
         sym = self._symbols.get(symbol)
         if sym is not None and sym.max_position_qty is not None:
             qty = min(qty, sym.max_position_qty)
-        qty = inst.round_qty(qty)
+        lots = inst.lots_toward_zero(inst.round_qty(qty))  # on the step: exact
         if c.sizing != "vol_scaled":
-            self._units[symbol] = (mid, inst, qty)
-        return qty
+            self._units[symbol] = (mid, inst, lots)
+        return lots
 
     def target_qty(self, sig: SignalInput, ts_ns: int) -> Decimal:
+        """``target_lots`` as a quantity."""
+        return self._instruments[sig.symbol].qty_of(self.target_lots(sig, ts_ns))
+
+    def target_lots(self, sig: SignalInput, ts_ns: int) -> int:
+        """Signed target position in lots for ``sig``; updates volatility and regime."""
         vol = self._vol.get(sig.symbol)
         if vol is None:  # (not setdefault: that would build an estimator every signal)
             vol = self._vol[sig.symbol] = VolEstimator(self._c.vol_halflife_s)
         vol.update(float(sig.mid), ts_ns)
         regime = self.update_regime(sig.symbol, sig.score)
-        return regime * self.unit_qty(sig.symbol, sig.mid) if regime else ZERO
+        return regime * self.unit_lots(sig.symbol, sig.mid) if regime else 0
 
     def decide(
         self,
         sig: SignalInput,
         quote: Quote,
-        position: Decimal,
+        position: int,
         working: Sequence[Order],
         now_ns: int,
     ) -> list[Action]:
-        """Actions that move this symbol's orders towards the target for ``sig``.
+        """Actions that move this symbol's orders towards the target for ``sig``; ``position``
+        is the symbol's net position in lots (``PositionBook.net_lots``).
 
         A signal whose inputs (target, position, top of book, which side may take, the symbol's
         orders) equal those of the last decision that did nothing does nothing: a compare, and
@@ -246,18 +272,18 @@ class Strategy:
         if sig.stale:
             self._quiet.pop(sig.symbol, None)
             return self._cancel_all(mine, "stale market data")
-        target = self.target_qty(sig, now_ns)
+        target = self.target_lots(sig, now_ns)
+        bid, ask = quote.ticks(inst)
         c, score = self._c, sig.score
         big = abs(score) >= c.take_score
-        key = (target, position, quote.best_bid, quote.best_ask, big and score > 0,
-               big and -score > 0, c, inst, *mine)  # fmt: skip
+        key = (target, position, bid, ask, big and score > 0, big and -score > 0, c, inst, *mine)
         quiet = self._quiet.get(sig.symbol)
         if quiet is not None and quiet[0] == key:
             for _ in range(quiet[1]):
                 self._next_id()
             return []
         drawn = self._ids_drawn
-        actions = self._actions(sig, quote, inst, mine, target, position, now_ns)
+        actions = self._actions(sig, (bid, ask), inst, mine, target, position, now_ns)
         if actions:
             self._quiet.pop(sig.symbol, None)
         else:
@@ -267,23 +293,23 @@ class Strategy:
     def _actions(
         self,
         sig: SignalInput,
-        quote: Quote,
+        top: tuple[int, int],
         inst: Instrument,
         mine: list[Order],
-        target: Decimal,
-        position: Decimal,
+        target: int,
+        position: int,
         now_ns: int,
     ) -> list[Action]:
         if any(o.status in _IN_FLIGHT or o.ts_cancel_ns for o in mine):
             return []  # wait for the venue's answer before acting again
-        delta = target - position
-        rounded = inst.round_qty(abs(delta))
-        if rounded == 0:
+        delta = target - position  # lots: what the Decimal rounding to the step did is exact
+        size = abs(delta)
+        if size < inst.min_lots:
             return self._cancel_all(mine, "at target")
         side = Side.BUY if delta > 0 else Side.SELL
         reducing = position != 0 and (position > 0) != (delta > 0)
-        qty = inst.round_qty(min(abs(delta), abs(position))) if reducing else rounded
-        if qty == 0:
+        qty = min(size, abs(position)) if reducing else size
+        if qty < inst.min_lots:
             return self._cancel_all(mine, "below min qty")
         actions: list[Action] = [
             CancelOrder(o.client_id, o.symbol, "wrong side")
@@ -292,16 +318,15 @@ class Strategy:
         ]
         same = [o for o in mine if o.request.side is side]
         actions += [CancelOrder(o.client_id, o.symbol, "extra order") for o in same[1:]]
-        request = self._request(sig, quote, inst, side, qty, reducing, position, now_ns)
+        request = self._request(sig, top, inst, side, qty, reducing, position, now_ns)
         if request is None:
             return actions
         if not same:
             return [*actions, PlaceOrder(request)]
         resting = same[0]
-        drift = abs((resting.request.price or ZERO) - (request.price or ZERO))
         if (
-            drift >= self._c.requote_ticks * inst.tick
-            or resting.remaining_qty != qty
+            _drifted(resting, request, inst, self._c.requote_ticks)
+            or _remaining_lots(resting, inst) != qty
             or resting.request.tif != request.tif
         ):
             actions.append(ReplaceOrder(resting.client_id, request))
@@ -310,30 +335,26 @@ class Strategy:
     def _request(
         self,
         sig: SignalInput,
-        quote: Quote,
+        top: tuple[int, int],
         inst: Instrument,
         side: Side,
-        qty: Decimal,
+        qty: int,
         reducing: bool,
-        position: Decimal,
+        position: int,
         now_ns: int,
     ) -> OrderRequest | None:
-        bid, ask = quote.best_bid, quote.best_ask
+        bid, ask = top
         if not 0 < bid < ask:
             return None  # no two-sided book: do not guess a price
         take = abs(sig.score) >= self._c.take_score and side.sign * sig.score > 0
         if take:
             price, tif = (ask if side is Side.BUY else bid), TimeInForce.IOC
         else:
-            step = self._c.improve_ticks * inst.tick
-            price = (
-                min(bid + step, ask - inst.tick)
-                if side is Side.BUY
-                else max(ask - step, bid + inst.tick)
-            )
-            price, tif = inst.round_price(price, side), TimeInForce.POST_ONLY
+            step = self._c.improve_ticks
+            price = min(bid + step, ask - 1) if side is Side.BUY else max(ask - step, bid + 1)
+            tif = TimeInForce.POST_ONLY
         if self._hedge:
-            held = position if reducing else Decimal(side.sign)
+            held = position if reducing else side.sign
             position_side = PositionSide.LONG if held > 0 else PositionSide.SHORT
         else:
             position_side = PositionSide.BOTH
@@ -342,8 +363,8 @@ class Strategy:
             client_id=self._next_id(),
             symbol=sig.symbol,
             side=side,
-            qty=qty,
-            price=price,
+            qty=inst.qty_of(qty),  # the journal's and the wire's Decimal: made here, once
+            price=inst.price_of(price),
             order_type=OrderType.LIMIT,
             tif=tif,
             reduce_only=reducing,
@@ -351,6 +372,8 @@ class Strategy:
             stamps=sig.stamps,
             ts_order_ns=now_ns,
             tag="take" if take else "quote",
+            lots=qty,
+            ticks=price,
         )
 
     @staticmethod
@@ -363,3 +386,26 @@ class Strategy:
 
 
 _IN_FLIGHT = frozenset({OrderStatus.NEW_INTENT, OrderStatus.SENT, OrderStatus.UNKNOWN})
+
+
+def _drifted(resting: Order, request: OrderRequest, inst: Instrument, ticks: int) -> bool:
+    """The resting order's price is ``ticks`` or more ticks from the new request's."""
+    r = resting.request
+    if r.price is None:
+        have = 0  # as the Decimal ``price or 0`` was
+    elif r.ticks >= 0:
+        have = r.ticks
+    else:  # restored from the journal: no ints on it
+        n = inst.ticks_of(r.price)
+        if n is None:  # off the tick (no venue of ours allows it): as Decimals
+            return abs(r.price - inst.price_of(request.ticks)) >= ticks * inst.tick
+        have = n
+    return abs(have - request.ticks) >= ticks
+
+
+def _remaining_lots(o: Order, inst: Instrument) -> int:
+    """A resting order's unfilled qty in lots (-1 when off the step: equal to no qty)."""
+    if o.request.lots >= 0 and not o.filled_qty:
+        return o.request.lots
+    n = inst.lots_of(o.remaining_qty)
+    return n if n is not None else -1

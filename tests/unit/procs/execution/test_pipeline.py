@@ -50,6 +50,7 @@ class Engine:
             ack_timeout_s=cfg.order_ack_timeout_s, cancel_timeout_s=cfg.cancel_timeout_s
         )
         self.positions = PositionBook()
+        self.positions.set_step(SYM, self.inst.step)
         self.venue = PaperVenue(cfg.paper)
 
     def apply(self, updates: list[VenueOrderUpdate], now: int) -> None:
@@ -91,7 +92,7 @@ class Engine:
         mid = (bid + ask) / 2
         sig = SignalInput(symbol=SYM, score=score, mid=mid)
         actions = self.strategy.decide(
-            sig, Quote(bid, ask), self.positions.net_qty(SYM), self.tracker.open_orders(SYM), now
+            sig, Quote(bid, ask), self.positions.net_lots(SYM), self.tracker.open_orders(SYM), now
         )
         for a in actions:
             if isinstance(a, CancelOrder):

@@ -39,17 +39,17 @@ def paper(tmp_path, ns) -> Iterator[Rig]:
     r.close()
 
 
-def _record_decisions(r: Rig) -> list[tuple[Decimal, list[str]]]:
+def _record_decisions(r: Rig) -> list[tuple[int, list[str]]]:
     """Wrap the strategy: what position and working orders each decision saw; the paper
     venue's book at that moment goes to ``r.books_seen``."""
-    seen: list[tuple[Decimal, list[str]]] = []
+    seen: list[tuple[int, list[str]]] = []
     books: list[Any] = []
     r.books_seen = books  # type: ignore[attr-defined]
     strategy = r.proc.strategy
     assert strategy is not None
     decide = strategy.decide
 
-    def spy(sig: Any, quote: Any, position: Decimal, working: Any, now: int) -> Any:
+    def spy(sig: Any, quote: Any, position: int, working: Any, now: int) -> Any:
         seen.append((position, [o.client_id for o in working]))
         books.append(r.proc.venue._books["BTCUSDT"])  # type: ignore[attr-defined]
         return decide(sig, quote, position, working, now)
@@ -89,7 +89,7 @@ def test_proc_paper_book_filling_resting_order_reaches_strategy_before_signal(pa
     r.proc.step()
 
     assert r.proc.tracker.get(o.client_id).status is OrderStatus.FILLED
-    assert seen[:1] == [(D("0.0016"), [])]  # the fill, then the decision
+    assert seen[:1] == [(16, [])]  # the fill (0.0016, in lots), then the decision
 
 
 def test_proc_paper_book_not_touching_resting_order_stays_a_record(paper):
@@ -101,7 +101,7 @@ def test_proc_paper_book_not_touching_resting_order_stays_a_record(paper):
     _book_and_signal(r, 59999.9, 60000.0, 0.5)  # the ask comes closer without touching
     r.proc.step()
 
-    assert seen[:1] == [(D(0), [o.client_id])]
+    assert seen[:1] == [(0, [o.client_id])]
     [book] = r.books_seen[:1]  # the venue had the step's book at the decision ...
     assert isinstance(book, RecordBook)
     assert book.ts_ns == r.now() - 100_000 - 500
