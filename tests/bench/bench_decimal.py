@@ -1,19 +1,18 @@
-"""What `Decimal` costs on the order path: the arithmetic of one placing decision and one risk
-check, in `Decimal` as strategy and risk do it, beside the same arithmetic on integer ticks and
-lots (issue 12 item 1 asks for the latter), and the real calls beside their `Decimal` part.
+"""Integers on the order path (issue 12 item 1): one placing decision and one passing risk check
+as the code now does them (ticks and lots, ``Decimal`` made once at the request), beside the
+``Decimal`` code they replaced (``tests/helpers/decimal_reference.py``, copied unchanged), in the
+same run.
 
-- ``decimal_decide_arith``: the Decimal operations of ``Strategy.decide`` placing a post-only
-  quote (delta, the qty rounding, the price inside the spread, its rounding to the tick)
-  against the same on Python ints, including the two conversions back to Decimal that the
-  journal and the wire would need (``Decimal(lots) * step``, ``Decimal(ticks) * tick``).
-- ``decimal_risk_arith``: the Decimal operations of ``RiskEngine.check`` passing that order
-  (steps, ticks, order notional, mid collar, worst-case and total notional) against ints with
-  the limits pre-scaled to tick × lot units.
-- ``decide_placing`` / ``risk_check`` (info): the real ``Strategy.decide`` (placing) and
-  ``RiskEngine.check`` (with its ``RiskContext`` built) against their Decimal arithmetic: how
-  much of each call integers could touch at all.
+- ``decide_placing``: ``Strategy.decide`` placing a post-only quote (the whole call), against
+  the ``Decimal`` strategy's ``decide`` on the same inputs (``decimal_decide_placing``).
+- ``risk_check``: ``RiskEngine.check`` passing that order, with the ``RiskContext`` the engine
+  builds (the mid in half ticks and the net lots given), against the ``Decimal`` engine's check
+  on the same context (``decimal_risk_check``).
+- ``int_decide_arith`` / ``int_risk_arith`` (info): the arithmetic alone, as kernels: the
+  integer operations of that decision (with the two ``Decimal`` conversions for the request)
+  and of that check, against the ``Decimal`` operations they replaced.
 
-Each kernel is checked against the real call's result before it is timed.
+Each pair is checked to give the same result before it is timed.
 """
 
 from __future__ import annotations
@@ -24,10 +23,11 @@ from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from procs.trading.config import RiskConfig, StrategyConfig
-from procs.trading.instruments import DecimalGrid, Instrument
+from procs.trading.instruments import DecimalGrid, Instrument, floor_units
 from procs.trading.risk import BPS, RiskContext, RiskEngine
 from procs.trading.strategy import PlaceOrder, Quote, SignalInput, Strategy
 from tests.bench._common import Result
+from tests.helpers.decimal_reference import DecimalRiskEngine, DecimalStrategy
 
 SYM = "BTCUSDT"
 INST = Instrument(
@@ -39,7 +39,7 @@ RISK = RiskConfig(
     daily_loss_limit_usdt=Decimal(10**9), max_drawdown_usdt=Decimal(10**9),
 )  # fmt: skip
 _GRID = DecimalGrid(INST.tick)
-QUOTE = Quote(_GRID(59999.9), _GRID(60000.1))
+QUOTE = Quote(_GRID(59999.9), _GRID(60000.1), _GRID.units(59999.9), _GRID.units(60000.1))
 ZERO = Decimal(0)
 STRATEGY = StrategyConfig(enter_score=0.3, exit_score=0.1, take_score=1.0)
 IMPROVE = STRATEGY.improve_ticks
@@ -53,6 +53,7 @@ def _round_qty(q: Decimal) -> Decimal:  # Instrument.round_qty, inlined as a ker
 
 
 def dec_decide(target: Decimal, position: Decimal, q: Quote) -> tuple[Decimal, Decimal] | None:
+    """The Decimal operations the strategy did for a post-only buy."""
     tick = INST.tick
     delta = target - position
     rounded = _round_qty(abs(delta))
@@ -66,7 +67,22 @@ def dec_decide(target: Decimal, position: Decimal, q: Quote) -> tuple[Decimal, D
     return qty, (price / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
 
 
+def int_decide(target: int, position: int, bid: int, ask: int) -> tuple[Decimal, Decimal] | None:
+    """The integer operations the strategy now does, and the request's two conversions."""
+    delta = target - position
+    size = abs(delta)
+    if size < INST.min_lots:
+        return None
+    reducing = position != 0 and (position > 0) != (delta > 0)
+    qty = min(size, abs(position)) if reducing else size
+    if qty < INST.min_lots or not 0 < bid < ask:
+        return None
+    price = min(bid + IMPROVE, ask - 1)
+    return INST.qty_of(qty), INST.price_of(price)  # the journal's and the wire's Decimals
+
+
 def dec_risk(qty: Decimal, price: Decimal, mid: Decimal, position: Decimal) -> bool:
+    """The Decimal operations of a passing check (steps, ticks, notional, collar, exposure)."""
     c, inst = RISK, INST
     if not (qty > 0 and qty % inst.step == 0 and qty >= inst.min_qty):
         return False
@@ -82,96 +98,89 @@ def dec_risk(qty: Decimal, price: Decimal, mid: Decimal, position: Decimal) -> b
     )
 
 
-# integers: qty in lots (0.0001), price in ticks (0.1), the mid in half ticks, limits in
-# tick × lot units (1e-5 USDT), scaled once
-_SCALE = 10**5
-_L_ORDER = int(RISK.max_order_notional_usdt * _SCALE)
-_L_POS = int(RISK.max_position_notional_usdt * _SCALE)
-_L_TOTAL = int(RISK.max_total_notional_usdt * _SCALE)
-_COLLAR_BPS = int(RISK.price_collar_mid_bps)
+_U = INST.tick * INST.step
+_L_ORDER = floor_units(RISK.max_order_notional_usdt, _U)
+_L_POS = floor_units(RISK.max_position_notional_usdt, _U)
+_L_TOTAL = floor_units(RISK.max_total_notional_usdt, _U)
+_COLLAR = RISK.price_collar_mid_bps.as_integer_ratio()
 
 
-def int_decide(
-    target: int, position: int, bid: int, ask: int
-) -> tuple[Decimal, Decimal, int, int] | None:
-    delta = target - position
-    if abs(delta) < 1:  # min_qty is one lot
-        return None
-    reducing = position != 0 and (position > 0) != (delta > 0)
-    qty = min(abs(delta), abs(position)) if reducing else abs(delta)
-    if not 0 < bid < ask:
-        return None
-    price = min(bid + IMPROVE, ask - 1)
-    return Decimal(qty) * INST.step, Decimal(price) * INST.tick, qty, price  # the wire edge
-
-
-def int_risk(qty: int, price: int, mid2: int, position: int) -> bool:
-    if qty < 1 or price <= 0 or qty > 100 * 10**4:
+def int_risk(lots: int, ticks: int, mid2: int, position: int) -> bool:
+    """The same compares as the risk engine now makes them: ints, limits pre-scaled."""
+    if lots < INST.min_lots or ticks <= 0 or lots > INST.max_limit_lots:
         return False
-    if qty * price > _L_ORDER:
+    if lots * ticks > _L_ORDER:
         return False
-    if abs(2 * price - mid2) * 10_000 > _COLLAR_BPS * mid2:
+    if abs(2 * ticks - mid2) * 10_000 * _COLLAR[1] > _COLLAR[0] * mid2:
         return False
-    notional = abs(position + 1 * (0 + qty)) * price
-    return not (notional > _L_POS or 0 + notional > _L_TOTAL)
+    notional = abs(position + 1 * (0 + lots)) * ticks
+    return not (notional > _L_POS or notional > _L_TOTAL)
 
 
-def _ns(fn: Callable[[], object], n: int) -> float:
-    return min(timeit.repeat(fn, number=n, repeat=5)) / n * 1e6  # µs
+def _us(fn: Callable[[], object], n: int) -> float:
+    return min(timeit.repeat(fn, number=n, repeat=5)) / n * 1e6
 
 
 def run(quick: bool = False) -> list[Result]:
     n = 20_000 if quick else 100_000
-    ids = itertools.count()
-    strategy = Strategy(
-        STRATEGY,
-        {SYM: INST},
-        lambda: f"c{next(ids)}",
-    )
+    ids_new, ids_old = itertools.count(), itertools.count()
+    new = Strategy(STRATEGY, {SYM: INST}, lambda: f"c{next(ids_new)}")
+    old = DecimalStrategy(STRATEGY, {SYM: INST}, lambda: f"c{next(ids_old)}")
     sig = SignalInput(symbol=SYM, score=0.5, mid=_GRID(60000.0))
-    tick_ns = itertools.count(1_000_000_000, 1000)
+    tick_ns, tick_ns_old = (itertools.count(1_000_000_000, 1000) for _ in range(2))
 
     def decide() -> object:
-        return strategy.decide(sig, QUOTE, ZERO, [], next(tick_ns))
+        return new.decide(sig, QUOTE, 0, [], next(tick_ns))
 
-    action = decide()
-    assert isinstance(action, list)
-    assert isinstance(action[0], PlaceOrder)
-    req = action[0].request
-    target = strategy.target_qty(sig, next(tick_ns))
-    want = dec_decide(target, ZERO, QUOTE)
-    assert want == (req.qty, req.price), (want, req)
-    lots, bid_t, ask_t = int(target / INST.step), 599_999, 600_001
-    got = int_decide(lots, 0, bid_t, ask_t)
-    assert got is not None
-    assert got[:2] == want, (got, want)  # equal in value (not in exponent: see docs)
-    engine = RiskEngine(RISK)
+    def decide_old() -> object:
+        return old.decide(sig, QUOTE, ZERO, [], next(tick_ns_old))
+
+    a, b = decide(), decide_old()
+    assert isinstance(a, list)
+    assert isinstance(a[0], PlaceOrder)
+    assert a == b, (a, b)  # the same order (ids drawn in step)
+    req = a[0].request
+    assert (str(req.qty), str(req.price)) == ("0.0016", "59999.9")
+    target_d = old.target_qty(sig, next(tick_ns))
+    target = new.target_lots(sig, next(tick_ns))
+    bid, ask = QUOTE.ticks(INST)
+    assert dec_decide(target_d, ZERO, QUOTE) == int_decide(target, 0, bid, ask) == (
+        req.qty, req.price,
+    )  # fmt: skip
+    engine, engine_old = RiskEngine(RISK), DecimalRiskEngine(RISK)
     now = itertools.count(10**12)
+    mid2 = bid + ask
+
+    def context() -> RiskContext:
+        t = next(now)
+        return RiskContext(
+            now_ns=t, instrument=INST, mid=QUOTE.mid, ts_data_ns=t, positions={SYM: ZERO},
+            marks={SYM: QUOTE.mid}, mid2=mid2, position_lots=0,
+        )  # fmt: skip
 
     def check() -> object:
-        t = next(now)
-        ctx = RiskContext(
-            now_ns=t, instrument=INST, mid=QUOTE.mid, ts_data_ns=t,
-            positions={SYM: ZERO}, marks={SYM: QUOTE.mid},
-        )  # fmt: skip
-        refusal = engine.check(req, ctx)
+        refusal = engine.check(req, context())
         engine._client_ids.discard(req.client_id)  # the same request passes again
         return refusal
 
+    def check_old() -> object:
+        refusal = engine_old.check(req, context())
+        engine_old._client_ids.discard(req.client_id)
+        return refusal
+
     assert check() is None
+    assert check_old() is None
     assert dec_risk(req.qty, req.price, QUOTE.mid, ZERO)
-    assert int_risk(got[2], got[3], bid_t + ask_t, 0)
-    d_dec = _ns(lambda: dec_decide(target, ZERO, QUOTE), n)
-    d_int = _ns(lambda: int_decide(lots, 0, bid_t, ask_t), n)
-    r_dec = _ns(lambda: dec_risk(req.qty, req.price, QUOTE.mid, ZERO), n)
-    r_int = _ns(lambda: int_risk(got[2], got[3], bid_t + ask_t, 0), n)
-    d_all = _ns(decide, n // 4)
-    r_all = _ns(check, n // 4)
+    assert int_risk(req.lots, req.ticks, mid2, 0)
+    d_all, d_old = _us(decide, n // 4), _us(decide_old, n // 4)
+    r_all, r_old = _us(check, n // 4), _us(check_old, n // 4)
+    d_int = _us(lambda: int_decide(target, 0, bid, ask), n)
+    d_dec = _us(lambda: dec_decide(target_d, ZERO, QUOTE), n)
+    r_int = _us(lambda: int_risk(req.lots, req.ticks, mid2, 0), n)
+    r_dec = _us(lambda: dec_risk(req.qty, req.price, QUOTE.mid, ZERO), n)
     return [
-        Result(
-            "decimal_decide_arith", "per_call", d_dec, "us", "int_ticks_lots", d_int, "(report)"
-        ),
-        Result("decimal_risk_arith", "per_call", r_dec, "us", "int_ticks_lots", r_int, "(report)"),
-        Result("decide_placing", "per_call", d_all, "us", "its_decimal_arith", d_dec),
-        Result("risk_check", "per_call", r_all, "us", "its_decimal_arith", r_dec),
+        Result("decide_placing", "per_call", d_all, "us", "decimal_decide_placing", d_old),
+        Result("risk_check", "per_call", r_all, "us", "decimal_risk_check", r_old),
+        Result("int_decide_arith", "per_call", d_int, "us", "decimal_decide_arith", d_dec),
+        Result("int_risk_arith", "per_call", r_int, "us", "decimal_risk_arith", r_dec),
     ]
