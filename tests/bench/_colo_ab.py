@@ -1,0 +1,158 @@
+"""Bench-only: the colocated tick-to-order of several code trees, alternated, beside (b).
+
+For comparing a change before/after on a noisy host: each round runs one colocated window per
+code tree (a ``git archive`` of a commit, with this tree's built ring extension; the group runs
+from that tree: supervise.ROOT is the tree's), then baseline (b) (this tree's code) on frames
+recorded once from simex. Prints per window p50/p99 and the ratio to the round's (b).
+
+    python -m tests.bench._colo_ab prep OUT_DIR           # record frames + config (~30 s)
+    python -m tests.bench._colo_ab ab OUT_DIR TREE... [--runs 2] [--seconds 15] [--rate 1000]
+    python -m tests.bench._colo_ab window SECONDS RATE OUT.json   (cwd: the tree; used by ab)
+
+With ``COLO_PROBE=1`` in a tree's environment the window runs tests.bench._colo_probe instead of
+procs.hotpath (the tree's supervisord.conf is edited by ``ab --probe``) and the stamps are
+summarised (``_colo_report``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.bench._common import percentiles_us
+
+
+def _pct(ns: np.ndarray) -> list[float]:
+    return percentiles_us(ns, (50, 99)) if len(ns) else [float("nan")] * 2
+
+
+def prep(out: Path) -> None:
+    from tests.bench._tick_asyncio import save_frames
+    from tests.bench._tick_chain import record_frames
+    from tests.bench._tick_group import PipelineRun, events_for_rate
+
+    out.mkdir(parents=True, exist_ok=True)
+    events = events_for_rate(1000 * 1.02)
+    (out / "events").write_text(str(events))
+    with (
+        tempfile.TemporaryDirectory(prefix="colo", dir="/tmp") as tmp,
+        tempfile.TemporaryDirectory(prefix="colo", dir="/dev/shm") as jtmp,
+    ):
+        ns = f"coloprep{int(time.time()) % 100000}"
+        with PipelineRun(Path(tmp), ns, events, journal_dir=Path(jtmp), topology="colocated") as p:
+            frames = asyncio.run(record_frames(f"ws://127.0.0.1:{p.ports.ws}/public/", 4000, 30))
+        (out / "tick_to_order.toml").write_text((Path(tmp) / "tick_to_order.toml").read_text())
+    save_frames(out / "frames.msgpack", frames)
+    print(f"prep: {len(frames)} frames, events_per_s {events}")
+
+
+def window(seconds: float, rate: float, out: Path) -> None:
+    from tests.bench._tick_group import PipelineRun, events_for_rate
+    from tests.bench._tick_hops import hops_ns
+
+    events = events_for_rate(rate * 1.02)
+    probe_out = os.environ.get("COLO_PROBE_OUT", "")
+    with (
+        tempfile.TemporaryDirectory(prefix="colo", dir="/tmp") as tmp,
+        tempfile.TemporaryDirectory(prefix="colo", dir="/dev/shm") as jtmp,
+    ):
+        ns = f"colow{int(time.time() * 10) % 1000000}"
+        with PipelineRun(Path(tmp), ns, events, journal_dir=Path(jtmp), topology="colocated") as p:
+            t0 = time.time_ns()
+            win = p.measure(seconds)
+            t1 = time.time_ns()
+    tto = win.tick_to_order_ns()
+    h = hops_ns(win)
+    res: dict[str, object] = {
+        "tto": _pct(tto),
+        "n": len(tto),
+        "rate": win.ws_rate,
+        "cpu": win.cpu_percent,
+        "load": win.loadavg,
+        "hops": {k: _pct(h[k]) for k in ("ingest", "features", "inference", "execution")},
+    }
+    if probe_out and Path(probe_out).exists():
+        from tests.bench._colo_report import report
+
+        sent = [o for o in win.orders if o.status == "SENT" and o.ts_recv_ns]
+        res["probe"] = report(np.load(probe_out), sent, t0, t1)
+    out.write_text(json.dumps(res))
+
+
+def _b(cfg_dir: Path, seconds: float) -> list[float]:
+    from tests.bench.bench_tick_to_order import _b_arrays, baseline_b
+
+    with tempfile.TemporaryDirectory(prefix="colob", dir="/tmp") as tmp:
+        stamps, sent, _rate = baseline_b(
+            cfg_dir / "frames.msgpack", cfg_dir / "tick_to_order.toml", seconds, Path(tmp)
+        )
+    return _pct(_b_arrays(stamps, sent)["order"])
+
+
+def ab(cfg_dir: Path, trees: list[Path], runs: int, seconds: float, rate: float) -> None:
+    for r in range(runs):
+        got = {}
+        for tree in trees:
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+                out = Path(f.name)
+            env = dict(os.environ)
+            probe = tree / "COLO_PROBE"
+            if probe.exists():
+                env["COLO_PROBE_OUT"] = str(out.with_suffix(".npy"))
+            subprocess.run(
+                [sys.executable, "-m", "tests.bench._colo_ab", "window", str(seconds), str(rate),
+                 str(out)], cwd=tree, env=env, check=True, timeout=seconds + 180,
+            )  # fmt: skip
+            got[tree.name] = json.loads(out.read_text())
+            out.unlink()
+            out.with_suffix(".npy").unlink(missing_ok=True)
+        b = _b(cfg_dir, min(seconds, 12.0)) if rate <= 2000 else [float("nan")] * 2
+        for name, g in got.items():
+            tto = g["tto"]
+            hops = " ".join(f"{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in g["hops"].items())
+            print(
+                f"round {r} {name}: tto p50 {tto[0]:.0f} p99 {tto[1]:.0f} us = "
+                f"{tto[0] / b[0]:.2f} / {tto[1] / b[1]:.2f} x (b) [{b[0]:.0f}/{b[1]:.0f}] "
+                f"n {g['n']} rate {g['rate']:.0f} cpu {g['cpu']} load {g['load'][0]} | {hops}",
+                flush=True,
+            )
+            if "probe" in g:
+                print(f"  probe {name}: {g['probe']}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prep")
+    p.add_argument("out", type=Path)
+    w = sub.add_parser("window")
+    w.add_argument("seconds", type=float)
+    w.add_argument("rate", type=float)
+    w.add_argument("out", type=Path)
+    a = sub.add_parser("ab")
+    a.add_argument("cfg", type=Path)
+    a.add_argument("trees", type=Path, nargs="+")
+    a.add_argument("--runs", type=int, default=2)
+    a.add_argument("--seconds", type=float, default=15.0)
+    a.add_argument("--rate", type=float, default=1000.0)
+    args = ap.parse_args(argv)
+    if args.cmd == "prep":
+        prep(args.out)
+    elif args.cmd == "window":
+        window(args.seconds, args.rate, args.out)
+    else:
+        ab(args.cfg, [t.resolve() for t in args.trees], args.runs, args.seconds, args.rate)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Bench-only: ``procs.hotpath`` with every part of its pass stamped (``time.time_ns``).
+
+Run instead of ``python -m procs.hotpath CONFIG`` (``_colo_ab --probe`` points a scratch copy's
+supervisord.conf here); at exit the stamps go to ``$COLO_PROBE_OUT`` (a ``.npy`` of rows
+``(kind, t_ns, n)``). Nothing in the product imports this; it patches classes in this process only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+EV: list[tuple[int, int, int]] = []
+KINDS = {
+    "flush_queued": 0,
+    "flush_start": 1,
+    "flush_end": 2,
+    "pass_queued": 3,
+    "pass_start": 4,
+    "pass_end": 5,
+    "stage_start": 10,  # + stage index
+    "stage_end": 20,
+    "gc_start": 30,
+    "gc_stop": 31,
+    "service_start": 40,
+    "service_end": 41,
+    "books_start": 50,
+    "books_end": 51,
+    "sigs_start": 52,
+    "sigs_end": 53,
+    "hk_start": 54,
+    "hk_end": 55,
+    "intent_start": 56,
+    "intent_end": 57,
+    "place_start": 58,
+    "place_end": 59,
+    "frame": 60,
+    "wake_send_start": 61,
+    "wake_send_end": 62,
+}
+
+
+def _install() -> None:
+    from procs import _looprun
+    from procs.hotpath import proc as hp
+    from procs.marketdata import stage as ing
+    from procs.trading import engine
+
+    now = time.time_ns
+    ev = EV.append
+
+    def wrap(cls: Any, name: str, k0: int, k1: int) -> None:
+        orig = getattr(cls, name)
+
+        def f(self: Any, *a: Any, **kw: Any) -> Any:
+            ev((k0, now(), 0))
+            r = orig(self, *a, **kw)
+            ev((k1, now(), r if isinstance(r, int) else 0))
+            return r
+
+        setattr(cls, name, f)
+
+    orig_want = ing.IngestProc._want_flush
+
+    def want(self: Any) -> None:
+        if self._loop is not None and not self._flush_due:
+            ev((0, now(), 0))
+        orig_want(self)
+
+    ing.IngestProc._want_flush = want  # type: ignore[method-assign]
+    wrap(ing.IngestProc, "_flush_soon", 1, 2)
+
+    orig_notify = _looprun.LoopRunner.notify
+
+    def notify(self: Any) -> None:
+        if not self._queued:
+            ev((3, now(), 0))
+        orig_notify(self)
+
+    _looprun.LoopRunner.notify = notify  # type: ignore[method-assign]
+    wrap(_looprun.LoopRunner, "_pass", 4, 5)
+
+    def step(self: Any) -> int:
+        n = 0
+        for i, stage in enumerate(self._stages):
+            ev((10 + i, now(), 0))
+            k = stage.step()
+            ev((20 + i, now(), k))
+            n += k
+        return n
+
+    hp.HotPath.step = step  # type: ignore[method-assign]
+
+    wrap(engine.ExecutionProc, "_on_books", 50, 51)
+    wrap(engine.ExecutionProc, "_on_signals", 52, 53)
+    wrap(engine.ExecutionProc, "housekeeping", 54, 55)
+    wrap(engine.ExecutionProc, "place", 58, 59)
+
+    from ipc import sockets
+
+    wrap(sockets.WakeSender, "notify", 61, 62)
+
+    from procs._runtime import Runtime
+    from procs.trading.journal import Journal
+
+    wrap(Runtime, "service", 40, 41)
+
+    wrap(Journal, "record_intent", 56, 57)
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        ev((30 if phase == "start" else 31, now(), info.get("generation", -1)))
+
+    gc.callbacks.append(on_gc)
+
+    out = os.environ.get("COLO_PROBE_OUT", f"/tmp/colo-probe-{os.getpid()}.npy")
+
+    def dump() -> None:
+        np.save(out, np.array(EV, dtype=np.int64).reshape(-1, 3))
+
+    atexit.register(dump)
+
+
+def main() -> int:
+    _install()
+    from procs.hotpath.proc import main as hot_main
+
+    return hot_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Bench-only: where each order's tick went inside the colocated pass (tests.bench._colo_probe).
+
+``report(events, sent, t0, t1)``: per SENT order in the window, its receipt → order split into
+segments from the probe's stamps; the p50 of each segment over all orders and its mean over the
+slowest 1 % (what the p99 is made of).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+SEGMENTS = (
+    "recv>flush",  # WS frame receipt to ingest's flush callback (the loop's queue)
+    "flush",  # ingest's flush: ring publishes + wake-ups
+    "flush>pass",  # flush end to the pass start (the loop's queue again)
+    "pass>feat",  # pass start to features' step (IngestFlush step)
+    "feat",  # features' step (all books of the pass)
+    "inf",  # inference's step
+    "exec>sigs",  # execution's step start to its signals (ring polls, books)
+    "sigs>place",  # strategy up to place() of this order (maybe earlier orders' place)
+    "place>intent",  # risk
+    "intent",  # the journal's intent write (fsync)
+    "intent>order",  # tracker, the order leaves
+)
+
+
+def _col(ev: np.ndarray, kind: int) -> np.ndarray:
+    return ev[ev[:, 0] == kind]
+
+
+def _before(ts: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Index of the last ``ts`` <= t (-1 when none)."""
+    return np.searchsorted(ts, t, side="right") - 1
+
+
+def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, object]:
+    ev = ev[np.argsort(ev[:, 1], kind="stable")]
+    recv = np.array([o.ts_recv_ns for o in sent], np.int64)
+    order = np.array([o.ts_order_ns for o in sent], np.int64)
+    ps, pe = _col(ev, 4)[:, 1], _col(ev, 5)[:, 1]
+    fs, fe = _col(ev, 1)[:, 1], _col(ev, 2)[:, 1]
+    st = {i: _col(ev, 10 + i)[:, 1] for i in range(4)}
+    en = {i: _col(ev, 20 + i) for i in range(4)}
+    sig_s = _col(ev, 52)[:, 1]
+    pl_s = _col(ev, 58)[:, 1]
+    in_s, in_e = _col(ev, 56)[:, 1], _col(ev, 57)[:, 1]
+    gcs = _col(ev, 30)[:, 1]
+    gce = _col(ev, 31)[:, 1]
+    svc = _col(ev, 40)[:, 1]
+    # the pass that sent each order
+    k = _before(ps, order)
+    ok = (k >= 0) & (recv > 0)
+    k = k[ok]
+    recv, order = recv[ok], order[ok]
+    pass_start = ps[k]
+    # the first flush callback after the receipt (its book's publish), if before the pass
+    f = np.searchsorted(fs, recv)
+    f = np.clip(f, 0, len(fs) - 1)
+    flush_s, flush_e = fs[f], fe[np.clip(f, 0, len(fe) - 1)]
+    in_pass = flush_s > pass_start  # published by the pass's own IngestFlush
+    flush_s = np.where(in_pass, pass_start, flush_s)
+    flush_e = np.where(in_pass, pass_start, flush_e)
+    feat_s = st[1][_before(st[1], order)]
+    inf_s = st[2][_before(st[2], order)]
+    ex_s = st[3][_before(st[3], order)]
+    sg = sig_s[_before(sig_s, order)]
+    pl = pl_s[_before(pl_s, order)]
+    i_s = in_s[_before(in_s, order)]
+    i_e = in_e[_before(in_e, order)]
+    seg = np.stack(
+        [
+            flush_s - recv,
+            flush_e - flush_s,
+            pass_start - flush_e,
+            feat_s - pass_start,
+            inf_s - feat_s,
+            ex_s - inf_s,
+            sg - ex_s,
+            pl - sg,
+            i_s - pl,
+            i_e - i_s,
+            order - i_e,
+        ],
+        axis=1,
+    )
+    total = order - recv
+    slow = total >= np.quantile(total, 0.99)
+    # books per pass (features' items), and what the windows' passes cost
+    win = (ps >= t0) & (ps <= t1)
+    pdur = (pe[: len(ps)] - ps[: len(pe)])[win[: len(pe)]] if len(pe) else np.zeros(0)
+    feat_n = en[1][:, 2]
+    gc_in = 0
+    for a, b in zip(recv[slow], order[slow], strict=True):
+        gc_in += int(((gcs >= a) & (gcs <= b)).sum())
+    out: dict[str, object] = {
+        "orders": len(total),
+        "tto_p50": round(float(np.median(total)) / 1e3),
+        "tto_p99": round(float(np.quantile(total, 0.99)) / 1e3),
+        "p50": {s: round(float(np.median(seg[:, i])) / 1e3, 1) for i, s in enumerate(SEGMENTS)},
+        "slow1%_mean": {s: round(float(seg[slow, i].mean()) / 1e3) for i, s in enumerate(SEGMENTS)},
+        "in_pass_flush_share": round(float(in_pass.mean()), 2),
+        "passes": int(win.sum()),
+        "pass_us_p50_p99": [
+            round(float(np.median(pdur)) / 1e3),
+            round(float(np.quantile(pdur, 0.99)) / 1e3),
+        ]
+        if len(pdur)
+        else [],
+        "books_per_feat_step": {
+            str(n): int((feat_n == n).sum()) for n in sorted(set(feat_n.tolist()))[:6]
+        },
+        "gc": {
+            "n": len(gcs),
+            "us_p50_max": [
+                round(float(np.median(gce[: len(gcs)] - gcs[: len(gce)])) / 1e3),
+                round(float(np.max(gce[: len(gcs)] - gcs[: len(gce)])) / 1e3),
+            ]
+            if len(gcs) and len(gce)
+            else [],
+            "in_slow1%": gc_in,
+        },
+        "service_calls": len(svc),
+    }
+    # the order's pass: how many books its features step took; p50 tick-to-order by that
+    fn = en[1][_before(en[1][:, 1], order)][:, 2]
+    out["tto_p50_by_books"] = {
+        str(n): [int((fn == n).sum()), round(float(np.median(total[fn == n])) / 1e3)]
+        for n in (1, 2, 3, 4, 5, 6)
+        if (fn == n).any()
+    }
+    ws, we = _col(ev, 61)[:, 1], _col(ev, 62)[:, 1]
+    if len(ws) and len(we):
+        d = we[: len(ws)] - ws[: len(we)]
+        out["wake_send_us_p50_n"] = [round(float(np.median(d)) / 1e3, 1), len(d)]
+    for name, (a0, a1) in {"on_books": (50, 51), "hk": (54, 55), "service": (40, 41)}.items():
+        xs, xe = _col(ev, a0)[:, 1], _col(ev, a1)[:, 1]
+        if len(xs) and len(xe):
+            d = xe[: len(xs)] - xs[: len(xe)]
+            out[f"{name}_us_p50_p99_n"] = [
+                round(float(np.median(d)) / 1e3, 1),
+                round(float(np.quantile(d, 0.99)) / 1e3),
+                len(d),
+            ]
+    for i, name in ((1, "feat"), (2, "inf"), (3, "exec")):
+        d = en[i][:, 1] - st[i][: len(en[i])]
+        busy = en[i][:, 2] > 0
+        out[f"{name}_step_us_p50_busy_idle"] = [
+            round(float(np.median(d[busy])) / 1e3, 1) if busy.any() else 0,
+            round(float(np.median(d[~busy])) / 1e3, 1) if (~busy).any() else 0,
+        ]
+    return out
