@@ -178,9 +178,15 @@ class FeaturesProc:
         self._out.close()
 
 
-def build(config: FeaturesConfig, rt: Runtime, registry: CollectorRegistry) -> FeaturesProc:
+def build(
+    config: FeaturesConfig,
+    rt: Runtime,
+    registry: CollectorRegistry,
+    wrap_waker: Callable[[Waker], Waker] | None = None,
+) -> FeaturesProc:
     """Attach the md rings, create ring feat and return the stage (``rt`` started); the
-    stage's ``close`` closes the rings. Used by ``main`` and by the colocated host."""
+    stage's ``close`` closes the rings. Used by ``main`` and by the colocated host, which
+    defers the stage's wake-ups to the end of its pass (``wrap_waker``)."""
     from ipc.sockets import WakeSender  # composition root: I/O opens here
 
     trades = attach_reader(config.trade_ring, TRADE_V1, config.attach_timeout_s)
@@ -190,11 +196,12 @@ def build(config: FeaturesConfig, rt: Runtime, registry: CollectorRegistry) -> F
     out = RingWriter(
         RingSpec(name=config.feat_ring, dtype=FEAT_V1, capacity=config.capacity_records)
     )
+    waker: Waker = WakeSender(rt.publisher, wake_topic(WAKE_FEAT))
     return FeaturesProc(
         config,
         books=books,
         trades=trades,
         out=out,
-        waker=WakeSender(rt.publisher, wake_topic(WAKE_FEAT)),
+        waker=waker if wrap_waker is None else wrap_waker(waker),
         metrics=make_metrics(registry),
     )

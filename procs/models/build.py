@@ -5,6 +5,7 @@ ring ``feat``, create ring ``sig``. Run by the inference program and by procs.ho
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Final
 
@@ -20,6 +21,7 @@ from procs.models.reload import ModelWatcher
 from procs.models.stage import CHALLENGER, CHAMPION, InferenceProc, Model, make_metrics
 from shm.records import FEAT_V1, SIG_V1
 from shm.ring import RingSpec, RingWriter, attach_reader
+from shm.waiters import Waker
 
 __all__ = ["build", "load_startup"]
 
@@ -52,11 +54,16 @@ def load_startup(watch: ModelWatcher[Model]) -> Model | None:
 
 
 def build(
-    config: InferenceConfig, rt: Runtime, registry: CollectorRegistry, stack: ExitStack
+    config: InferenceConfig,
+    rt: Runtime,
+    registry: CollectorRegistry,
+    stack: ExitStack,
+    wrap_waker: Callable[[Waker], Waker] | None = None,
 ) -> InferenceProc:
     """Load and warm the models, attach ring feat, create ring sig (closed by ``stack``) and
     return the stage (``rt`` started). ``SystemExit(EXIT_CONFIG)`` when a required model is
-    missing. Used by the inference program and by procs.hotpath."""
+    missing. Used by the inference program and by procs.hotpath (which defers the stage's
+    wake-ups to the end of its pass: ``wrap_waker``)."""
     from procs.models.model import OnnxModel  # onnxruntime loads here, not at import
 
     def load(data: bytes, source: str) -> Model:
@@ -83,11 +90,12 @@ def build(
     rt.watch_ring("feat", feat)
     spec = RingSpec(name=config.sig_ring, dtype=SIG_V1, capacity=config.sig_capacity_records)
     sig = stack.enter_context(RingWriter(spec))
+    waker: Waker = rt.wake_sender(SIG_STREAM)
     return InferenceProc(
         config,
         feat=feat,
         sig=sig,
-        waker=rt.wake_sender(SIG_STREAM),
+        waker=waker if wrap_waker is None else wrap_waker(waker),
         metrics=make_metrics(registry),
         champion=champion,
         champion_watch=champion_watch,
