@@ -86,6 +86,7 @@ EXIT_FAULT: Final = 1  # an unexpected error: supervisord restarts the process
 CPU_WINDOW_S: Final = 1.0  # health's cpu_percent is measured over at least this long
 CTL_CLOSE_LINGER_S: Final = 0.2  # bound on flushing the last control reply at close
 SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than this
+PENDING_MAX: Final = 4096  # step durations kept for the next service at most (then observed)
 LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
 
 Counters = dict[str, float | int | str]
@@ -239,12 +240,15 @@ def make_runtime_metrics(registry: CollectorRegistry) -> RuntimeMetrics:
 
 
 class _TimedStage:
-    # counts every step and times the ones that did work; counters reach Prometheus in batches
+    # counts every step and times the ones that did work; counters and the durations reach
+    # Prometheus in batches (Runtime.service): a Histogram.observe takes a lock and a bucket
+    # search, and a colocated pass (procs.hotpath) ran three of them before its order left
     def __init__(self, stage: Stage, metrics: RuntimeMetrics) -> None:
         self.name = stage.name
         self.inner = stage
         self.steps_total = 0
         self.items_total = 0
+        self.pending_ns: list[int] = []  # durations of busy steps not yet observed
         self._observe = metrics.step_seconds.observe
 
     def step(self) -> int:
@@ -253,8 +257,17 @@ class _TimedStage:
         self.steps_total += 1
         if n:
             self.items_total += n
-            self._observe((time.perf_counter_ns() - t0) * 1e-9)
+            pending = self.pending_ns
+            pending.append(time.perf_counter_ns() - t0)
+            if len(pending) >= PENDING_MAX:  # nobody serviced the runtime for that long
+                self.observe_pending()
         return n
+
+    def observe_pending(self) -> None:
+        observe = self._observe
+        for ns in self.pending_ns:
+            observe(ns * 1e-9)
+        self.pending_ns.clear()
 
     def close(self) -> None:
         self.inner.close()
@@ -307,6 +320,9 @@ class Runtime:
         self._hb_due_ns = 0
         self._hb_total = 0
         self._flushed = (0, 0)
+        self._noted_steps = 0  # note_step's, not yet in Prometheus
+        self._noted_items = 0
+        self._noted_ns: list[int] = []
         # requests other than a local health must be signed with the control token (_control)
         self._token: bytes | None = None
         self.control = ControlDispatcher(
@@ -414,6 +430,28 @@ class Runtime:
             self._metrics.step_items.inc(items)
             self._metrics.step_seconds.observe(seconds)
 
+    def note_step(self, items: int, ns: int) -> None:
+        """``record_step`` for a hot path: kept here, in Prometheus at the next ``service``
+        (three locked metric calls fewer per unit of work)."""
+        self._noted_steps += 1
+        if items:
+            self._noted_items += items
+            self._noted_ns.append(ns)
+            if len(self._noted_ns) >= PENDING_MAX:  # nobody serviced the runtime for that long
+                self._flush_noted()
+
+    def _flush_noted(self) -> None:
+        m = self._metrics
+        if self._noted_steps:
+            m.steps.inc(self._noted_steps)
+            self._noted_steps = 0
+        if self._noted_items:
+            m.step_items.inc(self._noted_items)
+            self._noted_items = 0
+        for ns in self._noted_ns:
+            m.step_seconds.observe(ns * 1e-9)
+        self._noted_ns.clear()
+
     def _apply_sched(self) -> None:
         """Give the process (every thread to come) its scheduling class (procs/_sched.py); log what
         the host refused, or exit 78 when the config says the class is required."""
@@ -499,9 +537,11 @@ class Runtime:
                 self._ctl.send(ENCODER.encode(self.control.answer(body)))
 
     def _flush_counters(self) -> None:
+        self._flush_noted()
         st = self._stage
         if st is None:
             return
+        st.observe_pending()
         steps, items = self._flushed
         if st.steps_total > steps:
             self._metrics.steps.inc(st.steps_total - steps)

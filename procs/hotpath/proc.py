@@ -128,7 +128,7 @@ class IngestFlush:
 
     def __init__(self, rt: Runtime) -> None:
         self.proc: IngestProc | None = None
-        self._record = rt.record_step
+        self._record = rt.note_step
 
     def set(self, proc: IngestProc | None) -> None:
         self.proc = proc
@@ -139,7 +139,7 @@ class IngestFlush:
         t0 = time.perf_counter_ns()
         n = self.proc.flush()
         if n:
-            self._record(n, (time.perf_counter_ns() - t0) * 1e-9)
+            self._record(n, time.perf_counter_ns() - t0)
         return n
 
     def close(self) -> None:

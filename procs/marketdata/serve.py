@@ -80,7 +80,7 @@ async def serve(
         )
         ws = BitunixWs(ws_config, on_resync=proc.on_resync, on_book_resync=proc.on_book_resync)
         rt.report_health_from(proc)
-        proc.on_step = rt.record_step
+        proc.on_step = rt.note_step  # in Prometheus at the next service, off the publish path
         gc.collect()
         gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
         if on_proc is not None:

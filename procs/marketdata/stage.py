@@ -209,7 +209,7 @@ class IngestProc:
             s: metrics.publish_seconds.labels(s).observe for s in (BOOK_STREAM, TRADE_STREAM)
         }
         self._feed_lat_ns: list[int] = []  # observed by tick(), off the publish path
-        self.on_step: Callable[[int, float], None] | None = None  # (records, seconds) per flush
+        self.on_step: Callable[[int, int], None] | None = None  # (records, ns) per flush
         self._publish_ns: dict[str, list[int]] = {BOOK_STREAM: [], TRADE_STREAM: []}  # by tick()
 
     # ---- WS callbacks (run inline in the client's frame callback) ----
@@ -317,7 +317,7 @@ class IngestProc:
             t0 = time.perf_counter_ns()
             n = self.flush()
             if self.on_step is not None:  # the runtime's step_seconds: one burst's publish
-                self.on_step(n, (time.perf_counter_ns() - t0) * 1e-9)
+                self.on_step(n, time.perf_counter_ns() - t0)
         except Exception as exc:  # relayed to run(), which re-raises it: crash, don't limp
             self._fault = exc
 
