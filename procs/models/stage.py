@@ -162,6 +162,7 @@ class _Counts:
         self.fallback_records: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.rejected: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.late = 0  # champion calls over the CPU budget (strikes, benched or not)
+        self.batch_ns: list[int] = []  # batch durations, observed at the flush
 
 
 class InferenceProc:
@@ -253,7 +254,7 @@ class InferenceProc:
             return 0
         t0 = time.perf_counter_ns()
         self._score_batch(n)
-        self._m.batch_seconds.observe((time.perf_counter_ns() - t0) * 1e-9)
+        self._c.batch_ns.append(time.perf_counter_ns() - t0)  # observed in flush_metrics
         return n
 
     def _score_batch(self, n: int) -> None:
@@ -383,6 +384,10 @@ class InferenceProc:
     def flush_metrics(self) -> None:
         """Move the hot path's counts into Prometheus and refresh the gauges."""
         c, f, m = self._c, self._flushed, self._m
+        if c.batch_ns:
+            for ns in c.batch_ns:
+                m.batch_seconds.observe(ns * 1e-9)
+            c.batch_ns.clear()
         if c.records > f.records:
             m.records.inc(c.records - f.records)
             m.batches.inc(c.batches - f.batches)
