@@ -66,6 +66,7 @@ class LoopRunner:
         self._on_fault = on_fault
         self._queued = False
         self._ended = False
+        self._in_pass = False
         self._due_ns = 0
         self._code = EXIT_OK
         self._sources: list[WakeSource] = []
@@ -100,11 +101,25 @@ class LoopRunner:
             self._ended = True
             self._loop.stop()
 
+    def run_now(self) -> bool:
+        """Run a pass at once, on the caller's stack (the loop's thread, inside a callback): a
+        producer on this loop (procs.hotpath's ingest) hands its record to the stage with no
+        turn of the loop's queue between. False (nothing run) inside a pass or after the end.
+        A pass already queued still runs (and finds less to do)."""
+        if self._ended or self._in_pass:
+            return False
+        self._run_pass()
+        return True
+
     def _pass(self) -> None:
         self._queued = False
         if self._ended:
             return
+        self._run_pass()
+
+    def _run_pass(self) -> None:
         self.passes_total += 1
+        self._in_pass = True
         try:
             if self._stage.step():
                 self.notify()
@@ -117,6 +132,8 @@ class LoopRunner:
             self._code = EXIT_FAULT
             self._end()
             return
+        finally:
+            self._in_pass = False
         if self._stop.is_set:
             log.info("stopping (%s)", self._stop.reason)
             self._end()

@@ -52,6 +52,7 @@ log = logging.getLogger("procs.hotpath")
 NAME: Final = "hotpath"
 STAGES: Final = ("ingest", "features", "inference", "execution")
 STOP_INGEST_S: Final = 5.0  # bound on ingest's own shutdown (WS close, last flush)
+INLINE_BOOKS: Final = 4  # books per turn of the loop whose pass runs inside their frame's callback
 
 
 class HotPath:
@@ -146,6 +147,35 @@ class IngestFlush:
         pass
 
 
+class InlineBooks:
+    """ingest's ``on_book``: the first ``limit`` books of a turn of the loop run the pass at
+    once, inside their frame's callback (publish, features, inference, execution: the book's
+    order leaves before the next frame is handled, as a single-process bot does it); further
+    books of the same turn (one read of a burst) queue one pass as before, so a backlog is
+    still drained in batches, with a bounded number of passes per read.
+
+    Without it every book of a read waited for the whole read to be decoded, then for the
+    features and inference of every other book of the read (breadth-first), and its receipt
+    stamp was the read's, not the moment its turn came."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, runner: LoopRunner, limit: int) -> None:
+        self._loop = loop
+        self._runner = runner
+        self._limit = limit
+        self._used = 0
+
+    def __call__(self) -> bool:
+        if self._used >= self._limit:
+            return False
+        if not self._used:
+            self._loop.call_soon(self._reset)  # after this turn's I/O callbacks
+        self._used += 1
+        return self._runner.run_now()
+
+    def _reset(self) -> None:
+        self._used = 0
+
+
 class Wakers:
     """Notify every waker: ingest's ``wake.md.`` on its PUB (for any reader outside; sent after
     the pass) and the loop runner that runs the stages."""
@@ -230,8 +260,15 @@ def _build(
         service=service, on_fault=on_fault,
     )  # fmt: skip
     wake = Wakers(wakes.wrap(r["ingest"].wake_sender(WAKE_MD)), runner)
+    inline = InlineBooks(loop, runner, INLINE_BOOKS)
+
+    def on_proc(proc: IngestProc | None) -> None:
+        flush.set(proc)
+        if proc is not None:
+            proc.on_book = inline
+
     ingest = loop.create_task(
-        serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake, flush.set)
+        serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake, on_proc)
     )
     return runner, ingest
 

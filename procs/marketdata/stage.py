@@ -210,6 +210,9 @@ class IngestProc:
         }
         self._feed_lat_ns: list[int] = []  # observed by tick(), off the publish path
         self.on_step: Callable[[int, int], None] | None = None  # (records, ns) per flush
+        # a host that runs the rings' readers on this loop (procs.hotpath): called after each
+        # book is added; True when it published the book itself (no flush is queued then)
+        self.on_book: Callable[[], bool] | None = None
         self._publish_ns: dict[str, list[int]] = {BOOK_STREAM: [], TRADE_STREAM: []}  # by tick()
 
     # ---- WS callbacks (run inline in the client's frame callback) ----
@@ -259,7 +262,8 @@ class IngestProc:
         self.watchdog.touch(sid, time.monotonic_ns())
         if self._books.flags[row] & FLAG_CROSSED:  # a field view made once, not a lookup
             self._crossed(sid)
-        self._want_flush()
+        if self.on_book is None or not self.on_book():
+            self._want_flush()
 
     def on_book_resync(self, symbol: str) -> None:
         """The client found a crossed ``depth_books`` book and is resubscribing it."""
