@@ -111,7 +111,7 @@ class FeaturesProc:
             return int(trades.size)
         nb, nt = int(books.size), int(trades.size)
         if nb == 0 and nt == 0:
-            self._maybe_flush()
+            self._maybe_flush(idle=True)
             return 0
         if 1 < nb <= self._single_max:
             # one book at a time: the engine's single-book path is ~5x cheaper per book than a
@@ -140,10 +140,14 @@ class FeaturesProc:
         else:
             self._stale += int(((feats["flags"] & FLAG_STALE) != 0).sum())
 
-    def _maybe_flush(self) -> None:
-        # Prometheus calls (a lock and a label lookup each) stay off the per-record path
+    def _maybe_flush(self, *, idle: bool = False) -> None:
+        # Prometheus calls (a lock and a label lookup each) stay off the per-record path: on a
+        # step that found nothing (the next one, under load), not between a record and its
+        # readers (a colocated pass runs inference and execution after this step); busy for a
+        # whole period more, they are done anyway
         now = self._mono()
-        if now >= self._flush_due_ns:
+        due = self._flush_due_ns
+        if now >= due and (idle or now >= due + self._flush_ns):
             self._flush_due_ns = now + self._flush_ns
             self.flush_metrics()
 

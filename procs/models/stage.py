@@ -45,6 +45,7 @@ CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 BATCH_BUCKETS_S: Final = STEP_BUCKETS_S  # a small batch scores in a few µs
 FLUSH_S: Final = 0.1  # counters reach Prometheus this often
+FLUSH_NS: Final = int(FLUSH_S * 1e9)
 WARN_EVERY_NS: Final = 1_000_000_000  # at most one fallback warning per second per reason
 _COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid")
 
@@ -246,15 +247,17 @@ class InferenceProc:
         if now >= self._next_check_ns:
             self._next_check_ns = now + self._check_ns
             self._reload()
-        if now >= self._next_flush_ns:
-            self._next_flush_ns = now + int(FLUSH_S * 1e9)
-            self.flush_metrics()
         n = self._feat.poll_into(self._fbuf)
-        if n == 0:
-            return 0
-        t0 = time.perf_counter_ns()
-        self._score_batch(n)
-        self._c.batch_ns.append(time.perf_counter_ns() - t0)  # observed in flush_metrics
+        if n:
+            t0 = time.perf_counter_ns()
+            self._score_batch(n)
+            self._c.batch_ns.append(time.perf_counter_ns() - t0)  # observed in flush_metrics
+        # Prometheus work on a step that found nothing (the next one, under load), not between
+        # a batch and its readers: a colocated pass (procs.hotpath) runs execution after this
+        # step; busy for a whole period more, it is done anyway
+        if now >= self._next_flush_ns and (n == 0 or now >= self._next_flush_ns + FLUSH_NS):
+            self._next_flush_ns = now + FLUSH_NS
+            self.flush_metrics()
         return n
 
     def _score_batch(self, n: int) -> None:

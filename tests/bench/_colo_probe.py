@@ -84,7 +84,8 @@ def _install() -> None:
         orig_notify(self)
 
     _looprun.LoopRunner.notify = notify  # type: ignore[method-assign]
-    wrap(_looprun.LoopRunner, "_pass", 4, 5)
+    run_pass = "_run_pass" if hasattr(_looprun.LoopRunner, "_run_pass") else "_pass"
+    wrap(_looprun.LoopRunner, run_pass, 4, 5)
 
     def step(self: Any) -> int:
         n = 0
@@ -93,6 +94,9 @@ def _install() -> None:
             k = stage.step()
             ev((20 + i, now(), k))
             n += k
+        wakes = getattr(self, "_wakes", None)
+        if wakes is not None:
+            wakes.send()
         return n
 
     hp.HotPath.step = step  # type: ignore[method-assign]
