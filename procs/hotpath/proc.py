@@ -53,6 +53,8 @@ NAME: Final = "hotpath"
 STAGES: Final = ("ingest", "features", "inference", "execution")
 STOP_INGEST_S: Final = 5.0  # bound on ingest's own shutdown (WS close, last flush)
 INLINE_BOOKS: Final = 4  # books per turn of the loop whose pass runs inside their frame's callback
+INLINE_BUSY_MAX: Final = 0.6  # ... while this thread was busy less than this share of a window
+INLINE_WINDOW_NS: Final = 20_000_000
 
 
 class HotPath:
@@ -148,29 +150,55 @@ class IngestFlush:
 
 
 class InlineBooks:
-    """ingest's ``on_book``: the first ``limit`` books of a turn of the loop run the pass at
-    once, inside their frame's callback (publish, features, inference, execution: the book's
-    order leaves before the next frame is handled, as a single-process bot does it); further
-    books of the same turn (one read of a burst) queue one pass as before, so a backlog is
-    still drained in batches, with a bounded number of passes per read.
+    """ingest's ``on_book``: while this thread has CPU to spare, the first ``limit`` books of a
+    turn of the loop run the pass at once, inside their frame's callback (publish, features,
+    inference, execution: the book's order leaves before the next frame is handled, as a
+    single-process bot does it); further books of the same turn (one read of a burst) queue one
+    pass as before. Busy for more than ``busy_max`` of the last window (this thread's CPU time
+    over the wall time), every book queues: a pass per book costs more than a pass per burst
+    (each stage's step, inference's model call), and a process that is behind must batch.
 
     Without it every book of a read waited for the whole read to be decoded, then for the
     features and inference of every other book of the read (breadth-first), and its receipt
     stamp was the read's, not the moment its turn came."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, runner: LoopRunner, limit: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        runner: LoopRunner,
+        limit: int = INLINE_BOOKS,
+        busy_max: float = INLINE_BUSY_MAX,
+    ) -> None:
         self._loop = loop
         self._runner = runner
         self._limit = limit
+        self._busy_max = busy_max
         self._used = 0
+        self._on = True
+        self._window = (time.monotonic_ns(), time.thread_time_ns())
+        self.inline_total = 0  # books whose pass ran inline
+        self.windows_off_total = 0  # windows in which every book queued (busy)
 
     def __call__(self) -> bool:
-        if self._used >= self._limit:
-            return False
         if not self._used:
+            now = time.monotonic_ns()
+            if now - self._window[0] >= INLINE_WINDOW_NS:
+                self._measure(now)
+            if not self._on:
+                return False
             self._loop.call_soon(self._reset)  # after this turn's I/O callbacks
+        elif self._used >= self._limit:
+            return False
         self._used += 1
+        self.inline_total += 1
         return self._runner.run_now()
+
+    def _measure(self, now: int) -> None:
+        t0, cpu0 = self._window
+        cpu = time.thread_time_ns()
+        self._on = cpu - cpu0 < self._busy_max * (now - t0)
+        self.windows_off_total += not self._on
+        self._window = (now, cpu)
 
     def _reset(self) -> None:
         self._used = 0
@@ -260,7 +288,7 @@ def _build(
         service=service, on_fault=on_fault,
     )  # fmt: skip
     wake = Wakers(wakes.wrap(r["ingest"].wake_sender(WAKE_MD)), runner)
-    inline = InlineBooks(loop, runner, INLINE_BOOKS)
+    inline = InlineBooks(loop, runner)
 
     def on_proc(proc: IngestProc | None) -> None:
         flush.set(proc)

@@ -85,6 +85,9 @@ def window(seconds: float, rate: float, out: Path) -> None:
 
         sent = [o for o in win.orders if o.status == "SENT" and o.ts_recv_ns]
         res["probe"] = report(np.load(probe_out), sent, t0, t1)
+        gc_json = Path(probe_out).with_suffix(".gc.json")
+        if gc_json.exists():
+            res["probe"]["gc_objects_at_exit"] = json.loads(gc_json.read_text())  # type: ignore[index]
     out.write_text(json.dumps(res))
 
 
@@ -115,6 +118,7 @@ def ab(cfg_dir: Path, trees: list[Path], runs: int, seconds: float, rate: float)
             got[tree.name] = json.loads(out.read_text())
             out.unlink()
             out.with_suffix(".npy").unlink(missing_ok=True)
+            out.with_suffix(".gc.json").unlink(missing_ok=True)
         b = _b(cfg_dir, min(seconds, 12.0)) if rate <= 2000 else [float("nan")] * 2
         for name, g in got.items():
             tto = g["tto"]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
 import os
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,6 +104,16 @@ def _install() -> None:
 
     hp.HotPath.step = step  # type: ignore[method-assign]
 
+    inline = getattr(hp, "InlineBooks", None)
+    if inline is not None and hasattr(inline, "_measure"):
+        orig_measure = inline._measure
+
+        def measure(self: Any, t: int) -> None:
+            orig_measure(self, t)
+            ev((70, now(), int(self._on)))
+
+        inline._measure = measure
+
     wrap(engine.ExecutionProc, "_on_books", 50, 51)
     wrap(engine.ExecutionProc, "_on_signals", 52, 53)
     wrap(engine.ExecutionProc, "housekeeping", 54, 55)
@@ -117,6 +130,10 @@ def _install() -> None:
 
     wrap(Journal, "record_intent", 56, 57)
 
+    _install_gc_and_dump(ev, now)
+
+
+def _install_gc_and_dump(ev: Any, now: Any) -> None:
     def on_gc(phase: str, info: dict[str, int]) -> None:
         ev((30 if phase == "start" else 31, now(), info.get("generation", -1)))
 
@@ -126,6 +143,10 @@ def _install() -> None:
 
     def dump() -> None:
         np.save(out, np.array(EV, dtype=np.int64).reshape(-1, 3))
+        kinds = Counter(type(o).__name__ for o in gc.get_objects())
+        Path(out).with_suffix(".gc.json").write_text(
+            json.dumps({"tracked": sum(kinds.values()), "top": kinds.most_common(15)})
+        )
 
     atexit.register(dump)
 

@@ -120,6 +120,7 @@ def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, objec
             if len(gcs) and len(gce)
             else [],
             "in_slow1%": gc_in,
+            "by_gen_n_p50_max_us": _gc_by_gen(ev),
         },
         "service_calls": len(svc),
     }
@@ -143,6 +144,9 @@ def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, objec
                 round(float(np.quantile(d, 0.99)) / 1e3),
                 len(d),
             ]
+    win_on = _col(ev, 70)[:, 2]
+    if len(win_on):
+        out["inline_windows_on_off"] = [int(win_on.sum()), int((win_on == 0).sum())]
     for i, name in ((1, "feat"), (2, "inf"), (3, "exec")):
         d = en[i][:, 1] - st[i][: len(en[i])]
         busy = en[i][:, 2] > 0
@@ -150,4 +154,21 @@ def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, objec
             round(float(np.median(d[busy])) / 1e3, 1) if busy.any() else 0,
             round(float(np.median(d[~busy])) / 1e3, 1) if (~busy).any() else 0,
         ]
+    return out
+
+
+def _gc_by_gen(ev: np.ndarray) -> dict[str, list[int]]:
+    rows = ev[(ev[:, 0] == 30) | (ev[:, 0] == 31)]
+    out: dict[str, list[int]] = {}
+    durs: dict[int, list[int]] = {}
+    start: tuple[int, int] | None = None
+    for kind, t, gen in rows.tolist():
+        if kind == 30:
+            start = (t, gen)
+        elif start is not None:
+            durs.setdefault(start[1], []).append(t - start[0])
+            start = None
+    for gen, d in sorted(durs.items()):
+        a = np.array(d)
+        out[str(gen)] = [len(a), round(float(np.median(a)) / 1e3), round(float(a.max()) / 1e3)]
     return out
