@@ -55,6 +55,10 @@ STOP_INGEST_S: Final = 5.0  # bound on ingest's own shutdown (WS close, last flu
 INLINE_BOOKS: Final = 4  # books per turn of the loop whose pass runs inside their frame's callback
 INLINE_BUSY_MAX: Final = 0.6  # ... while this thread was busy less than this share of a window
 INLINE_WINDOW_NS: Final = 20_000_000
+# a full collection (every 10 middle ones by default) stopped this thread for 5-27 ms, six times
+# in 15 s at 1 k msg/s (docs/benchmarks.md, "the colocated pass against (b)"): ten times rarer;
+# the young and middle generations, whose pauses are short, are collected as before
+GC_FULL_AFTER: Final = 100
 
 
 class HotPath:
@@ -309,6 +313,8 @@ def _run(
 ) -> int:
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, GC_FULL_AFTER)
     log.info("hosting stages=%s", ",".join(STAGES))
     code = runner.run()
     rts["execution"].stop.set("host stopped")
