@@ -120,7 +120,7 @@ def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, objec
             if len(gcs) and len(gce)
             else [],
             "in_slow1%": gc_in,
-            "by_gen_n_p50_max_us": _gc_by_gen(ev),
+            "by_gen_n_p50_max_us_in_window": _gc_by_gen(ev[(ev[:, 1] >= t0) & (ev[:, 1] <= t1)]),
         },
         "service_calls": len(svc),
     }
