@@ -266,7 +266,7 @@ class _TimedStage:
     def observe_pending(self) -> None:
         observe = self._observe
         for ns in self.pending_ns:
-            observe(ns * 1e-9)
+            observe(ns / 1e9)
         self.pending_ns.clear()
 
     def close(self) -> None:
@@ -449,7 +449,7 @@ class Runtime:
             m.step_items.inc(self._noted_items)
             self._noted_items = 0
         for ns in self._noted_ns:
-            m.step_seconds.observe(ns * 1e-9)
+            m.step_seconds.observe(ns / 1e9)
         self._noted_ns.clear()
 
     def _apply_sched(self) -> None:

@@ -23,7 +23,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,20 +172,25 @@ class InlineBooks:
         runner: LoopRunner,
         limit: int = INLINE_BOOKS,
         busy_max: float = INLINE_BUSY_MAX,
+        *,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+        cpu_ns: Callable[[], int] = time.thread_time_ns,
     ) -> None:
         self._loop = loop
         self._runner = runner
         self._limit = limit
         self._busy_max = busy_max
+        self._mono = mono_ns
+        self._cpu = cpu_ns
         self._used = 0
         self._on = True
-        self._window = (time.monotonic_ns(), time.thread_time_ns())
+        self._window = (mono_ns(), cpu_ns())
         self.inline_total = 0  # books whose pass ran inline
         self.windows_off_total = 0  # windows in which every book queued (busy)
 
     def __call__(self) -> bool:
         if not self._used:
-            now = time.monotonic_ns()
+            now = self._mono()
             if now - self._window[0] >= INLINE_WINDOW_NS:
                 self._measure(now)
             if not self._on:
@@ -199,7 +204,7 @@ class InlineBooks:
 
     def _measure(self, now: int) -> None:
         t0, cpu0 = self._window
-        cpu = time.thread_time_ns()
+        cpu = self._cpu()
         self._on = cpu - cpu0 < self._busy_max * (now - t0)
         self.windows_off_total += not self._on
         self._window = (now, cpu)

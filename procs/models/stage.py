@@ -389,7 +389,7 @@ class InferenceProc:
         c, f, m = self._c, self._flushed, self._m
         if c.batch_ns:
             for ns in c.batch_ns:
-                m.batch_seconds.observe(ns * 1e-9)
+                m.batch_seconds.observe(ns / 1e9)
             c.batch_ns.clear()
         if c.records > f.records:
             m.records.inc(c.records - f.records)

@@ -122,3 +122,39 @@ def test_a_wake_up_queues_one_pass_and_the_source_is_closed_at_the_end(loop):
 
     assert r.passes_total - first == 3  # the timer's first pass, the wake-up's, the stop's
     assert src.closed
+
+
+def test_run_now_runs_a_pass_on_the_callers_stack_and_not_inside_a_pass(loop):
+    stop = StopFlag()
+    stage = Stage(stop, work=3)
+    r = runner(loop, stage, stop)
+    nested: list[bool] = []
+    inner = stage.step
+
+    def step() -> int:
+        nested.append(r.run_now())  # from inside a pass: refused, nothing re-entered
+        return inner()
+
+    stage.step = step  # type: ignore[method-assign]
+
+    assert r.run_now() is True  # no loop running: the pass ran here, at once
+
+    assert (stage.steps, stage.work, nested) == (1, 2, [False])
+    assert r.passes_total == 1
+    assert r.run() == EXIT_OK  # the pass queued by the busy one, and the rest, drain as before
+    assert stage.work == 0
+    assert r.run_now() is False  # ended: nothing runs
+    assert stage.steps == 4
+
+
+def test_a_fault_in_run_now_ends_the_loop_like_a_queued_pass(loop):
+    stop = StopFlag()
+    stage = Stage(stop, work=10, fail_at=1)
+    faults: list[BaseException] = []
+    r = runner(loop, stage, stop, faults=faults)
+
+    assert r.run_now() is True  # the pass ran and faulted; the caller is not raised into
+
+    assert [type(e) for e in faults] == [ValueError]
+    assert r.run() == EXIT_FAULT
+    assert stage.steps == 1

@@ -319,6 +319,37 @@ def test_record_step_counts_event_driven_work_and_times_only_work():
     assert registry.get_sample_value("bitrader_step_seconds_bucket", {"le": "2e-06"}) == 1
 
 
+def test_note_step_reaches_prometheus_at_the_next_service_not_before():
+    registry = CollectorRegistry()
+    rt = Runtime("t", _config(), registry)
+
+    rt.note_step(4, 2_000)
+    rt.note_step(0, 1_000)  # counted, not timed
+    before = registry.get_sample_value("bitrader_steps_total")
+    rt.service()
+
+    assert before == 0
+    assert registry.get_sample_value("bitrader_steps_total") == 2
+    assert registry.get_sample_value("bitrader_step_items_total") == 4
+    assert registry.get_sample_value("bitrader_step_seconds_count") == 1
+    assert registry.get_sample_value("bitrader_step_seconds_bucket", {"le": "2e-06"}) == 1
+
+
+def test_adopted_stage_durations_are_observed_at_service():
+    registry = CollectorRegistry()
+    rt = Runtime("t", _config(), registry)
+    stage = rt.adopt(ScriptedStage([2, 0, 3], rt.stop))
+
+    for _ in range(3):
+        stage.step()
+    before = registry.get_sample_value("bitrader_step_seconds_count")
+    rt.service()
+
+    assert before == 0
+    assert registry.get_sample_value("bitrader_step_seconds_count") == 2
+    assert registry.get_sample_value("bitrader_steps_total") == 3
+
+
 def test_watch_ring_exports_the_readers_counters():
     class Ring:
         dropped_total = 7

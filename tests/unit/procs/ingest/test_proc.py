@@ -434,3 +434,35 @@ def test_proc_trade_event_time_and_feed_latency_come_from_the_push_ms_ts(rig):
     total = rig.sample("bitrader_md_feed_latency_seconds_sum")
     assert total == pytest.approx(2 * (now - ts_ms * 1_000_000) / 1e9)  # ~3 ms each, not ~1 s
     assert total < 2 * 0.5
+
+
+def test_proc_on_book_publishes_each_book_at_once_when_the_host_runs_its_readers(rig):
+    # procs.hotpath: the host's on_book flushes (its pass starts with ingest's flush) and says so
+    p = rig.proc
+    seen: list[int] = []
+
+    def host_pass() -> bool:
+        seen.append(p.flush())
+        return True
+
+    p.on_book = host_pass
+    p.on_trade(trade("BTCUSDT", n=2))  # a trade alone waits for the next book (or flush)
+    p.on_depth(depth("BTCUSDT"))
+    p.on_depth(depth("ETHUSDT"))
+
+    books, trades = rig.read()
+    assert seen == [3, 1]  # the trades with the first book, then the second book alone
+    assert books["symbol_id"].tolist() == [0, 1]
+    assert trades["seq"].tolist() == [0, 1]
+    assert p.flush() == 0  # nothing left for a queued flush
+
+
+def test_proc_on_book_that_declines_leaves_the_book_for_the_flush(rig):
+    p = rig.proc
+    p.on_book = lambda: False  # the host is busy: the burst is published together
+
+    p.on_depth(depth("BTCUSDT"))
+    p.on_depth(depth("ETHUSDT"))
+
+    assert rig.read()[0].size == 0
+    assert p.flush() == 2

@@ -1,0 +1,118 @@
+"""procs.hotpath's pass: the stages' wake-ups after it, books run inline while there is CPU."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import uvloop
+
+from procs.hotpath.proc import INLINE_WINDOW_NS, DeferredWakes, HotPath, InlineBooks
+
+
+class CountingWaker:
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log, self.name = log, name
+
+    def notify(self) -> None:
+        self.log.append(self.name)
+
+
+class Stage:
+    """Notifies its (wrapped) waker ``n`` times per step, as features does per record."""
+
+    def __init__(self, name: str, waker: object, n: int, log: list[str]) -> None:
+        self.name, self.waker, self.n, self.log = name, waker, n, log
+
+    def step(self) -> int:
+        self.log.append(f"step {self.name}")
+        for _ in range(self.n):
+            self.waker.notify()  # type: ignore[attr-defined]
+        return self.n
+
+    def close(self) -> None:
+        pass
+
+
+def test_wakes_leave_after_the_pass_once_per_waker():
+    log: list[str] = []
+    wakes = DeferredWakes()
+    feat = wakes.wrap(CountingWaker(log, "wake feat"))
+    sig = wakes.wrap(CountingWaker(log, "wake sig"))
+    hot = HotPath([Stage("features", feat, 3, log), Stage("inference", sig, 1, log)], wakes)
+
+    assert hot.step() == 4
+    assert log == ["step features", "step inference", "wake feat", "wake sig"]
+
+    log.clear()
+    assert hot.step() == 4  # the next pass owes its own wake-ups again
+    assert log == ["step features", "step inference", "wake feat", "wake sig"]
+
+
+def test_a_pass_that_published_nothing_sends_no_wake():
+    log: list[str] = []
+    wakes = DeferredWakes()
+    hot = HotPath([Stage("features", wakes.wrap(CountingWaker(log, "w")), 0, log)], wakes)
+
+    assert hot.step() == 0
+    assert log == ["step features"]
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    lp = uvloop.new_event_loop()
+    yield lp
+    lp.close()
+
+
+class Runner:
+    def __init__(self) -> None:
+        self.passes = 0
+
+    def run_now(self) -> bool:
+        self.passes += 1
+        return True
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.mono = 0
+        self.cpu = 0
+
+
+def _inline(loop, limit=2, busy_max=0.5):
+    runner, clocks = Runner(), Clocks()
+    books = InlineBooks(
+        loop, runner, limit, busy_max,  # type: ignore[arg-type]
+        mono_ns=lambda: clocks.mono, cpu_ns=lambda: clocks.cpu,
+    )  # fmt: skip
+    return books, runner, clocks
+
+
+def test_the_first_books_of_a_turn_run_inline_the_rest_queue(loop):
+    books, runner, _ = _inline(loop, limit=2)
+
+    got = [books() for _ in range(4)]  # one read: four books in one turn of the loop
+
+    assert got == [True, True, False, False]  # False: ingest queues its flush (one pass)
+    assert runner.passes == 2
+    loop.run_until_complete(asyncio.sleep(0))  # the turn ends
+    assert books() is True  # the next turn runs inline again
+    assert books.inline_total == 3
+
+
+def test_a_busy_thread_queues_every_book_until_it_has_time_again(loop):
+    books, runner, clocks = _inline(loop, limit=4, busy_max=0.5)
+    clocks.mono, clocks.cpu = INLINE_WINDOW_NS, INLINE_WINDOW_NS * 6 // 10  # 60 % busy
+
+    assert books() is False
+    assert books() is False
+    assert runner.passes == 0
+    assert books.windows_off_total == 1
+
+    clocks.mono += INLINE_WINDOW_NS
+    clocks.cpu += INLINE_WINDOW_NS // 10  # 10 % busy over the next window
+
+    assert books() is True
+    assert runner.passes == 1
