@@ -7,6 +7,7 @@ recorded once from simex. Prints per window p50/p99 and the ratio to the round's
 
     python -m tests.bench._colo_ab prep OUT_DIR           # record frames + config (~30 s)
     python -m tests.bench._colo_ab ab OUT_DIR TREE... [--runs 2] [--seconds 15] [--rate 1000]
+        [--load]   (capture, /metrics scrapes, a GC task: bench_tick_to_order's loaded variant)
     python -m tests.bench._colo_ab window SECONDS RATE OUT.json   (cwd: the tree; used by ab)
 
 With ``COLO_PROBE=1`` in a tree's environment the window runs tests.bench._colo_probe instead of
@@ -55,9 +56,10 @@ def prep(out: Path) -> None:
     print(f"prep: {len(frames)} frames, events_per_s {events}")
 
 
-def window(seconds: float, rate: float, out: Path) -> None:
+def window(seconds: float, rate: float, out: Path, load: bool = False) -> None:
     from tests.bench._tick_group import PipelineRun, events_for_rate
     from tests.bench._tick_hops import hops_ns
+    from tests.bench.bench_tick_to_order import background
 
     events = events_for_rate(rate * 1.02)
     probe_out = os.environ.get("COLO_PROBE_OUT", "")
@@ -66,10 +68,14 @@ def window(seconds: float, rate: float, out: Path) -> None:
         tempfile.TemporaryDirectory(prefix="colo", dir="/dev/shm") as jtmp,
     ):
         ns = f"colow{int(time.time() * 10) % 1000000}"
-        with PipelineRun(Path(tmp), ns, events, journal_dir=Path(jtmp), topology="colocated") as p:
-            t0 = time.time_ns()
-            win = p.measure(seconds)
-            t1 = time.time_ns()
+        with PipelineRun(
+            Path(tmp), ns, events, journal_dir=Path(jtmp), topology="colocated", capture=load
+        ) as p:
+            ports = [str(x) for x in p.metrics_ports()]
+            with background([["scrape", *ports], ["gc"]] if load else []):
+                t0 = time.time_ns()
+                win = p.measure(seconds)
+                t1 = time.time_ns()
     tto = win.tick_to_order_ns()
     h = hops_ns(win)
     res: dict[str, object] = {
@@ -91,17 +97,29 @@ def window(seconds: float, rate: float, out: Path) -> None:
     out.write_text(json.dumps(res))
 
 
-def _b(cfg_dir: Path, seconds: float) -> list[float]:
-    from tests.bench.bench_tick_to_order import _b_arrays, baseline_b
+def _b(cfg_dir: Path, seconds: float, load: bool = False) -> list[float]:
+    from tests.bench.bench_tick_to_order import _b_arrays, background, baseline_b
+    from tests.conftest import free_port
 
+    mport = free_port() if load else 0
+    loads = [["scrape", *[str(mport)] * 6], ["gc"]] if load else []
     with tempfile.TemporaryDirectory(prefix="colob", dir="/tmp") as tmp:
-        stamps, sent, _rate = baseline_b(
-            cfg_dir / "frames.msgpack", cfg_dir / "tick_to_order.toml", seconds, Path(tmp)
-        )
+        if load:
+            loads.append(["write", str(Path(tmp) / "bcap"), "1000"])
+        with background(loads):
+            stamps, sent, _rate = baseline_b(
+                cfg_dir / "frames.msgpack",
+                cfg_dir / "tick_to_order.toml",
+                seconds,
+                Path(tmp),
+                mport,
+            )
     return _pct(_b_arrays(stamps, sent)["order"])
 
 
-def ab(cfg_dir: Path, trees: list[Path], runs: int, seconds: float, rate: float) -> None:
+def ab(
+    cfg_dir: Path, trees: list[Path], runs: int, seconds: float, rate: float, load: bool
+) -> None:
     for r in range(runs):
         got = {}
         for tree in trees:
@@ -113,13 +131,14 @@ def ab(cfg_dir: Path, trees: list[Path], runs: int, seconds: float, rate: float)
                 env["COLO_PROBE_OUT"] = str(out.with_suffix(".npy"))
             subprocess.run(
                 [sys.executable, "-m", "tests.bench._colo_ab", "window", str(seconds), str(rate),
-                 str(out)], cwd=tree, env=env, check=True, timeout=seconds + 180,
+                 str(out), *(["--load"] if load else [])],
+                cwd=tree, env=env, check=True, timeout=seconds + 180,
             )  # fmt: skip
             got[tree.name] = json.loads(out.read_text())
             out.unlink()
             out.with_suffix(".npy").unlink(missing_ok=True)
             out.with_suffix(".gc.json").unlink(missing_ok=True)
-        b = _b(cfg_dir, min(seconds, 12.0)) if rate <= 2000 else [float("nan")] * 2
+        b = _b(cfg_dir, min(seconds, 12.0), load) if rate <= 2000 else [float("nan")] * 2
         for name, g in got.items():
             tto = g["tto"]
             hops = " ".join(f"{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in g["hops"].items())
@@ -142,19 +161,22 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("seconds", type=float)
     w.add_argument("rate", type=float)
     w.add_argument("out", type=Path)
+    w.add_argument("--load", action="store_true")
     a = sub.add_parser("ab")
     a.add_argument("cfg", type=Path)
     a.add_argument("trees", type=Path, nargs="+")
     a.add_argument("--runs", type=int, default=2)
     a.add_argument("--seconds", type=float, default=15.0)
     a.add_argument("--rate", type=float, default=1000.0)
+    a.add_argument("--load", action="store_true", help="capture, scrapes, a GC task (and (b)'s)")
     args = ap.parse_args(argv)
     if args.cmd == "prep":
         prep(args.out)
     elif args.cmd == "window":
-        window(args.seconds, args.rate, args.out)
+        window(args.seconds, args.rate, args.out, args.load)
     else:
-        ab(args.cfg, [t.resolve() for t in args.trees], args.runs, args.seconds, args.rate)
+        trees = [t.resolve() for t in args.trees]
+        ab(args.cfg, trees, args.runs, args.seconds, args.rate, args.load)
     return 0
 
 
