@@ -168,6 +168,9 @@ class _Symbol:
     position: Decimal = ZERO
 
 
+RETAIN_FINAL: Final = 10_000  # final orders a matcher keeps for queries (the newest)
+
+
 class QueueMatcher:
     """Our orders against an observed book; ``reports`` lists what each call changed."""
 
@@ -180,6 +183,7 @@ class QueueMatcher:
         id_prefix: str = "P",
         check_reduce_only: bool = False,
         keep_fills: bool = False,
+        retain_final: int = RETAIN_FINAL,
     ) -> None:
         self.maker_fee_rate = maker_fee_rate
         self.taker_fee_rate = taker_fee_rate
@@ -190,7 +194,11 @@ class QueueMatcher:
         self._prefix = id_prefix
         self._seq = 0
         self._check_ro = check_reduce_only
-        self.orders: dict[str, MatchOrder] = {}  # every order ever placed, by client id
+        # by client id, in placing order: every open order, and final ones for queries until
+        # more than ``retain_final`` orders are kept (``forget_old``: a paper venue runs for days)
+        self.orders: dict[str, MatchOrder] = {}
+        self.retain_final = retain_final
+        self.forgotten_total = 0
         self._symbols: dict[str, _Symbol] = {}
         self.fills: list[FillReport] | None = [] if keep_fills else None
 
@@ -224,6 +232,24 @@ class QueueMatcher:
             if price is None or (best_ask <= price if o.spec.is_buy else best_bid >= price):
                 return True
         return False
+
+    def forget_old(self) -> list[str]:
+        """Forget the oldest final orders while more than ``retain_final`` orders are kept;
+        return their client ids. Open orders are never forgotten. The cost is amortised:
+        nothing happens until twice ``retain_final`` orders are kept."""
+        if len(self.orders) < 2 * self.retain_final:
+            return []
+        excess = len(self.orders) - self.retain_final
+        gone = []
+        for cid, o in self.orders.items():
+            if len(gone) >= excess:
+                break
+            if not o.open:
+                gone.append(cid)
+        for cid in gone:
+            del self.orders[cid]
+        self.forgotten_total += len(gone)
+        return gone
 
     # -- orders ------------------------------------------------------------------------------
 

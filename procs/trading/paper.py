@@ -198,7 +198,10 @@ class PaperVenue:
         (``MatchReject``) when the venue would refuse it (duplicate clientId, reduce-only)."""
         states = self.matcher.submit(to_spec(req), book, now_ns)
         self._req[req.client_id] = req
-        return [self._update(o, now_ns) for o in states]
+        out = [self._update(o, now_ns) for o in states]
+        for cid in self.matcher.forget_old():  # bounded, like a venue's order history
+            del self._req[cid]
+        return out
 
     def cancel(self, client_id: str, now_ns: int) -> list[VenueOrderUpdate]:
         o = self.matcher.cancel(client_id)

@@ -258,3 +258,16 @@ def test_level_qty_equals_converting_every_level(grid, levels, at):
         (to_qty(float(qty[i])) for i, p in enumerate(prices) if to_px(p) == price), Decimal(0)
     )
     assert level_qty(prices, qty, price, to_px, to_qty) == want
+
+
+def test_paper_venue_memory_stays_bounded_over_a_long_run():
+    v = PaperVenue(CFG)
+    v.matcher.retain_final = 50
+    v.submit(req("rest", qty="1", price="99.0", tif=TimeInForce.GTC), BOOK, 0)  # stays open
+    for i in range(500):  # nothing crosses: each IOC is final at once
+        v.submit(req(f"c{i}", qty="1", price="98.0", tif=TimeInForce.IOC), BOOK, i)
+    assert len(v.matcher.orders) < 100
+    assert len(v._req) == len(v.matcher.orders)
+    assert v.query("c499") is not None
+    assert v.query("c0") is None
+    assert [o.client_id for o in v.open_orders()] == ["rest"]

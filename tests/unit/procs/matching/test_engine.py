@@ -177,3 +177,16 @@ def test_observed_levels_take_each_displayed_level_once_and_leave_the_book():
     assert not liq.would_cross(True, D("101"))  # used up for this order
     assert liq.would_cross(False, D("99.5"))  # the other side is untouched
     assert b.asks == ((D(100), D(1)), (D("100.5"), D(0)), (D(101), D(2)))
+
+
+def test_a_long_run_forgets_the_oldest_final_orders_and_never_an_open_one():
+    m = matcher(retain_final=3)
+    m.submit(spec("rest", price="99"), BOOK, 0)  # rests, open all along
+    for i in range(20):
+        m.submit(spec(f"ioc{i}", price="99", effect="IOC"), BOOK, 0)  # nothing crosses: final
+        m.forget_old()
+        assert len(m.orders) < 2 * 3
+    assert m.orders["rest"].open
+    assert list(m.orders)[-2:] == ["ioc18", "ioc19"]  # the newest final ones stay queryable
+    assert m.forgotten_total == 21 - len(m.orders)
+    assert m.cancel("ioc0") is None  # forgotten: like an unknown id
