@@ -240,7 +240,7 @@ class QueueMatcher:
         if len(self.orders) < 2 * self.retain_final:
             return []
         excess = len(self.orders) - self.retain_final
-        gone = []
+        gone: list[str] = []
         for cid, o in self.orders.items():
             if len(gone) >= excess:
                 break
