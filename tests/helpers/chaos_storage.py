@@ -213,6 +213,10 @@ class Storage:
         g = self.g
         assert self.disk is not None
         filler = self.disk / FILLER
+        # execution up first: one still starting (SIGKILLed just before) cannot acknowledge the
+        # kill switch below yet. Its breaker may have latched before (a stale-data or WS trip):
+        # it never resets itself, so without a restart execution comes back to that state
+        breaker_before = _answer(g, "breaker")
         _fill(filler)
         sent = _place_orders(g)
         g.wait_until(
@@ -226,8 +230,11 @@ class Storage:
         g.wait_until(lambda: _killed(g.health("execution")), 30, "execution killed on a full disk")
         g.wait_until(lambda: g.simex.open_orders() == [], 30, "no open order", REST_POLL_S)
         self.notes["disk:orders_while_full"] += _place_orders(g) - sent
-        refused = str(g.health("execution").get("journal_write_error") or "")
         filler.unlink()
+        # asked after the room is back: the journal's first refusal may come at any moment of
+        # the full disk (its WAL reuses pages it has), and write_error is sticky; an answer, not
+        # the {} of a health request that timed out
+        refused = _answer(g, "journal_write_error")
         # the operator's way back (docs/operations.md): room again, switch off, and a restart of
         # execution when its journal refused a write (it halted; the restart reconciles)
         _ok(bitrader("kill-switch", "off", "--run-dir", str(g.run_dir)), "kill-switch off", g)
@@ -237,8 +244,34 @@ class Storage:
             self.start("execution")
         g.wait_until(lambda: g.health("capture").get("write_paused") == "no", 30, "capture resumed")
         g.wait_until(g.all_running, 90, "every program RUNNING after the full disk")
-        g.wait_until(lambda: g.exec_state() == "active", 90, "execution active after it")
+        # a restart starts with the breaker ACTIVE; without one the full disk must leave the
+        # breaker where it found it (the kill switch off, nothing else changed)
+        want = "ACTIVE" if refused else breaker_before
+        if breaker_before != "ACTIVE":
+            self.notes[f"disk:breaker_{breaker_before}_before"] += 1
+        g.wait_until(
+            lambda: (
+                (h := g.health("execution")).get("state") == _TRADING[want]
+                and h.get("breaker") == want
+            ),
+            90,
+            f"execution {_TRADING[want]} after it (breaker {breaker_before} before)",
+        )
         return "disk:full"
+
+
+_TRADING = {"ACTIVE": "active", "REDUCING": "reducing", "HALTED": "halted"}  # breaker → state
+
+
+def _answer(g: Group, key: str) -> str:
+    """Execution's health counter ``key`` once it answers (``Group.health`` gives {} when a
+    request times out, and no counters while execution is starting)."""
+    h = g.wait_until(
+        lambda: (h := g.health("execution")).get("breaker") is not None and h,
+        30,
+        "execution answers health",
+    )
+    return str(h.get(key) or "")
 
 
 def _killed(h: dict[str, object]) -> bool:
