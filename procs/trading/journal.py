@@ -32,7 +32,9 @@ from procs.trading.journal_check import (
     check_path,
     check_schema,
     create_atomically,
+    disk_error,
     quick_check,
+    refused_by_disk,
 )
 from procs.trading.model import (
     Fill,
@@ -53,10 +55,6 @@ from procs.trading.risk import Refusal
 
 log = logging.getLogger(__name__)
 
-# SQLite result codes (primary, the low byte) of a write the disk refused: full, I/O, read-only
-_WRITE_REFUSED: Final = frozenset(
-    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}
-)
 WRITE_ERROR_LOG_S: Final = 5.0  # a journal that cannot write logs it at most this often
 SCHEMA_VERSION: Final = 3  # 1: unkeyed sha256 chain, meta outside it; 2: no reads (migrations.py)
 CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
@@ -261,6 +259,8 @@ class Journal:
             conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
         except sqlite3.Error as exc:
             conn.close()
+            if refused_by_disk(exc):  # the disk, not the file: free space, no restore
+                raise disk_error(p, exc) from None
             raise JournalError(f"journal {p}: {exc}") from None
         except JournalError:
             conn.close()
@@ -349,7 +349,7 @@ class Journal:
                 self._last_id, self._last_hash = last
                 raise
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF not in _WRITE_REFUSED:
+            if not refused_by_disk(exc):
                 raise
             self._write_failed(exc)
             if must:

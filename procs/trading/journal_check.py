@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from procs.trading.model import JournalError
+from procs.trading.model import JournalDiskError, JournalError
 
 __all__ = [
     "HEADER_BYTES",
@@ -25,12 +25,18 @@ __all__ = [
     "check_path",
     "check_schema",
     "create_atomically",
+    "disk_error",
     "quick_check",
+    "refused_by_disk",
 ]
 
 MAGIC: Final = b"SQLite format 3\x00"
 HEADER_BYTES: Final = 100
 _QUICK_CHECK_LINES: Final = 5  # how many of quick_check's complaints the message carries
+# SQLite result codes (primary, the low byte) of a write the disk refused: full, I/O, read-only
+WRITE_REFUSED: Final = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}
+)
 
 
 def check_path(path: Path) -> bool:
@@ -132,11 +138,33 @@ def check_file(path: Path) -> None:
         )
 
 
+def refused_by_disk(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error is the disk's (full, I/O error, read-only), not the file's."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and code is not None
+        and (code & 0xFF in WRITE_REFUSED)
+    )
+
+
+def disk_error(path: Path, exc: sqlite3.Error) -> JournalDiskError:
+    """The error for a journal the disk would not let SQLite open (its WAL index, a read)."""
+    return JournalDiskError(
+        f"journal {path}: the disk failed it ({exc}): full, read-only or failing, not damage "
+        "found in the file; free space or fix the disk, then start execution (no restore)"
+    )
+
+
 def quick_check(conn: sqlite3.Connection, path: Path) -> None:
-    """Run ``PRAGMA quick_check``; raise JournalError with its first complaints unless ok."""
+    """Run ``PRAGMA quick_check``; raise JournalError with its first complaints unless ok
+    (``JournalDiskError`` when the disk, not the file, failed it: on a full disk SQLite cannot
+    even build the WAL index the check reads through)."""
     try:
         rows = conn.execute(f"PRAGMA quick_check({_QUICK_CHECK_LINES})").fetchall()
     except sqlite3.DatabaseError as exc:
+        if refused_by_disk(exc):
+            raise disk_error(path, exc) from None
         raise JournalError(f"journal {path}: malformed ({exc})") from None
     found = [str(r[0]) for r in rows]
     if found != ["ok"]:

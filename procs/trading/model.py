@@ -35,6 +35,10 @@ class JournalWriteError(JournalError):
     """The journal cannot take a write now (disk full, I/O error, read-only): nothing trades."""
 
 
+class JournalDiskError(JournalError):
+    """The disk failed the journal's opening (full, I/O error, read-only): not damage to it."""
+
+
 class Side(enum.StrEnum):
     BUY = "BUY"
     SELL = "SELL"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
 from procs.trading.journal import SCHEMA_VERSION, Journal
 from procs.trading.model import JournalError
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -160,6 +163,38 @@ def test_journal_open_failure_leaves_the_file_untouched(path):
 
     assert path.read_bytes() == damaged
     assert not Path(f"{path}-wal").exists()
+
+
+# a disk that takes no byte more, in a child process: RLIMIT_FSIZE 0 makes every file growth fail
+# (EFBIG), as a full disk does; SQLite then cannot build the WAL index it reads the journal through
+_OPEN_ON_A_FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+from procs.trading.journal import Journal
+try:
+    Journal.open(sys.argv[1]).close()
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_journal_open_on_a_full_disk_blames_the_disk_not_the_file(path):
+    written(path, rows=5)
+    data = path.read_bytes()
+    cmd = [sys.executable, "-c", _OPEN_ON_A_FULL_DISK, str(path)]
+
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+    # refused (never traded on), but not called "malformed": that sends an operator to restore
+    # a backup of a journal that is fine, when freeing space is the fix
+    assert done.stdout.startswith("JournalDiskError "), done.stdout + done.stderr
+    assert "the disk failed it" in done.stdout
+    assert "free space" in done.stdout
+    assert "malformed" not in done.stdout
+    assert path.read_bytes() == data
+
+    Journal.open(path).close()  # room again: it opens
 
 
 def test_journal_reopened_after_save_daily_round_trips(path):
