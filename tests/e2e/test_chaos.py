@@ -119,8 +119,10 @@ def _stale_data_findings(g: Group, chaos: Chaos) -> dict[str, Any]:
     windows = stale_windows(marks)
     inside = orders_in_stale_windows(orders, windows, STALE_GRACE_S)
     assert inside == [], inside[:20]
+    ages = [(o.ts_order_ns - o.ts_recv_ns) / 1e9 for o in orders if o.ts_recv_ns and o.ts_order_ns]
     return {
         "orders_judged": judged,
+        "max_age_s": round(max(ages, default=0.0), 3),  # the margin to max_data_age_s
         "stale_windows": len(windows),
         "stale_s": round(sum(e - s for _, s, e in windows) / 1e9, 1),
         "book_records": len(marks),
