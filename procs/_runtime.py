@@ -48,6 +48,7 @@ from procs._redact import RedactingFilter, redact
 from procs.observe import (
     NAMESPACE,
     STEP_BUCKETS_S,
+    DeferredObservations,
     ProcLabelled,
     RingCollector,
     disable_created_series,
@@ -86,7 +87,6 @@ EXIT_FAULT: Final = 1  # an unexpected error: supervisord restarts the process
 CPU_WINDOW_S: Final = 1.0  # health's cpu_percent is measured over at least this long
 CTL_CLOSE_LINGER_S: Final = 0.2  # bound on flushing the last control reply at close
 SERVICE_S: Final = 0.01  # heartbeat/control are looked at no more often than this
-PENDING_MAX: Final = 4096  # step durations kept for the next service at most (then observed)
 LOG_FORMAT: Final = "%(asctime)s level=%(levelname)s proc={proc} logger=%(name)s %(message)s"
 
 Counters = dict[str, float | int | str]
@@ -248,8 +248,7 @@ class _TimedStage:
         self.inner = stage
         self.steps_total = 0
         self.items_total = 0
-        self.pending_ns: list[int] = []  # durations of busy steps not yet observed
-        self._observe = metrics.step_seconds.observe
+        self.pending = DeferredObservations(metrics.step_seconds)  # busy steps' durations
 
     def step(self) -> int:
         t0 = time.perf_counter_ns()
@@ -257,17 +256,8 @@ class _TimedStage:
         self.steps_total += 1
         if n:
             self.items_total += n
-            pending = self.pending_ns
-            pending.append(time.perf_counter_ns() - t0)
-            if len(pending) >= PENDING_MAX:  # nobody serviced the runtime for that long
-                self.observe_pending()
+            self.pending.add(time.perf_counter_ns() - t0)
         return n
-
-    def observe_pending(self) -> None:
-        observe = self._observe
-        for ns in self.pending_ns:
-            observe(ns / 1e9)
-        self.pending_ns.clear()
 
     def close(self) -> None:
         self.inner.close()
@@ -322,7 +312,7 @@ class Runtime:
         self._flushed = (0, 0)
         self._noted_steps = 0  # note_step's, not yet in Prometheus
         self._noted_items = 0
-        self._noted_ns: list[int] = []
+        self._noted_ns = DeferredObservations(self._metrics.step_seconds)
         # requests other than a local health must be signed with the control token (_control)
         self._token: bytes | None = None
         self.control = ControlDispatcher(
@@ -436,9 +426,7 @@ class Runtime:
         self._noted_steps += 1
         if items:
             self._noted_items += items
-            self._noted_ns.append(ns)
-            if len(self._noted_ns) >= PENDING_MAX:  # nobody serviced the runtime for that long
-                self._flush_noted()
+            self._noted_ns.add(ns)
 
     def _flush_noted(self) -> None:
         m = self._metrics
@@ -448,9 +436,7 @@ class Runtime:
         if self._noted_items:
             m.step_items.inc(self._noted_items)
             self._noted_items = 0
-        for ns in self._noted_ns:
-            m.step_seconds.observe(ns / 1e9)
-        self._noted_ns.clear()
+        self._noted_ns.flush()
 
     def _apply_sched(self) -> None:
         """Give the process (every thread to come) its scheduling class (procs/_sched.py); log what
@@ -541,7 +527,7 @@ class Runtime:
         st = self._stage
         if st is None:
             return
-        st.observe_pending()
+        st.pending.flush()
         steps, items = self._flushed
         if st.steps_total > steps:
             self._metrics.steps.inc(st.steps_total - steps)

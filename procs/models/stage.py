@@ -22,7 +22,7 @@ from procs.models.health import REASON_LATENCY, REASON_NO_MODEL, REASONS, check_
 from procs.models.reload import ModelWatcher
 from procs.models.scorecard import CHALLENGER_COL, CHAMPION_COL, Scorecard
 from procs.models.scoring import fallback_score
-from procs.observe import NAMESPACE, STEP_BUCKETS_S
+from procs.observe import NAMESPACE, STEP_BUCKETS_S, DeferredObservations
 from shm.records import FEAT_V1, FLAG_FALLBACK, SIG_V1, Records
 from shm.waiters import Waker
 
@@ -163,7 +163,6 @@ class _Counts:
         self.fallback_records: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.rejected: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.late = 0  # champion calls over the CPU budget (strikes, benched or not)
-        self.batch_ns: list[int] = []  # batch durations, observed at the flush
 
 
 class InferenceProc:
@@ -192,6 +191,7 @@ class InferenceProc:
         self._sig = sig
         self._waker = waker
         self._m = metrics
+        self._batch_ns = DeferredObservations(metrics.batch_seconds)  # off the scoring path
         self._champion = champion
         self._challenger = challenger
         self._watches = [(CHAMPION, champion_watch)]
@@ -251,7 +251,7 @@ class InferenceProc:
         if n:
             t0 = time.perf_counter_ns()
             self._score_batch(n)
-            self._c.batch_ns.append(time.perf_counter_ns() - t0)  # observed in flush_metrics
+            self._batch_ns.add(time.perf_counter_ns() - t0)  # observed in flush_metrics
         # Prometheus work on a step that found nothing (the next one, under load), not between
         # a batch and its readers: a colocated pass (procs.hotpath) runs execution after this
         # step; busy for a whole period more, it is done anyway
@@ -387,10 +387,7 @@ class InferenceProc:
     def flush_metrics(self) -> None:
         """Move the hot path's counts into Prometheus and refresh the gauges."""
         c, f, m = self._c, self._flushed, self._m
-        if c.batch_ns:
-            for ns in c.batch_ns:
-                m.batch_seconds.observe(ns / 1e9)
-            c.batch_ns.clear()
+        self._batch_ns.flush()
         if c.records > f.records:
             m.records.inc(c.records - f.records)
             m.batches.inc(c.batches - f.batches)

@@ -12,6 +12,7 @@ from typing import Final
 
 from prometheus_client import (
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
@@ -39,11 +40,36 @@ LATENCY_BUCKETS_S: Final = _geometric(5e-6, 1.0, (1, 1.5, 2, 3, 5, 7.5))
 STEP_BUCKETS_S: Final = (1e-6, 2e-6, 3e-6, *LATENCY_BUCKETS_S)
 # venue round trips and ms-stamped feed latency can pass a second
 SLOW_BUCKETS_S: Final = (*LATENCY_BUCKETS_S, 1.5, 2.0, 3.0, 5.0, 10.0)
+PENDING_MAX: Final = 4096  # durations a ``DeferredObservations`` keeps before it flushes itself
 
 
 def disable_created_series() -> None:
     """Drop the ``*_created`` samples: Prometheus 2 stores them as gauges nobody queries."""
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+
+
+class DeferredObservations:
+    """Durations (ns) kept off a hot path and observed into a seconds histogram at ``flush``
+    (a ``Histogram.observe`` takes a lock and a bucket search). At most ``PENDING_MAX`` are
+    kept: past that, nobody flushed for that long, and ``add`` flushes itself."""
+
+    __slots__ = ("_ns", "_observe")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._observe = histogram.observe
+        self._ns: list[int] = []
+
+    def add(self, ns: int) -> None:
+        pending = self._ns
+        pending.append(ns)
+        if len(pending) >= PENDING_MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        observe = self._observe
+        for ns in self._ns:
+            observe(ns / 1e9)
+        self._ns.clear()
 
 
 class StateGauge(Collector):
