@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from procs.marketdata.normalise import (
     ms_to_ns,
     side_code,
 )
-from shm.records import BOOK_DEPTH, FLAG_CROSSED, FLAG_SNAPSHOT
+from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_CROSSED, FLAG_SNAPSHOT
 
 TS_MS = 1_700_000_000_123
 RECV_NS = 1_700_000_000_200_000_000
@@ -130,6 +131,58 @@ def test_book_batch_full_raises_and_add_copy_restamps():
     assert int(rec["flags"]) == 7
     assert int(rec["ts_event_ns"]) == int(row["ts_event_ns"])
     np.testing.assert_array_equal(rec["bid_px"], row["bid_px"])  # NaN past n_bids
+
+
+def _numpy_add(
+    rec: Any, symbol_id: int, ts_event: int, ts_recv: int, bids: Any, asks: Any, flags: int
+) -> None:
+    """``BookBatch.add`` as it was before its one struct pack: a numpy write per field."""
+    rec["ts_event_ns"], rec["ts_recv_ns"], rec["symbol_id"] = ts_event, ts_recv, symbol_id
+    for side, px, qty, levels in (("n_bids", "bid_px", "bid_qty", bids),
+                                  ("n_asks", "ask_px", "ask_qty", asks)):  # fmt: skip
+        n = min(len(levels), BOOK_DEPTH)
+        if n:
+            prices, sizes = zip(*levels[:n], strict=True)
+            rec[px][:n], rec[qty][:n] = prices, sizes
+        rec[px][n:] = rec[qty][n:] = np.nan
+        rec[side] = n
+    rec["flags"] = flags | (FLAG_CROSSED if crossed(bids, asks) else 0)
+
+
+def test_book_row_packed_at_once_is_byte_identical_to_numpy_writes():
+    rnd = random.Random(5)
+    batch = BookBatch(8)
+    ref = np.zeros(8, BOOK_V1)
+    junk = np.frombuffer(rnd.randbytes(8 * BOOK_V1.itemsize), BOOK_V1)
+    for name in BOOK_V1.names or ():  # junk in every field; the padding stays zero, as ever
+        batch.records[name] = ref[name] = junk[name]
+    for k in range(400):  # rows reused with every depth: nothing of an earlier book survives
+        i = k % 8
+        if i == 0:
+            batch.clear()
+        mid = rnd.uniform(1, 1e5)
+        sides = []
+        for sign in (-1, 1):
+            n = rnd.choice([0, 1, 2, 7, 14, 15, 16, 40])
+            ints = rnd.random() < 0.2  # a REST snapshot's levels may be ints
+            sides.append([
+                (round(mid + sign * (j + rnd.random())) if ints else mid + sign * j * 0.1,
+                 rnd.randint(0, 9) if ints else rnd.uniform(0, 5))
+                for j in range(n)
+            ])  # fmt: skip
+        if rnd.random() < 0.1 and sides[0] and sides[1]:
+            sides[0][0] = (sides[1][0][0] + rnd.choice([0.0, 0.5]), 1.0)  # crossed, or touching
+        flags = rnd.choice([0, FLAG_SNAPSHOT, 7])
+        ts_e, ts_r, sid = rnd.getrandbits(62), rnd.getrandbits(62), rnd.randrange(1000)
+
+        row = batch.add(sid, ts_e, ts_r, sides[0], sides[1], flags)
+        _numpy_add(ref[i], sid, ts_e, ts_r, sides[0], sides[1], flags)
+
+        assert row == i
+        assert batch.last_flags == int(ref[i]["flags"])
+        ref["ts_pub_ns"][i] = 0  # the pack zeroes it (publish sets it)
+        # the memory itself, padding included (a copy of a padded record copies only fields)
+        assert batch.records[i : i + 1].tobytes() == ref[i : i + 1].tobytes(), (k, sides)
 
 
 def _trades(ticks: list[dict[str, Any]], ts: int = TS_MS) -> TradePush:

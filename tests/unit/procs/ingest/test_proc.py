@@ -246,6 +246,27 @@ def test_proc_silence_publishes_stale_copy_flags_trades_until_fresh_book(rig):
     assert p.health()["stale_symbols"] == 0
 
 
+def test_proc_stale_copy_of_books_published_one_at_a_time_is_each_symbols_last(rig):
+    # one book a flush: the last book is kept by a byte copy of its row (the common case)
+    p = rig.proc
+    for sym, bid in (("ETHUSDT", 50.0), ("BTCUSDT", 100.0), ("ETHUSDT", 51.0)):
+        p.on_depth(depth(sym, bid=bid, ask=bid + 2))
+        assert p.flush() == 1
+    published = rig.read()[0]
+
+    p.tick(time.monotonic_ns() + 10 * S)
+
+    stale = rig.read()[0][3:]  # (read gives every record so far)
+    assert stale["symbol_id"].tolist() == [0, 1]
+    for rec, last in ((stale[0], published[1]), (stale[1], published[2])):
+        assert int(rec["flags"]) == FLAG_STALE
+        assert int(rec["ts_recv_ns"]) > int(last["ts_recv_ns"])
+        for name in ("ts_event_ns", "symbol_id", "n_bids", "n_asks"):
+            assert int(rec[name]) == int(last[name]), name
+        for name in ("bid_px", "bid_qty", "ask_px", "ask_qty"):
+            np.testing.assert_array_equal(rec[name], last[name])  # NaN past n_bids
+
+
 def test_proc_stale_symbol_never_seen_gets_an_empty_stale_book(rig):
     rig.proc.tick(time.monotonic_ns() + 10 * S)
 
