@@ -13,13 +13,14 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -126,18 +127,43 @@ def _schema() -> str:
 
 
 def _stored(v: object) -> object:
+    """A value as its column stores it: text for Decimal and enums (an IntEnum by name), 0/1
+    for bool, str/int/None as they are. Conversions are looked up by the value's type (what
+    an ``isinstance`` chain in that order would pick, memoised: ~0.1 against ~0.5 µs)."""
     t = type(v)
     if t is str or t is int or v is None:  # most values: stored as they are
         return v
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, enum.IntEnum):
-        return v.name
-    if isinstance(v, enum.Enum):
-        return str(v.value)
+    convert = _CONVERT.get(t)
+    if convert is None:
+        convert = _CONVERT[t] = _converter(t)
+    return convert(v)
+
+
+def _converter(t: type) -> Callable[[Any], object]:
+    if issubclass(t, Decimal):
+        return str
+    if issubclass(t, bool):
+        return int
+    if issubclass(t, enum.IntEnum):
+        return _enum_name
+    if issubclass(t, enum.Enum):
+        return _enum_value_text
+    return _as_is
+
+
+def _enum_name(v: enum.IntEnum) -> str:
+    return v.name
+
+
+def _enum_value_text(v: enum.Enum) -> str:
+    return str(v.value)
+
+
+def _as_is(v: object) -> object:
     return v
+
+
+_CONVERT: Final[dict[type, Callable[[Any], object]]] = {}
 
 
 def _body(stored: Sequence[object]) -> str:
@@ -164,6 +190,14 @@ def _creation_script(chain: AuditChain) -> str:
         "\nINSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash)"
         f" VALUES(1, {ts_ns}, '{META}', '{body}', '{GENESIS}', '{digest}');"
     )
+
+
+def _sync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _d(text: object) -> Decimal:
@@ -206,7 +240,8 @@ class Journal:
         self.write_error = ""  # why the disk refused a write (sticky); "" while all is well
         self.write_errors_total = 0
         self._write_logged_at = 0.0
-        self._durable = True  # False: a scratch journal (``open(durable=False)``)
+        self._wal_path = ""  # the WAL file an intent's commit fsyncs ("": nothing to do)
+        self._wal_fd = -1  # opened at the first intent (SQLite has created the file by then)
 
     @classmethod
     def open(
@@ -252,8 +287,11 @@ class Journal:
         try:
             conn.execute("PRAGMA busy_timeout=5000")
             quick_check(conn, p)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF")
+            wal = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower() == "wal"
+            # NORMAL: a commit does not fsync; an intent's does, by ``_sync_wal``. Where WAL is
+            # refused (a file system without shared memory), every commit is fsynced (FULL)
+            level = ("NORMAL" if wal else "FULL") if durable else "OFF"
+            conn.execute(f"PRAGMA synchronous={level}")
             migrated = migrate(conn, p, chain, SCHEMA_VERSION, _COLUMNS) is not None
             check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
             conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
@@ -267,7 +305,7 @@ class Journal:
             raise
         chmod_private(p, f"{p}-wal", f"{p}-shm")
         journal = cls(conn, chain, Checkpoints(p, chain, checkpoint_keep), checkpoint_s)
-        journal._durable = durable
+        journal._wal_path = f"{journal.path}-wal" if durable and wal else ""
         if fresh or migrated:  # a new or just migrated journal: anchor it now
             journal._anchoring = True
         journal.checkpoint()
@@ -276,6 +314,9 @@ class Journal:
     def close(self) -> None:
         self.checkpoint()
         self._conn.close()
+        if self._wal_fd >= 0:
+            os.close(self._wal_fd)
+            self._wal_fd = -1
 
     @property
     def head(self) -> tuple[int, str]:
@@ -397,7 +438,7 @@ class Journal:
         self.record_event(RESEAL, body)
 
     def record_intent(self, req: OrderRequest, ts_ns: int) -> bool:
-        """Write the intent durably (fsync: synchronous=FULL) BEFORE the order is sent; False
+        """Write the intent durably (committed, then fsynced) BEFORE the order is sent; False
         when the disk refused it (the order must not leave: ``write_error`` says why)."""
         s = req.stamps
         values = (
@@ -405,20 +446,41 @@ class Journal:
             req.reduce_only, req.position_side, req.tag, s.ts_event_ns, s.ts_recv_ns,
             s.ts_feat_ns, s.ts_sig_ns, req.ts_order_ns, ts_ns,
         )  # fmt: skip
-        fsync = self._durable  # a scratch journal fsyncs nothing, intents included (``open``)
         try:
-            if fsync:
-                self._conn.execute("PRAGMA synchronous=FULL")
-            try:
-                [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
-            finally:
-                if fsync:
-                    self._conn.execute("PRAGMA synchronous=NORMAL")
+            [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
+            if self._wal_path:  # a scratch journal fsyncs nothing, intents included (``open``)
+                self._sync_wal()
         except JournalWriteError:
             return False
         if not added:
             raise JournalError(f"intent {req.client_id} already journaled")
         return True
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL file: the commit just made is on the disk when this returns.
+
+        What ``synchronous=FULL`` does at a commit in WAL mode (one sync of the WAL file), done
+        here for the intent's commit only, so the connection stays at NORMAL and no ``PRAGMA``
+        switches it twice per intent (~10-15 µs of the order path). ``fsync`` flushes the file,
+        whichever descriptor names it; the WAL file lives as long as this connection (SQLite
+        removes it when the last connection closes). The first call also syncs the directory,
+        so that the WAL file's own entry survives a power loss (SQLite would at its first sync).
+
+        Raises
+        ------
+        JournalWriteError
+            The sync failed (an I/O error): ``write_error`` is set; the order must not leave.
+        """
+        try:
+            fd = self._wal_fd
+            if fd < 0:
+                fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+                _sync_dir(os.path.dirname(self._wal_path) or ".")
+                self._wal_fd = fd
+            os.fsync(fd)
+        except OSError as exc:
+            self._write_failed(exc)
+            raise JournalWriteError(f"journal {self.path}: sync refused: {exc}") from None
 
     def record_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
         """Write the order's full state after a change (status, fill, cancel request)."""

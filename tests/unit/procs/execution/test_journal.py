@@ -291,3 +291,121 @@ def test_journal_scratch_mode_syncs_nothing_and_keeps_the_chain(path):
     finally:
         j.close()
     assert sql(path, "SELECT client_id FROM intents") == [("c1",)]
+
+
+def test_journal_intent_is_fsynced_after_its_commit_on_the_wal_file(path, monkeypatch):
+    # the connection stays at NORMAL (no fsync per commit); the intent's commit is made
+    # durable by an fsync of the WAL file itself, once the row is committed
+    import procs.trading.journal as jmod
+
+    synced: list[tuple[str, list[Any]]] = []  # (what was synced, the intents committed then)
+    real_fsync, os = jmod.os.fsync, jmod.os
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        wal = os.path.exists(f"{path}-wal") and st.st_ino == os.stat(f"{path}-wal").st_ino
+        kind = "wal" if wal else "dir" if st.st_ino == os.stat(path.parent).st_ino else "other"
+        synced.append((kind, sql(path, "SELECT client_id FROM intents") if wal else []))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    j = Journal.open(path)
+    try:
+        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        j.record_order(_order("x0"), S.NEW_INTENT, "cause", 1)
+        assert [k for k, _ in synced if k == "wal"] == []  # other rows: not fsynced, as before
+        synced.clear()
+        assert j.record_intent(req(cid="c1"), 10)
+        assert j.record_intent(req(cid="c2"), 11)
+        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    finally:
+        j.close()
+    assert [rows for k, rows in synced if k == "wal"] == [[("c1",)], [("c1",), ("c2",)]]
+    assert [k for k, _ in synced] == ["dir", "wal", "wal"]  # the WAL's directory entry, once
+
+
+def test_journal_intent_whose_sync_fails_is_refused(path, monkeypatch):
+    import procs.trading.journal as jmod
+
+    def eio(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    j = Journal.open(path)
+    try:
+        assert j.record_intent(req(cid="c1"), 10)
+        monkeypatch.setattr(jmod.os, "fsync", eio)
+        assert not j.record_intent(req(cid="c2"), 11)  # the order must not leave
+        assert "Input/output error" in j.write_error
+        assert j.write_errors_total == 1
+    finally:
+        monkeypatch.undo()
+        j.close()
+
+
+def test_journal_scratch_intent_syncs_nothing(path, monkeypatch):
+    import procs.trading.journal as jmod
+
+    j = Journal.open(path, durable=False)
+    calls: list[int] = []
+    monkeypatch.setattr(jmod.os, "fsync", calls.append)
+    try:
+        assert j.record_intent(req(cid="c1"), 10)
+        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+        assert calls == []
+    finally:
+        monkeypatch.undo()
+        j.close()
+
+
+def _order(cid: str) -> Any:
+    from procs.trading.orders import Order
+
+    return Order(request=req(cid=cid), ts_created_ns=1, ts_update_ns=1)
+
+
+def _stored_by_isinstance(v: object) -> object:
+    """``journal._stored`` as it was: an isinstance chain per value."""
+    import enum
+
+    t = type(v)
+    if t is str or t is int or v is None:
+        return v
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, enum.IntEnum):
+        return v.name
+    if isinstance(v, enum.Enum):
+        return str(v.value)
+    return v
+
+
+def test_journal_stored_values_are_what_the_isinstance_chain_gave():
+    import enum
+
+    from procs.trading.journal import _stored
+    from procs.trading.model import OrderType, PositionSide, TimeInForce
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    class Mode(enum.Enum):
+        A = 2
+        B = "b"
+
+    class Text(str):
+        pass
+
+    class Dec(Decimal):
+        pass
+
+    values: list[object] = [
+        "x", "", 0, -7, 10**30, None, True, False, D("0.0016"), D("1E+3"), D("-0"), Dec("2.50"),
+        Side.BUY, OrderType.LIMIT, TimeInForce.POST_ONLY, PositionSide.LONG, S.SENT, Level.LOW,
+        Mode.A, Mode.B, 0.1, float("nan"), Text("t"), b"raw", (1, 2),
+    ]  # fmt: skip
+    for v in values * 2:  # the second pass: the memoised conversions
+        got, want = _stored(v), _stored_by_isinstance(v)
+        assert type(got) is type(want), v
+        assert got == want or got != got, v  # (NaN is itself, unchanged)
