@@ -149,6 +149,8 @@ class ExecutionProc:
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
         self._pending = PendingMetrics()  # Prometheus work: in housekeeping
+        self._sent: list[tuple[OrderTransition, int]] = []  # SENT events after the send
+        self._sent_due = False  # _flush_sent is queued on the loop
         self._net: tuple[int, dict[str, Decimal]] = (-1, {})  # (positions.version, net qty)
         self._rings = RingWatch({"sig": sig, "book": book})
         self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
@@ -312,12 +314,43 @@ class ExecutionProc:
         order = self.tracker.get(req.client_id)
         req = replace(req, ts_order_ns=leave)
         self.tracker.restore([replace(order, request=req)])
-        self.apply(self.tracker.mark_sent(req.client_id, leave), leave)
+        sent = self.tracker.mark_sent(req.client_id, leave)
         self._observe_latency(req, leave)
         self._pending.sent += 1
         self.counters["orders_sent_total"] += 1
         self.spawn(self.driver.send(req))
+        self._after_send(sent, leave)
         return True
+
+    def _after_send(self, tr: OrderTransition, now: int) -> None:
+        """The SENT transition's journal row and event, after the send has started.
+
+        The send task starts on the loop's next pass; the row (~50 µs: a transaction) and the
+        event follow it there (``_flush_sent``), not before it. Nothing can come between them
+        out of order: any journal write first writes the deferred row in its own transaction
+        (``Journal.defer_order``), and any event first emits the deferred ones
+        (``_next_seq``). A SENT transition has no fills and no metric (``apply``).
+        """
+        self.journal.defer_order(tr.order, tr.old, tr.cause, now)
+        self._sent.append((tr, now))
+        if not self._sent_due:
+            self._sent_due = True
+            self._loop.call_soon(self._flush_sent)
+
+    def _flush_sent(self) -> None:
+        self._sent_due = False
+        if not self._sent:
+            return
+        self.journal.flush()  # the rows before their events, as ``apply`` does
+        sent, self._sent = self._sent, []
+        for tr, now in sent:
+            self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))
+
+    def _next_seq(self) -> int:
+        """The next event's seq, after the deferred SENT events (theirs come first)."""
+        if self._sent:
+            self._flush_sent()
+        return self._seq.next()
 
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
         s = req.stamps
@@ -397,12 +430,12 @@ class ExecutionProc:
         new_fills = self.journal.record_transition(tr, now)
         if tr.new is OrderStatus.REJECTED:
             self._m.rejects.inc()
-        self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))
+        self._emit(order_topic(tr.order.symbol), order_event(tr, self._next_seq(), now))
         for f in new_fills:
             self.positions.apply_fill(f)
             self._m.fills.inc()
             self.counters["fills_total"] += 1
-            self._emit(fill_topic(f.symbol), fill_event(f, tr.order.request, self._seq.next()))
+            self._emit(fill_topic(f.symbol), fill_event(f, tr.order.request, self._next_seq()))
         if new_fills:
             self._publish_position(tr.order.symbol, now)
             self._update_pnl(now)
@@ -417,13 +450,13 @@ class ExecutionProc:
             return  # counted; journaled at most once a second per symbol and reason
         self._refusal_seen[key] = r.ts_ns
         self.journal.record_refusal(r)
-        self._emit(risk_topic(), risk_event(r, self._seq.next()))
+        self._emit(risk_topic(), risk_event(r, self._next_seq()))
 
     def on_breaker(self, t: BreakerTransition | None) -> None:
         if t is None:
             return
         self.journal.record_breaker(t)
-        self._emit(breaker_topic(), breaker_event(t, self._seq.next()))
+        self._emit(breaker_topic(), breaker_event(t, self._next_seq()))
         self._m.breaker_transitions.labels(str(t.trigger)).inc()
         if t.new is BreakerState.HALTED:
             self.cancel_all(t.ts_ns, f"breaker halted: {t.trigger}")
@@ -515,7 +548,7 @@ class ExecutionProc:
         mark = self._marks_or_mid().get(symbol)
         for p in self.positions.snapshots():
             if p.symbol == symbol:
-                ev = position_event(p, mark if mark is not None else ZERO, self._seq.next(), now)
+                ev = position_event(p, mark if mark is not None else ZERO, self._next_seq(), now)
                 self._emit(position_topic(symbol), ev)
 
     # -- reconciliation (reconciler.py) ------------------------------------------------------
@@ -582,6 +615,7 @@ class ExecutionProc:
         await self.venue.close()
 
     def close(self) -> None:
+        self._flush_sent()
         self._flush_metrics()
         self.reads.flush()
         if not self._loop.is_closed() and not self._loop.is_running():

@@ -242,6 +242,7 @@ class Journal:
         self._write_logged_at = 0.0
         self._wal_path = ""  # the WAL file an intent's commit fsyncs ("": nothing to do)
         self._wal_fd = -1  # opened at the first intent (SQLite has created the file by then)
+        self._deferred: list[tuple[str, Sequence[object], int]] = []  # ``defer_order``'s rows
 
     @classmethod
     def open(
@@ -312,6 +313,7 @@ class Journal:
         return journal
 
     def close(self) -> None:
+        self.flush()
         self.checkpoint()
         self._conn.close()
         if self._wal_fd >= 0:
@@ -379,6 +381,10 @@ class Journal:
         ``must`` raises ``JournalWriteError`` instead (an intent: the order must not leave).
         """
         last = (self._last_id, self._last_hash)
+        deferred = self._deferred  # rows deferred by ``defer_order`` go first, in this one
+        if deferred:
+            self._deferred = []
+            rows = [*deferred, *rows]
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -388,6 +394,7 @@ class Journal:
                 if self._conn.in_transaction:  # SQLITE_FULL has rolled it back already
                     self._conn.execute("ROLLBACK")
                 self._last_id, self._last_hash = last
+                self._deferred = [*deferred, *self._deferred]  # still to write, in order
                 raise
         except sqlite3.OperationalError as exc:
             if not refused_by_disk(exc):
@@ -395,10 +402,10 @@ class Journal:
             self._write_failed(exc)
             if must:
                 raise JournalWriteError(f"journal {self.path}: write refused: {exc}") from None
-            return [False] * len(rows)
+            return [False] * (len(rows) - len(deferred))
         if anchor and time.monotonic() - self._ckpt_at >= self._ckpt_s:
             self.checkpoint()
-        return done
+        return done[len(deferred) :] if deferred else done
 
     def _write_failed(self, exc: BaseException) -> None:
         self.write_errors_total += 1
@@ -425,6 +432,7 @@ class Journal:
 
         A good verdict lets this journal write checkpoints from now on.
         """
+        self.flush()
         report = verify_chain(self._conn, self._chain, _COLUMNS, self._ckpts)
         self._anchoring = self._anchoring or report.ok
         return report
@@ -481,6 +489,20 @@ class Journal:
         except OSError as exc:
             self._write_failed(exc)
             raise JournalWriteError(f"journal {self.path}: sync refused: {exc}") from None
+
+    def defer_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
+        """``record_order``, written with the next transaction (or ``flush``) instead of now.
+
+        For an order's SENT state, which its send need not wait for: the intent is durable
+        already, and after a crash an order journaled NEW_INTENT or SENT is recovered alike
+        (UNKNOWN, then queried). Rows keep their order: every later write goes after it.
+        """
+        self._deferred.append(("order_events", _order_values(order, old, cause, ts_ns), ts_ns))
+
+    def flush(self) -> None:
+        """Write the rows ``defer_order`` deferred, if any."""
+        if self._deferred:
+            self._txn(())
 
     def record_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
         """Write the order's full state after a change (status, fill, cancel request)."""
@@ -546,12 +568,14 @@ class Journal:
     def count(self, table: str) -> int:
         if table not in _COLUMNS and table != "audit":
             raise KeyError(table)
+        self.flush()
         return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     # -- reading ----------------------------------------------------------------------------
 
     def recover(self, *, hedge: bool) -> Recovered:
         """Rebuild every order (latest state) and the positions (replaying fills and funding)."""
+        self.flush()
         q = self._conn.execute
         latest = {
             str(r[0]): r
