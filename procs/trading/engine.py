@@ -308,13 +308,10 @@ class ExecutionProc:
         t0 = time.perf_counter_ns()
         if not self.journal.record_intent(req, now):  # durable BEFORE the order can leave
             return False  # the disk refused it (full): not sent; the breaker halts
-        self.tracker.add_intent(req, now)
         self._pending.intent_writes_ns.append(time.perf_counter_ns() - t0)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
-        order = self.tracker.get(req.client_id)
         req = replace(req, ts_order_ns=leave)
-        self.tracker.restore([replace(order, request=req)])
-        sent = self.tracker.mark_sent(req.client_id, leave)
+        sent = self.tracker.add_sent(req, now, leave)  # add_intent, then mark_sent, at once
         self._observe_latency(req, leave)
         self._pending.sent += 1
         self.counters["orders_sent_total"] += 1

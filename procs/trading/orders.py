@@ -210,6 +210,20 @@ class OrderTracker:
         self._put(order)
         return order
 
+    def add_sent(self, request: OrderRequest, now_ns: int, sent_ns: int) -> OrderTransition:
+        """``add_intent(request, now_ns)`` then ``mark_sent(client_id, sent_ns)``: the same
+        order and transition, made at once (one ``Order``, not three) for a request whose
+        intent is journaled and which leaves at ``sent_ns``."""
+        if request.client_id in self._orders:
+            raise ValueError(f"clientId {request.client_id!r} already used")
+        check_transition(S.NEW_INTENT, S.SENT)
+        order = Order(
+            request=request, status=S.SENT, ts_created_ns=now_ns, ts_sent_ns=sent_ns,
+            ts_update_ns=sent_ns,
+        )  # fmt: skip
+        self._put(order)
+        return OrderTransition(request.client_id, S.NEW_INTENT, S.SENT, order, (), "sent")
+
     def _move(self, order: Order, new: OrderStatus, cause: str, **kw: object) -> OrderTransition:
         check_transition(order.status, new)
         updated = replace(order, status=new, **kw)  # type: ignore[arg-type]  # kw are Order fields

@@ -91,6 +91,26 @@ def test_tracker_happy_path_intent_sent_acked_part_filled_filled():
     assert t.open_orders() == []
 
 
+def test_tracker_add_sent_is_add_intent_then_mark_sent():
+    # execution's place: the intent journaled, the request stamped with its ts_order_ns
+    for i, other in enumerate((None, "br-1-0")):
+        steps, once = tracker(), tracker()
+        if other is not None:  # an order before it: the open index keeps their order
+            for t in (steps, once):
+                t.add_intent(req(cid=other), 0)
+        r = req(cid="br-1-1", qty="0.02", ts_order_ns=7 + i)
+
+        steps.add_intent(r, 5)
+        want = steps.mark_sent("br-1-1", 7 + i)
+        got = once.add_sent(r, 5, 7 + i)
+
+        assert got == want
+        assert once.get("br-1-1") == steps.get("br-1-1")
+        assert once.open_orders() == steps.open_orders()
+        with pytest.raises(ValueError, match="already used"):
+            once.add_sent(r, 5, 8)
+
+
 def test_tracker_cancel_paths_map_fills_to_part_filled_canceled():
     t = tracker()
     sent(t)
