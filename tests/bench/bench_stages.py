@@ -5,9 +5,11 @@
   SIG_V1 record on a ring, poll it) plus one dict lookup of its symbol id.
 - ``stage_execution_book_signal`` (info): the same step with the signal's book in it.
 - ``stage_execution_order``: the step of a signal that places an order (strategy, risk, the
-  fsync'd intent, the SENT event) against a bare journal insert: one row, ``BEGIN IMMEDIATE``,
-  ``INSERT``, ``COMMIT`` with ``synchronous=FULL`` in a WAL sqlite file in the same directory
-  (tmpfs, as tick_to_order's journals).
+  fsync'd intent, the send task queued) against a bare journal insert: one row, ``BEGIN
+  IMMEDIATE``, ``INSERT``, ``COMMIT`` with ``synchronous=FULL`` in a WAL sqlite file in the same
+  directory (tmpfs, as tick_to_order's journals).
+- ``stage_execution_order_sent`` (info): the order's SENT row and event, which the loop writes
+  once the send task has started (``ExecutionProc._after_send``), timed apart from the step.
 - ``stage_features_book``: ``FeaturesProc.step`` for a lone book (ring read, engine, FEAT_V1
   publish) against a bare numpy pass over that one book (``bench_features.bare_numpy_pass``:
   the same features, vectorised, nothing else).
@@ -285,22 +287,28 @@ def _orders(ex: _Exec, tmp: Path, quick: bool) -> list[Result]:
         )
         conn.execute("COMMIT")
 
-    s50, smean, b50, bmean = [], [], [], []
+    s50, smean, b50, bmean, w50 = [], [], [], [], []
     clock = time.perf_counter_ns
+    flush_sent = ex.proc._flush_sent  # what the loop runs once the send task has started
     gc.collect()
     gc.disable()
     try:
         for _ in range(blocks):
             ts = np.empty(n, np.int64)
+            tw = np.empty(n, np.int64)
             for i in range(n):
                 sent_before[0] = ex.proc.counters["orders_sent_total"]
                 t = clock()
                 stage(i)
                 ts[i] = clock() - t
+                t = clock()
+                flush_sent()  # (here before the send task runs: the same rows and events)
+                tw[i] = clock() - t
                 placed.append(ex.proc.counters["orders_sent_total"] - sent_before[0])
                 reset(i)
             s50.append(np.percentile(ts, 50))
             smean.append(ts.mean())
+            w50.append(np.percentile(tw, 50))
             tb = _timed(bare, n)
             b50.append(np.percentile(tb, 50))
             bmean.append(tb.mean())
@@ -314,6 +322,8 @@ def _orders(ex: _Exec, tmp: Path, quick: bool) -> list[Result]:
                med(b50), "(report)"),
         Result("stage_execution_order", "per_event_mean", med(smean), "us",
                "bare_journal_insert", med(bmean)),
+        Result("stage_execution_order_sent", "per_event_p50", med(w50), "us",
+               "bare_journal_insert", med(b50)),
     ]  # fmt: skip
 
 
