@@ -131,6 +131,7 @@ class _Batch:
         self.flags = r["flags"]
         self.sid = r["symbol_id"]
         self._flags = self.flags
+        self.first = r[:1]  # the one-row view ``take`` gives most often, made once
 
     @property
     def full(self) -> bool:
@@ -144,7 +145,7 @@ class _Batch:
 
     def take(self) -> Records:
         """Return a view of the filled rows (valid until ``clear``)."""
-        return self.records[: self.n]
+        return self.first if self.n == 1 else self.records[: self.n]
 
     def clear(self) -> None:
         """Forget the filled rows; the buffer is reused."""
@@ -182,15 +183,26 @@ class BookBatch(_Batch):
         i = self.n
         if i >= self.capacity:
             raise IndexError(f"book batch full ({self.capacity} rows)")
-        nb, bp, bq = _side(bids)
-        na, ap, aq = _side(asks)
-        if nb and na and bids[0][0] >= asks[0][0]:  # crossed()
-            flags |= FLAG_CROSSED
-        self.last_flags = flags
-        _BOOK_ROW.pack_into(
-            self.bytes, self.row_bytes * i + _BOOK_ROW_AT,
-            ts_event_ns, ts_recv_ns, symbol_id, flags, nb, na, *bp, *bq, *ap, *aq,
-        )  # fmt: skip
+        at, d = self.row_bytes * i + _BOOK_ROW_AT, BOOK_DEPTH
+        if len(bids) == d == len(asks):  # depth_book15: both sides full, one transpose
+            px, qty = zip(*bids, *asks, strict=True)
+            if px[0] >= px[d]:  # crossed()
+                flags |= FLAG_CROSSED
+            self.last_flags = flags
+            _BOOK_ROW.pack_into(
+                self.bytes, at, ts_event_ns, ts_recv_ns, symbol_id, flags, d, d,
+                *px[:d], *qty[:d], *px[d:], *qty[d:],
+            )  # fmt: skip
+        else:
+            nb, bp, bq = _side(bids)
+            na, ap, aq = _side(asks)
+            if nb and na and bids[0][0] >= asks[0][0]:  # crossed()
+                flags |= FLAG_CROSSED
+            self.last_flags = flags
+            _BOOK_ROW.pack_into(
+                self.bytes, at, ts_event_ns, ts_recv_ns, symbol_id, flags, nb, na,
+                *bp, *bq, *ap, *aq,
+            )  # fmt: skip
         self.n = i + 1
         return i
 

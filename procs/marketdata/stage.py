@@ -244,9 +244,13 @@ class IngestProc:
             self.flush()
         ts_event_ns = push.ts * 1_000_000
         d = push.data
-        row = books.add(sid, ts_event_ns, push.ts_recv_ns, d.b, d.a)  # normalise.add_depth
+        books.add(sid, ts_event_ns, push.ts_recv_ns, d.b, d.a)  # normalise.add_depth
         self._feed_lat_ns.append(push.ts_recv_ns - ts_event_ns)
-        self._book_added(sid, row)
+        self.watchdog.touch(sid, time.monotonic_ns())  # _book_added, inline
+        if books.last_flags & FLAG_CROSSED:
+            self._crossed(sid)
+        if self.on_book is None or not self.on_book():
+            self._want_flush()
 
     def on_book_update(self, update: BookUpdate) -> None:
         """Handle a ``depth_books`` push applied to the client's local book."""
