@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from procs.trading.config import StrategyConfig, SymbolConfig
 from procs.trading.instruments import Instrument, to_decimal
@@ -111,20 +111,38 @@ def signals_from_records(
         if row[_S_SID] in symbols:
             newest[row[_S_SID]] = row  # later rows win; the first one's position is kept
     out = []
+    new, set_sym, set_score, set_mid, set_stale, set_stamps = _SIGNAL
+    stamps_new, set_event, set_recv, set_feat, set_sig = _STAMPS
     for sid, row in newest.items():
         inst = symbols[sid]
         score, mid = row[_S_SCORE], row[_S_MID]
         finite = math.isfinite(score)
-        out.append(
-            SignalInput(
-                symbol=inst.symbol,
-                score=score if finite else 0.0,
-                mid=mids[sid](mid) if mids is not None else to_decimal(mid, inst.tick),
-                stale=bool(row[_S_FLAGS] & FLAG_STALE) or not finite,
-                stamps=TickStamps(row[_S_EVENT], row[_S_RECV], row[_S_FEAT], row[_S_SIG]),
-            )
-        )
+        # SignalInput(symbol=..., score=..., mid=..., stale=..., stamps=TickStamps(...)), its
+        # slots set directly (~0.7 of ~1.3 µs a signal less; neither class has __post_init__)
+        stamps = stamps_new(TickStamps)
+        set_event(stamps, row[_S_EVENT])
+        set_recv(stamps, row[_S_RECV])
+        set_feat(stamps, row[_S_FEAT])
+        set_sig(stamps, row[_S_SIG])
+        sig = new(SignalInput)
+        set_sym(sig, inst.symbol)
+        set_score(sig, score if finite else 0.0)
+        set_mid(sig, mids[sid](mid) if mids is not None else to_decimal(mid, inst.tick))
+        set_stale(sig, bool(row[_S_FLAGS] & FLAG_STALE) or not finite)
+        set_stamps(sig, stamps)
+        out.append(sig)
     return out
+
+
+def _slot_setters(cls: type, names: Sequence[str]) -> tuple[Any, ...]:
+    """``object.__new__`` and each slot's setter, in ``names``' order: every field, no more."""
+    assert tuple(names) == tuple(f.name for f in fields(cls)), cls
+    assert not hasattr(cls, "__post_init__"), cls
+    return (object.__new__, *(getattr(cls, n).__set__ for n in names))
+
+
+_SIGNAL: Final = _slot_setters(SignalInput, ("symbol", "score", "mid", "stale", "stamps"))
+_STAMPS: Final = _slot_setters(TickStamps, ("ts_event_ns", "ts_recv_ns", "ts_feat_ns", "ts_sig_ns"))
 
 
 _LN2 = math.log(2)

@@ -242,6 +242,45 @@ def test_signals_from_records_newest_per_symbol_with_stamps_and_stale_flag():
     assert (s.stamps.ts_event_ns, s.stamps.ts_sig_ns) == (2, 5)
 
 
+def test_signals_from_records_are_the_signal_inputs_their_constructor_makes():
+    # signals_from_records sets the slots directly; the objects must be the constructor's
+    from procs.trading.instruments import DecimalGrid, to_decimal
+    from procs.trading.model import TickStamps
+
+    rng = np.random.default_rng(3)
+    insts = {1: btc(), 4: btc(symbol="ETHUSDT")}
+    recs = np.zeros(40, dtype=SIG_V1)
+    recs["symbol_id"] = rng.choice([1, 4, 9], 40)
+    recs["score"] = rng.uniform(-1, 1, 40)
+    recs["score"][::7] = np.nan
+    recs["mid"] = 60000 + rng.uniform(-5, 5, 40)
+    recs["flags"] = rng.choice([0, FLAG_STALE, FLAG_STALE | 1], 40)
+    for name in ("ts_event_ns", "ts_recv_ns", "ts_feat_ns", "ts_sig_ns"):
+        recs[name] = rng.integers(0, 2**62, 40)
+    grids = {sid: DecimalGrid(i.tick) for sid, i in insts.items()}
+    for k in range(0, 40, 5):
+        batch = recs[k : k + 5]
+        for mids in (None, grids):
+            got = signals_from_records(batch, insts, mids)
+            newest = {int(r["symbol_id"]): r for r in batch if int(r["symbol_id"]) in insts}
+            want = []
+            for sid, r in newest.items():
+                score = float(r["score"])
+                want.append(
+                    SignalInput(
+                        symbol=insts[sid].symbol,
+                        score=score if np.isfinite(score) else 0.0,
+                        mid=to_decimal(float(r["mid"]), insts[sid].tick),
+                        stale=bool(int(r["flags"]) & FLAG_STALE) or not np.isfinite(score),
+                        stamps=TickStamps(*(int(r[n]) for n in (
+                            "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "ts_sig_ns"))),
+                    )
+                )  # fmt: skip
+            assert got == want
+            assert [type(s.stamps.ts_recv_ns) for s in got] == [int] * len(got)
+            assert [hash(s.stamps) for s in got] == [hash(s.stamps) for s in want]
+
+
 _QUOTES = [Q, Quote(D("60000.0"), D("60000.2")), Quote(D("60000.1"), D("60000.3")), Q]
 QUOTING = req("br-0-1", price="60000.0", qty="0.01", tif=TimeInForce.POST_ONLY)
 
