@@ -310,7 +310,7 @@ class ExecutionProc:
             return False  # the disk refused it (full): not sent; the breaker halts
         self._pending.intent_writes_ns.append(time.perf_counter_ns() - t0)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
-        req = replace(req, ts_order_ns=leave)
+        req = req.leaving_at(leave)  # replace(req, ts_order_ns=leave)
         sent = self.tracker.add_sent(req, now, leave)  # add_intent, then mark_sent, at once
         self._observe_latency(req, leave)
         self._pending.sent += 1

@@ -8,7 +8,7 @@ Signal scores are floats.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Final
 
@@ -139,6 +139,23 @@ class OrderRequest:
             raise ValueError(f"qty must be positive, was {self.qty}")
         if (self.price is None) != (self.order_type is OrderType.MARKET):
             raise ValueError(f"{self.order_type} order with price {self.price}")
+
+    def leaving_at(self, ts_order_ns: int) -> OrderRequest:
+        """``dataclasses.replace(self, ts_order_ns=ts_order_ns)``, its slots copied: the request
+        was checked when it was made (~1.5 against ~4 µs on the order path)."""
+        new = _new(OrderRequest)
+        for get, put in _REQUEST_SLOTS:
+            put(new, get(self))
+        _REQUEST_TS_ORDER(new, ts_order_ns)
+        return new
+
+
+_new: Final = object.__new__
+_REQUEST_SLOTS: Final = tuple(
+    (getattr(OrderRequest, f.name).__get__, getattr(OrderRequest, f.name).__set__)
+    for f in fields(OrderRequest)
+)
+_REQUEST_TS_ORDER: Final = getattr(OrderRequest, "ts_order_ns").__set__  # noqa: B009  # the slot
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from procs.trading.model import (
     Fill,
     IllegalTransitionError,
+    OrderRequest,
     OrderStatus,
+    Side,
+    TimeInForce,
     UnknownOrderError,
     VenueOrderUpdate,
 )
@@ -404,3 +407,24 @@ def test_tracker_revived_order_keeps_its_place_among_open_orders():
     t.on_venue_update(upd("NEW", mtime=5, cid="br-1-1"), 12 * SEC)  # it was in flight after all
 
     assert [o.client_id for o in t.open_orders()] == ["br-1-1", "br-1-2"]
+
+
+def test_request_leaving_at_is_replace_on_every_field():
+    from dataclasses import fields, replace
+
+    from procs.trading.model import PositionSide, TickStamps
+
+    for r in (
+        req(),
+        req(price=None, tif=TimeInForce.IOC),
+        req(cid="br-9-9", side=Side.SELL, qty="0.5", price="123.4", reduce_only=True,
+            position_side=PositionSide.SHORT, position_id="p1", tag="take", lots=5000,
+            ticks=1234, stamps=TickStamps(1, 2, 3, 4), ts_order_ns=77),
+    ):  # fmt: skip
+        got, want = r.leaving_at(99), replace(r, ts_order_ns=99)
+        assert type(got) is OrderRequest
+        for f in fields(OrderRequest):  # lots and ticks too (not compared by ==)
+            assert getattr(got, f.name) == getattr(want, f.name), f.name
+        assert got == want
+        assert hash(got) == hash(want)
+        assert r.ts_order_ns != 99  # the request itself is unchanged
