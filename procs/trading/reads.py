@@ -51,6 +51,5 @@ class ReadLog:
 
 
 def _step(books: Records | None, sigs: Records, now: int) -> tuple[int, int, int, int]:
-    book_seq = 0 if books is None else int(books["seq"][-1])
-    seq = sigs["seq"]
-    return book_seq, int(seq[0]), int(seq[-1]), now
+    seq = sigs["seq"]  # (.item: a Python int without a numpy scalar first)
+    return 0 if books is None else books["seq"].item(-1), seq.item(0), seq.item(-1), now
