@@ -150,7 +150,7 @@ class ExecutionProc:
         self.last_tick_to_order_ns = 0
         self._pending = PendingMetrics()  # Prometheus work: in housekeeping
         self._sent: list[tuple[OrderTransition, int]] = []  # SENT events after the send
-        self._sent_due = False  # _flush_sent is queued on the loop
+        self._sent_due = False  # flush_sent is queued on the loop
         self._net: tuple[int, dict[str, Decimal]] = (-1, {})  # (positions.version, net qty)
         self._rings = RingWatch({"sig": sig, "book": book})
         self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
@@ -323,7 +323,7 @@ class ExecutionProc:
         """The SENT transition's journal row and event, after the send has started.
 
         The send task starts on the loop's next pass; the row (~50 µs: a transaction) and the
-        event follow it there (``_flush_sent``), not before it. Nothing can come between them
+        event follow it there (``flush_sent``), not before it. Nothing can come between them
         out of order: any journal write first writes the deferred row in its own transaction
         (``Journal.defer_order``), and any event first emits the deferred ones
         (``_next_seq``). A SENT transition has no fills and no metric (``apply``).
@@ -332,9 +332,10 @@ class ExecutionProc:
         self._sent.append((tr, now))
         if not self._sent_due:
             self._sent_due = True
-            self._loop.call_soon(self._flush_sent)
+            self._loop.call_soon(self.flush_sent)
 
-    def _flush_sent(self) -> None:
+    def flush_sent(self) -> None:
+        """Journal and publish the deferred SENT transitions now (the loop's next pass does)."""
         self._sent_due = False
         if not self._sent:
             return
@@ -346,7 +347,7 @@ class ExecutionProc:
     def _next_seq(self) -> int:
         """The next event's seq, after the deferred SENT events (theirs come first)."""
         if self._sent:
-            self._flush_sent()
+            self.flush_sent()
         return self._seq.next()
 
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
@@ -612,7 +613,7 @@ class ExecutionProc:
         await self.venue.close()
 
     def close(self) -> None:
-        self._flush_sent()
+        self.flush_sent()
         self._flush_metrics()
         self.reads.flush()
         if not self._loop.is_closed() and not self._loop.is_running():

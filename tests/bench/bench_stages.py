@@ -289,7 +289,7 @@ def _orders(ex: _Exec, tmp: Path, quick: bool) -> list[Result]:
 
     s50, smean, b50, bmean, w50 = [], [], [], [], []
     clock = time.perf_counter_ns
-    flush_sent = ex.proc._flush_sent  # what the loop runs once the send task has started
+    flush_sent = ex.proc.flush_sent  # what the loop runs once the send task has started
     gc.collect()
     gc.disable()
     try:

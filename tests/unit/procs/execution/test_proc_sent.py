@@ -1,0 +1,133 @@
+"""ExecutionProc: an order's SENT row and event come after its send has started, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
+from tests.helpers.execution_fakes import (
+    FakeVenue,
+    Rig,
+    book_records,
+    make_rig,
+    reconciled,
+    sig_records,
+)
+
+
+def _place_one(r: Rig) -> None:
+    """A book and a signal that places a quote, read by one step (the loop not run); first a
+    flat signal, whose step writes the first ``reads`` row (a journal write would write the
+    deferred SENT row first: tested below)."""
+    ts = r.now() - 100_000
+    r.sig_w.publish(sig_records(0.0, 60000.0, ts))
+    r.proc.step()
+    r.book_w.publish(book_records(59999.9, 60000.1, ts))
+    r.sig_w.publish(sig_records(0.5, 60000.0, ts))
+    r.proc.step()
+
+
+def _order_rows(path: Path) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(path)) as c:
+        return c.execute("SELECT old, new FROM order_events ORDER BY id").fetchall()
+
+
+def _published(r: Rig, placed_then: list[int]) -> None:
+    """Note how many orders the venue had been asked to place at each event published."""
+    send = r.pub.send
+
+    def recording(topic: bytes, payload: bytes) -> bool:
+        placed_then.append(len(r.venue.placed))
+        return send(topic, payload)
+
+    r.pub.send = recording  # type: ignore[method-assign]  # a spy on the fake
+
+
+def test_sent_row_and_event_follow_the_send_and_go_before_the_ack(tmp_path, ns):
+    r = make_rig(tmp_path, ns)
+    try:
+        assert reconciled(r)
+        path = Path(r.proc.journal.path)
+        before = len(_order_rows(path))
+        placed_then: list[int] = []
+        _published(r, placed_then)
+
+        _place_one(r)
+
+        # the step journaled the intent (durable) and queued the send; nothing else yet
+        with closing(sqlite3.connect(path)) as c:
+            assert c.execute("SELECT COUNT(*) FROM intents").fetchone() == (1,)
+        assert r.venue.placed == []
+        assert placed_then == []
+        assert len(_order_rows(path)) == before
+        r.loop.run_until_complete(asyncio.sleep(0))  # one pass: the send task, then the rest
+
+        [req] = r.venue.placed
+        events = [ORDER_EVENT_DECODER.decode(p) for _, p in r.pub.sent]
+        orders = [e for e in events if isinstance(e, OrderEvent)]
+        assert [e.status for e in orders] == ["SENT", "ACKED"]
+        assert [e.seq for e in events] == sorted(e.seq for e in events)
+        assert placed_then[0] == 1  # the SENT event went out after the venue had the order
+        assert orders[0].ts_order_ns == req.ts_order_ns  # the stamp of when it left, as ever
+        assert _order_rows(path)[before:] == [("NEW_INTENT", "SENT"), ("SENT", "ACKED")]
+    finally:
+        r.close()
+
+
+def test_sent_is_written_on_the_loops_pass_though_no_answer_comes(tmp_path, ns):
+    r = make_rig(tmp_path, ns, venue=FakeVenue(mode="hang"))
+    try:
+        assert reconciled(r)
+        path = Path(r.proc.journal.path)
+        before = len(_order_rows(path))
+
+        _place_one(r)
+        r.loop.run_until_complete(asyncio.sleep(0))
+
+        assert len(r.venue.placed) == 1  # the send is in flight
+        statuses = [e.status for e in r.events(OrderEvent)]
+        assert statuses == ["SENT"]
+        assert _order_rows(path)[before:] == [("NEW_INTENT", "SENT")]
+    finally:
+        r.close()
+
+
+def test_sent_deferred_at_close_is_written(tmp_path, ns):
+    r = make_rig(tmp_path, ns, venue=FakeVenue(mode="hang"))
+    path = Path(r.proc.journal.path)
+    try:
+        assert reconciled(r)
+        before = len(_order_rows(path))
+        _place_one(r)
+        assert r.events(OrderEvent) == []
+    finally:
+        r.close()  # before the loop ran again
+    assert [e.status for e in r.events(OrderEvent)] == ["SENT"]
+    assert _order_rows(path)[before:][0] == ("NEW_INTENT", "SENT")
+
+
+def test_sent_goes_first_in_a_journal_write_of_the_same_step(tmp_path, ns):
+    # the step's first signals are logged at once (``reads``): that write takes the SENT row
+    r = make_rig(tmp_path, ns, venue=FakeVenue(mode="hang"))
+    try:
+        assert reconciled(r)
+        path = Path(r.proc.journal.path)
+        ts = r.now() - 100_000
+        r.book_w.publish(book_records(59999.9, 60000.1, ts))
+        r.sig_w.publish(sig_records(0.5, 60000.0, ts))
+        r.proc.step()
+        with closing(sqlite3.connect(path)) as c:
+            rows = c.execute(
+                "SELECT kind FROM audit WHERE kind IN ('intents', 'order_events', 'reads')"
+                " ORDER BY id"
+            ).fetchall()
+        assert rows[-3:] == [("intents",), ("order_events",), ("reads",)]
+        assert r.venue.placed == []  # the row was written; the send comes with the loop
+        assert r.events(OrderEvent) == []  # and the event with the loop's pass
+        r.loop.run_until_complete(asyncio.sleep(0))
+        assert [e.status for e in r.events(OrderEvent)] == ["SENT"]
+    finally:
+        r.close()
