@@ -51,6 +51,7 @@ from procs.trading.reads import ReadLog
 from procs.trading.reconcile import Reconciliation, VenuePosition
 from procs.trading.reconciler import Reconciler
 from procs.trading.risk import Refusal, RefusalReason, RiskContext, RiskEngine
+from procs.trading.sent import SentAfterSend
 from procs.trading.status import RingWatch, execution_health, set_gauges
 from procs.trading.strategy import (
     Action,
@@ -149,8 +150,7 @@ class ExecutionProc:
         self.counters: Counter[str] = Counter()
         self.last_tick_to_order_ns = 0
         self._pending = PendingMetrics()  # Prometheus work: in housekeeping
-        self._sent: list[tuple[OrderTransition, int]] = []  # SENT events after the send
-        self._sent_due = False  # flush_sent is queued on the loop
+        self.sent_later = SentAfterSend(journal, loop, self._emit, self._seq)
         self._net: tuple[int, dict[str, Decimal]] = (-1, {})  # (positions.version, net qty)
         self._rings = RingWatch({"sig": sig, "book": book})
         self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
@@ -310,44 +310,19 @@ class ExecutionProc:
             return False  # the disk refused it (full): not sent; the breaker halts
         self._pending.intent_writes_ns.append(time.perf_counter_ns() - t0)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
-        req = req.leaving_at(leave)  # replace(req, ts_order_ns=leave)
+        req = req.leaving_at(leave)
         sent = self.tracker.add_sent(req, now, leave)  # add_intent, then mark_sent, at once
         self._observe_latency(req, leave)
         self._pending.sent += 1
         self.counters["orders_sent_total"] += 1
         self.spawn(self.driver.send(req))
-        self._after_send(sent, leave)
+        self.sent_later.add(sent, leave)  # its row and event: after the send (sent.py)
         return True
-
-    def _after_send(self, tr: OrderTransition, now: int) -> None:
-        """The SENT transition's journal row and event, after the send has started.
-
-        The send task starts on the loop's next pass; the row (~50 µs: a transaction) and the
-        event follow it there (``flush_sent``), not before it. Nothing can come between them
-        out of order: any journal write first writes the deferred row in its own transaction
-        (``Journal.defer_order``), and any event first emits the deferred ones
-        (``_next_seq``). A SENT transition has no fills and no metric (``apply``).
-        """
-        self.journal.defer_order(tr.order, tr.old, tr.cause, now)
-        self._sent.append((tr, now))
-        if not self._sent_due:
-            self._sent_due = True
-            self._loop.call_soon(self.flush_sent)
-
-    def flush_sent(self) -> None:
-        """Journal and publish the deferred SENT transitions now (the loop's next pass does)."""
-        self._sent_due = False
-        if not self._sent:
-            return
-        self.journal.flush()  # the rows before their events, as ``apply`` does
-        sent, self._sent = self._sent, []
-        for tr, now in sent:
-            self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))
 
     def _next_seq(self) -> int:
         """The next event's seq, after the deferred SENT events (theirs come first)."""
-        if self._sent:
-            self.flush_sent()
+        if self.sent_later:
+            self.sent_later.flush()
         return self._seq.next()
 
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
@@ -613,7 +588,7 @@ class ExecutionProc:
         await self.venue.close()
 
     def close(self) -> None:
-        self.flush_sent()
+        self.sent_later.flush()
         self._flush_metrics()
         self.reads.flush()
         if not self._loop.is_closed() and not self._loop.is_running():

@@ -10,19 +10,16 @@ truncation, and a chain recomputed without the key. Schema upgrades: ``migration
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
-
-import msgspec
+from typing import Final
 
 from procs._files import chmod_private
 from procs.trading.audit import GENESIS, META, RESEAL, AuditChain, AuditReport, Checkpoints
@@ -36,7 +33,16 @@ from procs.trading.journal_check import (
     disk_error,
     quick_check,
     refused_by_disk,
+    sync_dir,
 )
+from procs.trading.journal_rows import JSON as _JSON
+from procs.trading.journal_rows import body_text as _body
+from procs.trading.journal_rows import dec as _d
+from procs.trading.journal_rows import fill_from as _fill_from
+from procs.trading.journal_rows import fill_values as _fill_values
+from procs.trading.journal_rows import order_values as _order_values
+from procs.trading.journal_rows import request_from as _request_from
+from procs.trading.journal_rows import stored as _stored
 from procs.trading.model import (
     Fill,
     FundingEvent,
@@ -44,11 +50,7 @@ from procs.trading.model import (
     JournalWriteError,
     OrderRequest,
     OrderStatus,
-    OrderType,
     PositionSide,
-    Side,
-    TickStamps,
-    TimeInForce,
 )
 from procs.trading.orders import Order, OrderTransition
 from procs.trading.positions import PositionBook, PositionSnapshot
@@ -95,7 +97,6 @@ _INSERT: Final = {
     f"({', '.join(cols)}, audit_id) VALUES ({', '.join('?' * (len(cols) + 1))})"
     for table, cols in _COLUMNS.items()
 }  # built once: sqlite3 keeps each text's prepared statement in its cache
-_JSON: Final = msgspec.json.Encoder()
 
 
 def columns_for(version: int) -> dict[str, tuple[str, ...]]:
@@ -126,60 +127,6 @@ def _schema() -> str:
     return "\n".join(parts)
 
 
-def _stored(v: object) -> object:
-    """A value as its column stores it: text for Decimal and enums (an IntEnum by name), 0/1
-    for bool, str/int/None as they are. Conversions are looked up by the value's type (what
-    an ``isinstance`` chain in that order would pick, memoised: ~0.1 against ~0.5 µs)."""
-    t = type(v)
-    if t is str or t is int or v is None:  # most values: stored as they are
-        return v
-    convert = _CONVERT.get(t)
-    if convert is None:
-        convert = _CONVERT[t] = _converter(t)
-    return convert(v)
-
-
-def _converter(t: type) -> Callable[[Any], object]:
-    if issubclass(t, Decimal):
-        return str
-    if issubclass(t, bool):
-        return int
-    if issubclass(t, enum.IntEnum):
-        return _enum_name
-    if issubclass(t, enum.Enum):
-        return _enum_value_text
-    return _as_is
-
-
-def _enum_name(v: enum.IntEnum) -> str:
-    return v.name
-
-
-def _enum_value_text(v: enum.Enum) -> str:
-    return str(v.value)
-
-
-def _as_is(v: object) -> object:
-    return v
-
-
-_CONVERT: Final[dict[type, Callable[[Any], object]]] = {}
-
-
-def _body(stored: Sequence[object]) -> str:
-    """``json.dumps(stored, separators=(",", ":"))``, the text ``audit.verify`` recomputes.
-
-    Rows of ints, None and printable ASCII text (every row on the order path) are encoded by
-    msgspec, whose output is then the same text (~1 µs against ~5); anything else by json."""
-    for v in stored:
-        if v is None or type(v) is int:
-            continue
-        if isinstance(v, str) and type(v) is str and v.isascii() and v.isprintable():
-            continue
-        return json.dumps(stored, separators=(",", ":"))
-    return _JSON.encode(stored).decode()
-
-
 def _creation_script(chain: AuditChain) -> str:
     """The schema, ``schema_version`` and that value's audit row: a new journal, whole."""
     ts_ns = time.time_ns()
@@ -190,18 +137,6 @@ def _creation_script(chain: AuditChain) -> str:
         "\nINSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash)"
         f" VALUES(1, {ts_ns}, '{META}', '{body}', '{GENESIS}', '{digest}');"
     )
-
-
-def _sync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _d(text: object) -> Decimal:
-    return Decimal(str(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,7 +418,7 @@ class Journal:
             fd = self._wal_fd
             if fd < 0:
                 fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
-                _sync_dir(os.path.dirname(self._wal_path) or ".")
+                sync_dir(os.path.dirname(self._wal_path) or ".")
                 self._wal_fd = fd
             os.fsync(fd)
         except OSError as exc:
@@ -629,52 +564,3 @@ class Journal:
         for ev in funding:
             book.apply_funding(ev)
         return Recovered(orders, book, last_cid, n, funding)
-
-
-def _order_values(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> tuple[object, ...]:
-    return (
-        o.client_id, old, o.status, o.order_id, o.filled_qty, o.avg_price, o.fee, o.mtime_ms,
-        o.ts_sent_ns, o.ts_cancel_ns, cause, o.reason, ts_ns,
-    )  # fmt: skip
-
-
-def _fill_values(f: Fill) -> tuple[object, ...]:
-    return (
-        f.fill_id, f.client_id, f.order_id, f.symbol, f.side, f.position_side, f.qty, f.price,
-        f.fee, f.maker, f.ts_ns,
-    )  # fmt: skip
-
-
-def _request_from(row: Sequence[object]) -> OrderRequest:
-    return OrderRequest(
-        client_id=str(row[0]),
-        symbol=str(row[1]),
-        side=Side(str(row[2])),
-        order_type=OrderType(str(row[3])),
-        tif=TimeInForce(str(row[4])),
-        qty=_d(row[5]),
-        price=None if row[6] is None else _d(row[6]),
-        reduce_only=bool(row[7]),
-        position_side=PositionSide(str(row[8])),
-        tag=str(row[9]),
-        stamps=TickStamps(
-            int(str(row[10])), int(str(row[11])), int(str(row[12])), int(str(row[13]))
-        ),
-        ts_order_ns=int(str(row[14])),
-    )
-
-
-def _fill_from(r: Sequence[object]) -> Fill:
-    return Fill(
-        fill_id=str(r[0]),
-        client_id=str(r[1]),
-        order_id=str(r[2]),
-        symbol=str(r[3]),
-        side=Side(str(r[4])),
-        position_side=PositionSide(str(r[5])),
-        qty=_d(r[6]),
-        price=_d(r[7]),
-        fee=_d(r[8]),
-        maker=None if r[9] is None else bool(r[9]),
-        ts_ns=int(str(r[10])),
-    )

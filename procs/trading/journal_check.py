@@ -195,3 +195,12 @@ def check_schema(
         raise JournalError(f"journal {path}: no schema_version in meta")
     if str(row[0]) != str(version):
         raise JournalError(f"journal {path}: journal schema {row[0]}, expected {version}")
+
+
+def sync_dir(path: str) -> None:
+    """fsync a directory (its entries: a file created in it survives a power loss)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -189,7 +189,7 @@ class Decider:
         self.sig_q.pending = sig
         n_sent = len(self.events.sent)
         self.proc.step()
-        self.proc.flush_sent()  # its SENT event now, not on the loop's next pass
+        self.proc.sent_later.flush()  # its SENT event now, not on the loop's next pass
         if len(self.events.sent) == n_sent:
             return Stamps(ts_recv, ts_sig, 0, 0)
         ev = self.events.sent[-1]

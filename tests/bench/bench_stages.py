@@ -9,7 +9,7 @@
   IMMEDIATE``, ``INSERT``, ``COMMIT`` with ``synchronous=FULL`` in a WAL sqlite file in the same
   directory (tmpfs, as tick_to_order's journals).
 - ``stage_execution_order_sent`` (info): the order's SENT row and event, which the loop writes
-  once the send task has started (``ExecutionProc._after_send``), timed apart from the step.
+  once the send task has started (``procs/trading/sent.py``), timed apart from the step.
 - ``stage_features_book``: ``FeaturesProc.step`` for a lone book (ring read, engine, FEAT_V1
   publish) against a bare numpy pass over that one book (``bench_features.bare_numpy_pass``:
   the same features, vectorised, nothing else).
@@ -289,7 +289,7 @@ def _orders(ex: _Exec, tmp: Path, quick: bool) -> list[Result]:
 
     s50, smean, b50, bmean, w50 = [], [], [], [], []
     clock = time.perf_counter_ns
-    flush_sent = ex.proc.flush_sent  # what the loop runs once the send task has started
+    flush_sent = ex.proc.sent_later.flush  # what the loop runs once the send task has started
     gc.collect()
     gc.disable()
     try:

@@ -384,7 +384,7 @@ def _stored_by_isinstance(v: object) -> object:
 def test_journal_stored_values_are_what_the_isinstance_chain_gave():
     import enum
 
-    from procs.trading.journal import _stored
+    from procs.trading.journal_rows import stored as _stored
     from procs.trading.model import OrderType, PositionSide, TimeInForce
 
     class Level(enum.IntEnum):

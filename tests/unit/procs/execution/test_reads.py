@@ -50,7 +50,7 @@ def test_reads_rows_are_the_json_dumps_text_of_each_step(tmp_path):
 
 
 def test_reads_text_of_any_ints_is_json_dumps_text():
-    from procs.trading.journal import _JSON
+    from procs.trading.journal_rows import JSON as _JSON
 
     rnd = random.Random(9)
     edges = [0, -1, 2**63 - 1, -(2**63), 2**64 + 5]

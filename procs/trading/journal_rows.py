@@ -1,0 +1,144 @@
+"""A journal row's values: as their columns store them (and as the audit text covers them),
+and back (``Journal.recover``). Split from ``journal.py``, which keeps the writing."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+
+from procs.trading.model import (
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+    TickStamps,
+    TimeInForce,
+)
+from procs.trading.orders import Order
+
+__all__ = [
+    "JSON",
+    "body_text",
+    "dec",
+    "fill_from",
+    "fill_values",
+    "order_values",
+    "request_from",
+    "stored",
+]
+
+JSON: Final = msgspec.json.Encoder()
+
+
+def stored(v: object) -> object:
+    """A value as its column stores it: text for Decimal and enums (an IntEnum by name), 0/1
+    for bool, str/int/None as they are. Conversions are looked up by the value's type (what
+    an ``isinstance`` chain in that order would pick, memoised: ~0.1 against ~0.5 µs)."""
+    t = type(v)
+    if t is str or t is int or v is None:  # most values: stored as they are
+        return v
+    convert = _CONVERT.get(t)
+    if convert is None:
+        convert = _CONVERT[t] = _converter(t)
+    return convert(v)
+
+
+def _converter(t: type) -> Callable[[Any], object]:
+    if issubclass(t, Decimal):
+        return str
+    if issubclass(t, bool):
+        return int
+    if issubclass(t, enum.IntEnum):
+        return _enum_name
+    if issubclass(t, enum.Enum):
+        return _enum_value_text
+    return _as_is
+
+
+def _enum_name(v: enum.IntEnum) -> str:
+    return v.name
+
+
+def _enum_value_text(v: enum.Enum) -> str:
+    return str(v.value)
+
+
+def _as_is(v: object) -> object:
+    return v
+
+
+_CONVERT: Final[dict[type, Callable[[Any], object]]] = {}
+
+
+def body_text(values: Sequence[object]) -> str:
+    """``json.dumps(values, separators=(",", ":"))``, the text ``audit.verify`` recomputes.
+
+    Rows of ints, None and printable ASCII text (every row on the order path) are encoded by
+    msgspec, whose output is then the same text (~1 µs against ~5); anything else by json."""
+    for v in values:
+        if v is None or type(v) is int:
+            continue
+        if isinstance(v, str) and type(v) is str and v.isascii() and v.isprintable():
+            continue
+        return json.dumps(values, separators=(",", ":"))
+    return JSON.encode(values).decode()
+
+
+def dec(text: object) -> Decimal:
+    return Decimal(str(text))
+
+
+def order_values(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> tuple[object, ...]:
+    return (
+        o.client_id, old, o.status, o.order_id, o.filled_qty, o.avg_price, o.fee, o.mtime_ms,
+        o.ts_sent_ns, o.ts_cancel_ns, cause, o.reason, ts_ns,
+    )  # fmt: skip
+
+
+def fill_values(f: Fill) -> tuple[object, ...]:
+    return (
+        f.fill_id, f.client_id, f.order_id, f.symbol, f.side, f.position_side, f.qty, f.price,
+        f.fee, f.maker, f.ts_ns,
+    )  # fmt: skip
+
+
+def request_from(row: Sequence[object]) -> OrderRequest:
+    return OrderRequest(
+        client_id=str(row[0]),
+        symbol=str(row[1]),
+        side=Side(str(row[2])),
+        order_type=OrderType(str(row[3])),
+        tif=TimeInForce(str(row[4])),
+        qty=dec(row[5]),
+        price=None if row[6] is None else dec(row[6]),
+        reduce_only=bool(row[7]),
+        position_side=PositionSide(str(row[8])),
+        tag=str(row[9]),
+        stamps=TickStamps(
+            int(str(row[10])), int(str(row[11])), int(str(row[12])), int(str(row[13]))
+        ),
+        ts_order_ns=int(str(row[14])),
+    )
+
+
+def fill_from(r: Sequence[object]) -> Fill:
+    return Fill(
+        fill_id=str(r[0]),
+        client_id=str(r[1]),
+        order_id=str(r[2]),
+        symbol=str(r[3]),
+        side=Side(str(r[4])),
+        position_side=PositionSide(str(r[5])),
+        qty=dec(r[6]),
+        price=dec(r[7]),
+        fee=dec(r[8]),
+        maker=None if r[9] is None else bool(r[9]),
+        ts_ns=int(str(r[10])),
+    )
