@@ -416,6 +416,9 @@ class Journal:
         """
         try:
             fd = self._wal_fd
+            if fd >= 0 and os.fstat(fd).st_nlink == 0:  # the WAL file was removed and made
+                os.close(fd)  # anew (not by SQLite while this connection is open): the new one
+                fd = self._wal_fd = -1
             if fd < 0:
                 fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
                 sync_dir(os.path.dirname(self._wal_path) or ".")

@@ -324,6 +324,39 @@ def test_journal_intent_is_fsynced_after_its_commit_on_the_wal_file(path, monkey
     assert [k for k, _ in synced] == ["dir", "wal", "wal"]  # the WAL's directory entry, once
 
 
+def test_journal_intent_syncs_the_wal_file_that_is_there_not_a_removed_one(
+    path, tmp_path, monkeypatch
+):
+    # the descriptor kept for the WAL names a file that was removed: the sync reopens the WAL
+    # by its path, so the intent's commit is synced where SQLite wrote it
+    import procs.trading.journal as jmod
+
+    os = jmod.os
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    j = Journal.open(path)
+    try:
+        assert j.record_intent(req(cid="c1"), 10)
+        gone = tmp_path / "gone"
+        gone.write_bytes(b"")
+        os.close(j._wal_fd)
+        j._wal_fd = os.open(gone, os.O_RDONLY)
+        gone.unlink()
+        monkeypatch.setattr(os, "fsync", fsync)
+        assert j.record_intent(req(cid="c2"), 11)
+        wal_ino = os.stat(f"{path}-wal").st_ino
+        assert synced[-1] == wal_ino
+        assert os.fstat(j._wal_fd).st_ino == wal_ino
+    finally:
+        monkeypatch.undo()
+        j.close()
+
+
 def test_journal_intent_whose_sync_fails_is_refused(path, monkeypatch):
     import procs.trading.journal as jmod
 
