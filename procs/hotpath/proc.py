@@ -55,6 +55,11 @@ STOP_INGEST_S: Final = 5.0  # bound on ingest's own shutdown (WS close, last flu
 INLINE_BOOKS: Final = 4  # books per turn of the loop whose pass runs inside their frame's callback
 INLINE_BUSY_MAX: Final = 0.6  # ... while this thread was busy less than this share of a window
 INLINE_WINDOW_NS: Final = 20_000_000
+# past those (or busy), a pass every ``chunk`` books of a turn of the loop: the chunk halves
+# while the thread was busy less than CHUNK_BUSY[0] of a window, doubles over CHUNK_BUSY[1]
+CHUNK_MIN: Final = 4
+CHUNK_MAX: Final = 64
+CHUNK_BUSY: Final = (0.7, 0.85)
 # a full collection (every 10 middle ones by default) stopped this thread for 3.8 ms p50, 10.9
 # max, three times in 20 s at 1 k msg/s (docs/benchmarks.md, "the colocated pass against (b)"):
 # ten times rarer; the young and middle generations (~0.1-0.2 ms pauses) as before
@@ -154,13 +159,22 @@ class IngestFlush:
 
 
 class InlineBooks:
-    """ingest's ``on_book``: while this thread has CPU to spare, the first ``limit`` books of a
-    turn of the loop run the pass at once, inside their frame's callback (publish, features,
-    inference, execution: the book's order leaves before the next frame is handled, as a
-    single-process bot does it); further books of the same turn (one read of a burst) queue one
-    pass as before. Busy for more than ``busy_max`` of the last window (this thread's CPU time
-    over the wall time), every book queues: a pass per book costs more than a pass per burst
-    (each stage's step, inference's model call), and a process that is behind must batch.
+    """ingest's ``on_book``: when a book's pass runs, inside its frame's callback or after the
+    read (``False``: ingest queues its flush and the pass as before).
+
+    While this thread has CPU to spare, the first ``limit`` books of a turn of the loop run the
+    pass at once, inside their frame's callback (publish, features, inference, execution: the
+    book's order leaves before the next frame is handled, as a single-process bot does it).
+    Past them, or busy for more than ``busy_max`` of the last window (this thread's CPU time
+    over the wall time), a pass runs every ``chunk`` books of the turn: a pass per book costs
+    more than a pass per burst (each stage's step, inference's model call), so a process that
+    is behind batches, but a read of many frames (what piled up in the socket during a long
+    pass) is no longer decoded whole and then computed breadth-first as one pass, with its
+    first book waiting for every other one's decoding, features and model. The books of the
+    turn past the last whole chunk wait for the read's end (one pass, queued). The chunk
+    follows the CPU: it doubles (up to ``CHUNK_MAX``) after a window busier than
+    ``CHUNK_BUSY[1]`` and halves (down to ``CHUNK_MIN``) after one under ``CHUNK_BUSY[0]``, so
+    the passes' fixed costs never take the thread past what it can keep up with.
 
     Without it every book of a read waited for the whole read to be decoded, then for the
     features and inference of every other book of the read (breadth-first), and its receipt
@@ -172,6 +186,8 @@ class InlineBooks:
         runner: LoopRunner,
         limit: int = INLINE_BOOKS,
         busy_max: float = INLINE_BUSY_MAX,
+        chunk: tuple[int, int] = (CHUNK_MIN, CHUNK_MAX),
+        chunk_busy: tuple[float, float] = CHUNK_BUSY,
         *,
         mono_ns: Callable[[], int] = time.monotonic_ns,
         cpu_ns: Callable[[], int] = time.thread_time_ns,
@@ -180,37 +196,58 @@ class InlineBooks:
         self._runner = runner
         self._limit = limit
         self._busy_max = busy_max
+        self._chunk_min, self._chunk_max = max(1, chunk[0]), max(1, chunk[0], chunk[1])
+        self.chunk = self._chunk_min  # books per pass past the inline ones (adapted per window)
+        self._chunk_busy = chunk_busy
         self._mono = mono_ns
         self._cpu = cpu_ns
-        self._used = 0
+        self._turn = False  # a book was seen in this turn of the loop
+        self._used = 0  # inline passes in this turn
+        self._held = 0  # books of this turn not yet in a pass
         self._on = True
         self._window = (mono_ns(), cpu_ns())
         self.inline_total = 0  # books whose pass ran inline
-        self.windows_off_total = 0  # windows in which every book queued (busy)
+        self.chunks_total = 0  # passes run for a chunk of a turn's books
+        self.windows_off_total = 0  # windows in which no book ran inline (busy)
 
     def __call__(self) -> bool:
-        if not self._used:
+        if not self._turn:
+            self._turn = True
             now = self._mono()
             if now - self._window[0] >= INLINE_WINDOW_NS:
                 self._measure(now)
-            if not self._on:
-                return False
             self._loop.call_soon(self._reset)  # after this turn's I/O callbacks
-        elif self._used >= self._limit:
+        self._held += 1
+        if self._on and self._used < self._limit:
+            if not self._runner.run_now():
+                return False
+            self._used += 1
+            self.inline_total += 1
+        elif self._held >= self.chunk:
+            if not self._runner.run_now():
+                return False
+            self.chunks_total += 1
+        else:
             return False
-        self._used += 1
-        self.inline_total += 1
-        return self._runner.run_now()
+        self._held = 0
+        return True
 
     def _measure(self, now: int) -> None:
         t0, cpu0 = self._window
         cpu = self._cpu()
-        self._on = cpu - cpu0 < self._busy_max * (now - t0)
+        busy = (cpu - cpu0) / (now - t0)
+        self._on = busy < self._busy_max
         self.windows_off_total += not self._on
         self._window = (now, cpu)
+        if busy > self._chunk_busy[1]:
+            self.chunk = min(self.chunk * 2, self._chunk_max)
+        elif busy < self._chunk_busy[0]:
+            self.chunk = max(self.chunk // 2, self._chunk_min)
 
     def _reset(self) -> None:
+        self._turn = False
         self._used = 0
+        self._held = 0
 
 
 class Wakers:

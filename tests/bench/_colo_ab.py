@@ -10,9 +10,10 @@ recorded once from simex. Prints per window p50/p99 and the ratio to the round's
         [--load]   (capture, /metrics scrapes, a GC task: bench_tick_to_order's loaded variant)
     python -m tests.bench._colo_ab window SECONDS RATE OUT.json   (cwd: the tree; used by ab)
 
-With ``COLO_PROBE=1`` in a tree's environment the window runs tests.bench._colo_probe instead of
-procs.hotpath (the tree's supervisord.conf is edited by ``ab --probe``) and the stamps are
-summarised (``_colo_report``).
+With ``COLO_KEEP=PATH.npz`` in the environment each window also saves its raw stamps there
+(orders, books, signals, the probe's). With ``COLO_PROBE=1`` in a tree's environment the window
+runs tests.bench._colo_probe instead of procs.hotpath (the tree's supervisord.conf is edited by
+``ab --probe``) and the stamps are summarised (``_colo_report``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def window(seconds: float, rate: float, out: Path, load: bool = False) -> None:
                 t1 = time.time_ns()
     tto = win.tick_to_order_ns()
     h = hops_ns(win)
+    if keep := os.environ.get("COLO_KEEP", ""):  # the raw stamps, for a closer look
+        sent = [o for o in win.orders if o.status == "SENT" and o.ts_recv_ns]
+        np.savez(
+            keep,
+            orders=np.array(
+                [(o.ts_recv_ns, o.ts_feat_ns, o.ts_sig_ns, o.ts_order_ns) for o in sent], np.int64
+            ),
+            book=np.stack([win.book_sid, win.book_recv, win.book_pub]),
+            sig=np.stack([win.sig_sid, win.sig_recv, win.sig_feat, win.sig_sig]),
+            probe=np.load(probe_out) if probe_out and Path(probe_out).exists() else np.zeros(0),
+            t=np.array([t0, t1], np.int64),
+        )
     res: dict[str, object] = {
         "tto": _pct(tto),
         "n": len(tto),

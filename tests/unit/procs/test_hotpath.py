@@ -69,8 +69,11 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 class Runner:
     def __init__(self) -> None:
         self.passes = 0
+        self.refuse = False
 
     def run_now(self) -> bool:
+        if self.refuse:
+            return False
         self.passes += 1
         return True
 
@@ -81,10 +84,10 @@ class Clocks:
         self.cpu = 0
 
 
-def _inline(loop, limit=2, busy_max=0.5):
+def _inline(loop, limit=2, busy_max=0.5, chunk=(100, 100), chunk_busy=(0.7, 0.85)):
     runner, clocks = Runner(), Clocks()
     books = InlineBooks(
-        loop, runner, limit, busy_max,  # type: ignore[arg-type]
+        loop, runner, limit, busy_max, chunk, chunk_busy,  # type: ignore[arg-type]
         mono_ns=lambda: clocks.mono, cpu_ns=lambda: clocks.cpu,
     )  # fmt: skip
     return books, runner, clocks
@@ -111,8 +114,60 @@ def test_a_busy_thread_queues_every_book_until_it_has_time_again(loop):
     assert runner.passes == 0
     assert books.windows_off_total == 1
 
+    loop.run_until_complete(asyncio.sleep(0))  # the turn ends
     clocks.mono += INLINE_WINDOW_NS
     clocks.cpu += INLINE_WINDOW_NS // 10  # 10 % busy over the next window
 
     assert books() is True
     assert runner.passes == 1
+
+
+def test_past_the_inline_books_a_pass_runs_every_chunk_of_the_turn(loop):
+    books, runner, _ = _inline(loop, limit=1, chunk=(3, 3))
+
+    got = [books() for _ in range(8)]  # one read of eight books
+
+    # the first inline; then a pass at every third book; the last two wait for the read's end
+    assert got == [True, False, False, True, False, False, True, False]
+    assert runner.passes == 3
+    assert (books.inline_total, books.chunks_total) == (1, 2)
+    loop.run_until_complete(asyncio.sleep(0))  # the turn ends: its queued pass takes the rest
+    assert books() is True  # the next turn starts inline again
+
+
+def test_a_busy_thread_runs_a_pass_per_chunk_of_a_long_read(loop):
+    books, _, clocks = _inline(loop, limit=4, busy_max=0.5, chunk=(4, 4))
+    clocks.mono, clocks.cpu = INLINE_WINDOW_NS, INLINE_WINDOW_NS * 6 // 10  # 60 % busy
+
+    got = [books() for _ in range(10)]
+
+    assert got == [False, False, False, True] * 2 + [False, False]
+    assert (books.inline_total, books.chunks_total) == (0, 2)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [books() for _ in range(3)] == [False, False, False]  # the count starts afresh
+
+
+def test_a_refused_pass_leaves_the_book_to_the_queued_pass(loop):
+    books, runner, _ = _inline(loop, limit=1, chunk=(2, 2))
+    runner.refuse = True  # inside a pass, or the runner ended
+
+    assert [books() for _ in range(3)] == [False, False, False]
+    assert runner.passes == 0
+    assert (books.inline_total, books.chunks_total) == (0, 0)
+
+
+def test_the_chunk_doubles_when_busy_and_halves_when_idle(loop):
+    books, _, clocks = _inline(loop, limit=0, chunk=(2, 8), chunk_busy=(0.5, 0.8))
+    got = []
+
+    def window(busy_tenths: int) -> None:
+        loop.run_until_complete(asyncio.sleep(0))  # a turn ends
+        clocks.mono += INLINE_WINDOW_NS
+        clocks.cpu += INLINE_WINDOW_NS * busy_tenths // 10
+        books()  # the turn's first book measures the window that ended
+        got.append(books.chunk)
+
+    for tenths in (9, 9, 9, 9, 7, 3, 3, 3):
+        window(tenths)
+
+    assert got == [4, 8, 8, 8, 8, 4, 2, 2]  # kept between the bounds; between them, kept
