@@ -56,14 +56,15 @@ INLINE_BOOKS: Final = 4  # books per turn of the loop whose pass runs inside the
 INLINE_BUSY_MAX: Final = 0.6  # ... while this thread was busy less than this share of a window
 INLINE_WINDOW_NS: Final = 20_000_000
 # past those (or busy), a pass every ``chunk`` books of a turn of the loop. 12: at 10 k msg/s
-# on the 2-core host a chunk of 4 took the thread to 100 % (passes' fixed costs: each stage's
-# step, the model call, the wake-ups), 8 to 89-98 %, 12 and 16 to 84-92 %, as the unchunked
-# pass (docs/benchmarks.md, "10 k/s in the colocated pass"). A safety, not a tuning: after a
-# window busier than CHUNK_BUSY[1] the chunk doubles (to CHUNK_MAX); under CHUNK_BUSY[0] it
-# halves back (to CHUNK_MIN)
+# on the 2-core host a chunk of 4 took the thread to 100 % (each pass's fixed costs: features'
+# array path ~120 µs per symbol whatever the count, inference's step, the wake-ups), 8 to
+# 82-100 %, 12 and 16 to 73-92 %, about as the unchunked pass (docs/benchmarks.md, "10 k/s in
+# the colocated pass"). A safety: after a window busier than CHUNK_BUSY[1] the chunk doubles
+# (to CHUNK_MAX; over 95 % the kernel's real-time throttle would stop the thread for tens of
+# ms); after one under CHUNK_BUSY[0] it halves back (to CHUNK_MIN)
 CHUNK_MIN: Final = 12
 CHUNK_MAX: Final = 48
-CHUNK_BUSY: Final = (0.85, 0.95)
+CHUNK_BUSY: Final = (0.8, 0.9)
 # a full collection (every 10 middle ones by default) stopped this thread for 3.8 ms p50, 10.9
 # max, three times in 20 s at 1 k msg/s (docs/benchmarks.md, "the colocated pass against (b)"):
 # ten times rarer; the young and middle generations (~0.1-0.2 ms pauses) as before
