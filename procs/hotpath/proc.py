@@ -55,14 +55,15 @@ STOP_INGEST_S: Final = 5.0  # bound on ingest's own shutdown (WS close, last flu
 INLINE_BOOKS: Final = 4  # books per turn of the loop whose pass runs inside their frame's callback
 INLINE_BUSY_MAX: Final = 0.6  # ... while this thread was busy less than this share of a window
 INLINE_WINDOW_NS: Final = 20_000_000
-# past those (or busy), a pass every ``chunk`` books of a turn of the loop. 12: at 10 k msg/s
-# on the 2-core host a chunk of 4 took the thread to 100 % (each pass's fixed costs: features'
-# array path ~120 µs per symbol whatever the count, inference's step, the wake-ups), 8 to
-# 82-100 %, 12 and 16 to 73-92 %, about as the unchunked pass (docs/benchmarks.md, "10 k/s in
-# the colocated pass"). A safety: after a window busier than CHUNK_BUSY[1] the chunk doubles
-# (to CHUNK_MAX; over 95 % the kernel's real-time throttle would stop the thread for tens of
-# ms); after one under CHUNK_BUSY[0] it halves back (to CHUNK_MIN)
-CHUNK_MIN: Final = 12
+# past those (or busy), a pass every ``chunk`` books of a turn of the loop, the chunk kept by
+# this thread's CPU: it doubles after a 20 ms window busier than CHUNK_BUSY[1] (over 95 % the
+# kernel's real-time throttle would stop the thread for tens of ms) and halves after one under
+# CHUNK_BUSY[0]. At 10 k msg/s on the 2-core host a fixed chunk of 4 took the thread to 100 %
+# (each pass's fixed costs: features' array path ~120 µs per symbol whatever the count,
+# inference's step, the wake-ups), 8 to 82-100 %, 12 and 16 to 73-92 %, about as the unchunked
+# pass (docs/benchmarks.md, "10 k/s in the colocated pass")
+CHUNK_MIN: Final = 4
+CHUNK_START: Final = 12
 CHUNK_MAX: Final = 48
 CHUNK_BUSY: Final = (0.8, 0.9)
 # a full collection (every 10 middle ones by default) stopped this thread for 3.8 ms p50, 10.9
@@ -178,8 +179,9 @@ class InlineBooks:
     first book waiting for every other one's decoding, features and model. The books of the
     turn past the last whole chunk wait for the read's end (one pass, queued). The chunk
     follows the CPU: it doubles (up to ``CHUNK_MAX``) after a window busier than
-    ``CHUNK_BUSY[1]`` and halves (down to ``CHUNK_MIN``) after one under ``CHUNK_BUSY[0]``, so
-    the passes' fixed costs never take the thread past what it can keep up with.
+    ``CHUNK_BUSY[1]`` and halves (down to ``CHUNK_MIN``) after one under ``CHUNK_BUSY[0]``: small
+    chunks while the thread has time (a book waits for fewer others), larger ones before the
+    passes' fixed costs take it past what it can keep up with.
 
     Without it every book of a read waited for the whole read to be decoded, then for the
     features and inference of every other book of the read (breadth-first), and its receipt
@@ -191,7 +193,7 @@ class InlineBooks:
         runner: LoopRunner,
         limit: int = INLINE_BOOKS,
         busy_max: float = INLINE_BUSY_MAX,
-        chunk: tuple[int, int] = (CHUNK_MIN, CHUNK_MAX),
+        chunk: tuple[int, int, int] = (CHUNK_MIN, CHUNK_START, CHUNK_MAX),
         chunk_busy: tuple[float, float] = CHUNK_BUSY,
         *,
         mono_ns: Callable[[], int] = time.monotonic_ns,
@@ -201,8 +203,10 @@ class InlineBooks:
         self._runner = runner
         self._limit = limit
         self._busy_max = busy_max
-        self._chunk_min, self._chunk_max = max(1, chunk[0]), max(1, chunk[0], chunk[1])
-        self.chunk = self._chunk_min  # books per pass past the inline ones (adapted per window)
+        self._chunk_min = max(1, chunk[0])
+        self._chunk_max = max(self._chunk_min, chunk[2])
+        # books per pass past the inline ones (adapted per window)
+        self.chunk = min(max(chunk[1], self._chunk_min), self._chunk_max)
         self._chunk_busy = chunk_busy
         self._mono = mono_ns
         self._cpu = cpu_ns

@@ -11,7 +11,8 @@ recorded once from simex. Prints per window p50/p99 and the ratio to the round's
     python -m tests.bench._colo_ab window SECONDS RATE OUT.json   (cwd: the tree; used by ab)
 
 With ``COLO_KEEP=PATH.npz`` in the environment each window also saves its raw stamps there
-(orders, books, signals, the probe's). With ``COLO_PROBE=1`` in a tree's environment the window
+(orders, books, signals, the probe's); ``ab`` with ``COLO_KEEP_DIR=DIR`` saves each window's
+as ``DIR/r{round}-{tree}.npz``. With ``COLO_PROBE=1`` in a tree's environment the window
 runs tests.bench._colo_probe instead of procs.hotpath (the tree's supervisord.conf is edited by
 ``ab --probe``) and the stamps are summarised (``_colo_report``).
 """
@@ -142,6 +143,8 @@ def ab(
             probe = tree / "COLO_PROBE"
             if probe.exists():
                 env["COLO_PROBE_OUT"] = str(out.with_suffix(".npy"))
+            if keep_dir := os.environ.get("COLO_KEEP_DIR", ""):
+                env["COLO_KEEP"] = str(Path(keep_dir) / f"r{r}-{tree.name}.npz")
             subprocess.run(
                 [sys.executable, "-m", "tests.bench._colo_ab", "window", str(seconds), str(rate),
                  str(out), *(["--load"] if load else [])],

@@ -84,7 +84,7 @@ class Clocks:
         self.cpu = 0
 
 
-def _inline(loop, limit=2, busy_max=0.5, chunk=(100, 100), chunk_busy=(0.7, 0.85)):
+def _inline(loop, limit=2, busy_max=0.5, chunk=(100, 100, 100), chunk_busy=(0.7, 0.85)):
     runner, clocks = Runner(), Clocks()
     books = InlineBooks(
         loop, runner, limit, busy_max, chunk, chunk_busy,  # type: ignore[arg-type]
@@ -123,7 +123,7 @@ def test_a_busy_thread_queues_every_book_until_it_has_time_again(loop):
 
 
 def test_past_the_inline_books_a_pass_runs_every_chunk_of_the_turn(loop):
-    books, runner, _ = _inline(loop, limit=1, chunk=(3, 3))
+    books, runner, _ = _inline(loop, limit=1, chunk=(3, 3, 3))
 
     got = [books() for _ in range(8)]  # one read of eight books
 
@@ -136,7 +136,7 @@ def test_past_the_inline_books_a_pass_runs_every_chunk_of_the_turn(loop):
 
 
 def test_a_busy_thread_runs_a_pass_per_chunk_of_a_long_read(loop):
-    books, _, clocks = _inline(loop, limit=4, busy_max=0.5, chunk=(4, 4))
+    books, _, clocks = _inline(loop, limit=4, busy_max=0.5, chunk=(4, 4, 4))
     clocks.mono, clocks.cpu = INLINE_WINDOW_NS, INLINE_WINDOW_NS * 6 // 10  # 60 % busy
 
     got = [books() for _ in range(10)]
@@ -148,7 +148,7 @@ def test_a_busy_thread_runs_a_pass_per_chunk_of_a_long_read(loop):
 
 
 def test_a_refused_pass_leaves_the_book_to_the_queued_pass(loop):
-    books, runner, _ = _inline(loop, limit=1, chunk=(2, 2))
+    books, runner, _ = _inline(loop, limit=1, chunk=(2, 2, 2))
     runner.refuse = True  # inside a pass, or the runner ended
 
     assert [books() for _ in range(3)] == [False, False, False]
@@ -157,7 +157,7 @@ def test_a_refused_pass_leaves_the_book_to_the_queued_pass(loop):
 
 
 def test_the_chunk_doubles_when_busy_and_halves_when_idle(loop):
-    books, _, clocks = _inline(loop, limit=0, chunk=(2, 8), chunk_busy=(0.5, 0.8))
+    books, _, clocks = _inline(loop, limit=0, chunk=(2, 2, 8), chunk_busy=(0.5, 0.8))
     got = []
 
     def window(busy_tenths: int) -> None:
@@ -171,3 +171,10 @@ def test_the_chunk_doubles_when_busy_and_halves_when_idle(loop):
         window(tenths)
 
     assert got == [4, 8, 8, 8, 8, 4, 2, 2]  # kept between the bounds; between them, kept
+
+
+def test_the_chunk_starts_between_its_bounds(loop):
+    runner = Runner()
+    assert InlineBooks(loop, runner, chunk=(4, 12, 48)).chunk == 12  # type: ignore[arg-type]
+    assert InlineBooks(loop, runner, chunk=(4, 2, 48)).chunk == 4  # type: ignore[arg-type]
+    assert InlineBooks(loop, runner, chunk=(4, 99, 48)).chunk == 48  # type: ignore[arg-type]
