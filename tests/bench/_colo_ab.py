@@ -99,6 +99,7 @@ def window(seconds: float, rate: float, out: Path, load: bool = False) -> None:
         "cpu": win.cpu_percent,
         "load": win.loadavg,
         "hops": {k: _pct(h[k]) for k in ("ingest", "features", "inference", "execution")},
+        "dropped": [win.sig_dropped, win.book_dropped],  # the bench's own ring readers
     }
     if probe_out and Path(probe_out).exists():
         from tests.bench._colo_report import report
@@ -161,7 +162,8 @@ def ab(
             print(
                 f"round {r} {name}: tto p50 {tto[0]:.0f} p99 {tto[1]:.0f} us = "
                 f"{tto[0] / b[0]:.2f} / {tto[1] / b[1]:.2f} x (b) [{b[0]:.0f}/{b[1]:.0f}] "
-                f"n {g['n']} rate {g['rate']:.0f} cpu {g['cpu']} load {g['load'][0]} | {hops}",
+                f"n {g['n']} rate {g['rate']:.0f} cpu {g['cpu']} load {g['load'][0]} "
+                f"dropped {g.get('dropped', '?')} | {hops}",
                 flush=True,
             )
             if "probe" in g:
