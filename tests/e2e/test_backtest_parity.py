@@ -38,15 +38,19 @@ def _caught_up(g: Group) -> bool:
     return h.get("sig.ring_lag_records") == 0 and h.get("md.book.ring_lag_records") == 0
 
 
-def test_backtest_reproduces_the_groups_feat_sig_and_order_intents(make_group, tmp_path):
-    g = make_group({})
+# colocated: procs.hotpath runs the four hot stages, its passes batched by its own policy
+# (inline, per chunk of a read, per read): the capture must replay the same either way
+@pytest.mark.parametrize("topology", ["split", "colocated"])
+def test_backtest_reproduces_the_groups_feat_sig_and_order_intents(make_group, tmp_path, topology):
+    g = make_group({}, topology=topology)
     g.wait_until(
         lambda: _traded(g), 120, f"a fill, {INTENTS_WANTED} intents, {SIGNALS_WANTED} sigs"
     )
-    # execution first (a clean stop journals its last reads), then capture has read every
-    # signal and book execution read before the rest stops
+    # execution first (a clean stop journals its last reads; colocated: the process that hosts
+    # it), then capture has read every signal and book execution read before the rest stops
+    first = "pipeline:execution" if topology == "split" else "pipeline-colocated:hotpath"
     with rpc(g.run_dir) as proxy:
-        proxy.supervisor.stopProcess("pipeline:execution", True)
+        proxy.supervisor.stopProcess(first, True)
     g.wait_until(lambda: _caught_up(g), 10, "capture caught up with the rings")
     assert stop(g.run_dir)
     # kept beside the outputs (pytest keeps the last runs' tmp_path): replayable by hand
