@@ -94,6 +94,7 @@ def window(seconds: float, rate: float, out: Path, load: bool = False) -> None:
         )
     res: dict[str, object] = {
         "tto": _pct(tto),
+        "tto_ns": [int(x) for x in tto],
         "n": len(tto),
         "rate": win.ws_rate,
         "cpu": win.cpu_percent,
@@ -112,7 +113,7 @@ def window(seconds: float, rate: float, out: Path, load: bool = False) -> None:
     out.write_text(json.dumps(res))
 
 
-def _b(cfg_dir: Path, seconds: float, load: bool = False) -> list[float]:
+def _b(cfg_dir: Path, seconds: float, load: bool = False) -> np.ndarray:
     from tests.bench.bench_tick_to_order import _b_arrays, background, baseline_b
     from tests.conftest import free_port
 
@@ -129,15 +130,74 @@ def _b(cfg_dir: Path, seconds: float, load: bool = False) -> list[float]:
                 Path(tmp),
                 mport,
             )
-    return _pct(_b_arrays(stamps, sent)["order"])
+    return np.asarray(_b_arrays(stamps, sent)["order"])
+
+
+def _foreign_rt() -> list[int]:
+    """User processes at a real-time policy (FIFO/RR) that are not ours: another session's
+    pipeline. Two SCHED_FIFO hot paths pinned to one core starve each other for up to the
+    kernel's RT throttle (~1 s; seen: stalls of 0.4-1.7 s in a 15 s window)."""
+    import psutil  # type: ignore[import-untyped]
+
+    me = psutil.Process()
+    ours = {me.pid, *(c.pid for c in me.children(recursive=True))}
+    out = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        pid = proc.info["pid"]
+        if pid in ours or not proc.info["cmdline"]:  # kernel threads have no command line
+            continue
+        try:
+            if os.sched_getscheduler(pid) in (os.SCHED_FIFO, os.SCHED_RR):
+                out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def _wait_quiet(max_s: float = 300.0) -> bool:
+    """Wait (bounded) until no other session's real-time pipeline runs; True if quiet."""
+    deadline = time.monotonic() + max_s
+    while _foreign_rt():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(2.0)  # a bench tool waiting on other programs, not a test
+    return True
+
+
+def _run_window(cmd: list[str], tree: Path, env: dict[str, str], seconds: float) -> bool:
+    """Run one window; True when no foreign real-time process was seen during it."""
+    import threading
+
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(1.0):
+            seen.extend(_foreign_rt())
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        subprocess.run(cmd, cwd=tree, env=env, check=True, timeout=seconds + 180)
+    finally:
+        done.set()
+        t.join()
+    return not seen
 
 
 def ab(
-    cfg_dir: Path, trees: list[Path], runs: int, seconds: float, rate: float, load: bool
+    cfg_dir: Path,
+    trees: list[Path],
+    runs: int,
+    seconds: float,
+    rate: float,
+    load: bool,
+    wait_s: float = 300.0,
 ) -> None:
+    pooled: dict[str, list[np.ndarray]] = {"(b)": []}
     for r in range(runs):
         got = {}
-        for tree in trees:
+        for tree in trees if r % 2 == 0 else trees[::-1]:  # no tree always first
             with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
                 out = Path(f.name)
             env = dict(os.environ)
@@ -146,28 +206,46 @@ def ab(
                 env["COLO_PROBE_OUT"] = str(out.with_suffix(".npy"))
             if keep_dir := os.environ.get("COLO_KEEP_DIR", ""):
                 env["COLO_KEEP"] = str(Path(keep_dir) / f"r{r}-{tree.name}.npz")
-            subprocess.run(
-                [sys.executable, "-m", "tests.bench._colo_ab", "window", str(seconds), str(rate),
-                 str(out), *(["--load"] if load else [])],
-                cwd=tree, env=env, check=True, timeout=seconds + 180,
-            )  # fmt: skip
+            cmd = [sys.executable, "-m", "tests.bench._colo_ab", "window", str(seconds),
+                   str(rate), str(out), *(["--load"] if load else [])]  # fmt: skip
+            for _attempt in range(3 if wait_s > 0 else 1):  # shared with another pipeline: again
+                waited = wait_s <= 0 or _wait_quiet(wait_s)
+                quiet = _run_window(cmd, tree, env, seconds) and waited
+                if quiet or wait_s <= 0:
+                    break
+                print(f"round {r} {tree.name}: another real-time pipeline ran; again", flush=True)
             got[tree.name] = json.loads(out.read_text())
+            got[tree.name]["quiet"] = quiet
             out.unlink()
             out.with_suffix(".npy").unlink(missing_ok=True)
             out.with_suffix(".gc.json").unlink(missing_ok=True)
-        b = _b(cfg_dir, min(seconds, 12.0), load) if rate <= 2000 else [float("nan")] * 2
+        if wait_s > 0:
+            _wait_quiet(wait_s)
+        b_ns = _b(cfg_dir, min(seconds, 12.0), load) if rate <= 2000 else np.zeros(0)
+        pooled["(b)"].append(b_ns)
+        b = _pct(b_ns)
         for name, g in got.items():
+            pooled.setdefault(name, []).append(np.asarray(g.get("tto_ns", []), np.int64))
             tto = g["tto"]
             hops = " ".join(f"{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in g["hops"].items())
             print(
                 f"round {r} {name}: tto p50 {tto[0]:.0f} p99 {tto[1]:.0f} us = "
                 f"{tto[0] / b[0]:.2f} / {tto[1] / b[1]:.2f} x (b) [{b[0]:.0f}/{b[1]:.0f}] "
                 f"n {g['n']} rate {g['rate']:.0f} cpu {g['cpu']} load {g['load'][0]} "
-                f"dropped {g.get('dropped', '?')} | {hops}",
+                f"dropped {g.get('dropped', '?')} {'' if g['quiet'] else 'CONTENDED '}| {hops}",
                 flush=True,
             )
             if "probe" in g:
                 print(f"  probe {name}: {g['probe']}", flush=True)
+    # every round's orders together: a p99 over several windows moves less than one window's
+    b_all = _pct(np.concatenate(pooled.pop("(b)")))
+    for name, arrs in pooled.items():
+        p = _pct(np.concatenate(arrs))
+        print(
+            f"pooled {name}: tto p50 {p[0]:.0f} p99 {p[1]:.0f} us = {p[0] / b_all[0]:.2f} / "
+            f"{p[1] / b_all[1]:.2f} x (b) [{b_all[0]:.0f}/{b_all[1]:.0f}] over {runs} rounds",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--seconds", type=float, default=15.0)
     a.add_argument("--rate", type=float, default=1000.0)
     a.add_argument("--load", action="store_true", help="capture, scrapes, a GC task (and (b)'s)")
+    a.add_argument(
+        "--wait-s", type=float, default=300.0,
+        help="wait this long for other sessions' real-time pipelines to end (0: do not)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.cmd == "prep":
         prep(args.out)
@@ -194,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         window(args.seconds, args.rate, args.out, args.load)
     else:
         trees = [t.resolve() for t in args.trees]
-        ab(args.cfg, trees, args.runs, args.seconds, args.rate, args.load)
+        ab(args.cfg, trees, args.runs, args.seconds, args.rate, args.load, args.wait_s)
     return 0
 
 

@@ -46,6 +46,11 @@ KINDS = {
     "frame": 60,
     "wake_send_start": 61,
     "wake_send_end": 62,
+    "ingest_tick_start": 63,
+    "ingest_tick_end": 64,
+    "idle_start": 65,  # LoopRunner._on_idle (a turn of idle work), n: jobs run so far
+    "idle_end": 66,
+    "send_start": 67,  # the order's send task starts (the venue call; after the pass's tail)
 }
 
 
@@ -78,6 +83,7 @@ def _install() -> None:
 
     ing.IngestProc._want_flush = want  # type: ignore[method-assign]
     wrap(ing.IngestProc, "_flush_soon", 1, 2)
+    wrap(ing.IngestProc, "tick", 63, 64)
 
     orig_notify = _looprun.LoopRunner.notify
 
@@ -89,6 +95,7 @@ def _install() -> None:
     _looprun.LoopRunner.notify = notify  # type: ignore[method-assign]
     run_pass = "_run_pass" if hasattr(_looprun.LoopRunner, "_run_pass") else "_pass"
     wrap(_looprun.LoopRunner, run_pass, 4, 5)
+    _install_idle_and_send(ev, now)
 
     def step(self: Any) -> int:
         n = 0
@@ -131,6 +138,29 @@ def _install() -> None:
     wrap(Journal, "record_intent", 56, 57)
 
     _install_gc_and_dump(ev, now)
+
+
+def _install_idle_and_send(ev: Any, now: Any) -> None:
+    from procs import _looprun
+    from procs.trading import driver
+
+    if hasattr(_looprun.LoopRunner, "_on_idle"):
+        orig_idle = _looprun.LoopRunner._on_idle
+
+        def on_idle(self: Any) -> None:
+            ev((65, now(), self.idle_deferred_total))
+            orig_idle(self)
+            ev((66, now(), self.idle_runs_total))
+
+        _looprun.LoopRunner._on_idle = on_idle  # type: ignore[method-assign]
+
+    orig_send = driver.OrderDriver.send
+
+    async def send(self: Any, *a: Any, **kw: Any) -> Any:
+        ev((67, now(), 0))
+        return await orig_send(self, *a, **kw)
+
+    driver.OrderDriver.send = send  # type: ignore[method-assign]
 
 
 def _install_gc_and_dump(ev: Any, now: Any) -> None:

@@ -126,6 +126,35 @@ def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, objec
     }
     # the order's pass: how many books its features step took; p50 tick-to-order by that
     fn = en[1][_before(en[1][:, 1], order)][:, 2]
+    sends = _col(ev, 67)[:, 1]
+    if len(sends):
+        # the k-th order of a pass goes with the k-th send task after it (a pass's orders are
+        # all placed before the first send task runs)
+        by = np.argsort(order, kind="stable")
+        j = np.searchsorted(sends, order[by])
+        rank = np.zeros(len(j), np.int64)
+        for i in range(1, len(j)):
+            rank[i] = rank[i - 1] + 1 if j[i] == j[i - 1] else 0
+        j = np.clip(j + rank, 0, len(sends) - 1)
+        wire = sends[j] - recv[by]
+        lag = sends[j] - order[by]
+        out["tick_to_send_task_p50_p99"] = [
+            round(float(np.median(wire)) / 1e3),
+            round(float(np.quantile(wire, 0.99)) / 1e3),
+        ]
+        # the work no tick waits for, between an order and its send task (all orders)
+        so, ss = order[by], sends[j]
+        for name, (k0, k1) in {"gc": (30, 31), "hk": (54, 55), "service": (40, 41)}.items():
+            o = _overlap(so, ss, *_pairs(ev, k0, k1))
+            out[f"order_to_send_{name}_orders_us"] = [int((o > 0).sum()), round(o.sum() / 1e3)]
+        out["order_to_send_task_p50_p99"] = [
+            round(float(np.median(lag)) / 1e3),
+            round(float(np.quantile(lag, 0.99)) / 1e3),
+        ]
+    g = _overlap(recv, order, *_pairs(ev, 30, 31))  # collections inside a tick (all orders)
+    out["tick_gc_orders_us"] = [int((g > 0).sum()), round(g.sum() / 1e3)]
+    out["slow1%_wait_us"] = _wait_parts(ev, recv[slow], pass_start[slow])
+    out["slow1%_own_pass_us"] = _wait_parts(ev, pass_start[slow], order[slow])
     out["tto_p50_by_books"] = {
         str(n): [int((fn == n).sum()), round(float(np.median(total[fn == n])) / 1e3)]
         for n in (1, 2, 3, 4, 5, 6)
@@ -144,6 +173,16 @@ def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, objec
                 round(float(np.quantile(d, 0.99)) / 1e3),
                 len(d),
             ]
+    xs, xe = _col(ev, 65), _col(ev, 66)
+    if len(xs) and len(xe):
+        d = xe[: len(xs), 1] - xs[: len(xe), 1]
+        out["idle_turns_us_p50_p99_n_runs_deferred"] = [
+            round(float(np.median(d)) / 1e3, 1),
+            round(float(np.quantile(d, 0.99)) / 1e3),
+            len(d),
+            int(xe[-1, 2]),
+            int(xs[-1, 2]),
+        ]
     win_on = _col(ev, 70)[:, 2]
     if len(win_on):
         out["inline_windows_on_off"] = [int(win_on.sum()), int((win_on == 0).sum())]
@@ -171,4 +210,45 @@ def _gc_by_gen(ev: np.ndarray) -> dict[str, list[int]]:
     for gen, d in sorted(durs.items()):
         a = np.array(d)
         out[str(gen)] = [len(a), round(float(np.median(a)) / 1e3), round(float(a.max()) / 1e3)]
+    return out
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Per interval [a_i, b_i]: the ns it shares with the union-free intervals [s_j, e_j]."""
+    out = np.zeros(len(a), np.int64)
+    for i in range(len(a)):
+        lo = np.maximum(s, a[i])
+        hi = np.minimum(e, b[i])
+        out[i] = np.clip(hi - lo, 0, None).sum()
+    return out
+
+
+def _pairs(ev: np.ndarray, k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
+    s, e = _col(ev, k0)[:, 1], _col(ev, k1)[:, 1]
+    n = min(len(s), len(e))
+    return s[:n], e[:n]
+
+
+def _wait_parts(ev: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, int]:
+    """Mean µs of [a, b] spent in: passes' stages (less the parts below), execution's
+    housekeeping, the runtimes' service, collections, ingest flush callbacks, the rest (the
+    loop, frames' decode and normalise)."""
+    if not len(a):
+        return {}
+    total = b - a
+    parts = {
+        "passes": _overlap(a, b, *_pairs(ev, 4, 5)),
+        "hk": _overlap(a, b, *_pairs(ev, 54, 55)),
+        "service": _overlap(a, b, *_pairs(ev, 40, 41)),
+        "gc": _overlap(a, b, *_pairs(ev, 30, 31)),
+        "flush_cb": _overlap(a, b, *_pairs(ev, 1, 2)),
+        "ingest_tick": _overlap(a, b, *_pairs(ev, 63, 64)),
+        "feat": _overlap(a, b, *_pairs(ev, 11, 21)),
+        "inf": _overlap(a, b, *_pairs(ev, 12, 22)),
+        "exec": _overlap(a, b, *_pairs(ev, 13, 23)),
+    }
+    out = {"total": round(float(total.mean()) / 1e3)}
+    for k, v in parts.items():
+        out[k] = round(float(v.mean()) / 1e3)
+    out["outside_passes"] = out["total"] - out["passes"] - out["flush_cb"] - out["ingest_tick"]
     return out
