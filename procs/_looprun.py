@@ -15,9 +15,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
+from procs._idle import NO, NOW, IdleJob
 from procs._runtime import EXIT_FAULT, EXIT_OK, SERVICE_S, Stage, StopFlag
 
 __all__ = ["LoopRunner", "WakeSource"]
@@ -25,6 +26,7 @@ __all__ = ["LoopRunner", "WakeSource"]
 log = logging.getLogger(__name__)
 
 SERVICE_NS: Final = int(SERVICE_S * 1e9)
+IDLE_SCAN_NS: Final = 1_000_000  # idle jobs are asked after a pass at most this often
 
 
 class WakeSource(Protocol):
@@ -44,8 +46,15 @@ class LoopRunner:
     ``notify`` (same thread; a ``Waker``) queues a pass; a pass that did work queues the next
     one, so the loop's I/O callbacks run between passes and a burst is drained in bounded
     steps. A timer queues a pass every ``timeout_s`` too (the bound on a lost wake-up, the stop
-    flag's and the service's latency). ``service`` runs after a pass at most every
+    flag's and the service's latency). ``service`` (if any) runs after a pass at most every
     ``SERVICE_S``. A step that raises ends the loop with EXIT_FAULT (``on_fault`` first).
+
+    ``idle`` jobs (``procs._idle``): after a pass (at most every ``idle_scan_ns``), a job past
+    its bound runs at once; the other due ones run later, back to back from one loop callback
+    queued after the pass's own, each only while ``input_waiting()`` is false (a frame in the
+    socket is handled first; its pass asks again). While ``busy()`` (the thread has no CPU to
+    spare) every due job runs after the pass, as a loop without idle jobs would run it. A job
+    that raises is a fault like a step.
     """
 
     def __init__(
@@ -55,8 +64,12 @@ class LoopRunner:
         stop: StopFlag,
         *,
         timeout_s: float,
-        service: Callable[[], None],
+        service: Callable[[], None] | None,
         on_fault: Callable[[BaseException], None],
+        idle: Sequence[IdleJob] = (),
+        input_waiting: Callable[[], bool] | None = None,
+        idle_scan_ns: int = IDLE_SCAN_NS,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self._loop = loop
         self._stage = stage
@@ -70,7 +83,16 @@ class LoopRunner:
         self._due_ns = 0
         self._code = EXIT_OK
         self._sources: list[WakeSource] = []
+        self._idle = tuple(idle)
+        self._input_waiting = input_waiting
+        self._idle_queued = False
+        self._idle_next = 0  # round robin: the job asked first at the next idle turn
+        self._idle_scan_ns = idle_scan_ns
+        self._busy = busy
+        self._scan_due_ns = 0
         self.passes_total = 0
+        self.idle_runs_total = 0  # jobs run at idle
+        self.idle_deferred_total = 0  # idle turns skipped: input was waiting
 
     def notify(self) -> None:
         """Queue a pass (once, however often it is called before the pass runs)."""
@@ -123,20 +145,76 @@ class LoopRunner:
         try:
             if self._stage.step():
                 self.notify()
-            if (now := time.monotonic_ns()) >= self._due_ns:
+            now = time.monotonic_ns()
+            if self._service is not None and now >= self._due_ns:
                 self._due_ns = now + SERVICE_NS
                 self._service()
+            if self._idle:
+                self._after_pass(now)
         except Exception as exc:  # the one broad catch: crash, don't limp
-            log.exception("stopping (fault) stage=%s", self._stage.name)
-            self._on_fault(exc)
-            self._code = EXIT_FAULT
-            self._end()
+            self._fault(exc)
             return
         finally:
             self._in_pass = False
         if self._stop.is_set:
             log.info("stopping (%s)", self._stop.reason)
             self._end()
+
+    def _fault(self, exc: Exception) -> None:
+        log.error("stopping (fault) stage=%s", self._stage.name, exc_info=exc)
+        self._on_fault(exc)
+        self._code = EXIT_FAULT
+        self._end()
+
+    def _after_pass(self, now: int) -> None:
+        if now < self._scan_due_ns:  # 10 k msg/s runs thousands of passes a second
+            return
+        self._scan_due_ns = now + self._idle_scan_ns
+        # a busy loop is seldom idle: waiting would only make the jobs later and longer
+        urgent = self._busy is not None and self._busy()
+        due = False
+        for job in self._idle:
+            want = job.wanted(now)
+            if want == NOW or (urgent and want != NO):
+                job.run(now)
+            elif want != NO:
+                due = True
+        if due and not self._idle_queued:
+            self._idle_queued = True
+            self._loop.call_soon(self._on_idle)
+
+    def _on_idle(self) -> None:
+        # a loop callback: the frames of the read that ran the pass have been handled, and the
+        # pass's own callbacks (its orders' send tasks) ran first. The due jobs run back to
+        # back (one cache-cold stretch instead of one per job before as many passes), with a
+        # look at the input before each: a waiting frame stops the run, its pass asks again
+        self._idle_queued = False
+        if self._ended or self._queued:  # a pass is queued: it asks again after it ran
+            return
+        jobs = self._idle
+        n = len(jobs)
+        start = self._idle_next
+        for i in range(n):
+            k = (start + i) % n
+            job = jobs[k]
+            now = time.monotonic_ns()
+            if job.wanted(now) == NO:
+                continue
+            if self._input_waiting is not None and self._input_waiting():
+                self._idle_next = k  # this one first next time
+                self.idle_deferred_total += 1
+                return
+            try:
+                job.run(now)
+            except Exception as exc:  # as in a pass: crash, don't limp
+                self._fault(exc)
+                return
+            self.idle_runs_total += 1
+            if self._stop.is_set:  # a control request to stop, say
+                log.info("stopping (%s)", self._stop.reason)
+                self._end()
+                return
+        self._idle_next = (start + 1) % n
 
     def run(self) -> int:
         """Run the loop until stopped or faulted; the stage is closed by its owner."""
