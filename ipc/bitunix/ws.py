@@ -152,6 +152,7 @@ class BitunixWs:
         self._closing = asyncio.Event()
         self.ready = asyncio.Event()
         self._transport: WSTransport | None = None
+        self._fd = -1  # the connection's socket, for a host's "is input waiting" poll
         self._greeting: asyncio.Future[None] | None = None
         self._login: asyncio.Future[bool] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -168,6 +169,11 @@ class BitunixWs:
         self.greetings_missed_total = 0
         self.control_ops_total: Counter[str] = Counter()  # connect, login, ping, error, ...
         self.sent_log: deque[tuple[float, bytes]] = deque(maxlen=256)
+
+    def fileno(self) -> int:
+        """The connected socket's descriptor (-1 between connections): a host polls it to
+        learn whether a frame is waiting (procs.hotpath's idle work); never read from it."""
+        return self._fd
 
     @property
     def private(self) -> bool:
@@ -285,6 +291,8 @@ class BitunixWs:
             cfg.connect_timeout_s,
         )
         self._transport = transport
+        sock = transport.underlying_transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
         self.last_rx_mono = time.monotonic()
         self._control.clear()
         self._pending_sub.clear()
@@ -319,6 +327,7 @@ class BitunixWs:
             await asyncio.gather(*tasks, return_exceptions=True)
             transport.disconnect()
             self._transport = None
+            self._fd = -1
             self.dispatcher.reset_books()
 
     def on_disconnected(self) -> None:

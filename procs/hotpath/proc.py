@@ -9,7 +9,10 @@ on one thread and one asyncio loop. A WS frame is received and normalised by ing
 on the loop; ingest's flush queues a pass (``procs._looprun.LoopRunner``) that publishes what
 ingest holds (``IngestFlush``), then steps features → inference → execution, with no wake-up
 between them; the stages' wake-ups for readers outside the process leave after the pass
-(``DeferredWakes``). Each stage keeps its runtime endpoints (PUB with its heartbeat, wake-ups
+(``DeferredWakes``). What no tick waits for (the garbage collector's young and middle
+collections, execution's housekeeping, ingest's tick, the runtimes' service) runs when the loop
+is idle (``idle_jobs``, ``procs._idle``), after the pass's orders have gone to their send tasks.
+Each stage keeps its runtime endpoints (PUB with its heartbeat, wake-ups
 and events; control socket; ``/metrics`` port) and its rings, so capture, the dashboard,
 ``bitrader health`` and Prometheus see the same group as under ``split``. The process takes
 its placement and scheduling class from ``[execution.runtime]``: one thread has one class.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import select
 import signal
 import sys
 import time
@@ -33,7 +37,8 @@ from prometheus_client import CollectorRegistry
 
 from ipc.messages import WAKE_MD
 from procs._config import config_file, load_section
-from procs._looprun import LoopRunner
+from procs._idle import IdleGC, IdleJob, PeriodicJob
+from procs._looprun import SERVICE_NS, LoopRunner
 from procs._runtime import EXIT_FAULT, Runtime, Stage, StopFlag, setup_logging
 from procs.featurecalc.config import FeaturesConfig
 from procs.featurecalc.stage import build as build_features
@@ -70,6 +75,10 @@ CHUNK_BUSY: Final = (0.8, 0.9)
 # max, three times in 20 s at 1 k msg/s (docs/benchmarks.md, "the colocated pass against (b)"):
 # ten times rarer; the young and middle generations (~0.1-0.2 ms pauses) as before
 GC_FULL_AFTER: Final = 100
+# the runtimes' service (counters to Prometheus, heartbeat, control) runs at idle; a loop that is
+# never idle (10 k msg/s) runs it after a pass once it is this late (a service's cost grows with
+# what it flushes: later would mean rarer, longer stops)
+SERVICE_LATE_NS: Final = SERVICE_NS
 
 
 class HotPath:
@@ -258,6 +267,65 @@ class InlineBooks:
         self._used = 0
         self._held = 0
 
+    def busy(self) -> bool:
+        """Whether the last window measured the thread busier than ``busy_max``."""
+        return not self._on
+
+
+class InputWaiting:
+    """Whether a book waits for ingest's queued flush, or the venue's WS socket holds bytes the
+    loop has not read yet (a zero-timeout ``poll``, ~1 µs): the runner's idle work waits while
+    one does (its pass comes first). The socket is ingest's current connection
+    (``IngestProc.input_fd``)."""
+
+    def __init__(self) -> None:
+        self.proc: IngestProc | None = None
+        self._fd = -1
+        self._poll = select.poll()
+
+    def __call__(self) -> bool:
+        proc = self.proc
+        if proc is None:
+            return False
+        if proc.flush_pending:
+            return True
+        fd = proc.input_fd()
+        if fd != self._fd:
+            if self._fd >= 0:
+                self._poll.unregister(self._fd)
+            if fd >= 0:
+                self._poll.register(fd, select.POLLIN)
+            self._fd = fd
+        return fd >= 0 and bool(self._poll.poll(0))
+
+
+def idle_jobs(
+    gc_job: IdleGC,
+    housekeeping: Callable[[], None],
+    housekeeping_ns: int,
+    services: Sequence[tuple[str, Callable[[], None]]],
+    now_ns: int,
+) -> list[IdleJob]:
+    """The runner's idle work: the collector's young and middle collections; execution's
+    housekeeping every ``housekeeping_ns`` (at once after a pass once half a period late); each
+    runtime's service as its own job every ``SERVICE_NS``, due together (run back to back:
+    spread over the period, each cooled the caches of the pass after it, +50-80 µs p50)."""
+    jobs: list[IdleJob] = [
+        gc_job,
+        PeriodicJob(
+            "housekeeping",
+            housekeeping,
+            housekeeping_ns,
+            late_ns=housekeeping_ns // 2,
+            start_ns=now_ns,
+        ),
+    ]
+    for name, fn in services:
+        jobs.append(
+            PeriodicJob(f"service {name}", fn, SERVICE_NS, late_ns=SERVICE_LATE_NS, start_ns=now_ns)
+        )
+    return jobs
+
 
 class Wakers:
     """Notify every waker: ingest's ``wake.md.`` on its PUB (for any reader outside; sent after
@@ -301,6 +369,7 @@ def _build(
     loop: asyncio.AbstractEventLoop,
     argv: list[str] | None,
     closers: ExitStack,
+    gc_job: IdleGC,
 ) -> tuple[LoopRunner, asyncio.Task[int]]:
     """The stages, by their programs' own builders, in data-flow order; ingest as a task."""
     rings = open_rings(cfg.ingest, closers)
@@ -316,6 +385,7 @@ def _build(
         cfg.execution, r["execution"], r["execution"].registry, loop, argv, closers
     )
     closers.callback(execution.close)
+    execution.housekeeping_in_step = False  # at idle: idle_jobs
     flush = IngestFlush(r["ingest"])
     hot = HotPath(
         [
@@ -327,28 +397,38 @@ def _build(
         wakes,
     )
 
-    def service() -> None:
+    def watch_ingest() -> None:
         if ingest.done() and not r["execution"].stop.is_set:  # ingest ended on its own: a fault
             ingest.result()  # re-raises its error
             raise RuntimeError("ingest stopped on its own")
-        for name in STAGES[1:]:  # ingest services its runtime itself, on the loop
-            r[name].service()
+        if flush.proc is not None:  # ingest's watchdog and metrics, then its runtime's service
+            flush.proc.tick()
+            r["ingest"].service()
 
     def on_fault(exc: BaseException) -> None:
         for rt in r.values():
             rt.on_fault(exc)
 
+    services = [("ingest", watch_ingest)] + [(n, r[n].service) for n in STAGES[1:]]
+    waiting = InputWaiting()
     runner = LoopRunner(
         loop, hot, r["execution"].stop, timeout_s=cfg.execution.wake_timeout_s,
-        service=service, on_fault=on_fault,
+        service=None, on_fault=on_fault,
+        idle=idle_jobs(
+            gc_job, execution.housekeeping, int(cfg.execution.housekeeping_s * 1e9),
+            services, time.monotonic_ns(),
+        ),
+        input_waiting=waiting, busy=lambda: inline.busy(),
     )  # fmt: skip
     wake = Wakers(wakes.wrap(r["ingest"].wake_sender(WAKE_MD)), runner)
     inline = InlineBooks(loop, runner)
 
     def on_proc(proc: IngestProc | None) -> None:
         flush.set(proc)
+        waiting.proc = proc
         if proc is not None:
             proc.on_book = inline
+            proc.tick_in_run = False  # at idle: watch_ingest
 
     ingest = loop.create_task(
         serve(cfg.ingest, r["ingest"], r["ingest"].registry, rings, wake, on_proc)
@@ -361,13 +441,23 @@ def _run(
     ingest: asyncio.Task[int],
     rts: dict[str, Runtime],
     loop: asyncio.AbstractEventLoop,
+    gc_job: IdleGC,
 ) -> int:
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: shorter pauses
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, GC_FULL_AFTER)
+    gc_job.install()  # the collections at idle, not inside a pass
     log.info("hosting stages=%s", ",".join(STAGES))
-    code = runner.run()
+    try:
+        code = runner.run()
+    finally:
+        gc_job.uninstall()
+    log.info(
+        "idle work: jobs=%d deferred_for_input=%d gc_by_generation=%s gc_forced=%d",
+        runner.idle_runs_total, runner.idle_deferred_total, gc_job.collections_total,
+        gc_job.forced_total,
+    )  # fmt: skip
     rts["execution"].stop.set("host stopped")
     try:  # ingest sees the stop within its service period: it closes the WS, flushes
         loop.run_until_complete(asyncio.wait_for(ingest, STOP_INGEST_S))
@@ -405,11 +495,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in STAGES[:-1]:
             rts[name].start_endpoints()
         closers = stack.enter_context(ExitStack())  # the stages: closed after ingest stopped
+        gc_job = IdleGC()
         try:
-            runner, ingest = _build(cfg, rts, loop, argv, closers)
+            runner, ingest = _build(cfg, rts, loop, argv, closers, gc_job)
         except SystemExit as exc:
             return EXIT_FAULT if exc.code == EXIT_FAULT else int(exc.code or 0)
-        return _run(runner, ingest, rts, loop)
+        return _run(runner, ingest, rts, loop, gc_job)
 
 
 if __name__ == "__main__":

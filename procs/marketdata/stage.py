@@ -99,6 +99,8 @@ class WsClient(Protocol):
 
     async def close(self) -> None: ...
 
+    def fileno(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class IngestMetrics:
@@ -215,7 +217,20 @@ class IngestProc:
         # a host that runs the rings' readers on this loop (procs.hotpath): called after each
         # book is added; True when it published the book itself (no flush is queued then)
         self.on_book: Callable[[], bool] | None = None
+        # False: the host runs tick() and the runtime's service itself, when its loop is idle
+        # (procs.hotpath); run() then only watches for faults and the stop
+        self.tick_in_run = True
         self._publish_ns: dict[str, list[int]] = {BOOK_STREAM: [], TRADE_STREAM: []}  # by tick()
+
+    @property
+    def flush_pending(self) -> bool:
+        """Records wait for a flush queued on the loop (a book that did not run inline)."""
+        return self._flush_due
+
+    def input_fd(self) -> int:
+        """The venue WS socket's descriptor (-1 when not connected): procs.hotpath polls it
+        to learn whether a frame is waiting before it does idle work."""
+        return self._ws.fileno() if self._ws is not None else -1
 
     # ---- WS callbacks (run inline in the client's frame callback) ----
     def attach(self, ws: WsClient) -> None:
@@ -569,8 +584,9 @@ class IngestProc:
                 if ws_task.done():
                     ws_task.result()  # re-raises the client's fatal error
                     raise RuntimeError("WS client stopped on its own")
-                self.tick()
-                service()
+                if self.tick_in_run:
+                    self.tick()
+                    service()
             log.info("stopping (%s)", stop.reason)
         finally:
             await ws.close()

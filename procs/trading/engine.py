@@ -154,6 +154,7 @@ class ExecutionProc:
         self._net: tuple[int, dict[str, Decimal]] = (-1, {})  # (positions.version, net qty)
         self._rings = RingWatch({"sig": sig, "book": book})
         self.reads = ReadLog(journal, config.journal.reads_flush_s)  # what trading steps read
+        self.housekeeping_in_step = True  # False: the host calls housekeeping() (procs.hotpath)
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class ExecutionProc:
             self._on_signals(sigs)
             n += len(sigs)
         now = self._clock()
-        if now >= self._due.get("hk", 0):
+        if self.housekeeping_in_step and now >= self._due.get("hk", 0):
             self._due["hk"] = now + int(self._c.housekeeping_s * NS)
             self.housekeeping(now)
         return n
@@ -449,8 +450,8 @@ class ExecutionProc:
 
     # -- housekeeping (every housekeeping_s) -------------------------------------------------
 
-    def housekeeping(self, now: int) -> None:
-        c = self._c
+    def housekeeping(self, now: int | None = None) -> None:
+        c, now = self._c, self._clock() if now is None else now
         self._flush_metrics()
         self.venue.check()
         self._watch(now)

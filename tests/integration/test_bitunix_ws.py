@@ -384,3 +384,23 @@ def test_login_timestamp_ms_variant_sends_milliseconds():
     ts = run(body, private=True, login_timestamp_ms=True)
 
     assert abs(ts - time.time() * 1000) < 60_000
+
+
+def test_fileno_is_the_connected_socket_and_minus_one_before_and_after():
+    import os
+    import stat
+
+    async def body(server, ws):
+        before = ws.fileno()
+        ws.start()
+        await ws.wait_ready(2.0)
+        fd = ws.fileno()
+        is_sock = fd >= 0 and stat.S_ISSOCK(os.fstat(fd).st_mode)
+        await ws.close()
+        return before, is_sock, ws.fileno()
+
+    before, is_sock, after = run(body)
+
+    assert before == -1  # not connected yet
+    assert is_sock  # the live connection's socket: a host may poll it for waiting frames
+    assert after == -1  # closed

@@ -113,6 +113,7 @@ def test_a_busy_thread_queues_every_book_until_it_has_time_again(loop):
     assert books() is False
     assert runner.passes == 0
     assert books.windows_off_total == 1
+    assert books.busy() is True  # the runner's idle jobs then run after the pass
 
     loop.run_until_complete(asyncio.sleep(0))  # the turn ends
     clocks.mono += INLINE_WINDOW_NS
@@ -120,6 +121,48 @@ def test_a_busy_thread_queues_every_book_until_it_has_time_again(loop):
 
     assert books() is True
     assert runner.passes == 1
+    assert books.busy() is False
+
+
+class FakeIngest:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.flush_pending = False
+
+    def input_fd(self) -> int:
+        return self.fd
+
+
+def test_input_waits_while_the_socket_holds_bytes_or_a_flush_is_queued():
+    import socket
+
+    from procs.hotpath.proc import InputWaiting
+
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    try:
+        waiting = InputWaiting()
+        assert waiting() is False  # no ingest yet
+        ingest = FakeIngest(a.fileno())
+        waiting.proc = ingest  # type: ignore[assignment]
+        assert waiting() is False
+        b.send(b"frame")
+        assert waiting() is True  # bytes the loop has not read
+        a.recv(16)
+        assert waiting() is False
+        ingest.flush_pending = True
+        assert waiting() is True  # a book waits for ingest's queued flush
+        ingest.flush_pending = False
+        ingest.fd = c.fileno()  # a reconnect: the new socket is polled, not the old one
+        b.send(b"old")
+        assert waiting() is False
+        d.send(b"new")
+        assert waiting() is True
+        ingest.fd = -1  # between connections
+        assert waiting() is False
+    finally:
+        for s in (a, b, c, d):
+            s.close()
 
 
 def test_past_the_inline_books_a_pass_runs_every_chunk_of_the_turn(loop):
