@@ -2,11 +2,11 @@
 
 The send is a task that starts on the loop's next pass; the SENT transition's journal row (~50
 µs: a transaction) and its ``ord.`` event follow it there, not before it. Nothing can come
-between them out of order: any journal write first writes the deferred rows in its own
-transaction (``Journal.defer_order``), and the process emits the deferred events before any
-other (``ExecutionProc._next_seq``). The intent is durable before the send, as ever; after a
-crash an order journaled NEW_INTENT and one journaled SENT are recovered alike (UNKNOWN, then
-queried), so a row not yet written loses nothing.
+between them out of order: any journal write takes the deferred rows first, in its own
+transaction ahead of its rows (``Journal.defer_order``), and the process emits the deferred
+events before any other (``ExecutionProc._next_seq``). The intent is durable before the send,
+as ever; after a crash an order journaled NEW_INTENT and one journaled SENT are recovered alike
+(UNKNOWN, then queried), so a row not yet written loses nothing.
 """
 
 from __future__ import annotations
