@@ -78,7 +78,9 @@ class TokenBucket:
     @classmethod
     def for_limit(cls, limit_per_s: float, *, safety: float = 0.8) -> TokenBucket:
         """Return a bucket letting at most ``limit_per_s`` requests into any 1 s window."""
-        burst = max(1.0, math.floor(limit_per_s * (1 - safety)))
+        # rounded before the floor: 10 * (1 - 0.8) is 1.9999999999999996 in binary floating point,
+        # which floor() took to a burst of 1 where 2 is meant (rate + burst still <= the limit)
+        burst = max(1.0, math.floor(round(limit_per_s * (1 - safety), 9)))
         rate = min(limit_per_s * safety, limit_per_s - burst)
         return cls(rate if rate > 0 else limit_per_s * safety, burst)
 

@@ -17,6 +17,12 @@ def test_for_limit_window_bound_never_exceeds_limit():
         assert b.burst >= 1
 
 
+def test_for_limit_burst_is_the_safety_share_not_a_float_rounding_below_it():
+    # 10 * (1 - 0.8) == 1.9999999999999996: place_order's 10/s once got a burst of 1
+    assert [TokenBucket.for_limit(n).burst for n in (5, 10, 20, 3)] == [1, 2, 4, 1]
+    assert TokenBucket.for_limit(10).rate_per_s == pytest.approx(8.0)
+
+
 def test_acquire_waits_when_empty_instead_of_rejecting():
     now = [0.0]
     slept: list[float] = []
