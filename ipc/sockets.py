@@ -193,6 +193,12 @@ def _recv(owner: Subscriber | Replier, timeout_s: float, *, multipart: bool) -> 
         return None
 
 
+# pyzmq's compiled send: the sugar class's send and send_multipart add Python-level checks
+# (routing id, group, copy threshold, per-part type checks) that bytes parts never need
+_SEND: Final = zmq.backend.Socket.send
+_MORE_NOBLOCK: Final = zmq.SNDMORE | zmq.NOBLOCK
+
+
 class Publisher:
     """A bound PUB socket; the only writer of its endpoint and of the topics it sends.
 
@@ -209,8 +215,10 @@ class Publisher:
 
     def send(self, topic: bytes, payload: bytes) -> bool:
         """Queue ``[topic, payload]``; return False (and count it) if it was refused."""
-        try:
-            self._sock.send_multipart((topic, payload), zmq.NOBLOCK)
+        sock = self._sock
+        try:  # what send_multipart does, minus its Python (~1.5 µs of the ~2 a wake-up took)
+            _SEND(sock, topic, _MORE_NOBLOCK)
+            _SEND(sock, payload, zmq.NOBLOCK)  # never refused once the first part was taken
         except zmq.Again:
             self.again_total += 1
             return False
