@@ -47,7 +47,30 @@ BATCH_BUCKETS_S: Final = STEP_BUCKETS_S  # a small batch scores in a few µs
 FLUSH_S: Final = 0.1  # counters reach Prometheus this often
 FLUSH_NS: Final = int(FLUSH_S * 1e9)
 WARN_EVERY_NS: Final = 1_000_000_000  # at most one fallback warning per second per reason
-_COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid")
+_COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "flags", "mid")
+
+
+# the fields a signal copies from its feat record sit in two runs of 8-byte words, in the same
+# order and sizes in both layouts: FEAT_V1 words 0-3 (seq..ts_feat_ns) and 4-5 (symbol_id,
+# flags, mid) are SIG_V1 words 0-3 and 5-6 (ts_sig_ns between): (first, end, SIG_V1 first)
+_WORD_BLOCKS: Final = ((0, 4, 0), (4, 6, 5))
+
+
+def _sig_offset(feat_offset: int) -> int:
+    for a, b, c in _WORD_BLOCKS:
+        if 8 * a <= feat_offset < 8 * b:
+            return feat_offset + 8 * (c - a)
+    return -1
+
+
+assert FEAT_V1.fields is not None
+assert SIG_V1.fields is not None
+assert all(
+    FEAT_V1.fields[k][0] == SIG_V1.fields[k][0]
+    and _sig_offset(FEAT_V1.fields[k][1]) == SIG_V1.fields[k][1]
+    for k in _COPIED
+)
+assert sum(b - a for a, b, _ in _WORD_BLOCKS) * 8 == sum(FEAT_V1[k].itemsize for k in _COPIED)
 
 
 class Model(Protocol):
@@ -214,7 +237,11 @@ class InferenceProc:
         # field views made once: a structured field lookup per batch costs more than the copy
         self._fx: F32 = fb["x"]
         self._f_seq, self._f_flags = fb["seq"], fb["flags"]
-        self._copies = [(fb[name], sb[name]) for name in _COPIED]
+        # the fields a signal copies from its feat record, as two blocks of 8-byte words
+        # (``_COPIED`` plus flags: two slice copies instead of seven; ``_copy_words``)
+        fw = fb.view(np.int64).reshape(config.batch_max, FEAT_V1.itemsize // 8)
+        sw = sb.view(np.int64).reshape(config.batch_max, SIG_V1.itemsize // 8)
+        self._copies = [(fw[:, a:b], sw[:, c : c + b - a]) for a, b, c in _WORD_BLOCKS]
         self._s_score, self._s_chal = sb["score"], sb["challenger"]
         self._s_version, self._s_flags, self._s_ts = (
             sb["model_version"],
@@ -262,6 +289,8 @@ class InferenceProc:
 
     def _score_batch(self, n: int) -> None:
         x = self._fx[:n]
+        for src, dst in self._copies:  # first: flags are the feat record's unless set below
+            dst[:n] = src[:n]
         reason: str | None = REASON_NO_MODEL
         champ = self._champion
         if champ is not None and self._benched_until_ns:
@@ -282,7 +311,6 @@ class InferenceProc:
             if reason is None:
                 self._s_score[:n] = y
                 self._s_version[:n] = champ.version
-                self._s_flags[:n] = self._f_flags[:n]
         if reason is not None:
             self._s_score[:n] = fallback_score(x)
             self._s_version[:n] = 0
@@ -290,8 +318,6 @@ class InferenceProc:
             self._on_fallback(reason, n)
         if self._challenger is not None:
             self._score_challenger(self._challenger, x, n)
-        for src, dst in self._copies:
-            dst[:n] = src[:n]
         self._s_ts[:n] = time.time_ns()
         s = self._sbuf[:n]
         self._sig.publish(s)

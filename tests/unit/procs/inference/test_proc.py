@@ -311,3 +311,28 @@ def test_config_defaults_decode():
     assert cfg.require_model is False
     assert cfg.challenger_path is None
     assert isinstance(cfg.runtime, RuntimeConfig)
+
+
+@pytest.mark.parametrize("champion", [None, "broken"], ids=["model", "fallback"])
+def test_signal_copies_every_feat_field_and_flag_by_batch_size(make_rig, champion):
+    # the copied fields move as two blocks of 8-byte words (procs.models.stage._WORD_BLOCKS):
+    # the records equal a field-by-field build, for lone records and batches, stale flag kept
+    kw = {} if champion is None else {"champion": model_bytes(offset=math.nan)}
+    rig = make_rig(batch_max=8, **kw)
+    feats = make_feats(0, 7)
+    feats["flags"][[1, 4]] = FLAG_STALE
+    feats["symbol_id"] = [3, 1, 4, 1, 5, 9, 2]
+    for part in (feats[:1], feats[1:5], feats[5:6], feats[6:]):
+        rig.feat.publish(part)
+        rig.proc.step()
+    sig = rig.sig.poll(100)
+
+    want = np.zeros(7, sig.dtype)
+    for name in ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id", "mid"):
+        want[name] = feats[name]
+    want["flags"] = feats["flags"] | (0 if champion is None else FLAG_FALLBACK)
+    want["score"] = sig["score"]
+    want["challenger"] = math.nan
+    want["model_version"] = 1 if champion is None else 0
+    want["ts_sig_ns"] = sig["ts_sig_ns"]
+    assert sig.tobytes() == want.tobytes()
