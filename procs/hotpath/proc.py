@@ -8,8 +8,8 @@ libraries: ``marketdata.serve``, ``featurecalc.stage``, ``models.build``, ``trad
 on one thread and one asyncio loop. A WS frame is received and normalised by ingest's callbacks
 on the loop; ingest's flush queues a pass (``procs._looprun.LoopRunner``) that publishes what
 ingest holds (``IngestFlush``), then steps features → inference → execution, with no wake-up
-between them; the stages' wake-ups for readers outside the process leave after the pass
-(``DeferredWakes``). What no tick waits for (the garbage collector's young and middle
+between them; the stages' wake-ups for readers outside the process leave after the pass's
+orders (``DeferredWakes``). What no tick waits for (the garbage collector's young and middle
 collections, execution's housekeeping, ingest's tick, the runtimes' service) runs when the loop
 is idle (``idle_jobs``, ``procs._idle``), after the pass's orders have gone to their send tasks.
 Each stage keeps its runtime endpoints (PUB with its heartbeat, wake-ups
@@ -100,7 +100,7 @@ class HotPath:
         n = 0
         for stage in self._stages:
             n += stage.step()
-        self._wakes.send()
+        self._wakes.after_pass()
         return n
 
     def close(self) -> None:
@@ -109,21 +109,41 @@ class HotPath:
 
 class DeferredWakes:
     """The stages' wake-ups (``wake.md.``, ``wake.feat.``, ``wake.sig.``), sent after the pass
-    instead of inside it.
+    instead of inside it: with ``call_soon`` (the loop's), from a loop callback queued at the
+    end of the pass, so after the callbacks the pass queued (its orders' send tasks); without,
+    at the end of the pass.
 
     Nothing in this process waits on them (the stages after each one run in the same pass);
     they are for readers outside it (capture, a dashboard, a split reader of the rings), to
     whom a pass later (~0.1 ms) changes nothing. Sent inline, each one (a zmq send and the
     direct wake datagrams, ~10 µs on a cold cache, measured) sat between a tick's receipt and
-    its order: one per flush, one per features record, one per inference batch. Each waker
-    still sends once per pass that published (not once per record): a reader is woken for
-    every batch, after the batch is in the ring."""
+    its order: one per flush, one per features record, one per inference batch; sent at the
+    end of the pass, they still came before the pass's orders left (their send tasks run
+    after the pass). Each waker sends once per callback (not once per record or pass): the
+    passes of one read (inline books, chunks) share it, and a reader is woken after the
+    batches are in the ring."""
 
-    def __init__(self) -> None:
+    def __init__(self, call_soon: Callable[[Callable[[], None]], object] | None = None) -> None:
         self._due: list[_Deferred] = []
+        self._call_soon = call_soon
+        self._queued = False
 
     def wrap(self, waker: Waker) -> Waker:
         return _Deferred(waker, self._due)
+
+    def after_pass(self) -> None:
+        """The end of a pass: send what is due now, or queue its callback (once)."""
+        if not self._due or self._queued:
+            return
+        if self._call_soon is None:
+            self.send()
+        else:
+            self._queued = True
+            self._call_soon(self._send_queued)
+
+    def _send_queued(self) -> None:
+        self._queued = False
+        self.send()
 
     def send(self) -> None:
         due = self._due
@@ -374,7 +394,7 @@ def _build(
     """The stages, by their programs' own builders, in data-flow order; ingest as a task."""
     rings = open_rings(cfg.ingest, closers)
     r = rts
-    wakes = DeferredWakes()
+    wakes = DeferredWakes(loop.call_soon)
     features = build_features(cfg.features, r["features"], r["features"].registry, wakes.wrap)
     closers.callback(features.close)
     inference = build_inference(

@@ -66,6 +66,39 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     lp.close()
 
 
+class PlacingStage(Stage):
+    """A stage whose step queues a loop callback, as execution's order send task is queued."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, waker: object, log: list[str]) -> None:
+        super().__init__("execution", waker, 1, log)
+        self.loop = loop
+
+    def step(self) -> int:
+        self.loop.call_soon(self.log.append, "order sent")
+        return super().step()
+
+
+def test_with_the_loop_wakes_leave_after_the_orders_once_per_turn(loop):
+    log: list[str] = []
+    wakes = DeferredWakes(loop.call_soon)
+    feat = wakes.wrap(CountingWaker(log, "wake feat"))
+    hot = HotPath([Stage("features", feat, 2, log), PlacingStage(loop, feat, log)], wakes)
+
+    assert hot.step() == 3
+    assert hot.step() == 3  # a second pass in the same turn (inline books of one read)
+    assert "wake feat" not in log  # queued, not sent inside the pass
+    loop.run_until_complete(asyncio.sleep(0))
+
+    steps = ["step features", "step execution"] * 2
+    # after the first pass's order; one wake for both passes (both batches are in the ring)
+    assert log == [*steps, "order sent", "wake feat", "order sent"]
+
+    log.clear()
+    assert hot.step() == 3  # the next turn owes its own
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == [*steps[:2], "order sent", "wake feat"]
+
+
 class Runner:
     def __init__(self) -> None:
         self.passes = 0
