@@ -13,6 +13,9 @@
 - ``stage_features_book``: ``FeaturesProc.step`` for a lone book (ring read, engine, FEAT_V1
   publish) against a bare numpy pass over that one book (``bench_features.bare_numpy_pass``:
   the same features, vectorised, nothing else).
+- ``colocated_pass_book``, ``colocated_pass_chunk``: one pass of procs.hotpath's ``HotPath``
+  over features → inference for one book, and for a chunk of 12 books of two symbols, against
+  the compute alone (the engine's update and the model call; ``tests/bench/_pass_rig.py``).
 - ``stage_ingest_frame``: a depth_book15 frame through ingest's receive path (the WS client's
   frame callback → dispatcher → ``IngestProc.on_depth`` → BOOK_V1 publish) against a bare
   ``msgspec.json.decode`` of the frame into the same typed push.
@@ -420,9 +423,32 @@ def _ingest(quick: bool) -> list[Result]:
         trade_w.close()
 
 
+# -- the colocated pass (features → inference; tests/bench/_pass_rig.py) ------------------------
+
+
+def _colocated_pass(quick: bool) -> list[Result]:
+    from tests.bench import _pass_rig
+
+    out: list[Result] = []
+    for name, k, n_sym, n in (
+        ("colocated_pass_book", 1, 1, 1000),
+        ("colocated_pass_chunk", _pass_rig.CHUNK_BOOKS, _pass_rig.CHUNK_SYMBOLS, 200),
+    ):
+        blocks = 3 if quick else 7
+        stage, bare, setup, stack, rig = _pass_rig.passes(k, n_sym, n, blocks)
+        with stack:
+            before = rig.signals()
+            out += _compare(name, stage, bare, n=n, blocks=blocks, setup=setup, goal="(report)",
+                            baseline=f"engine_update+model_call_{k}_books")  # fmt: skip
+            got = rig.signals() - before
+            assert got == k * n * blocks, f"{name}: {got} signals for {k * n * blocks} books"
+    return out
+
+
 def run(quick: bool) -> list[Result]:
     with tempfile.TemporaryDirectory(dir=JOURNAL_FS, prefix="bench-stages-") as d:
         out = _execution(Path(d), quick)
     out += _features(quick)
     out += _ingest(quick)
+    out += _colocated_pass(quick)
     return out
