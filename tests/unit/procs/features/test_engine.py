@@ -255,3 +255,28 @@ def test_engine_reused_work_arrays_leave_no_state_between_batches():
 
     assert streamed.tobytes() == batch.tobytes()
     assert (streamed["flags"] & FLAG_STALE).any()
+
+
+@pytest.mark.parametrize("batch_size", [2, 5, 12, 40])
+def test_engine_mixed_symbol_batches_equal_each_symbols_own_batches(batch_size):
+    # a batch of several symbols is cut into each symbol's rows (copied as raw records, and
+    # its records put back in the batch's order): the bytes equal feeding every symbol's rows
+    # of the batch (books and trades, more than _SMALL_TRADES of them too) on their own
+    books, trades = synthetic_market(seed=8, n_books=1500, n_symbols=3, trades_per_book=2.0)
+    books["bid_qty"][::97, 2] = np.nan  # a few degenerate books
+    mixed, alone = FeatureEngine(3), FeatureEngine(3)
+    got, want = [], []
+    t0 = 0
+    for b0 in range(0, books.size, batch_size):
+        chunk = books[b0 : b0 + batch_size]
+        t1 = int(np.searchsorted(trades["ts_recv_ns"], chunk["ts_recv_ns"].max(), "right"))
+        tr = trades[t0:t1]
+        got.append(mixed.update(chunk, tr))
+        out = np.zeros(chunk.size, FEAT_V1)
+        for s in range(3):
+            rows = chunk["symbol_id"] == s
+            out[rows] = alone.update(chunk[rows], tr[tr["symbol_id"] == s])
+        want.append(out)
+        t0 = t1
+
+    assert concat_records(got, FEAT_V1).tobytes() == concat_records(want, FEAT_V1).tobytes()
