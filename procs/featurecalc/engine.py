@@ -136,6 +136,9 @@ class _Series:
         self.keys, self.vals, self.start, self.end = keys, vals, 0, live
 
 
+_PerBook = tuple[BoolArr | None, F64]  # book_rows_into's (ok, raw mid) of a batch
+
+
 class _Scratch:
     """Per-batch-size work arrays and their views (see ``BookScratch``); x is feature-major."""
 
@@ -240,13 +243,16 @@ class _SymbolState:
         np.maximum.accumulate(keys, out=keys)
         ts.end = e + k
 
-    def books_into(self, books: Records, sc: _Scratch) -> tuple[BoolArr | None, F64]:
+    def books_into(
+        self, books: Records, sc: _Scratch, per_book: _PerBook | None = None
+    ) -> tuple[BoolArr | None, F64]:
         """Features of ``books`` (seen through BOOK_VIEW) into ``sc.x``; return (ok, mid).
 
-        ``ok`` is None when every book is two-sided.
+        ``ok`` is None when every book is two-sided. ``per_book``: ``book_rows_into``'s
+        (ok, raw mid) for these books, already computed (its rows of ``sc.x`` filled too).
         """
         n = sc.n
-        ok, mid_raw = book_rows_into(books, sc.book)
+        ok, mid_raw = book_rows_into(books, sc.book) if per_book is None else per_book
         if ok is not None and np.count_nonzero(ok) == n:
             ok = None
         if ok is not None:
@@ -331,6 +337,7 @@ class _SymbolState:
 
 _SMALL_TRADES: Final = 4  # up to this many trades are appended one by one in Python
 _FEAT_RAW: Final = np.dtype((np.void, FEAT_V1.itemsize))
+_BOOK_ROWS: Final = 5  # rows 0-4 of the work array x: what book_rows_into writes
 
 
 def _rows(records: Records, rows: npt.NDArray[np.intp]) -> Records:
@@ -399,14 +406,22 @@ class FeatureEngine:
             return self._books(self._state(only), books, ts_feat_ns)
         out: Records = np.zeros(n, dtype=FEAT_V1)
         out_raw = out.view(_FEAT_RAW)
+        whole: tuple[BoolArr | None, F64, F64] | None = None
         for s in sorted(set(sym.tolist())):
             st = self._state(s)  # validate before selecting rows
             rows = np.flatnonzero(sym == s)
             mine = _rows(books, rows)
             if rows.size == 1:
                 out_raw[rows] = self._update_one(mine, ts_feat_ns).view(_FEAT_RAW)
-            else:
-                out_raw[rows] = self._books(st, mine, ts_feat_ns).view(_FEAT_RAW)
+                continue
+            if whole is None:  # a book's own features (no history): once for the whole batch
+                sc = self._work(n)
+                whole = (*book_rows_into(books.view(BOOK_VIEW), sc.book), sc.x[:_BOOK_ROWS])
+            ok, mid, x = whole
+            sc = self._work(rows.size)
+            x.take(rows, axis=1, out=sc.x[:_BOOK_ROWS], mode="clip")
+            per_book = (None if ok is None else ok.take(rows), mid.take(rows))
+            out_raw[rows] = self._books(st, mine, ts_feat_ns, per_book).view(_FEAT_RAW)
         return out
 
     def _work(self, n: int) -> _Scratch:
@@ -417,11 +432,13 @@ class FeatureEngine:
             sc = self._scratch[n] = _Scratch(n)
         return sc
 
-    def _books(self, st: _SymbolState, books: Records, ts_feat_ns: int) -> Records:
+    def _books(
+        self, st: _SymbolState, books: Records, ts_feat_ns: int, per_book: _PerBook | None = None
+    ) -> Records:
         n = books.size
         sc = self._work(n)
         view = books.view(BOOK_VIEW)
-        ok, mid = st.books_into(view, sc)
+        ok, mid = st.books_into(view, sc, per_book)
         out: Records = np.zeros(n, dtype=FEAT_V1)  # zeroed: no stale bytes in the padding
         feat = out.view(_FEAT_VIEW)
         feat["head"] = view["head"]
