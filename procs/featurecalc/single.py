@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from procs.featurecalc.engine import _SymbolState
 
 _LOOKBACKS: Final = _OFFSETS[1:]
+_LOOKBACK_NS: Final = tuple(_LOOKBACKS.tolist())
 _B: Final = BOOK_V1.fields
 assert _B is not None
 # one BOOK_V1 record as a tuple in one call: (seq, ts_event_ns, ts_recv_ns), symbol_id, flags,
@@ -108,23 +109,24 @@ def _book_one(
         bs.reserve(1)
     e = bs.end
     key = max(int(bs.keys[e - 1]), ts_recv)
-    mids, c2 = bs.vals[0], bs.vals[1]
-    last_mid, last_c = float(mids[e - 1]), float(c2[e - 1])
+    vals = bs.vals  # rows: carried mid, prefix sum of r**2
+    last_mid, last_c = vals[:, e - 1].tolist()
     mid = mid_raw if ok else last_mid
     has_mid = mid > 0.0
     # the book itself is never a lookback row (every horizon is positive): search before it
     back = (bs.keys[bs.start + 1 : e].searchsorted(key - _LOOKBACKS, "right") + bs.start).tolist()
-    m0s = mids[back].tolist()
+    m0s, c0s = vals[:, back].tolist()
     ratios = [mid / last_mid if has_mid and last_mid > 0.0 else 1.0]
     ratios += [mid / m0 if has_mid and m0 > 0.0 else 1.0 for m0 in m0s]
     logs = np.log(np.array(ratios)).tolist()
     r = logs[0] if has_mid and last_mid > 0.0 else 0.0
     c = last_c + r * r
-    mids[e], c2[e], bs.keys[e] = mid, c, key
+    vals[:, e] = mid, c
+    bs.keys[e] = key
     bs.end = e + 1
     for col, m0, lg in zip(_RET_COLS, m0s, logs[1:], strict=True):
         x[col] = lg * BPS if has_mid and m0 > 0.0 else 0.0
-    for col, c0 in zip(_RV_COLS, c2[back[_RV_FROM:]].tolist(), strict=True):
+    for col, c0 in zip(_RV_COLS, c0s[_RV_FROM:], strict=True):
         x[col] = math.sqrt(max(c - c0, 0.0)) * BPS
     bs.start = back[-1]
     _trade_windows_one(st, key, mid, x)
@@ -152,7 +154,7 @@ def _trade_windows_one(st: _SymbolState, key: int, mid: float, x: list[float]) -
     rows = ts.vals[at].tolist()
     idx = at.tolist()
     hi, rhi = idx[0], rows[0]
-    for w, j, rlo in zip(_LOOKBACKS.tolist(), idx[1:], rows[1:], strict=True):
+    for w, j, rlo in zip(_LOOKBACK_NS, idx[1:], rows[1:], strict=True):
         d_pq, q, d_sq = rhi[0] - rlo[0], rhi[1] - rlo[1], rhi[2] - rlo[2]
         traded = q > 0.0
         if w in _VWAP_COL_OF:
