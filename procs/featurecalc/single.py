@@ -7,7 +7,9 @@ in ``procs.featurecalc.engine`` (logs still go through numpy), and is tested to 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import accumulate
+from operator import itemgetter
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
 
 _LOOKBACKS: Final = _OFFSETS[1:]
 _LOOKBACK_NS: Final = tuple(_LOOKBACKS.tolist())
+# the cumulative quantities at the imbalance depths of a side with every level (BOOK_DEPTH)
+_AT_DEPTHS: Final = itemgetter(*(d - 1 for d in IMBALANCE_DEPTHS))
+assert len(IMBALANCE_DEPTHS) > 1  # itemgetter of one index returns no tuple
+assert max(IMBALANCE_DEPTHS) <= BOOK_DEPTH
 _B: Final = BOOK_V1.fields
 assert _B is not None
 # one BOOK_V1 record as a tuple in one call: (seq, ts_event_ns, ts_recv_ns), symbol_id, flags,
@@ -66,13 +72,13 @@ def _append_trade_one(st: _SymbolState, ts_recv: int, px: float, qty: float, sid
     ts.end = e + 1
 
 
-def _side_sums(qty: list[float], n: int) -> tuple[float, list[float]]:
+def _side_sums(qty: list[float], n: int) -> tuple[float, Sequence[float]]:
     # (valid quantity at level 0, cumulative valid quantity at each imbalance depth); levels past
     # the count add nothing, and accumulate adds left to right like the array path's reductions
     if n >= len(qty) and min(qty) > 0.0 and math.isfinite(sum(qty)):  # sum: NaN, inf show
-        valid = qty  # a complete side: every level counts as it is
-    else:
-        valid = [q if 0.0 < q < _INF else 0.0 for q in qty[: max(n, 0)]]
+        # a complete side: every level counts as it is
+        return qty[0], _AT_DEPTHS(list(accumulate(qty)))
+    valid = [q if 0.0 < q < _INF else 0.0 for q in qty[: max(n, 0)]]
     if not valid:
         return 0.0, [0.0] * len(IMBALANCE_DEPTHS)
     acc = list(accumulate(valid))
