@@ -194,6 +194,14 @@ class ExecutionProc:
     # -- the hot path ------------------------------------------------------------------------
 
     def step(self) -> int:
+        """One read of both rings; the venue calls it makes start as it ends (tasks.py)."""
+        self.tasks.hold()
+        try:
+            return self._step()
+        finally:
+            self.tasks.release()  # before the process's next pass, in the order they were made
+
+    def _step(self) -> int:
         self.tasks.check()  # a callback or task failed: crash, don't limp
         n = 0
         books = self._book.poll(self._c.batch_max)
