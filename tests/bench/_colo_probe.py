@@ -51,6 +51,8 @@ KINDS = {
     "idle_start": 65,  # LoopRunner._on_idle (a turn of idle work), n: jobs run so far
     "idle_end": 66,
     "send_start": 67,  # the order's send task starts (the venue call; after the pass's tail)
+    "release_start": 68,  # TaskRunner.release: the step's venue calls start (n: how many)
+    "release_end": 69,
 }
 
 
@@ -161,6 +163,22 @@ def _install_idle_and_send(ev: Any, now: Any) -> None:
         return await orig_send(self, *a, **kw)
 
     driver.OrderDriver.send = send  # type: ignore[method-assign]
+
+    from procs.trading import tasks
+
+    if hasattr(tasks.TaskRunner, "release"):  # the step's calls start as it ends (i12-send)
+        orig_release = tasks.TaskRunner.release
+
+        def release(self: Any) -> None:
+            n = len(self._held or ())
+            if not n:
+                return orig_release(self)
+            ev((68, now(), n))
+            orig_release(self)
+            ev((69, now(), n))
+            return None
+
+        tasks.TaskRunner.release = release  # type: ignore[method-assign]
 
 
 def _install_gc_and_dump(ev: Any, now: Any) -> None:

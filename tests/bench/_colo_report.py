@@ -164,6 +164,15 @@ def report(ev: np.ndarray, sent: list[Any], t0: int, t1: int) -> dict[str, objec
     if len(ws) and len(we):
         d = we[: len(ws)] - ws[: len(we)]
         out["wake_send_us_p50_n"] = [round(float(np.median(d)) / 1e3, 1), len(d)]
+    rs, re_ = _col(ev, 68), _col(ev, 69)
+    if len(rs) and len(re_):  # the step's venue calls started eagerly as it ended (i12-send)
+        d = re_[: len(rs), 1] - rs[: len(re_), 1]
+        out["release_us_p50_p99_n_calls"] = [
+            round(float(np.median(d)) / 1e3, 1),
+            round(float(np.quantile(d, 0.99)) / 1e3),
+            len(d),
+            int(rs[:, 2].sum()),
+        ]
     for name, (a0, a1) in {"on_books": (50, 51), "hk": (54, 55), "service": (40, 41)}.items():
         xs, xe = _col(ev, a0)[:, 1], _col(ev, a1)[:, 1]
         if len(xs) and len(xe):
