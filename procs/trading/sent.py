@@ -1,7 +1,8 @@
 """An order's SENT row and event, written after its send has started (``ExecutionProc.place``).
 
-The send is a task that starts on the loop's next pass; the SENT transition's journal row (~50
-µs: a transaction) and its ``ord.`` event follow it there, not before it. Nothing can come
+The send starts as the step that placed the order ends (``TaskRunner.release``: its first step
+runs there, eagerly); the SENT transition's journal row (~50 µs: a transaction) and its
+``ord.`` event follow it, on the loop's next pass, not before it. Nothing can come
 between them out of order: any journal write takes the deferred rows first, in its own
 transaction ahead of its rows (``Journal.defer_order``), and the process emits the deferred
 events before any other (``ExecutionProc._next_seq``). The intent is durable before the send,
