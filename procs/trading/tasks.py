@@ -63,6 +63,10 @@ class _Started(Coroutine[Any, Any, Any]):
             self._state = _SUSPENDED
 
     @property
+    def stepped(self) -> bool:
+        return self._state != _NEW
+
+    @property
     def error(self) -> BaseException | None:
         """What the first step raised (None while it has not, or when it returned)."""
         return self._exc if self._state == _FINISHED else None
@@ -112,7 +116,10 @@ def start_eager(
     The step runs in the Task's context with the Task as ``asyncio.current_task()`` (so timeouts
     and ``asyncio.timeout`` cancel the right task), and every task created during it starts
     eagerly as well (the loop's task factory is swapped for the step). When the step finished,
-    the Task is done on its first turn on the loop, with that result or exception.
+    the Task is done on its first turn on the loop, with that result or exception. Outside a
+    running loop (the backtest and the golden session step execution between runs of it) the
+    loop is the running one for the step. A ``context`` that is entered already cannot be
+    entered again: the call then starts on the loop's next turn, as a plain task's.
     """
     ctx = contextvars.copy_context() if context is None else context
     started = _Started(coro)
@@ -127,6 +134,9 @@ def start_eager(
     asyncio._set_running_loop(loop)
     try:
         ctx.run(started.step)
+    except RuntimeError:
+        if started.stepped:  # step() keeps the call's own errors: this one is ctx.run's
+            raise
     finally:
         asyncio._set_running_loop(running)
         loop.set_task_factory(factory)

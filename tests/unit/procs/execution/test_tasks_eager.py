@@ -252,3 +252,24 @@ def test_start_outside_a_running_loop_runs_the_call_there(loop: asyncio.Abstract
     turns(loop)
     assert not runner.busy
     assert runner.fault is None
+
+
+def test_a_context_entered_already_starts_the_call_on_the_loop(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    seen: list[str] = []
+
+    async def call() -> None:
+        seen.append("ran")
+
+    def go() -> tuple[asyncio.Task[Any], list[str]]:
+        ctx = contextvars.copy_context()
+        task = ctx.run(lambda: start_eager(loop, call(), ctx))  # ctx is entered here
+        return task, list(seen)
+
+    task, at_return = in_callback(loop, go)
+    assert at_return == []  # not run twice, not lost: on the loop's next turn
+    turns(loop)
+    assert seen == ["ran"]
+    assert task.done()
+    assert task.exception() is None
