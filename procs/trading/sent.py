@@ -46,7 +46,8 @@ class SentAfterSend:
         return bool(self._pending)
 
     def add(self, tr: OrderTransition, now: int) -> None:
-        """``tr`` (NEW_INTENT → SENT, no fills) at ``now``, its send task just spawned."""
+        """``tr`` (NEW_INTENT → SENT, no fills) at ``now``, its send just spawned (it starts as
+        the step ends, after this: ``TaskRunner.release``)."""
         self._journal.defer_order(tr.order, tr.old, tr.cause, now)
         self._pending.append((tr, now))
         if not self._due:
