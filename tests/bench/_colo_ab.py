@@ -133,6 +133,9 @@ def _b(cfg_dir: Path, seconds: float, load: bool = False) -> np.ndarray:
     return np.asarray(_b_arrays(stamps, sent)["order"])
 
 
+OWNER_ENV = "BITRADER_COLO_AB_OWNER"
+
+
 def _foreign_rt() -> list[int]:
     """User processes at a real-time policy (FIFO/RR) that are not ours: another session's
     pipeline. Two SCHED_FIFO hot paths pinned to one core starve each other for up to the
@@ -147,10 +150,14 @@ def _foreign_rt() -> list[int]:
         if pid in ours or not proc.info["cmdline"]:  # kernel threads have no command line
             continue
         try:
-            if os.sched_getscheduler(pid) in (os.SCHED_FIFO, os.SCHED_RR):
-                out.append(pid)
-        except OSError:
+            if os.sched_getscheduler(pid) not in (os.SCHED_FIFO, os.SCHED_RR):
+                continue
+            # the window's supervisord daemonises (not our child): its group carries our mark
+            if proc.environ().get(OWNER_ENV) == str(me.pid):
+                continue
+        except (OSError, psutil.Error):
             continue
+        out.append(pid)
     return out
 
 
@@ -201,6 +208,7 @@ def ab(
             with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
                 out = Path(f.name)
             env = dict(os.environ)
+            env[OWNER_ENV] = str(os.getpid())  # this run's own group is not "another pipeline"
             probe = tree / "COLO_PROBE"
             if probe.exists():
                 env["COLO_PROBE_OUT"] = str(out.with_suffix(".npy"))
