@@ -7,13 +7,23 @@ hot-path work of issue 12. The test replays the records and compares. Regenerate
 change is *meant* to alter orders, and say so in the commit):
 
     .venv/bin/python -m tests.helpers.golden_session --write
+
+``session_journal.json`` holds digests of the same session's journal (every row of every table,
+the audit chain's hashes included, with a fixed audit key and journal clock: ``run_journaled``)
+and of every event it published, as the code wrote them before the order path's cuts of issue
+12 (branch i12-order); ``--write-journal`` regenerates it, under the same rule.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import os
+import sqlite3
+import time
+import types
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +54,8 @@ from tests.helpers.execution_fakes import RecordingPublisher
 DATA = Path(__file__).resolve().parents[1] / "unit" / "procs" / "execution" / "data"
 SESSION = DATA / "session.npz"
 GOLDEN = DATA / "session_orders.json"
+GOLDEN_JOURNAL = DATA / "session_journal.json"
+AUDIT_KEY = bytes(range(7, 39))  # the journaled run's fixed audit key (32 bytes)
 T0 = 1_700_000_000 * 1_000_000_000
 STEP_NS = 1_000_000  # the fake clock advances 1 ms per group of records
 LEVELS = 15
@@ -140,8 +152,14 @@ def _config(tmp: Path) -> ExecutionConfig:
     )
 
 
-def run_session(tmp: Path, ns: str, session: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Replay ``session`` through a fresh ExecutionProc; its order and fill events as dicts."""
+def run_session(
+    tmp: Path,
+    ns: str,
+    session: dict[str, np.ndarray],
+    published: list[tuple[bytes, bytes]] | None = None,
+) -> list[dict[str, Any]]:
+    """Replay ``session`` through a fresh ExecutionProc; its order and fill events as dicts
+    (every published (topic, payload) appended to ``published`` when given)."""
     config = _config(tmp)
     sig_w = RingWriter(RingSpec(name=f"{ns}.inference.sig", dtype=SIG_V1, capacity=1024))
     book_w = RingWriter(RingSpec(name=f"{ns}.ingest.md.book", dtype=BOOK_V1, capacity=1024))
@@ -192,6 +210,8 @@ def run_session(tmp: Path, ns: str, session: dict[str, np.ndarray]) -> list[dict
             bi, si = bj, sj
             proc.step()
             waiter.reset()  # the loop: sends, paper answers, fills
+        if published is not None:
+            published.extend(pub.sent)
         events = [ORDER_EVENT_DECODER.decode(p) for _, p in pub.sent]
         return [
             {"kind": type(e).__name__, **msgspec.to_builtins(msgspec.structs.asdict(e))}
@@ -203,6 +223,53 @@ def run_session(tmp: Path, ns: str, session: dict[str, np.ndarray]) -> list[dict
         sig_w.close()
         book_w.close()
         loop.close()
+
+
+def run_journaled(tmp: Path, ns: str) -> dict[str, Any]:
+    """``run_session`` with a fixed audit key and journal clock: digests of its journal (every
+    row of every table, in table then rowid order, audit hashes included) and its events."""
+    import procs.trading.journal as journal_module
+
+    key = tmp / "audit.key"  # what Journal.open reads beside the journal (0600)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, AUDIT_KEY.hex().encode() + b"\n")
+    os.close(fd)
+    wall = [1_800_000_000_000_000_000]
+
+    def time_ns() -> int:  # the journal's own stamps (meta rows, its first audit row)
+        wall[0] += 1000
+        return wall[0]
+
+    # (getattr/setattr: the module does not export ``time``, so mypy --strict refuses the dot)
+    name = "time"
+    real = getattr(journal_module, name)
+    setattr(journal_module, name, types.SimpleNamespace(time_ns=time_ns, monotonic=time.monotonic))
+    published: list[tuple[bytes, bytes]] = []
+    try:
+        run_session(tmp, ns, load_session(), published)
+    finally:
+        setattr(journal_module, name, real)
+    rows, counts = hashlib.sha256(), {}
+    with sqlite3.connect(tmp / "j.sqlite") as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in sorted(tables):
+            n = 0
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid"):
+                rows.update(json.dumps([table, *row]).encode() + b"\n")
+                n += 1
+            counts[table] = n
+        head = list(conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone())
+    events = hashlib.sha256()
+    for topic, payload in published:
+        events.update(len(topic).to_bytes(4, "big") + topic + len(payload).to_bytes(4, "big"))
+        events.update(payload)
+    return {
+        "journal_sha256": rows.hexdigest(),
+        "audit_head": head,
+        "rows": counts,
+        "events_sha256": events.hexdigest(),
+        "events": len(published),
+    }
 
 
 def load_session() -> dict[str, np.ndarray]:
@@ -220,7 +287,14 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--write", action="store_true", help="write session.npz and the golden file")
+    ap.add_argument("--write-journal", action="store_true", help="write session_journal.json")
     args = ap.parse_args()
+    if args.write_journal:
+        with tempfile.TemporaryDirectory() as tmp:
+            got = run_journaled(Path(tmp), unique_ns())
+        GOLDEN_JOURNAL.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+        print(got)
+        return
     DATA.mkdir(parents=True, exist_ok=True)
     if args.write and not SESSION.exists():
         np.savez_compressed(SESSION, **make_session())  # type: ignore[arg-type]
