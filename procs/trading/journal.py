@@ -36,10 +36,12 @@ from procs.trading.journal_check import (
     sync_dir,
 )
 from procs.trading.journal_rows import JSON as _JSON
+from procs.trading.journal_rows import Stored
 from procs.trading.journal_rows import body_text as _body
 from procs.trading.journal_rows import dec as _d
 from procs.trading.journal_rows import fill_from as _fill_from
 from procs.trading.journal_rows import fill_values as _fill_values
+from procs.trading.journal_rows import intent_row as _intent_row
 from procs.trading.journal_rows import order_values as _order_values
 from procs.trading.journal_rows import request_from as _request_from
 from procs.trading.journal_rows import stored as _stored
@@ -282,11 +284,11 @@ class Journal:
         """
         audit_id = self._last_id + 1
         if table == META:
-            stored: list[object] = [str(v) for v in values]
+            stored: Sequence[object] = [str(v) for v in values]
             self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", stored)
             body = json.dumps(stored, separators=(",", ":"))
-        elif table in _COLUMNS:
-            stored = [_stored(v) for v in values]
+        elif table in _COLUMNS:  # (a ``Stored`` row is stored already: ``intent_row``)
+            stored = values if type(values) is Stored else [_stored(v) for v in values]
             cur = self._conn.execute(_INSERT[table], (*stored, audit_id))
             if cur.rowcount == 0:
                 return False
@@ -383,14 +385,10 @@ class Journal:
     def record_intent(self, req: OrderRequest, ts_ns: int) -> bool:
         """Write the intent durably (committed, then fsynced) BEFORE the order is sent; False
         when the disk refused it (the order must not leave: ``write_error`` says why)."""
-        s = req.stamps
-        values = (
-            req.client_id, req.symbol, req.side, req.order_type, req.tif, req.qty, req.price,
-            req.reduce_only, req.position_side, req.tag, s.ts_event_ns, s.ts_recv_ns,
-            s.ts_feat_ns, s.ts_sig_ns, req.ts_order_ns, ts_ns,
-        )  # fmt: skip
         try:
-            [added] = self._txn([("intents", values, ts_ns)], anchor=False, must=True)
+            [added] = self._txn(
+                [("intents", _intent_row(req, ts_ns), ts_ns)], anchor=False, must=True
+            )
             if self._wal_path:  # a scratch journal fsyncs nothing, intents included (``open``)
                 self._sync_wal()
         except JournalWriteError:

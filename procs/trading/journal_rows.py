@@ -25,10 +25,13 @@ from procs.trading.orders import Order
 
 __all__ = [
     "JSON",
+    "Stored",
     "body_text",
     "dec",
     "fill_from",
     "fill_values",
+    "intent_row",
+    "intent_values",
     "order_values",
     "request_from",
     "stored",
@@ -75,6 +78,38 @@ def _as_is(v: object) -> object:
 
 
 _CONVERT: Final[dict[type, Callable[[Any], object]]] = {}
+
+
+class Stored(tuple[object, ...]):
+    """A row's values already as ``stored`` makes them: ``Journal._append`` writes them as
+    they are (``intent_row``)."""
+
+    __slots__ = ()
+
+
+def intent_row(req: OrderRequest, ts_ns: int) -> Stored:
+    """An intent's row, as ``stored`` makes each value (``[stored(v) for v in values]``),
+    built directly: its columns' types are known (~1 against ~3.5 µs on the order path; the
+    same values, ``test_journal``'s equivalence test)."""
+    s, price = req.stamps, req.price
+    return Stored(
+        (
+            req.client_id, req.symbol, req.side.value, req.order_type.value, req.tif.value,
+            str(req.qty), None if price is None else str(price), int(req.reduce_only),
+            req.position_side.value, req.tag, s.ts_event_ns, s.ts_recv_ns, s.ts_feat_ns,
+            s.ts_sig_ns, req.ts_order_ns, ts_ns,
+        )
+    )  # fmt: skip
+
+
+def intent_values(req: OrderRequest, ts_ns: int) -> tuple[object, ...]:
+    """An intent's column values as the request holds them (``intent_row`` stores them)."""
+    s = req.stamps
+    return (
+        req.client_id, req.symbol, req.side, req.order_type, req.tif, req.qty, req.price,
+        req.reduce_only, req.position_side, req.tag, s.ts_event_ns, s.ts_recv_ns,
+        s.ts_feat_ns, s.ts_sig_ns, req.ts_order_ns, ts_ns,
+    )  # fmt: skip
 
 
 def body_text(values: Sequence[object]) -> str:

@@ -16,13 +16,16 @@ import pytest
 
 from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
 from procs.trading.journal import SCHEMA_VERSION, Journal, _body
+from procs.trading.journal_rows import Stored, intent_row, intent_values, stored
 from procs.trading.model import (
     Fill,
     FundingEvent,
     JournalError,
     OrderStatus,
+    PositionSide,
     Side,
     TickStamps,
+    TimeInForce,
     VenueOrderUpdate,
 )
 from procs.trading.orders import OrderTracker
@@ -280,6 +283,28 @@ def test_journal_open_creates_missing_directory(tmp_path):
 )
 def test_journal_body_text_is_what_verify_recomputes(row):
     assert _body(row) == json.dumps(row, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        req("c-1-1"),
+        req("c-1-2", Side.SELL, "0.5", None, reduce_only=True),  # market, reduce-only
+        req("c-1-3", price="59999.90", tif=TimeInForce.POST_ONLY, tag="quote",
+            stamps=TickStamps(1, 2, 3, 4), ts_order_ns=5, lots=5000, ticks=599999),
+        req("c-1-4", qty="1E+1", price="1E-8", position_side=PositionSide.SHORT, tag="flatten"),
+        *(req(f"c-2-{i}", position_side=p) for i, p in enumerate(PositionSide)),
+        *(req(f"c-3-{i}", tif=t) for i, t in enumerate(TimeInForce)),
+    ],
+)  # fmt: skip
+def test_journal_intent_row_is_what_stored_makes_of_its_values(request_):
+    # the intent's fast path (intent_row) against the generic conversion of every value
+    row = intent_row(request_, 7)
+    assert type(row) is Stored
+    want = [stored(v) for v in intent_values(request_, 7)]
+    assert list(row) == want
+    assert [type(v) for v in row] == [type(v) for v in want]
+    assert _body(row) == json.dumps(want, separators=(",", ":"))
 
 
 def test_journal_scratch_mode_syncs_nothing_and_keeps_the_chain(path):
