@@ -352,10 +352,10 @@ class ExecutionProc:
         if o.status not in CANCELLABLE or o.ts_cancel_ns:
             return
         updated = self.tracker.request_cancel(client_id, now)
-        self.journal.record_order(updated, o.status, f"cancel requested: {reason}", now)
         self._m.cancels_sent.inc()
         self.counters["cancels_sent_total"] += 1
-        self.spawn(self.driver.send_cancel(o.symbol, client_id))
+        self.spawn(self.driver.send_cancel(o.symbol, client_id))  # its row: with the next write
+        self.sent_later.defer_row(updated, o.status, f"cancel requested: {reason}", now)
 
     async def query(self, client_id: str) -> None:
         await self.driver.query(client_id)

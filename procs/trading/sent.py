@@ -8,6 +8,10 @@ transaction ahead of its rows (``Journal.defer_order``), and the process emits t
 events before any other (``ExecutionProc._next_seq``). The intent is durable before the send,
 as ever; after a crash an order journaled NEW_INTENT and one journaled SENT are recovered alike
 (UNKNOWN, then queried), so a row not yet written loses nothing.
+
+A cancel request's row (``defer_row``) follows its cancel the same way: it has no event; after
+a crash an order whose cancel request was not journaled is recovered open, and reconciliation
+answers it from the venue, as for a cancel sent just before the crash.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import msgspec
 from ipc.orders import order_topic
 from procs.trading.events import EventSequencer, order_event
 from procs.trading.journal import Journal
-from procs.trading.orders import OrderTransition
+from procs.trading.model import OrderStatus
+from procs.trading.orders import Order, OrderTransition
 
 __all__ = ["SentAfterSend"]
 
@@ -54,12 +59,20 @@ class SentAfterSend:
             self._due = True
             self._loop.call_soon(self.flush)
 
+    def defer_row(self, order: Order, old: OrderStatus, cause: str, now: int) -> None:
+        """A row without an event (a cancel request), its call just spawned: journaled with
+        the next write, or on the loop's next pass (``Journal.defer_order``)."""
+        self._journal.defer_order(order, old, cause, now)
+        if not self._due:
+            self._due = True
+            self._loop.call_soon(self.flush)
+
     def flush(self) -> None:
         """Journal and publish them now (the loop's next pass does it anyway)."""
         self._due = False
+        self._journal.flush()  # the rows before their events, as ``ExecutionProc.apply`` does
         if not self._pending:
             return
-        self._journal.flush()  # the rows before their events, as ``ExecutionProc.apply`` does
         pending, self._pending = self._pending, []
         for tr, now in pending:
             self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))

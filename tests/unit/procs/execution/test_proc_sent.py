@@ -133,3 +133,70 @@ def test_sent_goes_first_in_a_journal_write_of_the_same_step(tmp_path, ns):
         assert [e.status for e in r.events(OrderEvent)] == ["SENT"]
     finally:
         r.close()
+
+
+def _acked_quote(r: Rig) -> str:
+    _place_one(r)
+    r.loop.run_until_complete(asyncio.sleep(0))  # sent and acknowledged
+    [o] = r.proc.tracker.open_orders()
+    assert o.status == "ACKED"
+    return o.client_id
+
+
+def _cancel_rows(path: Path) -> list[tuple[str, str, str]]:
+    with closing(sqlite3.connect(path)) as c:
+        return c.execute(
+            "SELECT client_id, new, cause FROM order_events WHERE cause LIKE 'cancel%' ORDER BY id"
+        ).fetchall()
+
+
+def test_cancel_row_follows_its_cancel_call_on_the_loops_pass(tmp_path, ns):
+    r = make_rig(tmp_path, ns)
+    try:
+        assert reconciled(r)
+        path = Path(r.proc.journal.path)
+        cid = _acked_quote(r)
+        rows = len(_order_rows(path))
+
+        r.proc.cancel(cid, r.now(), "test")
+
+        assert r.proc.tracker.get(cid).ts_cancel_ns  # the tracker knows at once
+        assert len(_order_rows(path)) == rows  # the row waits for the loop's pass
+        assert r.venue.cancels == []
+        r.loop.run_until_complete(asyncio.sleep(0))
+        assert r.venue.cancels == [cid]
+        assert _cancel_rows(path) == [(cid, "ACKED", "cancel requested: test")]
+    finally:
+        r.close()
+
+
+def test_cancel_row_goes_first_in_the_next_journal_write(tmp_path, ns):
+    # a cancel, then (in the same pass) another write: the cancel's row goes first, in it
+    r = make_rig(tmp_path, ns)
+    try:
+        assert reconciled(r)
+        path = Path(r.proc.journal.path)
+        cid = _acked_quote(r)
+        now = r.now()
+        r.proc.cancel(cid, now, "test")
+        r.proc.journal.set_meta("test", "1")
+        with closing(sqlite3.connect(path)) as c:
+            kinds = c.execute("SELECT kind FROM audit ORDER BY id DESC LIMIT 2").fetchall()
+        assert kinds == [("meta",), ("order_events",)]  # newest first
+        assert _cancel_rows(path) == [(cid, "ACKED", "cancel requested: test")]
+        r.loop.run_until_complete(asyncio.sleep(0))
+        assert _cancel_rows(path) == [(cid, "ACKED", "cancel requested: test")]  # written once
+    finally:
+        r.close()
+
+
+def test_cancel_row_deferred_at_close_is_written(tmp_path, ns):
+    r = make_rig(tmp_path, ns)
+    path = Path(r.proc.journal.path)
+    try:
+        assert reconciled(r)
+        cid = _acked_quote(r)
+        r.proc.cancel(cid, r.now(), "test")
+    finally:
+        r.close()  # before the loop ran again
+    assert _cancel_rows(path) == [(cid, "ACKED", "cancel requested: test")]
