@@ -177,7 +177,8 @@ class RiskEngine:
     def check(self, req: OrderRequest, ctx: RiskContext) -> Refusal | None:
         """Return the first refusal, or ``None`` and remember the order as sent."""
         self._forget(ctx.now_ns)
-        found = self._first_refusal(req, ctx)
+        key = (req.symbol, req.side, req.price, req.qty)  # _key(req), made once
+        found = self._first_refusal(req, ctx, key)
         if found is not None:
             reason, detail = found
             self.refusals_total[reason] += 1
@@ -185,9 +186,9 @@ class RiskEngine:
         self.passed_total += 1
         self._client_ids.add(req.client_id)
         self._sent_ns.append(ctx.now_ns)
-        key = _key(req)
         self._recent.append((ctx.now_ns, key))
-        self._recent_keys[key] += 1
+        recent = self._recent_keys
+        recent[key] = recent.get(key, 0) + 1
         return None
 
     def _forget(self, now_ns: int) -> None:
@@ -206,7 +207,7 @@ class RiskEngine:
             sc = self._scaled[symbol] = _Scaled.of(self._c, inst, self._symbols.get(symbol))
         return sc
 
-    def _first_refusal(self, req: OrderRequest, ctx: RiskContext) -> _Found:
+    def _first_refusal(self, req: OrderRequest, ctx: RiskContext, key: _Key) -> _Found:
         inst = ctx.instrument
         position = ctx.position_lots
         assert position is not None  # RiskContext derives it
@@ -230,7 +231,7 @@ class RiskEngine:
         for found in (
             self._order_shape(req, ctx, sc, lots, ticks),
             self._market(req, ctx, sc, ticks),
-            self._duplicates(req, ctx),
+            self._duplicates(req, ctx, key),
             self._open_orders(req, ctx),
         ):
             if found is not None:
@@ -303,17 +304,17 @@ class RiskEngine:
         self._bands[symbol] = (mark, sc, lo, hi)
         return lo, hi
 
-    def _duplicates(self, req: OrderRequest, ctx: RiskContext) -> _Found:
-        if req.client_id in self._client_ids or any(
-            o.client_id == req.client_id for o in ctx.open_orders
+    def _duplicates(self, req: OrderRequest, ctx: RiskContext, key: _Key) -> _Found:
+        opened = ctx.open_orders
+        if req.client_id in self._client_ids or (
+            opened and any(o.client_id == req.client_id for o in opened)
         ):
             return RefusalReason.DUPLICATE_ORDER, f"clientId {req.client_id} already used"
-        key = _key(req)
-        if any(_key(o.request) == key for o in ctx.open_orders):
+        if opened and any(_key(o.request) == key for o in opened):
             return RefusalReason.DUPLICATE_ORDER, "an identical order is open"
         if key in self._recent_keys:
             return RefusalReason.DUPLICATE_ORDER, "an identical order was sent just now"
-        for o in ctx.open_orders:
+        for o in opened:
             r = o.request
             if r.symbol != req.symbol or r.side is req.side:
                 continue
@@ -325,7 +326,7 @@ class RiskEngine:
         n_all = len(ctx.open_orders)
         if n_all >= self._c.max_open_orders:
             return RefusalReason.MAX_OPEN_ORDERS, f"{n_all} open orders"
-        n_sym = sum(1 for o in ctx.open_orders if o.symbol == req.symbol)
+        n_sym = sum(1 for o in ctx.open_orders if o.symbol == req.symbol) if n_all else 0
         if n_sym >= self._c.max_open_orders_per_symbol:
             return RefusalReason.MAX_OPEN_ORDERS, f"{n_sym} open orders on {req.symbol}"
         recent = len(self._sent_ns)
@@ -347,10 +348,14 @@ class RiskEngine:
         if ctx.drawdown >= self._c.max_drawdown_usdt:
             return RefusalReason.MAX_DRAWDOWN, f"drawdown {ctx.drawdown}"
         inst = ctx.instrument
-        pending = sum(
-            _remaining_lots(o, inst)
-            for o in ctx.open_orders
-            if o.symbol == req.symbol and o.request.side is req.side
+        pending = (
+            sum(
+                _remaining_lots(o, inst)
+                for o in ctx.open_orders
+                if o.symbol == req.symbol and o.request.side is req.side
+            )
+            if ctx.open_orders
+            else 0
         )
         worst = abs(position + req.side.sign * (pending + lots))
         if sc.max_pos_lots is not None and worst > sc.max_pos_lots:
