@@ -63,6 +63,12 @@ log = logging.getLogger(__name__)
 WRITE_ERROR_LOG_S: Final = 5.0  # a journal that cannot write logs it at most this often
 SCHEMA_VERSION: Final = 3  # 1: unkeyed sha256 chain, meta outside it; 2: no reads (migrations.py)
 CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
+# SQLite merges the WAL into the database file at the commit that passes 1,000 pages: ~0.25 ms
+# on tmpfs, ~2 ms with a disk's fsyncs, inside whichever write (an order's intent) that was.
+# A durable journal leaves it to ``merge_wal`` (execution's housekeeping, every WAL_MERGE_S),
+# SQLite's own only past WAL_BACKSTOP_PAGES (housekeeping stalled: the WAL stays bounded)
+WAL_MERGE_S: Final = 1.0
+WAL_BACKSTOP_PAGES: Final = 10_000
 
 _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "intents": (
@@ -180,6 +186,8 @@ class Journal:
         self._wal_path = ""  # the WAL file an intent's commit fsyncs ("": nothing to do)
         self._wal_fd = -1  # opened at the first intent (SQLite has created the file by then)
         self._deferred: list[tuple[str, Sequence[object], int]] = []  # ``defer_order``'s rows
+        self.wal_merge_errors_total = 0
+        self._merged_at = -1e9  # time.monotonic() of the last merge_wal
 
     @classmethod
     def open(
@@ -230,6 +238,8 @@ class Journal:
             # refused (a file system without shared memory), every commit is fsynced (FULL)
             level = ("NORMAL" if wal else "FULL") if durable else "OFF"
             conn.execute(f"PRAGMA synchronous={level}")
+            if durable and wal:
+                conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
             migrated = migrate(conn, p, chain, SCHEMA_VERSION, _COLUMNS) is not None
             check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
             conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
@@ -396,6 +406,27 @@ class Journal:
         if not added:
             raise JournalError(f"intent {req.client_id} already journaled")
         return True
+
+    def merge_wal(self, every_s: float = 0.0) -> tuple[int, int]:
+        """Merge the WAL's committed pages into the database file (SQLite's PASSIVE WAL
+        checkpoint: it waits for no reader), off the order path, at most every ``every_s``;
+        (WAL frames, frames merged), (0, 0) when it did not.
+
+        Nothing is lost when it cannot (a full disk: the WAL keeps every page): counted in
+        ``wal_merge_errors_total``, tried again at the next call. A journal that fsyncs
+        nothing leaves it to SQLite, at its commits.
+        """
+        now = time.monotonic()
+        if not self._wal_path or now - self._merged_at < every_s:
+            return 0, 0
+        self._merged_at = now
+        try:
+            _, frames, merged = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            self.wal_merge_errors_total += 1
+            log.warning("journal WAL merge failed path=%s error=%s", self.path, exc)
+            return 0, 0
+        return int(frames), int(merged)
 
     def _sync_wal(self) -> None:
         """fsync the WAL file: the commit just made is on the disk when this returns.
