@@ -42,7 +42,7 @@ from procs.trading.journal_rows import dec as _d
 from procs.trading.journal_rows import fill_from as _fill_from
 from procs.trading.journal_rows import fill_values as _fill_values
 from procs.trading.journal_rows import intent_row as _intent_row
-from procs.trading.journal_rows import order_values as _order_values
+from procs.trading.journal_rows import order_row as _order_row
 from procs.trading.journal_rows import request_from as _request_from
 from procs.trading.journal_rows import stored as _stored
 from procs.trading.model import (
@@ -464,7 +464,7 @@ class Journal:
         already, and after a crash an order journaled NEW_INTENT or SENT is recovered alike
         (UNKNOWN, then queried). Rows keep their order: every later write goes after it.
         """
-        self._deferred.append(("order_events", _order_values(order, old, cause, ts_ns), ts_ns))
+        self._deferred.append(("order_events", _order_row(order, old, cause, ts_ns), ts_ns))
 
     def flush(self) -> None:
         """Write the rows ``defer_order`` deferred, if any."""
@@ -473,11 +473,12 @@ class Journal:
 
     def record_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
         """Write the order's full state after a change (status, fill, cancel request)."""
-        self._txn([("order_events", _order_values(order, old, cause, ts_ns), ts_ns)])
+        self._txn([("order_events", _order_row(order, old, cause, ts_ns), ts_ns)])
 
     def record_transition(self, tr: OrderTransition, ts_ns: int) -> list[Fill]:
         """Write a transition and its fills in one transaction; return the fills that were new."""
-        rows = [("order_events", _order_values(tr.order, tr.old, tr.cause, ts_ns), ts_ns)]
+        rows: list[tuple[str, Sequence[object], int]]
+        rows = [("order_events", _order_row(tr.order, tr.old, tr.cause, ts_ns), ts_ns)]
         rows += [("fills", _fill_values(f), ts_ns) for f in tr.fills]
         done = self._txn(rows)
         return [f for f, new in zip(tr.fills, done[1:], strict=True) if new]

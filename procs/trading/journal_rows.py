@@ -32,6 +32,7 @@ __all__ = [
     "fill_values",
     "intent_row",
     "intent_values",
+    "order_row",
     "order_values",
     "request_from",
     "stored",
@@ -95,11 +96,28 @@ def intent_row(req: OrderRequest, ts_ns: int) -> Stored:
     return Stored(
         (
             req.client_id, req.symbol, req.side.value, req.order_type.value, req.tif.value,
-            str(req.qty), None if price is None else str(price), int(req.reduce_only),
+            _text(req.qty), None if price is None else _text(price), int(req.reduce_only),
             req.position_side.value, req.tag, s.ts_event_ns, s.ts_recv_ns, s.ts_feat_ns,
             s.ts_sig_ns, req.ts_order_ns, ts_ns,
         )
     )  # fmt: skip
+
+
+def order_row(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> Stored:
+    """``order_values`` as ``stored`` makes each value, built directly (an order has ~4 such
+    rows: SENT, cancel requested, its answers)."""
+    return Stored(
+        (
+            o.request.client_id, old.value, o.status.value, o.order_id, _text(o.filled_qty),
+            _text(o.avg_price), _text(o.fee), o.mtime_ms, o.ts_sent_ns, o.ts_cancel_ns, cause,
+            o.reason, ts_ns,
+        )
+    )  # fmt: skip
+
+
+def _text(v: Decimal) -> object:
+    """A Decimal column's value: ``stored(v)`` (its text), without the lookup for a Decimal."""
+    return str(v) if type(v) is Decimal else stored(v)
 
 
 def intent_values(req: OrderRequest, ts_ns: int) -> tuple[object, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ import pytest
 
 from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
 from procs.trading.journal import SCHEMA_VERSION, Journal, _body
-from procs.trading.journal_rows import Stored, intent_row, intent_values, stored
+from procs.trading.journal_rows import (
+    Stored,
+    intent_row,
+    intent_values,
+    order_row,
+    order_values,
+    stored,
+)
 from procs.trading.model import (
     Fill,
     FundingEvent,
@@ -28,7 +36,7 @@ from procs.trading.model import (
     TimeInForce,
     VenueOrderUpdate,
 )
-from procs.trading.orders import OrderTracker
+from procs.trading.orders import Order, OrderTracker
 from procs.trading.positions import DailyPnl, PositionBook
 from procs.trading.risk import Refusal, RefusalReason
 
@@ -305,6 +313,29 @@ def test_journal_intent_row_is_what_stored_makes_of_its_values(request_):
     assert list(row) == want
     assert [type(v) for v in row] == [type(v) for v in want]
     assert _body(row) == json.dumps(want, separators=(",", ":"))
+
+
+def _orders() -> list[tuple[Order, OrderStatus]]:
+    base = Order(request=req("c-1-1"), ts_created_ns=1, ts_update_ns=1)
+    return [
+        (base, S.NEW_INTENT),
+        (replace(base, status=S.SENT, ts_sent_ns=5), S.NEW_INTENT),
+        (replace(base, status=S.ACKED, order_id="X1", ts_cancel_ns=9, mtime_ms=3), S.SENT),
+        (replace(base, status=S.PART_FILLED, filled_qty=D("0.004"), avg_price=D("60000.10"),
+                 fee=D("-0.0012"), order_id="X1"), S.ACKED),
+        (replace(base, status=S.REJECTED, reason="venue: 10007 bad"), S.UNKNOWN),
+        (replace(base, filled_qty=D("1E-8"), avg_price=D("0E-10")), S.FILLED),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("order_old", _orders())
+def test_journal_order_row_is_what_stored_makes_of_its_values(order_old):
+    order, old = order_old
+    row = order_row(order, old, "venue", 11)
+    assert type(row) is Stored
+    want = [stored(v) for v in order_values(order, old, "venue", 11)]
+    assert list(row) == want
+    assert [type(v) for v in row] == [type(v) for v in want]
 
 
 def test_journal_scratch_mode_syncs_nothing_and_keeps_the_chain(path):
