@@ -31,7 +31,7 @@ from procs.trading.events import (
     risk_event,
 )
 from procs.trading.instruments import DecimalGrid, Instrument
-from procs.trading.journal import WAL_MERGE_S, Journal
+from procs.trading.journal import Journal
 from procs.trading.killswitch import KillSwitch
 from procs.trading.legs import VenueLegs
 from procs.trading.metrics import ExecutionMetrics, PendingMetrics
@@ -471,7 +471,7 @@ class ExecutionProc:
         if self._is_due("marks", now, c.venue.mark_poll_s):
             self.spawn(self._poll_marks())
         self._update_pnl(now)
-        self.journal.merge_wal(WAL_MERGE_S)  # here, not inside an order's intent (journal.py)
+        self.journal.merge_wal()  # here, not inside an order's intent (journal.py)
         if self._is_due("snapshot", now, c.position_snapshot_interval_s):
             self.journal.record_positions(self.positions.snapshots(), now)
             self.journal.save_daily(*self.daily.state())

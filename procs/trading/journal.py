@@ -63,10 +63,10 @@ log = logging.getLogger(__name__)
 WRITE_ERROR_LOG_S: Final = 5.0  # a journal that cannot write logs it at most this often
 SCHEMA_VERSION: Final = 3  # 1: unkeyed sha256 chain, meta outside it; 2: no reads (migrations.py)
 CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
-# SQLite merges the WAL into the database file at the commit that passes 1,000 pages: ~0.25 ms
-# on tmpfs, ~2 ms with a disk's fsyncs, inside whichever write (an order's intent) that was.
-# A durable journal leaves it to ``merge_wal`` (execution's housekeeping, every WAL_MERGE_S),
-# SQLite's own only past WAL_BACKSTOP_PAGES (housekeeping stalled: the WAL stays bounded)
+# SQLite merges the WAL into the file at the commit past 1,000 pages (~0.25 ms on tmpfs, ~2 ms
+# with a disk's fsyncs), inside whichever write, an intent's too; a durable journal leaves it to
+# ``merge_wal`` (housekeeping), SQLite's own merge kept as a backstop (WAL_BACKSTOP_PAGES)
+WAL_MERGE_WRITES: Final = 250  # transactions (~1,000 pages): a bigger WAL slows every write
 WAL_MERGE_S: Final = 1.0
 WAL_BACKSTOP_PAGES: Final = 10_000
 
@@ -187,7 +187,7 @@ class Journal:
         self._wal_fd = -1  # opened at the first intent (SQLite has created the file by then)
         self._deferred: list[tuple[str, Sequence[object], int]] = []  # ``defer_order``'s rows
         self.wal_merge_errors_total = 0
-        self._merged_at = -1e9  # time.monotonic() of the last merge_wal
+        self._merged_at, self._writes = time.monotonic(), 0  # the last merge_wal, writes since
 
     @classmethod
     def open(
@@ -337,6 +337,7 @@ class Journal:
             try:
                 done = [self._append(t, v, ts) for t, v, ts in rows]
                 self._conn.execute("COMMIT")
+                self._writes += 1  # (merge_wal)
             except BaseException:
                 if self._conn.in_transaction:  # SQLITE_FULL has rolled it back already
                     self._conn.execute("ROLLBACK")
@@ -407,17 +408,16 @@ class Journal:
             raise JournalError(f"intent {req.client_id} already journaled")
         return True
 
-    def merge_wal(self, every_s: float = 0.0) -> tuple[int, int]:
+    def merge_wal(self, every_s: float = WAL_MERGE_S) -> tuple[int, int]:
         """Merge the WAL's committed pages into the database file (SQLite's PASSIVE WAL
-        checkpoint: it waits for no reader), off the order path, at most every ``every_s``;
-        (WAL frames, frames merged), (0, 0) when it did not.
-
-        Nothing is lost when it cannot (a full disk: the WAL keeps every page): counted in
-        ``wal_merge_errors_total``, tried again at the next call. A journal that fsyncs
-        nothing leaves it to SQLite, at its commits.
-        """
-        now = time.monotonic()
-        if not self._wal_path or now - self._merged_at < every_s:
+        checkpoint: it waits for no reader), off the order path: once WAL_MERGE_WRITES
+        transactions were committed since the last merge, or ``every_s`` has passed since it
+        and one was; (WAL frames, frames merged), (0, 0) when it did not. Nothing is lost when
+        it cannot (a full disk: the WAL keeps every page): counted in ``wal_merge_errors_total``
+        and tried again. A journal that fsyncs nothing leaves it to SQLite, at its commits."""
+        now, n = time.monotonic(), self._writes
+        due = n >= WAL_MERGE_WRITES or (n and now - self._merged_at >= every_s)
+        if not (due and self._wal_path):
             return 0, 0
         self._merged_at = now
         try:
@@ -426,6 +426,7 @@ class Journal:
             self.wal_merge_errors_total += 1
             log.warning("journal WAL merge failed path=%s error=%s", self.path, exc)
             return 0, 0
+        self._writes = 0
         return int(frames), int(merged)
 
     def _sync_wal(self) -> None:

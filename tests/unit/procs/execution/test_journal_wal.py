@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from procs.trading.journal import WAL_BACKSTOP_PAGES, WAL_MERGE_S, Journal
+from procs.trading.journal import WAL_BACKSTOP_PAGES, WAL_MERGE_WRITES, Journal
 from tests.helpers.execution_fakes import make_rig, reconciled
 
 from .helpers import req
@@ -21,18 +21,22 @@ def test_a_durable_journal_merges_its_wal_when_asked_and_not_before(tmp_path):
     j = Journal.open(tmp_path / "j.sqlite")
     try:
         assert _autocheckpoint(j) == WAL_BACKSTOP_PAGES
-        for i in range(400):  # ~4 pages each: SQLite's default would have merged past 1,000
+        for i in range(WAL_MERGE_WRITES - 1):
             assert j.record_intent(req(f"c-1-{i}"), i)
-        frames, merged = j.merge_wal()
-        assert frames > 1000  # nothing merged them inside a commit
+        assert j.merge_wal(every_s=3600.0) == (0, 0)  # not yet: fewer writes, too soon
+        assert j.record_intent(req("c-1-x"), 1)
+        frames, merged = j.merge_wal(every_s=3600.0)  # WAL_MERGE_WRITES of them: now
+        assert frames > 1000  # ~4 pages each, and nothing merged them inside a commit
         assert merged == frames
-        assert j.merge_wal(every_s=3600.0) == (0, 0)  # at most that often
+        assert j.merge_wal(every_s=0.0) == (0, 0)  # nothing written since
         assert j.record_intent(req("c-2-1"), 1)  # the WAL starts over; the chain goes on
+        frames, merged = j.merge_wal(every_s=0.0)  # one write, but that long since the last
+        assert 0 < merged == frames < 100
         assert j.verify_audit().ok
     finally:
         j.close()
     with closing(sqlite3.connect(tmp_path / "j.sqlite")) as c:
-        assert c.execute("SELECT COUNT(*) FROM intents").fetchone() == (401,)
+        assert c.execute("SELECT COUNT(*) FROM intents").fetchone() == (WAL_MERGE_WRITES + 1,)
 
 
 def test_a_scratch_journal_leaves_the_merge_to_sqlite(tmp_path):
@@ -68,12 +72,12 @@ def test_a_refused_merge_is_counted_and_loses_nothing(tmp_path):
         for i in range(5):
             assert j.record_intent(req(f"c-1-{i}"), i)
         j._conn = _MergeRefused(real)  # type: ignore[assignment]  # a fake around the real one
-        assert j.merge_wal() == (0, 0)
+        assert j.merge_wal(every_s=0.0) == (0, 0)
         assert j.wal_merge_errors_total == 1
         assert j.write_error == ""  # no write was refused: trading goes on
         assert j.record_intent(req("c-2-1"), 9)
         j._conn = real
-        frames, merged = j.merge_wal()
+        frames, merged = j.merge_wal(every_s=0.0)
         assert merged == frames > 0
         assert j.verify_audit().ok
     finally:
@@ -85,15 +89,16 @@ def test_housekeeping_merges_the_journals_wal(tmp_path, ns):
     r = make_rig(tmp_path, ns)
     try:
         assert reconciled(r)
-        calls: list[float] = []
+        calls: list[tuple[int, int]] = []
         merge = r.proc.journal.merge_wal
 
-        def spy(every_s: float = 0.0) -> tuple[int, int]:
-            calls.append(every_s)
-            return merge(every_s)
+        def spy() -> tuple[int, int]:
+            calls.append(merge(every_s=0.0))
+            return calls[-1]
 
         r.proc.journal.merge_wal = spy  # type: ignore[method-assign]  # a spy on the real one
         r.proc.housekeeping(r.now())
-        assert calls == [WAL_MERGE_S]
+        [(frames, merged)] = calls
+        assert merged == frames > 0  # reconciliation's rows, merged
     finally:
         r.close()
