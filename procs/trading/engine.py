@@ -518,10 +518,9 @@ class ExecutionProc:
         return out
 
     def _update_pnl(self, now: int) -> None:
-        marks = self._marks_or_mid()
-        if any(p.qty and p.symbol not in marks for p in self.positions.snapshots()):
+        totals = self.positions.priced_totals(self._marks_or_mid())
+        if totals is None:
             return  # no price for an open leg yet
-        totals = self.positions.totals(marks)
         self.daily.update(totals.net, now)
         self.on_breaker(self.breaker.on_pnl(self.daily.day_pnl, now))
         for kind in ("realised", "unrealised", "fees", "funding", "net"):
@@ -579,18 +578,9 @@ class ExecutionProc:
 
     def health(self) -> dict[str, float | int | str]:
         self._flush_metrics()
-        totals = self.positions.totals(self._marks_or_mid()) if self._prices_known() else None
-        fields = execution_health(self, self._clock(), totals)
-        return {
-            "mode": self._c.mode,
-            **fields,
-            **self._rings.health(),
-            "last_seq": self._seq.last_seq,
-        }
-
-    def _prices_known(self) -> bool:
-        marks = self._marks_or_mid()
-        return all(not p.qty or p.symbol in marks for p in self.positions.snapshots())
+        totals = self.positions.priced_totals(self._marks_or_mid())
+        fields = {"mode": self._c.mode, **execution_health(self, self._clock(), totals)}
+        return {**fields, **self._rings.health(), "last_seq": self._seq.last_seq}
 
     async def aclose(self) -> None:
         """Let in-flight venue calls finish briefly, then close the venue."""

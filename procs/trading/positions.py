@@ -168,6 +168,12 @@ class PositionBook:
             funding=sum((p.funding for p in legs), ZERO),
         )
 
+    def priced_totals(self, marks: Mapping[str, Decimal]) -> PnlTotals | None:
+        """``totals``, or None while an open leg has no price in ``marks`` yet."""
+        if any(p.qty and p.symbol not in marks for p in self._legs.values()):
+            return None
+        return self.totals(marks)
+
     def gross_notional(self, marks: Mapping[str, Decimal]) -> Decimal:
         return sum((abs(p.qty) * marks[p.symbol] for p in self._legs.values() if p.qty), ZERO)
 

@@ -138,3 +138,13 @@ def test_symbols_come_in_the_order_their_legs_appeared():
     for sym in ("ETHUSDT", "BTCUSDT", "SOLUSDT", "ETHUSDT"):
         book.apply_fill(fill(Side.BUY, 1, 100, symbol=sym))
     assert book.symbols() == ["ETHUSDT", "BTCUSDT", "SOLUSDT"]
+
+
+def test_priced_totals_wait_for_a_price_of_every_open_leg():
+    book = PositionBook()
+    book.apply_fill(fill(Side.BUY, "1", "100"))
+    book.apply_fill(fill(Side.BUY, "1", "10", symbol="ETHUSDT"))
+    book.apply_fill(fill(Side.SELL, "1", "12", symbol="ETHUSDT"))  # flat: needs no price
+    assert book.priced_totals({}) is None
+    assert book.priced_totals({"ETHUSDT": D(11)}) is None
+    assert book.priced_totals({"BTCUSDT": D(90)}) == book.totals({"BTCUSDT": D(90)})
