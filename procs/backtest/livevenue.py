@@ -41,6 +41,7 @@ class LiveVenue(BacktestVenue):
     """``Venue`` for ``ExecutionProc`` replaying a live run (``procs.backtest.follow``)."""
 
     kind = "live-replay"
+    eager_sends = True  # as the live venue whose run it replays (trading.venue.Venue)
 
     def __init__(
         self,

@@ -51,6 +51,7 @@ class BacktestVenue:
     """``Venue`` for ``ExecutionProc`` in a backtest; the replay drives ``run_due``."""
 
     kind = "backtest"
+    eager_sends = False  # as the paper venue it stands for (trading.venue.Venue)
 
     def __init__(
         self,

@@ -194,7 +194,9 @@ class ExecutionProc:
     # -- the hot path ------------------------------------------------------------------------
 
     def step(self) -> int:
-        """One read of both rings; the venue calls it makes start as it ends (tasks.py)."""
+        """One read of both rings; a live venue's calls start as it ends (``Venue``)."""
+        if not self.venue.eager_sends:
+            return self._step()
         self.tasks.hold()
         try:
             return self._step()

@@ -102,9 +102,17 @@ class VenueSink(Protocol):
 
 
 class Venue(Protocol):
-    """The seam between the process and an exchange; every call is async and typed."""
+    """The seam between the process and an exchange; every call is async and typed.
+
+    ``eager_sends``: whether execution starts the calls of a step as the step ends, before the
+    process's next pass (``TaskRunner.hold``/``release``): a remote venue's request is then on
+    the wire before the next book is computed. The paper venue's calls run from the loop as
+    tasks, after the pass: its matching and its answer stand for work a remote venue does
+    elsewhere, and run inside the pass they would delay every later book of the read.
+    """
 
     kind: str
+    eager_sends: bool
 
     @property
     def ws_connected(self) -> bool: ...
@@ -232,6 +240,7 @@ class LiveVenue:
     """
 
     kind = "live"
+    eager_sends = True  # the request written as the step ends (Venue)
 
     def __init__(
         self,
@@ -405,6 +414,7 @@ class PaperVenueAdapter:
     """
 
     kind = "paper"
+    eager_sends = False  # the simulated venue's work runs after the pass (Venue)
 
     def __init__(
         self,

@@ -48,6 +48,7 @@ class FakeVenue:
 
     mode: str = "ack"
     kind: str = "live"
+    eager_sends: bool = True  # a remote venue's calls start as the step ends
     ws_connected: bool = True
     ws_frames_skipped_total: int = 0
     placed: list[OrderRequest] = field(default_factory=list)

@@ -111,3 +111,17 @@ def test_proc_paper_book_not_touching_resting_order_stays_a_record(paper):
     r.book_w.publish(book_records(59999.5, 59999.9, r.now()))  # now it touches and fills
     r.run(2)
     assert r.proc.tracker.get(o.client_id).status is OrderStatus.FILLED
+
+
+def test_proc_paper_send_runs_from_the_loop_after_the_step(paper):
+    # the paper venue's matching and answer stand for a remote venue's work: they run as a
+    # task after the pass (``eager_sends`` False), not as the step ends (a live venue's send)
+    r = paper
+    assert r.proc.venue.eager_sends is False
+    _book_and_signal(r, 59999.9, 60000.1, 0.5)
+    r.proc.step()
+
+    [o] = r.proc.tracker.open_orders()
+    assert o.status is OrderStatus.SENT  # journaled and handed over; the venue has not run
+    r.waiter.reset()  # the loop runs the send
+    assert r.proc.tracker.get(o.client_id).status is OrderStatus.ACKED
