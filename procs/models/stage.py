@@ -238,7 +238,7 @@ class InferenceProc:
         self._fx: F32 = fb["x"]
         self._f_seq, self._f_flags = fb["seq"], fb["flags"]
         # the fields a signal copies from its feat record, as two blocks of 8-byte words
-        # (``_COPIED`` plus flags: two slice copies instead of seven; ``_copy_words``)
+        # (``_COPIED``: two slice copies instead of seven; ``_WORD_BLOCKS``)
         fw = fb.view(np.int64).reshape(config.batch_max, FEAT_V1.itemsize // 8)
         sw = sb.view(np.int64).reshape(config.batch_max, SIG_V1.itemsize // 8)
         self._copies = [(fw[:, a:b], sw[:, c : c + b - a]) for a, b, c in _WORD_BLOCKS]

@@ -31,9 +31,7 @@ __all__ = [
     "fill_from",
     "fill_values",
     "intent_row",
-    "intent_values",
     "order_row",
-    "order_values",
     "request_from",
     "stored",
 ]
@@ -104,8 +102,8 @@ def intent_row(req: OrderRequest, ts_ns: int) -> Stored:
 
 
 def order_row(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> Stored:
-    """``order_values`` as ``stored`` makes each value, built directly (an order has ~4 such
-    rows: SENT, cancel requested, its answers)."""
+    """An order's row after a change, as ``stored`` makes each value, built directly (an
+    order has ~4 such rows: SENT, cancel requested, its answers)."""
     return Stored(
         (
             o.request.client_id, old.value, o.status.value, o.order_id, _text(o.filled_qty),
@@ -118,16 +116,6 @@ def order_row(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> Stored:
 def _text(v: Decimal) -> object:
     """A Decimal column's value: ``stored(v)`` (its text), without the lookup for a Decimal."""
     return str(v) if type(v) is Decimal else stored(v)
-
-
-def intent_values(req: OrderRequest, ts_ns: int) -> tuple[object, ...]:
-    """An intent's column values as the request holds them (``intent_row`` stores them)."""
-    s = req.stamps
-    return (
-        req.client_id, req.symbol, req.side, req.order_type, req.tif, req.qty, req.price,
-        req.reduce_only, req.position_side, req.tag, s.ts_event_ns, s.ts_recv_ns,
-        s.ts_feat_ns, s.ts_sig_ns, req.ts_order_ns, ts_ns,
-    )  # fmt: skip
 
 
 def body_text(values: Sequence[object]) -> str:
@@ -146,13 +134,6 @@ def body_text(values: Sequence[object]) -> str:
 
 def dec(text: object) -> Decimal:
     return Decimal(str(text))
-
-
-def order_values(o: Order, old: OrderStatus, cause: str, ts_ns: int) -> tuple[object, ...]:
-    return (
-        o.client_id, old, o.status, o.order_id, o.filled_qty, o.avg_price, o.fee, o.mtime_ms,
-        o.ts_sent_ns, o.ts_cancel_ns, cause, o.reason, ts_ns,
-    )  # fmt: skip
 
 
 def fill_values(f: Fill) -> tuple[object, ...]:

@@ -1,7 +1,8 @@
 """An order's SENT row and event, written after its send has started (``ExecutionProc.place``).
 
-The send starts as the step that placed the order ends (``TaskRunner.release``: its first step
-runs there, eagerly); the SENT transition's journal row (~50 µs: a transaction) and its
+The send starts as the step that placed the order ends (the live venue: ``TaskRunner.release``
+runs its first step there, eagerly) or as a task on the loop's next pass (the paper venue:
+``Venue.eager_sends``); the SENT transition's journal row (~50 µs: a transaction) and its
 ``ord.`` event follow it, on the loop's next pass, not before it. Nothing can come
 between them out of order: any journal write takes the deferred rows first, in its own
 transaction ahead of its rows (``Journal.defer_order``), and the process emits the deferred
@@ -51,18 +52,19 @@ class SentAfterSend:
         return bool(self._pending)
 
     def add(self, tr: OrderTransition, now: int) -> None:
-        """``tr`` (NEW_INTENT → SENT, no fills) at ``now``, its send just spawned (it starts as
-        the step ends, after this: ``TaskRunner.release``)."""
+        """``tr`` (NEW_INTENT → SENT, no fills) at ``now``, its send just spawned (it starts
+        after this: see the module's doc)."""
         self._journal.defer_order(tr.order, tr.old, tr.cause, now)
         self._pending.append((tr, now))
-        if not self._due:
-            self._due = True
-            self._loop.call_soon(self.flush)
+        self._flush_soon()
 
     def defer_row(self, order: Order, old: OrderStatus, cause: str, now: int) -> None:
         """A row without an event (a cancel request), its call just spawned: journaled with
         the next write, or on the loop's next pass (``Journal.defer_order``)."""
         self._journal.defer_order(order, old, cause, now)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if not self._due:
             self._due = True
             self._loop.call_soon(self.flush)

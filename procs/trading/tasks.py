@@ -4,11 +4,12 @@ An exception in a task or a loop callback is kept, and ``check`` raises it on th
 crash, don't limp.
 
 ``start`` starts a call eagerly, as Python 3.12's eager tasks do: its coroutine runs at once,
-inside the caller, up to its first suspension (for an order: the paper venue's place runs whole;
-the REST request is written to its socket), and a Task runs the rest from there. Tasks the call
+inside the caller, up to its first suspension (for a live order: the REST request is written to
+its socket), and a Task runs the rest from there. Tasks the call
 creates during that first step (aiohttp's request body writer) start eagerly too.
 
-Between ``hold`` and ``release`` (execution's step) ``spawn`` keeps the calls; ``release``
+Between ``hold`` and ``release`` (execution's step, with a venue whose ``eager_sends`` is set: the
+live one) ``spawn`` keeps the calls; ``release``
 starts them eagerly, in the order they were spawned: where the loop's next turn would have
 started them, with nothing between (so the journal's rows and the events keep today's order),
 but before the process's next pass instead of after it.

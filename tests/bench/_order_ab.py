@@ -6,7 +6,7 @@ harness: paper venue, journal on tmpfs) and compares per block:
 
 - "before": risk from OTHER_TREE's ``procs/trading/risk.py`` (e.g. a ``git archive`` of ``main``
   before the cuts), the intent's and orders' rows through the generic per-value conversion
-  (``journal_rows.intent_values``/``order_values``), SQLite's own WAL merge at 1,000 pages, a
+  (``tests.helpers.journal_values``), SQLite's own WAL merge at 1,000 pages, a
   cancel request's row in a transaction of its own;
 - "after": this tree as it is.
 
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 import procs.trading.journal as journal_module
-from procs.trading import journal_rows
 from tests.bench import bench_stages
 from tests.conftest import unique_ns
+from tests.helpers.journal_values import intent_values, order_values
 
 _INTENT, _ORDER = "_intent_row", "_order_row"  # journal.py's names for the row builders
 
@@ -60,7 +60,7 @@ def run(other: Path, orders: int, blocks: int) -> None:
         }  # fmt: skip
         before: dict[str, Any] = {
             "risk": risk_before.RiskEngine(p._c.risk, p._c.symbols),
-            "intent": journal_rows.intent_values, "order": journal_rows.order_values,
+            "intent": intent_values, "order": order_values,
             "merge": lambda every_s=0.0: (0, 0), "defer": j.record_order, "auto": 1000,
         }  # fmt: skip
 

@@ -17,14 +17,7 @@ import pytest
 
 from procs.trading.breaker import BreakerState, BreakerTransition, BreakerTrigger
 from procs.trading.journal import SCHEMA_VERSION, Journal, _body
-from procs.trading.journal_rows import (
-    Stored,
-    intent_row,
-    intent_values,
-    order_row,
-    order_values,
-    stored,
-)
+from procs.trading.journal_rows import Stored, intent_row, order_row, stored
 from procs.trading.model import (
     Fill,
     FundingEvent,
@@ -39,6 +32,7 @@ from procs.trading.model import (
 from procs.trading.orders import Order, OrderTracker
 from procs.trading.positions import DailyPnl, PositionBook
 from procs.trading.risk import Refusal, RefusalReason
+from tests.helpers.journal_values import intent_values, order_values
 
 from .helpers import req
 
