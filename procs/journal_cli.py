@@ -110,6 +110,14 @@ def _backup(args: argparse.Namespace) -> int:
         dest = dest / backup_name(time.time_ns())
     out = backup_journal(args.journal, dest, AuditChain(_key(args, args.journal)))
     print(f"backup written: {out} (and {out}.checkpoint)")
+    logged = Path(f"{args.journal}-intents")
+    if logged.exists() and logged.stat().st_size:
+        print(
+            f"note: {logged} holds intents whose journal rows are not written yet (execution is"
+            " running, or stopped before writing them: its next start writes them); the backup"
+            " does not have them",
+            file=sys.stderr,
+        )
     return 0
 
 

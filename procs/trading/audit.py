@@ -46,6 +46,12 @@ class AuditChain:
         h.update(f"{prev_hash}{audit_id}|{ts_ns}|{kind}|{body}".encode())
         return h.hexdigest()
 
+    def seal(self, data: bytes) -> str:
+        """A keyed seal of an intent log line (``intent_log``; its own domain, as ``sign``)."""
+        h = self._keyed.copy()
+        h.update(b"intent|" + data)  # no link's text starts so: it starts with a hex hash
+        return h.hexdigest()
+
     def sign(self, text: str) -> str:
         return hmac.new(self._key, b"checkpoint|" + text.encode(), hashlib.sha256).hexdigest()
 

@@ -121,9 +121,10 @@ class BackupTask:
 
 
 def set_aside(journal: Path, tag: str) -> list[Path]:
-    """Rename the journal and its WAL/SHM files to ``<name>.<tag>``; return the new names."""
+    """Rename the journal, its WAL/SHM files and its intent log to ``<name>.<tag>``; return
+    the new names (a restored journal must not take the old one's logged intents)."""
     moved = []
-    for p in (journal, Path(f"{journal}-wal"), Path(f"{journal}-shm")):
+    for p in (journal, *(Path(f"{journal}-{x}") for x in ("wal", "shm", "intents"))):
         if p.exists():
             dest = p.with_name(f"{p.name}.{tag}")
             os.replace(p, dest)

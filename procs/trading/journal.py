@@ -16,7 +16,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
@@ -25,6 +24,7 @@ from procs._files import chmod_private
 from procs.trading.audit import GENESIS, META, RESEAL, AuditChain, AuditReport, Checkpoints
 from procs.trading.audit import verify as verify_chain
 from procs.trading.breaker import BreakerTransition
+from procs.trading.intent_log import IntentLog, log_path
 from procs.trading.journal_check import (
     check_file,
     check_path,
@@ -36,14 +36,11 @@ from procs.trading.journal_check import (
     sync_dir,
 )
 from procs.trading.journal_rows import JSON as _JSON
-from procs.trading.journal_rows import Stored
+from procs.trading.journal_rows import Recovered, Stored, recover
 from procs.trading.journal_rows import body_text as _body
-from procs.trading.journal_rows import dec as _d
-from procs.trading.journal_rows import fill_from as _fill_from
 from procs.trading.journal_rows import fill_values as _fill_values
 from procs.trading.journal_rows import intent_row as _intent_row
 from procs.trading.journal_rows import order_row as _order_row
-from procs.trading.journal_rows import request_from as _request_from
 from procs.trading.journal_rows import stored as _stored
 from procs.trading.model import (
     Fill,
@@ -52,10 +49,9 @@ from procs.trading.model import (
     JournalWriteError,
     OrderRequest,
     OrderStatus,
-    PositionSide,
 )
 from procs.trading.orders import Order, OrderTransition
-from procs.trading.positions import PositionBook, PositionSnapshot
+from procs.trading.positions import PositionSnapshot
 from procs.trading.risk import Refusal
 
 log = logging.getLogger(__name__)
@@ -147,17 +143,6 @@ def _creation_script(chain: AuditChain) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Recovered:
-    """State rebuilt from the journal at start-up."""
-
-    orders: list[Order]  # every order; the open ones need reconciling
-    positions: PositionBook
-    last_client_id: str | None
-    fills_total: int
-    funding: list[FundingEvent] = field(default_factory=list)  # every funding event, in order
-
-
 class Journal:
     """The only writer of the journal file. Opened in ``main`` via ``Journal.open``."""
 
@@ -185,7 +170,8 @@ class Journal:
         self._write_logged_at = 0.0
         self._wal_path = ""  # the WAL file an intent's commit fsyncs ("": nothing to do)
         self._wal_fd = -1  # opened at the first intent (SQLite has created the file by then)
-        self._deferred: list[tuple[str, Sequence[object], int]] = []  # ``defer_order``'s rows
+        self._deferred: list[tuple[str, Sequence[object], int]] = []  # written with the next
+        self._intents: IntentLog | None = None  # where intents are durable first (``open``)
         self.wal_merge_errors_total = 0
         self._merged_at, self._writes = time.monotonic(), 0  # the last merge_wal, writes since
 
@@ -256,16 +242,51 @@ class Journal:
         journal._wal_path = f"{journal.path}-wal" if durable and wal else ""
         if fresh or migrated:  # a new or just migrated journal: anchor it now
             journal._anchoring = True
+        if durable:
+            try:
+                journal._intents = IntentLog.open(log_path(journal.path), chain.seal)
+                chmod_private(log_path(journal.path))
+                journal._replay_intents()
+            except OSError as exc:
+                conn.close()
+                raise JournalError(f"journal {p}: intent log: {exc}") from None
+            except JournalError:
+                conn.close()
+                raise
         journal.checkpoint()
         return journal
 
+    def _replay_intents(self) -> None:
+        """Write the intents of the log that the journal lacks (a crash came between the two
+        writes: their orders may have left), make them durable, empty the log."""
+        assert self._intents is not None
+        if not self._intents.size:
+            return
+        rows = self._intents.read()
+        q = "SELECT 1 FROM intents WHERE client_id=?"
+        missing = [r for r in rows if self._conn.execute(q, (r[0],)).fetchone() is None]
+        if missing:
+            try:
+                self._txn([("intents", r, int(str(r[-1]))) for r in missing], must=True)
+            except JournalWriteError as exc:
+                raise JournalError(f"{exc}: free space, then start again") from None
+            log.warning(
+                "journal %s: %d intent(s) from the intent log written (the process stopped"
+                " before their journal rows); reconciliation asks the venue about them: %s",
+                *(self.path, len(missing), ", ".join(str(r[0]) for r in missing)),
+            )
+        self._settle_intents()
+
     def close(self) -> None:
         self.flush()
+        self._settle_intents()
         self.checkpoint()
         self._conn.close()
         if self._wal_fd >= 0:
             os.close(self._wal_fd)
             self._wal_fd = -1
+        if self._intents is not None:
+            self._intents.close()
 
     @property
     def head(self) -> tuple[int, str]:
@@ -394,19 +415,41 @@ class Journal:
         self.record_event(RESEAL, body)
 
     def record_intent(self, req: OrderRequest, ts_ns: int) -> bool:
-        """Write the intent durably (committed, then fsynced) BEFORE the order is sent; False
-        when the disk refused it (the order must not leave: ``write_error`` says why)."""
-        try:
-            [added] = self._txn(
-                [("intents", _intent_row(req, ts_ns), ts_ns)], anchor=False, must=True
-            )
-            if self._wal_path:  # a scratch journal fsyncs nothing, intents included (``open``)
-                self._sync_wal()
-        except JournalWriteError:
+        """Make the intent durable BEFORE the order is sent: a line of the intent log, synced
+        (``intent_log``); its journal row goes with the next transaction (``flush``). False
+        when the disk refused it, or refused a journal write before (the order must not
+        leave: ``write_error`` says why). A scratch journal syncs nothing (``open``)."""
+        cid = req.client_id
+        if self._conn.execute("SELECT 1 FROM intents WHERE client_id=?", (cid,)).fetchone() or any(
+            t == "intents" and v[0] == cid for t, v, _ in self._deferred
+        ):
+            raise JournalError(f"intent {cid} already journaled")
+        if self.write_error:
             return False
-        if not added:
-            raise JournalError(f"intent {req.client_id} already journaled")
+        row = _intent_row(req, ts_ns)
+        if self._intents is not None:
+            try:
+                self._intents.append(row)
+            except OSError as exc:
+                self._write_failed(exc)
+                return False
+        self._deferred.append(("intents", row, ts_ns))
         return True
+
+    def _settle_intents(self) -> None:
+        """Empty the intent log once every intent in it is committed and durable here."""
+        if self._intents is None or not self._intents.size:
+            return
+        if any(t == "intents" for t, _, _ in self._deferred):
+            self.flush()
+            if self._deferred:  # the disk refused it: the log keeps them
+                return
+        try:
+            if self._wal_path:  # NORMAL: commits are not synced; FULL (no WAL): they were
+                self._sync_wal()
+            self._intents.clear()
+        except (JournalWriteError, OSError) as exc:
+            log.warning("journal %s: intent log kept (%s); emptied at the next try", self.path, exc)
 
     def merge_wal(self, every_s: float = WAL_MERGE_S) -> tuple[int, int]:
         """Merge the WAL's committed pages into the database file (SQLite's PASSIVE WAL
@@ -417,7 +460,10 @@ class Journal:
         and tried again. A journal that fsyncs nothing leaves it to SQLite, at its commits."""
         now, n = time.monotonic(), self._writes
         due = n >= WAL_MERGE_WRITES or (n and now - self._merged_at >= every_s)
-        if not (due and self._wal_path):
+        if not due:
+            return 0, 0
+        self._settle_intents()  # first: the intent log empties as often as the WAL merges
+        if not self._wal_path:
             return 0, 0
         self._merged_at = now
         try:
@@ -547,54 +593,4 @@ class Journal:
     def recover(self, *, hedge: bool) -> Recovered:
         """Rebuild every order (latest state) and the positions (replaying fills and funding)."""
         self.flush()
-        q = self._conn.execute
-        latest = {
-            str(r[0]): r
-            for r in q(
-                "SELECT client_id, new, order_id, filled_qty, avg_price, fee, mtime_ms, ts_sent_ns,"
-                " ts_cancel_ns, reason, ts_ns FROM order_events ORDER BY id"
-            )
-        }
-        orders = []
-        last_cid = None
-        for row in q(f"SELECT {', '.join(_COLUMNS['intents'])} FROM intents ORDER BY id"):
-            req = _request_from(row)
-            last_cid = req.client_id
-            ev = latest.get(req.client_id)
-            order = Order(request=req, ts_created_ns=int(row[15]), ts_update_ns=int(row[15]))
-            if ev is not None:
-                order = Order(
-                    request=req,
-                    status=OrderStatus(ev[1]),
-                    order_id=str(ev[2] or ""),
-                    filled_qty=_d(ev[3]),
-                    avg_price=_d(ev[4]),
-                    fee=_d(ev[5]),
-                    mtime_ms=int(ev[6]),
-                    ts_created_ns=int(row[15]),
-                    ts_sent_ns=int(ev[7]),
-                    ts_update_ns=int(ev[10]),
-                    ts_cancel_ns=int(ev[8]),
-                    reason=str(ev[9] or ""),
-                )
-            orders.append(order)
-        book = PositionBook(hedge=hedge)
-        n = 0
-        for r in q(f"SELECT {', '.join(_COLUMNS['fills'])} FROM fills ORDER BY id"):
-            book.apply_fill(_fill_from(r))
-            n += 1
-        funding = [
-            FundingEvent(
-                event_id=str(r[0]),
-                symbol=str(r[1]),
-                position_side=PositionSide(str(r[2])),
-                amount=_d(r[3]),
-                ts_ns=int(r[4]),
-            )
-            for r in q(
-                "SELECT event_id, symbol, position_side, amount, ts_ns FROM funding ORDER BY id"
-            )
-        ]
-        for ev in funding:
-            book.apply_funding(ev)
-        return Recovered(orders, book, last_cid, n, funding)
+        return recover(self._conn, _COLUMNS["intents"], _COLUMNS["fills"], hedge=hedge)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import enum
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
@@ -13,6 +15,7 @@ import msgspec
 
 from procs.trading.model import (
     Fill,
+    FundingEvent,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -22,9 +25,11 @@ from procs.trading.model import (
     TimeInForce,
 )
 from procs.trading.orders import Order
+from procs.trading.positions import PositionBook
 
 __all__ = [
     "JSON",
+    "Recovered",
     "Stored",
     "body_text",
     "dec",
@@ -32,6 +37,7 @@ __all__ = [
     "fill_values",
     "intent_row",
     "order_row",
+    "recover",
     "request_from",
     "stored",
 ]
@@ -176,3 +182,74 @@ def fill_from(r: Sequence[object]) -> Fill:
         maker=None if r[9] is None else bool(r[9]),
         ts_ns=int(str(r[10])),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """State rebuilt from the journal at start-up."""
+
+    orders: list[Order]  # every order; the open ones need reconciling
+    positions: PositionBook
+    last_client_id: str | None
+    fills_total: int
+    funding: list[FundingEvent] = field(default_factory=list)  # every funding event, in order
+
+
+def recover(
+    conn: sqlite3.Connection,
+    intent_cols: Sequence[str],
+    fill_cols: Sequence[str],
+    *,
+    hedge: bool,
+) -> Recovered:
+    """Every order (its latest state) and the positions (its fills and funding replayed),
+    from a journal's rows (``Journal.recover``)."""
+    q = conn.execute
+    latest = {
+        str(r[0]): r
+        for r in q(
+            "SELECT client_id, new, order_id, filled_qty, avg_price, fee, mtime_ms, ts_sent_ns,"
+            " ts_cancel_ns, reason, ts_ns FROM order_events ORDER BY id"
+        )
+    }
+    orders = []
+    last_cid = None
+    for row in q(f"SELECT {', '.join(intent_cols)} FROM intents ORDER BY id"):
+        req = request_from(row)
+        last_cid = req.client_id
+        ev = latest.get(req.client_id)
+        order = Order(request=req, ts_created_ns=int(row[15]), ts_update_ns=int(row[15]))
+        if ev is not None:
+            order = Order(
+                request=req,
+                status=OrderStatus(ev[1]),
+                order_id=str(ev[2] or ""),
+                filled_qty=dec(ev[3]),
+                avg_price=dec(ev[4]),
+                fee=dec(ev[5]),
+                mtime_ms=int(ev[6]),
+                ts_created_ns=int(row[15]),
+                ts_sent_ns=int(ev[7]),
+                ts_update_ns=int(ev[10]),
+                ts_cancel_ns=int(ev[8]),
+                reason=str(ev[9] or ""),
+            )
+        orders.append(order)
+    book = PositionBook(hedge=hedge)
+    n = 0
+    for r in q(f"SELECT {', '.join(fill_cols)} FROM fills ORDER BY id"):
+        book.apply_fill(fill_from(r))
+        n += 1
+    funding = [
+        FundingEvent(
+            event_id=str(r[0]),
+            symbol=str(r[1]),
+            position_side=PositionSide(str(r[2])),
+            amount=dec(r[3]),
+            ts_ns=int(r[4]),
+        )
+        for r in q("SELECT event_id, symbol, position_side, amount, ts_ns FROM funding ORDER BY id")
+    ]
+    for ev in funding:
+        book.apply_funding(ev)
+    return Recovered(orders, book, last_cid, n, funding)

@@ -74,25 +74,6 @@ def sql(path: Path, query: str, args: tuple[object, ...] = ()) -> list[Any]:
     return rows
 
 
-def test_journal_intent_is_visible_to_another_connection_before_send(journal, path):
-    seen_at_send = []
-
-    def send(
-        client_id: str,
-    ) -> None:  # stands in for the REST client: runs only after the intent is written
-        seen_at_send.append(
-            sql(path, "SELECT client_id FROM intents WHERE client_id=?", (client_id,))
-        )
-
-    r = req(cid="br-1-1", stamps=TickStamps(1, 2, 3, 4), ts_order_ns=5)
-    journal.record_intent(r, 10)
-    send(r.client_id)
-    assert seen_at_send == [[("br-1-1",)]]
-    assert sql(path, "PRAGMA journal_mode") == [("wal",)]
-    with pytest.raises(JournalError, match="already"):
-        journal.record_intent(r, 11)
-
-
 def _trade(
     journal: Journal,
     tracker: OrderTracker,
@@ -341,88 +322,6 @@ def test_journal_scratch_mode_syncs_nothing_and_keeps_the_chain(path):
     finally:
         j.close()
     assert sql(path, "SELECT client_id FROM intents") == [("c1",)]
-
-
-def test_journal_intent_is_fsynced_after_its_commit_on_the_wal_file(path, monkeypatch):
-    # the connection stays at NORMAL (no fsync per commit); the intent's commit is made
-    # durable by an fsync of the WAL file itself, once the row is committed
-    import procs.trading.journal as jmod
-
-    synced: list[tuple[str, list[Any]]] = []  # (what was synced, the intents committed then)
-    real_fsync, os = jmod.os.fsync, jmod.os
-
-    def fsync(fd: int) -> None:
-        st = os.fstat(fd)
-        wal = os.path.exists(f"{path}-wal") and st.st_ino == os.stat(f"{path}-wal").st_ino
-        kind = "wal" if wal else "dir" if st.st_ino == os.stat(path.parent).st_ino else "other"
-        synced.append((kind, sql(path, "SELECT client_id FROM intents") if wal else []))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    j = Journal.open(path)
-    try:
-        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-        j.record_order(_order("x0"), S.NEW_INTENT, "cause", 1)
-        assert [k for k, _ in synced if k == "wal"] == []  # other rows: not fsynced, as before
-        synced.clear()
-        assert j.record_intent(req(cid="c1"), 10)
-        assert j.record_intent(req(cid="c2"), 11)
-        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
-    finally:
-        j.close()
-    assert [rows for k, rows in synced if k == "wal"] == [[("c1",)], [("c1",), ("c2",)]]
-    assert [k for k, _ in synced] == ["dir", "wal", "wal"]  # the WAL's directory entry, once
-
-
-def test_journal_intent_syncs_the_wal_file_that_is_there_not_a_removed_one(
-    path, tmp_path, monkeypatch
-):
-    # the descriptor kept for the WAL names a file that was removed: the sync reopens the WAL
-    # by its path, so the intent's commit is synced where SQLite wrote it
-    import procs.trading.journal as jmod
-
-    os = jmod.os
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.fstat(fd).st_ino)
-        real_fsync(fd)
-
-    j = Journal.open(path)
-    try:
-        assert j.record_intent(req(cid="c1"), 10)
-        gone = tmp_path / "gone"
-        gone.write_bytes(b"")
-        os.close(j._wal_fd)
-        j._wal_fd = os.open(gone, os.O_RDONLY)
-        gone.unlink()
-        monkeypatch.setattr(os, "fsync", fsync)
-        assert j.record_intent(req(cid="c2"), 11)
-        wal_ino = os.stat(f"{path}-wal").st_ino
-        assert synced[-1] == wal_ino
-        assert os.fstat(j._wal_fd).st_ino == wal_ino
-    finally:
-        monkeypatch.undo()
-        j.close()
-
-
-def test_journal_intent_whose_sync_fails_is_refused(path, monkeypatch):
-    import procs.trading.journal as jmod
-
-    def eio(fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    j = Journal.open(path)
-    try:
-        assert j.record_intent(req(cid="c1"), 10)
-        monkeypatch.setattr(jmod.os, "fsync", eio)
-        assert not j.record_intent(req(cid="c2"), 11)  # the order must not leave
-        assert "Input/output error" in j.write_error
-        assert j.write_errors_total == 1
-    finally:
-        monkeypatch.undo()
-        j.close()
 
 
 def test_journal_scratch_intent_syncs_nothing(path, monkeypatch):

@@ -211,9 +211,13 @@ def test_journal_reopened_after_save_daily_round_trips(path):
 def test_journal_created_atomically_leaves_no_temporary_files(tmp_path, path):
     Journal.open(path).close()
 
-    # beside it: the generated audit key and the chain's signed checkpoint, no temporary file
+    # beside it: the generated audit key, the chain's signed checkpoint and the (empty) intent
+    # log, no temporary file
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["audit.key", "journal.sqlite", "journal.sqlite.checkpoint"]
+    assert names == [
+        "audit.key", "journal.sqlite", "journal.sqlite-intents", "journal.sqlite.checkpoint"
+    ]  # fmt: skip
+    assert (tmp_path / "journal.sqlite-intents").stat().st_size == 0
 
 
 def test_journal_creation_cut_short_before_is_started_again(tmp_path, path):

@@ -17,19 +17,26 @@ def _autocheckpoint(j: Journal) -> int:
     return int(j._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
 
 
+def _intent(j: Journal, cid: str, ts_ns: int) -> bool:
+    """An intent and its journal row, in a transaction of its own (the row is deferred)."""
+    done = j.record_intent(req(cid), ts_ns)
+    j.flush()
+    return done
+
+
 def test_a_durable_journal_merges_its_wal_when_asked_and_not_before(tmp_path):
     j = Journal.open(tmp_path / "j.sqlite")
     try:
         assert _autocheckpoint(j) == WAL_BACKSTOP_PAGES
         for i in range(WAL_MERGE_WRITES - 1):
-            assert j.record_intent(req(f"c-1-{i}"), i)
+            assert _intent(j, f"c-1-{i}", i)
         assert j.merge_wal(every_s=3600.0) == (0, 0)  # not yet: fewer writes, too soon
-        assert j.record_intent(req("c-1-x"), 1)
+        assert _intent(j, "c-1-x", 1)
         frames, merged = j.merge_wal(every_s=3600.0)  # WAL_MERGE_WRITES of them: now
         assert frames > 1000  # ~4 pages each, and nothing merged them inside a commit
         assert merged == frames
         assert j.merge_wal(every_s=0.0) == (0, 0)  # nothing written since
-        assert j.record_intent(req("c-2-1"), 1)  # the WAL starts over; the chain goes on
+        assert _intent(j, "c-2-1", 1)  # the WAL starts over; the chain goes on
         frames, merged = j.merge_wal(every_s=0.0)  # one write, but that long since the last
         assert 0 < merged == frames < 100
         assert j.verify_audit().ok
@@ -43,7 +50,7 @@ def test_a_scratch_journal_leaves_the_merge_to_sqlite(tmp_path):
     j = Journal.open(tmp_path / "j.sqlite", durable=False)
     try:
         assert _autocheckpoint(j) == 1000  # SQLite's default
-        assert j.record_intent(req("c-1-1"), 1)
+        assert _intent(j, "c-1-1", 1)
         assert j.merge_wal() == (0, 0)
     finally:
         j.close()
@@ -70,12 +77,12 @@ def test_a_refused_merge_is_counted_and_loses_nothing(tmp_path):
     real = j._conn
     try:
         for i in range(5):
-            assert j.record_intent(req(f"c-1-{i}"), i)
+            assert _intent(j, f"c-1-{i}", i)
         j._conn = _MergeRefused(real)  # type: ignore[assignment]  # a fake around the real one
         assert j.merge_wal(every_s=0.0) == (0, 0)
         assert j.wal_merge_errors_total == 1
         assert j.write_error == ""  # no write was refused: trading goes on
-        assert j.record_intent(req("c-2-1"), 9)
+        assert _intent(j, "c-2-1", 9)
         j._conn = real
         frames, merged = j.merge_wal(every_s=0.0)
         assert merged == frames > 0

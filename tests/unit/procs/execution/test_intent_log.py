@@ -1,0 +1,232 @@
+"""An intent is durable in the intent log (a sealed line, synced) before its order can leave;
+its journal row follows with the next transaction; the log is emptied only once the journal
+holds its intents durably; a crash between the two loses no intent (``intent_log``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+import procs.trading.intent_log as ilog
+import procs.trading.journal as jmod
+from procs.trading.backup import set_aside
+from procs.trading.journal import Journal
+from procs.trading.model import JournalError, OrderStatus, TickStamps
+
+from .helpers import req
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "journal.sqlite"
+
+
+def sql(path: Path, q: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(path)) as c:
+        return list(c.execute(q, params))
+
+
+def _log(path: Path) -> bytes:
+    return Path(f"{path}-intents").read_bytes()
+
+
+def test_an_intent_is_synced_in_the_log_before_its_order_can_leave(path, monkeypatch):
+    synced: list[bytes] = []  # the log's content at each fdatasync
+    real = ilog.os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        real(fd)
+        synced.append(_log(path))
+
+    monkeypatch.setattr(ilog.os, "fdatasync", fdatasync)
+    j = Journal.open(path)
+    try:
+        r = req(cid="br-1-1", stamps=TickStamps(1, 2, 3, 4), ts_order_ns=5)
+        assert j.record_intent(r, 10)
+        # synced when record_intent returned: one sealed line, the row's audit text
+        assert len(synced) == 1
+        assert synced[0].count(b"\n") == 1
+        seal, _, text = synced[0].rstrip(b"\n").partition(b" ")
+        assert len(seal) == 64
+        assert text.startswith(b'["br-1-1","BTCUSDT"')
+        assert sql(path, "SELECT client_id FROM intents") == []  # its row: the next write
+        with pytest.raises(JournalError, match="already"):
+            j.record_intent(r, 11)  # pending, not yet in the journal: still a duplicate
+        j.flush()
+        assert sql(path, "SELECT client_id, ts_ns FROM intents") == [("br-1-1", 10)]
+        with pytest.raises(JournalError, match="already"):
+            j.record_intent(r, 12)
+        assert j.verify_audit().ok
+    finally:
+        j.close()
+    assert _log(path) == b""  # closed: every intent in the journal, durably
+
+
+def test_the_log_is_emptied_only_after_the_wal_holding_its_intents_is_synced(path, monkeypatch):
+    j = Journal.open(path)
+    seen: list[tuple[list[tuple[object, ...]], int]] = []  # at the WAL's fsync: rows, log size
+    real = jmod.os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.fstat(fd).st_ino == os.stat(f"{path}-wal").st_ino:
+            seen.append((sql(path, "SELECT client_id FROM intents"), len(_log(path))))
+        real(fd)
+
+    try:
+        assert j.record_intent(req(cid="c1"), 10)
+        assert j.record_intent(req(cid="c2"), 11)
+        assert j.merge_wal(every_s=0.0) == (0, 0)  # nothing written yet: not due
+        j.flush()
+        monkeypatch.setattr(jmod.os, "fsync", fsync)
+        j.merge_wal(every_s=0.0)
+        monkeypatch.undo()
+        assert len(seen) == 1
+        rows, log_size = seen[0]
+        assert rows == [("c1",), ("c2",)]
+        assert log_size > 0
+        assert _log(path) == b""  # then emptied
+    finally:
+        monkeypatch.undo()
+        j.close()
+
+
+def test_the_wal_sync_finds_the_wal_file_that_is_there_not_a_removed_one(path, tmp_path):
+    j = Journal.open(path)
+    try:
+        assert j.record_intent(req(cid="c1"), 10)
+        j.flush()
+        j._sync_wal()
+        gone = tmp_path / "gone"
+        gone.write_bytes(b"")
+        os.close(j._wal_fd)
+        j._wal_fd = os.open(gone, os.O_RDONLY)
+        gone.unlink()
+        j._sync_wal()
+        assert os.fstat(j._wal_fd).st_ino == os.stat(f"{path}-wal").st_ino
+    finally:
+        j.close()
+
+
+def test_an_intent_whose_sync_fails_is_refused_and_the_log_cut_back(path, monkeypatch):
+    def eio(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    j = Journal.open(path)
+    try:
+        assert j.record_intent(req(cid="c1"), 10)
+        before = _log(path)
+        monkeypatch.setattr(ilog.os, "fdatasync", eio)
+        assert not j.record_intent(req(cid="c2"), 11)  # the order must not leave
+        assert "Input/output error" in j.write_error
+        assert j.write_errors_total == 1
+        assert _log(path) == before  # no half line left for later lines to follow
+        monkeypatch.undo()
+        assert not j.record_intent(req(cid="c3"), 12)  # sticky: nothing more is booked
+        j.flush()
+        assert sql(path, "SELECT client_id FROM intents") == [("c1",)]
+    finally:
+        monkeypatch.undo()
+        j.close()
+
+
+def test_a_scratch_journal_has_no_log_and_writes_the_row_with_the_next_write(path):
+    j = Journal.open(path, durable=False)
+    try:
+        assert j.record_intent(req(cid="c1"), 10)
+        j.flush()
+        assert sql(path, "SELECT client_id FROM intents") == [("c1",)]
+    finally:
+        j.close()
+    assert not Path(f"{path}-intents").exists()
+
+
+_CRASH = """
+import os, signal, sys
+from procs.trading.journal import Journal
+from tests.unit.procs.execution.helpers import req
+j = Journal.open(sys.argv[1])
+assert j.record_intent(req(cid="k1"), 10)
+j.flush()
+assert j.record_intent(req(cid="k2"), 11)  # its order may have left: then the process dies
+assert j.record_intent(req(cid="k3"), 12)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_process_killed_between_the_log_and_the_journal_loses_no_intent(path):
+    done = subprocess.run(
+        [sys.executable, "-c", _CRASH, str(path)],
+        cwd=Path(__file__).parents[4],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    assert sql(path, "SELECT client_id FROM intents") == [("k1",)]
+    assert _log(path).count(b"\n") == 3  # k1 (not yet emptied), k2, k3
+
+    j = Journal.open(path)
+    try:
+        assert sql(path, "SELECT client_id, ts_ns FROM intents ORDER BY id") == [
+            ("k1", 10), ("k2", 11), ("k3", 12)
+        ]  # fmt: skip
+        assert _log(path) == b""
+        assert j.verify_audit().ok
+        got = j.recover(hedge=False)
+        assert [(o.client_id, o.status) for o in got.orders] == [
+            ("k1", OrderStatus.NEW_INTENT), ("k2", OrderStatus.NEW_INTENT),
+            ("k3", OrderStatus.NEW_INTENT),
+        ]  # fmt: skip
+        assert got.last_client_id == "k3"
+    finally:
+        j.close()
+
+
+def _crashed(path: Path, cids: list[str]) -> None:
+    """A journal whose process died with these intents logged and not written."""
+    j = Journal.open(path)
+    for i, cid in enumerate(cids):
+        assert j.record_intent(req(cid=cid), 10 + i)
+    j._conn.close()  # the process dies: its deferred rows are never written
+    assert j._intents is not None
+    j._intents.close()
+
+
+def test_a_line_cut_short_by_a_crash_is_dropped(path, caplog):
+    _crashed(path, ["c1", "c2"])
+    Path(f"{path}-intents").write_bytes(_log(path) + b'0123abcd ["c3","BTC')  # cut short
+    j = Journal.open(path)
+    try:
+        assert sql(path, "SELECT client_id FROM intents ORDER BY id") == [("c1",), ("c2",)]
+        assert "dropped its last line" in caplog.text
+        assert j.verify_audit().ok
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("edit", ["text", "seal"])
+def test_an_edited_or_damaged_line_before_the_last_refuses_to_open(path, edit):
+    _crashed(path, ["c1", "c2"])
+    first, second, _ = _log(path).split(b"\n")
+    seal, _, text = first.partition(b" ")
+    if edit == "text":
+        first = seal + b" " + text.replace(b'"c1"', b'"c9"')
+    else:
+        first = b"f" * 64 + b" " + text
+    Path(f"{path}-intents").write_bytes(first + b"\n" + second + b"\n")
+    with pytest.raises(JournalError, match="line 1 is damaged or was edited"):
+        Journal.open(path)
+    assert sql(path, "SELECT client_id FROM intents") == []  # nothing half-replayed
+
+
+def test_a_restore_sets_the_old_log_aside(path, tmp_path):
+    _crashed(path, ["c1"])
+    moved = set_aside(path, "t1")
+    assert Path(f"{path}-intents.t1") in moved
+    assert not Path(f"{path}-intents").exists()
