@@ -167,6 +167,7 @@ class Journal:
         self.path = str(conn.execute("PRAGMA database_list").fetchone()[2])
         self.write_error = ""  # why the disk refused a write (sticky); "" while all is well
         self.write_errors_total = 0
+        self.repeated_intents_total = 0  # intents whose client id the journal had (a bug)
         self._write_logged_at = 0.0
         self._wal_path = ""  # the WAL file an intent's commit fsyncs ("": nothing to do)
         self._wal_fd = -1  # opened at the first intent (SQLite has created the file by then)
@@ -358,6 +359,10 @@ class Journal:
             try:
                 done = [self._append(t, v, ts) for t, v, ts in rows]
                 self._conn.execute("COMMIT")
+                for (table, values, _), new in zip(deferred, done, strict=False):
+                    if table == "intents" and not new:  # its order left: ids never repeat, a bug
+                        self.repeated_intents_total += 1
+                        log.error("intent %s: its client id was journaled before", values[0])
                 self._writes += 1  # (merge_wal)
             except BaseException:
                 if self._conn.in_transaction:  # SQLITE_FULL has rolled it back already
@@ -419,10 +424,8 @@ class Journal:
         (``intent_log``); its journal row goes with the next transaction (``flush``). False
         when the disk refused it, or refused a journal write before (the order must not
         leave: ``write_error`` says why). A scratch journal syncs nothing (``open``)."""
-        cid = req.client_id
-        if self._conn.execute("SELECT 1 FROM intents WHERE client_id=?", (cid,)).fetchone() or any(
-            t == "intents" and v[0] == cid for t, v, _ in self._deferred
-        ):
+        cid = req.client_id  # (ids never repeat: ``ClientIds``; risk refuses a repeat too)
+        if any(t == "intents" and v[0] == cid for t, v, _ in self._deferred):
             raise JournalError(f"intent {cid} already journaled")
         if self.write_error:
             return False
