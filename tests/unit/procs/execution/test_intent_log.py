@@ -235,3 +235,26 @@ def test_a_restore_sets_the_old_log_aside(path, tmp_path):
     moved = set_aside(path, "t1")
     assert Path(f"{path}-intents.t1") in moved
     assert not Path(f"{path}-intents").exists()
+
+
+def test_execution_writes_the_intent_row_after_the_send_and_empties_the_log(tmp_path, ns):
+    from tests.helpers.execution_fakes import make_rig, reconciled
+
+    rig = make_rig(tmp_path, ns)
+    try:
+        assert reconciled(rig)
+        journal = rig.proc.journal
+        rig.tick(0.5)
+        [placed] = rig.venue.placed
+        logged = Path(journal.path + "-intents").read_bytes()
+        assert f'["{placed.client_id}",'.encode() in logged  # synced before it was sent
+        rig.run()  # the loop's next pass: the SENT row's flush writes the intent's row too
+        assert sql(Path(journal.path), "SELECT client_id FROM intents") == [(placed.client_id,)]
+        merge = journal.merge_wal
+        journal.merge_wal = lambda: merge(every_s=0.0)  # type: ignore[method-assign]  # due now
+        rig.proc.housekeeping(rig.now())  # the WAL merge is due: the log is emptied first
+        assert Path(journal.path + "-intents").read_bytes() == b""
+        health = rig.proc.health()
+        assert health["journal_repeated_intents_total"] == 0
+    finally:
+        rig.close()
