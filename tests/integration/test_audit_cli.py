@@ -127,3 +127,22 @@ def test_journal_restore_refuses_a_tampered_backup(journal, tmp_path):
     assert done.returncode == 1
     assert "does not verify" in done.stderr
     assert rows(journal, "SELECT value FROM meta WHERE key='balance_base'") == [("100000",)]
+
+
+def test_journal_backup_says_when_the_intent_log_holds_intents_it_lacks(journal, tmp_path):
+    from tests.unit.procs.execution.helpers import req
+
+    quiet = bitrader("journal", "backup", journal, tmp_path / "b0.sqlite")
+    j = Journal.open(journal)
+    assert j.record_intent(req(cid="c1"), 1)  # logged; its row not written (the process dies)
+    j._conn.close()
+    assert j._intents is not None
+    j._intents.close()
+
+    noted = bitrader("journal", "backup", journal, tmp_path / "b1.sqlite")
+
+    assert quiet.returncode == 0, quiet.stderr
+    assert "holds intents" not in quiet.stderr
+    assert noted.returncode == 0, noted.stderr
+    assert "holds intents whose journal rows are not written yet" in noted.stderr
+    assert rows(tmp_path / "b1.sqlite", "SELECT client_id FROM intents") == []

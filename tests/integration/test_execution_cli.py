@@ -78,8 +78,12 @@ min_qty = "0.0001"
         (lambda p: p.write_bytes(b""), "empty"),
         (lambda p: p.write_bytes(p.read_bytes()[:-1000]), "truncated"),
         (lambda p: p.write_bytes(b"\x00" * 4096), "not a SQLite database"),
+        (
+            lambda p: Path(f"{p}-intents").write_bytes((b"f" * 64 + b' ["c1"]\n') * 2),
+            "line 1 is damaged or was edited",
+        ),  # the intent log: its lines' seals do not match
     ],
-    ids=["truncated-to-zero", "truncated", "not-sqlite"],
+    ids=["truncated-to-zero", "truncated", "not-sqlite", "intent-log-edited"],
 )
 def test_execution_damaged_journal_exits_78_with_a_message(tmp_path, run_dir, damage, says):
     from procs.trading.journal import Journal
