@@ -43,7 +43,10 @@ def settle_funding(ex: Exchange, ts_ms: int, rates: dict[str, Decimal] | None = 
                     continue
                 amount = funding_amount(pos.qty if pos.side == "LONG" else -pos.qty, mark, rate)
                 pos.funding += amount
-                pos.mtime = ts_ms
+                # never back in time: a settlement runs a little after its time, and a trade
+                # in between has stamped the position later (a reader that keeps the newest
+                # figure by mtime would take this one for an old one and never see its funding)
+                pos.mtime = max(pos.mtime, ts_ms)
                 acct.wallet += amount
                 acct.funding_total += amount
                 ex.events.append(PrivateEvent(acct.name, "position", pos.push("UPDATE", mark)))

@@ -106,3 +106,23 @@ def test_funding_totals_survive_save_and_restore(tmp_path):
     assert pos.funding == ex.accounts["a"].positions[("BTCUSDT", "NET")].funding != 0
     assert again.accounts["a"].funding_total == ex.accounts["a"].funding_total
     assert again.accounts["a"].wallet == ex.accounts["a"].wallet
+
+
+def test_a_settlement_never_moves_a_positions_mtime_back():
+    # the settlement runs a little after its time; a trade in between stamped the position
+    # later. Execution keeps a position id's newest figure by mtime (``Legs.observe``): an
+    # mtime moved back would make the settlement's push and every later REST figure look old,
+    # and its funding would never be booked (reconciliation stuck on funding_mismatch)
+    ex = make()
+    ex.place_order("a", symbol="BTCUSDT", side="BUY", order_type="MARKET", qty=D(1), ts_ms=60_150)
+    ex.drain()
+    pos = ex.accounts["a"].positions[("BTCUSDT", "NET")]
+    assert pos.mtime == 60_150
+
+    settle_funding(ex, 60_000)  # its time, run 200 ms late
+
+    events, _ = ex.drain()
+    [push] = [e.data for e in events if e.channel == "position"]
+    assert pos.mtime == 60_150
+    assert push["mtime"] == "1970-01-01T00:01:00.150000000Z"
+    assert D(str(push["funding"])) == pos.funding != 0
