@@ -11,12 +11,15 @@ totals (``fund:<positionId>:<from>:<to>``), so it is the same whoever computes i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Final
 
 from procs.trading.model import ZERO, FundingEvent, PositionSide
 from procs.trading.reconcile import VenuePosition
+
+log = logging.getLogger(__name__)
 
 ID_PREFIX: Final = "fund:"
 
@@ -39,6 +42,8 @@ class VenueLegs:
         self._legs: dict[tuple[str, PositionSide], str] = {}  # open leg -> its positionId
         self._mtime: dict[str, int] = {}  # positionId -> venue mtime of the newest observation
         self._booked: dict[str, Decimal] = {}  # funding journaled per positionId (received > 0)
+        self._warned: set[tuple[str, int]] = set()  # (positionId, mtime) of older figures, logged
+        self.older_funding_total = 0  # figures with other funding dropped as older (health)
 
     def restore(self, events: Iterable[FundingEvent]) -> None:
         """Start from the funding the journal holds (every event, in journal order)."""
@@ -63,7 +68,10 @@ class VenueLegs:
         """
         key, pid = (vp.symbol, vp.position_side), vp.position_id
         if pid:
-            if vp.mtime_ms < self._mtime.get(pid, -1):
+            newest = self._mtime.get(pid, -1)
+            if vp.mtime_ms < newest:
+                if vp.funding is not None and vp.funding != self._booked.get(pid, ZERO):
+                    self._older(vp, newest)
                 return None
             self._mtime[pid] = vp.mtime_ms
         if vp.closed or vp.qty == 0:
@@ -84,3 +92,19 @@ class VenueLegs:
             position_side=vp.position_side,
             ts_ns=ts_ns,
         )
+
+    def _older(self, vp: VenuePosition, newest: int) -> None:
+        # a figure whose funding differs, dropped as older than one seen: said once per figure,
+        # so "reconcile stuck: funding_mismatch" is not left unexplained (a venue whose mtime
+        # went back would leave the funding unbooked until its next newer figure)
+        self.older_funding_total += 1
+        if (vp.position_id, vp.mtime_ms) not in self._warned:
+            if len(self._warned) >= 1000:  # bounded: an old figure may be said again
+                self._warned.clear()
+            self._warned.add((vp.position_id, vp.mtime_ms))
+            log.warning(
+                "venue position figure dropped as older: positionId=%s symbol=%s mtime_ms=%d"
+                " newest_seen_ms=%d funding=%s booked=%s",
+                *(vp.position_id, vp.symbol, vp.mtime_ms, newest, vp.funding),
+                self._booked.get(vp.position_id, ZERO),
+            )

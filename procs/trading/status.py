@@ -81,6 +81,7 @@ def execution_health(
         "reconcile_stuck": int(r.stuck),
         "reconcile_stuck_reason": r.stuck_reason,
         "reconcile_rows_skipped_total": r.rows_skipped_total,
+        "funding_figures_older_total": p.legs.older_funding_total,
         "ws_connected": int(p.venue.ws_connected),
         "ws_frames_skipped_total": p.venue.ws_frames_skipped_total,
         "journal_write_error": p.journal.write_error,  # "" while the journal takes writes

@@ -175,3 +175,21 @@ def test_proc_funding_push_booked_once_across_a_restart(tmp_path, ns):
         assert again.proc.counters["funding_events_total"] == 0
     finally:
         again.close()
+
+
+def test_legs_an_older_figure_with_other_funding_is_dropped_counted_and_said_once(caplog):
+    legs = VenueLegs()
+    legs.observe(vp(None, mtime=20), ts_ns=1)  # a trade's push, stamped later
+
+    # the settlement's figure, stamped earlier (a venue whose mtime went back): not booked
+    assert legs.observe(vp("1.25", mtime=10), ts_ns=2) is None
+    assert legs.observe(vp("1.25", mtime=10), ts_ns=3) is None  # the next REST snapshot
+    assert legs.observe(vp("0", mtime=5), ts_ns=4) is None  # older, the same funding: quiet
+
+    assert legs.booked.get("P1", D(0)) == 0
+    assert legs.older_funding_total == 2
+    said = [r.getMessage() for r in caplog.records if "dropped as older" in r.getMessage()]
+    assert said == [
+        "venue position figure dropped as older: positionId=P1 symbol=BTCUSDT mtime_ms=10"
+        " newest_seen_ms=20 funding=1.25 booked=0"
+    ]
