@@ -1,10 +1,10 @@
 """The intent log: an order's intent on the disk before the order leaves, at a write's cost.
 
 An intent must be durable before its order can be sent. As a journal transaction (BEGIN, the
-row and its audit row, COMMIT, an fsync of the WAL) that cost ~60 µs hot and ~150 µs in the
+row and its audit row, COMMIT, an fsync of the WAL) that cost ~31 µs hot and 85-150 µs in the
 running hot path, the largest part of a tick that places an order (docs/benchmarks.md). Here it
-is one sealed line appended to ``<journal>-intents`` and an ``fdatasync``; the intent's journal
-row follows with the journal's next transaction, as an order's SENT row does
+is one sealed line appended to ``<journal>-intents`` and an ``fdatasync`` (~6 µs hot); the
+intent's journal row follows with the journal's next transaction, as an order's SENT row does
 (``Journal._deferred``). Once every intent in the log is committed and fsynced in the journal,
 housekeeping empties the log (``Journal.merge_wal``). At start-up ``Journal.open`` writes every
 intent of the log that the journal lacks (a crash between the two writes), then empties it.
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import msgspec
 
+from procs._files import chmod_private
 from procs.trading.journal_check import sync_dir
 from procs.trading.journal_rows import JSON, Stored
 from procs.trading.model import JournalError
@@ -52,14 +53,19 @@ class IntentLog:
 
     @classmethod
     def open(cls, path: str, seal: Callable[[bytes], str]) -> IntentLog:
-        """Open (or create, 0600, its directory entry synced) the log at ``path``.
+        """Open (or create: its directory entry synced) the log at ``path``, 0600.
 
         Raises ``OSError`` where it cannot (``Journal.open`` names the path).
         """
         created = not os.path.exists(path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        if created:
-            sync_dir(os.path.dirname(path) or ".")
+        try:
+            chmod_private(path)
+            if created:
+                sync_dir(os.path.dirname(path) or ".")
+        except OSError:
+            os.close(fd)
+            raise
         return cls(path, fd, seal)
 
     def append(self, row: Sequence[object]) -> None:
@@ -100,25 +106,25 @@ class IntentLog:
         while chunk := os.read(self._fd, 1 << 20):
             chunks.append(chunk)
         lines = b"".join(chunks).split(b"\n")
+        if lines[-1] == b"":  # the newline that ends the last whole line
+            lines.pop()
         rows = []
         for i, line in enumerate(lines):
             row = self._row(line)
             if row is not None:
                 rows.append(row)
-                continue
-            if i == len(lines) - 1 or (i == len(lines) - 2 and lines[-1] == b""):
-                if line:  # the last line: cut short, or (a crash mid-write) not sealed
-                    log.warning(
-                        "intent log %s: dropped its last line, written when the process died"
-                        " (its order never left): %r",
-                        *(self.path, line[:200]),
-                    )
-                continue
-            raise JournalError(
-                f"intent log {self.path}: line {i + 1} is damaged or was edited (its seal does"
-                " not match). Its intents are not in the journal yet: check the venue's orders,"
-                " then move the file aside to start"
-            )
+            elif i == len(lines) - 1:  # the last line: cut short, or (a crash mid-write) not sealed
+                log.warning(
+                    "intent log %s: dropped its last line, written when the process died"
+                    " (its order never left): %r",
+                    *(self.path, line[:200]),
+                )
+            else:
+                raise JournalError(
+                    f"intent log {self.path}: line {i + 1} is damaged or was edited (its seal does"
+                    " not match). Its intents are not in the journal yet: check the venue's orders,"
+                    " then move the file aside to start"
+                )
         return rows
 
     def _row(self, line: bytes) -> Stored | None:

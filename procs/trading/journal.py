@@ -60,7 +60,7 @@ WRITE_ERROR_LOG_S: Final = 5.0  # a journal that cannot write logs it at most th
 SCHEMA_VERSION: Final = 3  # 1: unkeyed sha256 chain, meta outside it; 2: no reads (migrations.py)
 CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this often
 # SQLite merges the WAL into the file at the commit past 1,000 pages (~0.25 ms on tmpfs, ~2 ms
-# with a disk's fsyncs), inside whichever write, an intent's too; a durable journal leaves it to
+# with a disk's fsyncs), inside whichever write that is; a durable journal leaves it to
 # ``merge_wal`` (housekeeping), SQLite's own merge kept as a backstop (WAL_BACKSTOP_PAGES)
 WAL_MERGE_WRITES: Final = 250  # transactions (~1,000 pages): a bigger WAL slows every write
 WAL_MERGE_S: Final = 1.0
@@ -169,8 +169,8 @@ class Journal:
         self.write_errors_total = 0
         self.repeated_intents_total = 0  # intents whose client id the journal had (a bug)
         self._write_logged_at = 0.0
-        self._wal_path = ""  # the WAL file an intent's commit fsyncs ("": nothing to do)
-        self._wal_fd = -1  # opened at the first intent (SQLite has created the file by then)
+        self._wal_path = ""  # the WAL file fsynced before the intent log empties ("": none)
+        self._wal_fd = -1  # opened at its first sync (SQLite has created the file by then)
         self._deferred: list[tuple[str, Sequence[object], int]] = []  # written with the next
         self._intents: IntentLog | None = None  # where intents are durable first (``open``)
         self.wal_merge_errors_total = 0
@@ -244,26 +244,28 @@ class Journal:
         if fresh or migrated:  # a new or just migrated journal: anchor it now
             journal._anchoring = True
         if durable:
-            try:
-                journal._intents = IntentLog.open(log_path(journal.path), chain.seal)
-                chmod_private(log_path(journal.path))
-                journal._replay_intents()
-            except OSError as exc:
-                conn.close()
-                raise JournalError(f"journal {p}: intent log: {exc}") from None
-            except JournalError:
-                conn.close()
-                raise
+            journal._open_intents()
         journal.checkpoint()
         return journal
 
-    def _replay_intents(self) -> None:
-        """Write the intents of the log that the journal lacks (a crash came between the two
-        writes: their orders may have left), make them durable, empty the log."""
-        assert self._intents is not None
-        if not self._intents.size:
+    def _open_intents(self) -> None:
+        """Open the intent log and replay it; on failure close the journal (``JournalError``)."""
+        try:
+            self._intents = IntentLog.open(log_path(self.path), self._chain.seal)
+            self._replay_intents(self._intents)
+        except (OSError, JournalError) as exc:
+            if self._intents is not None:
+                self._intents.close()
+            self._conn.close()
+            if isinstance(exc, JournalError):
+                raise
+            raise JournalError(f"journal {self.path}: intent log: {exc}") from None
+
+    def _replay_intents(self, logged: IntentLog) -> None:
+        """Write the logged intents the journal lacks (a crash between the writes), settle."""
+        if not logged.size:
             return
-        rows = self._intents.read()
+        rows = logged.read()
         q = "SELECT 1 FROM intents WHERE client_id=?"
         missing = [r for r in rows if self._conn.execute(q, (r[0],)).fetchone() is None]
         if missing:
@@ -339,7 +341,6 @@ class Journal:
         self,
         rows: Sequence[tuple[str, Sequence[object], int]],
         *,
-        anchor: bool = True,
         must: bool = False,
     ) -> list[bool]:
         """Write ``rows`` in one transaction; per row, whether it was new.
@@ -377,7 +378,7 @@ class Journal:
             if must:
                 raise JournalWriteError(f"journal {self.path}: write refused: {exc}") from None
             return [False] * (len(rows) - len(deferred))
-        if anchor and time.monotonic() - self._ckpt_at >= self._ckpt_s:
+        if time.monotonic() - self._ckpt_at >= self._ckpt_s:
             self.checkpoint()
         return done[len(deferred) :] if deferred else done
 
@@ -479,11 +480,11 @@ class Journal:
         return int(frames), int(merged)
 
     def _sync_wal(self) -> None:
-        """fsync the WAL file: the commit just made is on the disk when this returns.
+        """fsync the WAL file: every commit made so far is on the disk when this returns.
 
         What ``synchronous=FULL`` does at a commit in WAL mode (one sync of the WAL file), done
-        here for the intent's commit only, so the connection stays at NORMAL and no ``PRAGMA``
-        switches it twice per intent (~10-15 µs of the order path). ``fsync`` flushes the file,
+        here before the intent log is emptied (``_settle_intents``), so the connection stays at
+        NORMAL and the other commits sync nothing. ``fsync`` flushes the file,
         whichever descriptor names it; the WAL file lives as long as this connection (SQLite
         removes it when the last connection closes). The first call also syncs the directory,
         so that the WAL file's own entry survives a power loss (SQLite would at its first sync).
@@ -491,7 +492,7 @@ class Journal:
         Raises
         ------
         JournalWriteError
-            The sync failed (an I/O error): ``write_error`` is set; the order must not leave.
+            The sync failed (an I/O error): ``write_error`` is set; nothing more is booked.
         """
         try:
             fd = self._wal_fd

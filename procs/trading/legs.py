@@ -42,7 +42,7 @@ class VenueLegs:
         self._legs: dict[tuple[str, PositionSide], str] = {}  # open leg -> its positionId
         self._mtime: dict[str, int] = {}  # positionId -> venue mtime of the newest observation
         self._booked: dict[str, Decimal] = {}  # funding journaled per positionId (received > 0)
-        self._warned: set[tuple[str, int]] = set()  # (positionId, mtime) of older figures, logged
+        self._warned: dict[str, int] = {}  # positionId -> mtime of the last older figure logged
         self.older_funding_total = 0  # figures with other funding dropped as older (health)
 
     def restore(self, events: Iterable[FundingEvent]) -> None:
@@ -98,10 +98,8 @@ class VenueLegs:
         # so "reconcile stuck: funding_mismatch" is not left unexplained (a venue whose mtime
         # went back would leave the funding unbooked until its next newer figure)
         self.older_funding_total += 1
-        if (vp.position_id, vp.mtime_ms) not in self._warned:
-            if len(self._warned) >= 1000:  # bounded: an old figure may be said again
-                self._warned.clear()
-            self._warned.add((vp.position_id, vp.mtime_ms))
+        if self._warned.get(vp.position_id) != vp.mtime_ms:
+            self._warned[vp.position_id] = vp.mtime_ms
             log.warning(
                 "venue position figure dropped as older: positionId=%s symbol=%s mtime_ms=%d"
                 " newest_seen_ms=%d funding=%s booked=%s",

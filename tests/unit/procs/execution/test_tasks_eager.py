@@ -47,6 +47,22 @@ def turns(loop: asyncio.AbstractEventLoop, n: int = 3) -> None:
         loop.run_until_complete(asyncio.sleep(0))
 
 
+def cancellable(
+    loop: asyncio.AbstractEventLoop, seen: list[str], gate: list[asyncio.Future[None]]
+) -> Any:
+    """A call that waits on a future it puts in ``gate``, noting "cancelled" if cancelled."""
+
+    async def call() -> None:
+        gate.append(loop.create_future())
+        try:
+            await gate[0]
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    return call()
+
+
 def test_a_call_that_finishes_at_once_runs_inside_start(loop: asyncio.AbstractEventLoop) -> None:
     runner, seen = TaskRunner(loop), []
 
@@ -128,15 +144,7 @@ def test_drain_cancels_a_suspended_call(loop: asyncio.AbstractEventLoop) -> None
     runner, seen = TaskRunner(loop), []
     gate: list[asyncio.Future[None]] = []
 
-    async def call() -> None:
-        gate.append(loop.create_future())
-        try:
-            await gate[0]
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-
-    in_callback(loop, lambda: runner.start(call()))
+    in_callback(loop, lambda: runner.start(cancellable(loop, seen, gate)))
     turns(loop)
     loop.run_until_complete(runner.drain(0.01))
     turns(loop)
@@ -152,15 +160,8 @@ def test_a_cancel_before_its_tasks_first_turn_reaches_the_call(
     seen: list[str] = []
     gate: list[asyncio.Future[None]] = []
 
-    async def call() -> None:
-        gate.append(loop.create_future())
-        try:
-            await gate[0]
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-
-    task = in_callback(loop, lambda: (t := start_eager(loop, call()), t.cancel())[0])
+    call = cancellable(loop, seen, gate)
+    task = in_callback(loop, lambda: (t := start_eager(loop, call), t.cancel())[0])
     turns(loop)
     assert task.cancelled()
     assert seen == ["cancelled"]
