@@ -113,18 +113,36 @@ def test_group_sigkill_each_stage_restarts_and_orders_reconcile(make_group):
     assert list_segments(g.ns) == []
 
 
-def test_group_kill_switch_cancels_resting_and_sends_nothing(make_group):
-    g = make_group({})
-    resting = g.wait_until(g.simex.open_orders, 60, "a resting order at simex", REST_POLL_S)
+def _kill_with_resting(g: Group) -> dict[str, str]:
+    """Kill switch on while orders rest; returns their closed statuses at simex.
 
+    Each resting order is cancelled, unless a fill beats the cancel to it.
+    """
+    resting = g.wait_until(g.simex.open_orders, 60, "a resting order at simex", REST_POLL_S)
     _kill_switch(g, "on")
     g.wait_until(lambda: g.exec_state() == "killed", 10, "execution killed")
     g.wait_until(lambda: g.simex.open_orders() == [], 10, "resting orders cancelled", REST_POLL_S)
     closed = {o["clientId"]: o["status"] for o in g.simex.history_orders()}
-    # each was cancelled, unless a fill beat the cancel to it
     done = {"CANCELED", "PART_FILLED_CANCELED", "FILLED"}
     assert all(closed.get(o["clientId"]) in done for o in resting), (resting, closed)
-    assert "CANCELED" in closed.values() or "PART_FILLED_CANCELED" in closed.values(), closed
+    return {o["clientId"]: closed[o["clientId"]] for o in resting}
+
+
+KILL_TRIES = 4  # a busy CI host can let every resting order fill before the cancel lands
+
+
+def test_group_kill_switch_cancels_resting_and_sends_nothing(make_group):
+    g = make_group({})
+    tries: list[dict[str, str]] = []
+    for _ in range(KILL_TRIES):
+        tries.append(_kill_with_resting(g))
+        if {"CANCELED", "PART_FILLED_CANCELED"} & set(tries[-1].values()):
+            break
+        # every order filled before its cancel: nothing was shown cancelled, so try again
+        _kill_switch(g, "off")
+        g.wait_until(lambda: g.exec_state() == "active", 10, "execution active again")
+    else:
+        pytest.fail(f"the kill switch cancelled no resting order in {KILL_TRIES} tries: {tries}")
     g.wait_until(lambda: g.health("execution").get("open_orders") == 0, 10, "none open here")
     _window_sends_nothing(g, "kill switch on")
     reasons = {r[0] for r in g.journal.rows("SELECT reason FROM risk_events")}
