@@ -194,6 +194,40 @@ class Window:
             "sig_to_order": arr(lambda o: o.ts_order_ns - o.ts_sig_ns),
         }
 
+    @classmethod
+    def pooled(cls, wins: list[Window]) -> Window:
+        """Several windows as one: their samples together, counts summed, CPU % and load
+        averaged over the windows (the stamps of different windows never meet in a join)."""
+        if len(wins) == 1:
+            return wins[0]
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(w, name) for w in wins])
+
+        arrays = (
+            *("sig_ns", "sig_sid", "sig_recv", "sig_feat", "sig_sig"),
+            *("book_sid", "book_recv", "book_pub"),
+        )
+        names = set().union(*(w.cpu_percent for w in wins))
+        load = np.mean([w.loadavg for w in wins], axis=0).round(2).tolist()
+        return cls(
+            seconds=sum(w.seconds for w in wins),
+            ws_messages=sum(w.ws_messages for w in wins),
+            orders=[o for w in wins for o in w.orders],
+            signals=sum(w.signals for w in wins),
+            sig_dropped=sum(w.sig_dropped for w in wins),
+            book_dropped=sum(w.book_dropped for w in wins),
+            cpu_percent={
+                n: round(float(np.mean([w.cpu_percent.get(n, 0) for w in wins]))) for n in names
+            },
+            loadavg=(load[0], load[1], load[2]),
+            batches=sum(w.batches for w in wins),
+            fallback_latency=sum(w.fallback_latency for w in wins),
+            fallback_all=sum(w.fallback_all for w in wins),
+            sched=wins[0].sched,
+            **{a: cat(a) for a in arrays},
+        )
+
 
 class PipelineRun:
     """The group under supervisord in ``run_dir``; ``with`` stops it whatever happens."""

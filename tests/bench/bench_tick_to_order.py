@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,18 +54,23 @@ GOAL_P99 = "pipeline p99 <= 0.5 x (b) p99 under the same background load"
 @dataclass(frozen=True)
 class Plan:
     rates: tuple[tuple[str, float], ...]
-    pipeline_s: float
+    pipeline_s: float  # the split topology's window (it records the frames as well)
     frames: int
-    b_s: float
+    b_s: float  # one window of (b)
     wake_n: int
     load: bool
     passes: int  # baseline (a) goes over the recorded frames this many times
+    # the other topologies and (b) run in this many rounds of one window each, alternated
+    # (ABBA: a drift of the host's speed over the rounds falls on both sides alike), their
+    # samples pooled: one window each, minutes apart, moved a ratio by ±40 % on the 2-core host
+    rounds: int
+    round_s: float  # one window of a topology other than split
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls((("1k", 1000.0),), 10.0, 2000, 5.0, 5000, False, 2)
-        return cls((("1k", 1000.0), ("10k", 10000.0)), 20.0, 4000, 12.0, 20000, True, 3)
+            return cls((("1k", 1000.0),), 10.0, 2000, 5.0, 5000, False, 2, 1, 10.0)
+        return cls((("1k", 1000.0), ("10k", 10000.0)), 20.0, 4000, 8.0, 20000, True, 3, 3, 10.0)
 
 
 def _py(*args: str, **kw: object) -> subprocess.Popen[str]:
@@ -123,6 +128,7 @@ def _pct(ns: np.ndarray) -> list[float]:
 
 
 Arrays = dict[str, np.ndarray]
+BRun = tuple[np.ndarray, np.ndarray, float]  # baseline_b: stamps, the server's sends, rate
 
 
 def _rows_rate(
@@ -229,25 +235,28 @@ def _rows_topology(
             "dropped",
             float(win.sig_dropped),
         ),
+        Result(f"{NAME}_inference", f"fallback_latency_{label}", win.fallback_latency,
+               "batches", "batches", win.batches, "== 0 (the demo runs on the model)"),
         *hop_rows(label, win, wake3_us / 3),
-    ]
+    ]  # fmt: skip
 
 
 def _window(
-    label: str, rate: float, plan: Plan, dirs: tuple[Path, Path], topology: str
-) -> tuple[Window, Path, list[tuple[int, bytes]]]:
+    label: str, rate: float, seconds: float, plan: Plan, dirs: tuple[Path, Path], topology: str,
+    rnd: int = 0,
+) -> tuple[Window, Path, list[tuple[int, bytes]]]:  # fmt: skip
     """One pipeline window of ``topology``; the frames it recorded (split only) and config."""
     root, jroot = dirs
-    tag = f"{label}{_suffix(topology)}"
+    tag = f"{label}{_suffix(topology)}" + (f"_r{rnd}" if rnd else "")
     run_dir = root / f"p{tag}"
-    ns = f"tto{label}{topology[:2]}{int(time.time()) % 100000}"
+    ns = f"tto{label}{topology[:2]}{rnd}{int(time.time()) % 100000}"
     events = events_for_rate(rate * OFFER)
     frames: list[tuple[int, bytes]] = []
     with PipelineRun(run_dir, ns, events, journal_dir=jroot / f"p{tag}", topology=topology) as p:
         if topology == "split":
             url = f"ws://127.0.0.1:{p.ports.ws}/public/"
             frames = asyncio.run(record_frames(url, plan.frames, 30.0))
-        win = p.measure(plan.pipeline_s)
+        win = p.measure(seconds)
     _say(f"{tag}: pipeline ({topology}) {win.ws_rate:.0f} msg/s (simex events_per_s "
          f"{events}), {len(win.tick_to_order_ns())} orders, {len(win.sig_ns)} signals, load "
          f"{win.loadavg}, CPU % {win.cpu_percent}, sched {win.sched}; inference: "
@@ -257,26 +266,80 @@ def _window(
     return win, run_dir / "tick_to_order.toml", frames
 
 
+@dataclass
+class Alternated:
+    """Rounds of (b) and the topologies other than split, one window each, alternated."""
+
+    wins: dict[str, list[Window]]  # topology -> its window of each round
+    b: list[Arrays]  # (b) of each round
+    b_rates: list[float]
+
+    def pooled_b(self) -> Arrays:
+        return {k: np.concatenate([b[k] for b in self.b]) for k in self.b[0]}
+
+    def pooled(self, topology: str) -> Window:
+        return Window.pooled(self.wins[topology])
+
+    def round_rows(self, label: str) -> list[Result]:
+        """Each round's ratio to the (b) of the same round; the spread the pooled rows hide."""
+        rows: list[Result] = []
+        for topology, wins in self.wins.items():
+            tag = f"{label}{_suffix(topology)}"
+            for r, (w, b) in enumerate(zip(wins, self.b, strict=True)):
+                p, pb = _pct(w.tick_to_order_ns()), _pct(b["order"])
+                rows += [
+                    Result(NAME, f"p50_vs_b_{tag}_round{r}", p[0], "us", B, pb[0]),
+                    Result(NAME, f"p99_vs_b_{tag}_round{r}", p[1], "us", B, pb[1]),
+                ]
+                _say(f"{tag} round {r}: {p[0]:.0f} / {p[1]:.0f} us against (b) {pb[0]:.0f} / "
+                     f"{pb[1]:.0f}: {p[0] / pb[0]:.2f} / {p[1] / pb[1]:.2f}")  # fmt: skip
+        return rows
+
+
+def alternate(
+    rounds: int, window: Callable[[str, int], Window], b_run: Callable[[], BRun]
+) -> Alternated:
+    """``rounds`` rounds of ``window(topology, round)`` for each topology but split, and of
+    ``b_run()``; the even rounds run the pipeline first, the odd ones (b) first."""
+    out = Alternated({t: [] for t in TOPOLOGIES[1:]}, [], [])
+
+    def pipeline(r: int) -> None:
+        for t in TOPOLOGIES[1:]:
+            out.wins[t].append(window(t, r))
+
+    def baseline() -> None:
+        stamps, sent, rate = b_run()
+        out.b.append(_b_arrays(stamps, sent))
+        out.b_rates.append(rate)
+
+    for r in range(rounds):
+        if r % 2 == 0:
+            pipeline(r)
+            baseline()
+        else:
+            baseline()
+            pipeline(r)
+    return out
+
+
 def _measure_rate(
     label: str, rate: float, plan: Plan, dirs: tuple[Path, Path], wake3_us: float
 ) -> tuple[list[Result], Path, Path]:
     root, jroot = dirs
-    wins = {}
-    frames: list[tuple[int, bytes]] = []
-    cfg = root
-    for topology in TOPOLOGIES:
-        wins[topology], c, f = _window(label, rate, plan, dirs, topology)
-        if topology == "split":
-            cfg, frames = c, f
-    win = wins["split"]
+    win, cfg, frames = _window(label, rate, plan.pipeline_s, plan, dirs, "split")
     frames_path = root / f"frames_{label}.msgpack"
     save_frames(frames_path, frames)
     raw = [f for _, f in frames]
     a = _chain(raw, cfg.read_text(), jroot / f"a{label}", plan.passes)
     disk = _pct(_chain(raw, cfg.read_text(), root / f"a{label}", 1)["order"])  # journal on disk
-    stamps, sent, b_rate = baseline_b(frames_path, cfg, plan.b_s, root)
-    b = _b_arrays(stamps, sent)
-    _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s")
+    alt = alternate(
+        plan.rounds,
+        lambda t, r: _window(label, rate, plan.round_s, plan, dirs, t, r)[0],
+        lambda: baseline_b(frames_path, cfg, plan.b_s, root),
+    )
+    b, b_rate = alt.pooled_b(), float(np.mean(alt.b_rates))
+    _say(f"{label}: (a) {len(a['order'])} orders; (b) {len(b['order'])} orders at {b_rate:.0f}/s "
+         f"over {plan.rounds} rounds")  # fmt: skip
     if not len(a["order"]) or not len(b["order"]):  # a baseline that never trades is broken
         raise RuntimeError(
             f"{label}: a baseline placed no orders ((a) {len(a['order'])}, "
@@ -285,7 +348,9 @@ def _measure_rate(
     rows = _rows_rate(label, rate, win, a, b, b_rate, wake3_us)
     rows += hop_rows(label, win, wake3_us / 3)
     for topology in TOPOLOGIES[1:]:
-        rows += _rows_topology(f"{label}{_suffix(topology)}", rate, wins[topology], a, b, wake3_us)
+        tag = f"{label}{_suffix(topology)}"
+        rows += _rows_topology(tag, rate, alt.pooled(topology), a, b, wake3_us)
+    rows += alt.round_rows(label)
     rows.append(
         Result(f"{NAME}_inference", f"fallback_latency_{label}", win.fallback_latency,
                "batches", "batches", win.batches, "== 0 (the demo runs on the model)")
@@ -301,18 +366,20 @@ def _measure_rate(
     return rows, cfg, frames_path
 
 
-def _loaded_window(plan: Plan, dirs: tuple[Path, Path], rate: float, topology: str) -> Window:
+def _loaded_window(
+    plan: Plan, dirs: tuple[Path, Path], rate: float, topology: str, seconds: float, rnd: int = 0
+) -> Window:
     root, jroot = dirs
-    tag = f"load{_suffix(topology)}"
+    tag = f"load{_suffix(topology)}" + (f"_r{rnd}" if rnd else "")
     run_dir = root / f"p{tag}"
-    ns = f"ttoload{topology[:2]}{int(time.time()) % 100000}"
+    ns = f"ttoload{topology[:2]}{rnd}{int(time.time()) % 100000}"
     events = events_for_rate(rate * OFFER)
     with PipelineRun(
         run_dir, ns, events, journal_dir=jroot / f"p{tag}", capture=True, topology=topology
     ) as p:
         ports = [str(x) for x in p.metrics_ports()]
         with background([["scrape", *ports], ["gc"]]) as reports:
-            win = p.measure(plan.pipeline_s)
+            win = p.measure(seconds)
     _say(
         f"{tag}: pipeline ({topology}) {win.ws_rate:.0f} msg/s, {len(win.tick_to_order_ns())} "
         f"orders, load {win.loadavg}, CPU % {win.cpu_percent}, sched {win.sched}; inference "
@@ -324,19 +391,25 @@ def _loaded_window(plan: Plan, dirs: tuple[Path, Path], rate: float, topology: s
 
 def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float) -> list[Result]:
     root, _ = dirs
-    wins = {t: _loaded_window(plan, dirs, rate, t) for t in TOPOLOGIES}
-    win = wins["split"]
+    win = _loaded_window(plan, dirs, rate, "split", plan.pipeline_s)
     cfg = root / "pload" / "tick_to_order.toml"
-    mport = free_port()
-    loads = [
-        ["scrape", *[str(mport)] * 6],
-        ["gc"],
-        ["write", str(root / "bcap"), str(rate)],
-    ]
-    with background(loads) as b_reports:
-        stamps, sent, b_rate = baseline_b(frames_path, cfg, plan.b_s, root, mport)
-    _say(f"load: (b) at {b_rate:.0f}/s; {b_reports}")
-    b = _b_arrays(stamps, sent)
+
+    def b_loaded() -> BRun:
+        mport = free_port()
+        loads = [
+            ["scrape", *[str(mport)] * 6],
+            ["gc"],
+            ["write", str(root / "bcap"), str(rate)],
+        ]
+        with background(loads) as b_reports:
+            got = baseline_b(frames_path, cfg, plan.b_s, root, mport)
+        _say(f"load: (b) at {got[2]:.0f}/s; {b_reports}")
+        return got
+
+    alt = alternate(
+        plan.rounds, lambda t, r: _loaded_window(plan, dirs, rate, t, plan.round_s, r), b_loaded
+    )
+    b = alt.pooled_b()
     p_, pb = _pct(win.tick_to_order_ns()), _pct(b["order"])
     rows = [
         Result(NAME, "md_rate_1k_load", win.ws_rate, "msg/s", "target_rate", rate),
@@ -365,15 +438,24 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
         Result(B, "p99_us_1k_load", pb[1], "us", "from_server_send", _pct(b["from_send"])[1]),
     ]
     for topology in TOPOLOGIES[1:]:
-        w, sfx = wins[topology], _suffix(topology)
+        w, sfx = alt.pooled(topology), _suffix(topology)
         q = _pct(w.tick_to_order_ns())
         rows += [
             Result(NAME, f"md_rate_1k_load{sfx}", w.ws_rate, "msg/s", "target_rate", rate),
+            Result(
+                f"{NAME}_inference",
+                f"fallback_latency_1k_load{sfx}",
+                w.fallback_latency,
+                "batches",
+                "batches",
+                w.batches,
+                "== 0 (the demo runs on the model)",
+            ),
             Result(NAME, f"p50_us_1k_load{sfx}", q[0], "us", B, pb[0]),
             Result(NAME, f"p99_us_1k_load{sfx}", q[1], "us", B, pb[1], "<= 0.5"),
             Result(NAME, f"p999_us_1k_load{sfx}", q[2], "us", B, pb[2]),
         ]
-    return rows
+    return rows + alt.round_rows("1k_load")
 
 
 def run(quick: bool) -> list[Result]:

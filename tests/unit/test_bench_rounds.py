@@ -1,0 +1,60 @@
+"""The tick_to_order bench's alternated rounds: the order they run in and how they pool."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.bench._tick_group import Window
+from tests.bench.bench_tick_to_order import TOPOLOGIES, alternate
+
+
+def _win(seconds: float, sig_ns: list[int], cpu: float, load: float) -> Window:
+    arr = np.array(sig_ns, np.int64)
+    return Window(
+        seconds=seconds,
+        ws_messages=1000.0 * seconds,
+        signals=float(len(sig_ns)),
+        sig_ns=arr,
+        sig_recv=arr,
+        sig_dropped=1,
+        cpu_percent={"hotpath": cpu},
+        loadavg=(load, load, load),
+        batches=10.0,
+        fallback_latency=1.0,
+    )
+
+
+def test_rounds_alternate_abba_and_keep_each_round():
+    calls: list[str] = []
+
+    def window(topology: str, r: int) -> Window:
+        calls.append(f"{topology}{r}")
+        return _win(1.0, [r], 10.0, 1.0)
+
+    def b_run() -> tuple[np.ndarray, np.ndarray, float]:
+        calls.append("b")
+        # stamps [recv, sig, order, journal, index]: one placed order
+        return np.array([[0, 5, 100 * len(calls), 0, 0]], np.int64), np.zeros(1, np.int64), 99.0
+
+    alt = alternate(3, window, b_run)
+    others = TOPOLOGIES[1:]
+    assert calls == [*(f"{t}0" for t in others), "b", "b", *(f"{t}1" for t in others),
+                     *(f"{t}2" for t in others), "b"]  # fmt: skip
+    assert [len(w) for w in alt.wins.values()] == [3] * len(others)
+    assert alt.b_rates == [99.0] * 3
+    # every round's (b) pooled, in round order (order stamp = 100 x its call's position)
+    b_at = [100 * (i + 1) for i, c in enumerate(calls) if c == "b"]
+    assert alt.pooled_b()["order"].tolist() == b_at
+
+
+def test_window_pooled_joins_samples_and_sums_counts():
+    a, b = _win(10.0, [1, 2], 20.0, 1.0), _win(5.0, [3], 40.0, 3.0)
+    p = Window.pooled([a, b])
+    assert p.sig_ns.tolist() == [1, 2, 3]
+    assert p.sig_recv.tolist() == [1, 2, 3]
+    assert p.seconds == 15.0
+    assert p.ws_rate == 1000.0
+    assert (p.signals, p.sig_dropped, p.batches, p.fallback_latency) == (3.0, 2, 20.0, 2.0)
+    assert p.cpu_percent == {"hotpath": 30}
+    assert p.loadavg == (2.0, 2.0, 2.0)
+    assert Window.pooled([a]) is a
