@@ -41,7 +41,10 @@ def _live(driver) -> bool:
 def test_browser_wrong_password_is_refused_then_the_right_one_loads_the_page(run_dir):
     with running_dashboard(run_dir) as d, chromium() as driver:
         login(driver, d.url, "not the password")
-        error, cookies = text(driver, "error"), driver.get_cookies()
+        # the click may return before the refused login's page has replaced the form (its
+        # #error is there, empty, on the form): wait for the answer's text
+        error = eventually(lambda: text(driver, "error"), timeout_s=10)
+        cookies = driver.get_cookies()
         controls_before = driver.find_elements(By.ID, "ks-on")
         login(driver, d.url, PASSWORD)
         eventually(lambda: _live(driver), timeout_s=10)
