@@ -11,6 +11,9 @@ ring. Baselines on the recorded frames, in the same run:
   (b) asyncio_websockets_json: one asyncio process (``websockets`` client + ``json`` + the same
       compute) fed by a local ``websockets`` server replaying the frames at their recorded pace;
   3x_crosscore_wakeup: three times the p50 of a bare pipe ping-pong between cores 0 and 1.
+The split topology runs one window (it records the frames); the colocated topology and (b) run
+in ``Plan.rounds`` rounds of one window each, alternated ABBA, and their rows pool the rounds'
+samples, with each round's own ratio as a row too (``alternate``).
 Per hop (``tick_to_order_hops``, tests/bench/_tick_hops.py): ingest, features, inference and
 execution's share of each tick, from the stamps the records carry.
 Full mode adds a loaded variant at ~1,000/s (capture writing, /metrics scrapes every 100 ms, a
