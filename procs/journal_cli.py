@@ -24,6 +24,7 @@ from procs._files import private_umask
 from procs.keystore.store import PASSPHRASE_ENV, KeyFileError, KeyStoreError, load
 from procs.trading.audit import AuditChain, AuditReport, Checkpoints, verify, write_override
 from procs.trading.backup import backup_journal, backup_name, set_aside
+from procs.trading.intent_log import log_path
 from procs.trading.journal import SCHEMA_VERSION, Journal, columns_for
 from procs.trading.keys import audit_key_file, read_audit_key_file
 
@@ -110,7 +111,7 @@ def _backup(args: argparse.Namespace) -> int:
         dest = dest / backup_name(time.time_ns())
     out = backup_journal(args.journal, dest, AuditChain(_key(args, args.journal)))
     print(f"backup written: {out} (and {out}.checkpoint)")
-    logged = Path(f"{args.journal}-intents")
+    logged = Path(log_path(args.journal))
     if logged.exists() and logged.stat().st_size:
         print(
             f"note: {logged} holds intents whose journal rows are not written yet (execution is"

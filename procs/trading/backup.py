@@ -19,6 +19,7 @@ from typing import Final
 
 from procs._files import chmod_private, private_dir
 from procs.trading.audit import GENESIS, AuditChain, Checkpoints
+from procs.trading.intent_log import log_path
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def set_aside(journal: Path, tag: str) -> list[Path]:
     """Rename the journal, its WAL/SHM files and its intent log to ``<name>.<tag>``; return
     the new names (a restored journal must not take the old one's logged intents)."""
     moved = []
-    for p in (journal, *(Path(f"{journal}-{x}") for x in ("wal", "shm", "intents"))):
+    for p in (journal, Path(f"{journal}-wal"), Path(f"{journal}-shm"), Path(log_path(journal))):
         if p.exists():
             dest = p.with_name(f"{p.name}.{tag}")
             os.replace(p, dest)

@@ -5,14 +5,14 @@ crash, don't limp.
 
 ``start`` starts a call eagerly, as Python 3.12's eager tasks do: its coroutine runs at once,
 inside the caller, up to its first suspension (for a live order: the REST request is written to
-its socket), and a Task runs the rest from there. Tasks the call
-creates during that first step (aiohttp's request body writer) start eagerly too.
+its socket), and a Task runs the rest from there. Tasks the call creates during that first step
+(aiohttp's request body writer) start eagerly too.
 
-Between ``hold`` and ``release`` (execution's step, with a venue whose ``eager_sends`` is set: the
-live one) ``spawn`` keeps the calls; ``release``
-starts them eagerly, in the order they were spawned: where the loop's next turn would have
-started them, with nothing between (so the journal's rows and the events keep today's order),
-but before the process's next pass instead of after it.
+Between ``hold`` and ``release`` (execution's step, with a venue whose ``eager_sends`` is set:
+the live one) ``spawn`` keeps the calls; ``release`` starts them eagerly, in the order they were
+spawned: where the loop's next turn would have started them, with nothing between (so the
+journal's rows and the events keep today's order), but before the process's next pass instead
+of after it.
 """
 
 from __future__ import annotations
