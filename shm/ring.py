@@ -71,7 +71,12 @@ class RecordSource(Protocol):
     @property
     def lag_records(self) -> int: ...
 
-    def poll(self, max_records: int) -> Records: ...
+    def poll(self, max_records: int) -> Records:
+        """Up to ``max_records`` new records, in an array the caller may keep: nothing the
+        source does later writes to it (``RingReader.poll`` returns a copy). Execution keeps
+        rows of its books for the paper venue as they came (views of their level arrays), so a
+        source that refilled one buffer would change books already read."""
+        ...
 
     def close(self) -> None: ...
 

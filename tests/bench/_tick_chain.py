@@ -185,7 +185,12 @@ class Decider:
             sig[name] = feat[name]
         sig["score"] = y[:1]
         sig["ts_sig_ns"] = ts_sig = time.time_ns()
-        self.book_q.pending = book
+        # a copy, as the pipeline's ring poll returns one: execution keeps each symbol's newest
+        # book for the paper venue as its row's level arrays (views, procs.trading.paper's
+        # RecordBook), and both feeders reuse their one-row buffer. Given the buffer itself,
+        # every kept book read as the newest of any symbol: ETH's paper book and mark were
+        # BTC's prices, most orders were refused (price_collar_mark) and fills went wrong
+        self.book_q.pending = book.copy()
         self.sig_q.pending = sig
         n_sent = len(self.events.sent)
         self.proc.step()
