@@ -205,6 +205,9 @@ def _b_arrays(stamps: np.ndarray, sent: np.ndarray) -> dict[str, np.ndarray]:
         "order": placed[:, 2] - placed[:, 0],
         "sig": stamps[:, 1] - stamps[:, 0],
         "from_send": placed[ok, 2] - sent[idx[ok]],
+        # the two halves of each order's time, as the pipeline's rows split it (stages_ns)
+        "order_recv_to_sig": placed[:, 1] - placed[:, 0],
+        "order_sig_to_order": placed[:, 2] - placed[:, 1],
     }
 
 
@@ -241,7 +244,23 @@ def _rows_topology(
         Result(f"{NAME}_inference", f"fallback_latency_{label}", win.fallback_latency,
                "batches", "batches", win.batches, "== 0 (the demo runs on the model)"),
         *hop_rows(label, win, wake3_us / 3),
+        *_halves_vs_b(label, win, b),
     ]  # fmt: skip
+
+
+def _halves_vs_b(label: str, win: Window, b: Arrays) -> list[Result]:
+    """Which half of an order's time holds the gap to (b): receipt to signal (ingest, features,
+    inference; (b): json, features, model) and signal to order (execution's step in both), p50
+    and p99 over the orders."""
+    stages = win.stages_ns()
+    rows = []
+    for half in ("recv_to_sig", "sig_to_order"):
+        p, pb = _pct(stages[half]), _pct(b[f"order_{half}"])
+        rows += [
+            Result(f"{NAME}_stages", f"{half}_p50_vs_b_{label}", p[0], "us", B, pb[0]),
+            Result(f"{NAME}_stages", f"{half}_p99_vs_b_{label}", p[1], "us", B, pb[1]),
+        ]
+    return rows
 
 
 def _window(
@@ -457,6 +476,7 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
             Result(NAME, f"p50_us_1k_load{sfx}", q[0], "us", B, pb[0]),
             Result(NAME, f"p99_us_1k_load{sfx}", q[1], "us", B, pb[1], "<= 0.5"),
             Result(NAME, f"p999_us_1k_load{sfx}", q[2], "us", B, pb[2]),
+            *_halves_vs_b(f"1k_load{sfx}", w, b),
         ]
     return rows + alt.round_rows("1k_load")
 

@@ -58,3 +58,28 @@ def test_window_pooled_joins_samples_and_sums_counts():
     assert p.cpu_percent == {"hotpath": 30}
     assert p.loadavg == (2.0, 2.0, 2.0)
     assert Window.pooled([a]) is a
+
+
+def test_halves_compare_each_part_of_an_order_with_b():
+    from decimal import Decimal
+
+    from ipc.orders import OrderEvent
+    from tests.bench.bench_tick_to_order import _b_arrays, _halves_vs_b
+
+    def order(recv: int, sig: int, out: int) -> OrderEvent:
+        z = Decimal(0)
+        return OrderEvent(
+            1, 0, recv, recv, sig, out, out, "c", "", "BTCUSDT", "BUY", "LIMIT", "GTC",
+            z, z, "SENT", "NEW_INTENT", z, z, z,
+        )  # fmt: skip
+
+    win = Window(seconds=1.0, ws_messages=1.0, orders=[order(0, 300, 500), order(10, 310, 510)])
+    # (b): [recv, sig, order, journal, index]; the second book placed nothing
+    stamps = np.array([[0, 100, 400, 0, 0], [5, 50, 0, 0, 1], [10, 110, 410, 0, 2]], np.int64)
+    rows = {r.metric: r for r in _halves_vs_b("1k", win, _b_arrays(stamps, np.zeros(3, np.int64)))}
+    r2s, s2o = rows["recv_to_sig_p50_vs_b_1k"], rows["sig_to_order_p50_vs_b_1k"]
+    assert (r2s.value, r2s.baseline_value) == (0.3, 0.1)  # µs: 300 ns against 100 ns
+    assert (s2o.value, s2o.baseline_value) == (0.2, 0.3)
+    assert set(rows) == {
+        f"{h}_{p}_vs_b_1k" for h in ("recv_to_sig", "sig_to_order") for p in ("p50", "p99")
+    }
