@@ -26,6 +26,7 @@ from shm.segment import (
     create_segment,
     destroy_segment,
     mapping_inode,
+    prefault,
     segment_buffer,
     segment_inode,
 )
@@ -267,10 +268,12 @@ def _attach_checked(name: str, dtype: Dtype) -> tuple[Segment, int]:
     except ValueError:  # mapped between shm_open and ftruncate: size still 0
         raise RingNotReady(f"ring {name}: segment is being created") from None
     try:
-        return seg, _check_header(name, seg, dtype)
+        capacity = _check_header(name, seg, dtype)
     except ShmError:
         close_segment(seg)
         raise
+    prefault(seg, write=False)  # this mapping's pages now, not in the first pass over the ring
+    return seg, capacity
 
 
 def _check_header(name: str, seg: Segment, dtype: Dtype) -> int:

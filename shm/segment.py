@@ -7,6 +7,8 @@ removes leftover bitrader segments (``make clean-shm``).
 from __future__ import annotations
 
 import argparse
+import errno
+import mmap
 import os
 import re
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 SHM_DIR: Final = Path("/dev/shm")
+PAGE: Final = mmap.PAGESIZE
 
 # Writers that own segments, as the middle part of `<ns>.<writer>.<stream>` names
 WRITERS: Final = (
@@ -72,11 +75,48 @@ def create_segment(name: str, size_bytes: int) -> SharedMemory:
 
     After a SIGKILL nobody else removes the old segment, so its writer does on restart. Readers
     still mapping the old segment keep a valid (now orphaned) mapping.
+
+    The segment's memory is reserved now (``posix_fallocate``): a ``/dev/shm`` without room
+    for it raises ``ShmError`` here, at start-up, where a sparse segment would kill its writer
+    with SIGBUS at the first page the full tmpfs could not give. Every page is then mapped in
+    (``prefault``).
     """
     if size_bytes <= 0:
         raise ValueError(f"size_bytes must be positive, was {size_bytes}")
     unlink_segment(name)
-    return _open(name, create=True, size_bytes=size_bytes)
+    seg = _open(name, create=True, size_bytes=size_bytes)
+    try:
+        os.posix_fallocate(seg._fd, 0, seg.size)  # type: ignore[attr-defined]  # POSIX SharedMemory keeps its fd
+    except OSError as exc:
+        destroy_segment(seg)
+        if exc.errno != errno.ENOSPC:
+            raise
+        free = os.statvfs(SHM_DIR)
+        raise ShmError(
+            f"segment {name}: no room in {SHM_DIR} for {size_bytes} bytes "
+            f"({free.f_bavail * free.f_frsize} free)"
+        ) from exc
+    prefault(seg, write=True)
+    return seg
+
+
+def prefault(seg: SharedMemory, *, write: bool) -> None:
+    """Map every page of ``seg`` into this process now, not at its first use on the hot path.
+
+    A ring writes each record into the next slot: until the ring has wrapped once (a minute or
+    more at 1 k msg/s), every few records opened a page, and the first touch of a page in a
+    mapping is a page fault, 3.3 µs each on the 2-vCPU VM for a write (0.35 µs for a read) inside
+    a publish or a poll. ``write``: the creator, in a segment still all zeros, writes a zero
+    into each page; otherwise each page is read (a reader's own mapping)."""
+    buf = segment_buffer(seg)
+    pages = buf[::PAGE]
+    try:
+        if write:
+            pages[:] = bytes(len(pages))
+        else:
+            pages.tobytes()
+    finally:
+        pages.release()
 
 
 def attach_segment(name: str) -> SharedMemory:

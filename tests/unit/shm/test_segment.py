@@ -160,3 +160,55 @@ def test_main_list_without_prefix_shows_only_bitrader_names(ns, capsys):
     assert rc == 0
     assert f"{ns}.test.a" in names
     assert f"{ns}_foreign" not in names
+
+
+def _minor_faults() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _touch_pages(seg, *, write: bool) -> int:
+    """Minor page faults taken by touching every page of ``seg``'s mapping once."""
+    import mmap
+
+    pages = seg.buf[:: mmap.PAGESIZE]
+    try:
+        before = _minor_faults()
+        if write:
+            pages[:] = b"\1" * len(pages)
+        else:
+            pages.tobytes()
+        return _minor_faults() - before
+    finally:
+        pages.release()
+
+
+def test_created_and_attached_segments_are_mapped_before_first_use(ring_name):
+    n_pages = 1024  # without the prefault: a fault per page written, one per few pages read
+    seg = create_segment(ring_name, n_pages * 4096)
+    reader = attach_segment(ring_name)
+    try:
+        assert _touch_pages(seg, write=True) < n_pages // 64
+        from shm.segment import prefault
+
+        prefault(reader, write=False)  # what a RingReader does once the header checks out
+        assert _touch_pages(reader, write=False) < n_pages // 64
+        assert bytes(reader.buf[:1]) == b"\1"  # the same memory
+    finally:
+        close_segment(reader)
+        destroy_segment(seg)
+
+
+def test_a_full_shm_is_a_clear_error_at_create_and_leaves_no_segment(ring_name, monkeypatch):
+    import errno
+
+    from shm.segment import ShmError
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(ShmError, match=f"segment {ring_name}: no room in /dev/shm for 65536 bytes"):
+        create_segment(ring_name, 65536)
+    assert segment_inode(ring_name) is None
