@@ -31,7 +31,8 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # was preempted or waited for its core is not "slow". latency_strikes calls in a row over
     # the budget mean the model is too slow: the fallback then scores alone for latency_bench_s
     # (the model is not called), and the model is tried again after it. A late call below the
-    # strikes is used: its answer is already computed and valid
+    # strikes is used: its answer is already computed and valid. The wall clock is read first
+    # (CPU time <= wall time): the CPU clock only after a call late on the wall clock
     latency_budget_s: PosFloat = 2e-3
     latency_strikes: PositiveInt = 3
     latency_bench_s: PosFloat = 5.0

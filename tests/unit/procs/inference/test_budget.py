@@ -59,27 +59,46 @@ def test_model_slow_on_the_cpu_is_benched_after_the_strikes(make_rig):
     slow = _Timed(rig.proc.champion, cpu_s=3 * BUDGET_S)
     rig.proc._champion = slow
 
-    first = [_batch(rig, i) for i in range(2)]  # two strikes: late, but their answers are used
+    # the first call, late on the wall clock, is not judged (its CPU time was not read) and
+    # starts the CPU timing; the next two are strikes: late, but their answers are used
+    first = [_batch(rig, i) for i in range(3)]
     assert not any(int(s["flags"]) & FLAG_FALLBACK for s in first)
     assert all(int(s["model_version"]) == 1 for s in first)
+    assert rig.proc.health()["late_calls_total"] == 2
 
-    third = _batch(rig, 2)  # the third strike: fallback, and benched
+    third = _batch(rig, 3)  # the third strike: fallback, and benched
     assert int(third["flags"]) & FLAG_FALLBACK
     assert rig.proc.health()["benched"] == 1
 
     calls = slow.calls
-    benched = [_batch(rig, 3 + i) for i in range(3)]
+    benched = [_batch(rig, 4 + i) for i in range(3)]
     assert slow.calls == calls  # not called while benched: its time is saved
     assert all(int(s["flags"]) & FLAG_FALLBACK for s in benched)
     assert rig.metric("bitrader_inference_fallback_batches_total", reason="latency") == 4
 
     rig.clock.advance(2.5)  # past the bench: tried again
-    back = _batch(rig, 6)
+    back = _batch(rig, 7)
     assert slow.calls == calls + 1
     assert not int(back["flags"]) & FLAG_FALLBACK  # a new first strike: its answer is used
     h = rig.proc.health()
     assert h["late_calls_total"] == 4
     assert h["last_model_cpu_us"] >= 3 * BUDGET_S * 1e6
+
+
+def test_model_within_the_budget_never_reads_the_cpu_clock(make_rig, monkeypatch):
+    rig = make_rig(batch_max=1, latency_budget_s=1.0, latency_strikes=1)
+    reads: list[int] = []
+    real = time.thread_time_ns
+
+    def counted() -> int:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(time, "thread_time_ns", counted)
+    sigs = [_batch(rig, i) for i in range(5)]
+    assert not reads  # the wall clock already shows every call within the budget
+    assert not any(int(s["flags"]) & FLAG_FALLBACK for s in sigs)
+    assert 0 < rig.proc.health()["last_model_cpu_us"] < 1e6  # the wall time: an upper bound
 
 
 def test_model_waiting_off_the_cpu_is_not_too_slow(make_rig):

@@ -59,6 +59,12 @@ def test_step_publishes_one_signal_per_feature_record_with_stamps(make_rig):
 )
 def test_step_broken_model_output_falls_back_and_counts(make_rig, model, overrides, reason):
     rig = make_rig(champion=model, batch_max=8, **overrides)
+    if reason == "latency":  # the first call late on the wall clock starts the CPU timing
+        rig.feat.publish(make_feats(0, 1))
+        rig.step_all()
+        first = rig.sig.poll(10)
+        assert len(first) == 1
+        assert not first["flags"][0] & FLAG_FALLBACK  # not judged: its answer is used
     feats = make_feats(0, 8)
     rig.feat.publish(feats)
     rig.feat.publish(make_feats(8, 1))
