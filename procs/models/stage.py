@@ -56,6 +56,10 @@ _COPIED: Final = ("seq", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "symbol_id",
 _WORD_BLOCKS: Final = ((0, 4, 0), (4, 6, 5))
 
 
+# the same blocks in bytes, for one record: (feat first, feat end, SIG_V1 first)
+_WORD_BYTES: Final = tuple((8 * a, 8 * b, 8 * c) for a, b, c in _WORD_BLOCKS)
+
+
 def _sig_offset(feat_offset: int) -> int:
     for a, b, c in _WORD_BLOCKS:
         if 8 * a <= feat_offset < 8 * b:
@@ -250,6 +254,11 @@ class InferenceProc:
             sb["ts_sig_ns"],
         )
         self._s_chal[:] = np.nan  # stays NaN while no challenger is loaded
+        # _score_one's views: the first record of each buffer, as bytes and as a batch of one
+        self._fbytes = fb[:1].view(np.uint8).data
+        self._sbytes = sb[:1].view(np.uint8).data
+        self._x1: F32 = self._fx[:1]
+        self._s1: Records = sb[:1]
         horizon_ns = int(config.hit_horizon_s * 1e9)
         self._hit_tracking = horizon_ns > 0
         self._card = Scorecard(horizon_ns)
@@ -289,42 +298,70 @@ class InferenceProc:
         return n
 
     def _score_batch(self, n: int) -> None:
+        if n == 1 and self._challenger is None:  # a colocated pass per book: the common case
+            self._score_one()
+            return
         x = self._fx[:n]
         for src, dst in self._copies:  # first: flags are the feat record's unless set below
             dst[:n] = src[:n]
-        reason: str | None = REASON_NO_MODEL
-        champ = self._champion
-        if champ is not None and self._benched_until_ns:
-            if self._clock_ns() < self._benched_until_ns:
-                champ, reason = None, REASON_LATENCY  # benched: too slow a moment ago
-            else:
-                self._benched_until_ns = 0
-                log.info("model back from the latency bench version=%s", champ.version)
-        if champ is not None:
-            y, cpu = self._call(champ, x)
-            reason = check_output(y, 0, self._budget_ns)  # the values; CPU time below
-            if reason is None and cpu > self._budget_ns:
-                reason = self._strike(cpu, champ.version)
-            elif reason is None:
-                self._strikes = 0
-            if reason is None:
-                self._s_score[:n] = y
-                self._s_version[:n] = champ.version
-        if reason is not None:
-            self._s_score[:n] = fallback_score(x)
-            self._s_version[:n] = 0
-            np.bitwise_or(self._f_flags[:n], FLAG_FALLBACK, out=self._s_flags[:n])
-            self._on_fallback(reason, n)
+        y, version, reason = self._champion_scores(x)
+        if y is not None:
+            self._s_score[:n] = y
+            self._s_version[:n] = version
+        else:
+            self._fall_back(x, n, reason)
         if self._challenger is not None:
             self._score_challenger(self._challenger, x, n)
         self._s_ts[:n] = time.time_ns()
-        s = self._sbuf[:n]
+        self._published(self._sbuf[:n], n)
+
+    def _score_one(self) -> None:
+        """``_score_batch`` for one record and no challenger: the same record, by scalar
+        stores and byte copies instead of one-row numpy slices (~1 µs less per step)."""
+        fb, sb = self._fbytes, self._sbytes
+        for a, b, c in _WORD_BYTES:  # first: flags are the feat record's unless set below
+            sb[c : c + b - a] = fb[a:b]
+        y, version, reason = self._champion_scores(self._x1)
+        if y is not None:
+            self._s_score[0] = y[0]
+            self._s_version[0] = version
+        else:
+            self._fall_back(self._x1, 1, reason)
+        self._s_ts[0] = time.time_ns()
+        self._published(self._s1, 1)
+
+    def _champion_scores(self, x: F32) -> tuple[F32 | None, int, str]:
+        """The champion's scores for ``x`` and its version, or None and the reason the batch
+        falls back."""
+        champ = self._champion
+        if champ is None:
+            return None, 0, REASON_NO_MODEL
+        if self._benched_until_ns:
+            if self._clock_ns() < self._benched_until_ns:
+                return None, 0, REASON_LATENCY  # benched: too slow a moment ago
+            self._benched_until_ns = 0
+            log.info("model back from the latency bench version=%s", champ.version)
+        y, cpu = self._call(champ, x)
+        reason = check_output(y, 0, self._budget_ns)  # the values; CPU time below
+        if reason is None and cpu > self._budget_ns:
+            reason = self._strike(cpu, champ.version)
+        elif reason is None:
+            self._strikes = 0
+        return (y, champ.version, "") if reason is None else (None, 0, reason)
+
+    def _fall_back(self, x: F32, n: int, reason: str) -> None:
+        self._s_score[:n] = fallback_score(x)
+        self._s_version[:n] = 0
+        np.bitwise_or(self._f_flags[:n], FLAG_FALLBACK, out=self._s_flags[:n])
+        self._on_fallback(reason, n)
+
+    def _published(self, s: Records, n: int) -> None:
         self._sig.publish(s)
         self._waker.notify()
         c = self._c
         c.records += n
         c.batches += 1
-        self.last_seq = int(self._f_seq[n - 1])
+        self.last_seq = self._f_seq.item(n - 1)
         if self._carding:
             self._card.add(s)
 

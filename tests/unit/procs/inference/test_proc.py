@@ -342,3 +342,26 @@ def test_signal_copies_every_feat_field_and_flag_by_batch_size(make_rig, champio
     want["model_version"] = 1 if champion is None else 0
     want["ts_sig_ns"] = sig["ts_sig_ns"]
     assert sig.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("champion", [b"default", None], ids=["model", "no_model"])
+def test_one_record_steps_publish_what_one_batch_does(make_rig, champion):
+    """A step of one record takes its own path (``_score_one``); its records are the batch's."""
+    rig = make_rig(champion=champion)
+    feats = make_feats(0, 6)
+    feats["flags"][[1, 4]] = FLAG_STALE
+    rig.feat.publish(feats)
+    rig.proc.step()
+    batch = rig.sig.poll(100)
+    for i in range(len(feats)):
+        rig.feat.publish(feats[i : i + 1])
+        rig.proc.step()
+    one = rig.sig.poll(100)
+
+    assert len(batch) == len(one) == 6
+    for name in batch.dtype.names:
+        if name != "ts_sig_ns":
+            np.testing.assert_array_equal(one[name], batch[name], err_msg=name)
+    assert np.all(one["ts_sig_ns"] >= batch["ts_sig_ns"][-1])
+    fell_back = (one["flags"] & FLAG_FALLBACK) != 0
+    assert fell_back.all() if champion is None else not fell_back.any()
