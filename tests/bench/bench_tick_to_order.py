@@ -58,7 +58,10 @@ GOAL_P99 = "pipeline p99 <= 0.5 x (b) p99 under the same background load"
 class Plan:
     rates: tuple[tuple[str, float], ...]
     pipeline_s: float  # the split topology's window (it records the frames as well)
-    frames: int
+    # seconds of the feed recorded for the baselines, at every rate: (b) replays them in a
+    # loop, and each lap starts the market over (a 4,000-push recording was 0.4 s at 10 k/s,
+    # and (b) placed 21-140 orders/s there against the pipeline's ~270)
+    frames_s: float
     b_s: float  # one window of (b)
     wake_n: int
     load: bool
@@ -72,8 +75,8 @@ class Plan:
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls((("1k", 1000.0),), 10.0, 2000, 5.0, 5000, False, 2, 1, 10.0)
-        return cls((("1k", 1000.0), ("10k", 10000.0)), 20.0, 4000, 8.0, 20000, True, 3, 3, 10.0)
+            return cls((("1k", 1000.0),), 10.0, 2.0, 5.0, 5000, False, 2, 1, 10.0)
+        return cls((("1k", 1000.0), ("10k", 10000.0)), 20.0, 4.0, 8.0, 20000, True, 3, 3, 10.0)
 
 
 def _py(*args: str, **kw: object) -> subprocess.Popen[str]:
@@ -278,7 +281,7 @@ def _window(
     with PipelineRun(run_dir, ns, events, journal_dir=jroot / f"p{tag}", topology=topology) as p:
         if topology == "split":
             url = f"ws://127.0.0.1:{p.ports.ws}/public/"
-            frames = asyncio.run(record_frames(url, plan.frames, 30.0))
+            frames = asyncio.run(record_frames(url, int(plan.frames_s * rate), 30.0))
         win = p.measure(seconds)
     _say(f"{tag}: pipeline ({topology}) {win.ws_rate:.0f} msg/s (simex events_per_s "
          f"{events}), {len(win.tick_to_order_ns())} orders, {len(win.sig_ns)} signals, load "
