@@ -59,8 +59,7 @@ class Plan:
     rates: tuple[tuple[str, float], ...]
     pipeline_s: float  # the split topology's window (it records the frames as well)
     # seconds of the feed recorded for the baselines, at every rate: (b) replays them in a
-    # loop, and each lap starts the market over (a 4,000-push recording was 0.4 s at 10 k/s,
-    # and (b) placed 21-140 orders/s there against the pipeline's ~270)
+    # loop, and each lap starts the market over (a 4,000-push recording was 0.4 s at 10 k/s)
     frames_s: float
     b_s: float  # one window of (b)
     wake_n: int
