@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 
+from ipc.orders import OrderEvent
 from tests.bench._tick_group import Window
-from tests.bench.bench_tick_to_order import TOPOLOGIES, alternate
+from tests.bench.bench_tick_to_order import TOPOLOGIES, _b_arrays, _halves_vs_b, alternate
 
 
 def _win(seconds: float, sig_ns: list[int], cpu: float, load: float) -> Window:
@@ -61,11 +64,6 @@ def test_window_pooled_joins_samples_and_sums_counts():
 
 
 def test_halves_compare_each_part_of_an_order_with_b():
-    from decimal import Decimal
-
-    from ipc.orders import OrderEvent
-    from tests.bench.bench_tick_to_order import _b_arrays, _halves_vs_b
-
     def order(recv: int, sig: int, out: int) -> OrderEvent:
         z = Decimal(0)
         return OrderEvent(

@@ -21,12 +21,14 @@ from shm.ring import (
     attach_reader,
 )
 from shm.segment import (
+    PAGE,
     attach_segment,
     close_segment,
     create_segment,
     destroy_segment,
     unlink_segment,
 )
+from tests.helpers.pages import touch_pages
 from tests.helpers.poll import eventually
 from tests.helpers.ring_records import make_batch, torn_count
 
@@ -440,3 +442,14 @@ def test_poll_into_refuses_bad_buffers_with_clear_errors(ring_name):
         ro.flags.writeable = False
         with pytest.raises(ValueError, match="writeable"):
             r.poll_into(ro)
+
+
+def test_a_reader_maps_its_ring_when_it_attaches(ns):
+    capacity = 1 << 12  # 576-byte records: ~580 pages
+    with RingWriter(RingSpec(name=f"{ns}.test.mapped", dtype=BOOK_V1, capacity=capacity)) as w:
+        r = RingReader(w.name, BOOK_V1)
+        try:
+            n_pages = len(r._buf) // PAGE  # its own mapping, faulted in by the attach
+            assert touch_pages(r._buf, write=False) < n_pages // 64
+        finally:
+            r.close()

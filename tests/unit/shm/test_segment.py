@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
 
 from shm.segment import (
+    PAGE,
+    ShmError,
     attach_segment,
     clean_segments,
     close_segment,
@@ -16,8 +19,10 @@ from shm.segment import (
     list_segments,
     main,
     mapping_inode,
+    prefault,
     segment_inode,
 )
+from tests.helpers.pages import touch_pages
 
 
 def test_create_segment_replaces_stale_one_zero_filled(ring_name):
@@ -162,38 +167,14 @@ def test_main_list_without_prefix_shows_only_bitrader_names(ns, capsys):
     assert f"{ns}_foreign" not in names
 
 
-def _minor_faults() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def _touch_pages(seg, *, write: bool) -> int:
-    """Minor page faults taken by touching every page of ``seg``'s mapping once."""
-    import mmap
-
-    pages = seg.buf[:: mmap.PAGESIZE]
-    try:
-        before = _minor_faults()
-        if write:
-            pages[:] = b"\1" * len(pages)
-        else:
-            pages.tobytes()
-        return _minor_faults() - before
-    finally:
-        pages.release()
-
-
 def test_created_and_attached_segments_are_mapped_before_first_use(ring_name):
     n_pages = 1024  # without the prefault: a fault per page written, one per few pages read
-    seg = create_segment(ring_name, n_pages * 4096)
+    seg = create_segment(ring_name, n_pages * PAGE)
     reader = attach_segment(ring_name)
     try:
-        assert _touch_pages(seg, write=True) < n_pages // 64
-        from shm.segment import prefault
-
+        assert touch_pages(seg.buf, write=True) < n_pages // 64
         prefault(reader, write=False)  # what a RingReader does once the header checks out
-        assert _touch_pages(reader, write=False) < n_pages // 64
+        assert touch_pages(reader.buf, write=False) < n_pages // 64
         assert bytes(reader.buf[:1]) == b"\1"  # the same memory
     finally:
         close_segment(reader)
@@ -201,10 +182,6 @@ def test_created_and_attached_segments_are_mapped_before_first_use(ring_name):
 
 
 def test_a_full_shm_is_a_clear_error_at_create_and_leaves_no_segment(ring_name, monkeypatch):
-    import errno
-
-    from shm.segment import ShmError
-
     def full(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
