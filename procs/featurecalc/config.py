@@ -21,10 +21,10 @@ class FeaturesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ingest_pub: str = "ipc://{run_dir}/ingest.pub"  # ingest wake-ups on wake.md. (hybrid waiter)
     capacity_records: PositiveInt = 1 << 16  # feat ring; a power of two
     batch_max: PositiveInt = 1024
-    # a step with at most this many books feeds them to the engine one at a time (its
-    # plain-Python single-book path, ~34 µs a book) and publishes each at once; more books go
-    # in one vectorised call (~55 µs for two, ~61 for four: cheaper per book from two on, and
-    # CPU is what the stages sharing a core compete for), so by default only a lone book
+    # a step with at most this many books feeds them to the engine one at a time and publishes
+    # each at once; more books go in one call (hot, on the development VM: ~4 µs for one book,
+    # ~5 for two, ~9 for four, ~14 for twelve: cheaper per book in a batch, and CPU is what the
+    # stages sharing a core compete for), so by default only a lone book
     single_books_max: Annotated[int, msgspec.Meta(ge=0)] = 1
     metrics_flush_s: PositiveFloat = 0.1  # counters reach Prometheus this often
     attach_timeout_s: PositiveFloat = 10.0

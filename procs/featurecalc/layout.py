@@ -51,7 +51,7 @@ _INT64_MIN: Final = np.iinfo(np.int64).min
 _INF: Final = float("inf")
 
 # Every lookup is "the last row with key <= key - offset"; one offset list serves trades and books.
-# Row 0 is "now". The fused array path relies on each window group being a run of these offsets,
+# Row 0 is "now". The C code (_featc.c) relies on each window group being a run of these offsets,
 # in the order its feature columns are declared (asserted below).
 _OFFSETS: Final = np.array(
     [

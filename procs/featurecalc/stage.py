@@ -114,8 +114,8 @@ class FeaturesProc:
             self._maybe_flush(idle=True)
             return 0
         if 1 < nb <= self._single_max:
-            # one book at a time: the engine's single-book path is ~5x cheaper per book than a
-            # small vectorised batch, gives the same records, and each leaves as soon as it is done
+            # one book at a time: the same records as one call, and each leaves as soon as it
+            # is done (the call costs more per book than a batch does: FeaturesConfig)
             self._emit(self._engine.update(books[:1], trades))
             for i in range(1, nb):
                 self._emit(self._engine.update(books[i : i + 1], self._no_trades))

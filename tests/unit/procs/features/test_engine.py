@@ -5,7 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procs.featurecalc import FEATURES, N_FEATURES, FeatureEngine, compute_batch, feature_index
+from procs.featurecalc import (
+    FEATURES,
+    N_FEATURES,
+    FeatureEngine,
+    _featc,
+    compute_batch,
+    feature_index,
+)
 from procs.ml.synth import synthetic_market
 from procs.tickstore import concat_records
 from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, FLAG_STALE, TRADE_V1, Records
@@ -88,9 +95,7 @@ def test_engine_streaming_in_random_splits_equals_batch(market, seed, n_cuts):
     streamed = _stream(books, trades, splits, 2)
     batch = compute_batch(books, trades, n_symbols=2)
 
-    np.testing.assert_allclose(streamed["x"], batch["x"], rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(streamed["mid"], batch["mid"])
-    np.testing.assert_array_equal(streamed["flags"], batch["flags"])
+    assert streamed.tobytes() == batch.tobytes()  # each book computed alone: the same bytes
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
@@ -170,7 +175,7 @@ def test_engine_rejects_out_of_range_symbol_and_wrong_dtype():
         eng.update(trades, trades)
 
 
-def test_engine_single_book_path_equals_array_path_on_degenerate_books():
+def test_engine_one_book_at_a_time_equals_one_batch_on_degenerate_books():
     books = _degenerate_books()
     trades = np.zeros(3, dtype=TRADE_V1)
     trades["ts_recv_ns"] = [0, 2_000_000_000, 2_500_000_000]
@@ -197,8 +202,8 @@ def test_engine_single_book_path_equals_array_path_on_degenerate_books():
     assert one_by_one.tobytes() == batch.tobytes()
 
 
-def test_engine_complete_books_fast_path_equals_masked_path():
-    # complete books skip every validity mask; one degenerate book in the batch forces the masks
+def test_engine_a_degenerate_book_changes_nothing_before_it():
+    # a partial, NaN-holding book at the end of a batch leaves the complete books' bytes alone
     books, trades = synthetic_market(seed=4, n_books=400)
     bad = books[-1:].copy()
     bad["ts_recv_ns"] += 1
@@ -212,7 +217,7 @@ def test_engine_complete_books_fast_path_equals_masked_path():
     assert masked["flags"][-1] & FLAG_STALE == 0  # partial depth is still a two-sided book
 
 
-def test_engine_invalid_trades_count_as_nothing_on_both_trade_paths():
+def test_engine_invalid_trades_count_as_nothing_in_one_batch_or_one_by_one():
     books, trades = synthetic_market(seed=5, n_books=300)
     trades["px"][::7] = np.nan
     trades["qty"][3::11] = 0.0
@@ -220,9 +225,9 @@ def test_engine_invalid_trades_count_as_nothing_on_both_trade_paths():
     trades["px"][6::17] = -1.0
 
     whole = FeatureEngine(1)
-    whole.update(books[:0], trades)  # one array append
+    whole.update(books[:0], trades)  # one append
     one_by_one = FeatureEngine(1)
-    for i in range(trades.size):  # the per-trade Python append
+    for i in range(trades.size):  # a trade per call
         one_by_one.update(books[:0], trades[i : i + 1])
 
     a, b = whole.update(books, trades[:0]), one_by_one.update(books, trades[:0])
@@ -231,9 +236,9 @@ def test_engine_invalid_trades_count_as_nothing_on_both_trade_paths():
     assert (a["x"][:, feature_index("vwap_dev_bps_60s")] != 0.0).any()
 
 
-def test_engine_reused_work_arrays_leave_no_state_between_batches():
-    # many batch sizes (more than the engine keeps work arrays for), complete and degenerate
-    # books mixed, two symbols: every batch must equal the same rows of one whole-capture batch
+def test_engine_batches_of_many_sizes_equal_one_whole_capture_batch():
+    # many batch sizes (the histories grow and move their rows several times), complete and
+    # degenerate books mixed, two symbols: every batch must equal the same rows of one batch
     books, trades = synthetic_market(seed=6, n_books=4000, n_symbols=2)
     rng = np.random.default_rng(6)
     degenerate = rng.random(books.size) < 0.01
@@ -259,9 +264,8 @@ def test_engine_reused_work_arrays_leave_no_state_between_batches():
 
 @pytest.mark.parametrize("batch_size", [2, 5, 12, 40])
 def test_engine_mixed_symbol_batches_equal_each_symbols_own_batches(batch_size):
-    # a batch of several symbols is cut into each symbol's rows (copied as raw records, and
-    # its records put back in the batch's order): the bytes equal feeding every symbol's rows
-    # of the batch (books and trades, more than _SMALL_TRADES of them too) on their own
+    # a batch of several symbols is computed per symbol, each record in its book's row: the
+    # bytes equal feeding every symbol's rows of the batch (books and trades) on their own
     books, trades = synthetic_market(seed=8, n_books=1500, n_symbols=3, trades_per_book=2.0)
     books["bid_qty"][::97, 2] = np.nan  # a few degenerate books
     mixed, alone = FeatureEngine(3), FeatureEngine(3)
@@ -280,3 +284,54 @@ def test_engine_mixed_symbol_batches_equal_each_symbols_own_batches(batch_size):
         t0 = t1
 
     assert concat_records(got, FEAT_V1).tobytes() == concat_records(want, FEAT_V1).tobytes()
+
+
+def test_engine_rejects_a_bad_symbol_before_changing_any_state():
+    books, trades = synthetic_market(seed=9, n_books=200, n_symbols=2)
+    half = books.size // 2
+    t_half = int(np.searchsorted(trades["ts_recv_ns"], books["ts_recv_ns"][half - 1], "right"))
+    eng, clean = FeatureEngine(2), FeatureEngine(2)
+    bad_trades = trades[t_half:].copy()
+    bad_trades["symbol_id"][-1] = 7
+    bad_books = books[half:].copy()
+    bad_books["symbol_id"][-1] = -1
+
+    eng.update(books[:half], trades[:t_half])
+    clean.update(books[:half], trades[:t_half])
+    with pytest.raises(ValueError, match="symbol_id must be in \\[0, 2\\), was 7"):
+        eng.update(books[half:], bad_trades)  # the good trades before it are not absorbed
+    with pytest.raises(ValueError, match="was -1"):
+        eng.update(bad_books, trades[t_half:])
+
+    assert (
+        eng.update(books[half:], trades[t_half:]).tobytes()
+        == clean.update(books[half:], trades[t_half:]).tobytes()
+    )
+
+
+def test_engine_reads_strided_batches_like_their_copies():
+    books, trades = synthetic_market(seed=10, n_books=300, n_symbols=2)
+
+    strided = FeatureEngine(2).update(books[::3], trades[::2])
+    copied = FeatureEngine(2).update(books[::3].copy(), trades[::2].copy())
+
+    assert strided.tobytes() == copied.tobytes()
+    assert (strided["seq"] == books["seq"][::3]).all()
+
+
+def test_engine_kernel_refuses_to_write_past_a_history_or_a_short_output():
+    books, _ = synthetic_market(seed=11, n_books=4)
+    keys = np.full(2, np.iinfo(np.int64).min)  # room for the sentinel and one book only
+    vals = np.zeros((2, 2))
+    t_keys, t_vals = np.full(1, np.iinfo(np.int64).min), np.zeros((1, 3))
+    out = np.zeros(books.size, FEAT_V1)
+
+    with pytest.raises(ValueError, match="reserve first"):
+        _featc.books(books, 0, keys, vals, 0, 1, t_keys, t_vals, 0, 1, out, 0, True)
+    assert keys[1] != np.iinfo(np.int64).min  # the book that fitted was written
+    with pytest.raises(ValueError, match="one FEAT_V1 record per book"):
+        _featc.books(books, 0, keys, vals, 0, 1, t_keys, t_vals, 0, 1, out[:2], 0, True)
+    with pytest.raises(ValueError, match="bad capacity"):
+        _featc.books(books, 0, keys, np.zeros((2, 1)), 0, 1, t_keys, t_vals, 0, 1, out, 0, True)
+    with pytest.raises(ValueError, match="reserve first"):
+        _featc.append_trades(np.zeros(1, TRADE_V1), 0, t_keys, t_vals, 1)
