@@ -45,7 +45,7 @@ from procs._runtime import StopFlag
 from procs.marketdata.config import IngestConfig
 from procs.marketdata.normalise import BookBatch, SymbolMap, TradeBatch, add_trades
 from procs.marketdata.watchdog import StalenessWatchdog
-from procs.observe import NAMESPACE, SLOW_BUCKETS_S, STEP_BUCKETS_S
+from procs.observe import NAMESPACE, SLOW_BUCKETS_S, STEP_BUCKETS_S, observe_many
 from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_CROSSED, FLAG_SNAPSHOT, FLAG_STALE, Records
 from shm.waiters import Waker
 
@@ -209,8 +209,8 @@ class IngestProc:
         self._seen: dict[str, float] = {}  # totals already passed to Prometheus
         self._rate = (time.monotonic_ns(), 0, 0.0)  # (window start, msgs then, msgs/s)
         self._arange = np.arange(config.batch_max_records, dtype=np.int64)
-        self._publish_observe = {
-            s: metrics.publish_seconds.labels(s).observe for s in (BOOK_STREAM, TRADE_STREAM)
+        self._publish_hist = {
+            s: metrics.publish_seconds.labels(s) for s in (BOOK_STREAM, TRADE_STREAM)
         }
         self._feed_lat_ns: list[int] = []  # observed by tick(), off the publish path
         self.on_step: Callable[[int, int], None] | None = None  # (records, ns) per flush
@@ -448,15 +448,13 @@ class IngestProc:
         m.stale_symbols.set(self.watchdog.stale_count)
         for stream, took in self._publish_ns.items():
             if took:
-                observe = self._publish_observe[stream]
-                for ns in took:
-                    observe(ns * 1e-9)
+                observe_many(self._publish_hist[stream], np.array(took, dtype=np.float64) * 1e-9)
                 took.clear()
         if self._feed_lat_ns:
-            m.clock_offset.set(min(self._feed_lat_ns) * 1e-9)
-            observe = m.feed_latency.observe
-            for lat_ns in self._feed_lat_ns:  # venue stamps are ms: clamp skew below zero
-                observe(max(lat_ns, 0) * 1e-9)
+            lat = np.array(self._feed_lat_ns, dtype=np.float64)
+            m.clock_offset.set(float(lat.min()) * 1e-9)
+            # venue stamps are ms: clamp skew below zero
+            observe_many(m.feed_latency, np.maximum(lat, 0.0) * 1e-9)
             self._feed_lat_ns.clear()
         t0, msgs0, _ = self._rate
         if now_ns - t0 >= 1_000_000_000:

@@ -18,6 +18,7 @@ from procs.observe.metrics import (
     build_version,
     config_hash,
     disable_created_series,
+    observe_many,
     register_standard,
 )
 from procs.observe.rings import ProcLabelled, RingCollector
@@ -34,5 +35,6 @@ __all__ = [
     "build_version",
     "config_hash",
     "disable_created_series",
+    "observe_many",
     "register_standard",
 ]

