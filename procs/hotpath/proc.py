@@ -58,17 +58,17 @@ NAME: Final = "hotpath"
 STAGES: Final = ("ingest", "features", "inference", "execution")
 STOP_INGEST_S: Final = 5.0  # bound on ingest's own shutdown (WS close, last flush)
 INLINE_BOOKS: Final = 4  # books per turn of the loop whose pass runs inside their frame's callback
-INLINE_BUSY_MAX: Final = 0.6  # ... while this thread was busy less than this share of a window
+INLINE_BUSY_MAX: Final = 0.9  # ... while this thread was busy less than this share of a window
 INLINE_WINDOW_NS: Final = 20_000_000
 # past those (or busy), a pass every ``chunk`` books of a turn of the loop, the chunk kept by
 # this thread's CPU: it doubles after a 20 ms window busier than CHUNK_BUSY[1] (over 95 % the
 # kernel's real-time throttle would stop the thread for tens of ms) and halves after one under
-# CHUNK_BUSY[0]. At 10 k msg/s on the 2-core host a fixed chunk of 4 took the thread to 100 %
-# (each pass's fixed costs: features' array path ~120 µs per symbol whatever the count,
-# inference's step, the wake-ups), 8 to 82-100 %, 12 and 16 to 73-92 %, about as the unchunked
-# pass (docs/benchmarks.md, "10 k/s in the colocated pass")
-CHUNK_MIN: Final = 4
-CHUNK_START: Final = 12
+# CHUNK_BUSY[0]. Once features' engine was C (a pass's fixed cost fell by ~100-200 µs), at
+# 10 k msg/s on the 2-core host inline passes up to 90 % busy and chunks from 2 gave tick-to-order
+# p50 / p99 242 / 720 µs against 316 / 825 with the earlier 60 %, 4 and 12 (the thread at 85 %
+# against 78 %, the feed kept up, 0 dropped; docs/benchmarks.md, "the feature engine in C")
+CHUNK_MIN: Final = 2
+CHUNK_START: Final = 4
 CHUNK_MAX: Final = 48
 CHUNK_BUSY: Final = (0.8, 0.9)
 # a full collection (every 10 middle ones by default) stopped this thread for 3.8 ms p50, 10.9

@@ -45,7 +45,7 @@ from shm.ring import RingReader, RingSpec, RingWriter
 from tests.bench.bench_inference import _bare, _model_bytes
 from tests.conftest import unique_ns
 
-CHUNK_BOOKS = 12  # procs.hotpath.CHUNK_START
+CHUNK_BOOKS = 12  # a busy pass (procs.hotpath.CHUNK_START was 12; kept so the rows compare)
 CHUNK_SYMBOLS = 2
 
 
