@@ -183,12 +183,16 @@ as_i64(PyObject *o, int64_t *out)
     return 0;
 }
 
-/* symbol_ids(records, itemsize, offset) -> sorted list of the distinct int32 symbol ids */
+#define MAX_IDS 16
+
+/* symbol_counts(records, itemsize, offset) -> [(symbol id, rows)] sorted by id, over the int32 at
+ * ``offset`` of each record; None when the records hold more than MAX_IDS distinct ids (the
+ * caller counts those itself). */
 static PyObject *
-symbol_ids(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+symbol_counts(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "symbol_ids(records, itemsize, offset)");
+        PyErr_SetString(PyExc_TypeError, "symbol_counts(records, itemsize, offset)");
         return NULL;
     }
     Py_ssize_t itemsize = PyLong_AsSsize_t(args[1]);
@@ -207,56 +211,43 @@ symbol_ids(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t n = b.view.len / itemsize;
     const char *base = b.view.buf;
-    int32_t seen[16];
+    int32_t ids[MAX_IDS];
+    Py_ssize_t counts[MAX_IDS];
     int k = 0;
-    PyObject *out = NULL;
-    for (Py_ssize_t i = 0; i < n && k >= 0; i++) {
+    for (Py_ssize_t i = 0; i < n; i++) {
         int32_t s = load_i32(base + i * itemsize + offset);
         int j = 0;
-        while (j < k && seen[j] != s)
+        while (j < k && ids[j] != s)
             j++;
         if (j == k) {
-            if (k == 16)
-                k = -1; /* many symbols: Python's set below */
-            else
-                seen[k++] = s;
-        }
-    }
-    if (k >= 0) {
-        for (int i = 1; i < k; i++) /* insertion sort of at most 16 */
-            for (int j = i; j > 0 && seen[j - 1] > seen[j]; j--) {
-                int32_t t = seen[j];
-                seen[j] = seen[j - 1];
-                seen[j - 1] = t;
+            if (k == MAX_IDS) {
+                release(&b, 1);
+                Py_RETURN_NONE;
             }
-        out = PyList_New(k);
-        for (int i = 0; out != NULL && i < k; i++) {
-            PyObject *v = PyLong_FromLong(seen[i]);
-            if (v == NULL) {
-                Py_CLEAR(out);
-                break;
-            }
-            PyList_SET_ITEM(out, i, v);
+            ids[k] = s;
+            counts[k++] = 0;
         }
-    } else {
-        PyObject *set = PySet_New(NULL);
-        for (Py_ssize_t i = 0; set != NULL && i < n; i++) {
-            PyObject *v = PyLong_FromLong(load_i32(base + i * itemsize + offset));
-            if (v == NULL || PySet_Add(set, v) < 0) {
-                Py_XDECREF(v);
-                Py_CLEAR(set);
-                break;
-            }
-            Py_DECREF(v);
-        }
-        if (set != NULL) {
-            out = PySequence_List(set);
-            Py_DECREF(set);
-            if (out != NULL && PyList_Sort(out) < 0)
-                Py_CLEAR(out);
-        }
+        counts[j]++;
     }
     release(&b, 1);
+    for (int i = 1; i < k; i++) /* insertion sort of at most MAX_IDS */
+        for (int j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+            int32_t t = ids[j];
+            Py_ssize_t c = counts[j];
+            ids[j] = ids[j - 1];
+            counts[j] = counts[j - 1];
+            ids[j - 1] = t;
+            counts[j - 1] = c;
+        }
+    PyObject *out = PyList_New(k);
+    for (int i = 0; out != NULL && i < k; i++) {
+        PyObject *pair = Py_BuildValue("(ln)", (long)ids[i], counts[i]);
+        if (pair == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, pair);
+    }
     return out;
 }
 
@@ -463,8 +454,9 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"symbol_ids", (PyCFunction)(void (*)(void))symbol_ids, METH_FASTCALL,
-     "symbol_ids(records, itemsize, offset) -> sorted list of the distinct symbol ids"},
+    {"symbol_counts", (PyCFunction)(void (*)(void))symbol_counts, METH_FASTCALL,
+     "symbol_counts(records, itemsize, offset) -> [(symbol id, rows)] sorted by id, or None "
+     "past 16 distinct ids"},
     {"append_trades", (PyCFunction)(void (*)(void))append_trades, METH_FASTCALL,
      "append_trades(trades, symbol, keys, vals, end) -> end"},
     {"books", (PyCFunction)(void (*)(void))books, METH_FASTCALL,

@@ -8,7 +8,9 @@ import numpy as np
 
 LAYOUT: dict[str, Any]  # the record offsets, feature columns and windows compiled in
 
-def symbol_ids(records: np.ndarray, itemsize: int, offset: int, /) -> list[int]: ...
+def symbol_counts(
+    records: np.ndarray, itemsize: int, offset: int, /
+) -> list[tuple[int, int]] | None: ...
 def append_trades(
     trades: np.ndarray, symbol: int, keys: np.ndarray, vals: np.ndarray, end: int, /
 ) -> int: ...

@@ -166,6 +166,17 @@ def _contiguous(records: Records) -> Records:
     return records if records.flags.c_contiguous else np.ascontiguousarray(records)
 
 
+def _symbol_counts(records: Records, offset: int) -> list[tuple[int, int]]:
+    """(symbol id, rows) of a contiguous batch, sorted by id (counted in C up to 16 ids)."""
+    if not records.size:
+        return []
+    got = _featc.symbol_counts(records, records.dtype.itemsize, offset)
+    if got is None:
+        ids, counts = np.unique(records["symbol_id"], return_counts=True)
+        got = list(zip(ids.tolist(), counts.tolist(), strict=True))
+    return got
+
+
 class FeatureEngine:
     """Per-symbol indicator state; one instance per stream of books, single-threaded."""
 
@@ -197,18 +208,18 @@ class FeatureEngine:
             raise TypeError(f"expected BOOK_V1 and TRADE_V1 records, got {books.dtype}")
         out: Records = np.zeros(books.size, dtype=FEAT_V1)  # zeroed: no stale bytes in padding
         books, trades = _contiguous(books), _contiguous(trades)
-        book_ids = _featc.symbol_ids(books, BOOK_V1.itemsize, _SYMBOL_AT) if books.size else []
-        trade_ids = (
-            _featc.symbol_ids(trades, TRADE_V1.itemsize, _TRADE_SYMBOL_AT) if trades.size else []
-        )
-        book_states = [self._state(s) for s in book_ids]  # every id checked before any change
-        for s, st in zip(trade_ids, [self._state(s) for s in trade_ids], strict=True):
+        book_counts = _symbol_counts(books, _SYMBOL_AT)
+        trade_counts = _symbol_counts(trades, _TRADE_SYMBOL_AT)
+        # every id checked before any change
+        book_states = [(s, k, self._state(s)) for s, k in book_counts]
+        trade_states = [(s, k, self._state(s)) for s, k in trade_counts]
+        for s, k, st in trade_states:
             ts = st.trades
-            ts.reserve(trades.size)
+            ts.reserve(k)  # the symbol's own rows: a many-symbol capture grows each by its share
             ts.end = _featc.append_trades(trades, s, ts.keys, ts.vals, ts.end)
-        for s, st in zip(book_ids, book_states, strict=True):
+        for s, k, st in book_states:
             bs, ts = st.books, st.trades
-            bs.reserve(books.size)
+            bs.reserve(k)
             bs.start, bs.end, ts.start = _featc.books(
                 books, s, bs.keys, bs.vals, bs.start, bs.end,
                 ts.keys, ts.vals, ts.start, ts.end, out, ts_feat_ns, self._stale,

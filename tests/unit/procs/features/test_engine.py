@@ -335,3 +335,43 @@ def test_engine_kernel_refuses_to_write_past_a_history_or_a_short_output():
         _featc.books(books, 0, keys, np.zeros((2, 1)), 0, 1, t_keys, t_vals, 0, 1, out, 0, True)
     with pytest.raises(ValueError, match="reserve first"):
         _featc.append_trades(np.zeros(1, TRADE_V1), 0, t_keys, t_vals, 1)
+
+
+def test_engine_grows_each_symbols_history_by_its_own_rows():
+    # a many-symbol capture in one call: each history holds about its symbol's share, not the
+    # whole batch (20 symbols of 1 M books would otherwise reserve 20 M rows each)
+    books, trades = synthetic_market(seed=12, n_books=8000, n_symbols=4)
+    eng = FeatureEngine(4)
+    eng.update(books, trades)
+
+    for s in range(4):
+        st = eng._states[s]
+        assert st is not None
+        own_books = int((books["symbol_id"] == s).sum())
+        own_trades = int((trades["symbol_id"] == s).sum())
+        assert st.books.keys.size <= 2 * (own_books + 1)
+        assert st.trades.keys.size <= 2 * (own_trades + 1)
+
+
+def test_engine_batches_of_more_than_sixteen_symbols_equal_each_symbol_alone():
+    books, trades = synthetic_market(seed=13, n_books=2000, n_symbols=20)
+    assert _featc.symbol_counts(books, BOOK_V1.itemsize, 32) is None  # counted in numpy then
+    assert _featc.symbol_counts(books[:10], BOOK_V1.itemsize, 32) is not None
+
+    mixed = FeatureEngine(20).update(books, trades)
+
+    alone = np.zeros(books.size, FEAT_V1)
+    for s in range(20):
+        rows = books["symbol_id"] == s
+        alone[rows] = FeatureEngine(20).update(books[rows], trades[trades["symbol_id"] == s])
+    assert mixed.tobytes() == alone.tobytes()
+
+
+def test_symbol_counts_counts_rows_per_id_in_id_order():
+    books = np.zeros(7, BOOK_V1)
+    books["symbol_id"] = [5, 2, 5, 5, 0, 2, 5]
+
+    assert _featc.symbol_counts(books, BOOK_V1.itemsize, 32) == [(0, 1), (2, 2), (5, 4)]
+    assert _featc.symbol_counts(books[:0], BOOK_V1.itemsize, 32) == []
+    with pytest.raises(ValueError, match="bad itemsize or offset"):
+        _featc.symbol_counts(books, BOOK_V1.itemsize, BOOK_V1.itemsize - 2)
