@@ -46,14 +46,13 @@ def _word(field: str, level: int = 0) -> int:
     return offset // 8
 
 
-# BOOK_V1 seen as 8-byte words (read: the level arrays only), the two level counts, the two
-# counts as one int32 (equal to _FULL exactly when both sides count BOOK_DEPTH levels), the
-# receive stamp, and the 40 leading bytes (seq, stamps, symbol_id + flags) as five int64 words
+# BOOK_V1 seen as 8-byte words (read: the level arrays only), the two level counts, and the two
+# counts as one int32 (equal to _FULL exactly when both sides count BOOK_DEPTH levels)
 BOOK_VIEW: Final = np.dtype(
     {
-        "names": ["words", "counts", "both_counts", "ts_recv_ns", "head"],
-        "formats": [("<f8", (BOOK_V1.itemsize // 8,)), ("<i2", (2,)), "<i4", "<i8", ("<i8", (5,))],
-        "offsets": [0, _OFFSET["n_bids"], _OFFSET["n_bids"], _OFFSET["ts_recv_ns"], 0],
+        "names": ["words", "counts", "both_counts"],
+        "formats": [("<f8", (BOOK_V1.itemsize // 8,)), ("<i2", (2,)), "<i4"],
+        "offsets": [0, _OFFSET["n_bids"], _OFFSET["n_bids"]],
         "itemsize": BOOK_V1.itemsize,
     }
 )

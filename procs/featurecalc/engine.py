@@ -13,8 +13,8 @@ process therefore polls trades before books).
 
 The arithmetic is C (``procs/featurecalc/_featc.c``): each book is computed on its own, in
 arrival order, by the same operations whatever the batch, so a stream cut into any batches gives
-the same bytes as one batch over the whole capture, and a batch of one book (the live case)
-costs what any other book does. Window sums come from absolute prefix sums carried across
+the same bytes as one batch over the whole capture; a batch of one book (the live case) is no
+special case. Window sums come from absolute prefix sums carried across
 batches (added in arrival order). This module keeps each symbol's history (``_SymbolState``: the
 arrays the C code reads and appends to, grown here), checks the input, and cuts a batch that
 mixes symbols into calls per symbol (each call takes its symbol's rows in place).

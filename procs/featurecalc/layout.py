@@ -2,8 +2,8 @@
 
 ``FEATURES`` is the one declaration of the feature names and their order in ``FEAT_V1.x``
 (re-exported by ``procs.featurecalc.engine``, where model metadata, the trainer and inference read
-it). Also here: the windows, where each window group sits among the lookup offsets and the
-feature rows, and the record views the engine reads and writes through.
+it). Also here: the windows, where each window group sits among the feature columns, and the
+record layout the engine's C code relies on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from procs.featurecalc.book import IMBALANCE_DEPTHS
-from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS, TRADE_V1
+from shm.records import BOOK_V1, FEAT_V1, FEATURE_SLOTS
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -48,34 +48,6 @@ assert N_FEATURES <= FEATURE_SLOTS
 assert len(set(FEATURES)) == N_FEATURES
 
 _INT64_MIN: Final = np.iinfo(np.int64).min
-_INF: Final = float("inf")
-
-# Every lookup is "the last row with key <= key - offset"; one offset list serves trades and books.
-# Row 0 is "now". The C code (_featc.c) relies on each window group being a run of these offsets,
-# in the order its feature columns are declared (asserted below).
-_OFFSETS: Final = np.array(
-    [
-        0,
-        *sorted(
-            {
-                *VWAP_WINDOWS_NS,
-                *TFI_WINDOWS_NS,
-                *RETURN_HORIZONS_NS,
-                *RV_WINDOWS_NS,
-                COUNT_WINDOW_NS,
-            }
-        ),
-    ],
-    dtype=np.int64,
-)
-_N_OFF: Final = _OFFSETS.size
-_OFFSETS_COL: Final = _OFFSETS[:, None]
-assert _OFFSETS[-1] == HORIZONS_NS
-assert VWAP_WINDOWS_NS == TFI_WINDOWS_NS == RETURN_HORIZONS_NS == tuple(_OFFSETS[1:].tolist())
-assert tuple(_OFFSETS[-len(RV_WINDOWS_NS) :].tolist()) == RV_WINDOWS_NS
-_COUNT_AT: Final = _OFFSETS.tolist().index(COUNT_WINDOW_NS)
-_N_RV: Final = len(RV_WINDOWS_NS)
-_RV_FROM: Final = _N_OFF - 1 - _N_RV  # first RV row among the lookback rows 1..
 
 
 def _rows(names: list[str]) -> slice:
@@ -84,26 +56,20 @@ def _rows(names: list[str]) -> slice:
     return slice(at[0], at[-1] + 1)
 
 
-_BOOK_ROWS: Final = _rows(["spread_bps", *(f"imbalance_{d}" for d in IMBALANCE_DEPTHS)])
-assert slice(0, 4) == _BOOK_ROWS
-assert FEATURES[4] == "microprice_dev_bps"
+# each window group is a run of feature columns in the order of its windows: the C code
+# (_featc.c) writes a group by its first column (procs.featurecalc.engine checks its layout)
 _VWAP: Final = _rows([f"vwap_dev_bps_{_suffix(w)}" for w in VWAP_WINDOWS_NS])
 _TFI: Final = _rows([f"trade_flow_imbalance_{_suffix(w)}" for w in TFI_WINDOWS_NS])
 _RET: Final = _rows([f"return_bps_{_suffix(h)}" for h in RETURN_HORIZONS_NS])
 _RV: Final = _rows([f"realised_vol_bps_{_suffix(w)}" for w in RV_WINDOWS_NS])
-assert _RET.stop == _RV.start  # returns and realised vols are scaled in one call
 _COUNT: Final = FEATURES.index(f"log1p_trades_{_suffix(COUNT_WINDOW_NS)}")
 _OK: Final = FEATURES.index("book_ok")
 _SPREAD: Final = FEATURES.index("spread_bps")
 _IMB: Final = [FEATURES.index(f"imbalance_{d}") for d in IMBALANCE_DEPTHS]
 _MICRO: Final = FEATURES.index("microprice_dev_bps")
-_RET_COLS: Final = list(range(_RET.start, _RET.stop))
-_RV_COLS: Final = list(range(_RV.start, _RV.stop))
-_VWAP_COL_OF: Final = dict(zip(VWAP_WINDOWS_NS, range(_VWAP.start, _VWAP.stop), strict=True))
-_TFI_COL_OF: Final = dict(zip(TFI_WINDOWS_NS, range(_TFI.start, _TFI.stop), strict=True))
 
-# FEAT_V1 seen through a view whose "head" takes the 40 leading bytes of BOOK_V1 (BOOK_VIEW's
-# "head": seq, ts_event_ns, ts_recv_ns, ts_pub_ns -> ts_feat_ns, symbol_id + flags) in one go
+# a FEAT_V1 record starts with its book's 40 leading bytes (seq, ts_event_ns, ts_recv_ns,
+# ts_pub_ns -> ts_feat_ns, symbol_id, flags): the C code copies them in one go
 _F: Final = FEAT_V1.fields
 _B: Final = BOOK_V1.fields
 assert _F is not None
@@ -115,27 +81,6 @@ assert (
 )
 assert _F["flags"][1] == _B["flags"][1] == 36
 assert _F["mid"][1] == 40
-_HEAD: Final = ("<i8", (5,))
-_FEAT_VIEW: Final = np.dtype(
-    {
-        "names": ["head", "ts_feat_ns", "flags", "mid", "x"],
-        "formats": [_HEAD, "<i8", "<u4", "<f8", ("<f4", (N_FEATURES,))],
-        "offsets": [0, 24, 36, 40, int(_F["x"][1])],
-        "itemsize": FEAT_V1.itemsize,
-    }
-)
-_TRADE_VIEW: Final = np.dtype(
-    {
-        "names": ["ts_recv_ns", "side", "px_qty"],
-        "formats": ["<i8", "<i1", ("<f8", (2,))],
-        "offsets": [16, 36, 40],
-        "itemsize": TRADE_V1.itemsize,
-    }
-)
-_TF: Final = TRADE_V1.fields
-assert _TF is not None
-assert (_TF["ts_recv_ns"][1], _TF["side"][1], _TF["px"][1]) == (16, 36, 40)
-assert _TF["qty"][1] == 48
 
 
 def feature_index(name: str) -> int:

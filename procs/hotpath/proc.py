@@ -63,7 +63,7 @@ INLINE_WINDOW_NS: Final = 20_000_000
 # past those (or busy), a pass every ``chunk`` books of a turn of the loop, the chunk kept by
 # this thread's CPU: it doubles after a 20 ms window busier than CHUNK_BUSY[1] (over 95 % the
 # kernel's real-time throttle would stop the thread for tens of ms) and halves after one under
-# CHUNK_BUSY[0]. Once features' engine was C (a pass's fixed cost fell by ~100-200 µs), at
+# CHUNK_BUSY[0]. Once features' engine was C (its call ~100 µs cheaper hot for a chunk), at
 # 10 k msg/s on the 2-core host inline passes up to 90 % busy and chunks from 2 gave tick-to-order
 # p50 / p99 242 / 720 µs against 316 / 825 with the earlier 60 %, 4 and 12 (the thread at 85 %
 # against 78 %, the feed kept up, 0 dropped; docs/benchmarks.md, "the feature engine in C")
