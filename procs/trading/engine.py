@@ -73,6 +73,7 @@ NS: Final = 1_000_000_000
 REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reason) this often
 PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
 _ENC: Final = msgspec.msgpack.Encoder()
+_STATES: Final = {BreakerState.ACTIVE: "active", BreakerState.REDUCING: "reducing"}  # else halted
 _JSON: Final = msgspec.json.Encoder()
 _B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
 _B_SID, _B_FLAGS, _B_NB, _B_NA = _B["symbol_id"], _B["flags"], _B["n_bids"], _B["n_asks"]
@@ -185,11 +186,9 @@ class ExecutionProc:
             self.daily.restore(*daily)
         self.reconciler.restore()
         self.tasks.install()
-        log.info(
-            "recovered orders=%d open=%d fills=%d positions=%s mode=%s",
-            *(len(rec.orders), len(self.tracker.open_orders()), rec.fills_total),
-            *({p.symbol: str(p.qty) for p in self.positions.snapshots()}, c.mode),
-        )
+        positions = {p.symbol: str(p.qty) for p in self.positions.snapshots()}
+        log.info("recovered orders=%d open=%d fills=%d positions=%s mode=%s", len(rec.orders),
+                 len(self.tracker.open_orders()), rec.fills_total, positions, c.mode)  # fmt: skip
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -411,9 +410,12 @@ class ExecutionProc:
     def apply(self, tr: OrderTransition | None, now: int) -> None:
         if tr is None:
             return
-        new_fills = self.journal.record_transition(tr, now)
         if tr.new is OrderStatus.REJECTED:
             self._m.rejects.inc()
+        if not tr.fills:  # nothing to book: its row and event with the next write (sent.py)
+            self.sent_later.add(tr, now)
+            return
+        new_fills = self.journal.record_transition(tr, now)
         self._emit(order_topic(tr.order.symbol), order_event(tr, self._next_seq(), now))
         for f in new_fills:
             self.positions.apply_fill(f)
@@ -565,9 +567,7 @@ class ExecutionProc:
             return "reconciling"
         if self.killswitch.on:
             return "killed"
-        return {BreakerState.ACTIVE: "active", BreakerState.REDUCING: "reducing"}.get(
-            self.breaker.state, "halted"
-        )
+        return _STATES.get(self.breaker.state, "halted")
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self.tasks.spawn(coro)
@@ -590,11 +590,11 @@ class ExecutionProc:
         await self.venue.close()
 
     def close(self) -> None:
+        if not self._loop.is_closed() and not self._loop.is_running():
+            self._loop.run_until_complete(self.aclose())  # the venue calls answer first
         self.sent_later.flush()
         self._flush_metrics()
         self.reads.flush()
-        if not self._loop.is_closed() and not self._loop.is_running():
-            self._loop.run_until_complete(self.aclose())
         self._sig.close()
         self._book.close()
         self.journal.close()

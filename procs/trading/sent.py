@@ -1,14 +1,25 @@
-"""An order's SENT row and event, written after its send has started (``ExecutionProc.place``).
+"""Journal rows and events written after the step that caused them: an order's SENT row once
+its send has started (``ExecutionProc.place``), and every order transition that books no fill
+(an acknowledgement, a cancel's confirmation, a rejection, an expiry).
 
 The send starts as the step that placed the order ends (the live venue: ``TaskRunner.release``
 runs its first step there, eagerly) or as a task on the loop's next pass (the paper venue:
 ``Venue.eager_sends``); the SENT transition's journal row (~50 µs: a transaction) and its
-``ord.`` event follow it, on the loop's next pass, not before it. Nothing can come
-between them out of order: any journal write takes the deferred rows first, in its own
-transaction ahead of its rows (``Journal.defer_order``), and the process emits the deferred
-events before any other (``ExecutionProc._next_seq``). The intent is durable before the send,
-as ever; after a crash an order journaled NEW_INTENT and one journaled SENT are recovered alike
-(UNKNOWN, then queried), so a row not yet written loses nothing.
+``ord.`` event follow it, on the loop's next pass, not before it. A transition without fills
+is written the same way, with whatever else is waiting: one transaction for a turn's SENT row,
+acknowledgement and cancel, not one each (in procs.hotpath, at idle: ``flush_at_idle``).
+Nothing can come between them out of order: any journal write takes the deferred rows first,
+in its own transaction ahead of its rows (``Journal.defer_order``), and the process emits the
+deferred events before any other (``ExecutionProc._next_seq``).
+
+Why nothing is lost: the intent is durable before the send, as ever, and a fill is journaled
+before it is booked (``ExecutionProc.apply`` writes a transition with fills at once). A row
+not yet written when the process dies is one the venue still knows: after a crash an order
+journaled NEW_INTENT and one journaled SENT are recovered alike (UNKNOWN, then queried), and an
+order recovered open that the venue has acknowledged, cancelled, rejected or expired is
+answered by reconciliation from the venue, as for an order that changed while the process was
+down. The process's own state (the order tracker) changes at once; only the row and the event
+wait.
 
 A cancel request's row (``defer_row``) follows its cancel the same way: it has no event; after
 a crash an order whose cancel request was not journaled is recovered open, and reconciliation
@@ -18,6 +29,7 @@ answers it from the venue, as for a cancel sent just before the crash.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -32,7 +44,7 @@ __all__ = ["SentAfterSend"]
 
 
 class SentAfterSend:
-    """SENT transitions to journal and publish once their sends have started."""
+    """Transitions (SENT, and any without fills) to journal and publish after their step."""
 
     def __init__(
         self,
@@ -46,14 +58,27 @@ class SentAfterSend:
         self._emit = emit  # the process's publish (``ExecutionProc._emit``)
         self._seq = seq  # its sequence: each event takes its seq when it is published
         self._pending: list[tuple[OrderTransition, int]] = []
-        self._due = False  # flush is queued on the loop
+        self._due = False  # something waits for ``flush`` (queued on the loop, or at idle)
+        self._soon: Callable[[Callable[[], None]], object] | None = loop.call_soon
+        self.since_ns = 0  # time.monotonic_ns() when the oldest waiting row or event came
+
+    @property
+    def due(self) -> bool:
+        """A row or an event waits for ``flush``."""
+        return self._due
+
+    def flush_at_idle(self) -> None:
+        """The host calls ``flush`` (an idle job of procs.hotpath, once ``due``) instead of a
+        loop callback per write: a turn's rows in one transaction, after its frames."""
+        self._soon = None
 
     def __bool__(self) -> bool:
         return bool(self._pending)
 
     def add(self, tr: OrderTransition, now: int) -> None:
-        """``tr`` (NEW_INTENT → SENT, no fills) at ``now``, its send just spawned (it starts
-        after this: see the module's doc)."""
+        """``tr`` (no fills: NEW_INTENT → SENT as its send was just spawned, an acknowledgement,
+        a cancel's confirmation...) at ``now``: its row and event with the next write."""
+        assert not tr.fills, "a fill is journaled before it is booked (ExecutionProc.apply)"
         self._journal.defer_order(tr.order, tr.old, tr.cause, now)
         self._pending.append((tr, now))
         self._flush_soon()
@@ -67,7 +92,9 @@ class SentAfterSend:
     def _flush_soon(self) -> None:
         if not self._due:
             self._due = True
-            self._loop.call_soon(self.flush)
+            self.since_ns = time.monotonic_ns()
+            if self._soon is not None:
+                self._soon(self.flush)
 
     def flush(self) -> None:
         """Journal and publish them now (the loop's next pass does it anyway)."""

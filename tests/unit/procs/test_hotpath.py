@@ -8,7 +8,17 @@ from collections.abc import Iterator
 import pytest
 import uvloop
 
-from procs.hotpath.proc import INLINE_WINDOW_NS, DeferredWakes, HotPath, InlineBooks
+from procs._idle import IDLE, NO, NOW, IdleGC
+from procs.hotpath.proc import (
+    INLINE_WINDOW_NS,
+    DeferredWakes,
+    HotPath,
+    InlineBooks,
+    JournalFlush,
+    idle_jobs,
+)
+from procs.trading.events import EventSequencer
+from procs.trading.sent import SentAfterSend
 
 
 class CountingWaker:
@@ -254,3 +264,53 @@ def test_the_chunk_starts_between_its_bounds(loop):
     assert InlineBooks(loop, runner, chunk=(4, 12, 48)).chunk == 12  # type: ignore[arg-type]
     assert InlineBooks(loop, runner, chunk=(4, 2, 48)).chunk == 4  # type: ignore[arg-type]
     assert InlineBooks(loop, runner, chunk=(4, 99, 48)).chunk == 48  # type: ignore[arg-type]
+
+
+class RowJournal:
+    """What SentAfterSend uses of the journal: rows deferred, then written by ``flush``."""
+
+    def __init__(self) -> None:
+        self.deferred: list[object] = []
+        self.written: list[object] = []
+
+    def defer_order(self, order: object, old: object, cause: str, ts_ns: int) -> None:
+        self.deferred.append(cause)
+
+    def flush(self) -> None:
+        self.written += self.deferred
+        self.deferred = []
+
+
+def test_executions_rows_wait_for_idle_not_for_a_loop_callback(loop):
+    journal = RowJournal()
+    sent = SentAfterSend(journal, loop, lambda topic, event: None, EventSequencer())  # type: ignore[arg-type]
+    job = JournalFlush(sent, late_ns=5_000_000)
+    assert job.wanted(0) == NO
+
+    sent.defer_row(object(), object(), "cancel requested", 1)  # type: ignore[arg-type]
+    sent.defer_row(object(), object(), "cancel requested 2", 2)  # type: ignore[arg-type]
+    loop.run_until_complete(asyncio.sleep(0))  # a turn of the loop: no callback wrote them
+    assert journal.written == []
+    t = sent.since_ns  # the oldest row's
+    assert job.wanted(t) == IDLE
+    assert job.wanted(t + 5_000_000 - 1) == IDLE
+    assert job.wanted(t + 5_000_000) == NOW  # past its bound: after the pass, idle or not
+
+    job.run(t)
+    assert journal.written == ["cancel requested", "cancel requested 2"]  # one write, in order
+    assert job.wanted(t + 10_000_000) == NO
+
+
+def test_without_the_host_a_loop_callback_writes_them(loop):
+    journal = RowJournal()
+    sent = SentAfterSend(journal, loop, lambda topic, event: None, EventSequencer())  # type: ignore[arg-type]
+    sent.defer_row(object(), object(), "cancel requested", 1)  # type: ignore[arg-type]
+    loop.run_until_complete(asyncio.sleep(0))
+    assert journal.written == ["cancel requested"]
+
+
+def test_the_journal_is_an_idle_job_beside_gc_housekeeping_and_services(loop):
+    sent = SentAfterSend(RowJournal(), loop, lambda topic, event: None, EventSequencer())  # type: ignore[arg-type]
+    journal = JournalFlush(sent)
+    jobs = idle_jobs(IdleGC(), lambda: None, 50_000_000, [("ingest", lambda: None)], 0, journal)
+    assert [j.name for j in jobs] == ["gc", "journal", "housekeeping", "service ingest"]

@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
+from procs.trading.intent_log import log_path
 from tests.helpers.execution_fakes import (
     FakeVenue,
     Rig,
@@ -60,12 +61,18 @@ def test_sent_row_and_event_follow_the_send_and_go_before_the_ack(tmp_path, ns):
 
         _place_one(r)
 
-        # the step journaled the intent (durable), and the send started as the step ended:
-        # the venue answered at once, so its ACK was applied there, after the SENT row
+        # the step made the intent durable (its intent log) and the send started as the step
+        # ended: the venue answered at once, so its ACK was applied there; the ACK books no
+        # fill, so its row waits with the intent's and the SENT row for the loop's pass
+        [req] = r.venue.placed
+        assert r.proc.tracker.get(req.client_id).status.value == "ACKED"
+        logged = Path(log_path(path)).read_bytes().splitlines()
+        assert len(logged) == 1
+        assert req.client_id.encode() in logged[0]
+        assert _order_rows(path)[before:] == []
+        r.loop.run_until_complete(asyncio.sleep(0))  # one pass: the rows, then the events
         with closing(sqlite3.connect(path)) as c:
             assert c.execute("SELECT COUNT(*) FROM intents").fetchone() == (1,)
-        [req] = r.venue.placed
-        r.loop.run_until_complete(asyncio.sleep(0))  # one pass: the rest (nothing new here)
 
         assert r.venue.placed == [req]
         events = [ORDER_EVENT_DECODER.decode(p) for _, p in r.pub.sent]
@@ -200,3 +207,40 @@ def test_cancel_row_deferred_at_close_is_written(tmp_path, ns):
     finally:
         r.close()  # before the loop ran again
     assert _cancel_rows(path) == [(cid, "ACKED", "cancel requested: test")]
+
+
+def test_an_ack_waits_for_the_loops_pass_and_a_fill_writes_it_first(tmp_path, ns):
+    # the venue acknowledges at once (the ACK books nothing: its row waits), then a fill comes
+    # before the loop's pass: its transaction takes the waiting rows first, and the events
+    # leave in the order things happened
+    r = make_rig(tmp_path, ns)
+    try:
+        assert reconciled(r)
+        path = Path(r.proc.journal.path)
+        before = len(_order_rows(path))
+        _place_one(r)
+        [req] = r.venue.placed
+        assert r.proc.tracker.get(req.client_id).status.value == "ACKED"
+        assert _order_rows(path)[before:] == []
+        assert r.events(OrderEvent) == []
+
+        r.venue.push(req.client_id, "FILLED", filled=str(req.qty), avg=str(req.price))
+
+        assert _order_rows(path)[before:] == [
+            ("NEW_INTENT", "SENT"), ("SENT", "ACKED"), ("ACKED", "FILLED"),
+        ]  # fmt: skip
+        with closing(sqlite3.connect(path)) as c:
+            kinds = c.execute("SELECT kind FROM audit ORDER BY id DESC LIMIT 5").fetchall()
+        assert kinds[::-1] == [("intents",), *[("order_events",)] * 3, ("fills",)]
+        events = [ORDER_EVENT_DECODER.decode(p) for _, p in r.pub.sent]
+        assert [e.status for e in events if isinstance(e, OrderEvent)] == [
+            "SENT",
+            "ACKED",
+            "FILLED",
+        ]
+        assert [e.seq for e in events] == sorted(e.seq for e in events)
+        assert r.proc.positions.net_lots(req.symbol) == req.lots  # booked, once journaled
+        r.loop.run_until_complete(asyncio.sleep(0))
+        assert len(_order_rows(path)[before:]) == 3  # written once
+    finally:
+        r.close()
