@@ -69,6 +69,10 @@ class BookLevels:
     asks: tuple[Level, ...]
     ts_ns: int = 0
 
+    def qty_at_price(self, is_buy: bool, price: Decimal) -> Decimal:
+        """The displayed qty at ``price`` on the bids (``is_buy``) or the asks."""
+        return _qty_at(self.bids if is_buy else self.asks, price)
+
 
 class BookView(Protocol):
     """What the matcher reads of a book: ``BookLevels``, or a lazy view that converts its
@@ -85,6 +89,8 @@ class BookView(Protocol):
 
     @property
     def ts_ns(self) -> int: ...
+
+    def qty_at_price(self, is_buy: bool, price: Decimal) -> Decimal: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +300,7 @@ class QueueMatcher:
             out.append(_copy(o))
         elif outcome == "rest":
             assert spec.price is not None
-            same = book.bids if spec.is_buy else book.asks
-            at_price = _qty_at(same, spec.price)
+            at_price = book.qty_at_price(spec.is_buy, spec.price)  # (one side's level)
             o.front, o.level_qty = at_price * self._ahead, at_price
             self._sym(spec.symbol).resting.append(o)
         return out

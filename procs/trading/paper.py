@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -67,17 +67,20 @@ def book_from_record(
 
 
 _B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
+_B_BID: Final = (_B["bid_px"], _B["bid_qty"], _B["n_bids"])
+_B_ASK: Final = (_B["ask_px"], _B["ask_qty"], _B["n_asks"])
 
 
 class RecordBook:
     """A BOOK_V1 record as it came (a ``Records.tolist()`` row: levels as arrays), turned into
-    Decimal levels only when something asks for them (an order placed on it, a fill check):
-    most books only shrink queues, which needs one level's qty per resting order (``qty_at``),
-    or nothing when no order rests.
+    Decimal levels only when something asks for them, one side at a time (a post-only order
+    placed on it reads the opposite side's best level and its own price's qty): most books only
+    shrink queues, which needs one level's qty per resting order (``qty_at``), or nothing when
+    no order rests.
 
-    Reads like ``BookLevels`` (``symbol``, ``bids``, ``asks``, ``ts_ns``)."""
+    Reads like ``BookLevels`` (``symbol``, ``bids``, ``asks``, ``ts_ns``, ``qty_at_price``)."""
 
-    __slots__ = ("_grids", "_levels", "_row", "symbol", "ts_ns")
+    __slots__ = ("_asks", "_bids", "_grids", "_levels", "_row", "symbol", "ts_ns")
 
     def __init__(
         self, row: tuple[Any, ...], inst: Instrument, grids: tuple[DecimalGrid, DecimalGrid]
@@ -86,44 +89,46 @@ class RecordBook:
         self.ts_ns: int = row[_B["ts_event_ns"]]
         self._row, self._grids = row, grids
         self._levels: BookLevels | None = None
+        self._bids: tuple[Level, ...] | None = None
+        self._asks: tuple[Level, ...] | None = None
 
     def levels(self) -> BookLevels:
         if self._levels is None:
-            row, (to_px, to_qty) = self._row, self._grids
-
-            def side(px: Any, qty: Any, n: int) -> tuple[Level, ...]:
-                return tuple(
-                    (to_px(p), to_qty(q))
-                    for p, q in zip(px[:n].tolist(), qty[:n].tolist(), strict=True)
-                )
-
-            self._levels = BookLevels(
-                symbol=self.symbol,
-                bids=side(row[_B["bid_px"]], row[_B["bid_qty"]], row[_B["n_bids"]]),
-                asks=side(row[_B["ask_px"]], row[_B["ask_qty"]], row[_B["n_asks"]]),
-                ts_ns=self.ts_ns,
-            )
+            self._levels = BookLevels(self.symbol, self.bids, self.asks, self.ts_ns)
         return self._levels
 
     @property
     def bids(self) -> tuple[Level, ...]:
-        return self.levels().bids
+        if self._bids is None:
+            self._bids = self._side(_B_BID)
+        return self._bids
 
     @property
     def asks(self) -> tuple[Level, ...]:
-        return self.levels().asks
+        if self._asks is None:
+            self._asks = self._side(_B_ASK)
+        return self._asks
+
+    def _side(self, fields: tuple[int, int, int]) -> tuple[Level, ...]:
+        row, (to_px, to_qty) = self._row, self._grids
+        px, qty, n = (row[i] for i in fields)
+        return tuple(
+            (to_px(p), to_qty(q)) for p, q in zip(px[:n].tolist(), qty[:n].tolist(), strict=True)
+        )
 
     def qty_at(self, side: Side, price: Decimal) -> Decimal:
         """The visible qty at ``price`` on ``side``'s own side of the book (bids for a buy)."""
-        if self._levels is not None:
-            same = self._levels.bids if side is Side.BUY else self._levels.asks
+        buy = side is Side.BUY
+        same = self._bids if buy else self._asks
+        if same is not None:
             return sum((q for p, q in same if p == price), ZERO)
         row, (to_px, to_qty) = self._row, self._grids
-        if side is Side.BUY:
-            px, qty, n = row[_B["bid_px"]], row[_B["bid_qty"]], row[_B["n_bids"]]
-        else:
-            px, qty, n = row[_B["ask_px"]], row[_B["ask_qty"]], row[_B["n_asks"]]
+        px, qty, n = (row[i] for i in (_B_BID if buy else _B_ASK))
         return level_qty(px[:n].tolist(), qty, price, to_px, to_qty)
+
+    def qty_at_price(self, is_buy: bool, price: Decimal) -> Decimal:
+        """``BookLevels.qty_at_price``: ``qty_at`` on the buyer's or the seller's side."""
+        return self.qty_at(Side.BUY if is_buy else Side.SELL, price)
 
 
 def level_qty(

@@ -271,3 +271,35 @@ def test_paper_venue_memory_stays_bounded_over_a_long_run():
     assert v.query("c499") is not None
     assert v.query("c0") is None
     assert [o.client_id for o in v.open_orders()] == ["rest"]
+
+
+def test_orders_placed_on_a_record_book_match_as_on_its_levels_converting_what_they_read():
+    """Post-only quotes, crossing limits and IOCs placed on random books: the venue given the
+    record (``RecordBook``) answers as the one given the Decimal levels, queue places included;
+    a post-only quote that rests converts its opposite side only (and its own price's qty)."""
+    rng = np.random.default_rng(11)
+    inst = btc()
+    grids = (DecimalGrid(inst.tick), DecimalGrid(inst.step))
+    full, lazy = PaperVenue(CFG), PaperVenue(CFG)
+    one_sided = 0
+    for i in range(200):
+        mid = int(rng.integers(599985, 600015))
+        rec = _record_book(rng, mid - 1, mid + 1)
+        row = rec.tolist()[0]
+        lazy_book = RecordBook(row, inst, grids)
+        levels_book = book_from_record(rec[0], inst, grids)
+        side = Side.BUY if rng.integers(2) else Side.SELL
+        ticks = mid + int(rng.integers(-4, 5))
+        tif = [TimeInForce.POST_ONLY, TimeInForce.GTC, TimeInForce.IOC][i % 3]
+        order = req(cid=f"o{i}", side=side, qty="0.5", price=str(Decimal(ticks) / 10), tif=tif)
+        got = lazy.submit(order, lazy_book, 0)
+        assert got == full.submit(order, levels_book, 0)
+        if tif is TimeInForce.POST_ONLY and got[-1].status == "NEW":
+            own = lazy_book._bids if side is Side.BUY else lazy_book._asks
+            one_sided += own is None  # its own side: one level's qty, not converted
+        assert [
+            (o.front, o.level_qty, o.filled, o.status) for o in lazy.matcher.orders.values()
+        ] == [(o.front, o.level_qty, o.filled, o.status) for o in full.matcher.orders.values()]
+    assert one_sided > 10  # resting post-only quotes were placed, each converting one side
+    assert lazy_book.bids == levels_book.bids  # either side converts to the same levels
+    assert lazy_book.asks == levels_book.asks
