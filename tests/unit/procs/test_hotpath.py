@@ -314,3 +314,16 @@ def test_the_journal_is_an_idle_job_beside_gc_housekeeping_and_services(loop):
     journal = JournalFlush(sent)
     jobs = idle_jobs(IdleGC(), lambda: None, 50_000_000, [("ingest", lambda: None)], 0, journal)
     assert [j.name for j in jobs] == ["gc", "journal", "housekeeping", "service ingest"]
+
+
+def test_a_busy_loop_writes_executions_rows_once_per_bound_not_per_pass(loop):
+    journal = RowJournal()
+    sent = SentAfterSend(journal, loop, lambda topic, event: None, EventSequencer())  # type: ignore[arg-type]
+    busy = [True]
+    job = JournalFlush(sent, late_ns=5_000_000, busy=lambda: busy[0])
+    sent.defer_row(object(), object(), "cancel requested", 1)  # type: ignore[arg-type]
+    t = sent.since_ns
+    assert job.wanted(t + 1) == NO  # busy: the runner would run an IDLE job after every pass
+    assert job.wanted(t + 5_000_000) == NOW
+    busy[0] = False
+    assert job.wanted(t + 1) == IDLE
