@@ -109,3 +109,29 @@ def test_error_for_code_picks_class_and_keeps_code(code, cls):
     assert type(err) is cls
     assert isinstance(err, BitunixError)
     assert (err.code, err.msg, err.endpoint) == (code, "m", "/x")
+
+
+def test_times_and_sides_converted_from_the_cache_as_the_first_time():
+    # more distinct seconds than the cache keeps, each spelling twice: the second answer (from
+    # the cache, or after it started again) equals the first and the plain datetime reading
+    import datetime as dt
+
+    from ipc.bitunix import fields
+
+    base = dt.datetime(2026, 12, 6, 23, 0, tzinfo=dt.UTC)
+    for i in range(2 * fields._CACHE_MAX + 7):
+        t = base + dt.timedelta(seconds=i, microseconds=1000 * (i % 997))
+        want = int(t.timestamp()) * 1000 + (i % 997)
+        for text in (t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z",
+                     t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123+00:00",
+                     t.astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat()):  # fmt: skip
+            assert parse_time_ms(text) == want, text
+            assert parse_time_ms(text) == want, text
+    assert len(fields._ISO_SECONDS) <= fields._CACHE_MAX
+    dec = decoder(Position)
+    for _ in range(2):
+        for wire in ["buy", "BUY", " Sell ", "long", "short"]:
+            got = dec.decode(
+                b'{"positionId":"1","symbol":"BTCUSDT","qty":"1","side":"%s"}' % wire.encode()
+            )
+            assert got.side == {"BUY": "LONG", "SELL": "SHORT"}.get(w := wire.strip().upper(), w)
