@@ -284,7 +284,7 @@ class RowJournal:
 def test_executions_rows_wait_for_idle_not_for_a_loop_callback(loop):
     journal = RowJournal()
     sent = SentAfterSend(journal, loop, lambda topic, event: None, EventSequencer())  # type: ignore[arg-type]
-    job = JournalFlush(sent, late_ns=5_000_000)
+    job = JournalFlush(sent, late_ns=5_000_000, idle_ns=1_000_000)
     assert job.wanted(0) == NO
 
     sent.defer_row(object(), object(), "cancel requested", 1)  # type: ignore[arg-type]
@@ -292,7 +292,8 @@ def test_executions_rows_wait_for_idle_not_for_a_loop_callback(loop):
     loop.run_until_complete(asyncio.sleep(0))  # a turn of the loop: no callback wrote them
     assert journal.written == []
     t = sent.since_ns  # the oldest row's
-    assert job.wanted(t) == IDLE
+    assert job.wanted(t) == NO  # younger than idle_ns: more rows may join them
+    assert job.wanted(t + 1_000_000) == IDLE
     assert job.wanted(t + 5_000_000 - 1) == IDLE
     assert job.wanted(t + 5_000_000) == NOW  # past its bound: after the pass, idle or not
 
@@ -320,10 +321,10 @@ def test_a_busy_loop_writes_executions_rows_once_per_bound_not_per_pass(loop):
     journal = RowJournal()
     sent = SentAfterSend(journal, loop, lambda topic, event: None, EventSequencer())  # type: ignore[arg-type]
     busy = [True]
-    job = JournalFlush(sent, late_ns=5_000_000, busy=lambda: busy[0])
+    job = JournalFlush(sent, late_ns=5_000_000, busy=lambda: busy[0], idle_ns=1_000_000)
     sent.defer_row(object(), object(), "cancel requested", 1)  # type: ignore[arg-type]
     t = sent.since_ns
-    assert job.wanted(t + 1) == NO  # busy: the runner would run an IDLE job after every pass
+    assert job.wanted(t + 1_000_000) == NO  # busy: the runner would run it after every pass
     assert job.wanted(t + 5_000_000) == NOW
     busy[0] = False
-    assert job.wanted(t + 1) == IDLE
+    assert job.wanted(t + 1_000_000) == IDLE
