@@ -325,7 +325,7 @@ class InputWaiting:
 
 class JournalFlush:
     """Execution's deferred journal rows and order events (``procs.trading.sent``: SENT rows,
-    acknowledgements, cancels), written at idle: one transaction for what a turn's orders and
+    acknowledgements, cancels), written at idle: one transaction for what a few orders and
     their venue answers left, after the frames waiting, instead of a transaction in a loop
     callback per write (~100-160 µs each, measured, that a frame arriving behind it waited
     for). At idle once the oldest is ``idle_ns`` old, after a pass once it is ``late_ns`` old;
