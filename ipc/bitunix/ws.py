@@ -291,6 +291,8 @@ class BitunixWs:
             cfg.connect_timeout_s,
         )
         self._transport = transport
+        if self._closing.is_set():  # close() came while connecting, with no socket to close:
+            transport.disconnect()  # (it would wait for the venue to hang up, 15 s and more)
         sock = transport.underlying_transport.get_extra_info("socket")
         self._fd = sock.fileno() if sock is not None else -1
         self.last_rx_mono = time.monotonic()

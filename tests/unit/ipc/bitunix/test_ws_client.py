@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -68,3 +69,57 @@ def test_config_rejects_send_rate_over_venue_limit():
 
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"send_rate_per_s": 6.0}, WsConfig)
+
+
+class _Transport:
+    """What a session uses of picows' WSTransport; ``disconnect`` ends the connection."""
+
+    def __init__(self, listener: object) -> None:
+        self.listener = listener
+        self.disconnects = 0
+        self.underlying_transport = self
+        self._ended = asyncio.get_running_loop().create_future()
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def send(self, *args: object) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        self.disconnects += 1
+        if not self._ended.done():
+            self._ended.set_result(None)
+            self.listener.on_ws_disconnected(self)  # type: ignore[attr-defined]
+
+    async def wait_disconnected(self) -> None:
+        await self._ended
+
+
+def test_close_while_connecting_hangs_up_once_the_socket_is_there(monkeypatch):
+    # the stop came while the connection was being made: close() had nothing to disconnect,
+    # and the session waited for its greeting, then for the venue to hang up
+    from ipc.bitunix import ws as ws_module
+
+    async def scenario() -> _Transport:
+        connected = asyncio.Event()
+        made: list[_Transport] = []
+
+        async def connect(factory, url, **kw):  # type: ignore[no-untyped-def]
+            await connected.wait()
+            listener = factory()
+            made.append(_Transport(listener))
+            return made[0], listener
+
+        monkeypatch.setattr(ws_module, "ws_connect", connect)
+        client = BitunixWs(WsConfig(greeting_wait_s=30.0))
+        client.start()
+        await asyncio.sleep(0)  # the session waits for the connection
+        closing = asyncio.ensure_future(client.close())
+        await asyncio.sleep(0)
+        connected.set()
+        await asyncio.wait_for(closing, 5.0)  # before the fix: 30 s, the greeting's wait
+        return made[0]
+
+    transport = asyncio.run(scenario())
+    assert transport.disconnects >= 1
