@@ -473,6 +473,9 @@ def _build(
         for rt in r.values():
             rt.on_fault(exc)
 
+    def busy() -> bool:
+        return inline.busy()
+
     services = [("ingest", watch_ingest)] + [(n, r[n].service) for n in STAGES[1:]]
     waiting = InputWaiting()
     runner = LoopRunner(
@@ -481,9 +484,9 @@ def _build(
         idle=idle_jobs(
             gc_job, execution.housekeeping, int(cfg.execution.housekeeping_s * 1e9),
             services, time.monotonic_ns(),
-            JournalFlush(execution.sent_later, busy=lambda: inline.busy()),
+            JournalFlush(execution.sent_later, busy=busy),
         ),
-        input_waiting=waiting, busy=lambda: inline.busy(),
+        input_waiting=waiting, busy=busy,
     )  # fmt: skip
     wake = Wakers(wakes.wrap(r["ingest"].wake_sender(WAKE_MD)), runner)
     inline = InlineBooks(loop, runner)

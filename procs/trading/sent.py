@@ -6,8 +6,9 @@ The send starts as the step that placed the order ends (the live venue: ``TaskRu
 runs its first step there, eagerly) or as a task on the loop's next pass (the paper venue:
 ``Venue.eager_sends``); the SENT transition's journal row (~50 µs: a transaction) and its
 ``ord.`` event follow it, on the loop's next pass, not before it. A transition without fills
-is written the same way, with whatever else is waiting: one transaction for a turn's SENT row,
-acknowledgement and cancel, not one each (in procs.hotpath, at idle: ``flush_at_idle``).
+is written the same way, with whatever else is waiting: one transaction for what is waiting,
+not one each (procs.hotpath writes them at idle, a few orders' rows at a time:
+``flush_at_idle``).
 Nothing can come between them out of order: any journal write takes the deferred rows first,
 in its own transaction ahead of its rows (``Journal.defer_order``), and the process emits the
 deferred events before any other (``ExecutionProc._next_seq``).
@@ -54,7 +55,6 @@ class SentAfterSend:
         seq: EventSequencer,
     ) -> None:
         self._journal = journal
-        self._loop = loop
         self._emit = emit  # the process's publish (``ExecutionProc._emit``)
         self._seq = seq  # its sequence: each event takes its seq when it is published
         self._pending: list[tuple[OrderTransition, int]] = []

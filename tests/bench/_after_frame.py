@@ -10,8 +10,10 @@ loop's ready callbacks after each frame (timed: "after"), then writes the deferr
 as hotpath's idle job does (timed: "idle"), and prints per-frame figures over the last three of
 four passes over the frames (the first warms up). Run it in each tree to compare:
 
-    cd TREE && PYTHONPATH=TREE /work/main/.venv/bin/python /work/main/tests/bench/_after_frame.py \
-        CFG_DIR LABEL
+    cd TREE && PYTHONPATH=TREE REPO/.venv/bin/python REPO/tests/bench/_after_frame.py CFG_DIR LABEL
+
+(REPO: this checkout; TREE: the tree under test, e.g. a ``git archive`` with the built
+extensions copied in, as ``_colo_ab`` makes them).
 
 The order count moves between runs (the strategy's volatility estimate reads the wall clock).
 """

@@ -25,7 +25,6 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import pytest
 from ipc.bitunix.ratelimit import limit_for
 from procs.group import health
 from procs.trading.breaker import RATE_LIMIT_BACKOFF_MIN_S
+from tests.helpers.books_check import books_agree, fills_once, stop_trading
 from tests.helpers.chaos_checks import (
     aged_orders,
     backoff_breaches,
@@ -53,9 +53,8 @@ from tests.helpers.chaos_run import (
     storage_plan,
 )
 from tests.helpers.chaos_storage import mount_small_disk, unmount
-from tests.helpers.group_config import EXEC_KEY, OBSERVER_KEY, START_BALANCE
-from tests.helpers.group_run import REST_POLL_S, Group, bitrader
-from tests.helpers.group_venue import duplicates
+from tests.helpers.group_config import EXEC_KEY, OBSERVER_KEY
+from tests.helpers.group_run import Group, bitrader
 from tests.helpers.simex_proc import http
 
 CHAOS_S = float(os.environ.get("BITRADER_CHAOS_S", "30"))
@@ -85,28 +84,6 @@ def data_disk(run_dir: Path) -> Iterator[tuple[Path, str]]:
     yield path, why_not
     if not why_not:
         unmount(path)
-
-
-def _fills_once(g: Group, seen: dict[str, dict[str, Any]]) -> tuple[int, int]:
-    """Per order, the journal's fills add up to what simex filled: nothing counted twice.
-
-    Orders simex knows at the end must match exactly. Orders it forgot across a restart (its
-    history is not in its state file) were seen before it: what was filled then is a floor,
-    the order's qty a ceiling. Positions and cash are compared exactly by the caller.
-    """
-    booked: Counter[str] = Counter()
-    for cid, qty in g.journal.rows("SELECT client_id, qty FROM fills"):
-        booked[cid] += Decimal(qty)  # type: ignore[assignment]
-    final = {o["clientId"]: o for o in g.simex.all_orders()}
-    for cid, o in final.items():
-        assert booked.get(cid, Decimal(0)) == Decimal(o["tradeQty"]), (cid, o, booked.get(cid))
-    for cid, o in seen.items():
-        if cid not in final:
-            got = booked.get(cid, Decimal(0))
-            assert Decimal(o["tradeQty"]) <= got <= Decimal(o["qty"]), (cid, o, got)
-    unknown = set(booked) - set(final) - set(seen)
-    assert not unknown, f"fills of orders simex never showed: {unknown}"
-    return sum(1 for q in booked.values() if q), int(g.journal.fills_count())
 
 
 def _stale_data_findings(g: Group, chaos: Chaos) -> dict[str, Any]:
@@ -208,14 +185,7 @@ def test_chaos_trading_survives_random_faults_with_the_books_intact(data_disk, m
         lambda: g.exec_state() in ("active", "reducing", "halted"), 90, "execution reconciled"
     )
     sent_after_chaos = int(g.health("execution")["orders_sent_total"])
-    res = bitrader("kill-switch", "on", "--run-dir", str(g.run_dir), "--reason", "chaos end")
-    assert res.returncode == 0, res.stdout + res.stderr
-    g.wait_until(lambda: g.exec_state() == "killed", 30, "execution killed")
-    g.wait_until(lambda: g.simex.open_orders() == [], 30, "no open order at simex", REST_POLL_S)
-    g.wait_until(lambda: g.health("execution").get("open_orders") == 0, 30, "none open here")
-    g.wait_until(
-        lambda: g.journal.positions() == g.simex.positions(), 30, "journal == simex", REST_POLL_S
-    )
+    stop_trading(g, "chaos end")
     killed = g.wait_until(
         lambda: (
             (r := bitrader("health", "--run-dir", str(g.run_dir))).returncode == health.EXIT_KILLED
@@ -225,14 +195,8 @@ def test_chaos_trading_survives_random_faults_with_the_books_intact(data_disk, m
         "health exits 13 (killed)",
     )
 
-    ids = g.journal.client_ids()
-    venue_ids = [o["clientId"] for o in g.simex.all_orders()]
-    assert duplicates(ids) == {}
-    assert duplicates(venue_ids) == {}
-    assert set(venue_ids) <= set(ids), "simex has orders the journal lacks"
-    wallet, cash = g.simex.wallet(), g.journal.cash()
-    assert abs(wallet - (Decimal(START_BALANCE) + cash)) <= Decimal("0.01"), (wallet, cash)
-    orders_filled, fills = _fills_once(g, chaos.seen_orders)
+    ids, venue_ids = books_agree(g)
+    orders_filled, fills = fills_once(g, chaos.seen_orders)
     try:
         spawned = _crash_findings(g, chaos)
         stale = _stale_data_findings(g, chaos)

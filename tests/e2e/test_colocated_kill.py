@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections import Counter
-from decimal import Decimal
 
-from tests.helpers.group_config import START_BALANCE
-from tests.helpers.group_run import REST_POLL_S, Group, bitrader
-from tests.helpers.group_venue import duplicates
+from tests.helpers.books_check import books_agree, fills_once, stop_trading
+from tests.helpers.group_run import Group
 
 KILLS = 3
 
@@ -41,24 +38,7 @@ def test_hotpath_killed_while_trading_loses_no_order_or_fill(make_group):
         g.wait_until(g.all_running, 60, "every program RUNNING")
         g.wait_until(lambda: g.exec_state() == "active", 90, f"reconciled after kill {k + 1}")
 
-    res = bitrader("kill-switch", "on", "--run-dir", str(g.run_dir), "--reason", "test end")
-    assert res.returncode == 0, res.stdout + res.stderr
-    g.wait_until(lambda: g.exec_state() == "killed", 30, "execution killed")
-    g.wait_until(lambda: g.simex.open_orders() == [], 30, "no open order at simex", REST_POLL_S)
-    g.wait_until(lambda: g.health("execution").get("open_orders") == 0, 30, "none open here")
-    g.wait_until(
-        lambda: g.journal.positions() == g.simex.positions(), 30, "journal == simex", REST_POLL_S
-    )
-    ids = g.journal.client_ids()
-    venue = {o["clientId"]: o for o in g.simex.all_orders()}
-    assert duplicates(ids) == {}
-    assert set(venue) <= set(ids), "simex has orders the journal lacks"
-    booked: Counter[str] = Counter()
-    for cid, qty in g.journal.rows("SELECT client_id, qty FROM fills"):
-        booked[cid] += Decimal(qty)  # type: ignore[assignment]
-    for cid, o in venue.items():  # every fill booked once: per order, as much as simex filled
-        assert booked.get(cid, Decimal(0)) == Decimal(o["tradeQty"]), (cid, o, booked.get(cid))
-    assert set(booked) <= set(venue), "fills of orders simex never had"
-    wallet, cash = g.simex.wallet(), g.journal.cash()
-    assert abs(wallet - (Decimal(START_BALANCE) + cash)) <= Decimal("0.01"), (wallet, cash)
-    assert sum(1 for q in booked.values() if q) >= 1
+    stop_trading(g, "test end")
+    books_agree(g)
+    orders_filled, _ = fills_once(g, {})
+    assert orders_filled >= 1
