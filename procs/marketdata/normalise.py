@@ -12,13 +12,13 @@ it is not kept (TRADE_V1 has no field for it), because the push's ``ts`` is the 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
 
 from ipc.bitunix.schemas_ws import DepthPush, TradePush
+from procs.marketdata import _bookrow
 from shm.records import BOOK_DEPTH, BOOK_V1, FLAG_CROSSED, TRADE_V1, Dtype, Records
 
 __all__ = [
@@ -78,43 +78,23 @@ class SymbolMap:
         return self.symbols[symbol_id]
 
 
-_STRUCT_CODES: Final = {
-    ("i", 8): "q", ("i", 4): "i", ("i", 2): "h", ("i", 1): "b", ("u", 8): "Q", ("u", 4): "I",
-    ("u", 2): "H", ("u", 1): "B", ("f", 8): "d", ("f", 4): "f",
-}  # fmt: skip  # numpy (kind, bytes) → struct's standard-size code
+# the row's C writer (``_bookrow.pack``) has the layout compiled in: check it against BOOK_V1
+def _check_layout() -> None:
+    f = BOOK_V1.fields
+    assert f is not None
+    names = ("ts_event_ns", "ts_recv_ns", "ts_pub_ns", "symbol_id", "flags", "n_bids", "n_asks",
+             "bid_px", "bid_qty", "ask_px", "ask_qty")  # fmt: skip
+    want = {
+        "size": BOOK_V1.itemsize,
+        "offsets": tuple(f[n][1] for n in names),
+        "depth": BOOK_DEPTH,
+        "flag_crossed": FLAG_CROSSED,
+    }
+    if want != _bookrow.LAYOUT:
+        raise ImportError(f"_bookrow.c's layout {_bookrow.LAYOUT} is not BOOK_V1's {want}")
 
 
-def _row_packer(dtype: Dtype, first: str, names: Sequence[str]) -> tuple[struct.Struct, int]:
-    """A ``struct`` writing ``names`` (``first`` to the last field named, in layout order) of one
-    ``dtype`` row at once, and the offset of ``first``; bytes between them are written zero."""
-    fields = dtype.fields
-    assert fields is not None
-    start = pos = fields[first][1]
-    fmt = "<"
-    for name in names:
-        sub, off = fields[name][0], fields[name][1]
-        assert off >= pos, f"{name} is out of layout order"
-        fmt += f"{off - pos}x" if off > pos else ""
-        base, count = (sub.base, sub.shape[0]) if sub.shape else (sub, 1)
-        assert base.byteorder in "<=|", f"{name}: not little-endian"
-        code = _STRUCT_CODES[base.kind, base.itemsize]
-        fmt += f"{count}{code}" if count > 1 else code
-        pos = off + sub.itemsize
-    packer = struct.Struct(fmt)
-    assert packer.size == pos - start
-    return packer, start
-
-
-# a book row but its seq and ts_pub_ns (both set at publish), in one call: ~10 numpy writes
-# (~8 µs a book) become one struct pack (~1.5 µs); the ts_pub_ns bytes it passes are zeroed
-_BOOK_ROW, _BOOK_ROW_AT = _row_packer(
-    BOOK_V1,
-    "ts_event_ns",
-    ("ts_event_ns", "ts_recv_ns", "symbol_id", "flags", "n_bids", "n_asks", "bid_px",
-     "bid_qty", "ask_px", "ask_qty"),
-)  # fmt: skip
-_NANS: Final = (float("nan"),) * BOOK_DEPTH
-_NO_LEVELS: Final = (_NANS, _NANS)
+_check_layout()
 
 
 class _Batch:
@@ -162,8 +142,9 @@ class BookBatch(_Batch):
     def __init__(self, capacity: int) -> None:
         super().__init__(BOOK_V1, capacity)
         self._ts_recv = self.records["ts_recv_ns"]
-        self.row_bytes = self.records.itemsize  # one struct pack per row (``_BOOK_ROW``)
+        self.row_bytes = size = self.records.itemsize
         self.bytes = self.records.data.cast("B")  # the rows as bytes, for a copy
+        self._rows = [self.bytes[k * size : (k + 1) * size] for k in range(capacity)]  # pack's
         self.last_flags = 0  # the flags ``add`` wrote in its row (FLAG_CROSSED included)
 
     def add(
@@ -183,26 +164,9 @@ class BookBatch(_Batch):
         i = self.n
         if i >= self.capacity:
             raise IndexError(f"book batch full ({self.capacity} rows)")
-        at, d = self.row_bytes * i + _BOOK_ROW_AT, BOOK_DEPTH
-        if len(bids) == d == len(asks):  # depth_book15: both sides full, one transpose
-            px, qty = zip(*bids, *asks, strict=True)
-            if px[0] >= px[d]:  # crossed()
-                flags |= FLAG_CROSSED
-            self.last_flags = flags
-            _BOOK_ROW.pack_into(
-                self.bytes, at, ts_event_ns, ts_recv_ns, symbol_id, flags, d, d,
-                *px[:d], *qty[:d], *px[d:], *qty[d:],
-            )  # fmt: skip
-        else:
-            nb, bp, bq = _side(bids)
-            na, ap, aq = _side(asks)
-            if nb and na and bids[0][0] >= asks[0][0]:  # crossed()
-                flags |= FLAG_CROSSED
-            self.last_flags = flags
-            _BOOK_ROW.pack_into(
-                self.bytes, at, ts_event_ns, ts_recv_ns, symbol_id, flags, nb, na,
-                *bp, *bq, *ap, *aq,
-            )  # fmt: skip
+        self.last_flags = _bookrow.pack(
+            self._rows[i], ts_event_ns, ts_recv_ns, symbol_id, flags, bids, asks
+        )
         self.n = i + 1
         return i
 
@@ -216,21 +180,6 @@ class BookBatch(_Batch):
         self._flags[i] = self.last_flags = flags
         self.n = i + 1
         return i
-
-
-def _side(levels: Sequence[Level]) -> tuple[int, Sequence[float], Sequence[float]]:
-    """(levels kept, their prices, their sizes), both NaN-padded to ``BOOK_DEPTH``."""
-    n = len(levels)
-    if n >= BOOK_DEPTH:
-        if n > BOOK_DEPTH:
-            levels = levels[:BOOK_DEPTH]
-        prices, sizes = zip(*levels, strict=True)
-        return BOOK_DEPTH, prices, sizes
-    if not n:
-        return 0, *_NO_LEVELS
-    prices, sizes = zip(*levels, strict=True)
-    pad = _NANS[n:]
-    return n, prices + pad, sizes + pad
 
 
 class TradeBatch(_Batch):

@@ -185,6 +185,27 @@ def test_book_row_packed_at_once_is_byte_identical_to_numpy_writes():
         assert batch.records[i : i + 1].tobytes() == ref[i : i + 1].tobytes(), (k, sides)
 
 
+def test_book_row_levels_as_lists_equal_tuples_and_bad_levels_raise_leaving_the_batch():
+    batch = BookBatch(2)
+    bids, asks = [(100.0, 1.0), (99.5, 2)], [(100.5, 3.0)]
+    batch.add(1, 10, 20, bids, asks)
+    batch.add(1, 10, 20, [list(lv) for lv in bids], [list(lv) for lv in asks])
+    assert batch.records[0].tobytes() == batch.records[1].tobytes()
+    batch.clear()
+    with pytest.raises(ValueError, match="bid level 1 is not a"):
+        batch.add(1, 10, 20, [(100.0, 1.0), (99.0, 1.0, 5.0)], asks)
+    with pytest.raises(ValueError, match="ask level 0 is not a"):
+        batch.add(1, 10, 20, bids, [100.5])
+    with pytest.raises(TypeError):
+        batch.add(1, 10, 20, bids, [("100.5", 1.0)])
+    with pytest.raises(OverflowError):
+        batch.add(1 << 40, 10, 20, bids, asks)
+    assert batch.n == 0  # nothing was added
+    batch.add(2, 10, 20, bids, asks)
+    assert batch.n == 1
+    assert int(batch.records["symbol_id"][0]) == 2
+
+
 def _trades(ticks: list[dict[str, Any]], ts: int = TS_MS) -> TradePush:
     push: TradePush = _decode({"ch": "trade", "symbol": "BTCUSDT", "ts": ts, "data": ticks})
     return push
