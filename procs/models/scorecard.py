@@ -12,6 +12,7 @@ import math
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from procs.models.health import sign_agreement
 from procs.models.hits import HitTracker
@@ -36,15 +37,25 @@ class Scorecard:
         self.agree = 0
         self.compared = 0
 
+    @property
+    def raw_dtype(self) -> np.dtype[np.void]:
+        """SIG_V1 rows as opaque bytes: ``add_raw`` takes a view of the signals in it."""
+        return self._raw
+
     def add(self, records: Records) -> None:
         """Stage one batch of published signals (copied)."""
-        n = len(records)
+        self.add_raw(records.view(self._raw))
+
+    def add_raw(self, raw: npt.NDArray[np.void]) -> None:
+        """``add`` for the signals viewed as ``raw_dtype`` (a view made once by the caller: a
+        structured array's view costs more than the copy, ~1.5 µs per batch)."""
+        n = len(raw)
         if self._n + n > len(self._stage):
             self.process()
             if n > len(self._stage):
-                self._score(records)
+                self._score(raw.view(SIG_V1))
                 return
-        self._stage_raw[self._n : self._n + n] = records.view(self._raw)
+        self._stage_raw[self._n : self._n + n] = raw
         self._n += n
 
     def process(self) -> None:

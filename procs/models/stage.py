@@ -263,6 +263,7 @@ class InferenceProc:
         self._hit_tracking = horizon_ns > 0
         self._card = Scorecard(horizon_ns)
         self._carding = self._hit_tracking or self._has_challenger
+        self._sraw = self._sbuf.view(self._card.raw_dtype)  # what _published stages
         self._c = _Counts()
         self._flushed = _Counts()
         self._warned_ns: dict[str, int] = {}
@@ -363,7 +364,7 @@ class InferenceProc:
         c.batches += 1
         self.last_seq = self._f_seq.item(n - 1)
         if self._carding:
-            self._card.add(s)
+            self._card.add_raw(self._sraw[:n])
 
     def _call(self, champ: Model, x: F32) -> tuple[F32, int]:
         """The champion's scores and the CPU time the call is judged on.

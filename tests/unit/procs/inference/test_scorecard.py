@@ -70,3 +70,21 @@ def test_reset_scores_staged_rows_then_restarts():
     card.reset(1)
 
     assert math.isnan(card.agreement_ratio())
+
+
+def test_add_raw_of_a_view_made_once_scores_as_add():
+    s = _sig([0.5, -0.5, 0.2, 0.3, -0.1], [0.1, 0.4, np.nan, 0.2, -0.3], mids=[1, 2, 3, 2, 1])
+    by_add, by_raw = Scorecard(10, stage_records=3), Scorecard(10, stage_records=3)
+    raw = s.view(by_raw.raw_dtype)  # the inference stage's buffer, viewed once
+
+    for a in range(5):
+        by_add.add(s[a : a + 1])
+        by_raw.add_raw(raw[a : a + 1])
+    by_add.add(s)  # past the stage: scored at once
+    by_raw.add_raw(raw)
+
+    assert by_raw.agreement_ratio() == by_add.agreement_ratio()
+    assert by_raw.compared == by_add.compared == 8
+    assert [by_raw.hit_rate(0), by_raw.hit_rate(1)] == [by_add.hit_rate(0), by_add.hit_rate(1)]
+    assert [by_raw.counted(0), by_raw.counted(1)] == [by_add.counted(0), by_add.counted(1)]
+    assert by_raw.counted(0) > 0
