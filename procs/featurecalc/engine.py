@@ -199,14 +199,24 @@ class FeatureEngine:
             st = self._states[symbol_id] = _SymbolState()
         return st
 
-    def update(self, books: Records, trades: Records, *, ts_feat_ns: int = 0) -> Records:
+    def update(
+        self, books: Records, trades: Records, *, ts_feat_ns: int = 0, out: Records | None = None
+    ) -> Records:
         """Absorb ``trades`` (TRADE_V1), then return one FEAT_V1 record per book (BOOK_V1).
 
+        ``out``: a FEAT_V1 buffer of at least as many rows to write them in (the first rows,
+        returned as a view); every field of each row is written, the padding never, so a buffer
+        made by ``np.zeros`` and reused carries no stale bytes. Without it, a new array.
         A symbol id out of range raises ValueError before any state changes.
         """
         if books.dtype != BOOK_V1 or trades.dtype != TRADE_V1:
             raise TypeError(f"expected BOOK_V1 and TRADE_V1 records, got {books.dtype}")
-        out: Records = np.zeros(books.size, dtype=FEAT_V1)  # zeroed: no stale bytes in padding
+        if out is None:
+            out = np.zeros(books.size, dtype=FEAT_V1)  # zeroed: no stale bytes in padding
+        elif out.dtype != FEAT_V1 or out.size < books.size or not out.flags.c_contiguous:
+            raise ValueError(f"out must be contiguous FEAT_V1 of >= {books.size} rows")
+        else:
+            out = out[: books.size]
         books, trades = _contiguous(books), _contiguous(trades)
         book_counts = _symbol_counts(books, _SYMBOL_AT)
         trade_counts = _symbol_counts(trades, _TRADE_SYMBOL_AT)

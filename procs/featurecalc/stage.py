@@ -88,6 +88,12 @@ class FeaturesProc:
         self._no_books: Records = np.zeros(0, dtype=BOOK_V1)
         self._no_trades: Records = np.zeros(0, dtype=TRADE_V1)
         self._held: Records | None = None  # books polled before a full trade batch
+        # the engine writes its records here (no array per step) and the fields are read and
+        # stamped through views made once: ~1.5 µs of a ~20 µs pass's own cost (not its compute)
+        self._obuf: Records = np.zeros(max(config.batch_max, 1), dtype=FEAT_V1)
+        self._o1 = self._obuf[:1]
+        self._o_ts, self._o_seq = self._obuf["ts_feat_ns"], self._obuf["seq"]
+        self._o_flags = self._obuf["flags"]
         self._single_max = config.single_books_max
         self._last_seq = -1
         self._published = 0
@@ -116,29 +122,34 @@ class FeaturesProc:
         if 1 < nb <= self._single_max:
             # one book at a time: the same records as one call, and each leaves as soon as it
             # is done (the call costs more per book than a batch does: FeaturesConfig)
-            self._emit(self._engine.update(books[:1], trades))
+            up, o = self._engine.update, self._o1
+            self._emit(len(up(books[:1], trades, out=o)))
             for i in range(1, nb):
-                self._emit(self._engine.update(books[i : i + 1], self._no_trades))
+                self._emit(len(up(books[i : i + 1], self._no_trades, out=o)))
         else:
-            self._emit(self._engine.update(books, trades))
+            self._emit(len(self._engine.update(books, trades, out=self._obuf)))
         self._books_read += nb
         self._trades_read += nt
         self._maybe_flush()
         return nb + nt
 
-    def _emit(self, feats: Records) -> None:
-        n = int(feats.size)
+    def _emit(self, n: int) -> None:
+        """Publish the first ``n`` records of the engine's output buffer, stamped now."""
         if not n:
             return
-        feats["ts_feat_ns"] = self._clock()
-        self._out.publish(feats)
+        if n == 1:
+            self._o_ts[0] = self._clock()
+            self._out.publish(self._o1)
+        else:
+            self._o_ts[:n] = self._clock()
+            self._out.publish(self._obuf[:n])
         self._waker.notify()
-        self._last_seq = int(feats["seq"][-1])
+        self._last_seq = self._o_seq.item(n - 1)
         self._published += n
         if n == 1:
-            self._stale += (int(feats["flags"][0]) & FLAG_STALE) != 0
+            self._stale += (self._o_flags.item(0) & FLAG_STALE) != 0
         else:
-            self._stale += int(((feats["flags"] & FLAG_STALE) != 0).sum())
+            self._stale += int(((self._o_flags[:n] & FLAG_STALE) != 0).sum())
 
     def _maybe_flush(self, *, idle: bool = False) -> None:
         # Prometheus calls (a lock and a label lookup each) stay off the per-record path: on a

@@ -262,6 +262,32 @@ def test_engine_batches_of_many_sizes_equal_one_whole_capture_batch():
     assert (streamed["flags"] & FLAG_STALE).any()
 
 
+def test_engine_output_buffer_reused_gives_the_bytes_of_new_arrays():
+    # a buffer the stage reuses for every step: no byte of an earlier, larger or degenerate
+    # batch survives into a later record (padding included), and bad buffers are refused
+    books, trades = synthetic_market(seed=8, n_books=1500, n_symbols=3)
+    rng = np.random.default_rng(8)
+    books["n_asks"][rng.random(books.size) < 0.02] = 0
+    fresh, reused = FeatureEngine(3), FeatureEngine(3)
+    buf = np.zeros(64, FEAT_V1)
+    sizes = [1, 64, 1, 7, 33, 1, 2, 64, 5]
+    b0 = t0 = 0
+    for i in range(10_000):
+        if b0 >= books.size:
+            break
+        chunk = books[b0 : b0 + sizes[i % len(sizes)]]
+        t1 = int(np.searchsorted(trades["ts_recv_ns"], chunk["ts_recv_ns"].max(), "right"))
+        want = fresh.update(chunk, trades[t0:t1], ts_feat_ns=i)
+        got = reused.update(chunk, trades[t0:t1], ts_feat_ns=i, out=buf)
+        assert got.base is buf or got.base is buf.base
+        assert got.tobytes() == want.tobytes(), i
+        b0, t0 = b0 + chunk.size, t1
+    one = books[:2]
+    for bad in (np.zeros(1, FEAT_V1), np.zeros(4, BOOK_V1), np.zeros(8, FEAT_V1)[::2]):
+        with pytest.raises(ValueError, match="out must be"):
+            FeatureEngine(3).update(one, trades[:0], out=bad)
+
+
 @pytest.mark.parametrize("batch_size", [2, 5, 12, 40])
 def test_engine_mixed_symbol_batches_equal_each_symbols_own_batches(batch_size):
     # a batch of several symbols is computed per symbol, each record in its book's row: the
