@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "BOOK_V1 is little-endian: this writer copies native integers and doubles"
+#endif
+
 #define BOOK_SIZE 576
 #define BOOK_EVENT 8
 #define BOOK_RECV 16
