@@ -63,26 +63,20 @@ side(PyObject *levels, double *px, double *qty, const char *name)
         }
         else {
             PyErr_Format(PyExc_ValueError, "%s level %zd is not a (price, size) pair", name, i);
-            Py_DECREF(seq);
-            return -1;
+            goto fail;
         }
-        double a = as_double(p);
-        if (a == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return -1;
-        }
-        double b = as_double(q);
-        if (b == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return -1;
-        }
-        px[i] = a;
-        qty[i] = b;
+        if ((px[i] = as_double(p)) == -1.0 && PyErr_Occurred())
+            goto fail;
+        if ((qty[i] = as_double(q)) == -1.0 && PyErr_Occurred())
+            goto fail;
     }
     Py_DECREF(seq);
     for (Py_ssize_t i = n; i < DEPTH; i++)
         px[i] = qty[i] = NAN;
     return n;
+fail:
+    Py_DECREF(seq);
+    return -1;
 }
 
 /* pack(row_bytes, ts_event_ns, ts_recv_ns, symbol_id, flags, bids, asks) -> flags */

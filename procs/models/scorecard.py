@@ -47,8 +47,9 @@ class Scorecard:
         self.add_raw(records.view(self._raw))
 
     def add_raw(self, raw: npt.NDArray[np.void]) -> None:
-        """``add`` for the signals viewed as ``raw_dtype`` (a view made once by the caller: a
-        structured array's view costs more than the copy, ~1.5 µs per batch)."""
+        """``add`` for the signals viewed as ``raw_dtype`` (a view made once by the caller:
+        ``add``'s view of a structured array, numpy's check of it mostly, was 3.8 % of a
+        one-book colocated pass loop under py-spy, more than the copy)."""
         n = len(raw)
         if self._n + n > len(self._stage):
             self.process()

@@ -136,7 +136,8 @@ def test_book_batch_full_raises_and_add_copy_restamps():
 def _numpy_add(
     rec: Any, symbol_id: int, ts_event: int, ts_recv: int, bids: Any, asks: Any, flags: int
 ) -> None:
-    """``BookBatch.add`` as it was before its one struct pack: a numpy write per field."""
+    """``BookBatch.add`` as it was first written: a numpy write per field (the reference the
+    row written at once, now by ``_bookrow.pack``, must match byte for byte)."""
     rec["ts_event_ns"], rec["ts_recv_ns"], rec["symbol_id"] = ts_event, ts_recv, symbol_id
     for side, px, qty, levels in (("n_bids", "bid_px", "bid_qty", bids),
                                   ("n_asks", "ask_px", "ask_qty", asks)):  # fmt: skip
