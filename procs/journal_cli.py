@@ -25,7 +25,8 @@ from procs.keystore.store import PASSPHRASE_ENV, KeyFileError, KeyStoreError, lo
 from procs.trading.audit import AuditChain, AuditReport, Checkpoints, verify, write_override
 from procs.trading.backup import backup_journal, backup_name, set_aside
 from procs.trading.intent_log import log_path
-from procs.trading.journal import SCHEMA_VERSION, Journal, columns_for
+from procs.trading.journal import SCHEMA_VERSION, Journal
+from procs.trading.journal_schema import columns_for
 from procs.trading.keys import audit_key_file, read_audit_key_file
 
 EXIT_CONFIG: Final = 78

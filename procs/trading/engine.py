@@ -275,8 +275,7 @@ class ExecutionProc:
         elif isinstance(action, CancelOrder):
             self.cancel(action.client_id, now, action.reason)
         elif isinstance(action, ReplaceOrder):
-            # cancel now; the next signal places the new quote once the cancel is confirmed,
-            # so the old and the new order never both count against the position limits
+            # cancel now, the new quote at the next signal once confirmed: never both counted
             self.cancel(action.cancel_client_id, now, "replace")
 
     def risk_context(self, symbol: str, now: int) -> RiskContext:
@@ -332,7 +331,7 @@ class ExecutionProc:
     def _next_seq(self) -> int:
         """The next event's seq, after the deferred SENT events (theirs come first)."""
         if self.sent_later:
-            self.sent_later.flush()
+            self.sent_later.publish()
         return self._seq.next()
 
     def _observe_latency(self, req: OrderRequest, leave: int) -> None:
@@ -416,6 +415,7 @@ class ExecutionProc:
             self.sent_later.add(tr, now)
             return
         new_fills = self.journal.record_transition(tr, now)
+        self.sent_later.rows_later()  # its rows, in the intent log: committed with the next flush
         self._emit(order_topic(tr.order.symbol), order_event(tr, self._next_seq(), now))
         for f in new_fills:
             self.positions.apply_fill(f)

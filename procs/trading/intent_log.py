@@ -1,27 +1,40 @@
-"""The intent log: an order's intent on the disk before the order leaves, at a write's cost.
+"""The intent log: an order's intent on the disk before the order leaves, and a fill before it
+is booked, at a write's cost.
 
 An intent must be durable before its order can be sent. As a journal transaction (BEGIN, the
 row and its audit row, COMMIT, an fsync of the WAL) that cost ~31 µs hot and 85-150 µs in the
 running hot path, the largest part of a tick that places an order (docs/benchmarks.md). Here it
 is one sealed line appended to ``<journal>-intents`` and an ``fdatasync`` (~6 µs hot); the
 intent's journal row follows with the journal's next transaction, as an order's SENT row does
-(``Journal._deferred``). Once every intent in the log is committed and fsynced in the journal,
+(``Journal._deferred``). Once every row in the log is committed and fsynced in the journal,
 housekeeping empties the log (``Journal.merge_wal``). At start-up ``Journal.open`` writes every
-intent of the log that the journal lacks (a crash between the two writes), then empties it.
+row of the log that the journal lacks (a crash between the two writes), then empties it.
+
+A fill must be journaled before it is booked. Its transaction (the order's row, the fills, the
+rows deferred before them) took 230-725 µs in the hot path at 10 k msg/s, every tick behind it
+waiting (docs/benchmarks.md). Here the transition's rows, with every deferred row not in the log
+yet, are one line (``append_rows``); they are committed with the journal's next transaction.
+The line is written, not synced: as durable as the commit it replaces (``synchronous=NORMAL``
+syncs no commit; the WAL is fsynced before the log empties). The rows of one line commit in one
+transaction, with its fill last: a line is in the journal when its last fill is.
 
 A line: the HMAC-SHA256 (the journal's audit key, ``AuditChain.seal``) of the row's text in
-hex, a space, the row's text (its audit body: a JSON array of the values as stored), a newline.
+hex, a space, the text, a newline. An intent's text is its audit body (a JSON array of the
+values as stored); a fill's line is a JSON object ``{"rows": [[table, values, ts_ns], ...]}``.
 A last line that is cut short or fails its seal is dropped: it was being written when the
-process died, its ``fdatasync`` never returned, so its order never left. Any other bad line is
-an error (a damaged or edited file): the journal refuses to open until an operator looks.
+process died, so its order never left (an intent: its ``fdatasync`` never returned) and its
+fill was never booked. Any other bad line is an error (a damaged or edited file): the journal
+refuses to open until an operator looks.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import msgspec
 
@@ -30,11 +43,16 @@ from procs.trading.journal_check import sync_dir
 from procs.trading.journal_rows import JSON, Stored
 from procs.trading.model import JournalError
 
-__all__ = ["IntentLog", "log_path"]
+__all__ = ["IntentLog", "Line", "Row", "log_path", "unjournaled"]
 
 log = logging.getLogger(__name__)
 
 _SEAL_HEX = 64  # sha256
+
+Row: TypeAlias = tuple[str, Sequence[object], int]  # (table, values as stored, ts_ns)
+Line: TypeAlias = Stored | list[Row]  # an intent's row, or a fill's line of rows
+_HAS_INTENT = "SELECT 1 FROM intents WHERE client_id=?"
+_HAS_FILL = "SELECT 1 FROM fills WHERE fill_id=?"
 
 
 def log_path(journal: str | Path) -> str:
@@ -43,7 +61,7 @@ def log_path(journal: str | Path) -> str:
 
 
 class IntentLog:
-    """Append-only, fsynced, sealed intent rows; the journal's only writer owns it."""
+    """Append-only, sealed intent rows (fsynced) and fill lines; the journal's writer owns it."""
 
     def __init__(self, path: str, fd: int, seal: Callable[[bytes], str]) -> None:
         self.path = path
@@ -77,14 +95,23 @@ class IntentLog:
             The disk refused the write or the sync; the log is cut back to what it was (a
             line half-written by a full disk would damage every line after it).
         """
-        text = JSON.encode(row)
+        self._write(JSON.encode(row), sync=True)
+
+    def append_rows(self, rows: Sequence[Row]) -> None:
+        """Write a fill's line (its rows, values as stored), not synced (see the module doc).
+
+        Raises ``OSError`` as ``append`` does, the log cut back."""
+        self._write(JSON.encode({"rows": rows}), sync=False)
+
+    def _write(self, text: bytes, *, sync: bool) -> None:
         line = b"%s %s\n" % (self._seal(text).encode(), text)
         start = self.size
         try:
             view = memoryview(line)
             while view:
                 view = view[os.write(self._fd, view) :]
-            os.fdatasync(self._fd)
+            if sync:
+                os.fdatasync(self._fd)
         except OSError:
             try:
                 os.ftruncate(self._fd, start)
@@ -93,8 +120,8 @@ class IntentLog:
             raise
         self.size = start + len(line)
 
-    def read(self) -> list[Stored]:
-        """Every intact row, oldest first (a bad last line is dropped, with a warning).
+    def read(self) -> list[Line]:
+        """Every intact line, oldest first (a bad last line is dropped, with a warning).
 
         Raises
         ------
@@ -116,18 +143,18 @@ class IntentLog:
             elif i == len(lines) - 1:  # the last line: cut short, or (a crash mid-write) not sealed
                 log.warning(
                     "intent log %s: dropped its last line, written when the process died"
-                    " (its order never left): %r",
+                    " (its order never left, its fill was not booked): %r",
                     *(self.path, line[:200]),
                 )
             else:
                 raise JournalError(
                     f"intent log {self.path}: line {i + 1} is damaged or was edited (its seal does"
-                    " not match). Its intents are not in the journal yet: check the venue's orders,"
-                    " then move the file aside to start"
+                    " not match). Its intents and fills may not be in the journal yet: check the"
+                    " venue's orders and fills, then move the file aside to start"
                 )
         return rows
 
-    def _row(self, line: bytes) -> Stored | None:
+    def _row(self, line: bytes) -> Line | None:
         seal, _, text = line.partition(b" ")
         if len(seal) != _SEAL_HEX or self._seal(text).encode() != seal:
             return None
@@ -135,7 +162,12 @@ class IntentLog:
             values = msgspec.json.decode(text)
         except msgspec.DecodeError:
             return None
-        return Stored(values) if isinstance(values, list) else None
+        if isinstance(values, list):
+            return Stored(values)
+        rows = values.get("rows") if isinstance(values, dict) else None
+        if not rows or not all(_is_row(r) for r in rows) or rows[-1][0] != "fills":
+            return None
+        return [(str(t), Stored(v), int(ts)) for t, v, ts in rows]
 
     def clear(self) -> None:
         """Empty the log: call only once every intent in it is durable in the journal."""
@@ -146,3 +178,32 @@ class IntentLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _is_row(r: object) -> bool:
+    return (
+        isinstance(r, list)
+        and len(r) == 3
+        and isinstance(r[0], str)
+        and isinstance(r[1], list)
+        and isinstance(r[2], int)
+    )
+
+
+def unjournaled(conn: sqlite3.Connection, lines: Sequence[Line]) -> tuple[list[Row], int, int]:
+    """The rows of ``lines`` that the journal at ``conn`` lacks, in the log's order; how many
+    intents and fills among them. An intent is in the journal when its client id is; a fill's
+    line when its last fill is (its rows were committed together)."""
+    rows: list[Row] = []
+    intents = fills = 0
+    for line in lines:
+        todo: list[Row]
+        if isinstance(line, Stored):
+            q, key, todo = _HAS_INTENT, line[0], [("intents", line, int(str(line[-1])))]
+        else:
+            q, key, todo = _HAS_FILL, line[-1][1][0], list(line)
+        if conn.execute(q, (key,)).fetchone() is None:
+            rows += todo
+            intents += sum(t == "intents" for t, _, _ in todo)
+            fills += sum(t == "fills" for t, _, _ in todo)
+    return rows, intents, fills

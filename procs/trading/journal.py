@@ -24,7 +24,7 @@ from procs._files import chmod_private
 from procs.trading.audit import GENESIS, META, RESEAL, AuditChain, AuditReport, Checkpoints
 from procs.trading.audit import verify as verify_chain
 from procs.trading.breaker import BreakerTransition
-from procs.trading.intent_log import IntentLog, log_path
+from procs.trading.intent_log import IntentLog, Row, log_path, unjournaled
 from procs.trading.journal_check import (
     check_file,
     check_path,
@@ -42,6 +42,10 @@ from procs.trading.journal_rows import fill_values as _fill_values
 from procs.trading.journal_rows import intent_row as _intent_row
 from procs.trading.journal_rows import order_row as _order_row
 from procs.trading.journal_rows import stored as _stored
+from procs.trading.journal_schema import COLUMNS as _COLUMNS
+from procs.trading.journal_schema import HAS_FILL as _HAS_FILL
+from procs.trading.journal_schema import INSERT as _INSERT
+from procs.trading.journal_schema import schema
 from procs.trading.model import (
     Fill,
     FundingEvent,
@@ -66,70 +70,6 @@ WAL_MERGE_WRITES: Final = 250  # transactions (~1,000 pages): a bigger WAL slows
 WAL_MERGE_S: Final = 1.0
 WAL_BACKSTOP_PAGES: Final = 10_000
 
-_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "intents": (
-        "client_id", "symbol", "side", "order_type", "tif", "qty", "price", "reduce_only",
-        "position_side", "tag", "ts_event_ns", "ts_recv_ns", "ts_feat_ns", "ts_sig_ns",
-        "ts_order_ns", "ts_ns",
-    ),
-    "order_events": (
-        "client_id", "old", "new", "order_id", "filled_qty", "avg_price", "fee", "mtime_ms",
-        "ts_sent_ns", "ts_cancel_ns", "cause", "reason", "ts_ns",
-    ),
-    "fills": (
-        "fill_id", "client_id", "order_id", "symbol", "side", "position_side", "qty", "price",
-        "fee", "maker", "ts_ns",
-    ),
-    "funding": ("event_id", "symbol", "position_side", "amount", "ts_ns"),
-    "positions": (
-        "symbol", "position_side", "qty", "cost", "realised", "fees", "funding", "ts_ns",
-    ),
-    "risk_events": ("client_id", "symbol", "reason", "detail", "ts_ns"),
-    "breaker_events": ("old", "new", "trigger", "detail", "ts_ns"),
-    # what the steps that read signals while they could trade acted on, a batch a row (one
-    # audited row per flush, not per step: an audit row costs ~30 us): the run (its client id
-    # epoch), then ``steps``, a JSON array of [book_seq, sig_first, sig_last, ts_ns] per step
-    # (the newest book ring seq read so far, the signal ring seqs read, the step's clock);
-    # ts_ns: the last step's clock (procs/trading/reads.py)
-    "reads": ("run_ms", "steps", "ts_ns"),
-}  # fmt: skip
-_SINCE: Final = {"reads": 3}  # tables a schema added (older ones: every schema)
-_INTEGER: Final = frozenset({"reduce_only", "maker"})
-_UNIQUE: Final = {"intents": "client_id", "fills": "fill_id", "funding": "event_id"}
-_INSERT: Final = {
-    table: f"{'INSERT OR IGNORE' if table in _UNIQUE else 'INSERT'} INTO {table}"
-    f"({', '.join(cols)}, audit_id) VALUES ({', '.join('?' * (len(cols) + 1))})"
-    for table, cols in _COLUMNS.items()
-}  # built once: sqlite3 keeps each text's prepared statement in its cache
-
-
-def columns_for(version: int) -> dict[str, tuple[str, ...]]:
-    """The content tables of a schema-``version`` journal (to verify one read-only)."""
-    return {t: c for t, c in _COLUMNS.items() if _SINCE.get(t, 0) <= version}
-
-
-def table_ddl(table: str) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for one content table (migrations add tables with it)."""
-    cols = _COLUMNS[table]
-    defs = [
-        f"{c} {'INTEGER' if c in _INTEGER or c.endswith(('_ns', '_ms')) else 'TEXT'}" for c in cols
-    ]
-    if table in _UNIQUE:
-        defs = [d + " UNIQUE" if d.split()[0] == _UNIQUE[table] else d for d in defs]
-    defs.append("audit_id INTEGER NOT NULL UNIQUE")
-    return f"CREATE TABLE IF NOT EXISTS {table}(id INTEGER PRIMARY KEY, {', '.join(defs)});"
-
-
-def _schema() -> str:
-    parts = [
-        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-        "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL,"
-        " kind TEXT NOT NULL, body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
-    ]
-    parts += [table_ddl(table) for table in _COLUMNS]
-    parts.append("CREATE INDEX IF NOT EXISTS order_events_cid ON order_events(client_id, id);")
-    return "\n".join(parts)
-
 
 def _creation_script(chain: AuditChain) -> str:
     """The schema, ``schema_version`` and that value's audit row: a new journal, whole."""
@@ -137,7 +77,7 @@ def _creation_script(chain: AuditChain) -> str:
     body = json.dumps(["schema_version", str(SCHEMA_VERSION)], separators=(",", ":"))
     digest = chain.link(GENESIS, 1, ts_ns, META, body)
     return (
-        f"{_schema()}\nINSERT INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');"
+        f"{schema()}\nINSERT INTO meta(key, value) VALUES('schema_version', '{SCHEMA_VERSION}');"
         "\nINSERT INTO audit(id, ts_ns, kind, body, prev_hash, hash)"
         f" VALUES(1, {ts_ns}, '{META}', '{body}', '{GENESIS}', '{digest}');"
     )
@@ -171,7 +111,8 @@ class Journal:
         self._write_logged_at = 0.0
         self._wal_path = ""  # the WAL file fsynced before the intent log empties ("": none)
         self._wal_fd = -1  # opened at its first sync (SQLite has created the file by then)
-        self._deferred: list[tuple[str, Sequence[object], int]] = []  # written with the next
+        self._deferred: list[Row] = []  # written with the next transaction; the first
+        self._logged = 0  # ``_logged`` are in the intent log, as every intent is (``_log_fill``)
         self._intents: IntentLog | None = None  # where intents are durable first (``open``)
         self.wal_merge_errors_total = 0
         self._merged_at, self._writes = time.monotonic(), 0  # the last merge_wal, writes since
@@ -229,7 +170,7 @@ class Journal:
                 conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
             migrated = migrate(conn, p, chain, SCHEMA_VERSION, _COLUMNS) is not None
             check_schema(conn, p, _COLUMNS, SCHEMA_VERSION)
-            conn.executescript(_schema())  # IF NOT EXISTS: adds an index an older file lacks
+            conn.executescript(schema())  # IF NOT EXISTS: adds an index an older file lacks
         except sqlite3.Error as exc:
             conn.close()
             if refused_by_disk(exc):  # the disk, not the file: free space, no restore
@@ -262,21 +203,21 @@ class Journal:
             raise JournalError(f"journal {self.path}: intent log: {exc}") from None
 
     def _replay_intents(self, logged: IntentLog) -> None:
-        """Write the logged intents the journal lacks (a crash between the writes), settle."""
+        """Write the logged intents and fills the journal lacks (a crash between the writes),
+        then settle."""
         if not logged.size:
             return
-        rows = logged.read()
-        q = "SELECT 1 FROM intents WHERE client_id=?"
-        missing = [r for r in rows if self._conn.execute(q, (r[0],)).fetchone() is None]
-        if missing:
+        rows, intents, fills = unjournaled(self._conn, logged.read())
+        if rows:
             try:
-                self._txn([("intents", r, int(str(r[-1]))) for r in missing], must=True)
+                self._txn(rows, must=True)
             except JournalWriteError as exc:
                 raise JournalError(f"{exc}: free space, then start again") from None
+            cids = ", ".join(str(v[0]) for t, v, _ in rows if t == "intents")
             log.warning(
-                "journal %s: %d intent(s) from the intent log written (the process stopped"
-                " before their journal rows); reconciliation asks the venue about them: %s",
-                *(self.path, len(missing), ", ".join(str(r[0]) for r in missing)),
+                "journal %s: %d intent(s) and %d fill(s) from the intent log written (the process"
+                " stopped before their journal rows); reconciliation asks the venue about them: %s",
+                *(self.path, intents, fills, cids or "-"),
             )
         self._settle_intents()
 
@@ -339,7 +280,7 @@ class Journal:
 
     def _txn(
         self,
-        rows: Sequence[tuple[str, Sequence[object], int]],
+        rows: Sequence[Row],
         *,
         must: bool = False,
     ) -> list[bool]:
@@ -360,6 +301,7 @@ class Journal:
             try:
                 done = [self._append(t, v, ts) for t, v, ts in rows]
                 self._conn.execute("COMMIT")
+                self._logged = 0 if deferred else self._logged
                 for (table, values, _), new in zip(deferred, done, strict=False):
                     if table == "intents" and not new:  # its order left: ids never repeat, a bug
                         self.repeated_intents_total += 1
@@ -444,7 +386,7 @@ class Journal:
         """Empty the intent log once every intent in it is committed and durable here."""
         if self._intents is None or not self._intents.size:
             return
-        if any(t == "intents" for t, _, _ in self._deferred):
+        if any(t == "intents" or t == "fills" for t, _, _ in self._deferred):
             self.flush()
             if self._deferred:  # the disk refused it: the log keeps them
                 return
@@ -527,12 +469,50 @@ class Journal:
         self._txn([("order_events", _order_row(order, old, cause, ts_ns), ts_ns)])
 
     def record_transition(self, tr: OrderTransition, ts_ns: int) -> list[Fill]:
-        """Write a transition and its fills in one transaction; return the fills that were new."""
-        rows: list[tuple[str, Sequence[object], int]]
-        rows = [("order_events", _order_row(tr.order, tr.old, tr.cause, ts_ns), ts_ns)]
-        rows += [("fills", _fill_values(f), ts_ns) for f in tr.fills]
-        done = self._txn(rows)
-        return [f for f, new in zip(tr.fills, done[1:], strict=True) if new]
+        """Journal a transition and its fills; return the fills that were new.
+
+        A durable journal writes the rows to the intent log, as one line with every deferred row
+        not there yet, and commits them with its next transaction (``intent_log``: a write, not
+        a transaction, before the fill is booked). A scratch journal, a transition whose fills
+        are all known, or a journal that has had a write refused: one transaction now.
+        """
+        order = ("order_events", _order_row(tr.order, tr.old, tr.cause, ts_ns), ts_ns)
+        new = [f for f in tr.fills if not self._has_fill(f.fill_id)]
+        if self._intents is not None and new and not self.write_error:
+            fills = [("fills", Stored(map(_stored, _fill_values(f))), ts_ns) for f in new]
+            return new if self._log_rows([order, *fills]) else []
+        done = self._txn([order, *[("fills", _fill_values(f), ts_ns) for f in tr.fills]])
+        return [f for f, n in zip(tr.fills, done[1:], strict=True) if n]
+
+    def _has_fill(self, fill_id: str) -> bool:
+        if any(t == "fills" and v[0] == fill_id for t, v, _ in self._deferred):
+            return True
+        return self._conn.execute(_HAS_FILL, (fill_id,)).fetchone() is not None
+
+    def _log_rows(self, rows: list[Row]) -> bool:
+        """Log ``rows`` with the deferred rows not in the log yet; defer them (False: refused)."""
+        assert self._intents is not None
+        unlogged = [r for r in self._deferred[self._logged :] if r[0] != "intents"]
+        try:
+            self._intents.append_rows([*unlogged, *rows])
+        except OSError as exc:
+            self._write_failed(exc)
+            return False
+        self._deferred += rows
+        self._logged = len(self._deferred)
+        return True
+
+    @property
+    def pending(self) -> bool:
+        """Rows wait for the next transaction (``flush``)."""
+        return bool(self._deferred)
+
+    @property
+    def secured(self) -> bool:
+        """Every deferred row is in the intent log (False for a scratch journal: it has none)."""
+        if self._intents is None:
+            return not self._deferred
+        return all(t == "intents" for t, _, _ in self._deferred[self._logged :])
 
     def record_fill(self, fill: Fill) -> bool:
         """Write one fill; False (and nothing written) when its fill_id is already journaled."""

@@ -92,7 +92,7 @@ def _existing(conn: sqlite3.Connection, columns: Columns) -> Columns:
 
 
 def _v2_to_v3(conn: sqlite3.Connection, chain: AuditChain, columns: Columns) -> None:
-    from procs.trading.journal import table_ddl
+    from procs.trading.journal_schema import table_ddl
 
     conn.execute(table_ddl("reads"))
     event = {"from": 2, "to": 3, "added": ["reads"]}

@@ -14,7 +14,10 @@ in its own transaction ahead of its rows (``Journal.defer_order``), and the proc
 deferred events before any other (``ExecutionProc._next_seq``).
 
 Why nothing is lost: the intent is durable before the send, as ever, and a fill is journaled
-before it is booked (``ExecutionProc.apply`` writes a transition with fills at once). A row
+before it is booked (``ExecutionProc.apply`` writes a transition with fills at once: to the
+intent log, with every deferred row not there yet, in a durable journal; its rows are committed
+with the next transaction, as these are, and an event published before them finds its row in
+that line: ``publish``). A row
 not yet written when the process dies is one the venue still knows: after a crash an order
 journaled NEW_INTENT and one journaled SENT are recovered alike (UNKNOWN, then queried), and an
 order recovered open that the venue has acknowledged, cancelled, rejected or expired is
@@ -95,6 +98,22 @@ class SentAfterSend:
             self.since_ns = time.monotonic_ns()
             if self._soon is not None:
                 self._soon(self.flush)
+
+    def rows_later(self) -> None:
+        """The journal deferred rows of its own (a fill's, in the intent log: ``Journal.
+        record_transition``): commit them with the next flush, as these rows are."""
+        if self._journal.pending:
+            self._flush_soon()
+
+    def publish(self) -> None:
+        """Publish the waiting events now (another event follows them). Their rows go first:
+        already in the intent log (a fill's line took them), or journaled now (``flush``)."""
+        if not self._journal.secured:
+            self.flush()
+            return
+        pending, self._pending = self._pending, []  # their rows: with the next flush (``_due``)
+        for tr, now in pending:
+            self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))
 
     def flush(self) -> None:
         """Journal and publish them now (the loop's next pass does it anyway)."""

@@ -53,6 +53,12 @@ KINDS = {
     "send_start": 67,  # the order's send task starts (the venue call; after the pass's tail)
     "release_start": 68,  # TaskRunner.release: the step's venue calls start (n: how many)
     "release_end": 69,
+    "txn_start": 80,  # Journal._txn, n: rows deferred before it
+    "txn_end": 81,  # n: rows written (deferred + its own)
+    "ckpt_start": 82,  # Journal.checkpoint (the signed head file)
+    "ckpt_end": 83,
+    "append_start": 84,  # Journal._append (one row and its audit row)
+    "append_end": 85,
 }
 
 
@@ -138,8 +144,24 @@ def _install() -> None:
     wrap(Runtime, "service", 40, 41)
 
     wrap(Journal, "record_intent", 56, 57)
+    wrap(Journal, "checkpoint", 82, 83)
+    wrap(Journal, "_append", 84, 85)
+    _install_txn(Journal, ev, now)
 
     _install_gc_and_dump(ev, now)
+
+
+def _install_txn(journal: Any, ev: Any, now: Any) -> None:
+    orig_txn = journal._txn
+
+    def txn(self: Any, rows: Any, **kw: Any) -> Any:
+        d = len(self._deferred)
+        ev((80, now(), d))
+        r = orig_txn(self, rows, **kw)
+        ev((81, now(), d + len(rows)))
+        return r
+
+    journal._txn = txn
 
 
 def _install_idle_and_send(ev: Any, now: Any) -> None:

@@ -10,6 +10,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import msgspec
+
 from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
 from procs.trading.intent_log import log_path
 from tests.helpers.execution_fakes import (
@@ -209,10 +211,10 @@ def test_cancel_row_deferred_at_close_is_written(tmp_path, ns):
     assert _cancel_rows(path) == [(cid, "ACKED", "cancel requested: test")]
 
 
-def test_an_ack_waits_for_the_loops_pass_and_a_fill_writes_it_first(tmp_path, ns):
+def test_an_ack_waits_for_the_loops_pass_and_a_fill_logs_it_first(tmp_path, ns):
     # the venue acknowledges at once (the ACK books nothing: its row waits), then a fill comes
-    # before the loop's pass: its transaction takes the waiting rows first, and the events
-    # leave in the order things happened
+    # before the loop's pass: its line in the intent log takes the waiting rows first, the
+    # events leave in the order things happened, and the loop's pass commits the rows in it
     r = make_rig(tmp_path, ns)
     try:
         assert reconciled(r)
@@ -223,15 +225,19 @@ def test_an_ack_waits_for_the_loops_pass_and_a_fill_writes_it_first(tmp_path, ns
         assert r.proc.tracker.get(req.client_id).status.value == "ACKED"
         assert _order_rows(path)[before:] == []
         assert r.events(OrderEvent) == []
+        log_before = Path(log_path(path)).read_bytes()
 
         r.venue.push(req.client_id, "FILLED", filled=str(req.qty), avg=str(req.price))
 
-        assert _order_rows(path)[before:] == [
-            ("NEW_INTENT", "SENT"), ("SENT", "ACKED"), ("ACKED", "FILLED"),
+        # journaled before it was booked: one line of the intent log, the waiting rows first
+        line = Path(log_path(path)).read_bytes()[len(log_before) :]
+        assert line.count(b"\n") == 1
+        rows = msgspec.json.decode(line.partition(b" ")[2])["rows"]
+        assert [(t, v[1], v[2]) if t == "order_events" else (t,) for t, v, _ in rows] == [
+            ("order_events", "NEW_INTENT", "SENT"), ("order_events", "SENT", "ACKED"),
+            ("order_events", "ACKED", "FILLED"), ("fills",),
         ]  # fmt: skip
-        with closing(sqlite3.connect(path)) as c:
-            kinds = c.execute("SELECT kind FROM audit ORDER BY id DESC LIMIT 5").fetchall()
-        assert kinds[::-1] == [("intents",), *[("order_events",)] * 3, ("fills",)]
+        assert _order_rows(path)[before:] == []  # committed with the next transaction
         events = [ORDER_EVENT_DECODER.decode(p) for _, p in r.pub.sent]
         assert [e.status for e in events if isinstance(e, OrderEvent)] == [
             "SENT",
@@ -241,6 +247,14 @@ def test_an_ack_waits_for_the_loops_pass_and_a_fill_writes_it_first(tmp_path, ns
         assert [e.seq for e in events] == sorted(e.seq for e in events)
         assert r.proc.positions.net_lots(req.symbol) == req.lots  # booked, once journaled
         r.loop.run_until_complete(asyncio.sleep(0))
+        assert _order_rows(path)[before:] == [
+            ("NEW_INTENT", "SENT"), ("SENT", "ACKED"), ("ACKED", "FILLED"),
+        ]  # fmt: skip
+        with closing(sqlite3.connect(path)) as c:
+            kinds = c.execute("SELECT kind FROM audit ORDER BY id DESC LIMIT 5").fetchall()
+        assert kinds[::-1] == [("intents",), *[("order_events",)] * 3, ("fills",)]
+        r.loop.run_until_complete(asyncio.sleep(0))
         assert len(_order_rows(path)[before:]) == 3  # written once
+        assert r.proc.journal.verify_audit().ok
     finally:
         r.close()
