@@ -115,9 +115,9 @@ def _backup(args: argparse.Namespace) -> int:
     logged = Path(log_path(args.journal))
     if logged.exists() and logged.stat().st_size:
         print(
-            f"note: {logged} holds intents whose journal rows are not written yet (execution is"
-            " running, or stopped before writing them: its next start writes them); the backup"
-            " does not have them",
+            f"note: {logged} holds intents or fills whose journal rows are not written yet"
+            " (execution is running, or stopped before writing them: its next start writes"
+            " them); the backup does not have them",
             file=sys.stderr,
         )
     return 0

@@ -142,7 +142,7 @@ def test_journal_backup_says_when_the_intent_log_holds_intents_it_lacks(journal,
     noted = bitrader("journal", "backup", journal, tmp_path / "b1.sqlite")
 
     assert quiet.returncode == 0, quiet.stderr
-    assert "holds intents" not in quiet.stderr
+    assert "holds intents or fills" not in quiet.stderr
     assert noted.returncode == 0, noted.stderr
-    assert "holds intents whose journal rows are not written yet" in noted.stderr
+    assert "holds intents or fills whose journal rows are not written yet" in noted.stderr
     assert rows(tmp_path / "b1.sqlite", "SELECT client_id FROM intents") == []
