@@ -59,6 +59,35 @@ KINDS = {
     "ckpt_end": 83,
     "append_start": 84,  # Journal._append (one row and its audit row)
     "append_end": 85,
+    # a book's paper matching and what a fill it makes costs (86-99)
+    "paper_record_start": 86,  # PaperVenueAdapter.on_record
+    "paper_record_end": 87,
+    "apply_start": 88,  # ExecutionProc.apply
+    "apply_end": 89,
+    "record_tr_start": 90,  # Journal.record_transition
+    "record_tr_end": 91,
+    "publish_pos_start": 92,  # ExecutionProc._publish_position
+    "publish_pos_end": 93,
+    "pnl_start": 94,  # ExecutionProc._update_pnl
+    "pnl_end": 95,
+    "paper_book_start": 96,  # PaperVenue.on_book (a book that may fill: Decimal levels)
+    "paper_book_end": 97,
+    "shrink_start": 98,  # PaperVenue.shrink_queues
+    "shrink_end": 99,
+    "has_fill_start": 100,  # Journal._has_fill
+    "has_fill_end": 101,
+    "log_rows_start": 102,  # Journal._log_rows
+    "log_rows_end": 103,
+    "levels_start": 104,  # RecordBook.levels (Decimal levels, both sides)
+    "levels_end": 105,
+    "tracker_update_start": 106,  # OrderTracker.on_venue_update
+    "tracker_update_end": 107,
+    "apply_fill_start": 108,  # PositionBook.apply_fill
+    "apply_fill_end": 109,
+    "publish_start": 110,  # SentAfterSend.publish
+    "publish_end": 111,
+    "emit_start": 112,  # ExecutionProc._emit
+    "emit_end": 113,
 }
 
 
@@ -147,8 +176,30 @@ def _install() -> None:
     wrap(Journal, "checkpoint", 82, 83)
     wrap(Journal, "_append", 84, 85)
     _install_txn(Journal, ev, now)
+    wrap(Journal, "record_transition", 90, 91)
+    wrap(engine.ExecutionProc, "apply", 88, 89)
+    wrap(engine.ExecutionProc, "_publish_position", 92, 93)
+    wrap(engine.ExecutionProc, "_update_pnl", 94, 95)
+    from procs.trading import paper, venue
+
+    wrap(venue.PaperVenueAdapter, "on_record", 86, 87)
+    wrap(paper.PaperVenue, "on_book", 96, 97)
+    wrap(paper.PaperVenue, "shrink_queues", 98, 99)
+    _install_fill_path(ev, now, wrap)
 
     _install_gc_and_dump(ev, now)
+
+
+def _install_fill_path(ev: Any, now: Any, wrap: Any) -> None:
+    from procs.trading import engine, journal, orders, paper, positions, sent
+
+    wrap(journal.Journal, "_has_fill", 100, 101)
+    wrap(journal.Journal, "_log_rows", 102, 103)
+    wrap(paper.RecordBook, "levels", 104, 105)
+    wrap(orders.OrderTracker, "on_venue_update", 106, 107)
+    wrap(positions.PositionBook, "apply_fill", 108, 109)
+    wrap(sent.SentAfterSend, "publish", 110, 111)
+    wrap(engine.ExecutionProc, "_emit", 112, 113)
 
 
 def _install_txn(journal: Any, ev: Any, now: Any) -> None:
