@@ -477,10 +477,14 @@ class Journal:
         are all known, or a journal that has had a write refused: one transaction now.
         """
         order = ("order_events", _order_row(tr.order, tr.old, tr.cause, ts_ns), ts_ns)
-        new = [f for f in tr.fills if not self._has_fill(f.fill_id)]
-        if self._intents is not None and new and not self.write_error:
-            fills = [("fills", Stored(map(_stored, _fill_values(f))), ts_ns) for f in new]
-            return new if self._log_rows([order, *fills]) else []
+        if self._intents is not None and tr.fills and not self.write_error:
+            new: list[Fill] = []  # (a transition repeating a fill id books it once, as before)
+            for f in tr.fills:
+                if all(f.fill_id != g.fill_id for g in new) and not self._has_fill(f.fill_id):
+                    new.append(f)
+            if new:
+                fills = [("fills", Stored(map(_stored, _fill_values(f))), ts_ns) for f in new]
+                return new if self._log_rows([order, *fills]) else []
         done = self._txn([order, *[("fills", _fill_values(f), ts_ns) for f in tr.fills]])
         return [f for f, n in zip(tr.fills, done[1:], strict=True) if n]
 

@@ -207,3 +207,16 @@ def test_an_edited_fill_line_before_the_last_refuses_to_open(path):
     with pytest.raises(JournalError, match="line 2 is damaged or was edited"):
         Journal.open(path)
     assert sql(path, "SELECT client_id FROM fills") == []  # nothing half-replayed
+
+
+def test_a_fill_id_repeated_within_one_transition_is_booked_once(path):
+    j = Journal.open(path)
+    try:
+        tr = _filled(j, OrderTracker(ack_timeout_s=5, cancel_timeout_s=5), "br-1-1", 10)
+        twice = OrderTransition(tr.client_id, tr.old, tr.new, tr.order, tr.fills * 2, tr.cause)
+        assert [f.fill_id for f in j.record_transition(twice, 12)] == [tr.fills[0].fill_id]
+        j.flush()
+        assert sql(path, "SELECT fill_id FROM fills") == [(tr.fills[0].fill_id,)]
+        assert j.verify_audit().ok
+    finally:
+        j.close()
