@@ -14,15 +14,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any, Final, Protocol
-
-import msgspec
+from typing import Any, Final
 
 from ipc.orders import breaker_topic, fill_topic, order_topic, position_topic, risk_topic
 from procs.trading.breaker import Breaker, BreakerState, BreakerTransition
 from procs.trading.config import ExecutionConfig
 from procs.trading.driver import CANCELLABLE, RATE_LIMITED, OrderDriver
 from procs.trading.events import (
+    EventOutbox,
+    EventPublisher,
     EventSequencer,
     breaker_event,
     fill_event,
@@ -72,18 +72,10 @@ log = logging.getLogger(__name__)
 NS: Final = 1_000_000_000
 REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reason) this often
 PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
-_ENC: Final = msgspec.msgpack.Encoder()
 _STATES: Final = {BreakerState.ACTIVE: "active", BreakerState.REDUCING: "reducing"}  # else halted
-_JSON: Final = msgspec.json.Encoder()
 _B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
 _B_SID, _B_FLAGS, _B_NB, _B_NA = _B["symbol_id"], _B["flags"], _B["n_bids"], _B["n_asks"]
 _B_BID, _B_ASK, _B_RECV, _B_PUB = _B["bid_px"], _B["ask_px"], _B["ts_recv_ns"], _B["ts_pub_ns"]
-
-
-class EventPublisher(Protocol):
-    """The process PUB (``ipc.sockets.Publisher``)."""
-
-    def send(self, topic: bytes, payload: bytes) -> bool: ...
 
 
 class ExecutionProc:
@@ -115,12 +107,12 @@ class ExecutionProc:
         self._book = book
         self.venue = venue
         self.journal = journal
-        self._pub = publisher
         self.killswitch = killswitch
         self._m = metrics
         self._loop = loop
         self._clock = clock
-        self._event_log = event_log
+        self._out = EventOutbox(publisher if config.publish_events else None, event_log)
+        self._emit = self._out.emit  # held while a step runs (``step``)
         self.tracker = OrderTracker(
             ack_timeout_s=config.order_ack_timeout_s, cancel_timeout_s=config.cancel_timeout_s
         )
@@ -193,14 +185,18 @@ class ExecutionProc:
     # -- the hot path ------------------------------------------------------------------------
 
     def step(self) -> int:
-        """One read of both rings; a live venue's calls start as it ends (``Venue``)."""
-        if not self.venue.eager_sends:
-            return self._step()
-        self.tasks.hold()
+        """One read of both rings; a live venue's calls start as it ends (``Venue``), then the
+        events it made are sent (``EventOutbox``)."""
+        self._out.hold()
+        eager = self.venue.eager_sends
+        if eager:
+            self.tasks.hold()
         try:
             return self._step()
         finally:
-            self.tasks.release()  # before the process's next pass, in the order they were made
+            if eager:
+                self.tasks.release()  # before the process's next pass, in the order they were made
+            self._out.release()
 
     def _step(self) -> int:
         self.tasks.check()  # a callback or task failed: crash, don't limp
@@ -571,12 +567,6 @@ class ExecutionProc:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self.tasks.spawn(coro)
-
-    def _emit(self, topic: bytes, event: msgspec.Struct) -> None:
-        if self._c.publish_events:
-            self._pub.send(topic, _ENC.encode(event))
-        if self._event_log is not None:
-            self._event_log(_JSON.encode({"topic": topic.decode(), "event": event}) + b"\n")
 
     def health(self) -> dict[str, float | int | str]:
         self._flush_metrics()

@@ -86,8 +86,10 @@ KINDS = {
     "apply_fill_end": 109,
     "publish_start": 110,  # SentAfterSend.publish
     "publish_end": 111,
-    "emit_start": 112,  # ExecutionProc._emit
+    "emit_start": 112,  # ExecutionProc._emit (EventOutbox.emit once there is one)
     "emit_end": 113,
+    "outbox_release_start": 114,  # EventOutbox.release: a step's events, sent as it ends
+    "outbox_release_end": 115,
 }
 
 
@@ -199,7 +201,13 @@ def _install_fill_path(ev: Any, now: Any, wrap: Any) -> None:
     wrap(orders.OrderTracker, "on_venue_update", 106, 107)
     wrap(positions.PositionBook, "apply_fill", 108, 109)
     wrap(sent.SentAfterSend, "publish", 110, 111)
-    wrap(engine.ExecutionProc, "_emit", 112, 113)
+    from procs.trading import events
+
+    if hasattr(events, "EventOutbox"):
+        wrap(events.EventOutbox, "emit", 112, 113)
+        wrap(events.EventOutbox, "release", 114, 115)
+    else:
+        wrap(engine.ExecutionProc, "_emit", 112, 113)
 
 
 def _install_txn(journal: Any, ev: Any, now: Any) -> None:

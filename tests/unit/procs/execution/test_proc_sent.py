@@ -12,8 +12,9 @@ from pathlib import Path
 
 import msgspec
 
-from ipc.orders import ORDER_EVENT_DECODER, OrderEvent
+from ipc.orders import ORDER_EVENT_DECODER, OrderEvent, RiskEvent
 from procs.trading.intent_log import log_path
+from procs.trading.risk import Refusal, RefusalReason
 from tests.helpers.execution_fakes import (
     FakeVenue,
     Rig,
@@ -256,5 +257,34 @@ def test_an_ack_waits_for_the_loops_pass_and_a_fill_logs_it_first(tmp_path, ns):
         r.loop.run_until_complete(asyncio.sleep(0))
         assert len(_order_rows(path)[before:]) == 3  # written once
         assert r.proc.journal.verify_audit().ok
+    finally:
+        r.close()
+
+
+def test_the_events_a_step_makes_are_sent_as_it_ends_in_order(tmp_path, ns):
+    # what a step emits (here a refusal, as risk's own path emits it) waits for the step's end:
+    # its orders are decided and their sends started first; outside a step an event goes at once
+    r = make_rig(tmp_path, ns)
+    try:
+        assert reconciled(r)
+        inner = r.proc._step
+        during: list[int] = []
+
+        def step_that_refuses() -> int:
+            n = inner()
+            r.proc._refused(Refusal(RefusalReason.ORDER_RATE, "9 orders", "br-1-1", "BTCUSDT", 5))
+            r.proc._refused(Refusal(RefusalReason.ORDER_RATE, "9 orders", "br-1-2", "ETHUSDT", 6))
+            during.append(len(r.pub.sent))
+            return n
+
+        r.proc._step = step_that_refuses  # type: ignore[method-assign]
+        before = len(r.pub.sent)
+        r.proc.step()
+        assert during == [before]  # nothing sent while the step ran
+        risk = r.events(RiskEvent)
+        assert [e.client_id for e in risk] == ["br-1-1", "br-1-2"]  # then both, in order
+        assert risk[0].seq < risk[1].seq
+        r.proc._refused(Refusal(RefusalReason.ORDER_RATE, "9 orders", "br-1-3", "SOLUSDT", 7))
+        assert len(r.pub.sent) == before + 3  # not in a step: at once
     finally:
         r.close()
