@@ -166,11 +166,11 @@ class IntentLog:
             return Stored(values)
         rows = values.get("rows") if isinstance(values, dict) else None
         if not rows or not all(_is_row(r) for r in rows) or rows[-1][0] != "fills":
-            return None
+            return None  # (a line is the journal's own, sealed: a bad one is a damaged file)
         return [(str(t), Stored(v), int(ts)) for t, v, ts in rows]
 
     def clear(self) -> None:
-        """Empty the log: call only once every intent in it is durable in the journal."""
+        """Empty the log: call only once every row in it is durable in the journal."""
         os.ftruncate(self._fd, 0)
         self.size = 0
 
@@ -180,11 +180,15 @@ class IntentLog:
             self._fd = -1
 
 
+_LINE_TABLES = frozenset({"order_events", "fills"})  # what a fill's line holds (no intents)
+
+
 def _is_row(r: object) -> bool:
     return (
         isinstance(r, list)
         and len(r) == 3
         and isinstance(r[0], str)
+        and r[0] in _LINE_TABLES
         and isinstance(r[1], list)
         and isinstance(r[2], int)
     )

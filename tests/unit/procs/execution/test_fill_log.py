@@ -220,3 +220,17 @@ def test_a_fill_id_repeated_within_one_transition_is_booked_once(path):
         assert j.verify_audit().ok
     finally:
         j.close()
+
+
+@pytest.mark.parametrize("table", ["meta", "intents"])
+def test_a_sealed_fill_line_naming_another_table_refuses_to_open(path, table):
+    # only the journal writes the log (its lines are sealed with the audit key), and a fill's
+    # line holds order rows and fills: any other table is a damaged or forged file
+    _crashed(path)
+    j = Journal.open(path, durable=False)  # (no replay: only to reach the audit key)
+    text = msgspec.json.encode({"rows": [[table, ["k", "v"], 1], ["fills", ["f1"], 1]]})
+    forged = j._chain.seal(text).encode() + b" " + text + b"\n"
+    j.close()
+    Path(log_path(path)).write_bytes(forged + _log(path))
+    with pytest.raises(JournalError, match="line 1 is damaged or was edited"):
+        Journal.open(path)
