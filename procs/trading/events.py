@@ -32,8 +32,9 @@ class EventPublisher(Protocol):
 class EventOutbox:
     """Execution's events, sent at once or, while a step ``hold``s them, when it ends
     (``release``), in the order they were made: the step's orders are decided (and their sends
-    started) first. A paper fill's four events and the waiting ones took ~100 µs in situ at
-    10 k msg/s before the step's order (docs/benchmarks.md); nothing reads them in the step."""
+    started) first. A paper fill's events took ~120 µs in situ at 10 k msg/s before the step's
+    order (four sends 47, the waiting SENT events 52, the position event 22: docs/benchmarks.md);
+    nothing reads them in the step."""
 
     def __init__(
         self,

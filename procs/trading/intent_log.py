@@ -41,6 +41,7 @@ import msgspec
 from procs._files import chmod_private
 from procs.trading.journal_check import sync_dir
 from procs.trading.journal_rows import JSON, Stored
+from procs.trading.journal_schema import HAS_FILL, HAS_INTENT
 from procs.trading.model import JournalError
 
 __all__ = ["IntentLog", "Line", "Row", "log_path", "unjournaled"]
@@ -51,8 +52,6 @@ _SEAL_HEX = 64  # sha256
 
 Row: TypeAlias = tuple[str, Sequence[object], int]  # (table, values as stored, ts_ns)
 Line: TypeAlias = Stored | list[Row]  # an intent's row, or a fill's line of rows
-_HAS_INTENT = "SELECT 1 FROM intents WHERE client_id=?"
-_HAS_FILL = "SELECT 1 FROM fills WHERE fill_id=?"
 
 
 def log_path(journal: str | Path) -> str:
@@ -203,9 +202,9 @@ def unjournaled(conn: sqlite3.Connection, lines: Sequence[Line]) -> tuple[list[R
     for line in lines:
         todo: list[Row]
         if isinstance(line, Stored):
-            q, key, todo = _HAS_INTENT, line[0], [("intents", line, int(str(line[-1])))]
+            q, key, todo = HAS_INTENT, line[0], [("intents", line, int(str(line[-1])))]
         else:
-            q, key, todo = _HAS_FILL, line[-1][1][0], list(line)
+            q, key, todo = HAS_FILL, line[-1][1][0], list(line)
         if conn.execute(q, (key,)).fetchone() is None:
             rows += todo
             intents += sum(t == "intents" for t, _, _ in todo)

@@ -111,8 +111,8 @@ class Journal:
         self._write_logged_at = 0.0
         self._wal_path = ""  # the WAL file fsynced before the intent log empties ("": none)
         self._wal_fd = -1  # opened at its first sync (SQLite has created the file by then)
-        self._deferred: list[Row] = []  # written with the next transaction; the first
-        self._logged = 0  # ``_logged`` are in the intent log, as every intent is (``_log_fill``)
+        self._deferred: list[Row] = []  # written with the next transaction
+        self._logged = 0  # _deferred[:_logged] are in the intent log (``_log_rows``; any intent is)
         self._intents: IntentLog | None = None  # where intents are durable first (``open``)
         self.wal_merge_errors_total = 0
         self._merged_at, self._writes = time.monotonic(), 0  # the last merge_wal, writes since
@@ -383,7 +383,7 @@ class Journal:
         return True
 
     def _settle_intents(self) -> None:
-        """Empty the intent log once every intent in it is committed and durable here."""
+        """Empty the intent log once every row in it is committed and durable here."""
         if self._intents is None or not self._intents.size:
             return
         if any(t == "intents" or t == "fills" for t, _, _ in self._deferred):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["COLUMNS", "HAS_FILL", "INSERT", "columns_for", "schema", "table_ddl"]
+__all__ = ["COLUMNS", "HAS_FILL", "HAS_INTENT", "INSERT", "columns_for", "schema", "table_ddl"]
 
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "intents": (
@@ -38,6 +38,7 @@ _SINCE: Final = {"reads": 3}  # tables a schema added (older ones: every schema)
 _INTEGER: Final = frozenset({"reduce_only", "maker"})
 _UNIQUE: Final = {"intents": "client_id", "fills": "fill_id", "funding": "event_id"}
 HAS_FILL: Final = "SELECT 1 FROM fills WHERE fill_id=?"
+HAS_INTENT: Final = "SELECT 1 FROM intents WHERE client_id=?"
 INSERT: Final = {
     table: f"{'INSERT OR IGNORE' if table in _UNIQUE else 'INSERT'} INTO {table}"
     f"({', '.join(cols)}, audit_id) VALUES ({', '.join('?' * (len(cols) + 1))})"

@@ -110,17 +110,16 @@ class SentAfterSend:
         already in the intent log (a fill's line took them), or journaled now (``flush``)."""
         if not self._journal.secured:
             self.flush()
-            return
-        pending, self._pending = self._pending, []  # their rows: with the next flush (``_due``)
-        for tr, now in pending:
-            self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))
+        else:  # their rows: committed with the next flush (``_due``)
+            self._emit_pending()
 
     def flush(self) -> None:
         """Journal and publish them now (the loop's next pass does it anyway)."""
         self._due = False
         self._journal.flush()  # the rows before their events, as ``ExecutionProc.apply`` does
-        if not self._pending:
-            return
+        self._emit_pending()
+
+    def _emit_pending(self) -> None:
         pending, self._pending = self._pending, []
         for tr, now in pending:
             self._emit(order_topic(tr.order.symbol), order_event(tr, self._seq.next(), now))

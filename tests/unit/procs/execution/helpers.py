@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from procs.trading.instruments import Instrument
@@ -46,3 +50,15 @@ def req(
         tif=tif,
         **kw,
     )
+
+
+def run_until_killed(script: str, *args: str) -> None:
+    """Run ``script`` (Python source) in a child process from the repository root, and check
+    that it ended by its own SIGKILL (a crash at the point it chose)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=Path(__file__).parents[4],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()

@@ -4,10 +4,7 @@ next transaction; a crash between the two loses no fill (``intent_log``)."""
 
 from __future__ import annotations
 
-import signal
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +18,7 @@ from procs.trading.journal import Journal
 from procs.trading.model import JournalError, OrderStatus, VenueOrderUpdate
 from procs.trading.orders import OrderTracker, OrderTransition
 
-from .helpers import req
+from .helpers import req, run_until_killed
 
 D = Decimal
 
@@ -149,13 +146,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_process_killed_between_the_log_and_the_journal_loses_no_fill(path):
-    done = subprocess.run(
-        [sys.executable, "-c", _CRASH, str(path)],
-        cwd=Path(__file__).parents[4],
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    run_until_killed(_CRASH, str(path))
     assert sql(path, "SELECT client_id FROM fills") == [("k1",)]
 
     j = Journal.open(path)

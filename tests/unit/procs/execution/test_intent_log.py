@@ -5,10 +5,7 @@ holds its intents durably; a crash between the two loses no intent (``intent_log
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from procs.trading.backup import set_aside
 from procs.trading.journal import Journal
 from procs.trading.model import JournalError, OrderStatus, TickStamps
 
-from .helpers import req
+from .helpers import req, run_until_killed
 
 
 @pytest.fixture
@@ -166,13 +163,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_process_killed_between_the_log_and_the_journal_loses_no_intent(path):
-    done = subprocess.run(
-        [sys.executable, "-c", _CRASH, str(path)],
-        cwd=Path(__file__).parents[4],
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    run_until_killed(_CRASH, str(path))
     assert sql(path, "SELECT client_id FROM intents") == [("k1",)]
     assert _log(path).count(b"\n") == 3  # k1 (not yet emptied), k2, k3
 
