@@ -425,8 +425,12 @@ class PaperVenueAdapter:
         balance: Callable[[], Decimal],
         public_rest: BitunixRest | None = None,
         clock: Callable[[], int] = time.time_ns,
+        order_ids: str = "",
     ) -> None:
-        self._paper = PaperVenue(config)
+        # order ids (``order_ids`` then a number) unique across restarts by default: a fill's id
+        # is its order id and filled qty, and the journal takes a known fill id for a repeat
+        # (numbered from P1 again in each process, the first fills after a restart were lost)
+        self._paper = PaperVenue(config, id_prefix=order_ids or f"P{time.time_ns():x}-")
         self._clock = clock
         self._local = local
         self._positions = positions

@@ -171,6 +171,7 @@ def run_session(
         local=lambda cid: holder[0].tracker.get(cid) if cid in holder[0].tracker else None,
         positions=lambda: holder[0].positions.snapshots(),
         balance=lambda: Decimal(0),
+        order_ids="P",  # as the golden file was written: P1, P2, ...
     )
     pub = RecordingPublisher()
     proc = ExecutionProc(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,18 +24,23 @@ from tests.helpers.execution_fakes import Rig, book_records, make_rig, reconcile
 D = Decimal
 
 
-@pytest.fixture
-def paper(tmp_path, ns) -> Iterator[Rig]:
+def _paper_rig(tmp_path: Path, ns: str) -> Rig:
     holder: list[ExecutionProc] = []
     venue = PaperVenueAdapter(
         PaperConfig(),
         local=lambda cid: holder[0].tracker.get(cid) if cid in holder[0].tracker else None,
         positions=lambda: holder[0].positions.snapshots(),
-        balance=lambda: D(0),
+        balance=lambda: holder[0].local_balance() or D(0),  # as the paper program's
     )
     r = make_rig(tmp_path, ns, venue=venue, mode="paper")
     holder.append(r.proc)
     assert reconciled(r)
+    return r
+
+
+@pytest.fixture
+def paper(tmp_path, ns) -> Iterator[Rig]:
+    r = _paper_rig(tmp_path, ns)
     yield r
     r.close()
 
@@ -125,3 +131,31 @@ def test_proc_paper_send_runs_from_the_loop_after_the_step(paper):
     assert o.status is OrderStatus.SENT  # journaled and handed over; the venue has not run
     r.waiter.reset()  # the loop runs the send
     assert r.proc.tracker.get(o.client_id).status is OrderStatus.ACKED
+
+
+def test_proc_paper_fills_after_a_restart_are_booked_not_taken_for_repeats(tmp_path, ns):
+    # a fill's id is its venue order id and filled qty: a paper venue that numbered its orders
+    # from 1 again in each process gave the first order after a restart the id of the first
+    # one before it, and its fill was taken for a repeat of that one (not journaled)
+    ids = []
+    for life, (score, bid, ask) in enumerate([(0.5, 59999.5, 59999.8), (-0.5, 60000.2, 60000.4)]):
+        r = _paper_rig(tmp_path, f"{ns}{life}")
+        try:
+            r.tick(score)  # a post-only bid (then an ask) rests ...
+            [o] = r.proc.tracker.open_orders()
+            _book_and_signal(r, bid, ask, 0.0)  # ... and the book moves through it
+            r.run(2)
+            assert r.proc.tracker.get(o.client_id).status is OrderStatus.FILLED
+            ids.append(r.proc.tracker.get(o.client_id).order_id)
+            assert r.proc.positions.net_lots("BTCUSDT") == [16, 0][life]
+            assert r.proc.journal.count("fills") == life + 1
+            r.proc.cancel_all(r.now(), "the test's restart")  # (the venue forgets its orders)
+            r.run(2)
+        finally:
+            r.close()
+    assert ids[0] != ids[1]
+    r = _paper_rig(tmp_path, f"{ns}2")  # the journal's position is the one that was traded
+    try:
+        assert r.proc.positions.net_lots("BTCUSDT") == 0
+    finally:
+        r.close()
