@@ -73,6 +73,11 @@ class BookLevels:
         """The displayed qty at ``price`` on the bids (``is_buy``) or the asks."""
         return _qty_at(self.bids if is_buy else self.asks, price)
 
+    def crosses(self, is_buy: bool, price: Decimal) -> bool:
+        """Whether a level opposite an ``is_buy`` order at ``price`` is through it (an ask
+        below a buy's price, a bid above a sell's)."""
+        return any(_through(is_buy, p, price) for p, _ in (self.asks if is_buy else self.bids))
+
 
 class BookView(Protocol):
     """What the matcher reads of a book: ``BookLevels``, or a lazy view that converts its
@@ -91,6 +96,8 @@ class BookView(Protocol):
     def ts_ns(self) -> int: ...
 
     def qty_at_price(self, is_buy: bool, price: Decimal) -> Decimal: ...
+
+    def crosses(self, is_buy: bool, price: Decimal) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,16 +325,15 @@ class QueueMatcher:
     def on_book(self, book: BookView) -> list[MatchOrder]:
         """Move queues with the new depth; fill what the opposite side reaches."""
         out = []
-        for o in self.resting(book.symbol):
+        for o in self.resting(book.symbol):  # (a RecordBook converts only the levels it reads)
             price = o.spec.price
             assert price is not None
-            same = book.bids if o.spec.is_buy else book.asks
-            self._depth(o, _qty_at(same, price))
-            opposite = book.asks if o.spec.is_buy else book.bids
-            if any(_through(o.spec.is_buy, p, price) for p, _ in opposite):
+            buy = o.spec.is_buy
+            self._depth(o, book.qty_at_price(buy, price))
+            if book.crosses(buy, price):
                 self._fill(o, o.remaining, price, maker=True, ts_ns=book.ts_ns)
             else:
-                touching = _qty_at(opposite, price)
+                touching = book.qty_at_price(not buy, price)
                 if touching <= o.front:
                     continue
                 self._fill(o, min(o.remaining, touching - o.front), price, True, book.ts_ns)

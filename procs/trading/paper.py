@@ -130,6 +130,21 @@ class RecordBook:
         """``BookLevels.qty_at_price``: ``qty_at`` on the buyer's or the seller's side."""
         return self.qty_at(Side.BUY if is_buy else Side.SELL, price)
 
+    def crosses(self, is_buy: bool, price: Decimal) -> bool:
+        """``BookLevels.crosses``, converting only the opposite levels that may be through
+        ``price``: one more than a tick away on the other side as a float cannot round through
+        it (the tolerance covers the float error)."""
+        opposite = self._asks if is_buy else self._bids
+        if opposite is not None:
+            return any((p < price if is_buy else p > price) for p, _ in opposite)
+        row, to_px = self._row, self._grids[0]
+        px, _, n = (row[i] for i in (_B_ASK if is_buy else _B_BID))
+        fp = float(price)
+        tol = float(to_px.quantum) + abs(fp) * 1e-12
+        if is_buy:
+            return any(p < fp + tol and to_px(p) < price for p in px[:n].tolist())
+        return any(p > fp - tol and to_px(p) > price for p in px[:n].tolist())
+
 
 def level_qty(
     prices: list[float],
@@ -212,7 +227,7 @@ class PaperVenue:
         o = self.matcher.cancel(client_id)
         return [] if o is None else [self._update(o, now_ns)]  # [] : "order status error"
 
-    def on_book(self, book: BookLevels) -> list[VenueOrderUpdate]:
+    def on_book(self, book: AnyBook) -> list[VenueOrderUpdate]:
         """Fill resting orders the opposite best now crosses; move queues with the depth."""
         return [self._update(o, book.ts_ns) for o in self.matcher.on_book(book)]
 

@@ -41,7 +41,7 @@ from procs.trading.model import (
     VenueOrderUpdate,
 )
 from procs.trading.orders import Order
-from procs.trading.paper import BookLevels, PaperVenue, RecordBook
+from procs.trading.paper import AnyBook, BookLevels, PaperVenue, RecordBook
 from procs.trading.paper_funding import FundingQuote, PaperFunding
 from procs.trading.positions import PositionSnapshot
 from procs.trading.reconcile import VenuePosition, VenueSnapshot
@@ -547,7 +547,7 @@ class PaperVenueAdapter:
         """Whether a book with this best bid and ask could fill a resting order of ours."""
         return self._paper.may_fill(symbol, best_bid, best_ask)
 
-    def on_book(self, book: BookLevels) -> None:
+    def on_book(self, book: AnyBook) -> None:
         self._books[book.symbol] = book
         if self._sink is not None:
             self._emit(self._paper.on_book(book))
@@ -557,7 +557,7 @@ class PaperVenueAdapter:
         and ask (``best``; None for a one-sided book) may fill a resting order, else kept as
         it came and converted only if an order is placed on it; queues shrink either way."""
         if best is None or self._paper.may_fill(book.symbol, *best):
-            self.on_book(book.levels())
+            self.on_book(book)  # the matcher reads three levels' worth, not the whole book
             return
         self._books[book.symbol] = book
         self._paper.shrink_queues(book)

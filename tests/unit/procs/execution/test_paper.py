@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from procs.trading.config import PaperConfig
@@ -225,8 +225,9 @@ def test_record_book_shrinks_queues_exactly_as_on_book_and_converts_only_on_dema
         levels_book = book_from_record(rec[0], inst, grids)
         best = (levels_book.bids[0][0], levels_book.asks[0][0])
         if lazy.may_fill("BTCUSDT", *best):
-            got = lazy.on_book(lazy_book.levels())
+            got = lazy.on_book(lazy_book)  # the record itself: it converts what is read
             assert got == full.on_book(levels_book)
+            assert lazy_book._levels is None
             filled += len(got)
         else:
             lazy.shrink_queues(lazy_book)
@@ -258,6 +259,42 @@ def test_level_qty_equals_converting_every_level(grid, levels, at):
         (to_qty(float(qty[i])) for i, p in enumerate(prices) if to_px(p) == price), Decimal(0)
     )
     assert level_qty(prices, qty, price, to_px, to_qty) == want
+
+
+@given(
+    st.sampled_from([("0.1", 60000.0), ("0.01", 3000.0), ("1e-8", 1e9), ("0.5", 0.5)]),
+    st.lists(st.tuples(st.integers(-3, 3), st.floats(-0.7, 0.7)), max_size=15),
+    st.integers(-2, 2),
+    st.booleans(),
+    st.booleans(),
+)
+@example(("0.1", 60000.0), [(-1, 0.0)], 0, True, False)  # an ask a tick under a buy's price
+@example(("0.1", 60000.0), [(1, 0.0)], 0, False, False)  # a bid a tick over a sell's
+@example(("0.1", 60000.0), [(-1, 0.49)], 0, True, False)  # rounds to a tick under
+@example(("0.1", 60000.0), [(1, -0.49)], 0, False, False)
+@example(("0.1", 60000.0), [(0, -0.49), (1, 0.0)], 0, True, False)  # at the price: not through
+def test_record_book_crosses_as_its_levels_do(grid, levels, at, is_buy, converted):
+    # the float prefilter skips only levels that cannot round through the price
+    tick_text, base = grid
+    tick = Decimal(tick_text)
+    inst = btc(tick=tick)
+    grids = (DecimalGrid(tick), DecimalGrid(inst.step))
+    rec = np.zeros(1, dtype=BOOK_V1)
+    rec["n_bids"] = rec["n_asks"] = len(levels)
+    prices = [base + (k + frac) * float(tick) for k, frac in levels]
+    rec["bid_px"][0, : len(prices)] = rec["ask_px"][0, : len(prices)] = prices
+    rec["bid_qty"][0, : len(prices)] = rec["ask_qty"][0, : len(prices)] = 1.0
+    lazy = RecordBook(rec.tolist()[0], inst, grids)
+    full = book_from_record(rec[0], inst, grids)
+    price = grids[0](base) + at * tick
+    if converted:
+        assert lazy.bids == full.bids
+        assert lazy.asks == full.asks
+    assert lazy.crosses(is_buy, price) is full.crosses(is_buy, price)
+    want = any(
+        (p < price if is_buy else p > price) for p, _ in (full.asks if is_buy else full.bids)
+    )
+    assert full.crosses(is_buy, price) is want
 
 
 def test_paper_venue_memory_stays_bounded_over_a_long_run():
