@@ -69,6 +69,10 @@ CHECKPOINT_S: Final = 1.0  # the head goes to the checkpoint file at most this o
 WAL_MERGE_WRITES: Final = 250  # transactions (~1,000 pages): a bigger WAL slows every write
 WAL_MERGE_S: Final = 1.0
 WAL_BACKSTOP_PAGES: Final = 10_000
+# orders whose intent this journal wrote keep their fill ids in memory (their every fill passes
+# here, and a fill id names its order): a repeat is found without a SELECT (~75 µs in situ at
+# 10 k/s); older orders: the SELECT
+BORN_MAX: Final = 4096
 
 
 def _creation_script(chain: AuditChain) -> str:
@@ -114,6 +118,7 @@ class Journal:
         self._deferred: list[Row] = []  # written with the next transaction
         self._logged = 0  # _deferred[:_logged] are in the intent log (``_log_rows``; any intent is)
         self._intents: IntentLog | None = None  # where intents are durable first (``open``)
+        self._born: dict[str, set[str]] = {}  # client id -> fill ids, orders born here (BORN_MAX)
         self.wal_merge_errors_total = 0
         self._merged_at, self._writes = time.monotonic(), 0  # the last merge_wal, writes since
 
@@ -278,12 +283,7 @@ class Journal:
         self._last_id, self._last_hash = audit_id, digest
         return True
 
-    def _txn(
-        self,
-        rows: Sequence[Row],
-        *,
-        must: bool = False,
-    ) -> list[bool]:
+    def _txn(self, rows: Sequence[Row], *, must: bool = False) -> list[bool]:
         """Write ``rows`` in one transaction; per row, whether it was new.
 
         A write the disk refuses (full, I/O error, read-only) sets ``write_error`` (sticky: the
@@ -380,6 +380,9 @@ class Journal:
                 self._write_failed(exc)
                 return False
         self._deferred.append(("intents", row, ts_ns))
+        self._born[cid] = set()
+        if len(self._born) > BORN_MAX:
+            del self._born[next(iter(self._born))]
         return True
 
     def _settle_intents(self) -> None:
@@ -480,18 +483,29 @@ class Journal:
         if self._intents is not None and tr.fills and not self.write_error:
             new: list[Fill] = []  # (a transition repeating a fill id books it once, as before)
             for f in tr.fills:
-                if all(f.fill_id != g.fill_id for g in new) and not self._has_fill(f.fill_id):
+                if all(f.fill_id != g.fill_id for g in new) and not self._has_fill(f):
                     new.append(f)
             if new:
                 fills = [("fills", Stored(map(_stored, _fill_values(f))), ts_ns) for f in new]
-                return new if self._log_rows([order, *fills]) else []
+                return self._booked(new) if self._log_rows([order, *fills]) else []
         done = self._txn([order, *[("fills", _fill_values(f), ts_ns) for f in tr.fills]])
-        return [f for f, n in zip(tr.fills, done[1:], strict=True) if n]
+        return self._booked([f for f, n in zip(tr.fills, done[1:], strict=True) if n])
 
-    def _has_fill(self, fill_id: str) -> bool:
-        if any(t == "fills" and v[0] == fill_id for t, v, _ in self._deferred):
+    def _has_fill(self, f: Fill) -> bool:
+        seen = self._born.get(f.client_id)
+        if seen is not None:
+            return f.fill_id in seen
+        if any(t == "fills" and v[0] == f.fill_id for t, v, _ in self._deferred):
             return True
-        return self._conn.execute(_HAS_FILL, (fill_id,)).fetchone() is not None
+        return self._conn.execute(_HAS_FILL, (f.fill_id,)).fetchone() is not None
+
+    def _booked(self, fills: list[Fill]) -> list[Fill]:
+        """``fills``, now journaled: their ids join their orders' in ``_born``."""
+        for f in fills:
+            seen = self._born.get(f.client_id)
+            if seen is not None:
+                seen.add(f.fill_id)
+        return fills
 
     def _log_rows(self, rows: list[Row]) -> bool:
         """Log ``rows`` with the deferred rows not in the log yet; defer them (False: refused)."""
@@ -520,7 +534,9 @@ class Journal:
 
     def record_fill(self, fill: Fill) -> bool:
         """Write one fill; False (and nothing written) when its fill_id is already journaled."""
-        return self._txn([("fills", _fill_values(fill), fill.ts_ns)])[0]
+        new = self._txn([("fills", _fill_values(fill), fill.ts_ns)])[0]
+        self._booked([fill] if new else [])
+        return new
 
     def record_funding(self, ev: FundingEvent) -> bool:
         values = (ev.event_id, ev.symbol, ev.position_side, ev.amount, ev.ts_ns)
