@@ -225,3 +225,36 @@ def test_a_sealed_fill_line_naming_another_table_refuses_to_open(path, table):
     Path(log_path(path)).write_bytes(forged + _log(path))
     with pytest.raises(JournalError, match="line 1 is damaged or was edited"):
         Journal.open(path)
+
+
+def test_a_repeat_fill_is_found_in_memory_for_orders_born_here_and_by_select_for_others(
+    path, monkeypatch
+):
+    statements: list[str] = []
+    j = Journal.open(path)
+    try:
+        j._conn.set_trace_callback(statements.append)
+        t = OrderTracker(ack_timeout_s=5, cancel_timeout_s=5)
+        tr = _filled(j, t, "br-1-1", 10)
+        assert len(j.record_transition(tr, 12)) == 1
+        j.flush()
+        assert j.record_transition(tr, 13) == []  # a repeat of an order born here ...
+        assert not [s for s in statements if "FROM fills" in s]  # ... found without a SELECT
+    finally:
+        j.close()
+    j = Journal.open(path)  # after a restart the order is not born here: the SELECT finds it
+    try:
+        statements.clear()
+        j._conn.set_trace_callback(statements.append)
+        assert j.record_transition(tr, 14) == []
+        assert [s for s in statements if "FROM fills" in s]
+        monkeypatch.setattr("procs.trading.journal.BORN_MAX", 2)  # the oldest order is dropped
+        trs = [_filled(j, t, f"br-2-{i}", 20 + i) for i in range(3)]
+        for i, tr_i in enumerate(trs):
+            assert len(j.record_transition(tr_i, 30 + i)) == 1
+        assert "br-2-0" not in j._born
+        assert [j.record_transition(tr_i, 40) for tr_i in trs] == [[], [], []]
+        j.flush()
+        assert sql(path, "SELECT COUNT(*) FROM fills") == [(4,)]
+    finally:
+        j.close()
