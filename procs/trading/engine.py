@@ -73,6 +73,7 @@ NS: Final = 1_000_000_000
 REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reason) this often
 PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
 _STATES: Final = {BreakerState.ACTIVE: "active", BreakerState.REDUCING: "reducing"}  # else halted
+PNL_KINDS: Final = ("realised", "unrealised", "fees", "funding", "net")  # the pnl gauge's labels
 _B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
 _B_SID, _B_FLAGS, _B_NB, _B_NA = _B["symbol_id"], _B["flags"], _B["n_bids"], _B["n_asks"]
 _B_BID, _B_ASK, _B_RECV, _B_PUB = _B["bid_px"], _B["ask_px"], _B["ts_recv_ns"], _B["ts_pub_ns"]
@@ -109,6 +110,7 @@ class ExecutionProc:
         self.journal = journal
         self.killswitch = killswitch
         self._m = metrics
+        self._pnl_gauges = [(k, metrics.pnl.labels(k)) for k in PNL_KINDS]
         self._loop = loop
         self._clock = clock
         self._out = EventOutbox(publisher if config.publish_events else None, event_log)
@@ -470,7 +472,7 @@ class ExecutionProc:
                 self.spawn(self.query(cid))
         if self._is_due("marks", now, c.venue.mark_poll_s):
             self.spawn(self._poll_marks())
-        self._update_pnl(now)
+        self._update_pnl(now, gauges=True)
         self.journal.merge_wal()  # here, not inside an order's intent (journal.py)
         if self._is_due("snapshot", now, c.position_snapshot_interval_s):
             self.journal.record_positions(self.positions.snapshots(), now)
@@ -517,14 +519,16 @@ class ExecutionProc:
         out.update(self.marks)
         return out
 
-    def _update_pnl(self, now: int) -> None:
+    def _update_pnl(self, now: int, *, gauges: bool = False) -> None:
+        """The day's P&L to the breaker (after every fill: it halts before the next order); to
+        Prometheus from housekeeping only (every housekeeping_s; ~30 µs in situ on a fill)."""
         totals = self.positions.priced_totals(self._marks_or_mid())
         if totals is None:
             return  # no price for an open leg yet
         self.daily.update(totals.net, now)
         self.on_breaker(self.breaker.on_pnl(self.daily.day_pnl, now))
-        for kind in ("realised", "unrealised", "fees", "funding", "net"):
-            self._m.pnl.labels(kind).set(float(getattr(totals, kind)))
+        for kind, gauge in self._pnl_gauges if gauges else ():
+            gauge.set(float(getattr(totals, kind)))
 
     def _publish_position(self, symbol: str, now: int) -> None:
         mark = self._marks_or_mid().get(symbol)

@@ -159,3 +159,20 @@ def test_proc_paper_fills_after_a_restart_are_booked_not_taken_for_repeats(tmp_p
         assert r.proc.positions.net_lots("BTCUSDT") == 0
     finally:
         r.close()
+
+
+def test_proc_paper_pnl_gauges_follow_a_fill_at_the_next_housekeeping(paper):
+    # a fill's P&L reaches the breaker at once; Prometheus from housekeeping (off the tick)
+    r = paper
+    r.tick(0.5)  # a post-only bid at 59999.9 rests
+    _book_and_signal(r, 59999.5, 59999.8, 0.0)  # the ask moves through it
+    r.proc.step()
+
+    def fees() -> float | None:
+        return r.registry.get_sample_value("bitrader_pnl_usdt", {"kind": "fees"})
+
+    assert r.proc.counters["fills_total"] == 1
+    assert fees() in (None, 0.0)
+    r.proc.housekeeping()
+    assert fees() == pytest.approx(float(r.proc.positions.totals({"BTCUSDT": D(60000)}).fees))
+    assert fees() != 0.0
