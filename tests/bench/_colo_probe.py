@@ -70,7 +70,7 @@ KINDS = {
     "publish_pos_end": 93,
     "pnl_start": 94,  # ExecutionProc._update_pnl
     "pnl_end": 95,
-    "paper_book_start": 96,  # PaperVenue.on_book (a book that may fill: Decimal levels)
+    "paper_book_start": 96,  # PaperVenue.on_book (a book that may fill: the levels it reads)
     "paper_book_end": 97,
     "shrink_start": 98,  # PaperVenue.shrink_queues
     "shrink_end": 99,
@@ -78,7 +78,7 @@ KINDS = {
     "has_fill_end": 101,
     "log_rows_start": 102,  # Journal._log_rows
     "log_rows_end": 103,
-    "levels_start": 104,  # RecordBook.levels (Decimal levels, both sides)
+    "levels_start": 104,  # RecordBook.levels (both sides; no longer on a fill's path, 6c102d5)
     "levels_end": 105,
     "tracker_update_start": 106,  # OrderTracker.on_venue_update
     "tracker_update_end": 107,
