@@ -34,7 +34,7 @@ from procs.trading.instruments import DecimalGrid, Instrument
 from procs.trading.journal import Journal
 from procs.trading.killswitch import KillSwitch
 from procs.trading.legs import VenueLegs
-from procs.trading.metrics import ExecutionMetrics, PendingMetrics
+from procs.trading.metrics import PNL_KINDS, ExecutionMetrics, PendingMetrics
 from procs.trading.model import (
     ZERO,
     Fill,
@@ -73,7 +73,6 @@ NS: Final = 1_000_000_000
 REFUSAL_JOURNAL_S: Final = 1.0  # journal/publish one refusal per (symbol, reason) this often
 PRUNE_AFTER_S: Final = 3600.0  # forget terminal orders this old (they stay in the journal)
 _STATES: Final = {BreakerState.ACTIVE: "active", BreakerState.REDUCING: "reducing"}  # else halted
-PNL_KINDS: Final = ("realised", "unrealised", "fees", "funding", "net")  # the pnl gauge's labels
 _B = {name: i for i, name in enumerate(BOOK_V1.names or ())}  # field positions in a row's tuple
 _B_SID, _B_FLAGS, _B_NB, _B_NA = _B["symbol_id"], _B["flags"], _B["n_bids"], _B["n_asks"]
 _B_BID, _B_ASK, _B_RECV, _B_PUB = _B["bid_px"], _B["ask_px"], _B["ts_recv_ns"], _B["ts_pub_ns"]
@@ -527,8 +526,9 @@ class ExecutionProc:
             return  # no price for an open leg yet
         self.daily.update(totals.net, now)
         self.on_breaker(self.breaker.on_pnl(self.daily.day_pnl, now))
-        for kind, gauge in self._pnl_gauges if gauges else ():
-            gauge.set(float(getattr(totals, kind)))
+        if gauges:
+            for kind, gauge in self._pnl_gauges:
+                gauge.set(float(getattr(totals, kind)))
 
     def _publish_position(self, symbol: str, now: int) -> None:
         mark = self._marks_or_mid().get(symbol)
