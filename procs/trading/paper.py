@@ -139,8 +139,7 @@ class RecordBook:
             return any((p < price if is_buy else p > price) for p, _ in opposite)
         row, to_px = self._row, self._grids[0]
         px, _, n = (row[i] for i in (_B_ASK if is_buy else _B_BID))
-        fp = float(price)
-        tol = float(to_px.quantum) + abs(fp) * 1e-12
+        fp, tol = _as_float(price, to_px)
         if is_buy:
             return any(p < fp + tol and to_px(p) < price for p in px[:n].tolist())
         return any(p > fp - tol and to_px(p) > price for p in px[:n].tolist())
@@ -157,13 +156,19 @@ def level_qty(
 
     A level more than a tick away as floats cannot round to ``price`` (the tolerance covers the
     float error): only the others are converted, to the same answer."""
-    fp = float(price)
-    tol = float(to_px.quantum) + abs(fp) * 1e-12
+    fp, tol = _as_float(price, to_px)
     total = ZERO
     for i, p in enumerate(prices):
         if abs(p - fp) < tol and to_px(p) == price:
             total += to_qty(float(qty[i]))
     return total
+
+
+def _as_float(price: Decimal, to_px: DecimalGrid) -> tuple[float, float]:
+    """``price`` as a float, and how far a level's float may be from it and still round to it or
+    through it on ``to_px``: a tick, plus the float error."""
+    fp = float(price)
+    return fp, float(to_px.quantum) + abs(fp) * 1e-12
 
 
 AnyBook = BookLevels | RecordBook
