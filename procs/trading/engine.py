@@ -312,7 +312,7 @@ class ExecutionProc:
             self._refused(refusal)
             return False
         t0 = time.perf_counter_ns()
-        if not self.journal.record_intent(req, now):  # durable BEFORE the order can leave
+        if not self.journal.record_intent(req, now):  # logged BEFORE the order can leave
             return False  # the disk refused it (full): not sent; the breaker halts
         self._pending.intent_writes_ns.append(time.perf_counter_ns() - t0)
         leave = self._clock()  # the order leaves execution now: its ts_order_ns
@@ -341,7 +341,8 @@ class ExecutionProc:
 
     def _flush_metrics(self) -> None:
         """Prometheus work kept off the per-signal path (~20 µs an order): every housekeeping_s."""
-        self._pending.flush(self._m)
+        intents = self.journal.intent_log
+        self._pending.flush(self._m, intents.sync_lags_ns if intents is not None else None)
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:
         """Request a cancel once; an UNKNOWN order is resolved by its query first."""

@@ -15,6 +15,7 @@ from procs.keystore.store import KeyStoreError, Secrets
 from procs.trading.audit import AuditChain, override_path, read_override, reseal_body
 from procs.trading.backup import BackupTask
 from procs.trading.config import ExecutionConfig
+from procs.trading.intent_log import Sync
 from procs.trading.journal import Journal
 from procs.trading.journal_check import check_path
 from procs.trading.keys import audit_key
@@ -28,6 +29,14 @@ SHOWN_PROBLEMS = 10
 def _refuse(msg: str, *args: object) -> SystemExit:
     log.error(msg, *args)
     return SystemExit(EXIT_CONFIG)
+
+
+def intent_sync(config: ExecutionConfig) -> Sync:
+    """When the intent log syncs an order's line: before it leaves, or right after."""
+    mode = config.journal.intent_sync
+    if mode == "auto":
+        mode = "before_send" if config.mode == "live" else "after_send"
+    return "before" if mode == "before_send" else "after"
 
 
 def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Journal, bytes]:
@@ -44,6 +53,7 @@ def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Jou
             key,
             checkpoint_keep=config.journal.checkpoint_keep,
             checkpoint_s=config.journal.checkpoint_s,
+            intent_sync=intent_sync(config),
         )
     except KeyStoreError as exc:
         raise _refuse("config error: audit key: %s", exc) from None
@@ -53,8 +63,9 @@ def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Jou
     report = journal.verify_audit()
     if report.ok:
         log.info(
-            "audit ok path=%s rows=%d head=%d checkpoints=%d accepted=%d",
+            "audit ok path=%s rows=%d head=%d checkpoints=%d accepted=%d intent_sync=%s_send",
             *(path, report.rows, report.head_id, report.checkpoints, len(report.accepted)),
+            intent_sync(config),
         )
         return journal, key
     for p in report.problems[:SHOWN_PROBLEMS]:

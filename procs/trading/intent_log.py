@@ -25,6 +25,15 @@ A last line that is cut short or fails its seal is dropped: it was being written
 process died, so its order never left (an intent: its ``fdatasync`` never returned) and its
 fill was never booked. Any other bad line is an error (a damaged or edited file): the journal
 refuses to open until an operator looks.
+
+When an intent's line is synced: before its order leaves (``sync="before"``), or right after
+(``sync="after"``: the line is written before, and a thread of this log syncs it, every line
+written before the sync covered at once). A written line survives the process's death (it is in
+the kernel's page cache); only a crash of the host in the sync's window, ~0.4 ms at p50 and 2-6
+ms at p99 on a VM's disk (docs/benchmarks.md), can lose it, and then the order is at the venue
+and not in the journal: reconciliation cancels it there if it rests, and a fill of it shows as a
+position difference that halts trading until an operator adopts it (docs/operations.md,
+"Journal durability"). The journal's config chooses (``JournalConfig.intent_sync``).
 """
 
 from __future__ import annotations
@@ -32,9 +41,12 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Final, Literal, TypeAlias
 
 import msgspec
 
@@ -52,6 +64,8 @@ _SEAL_HEX = 64  # sha256
 
 Row: TypeAlias = tuple[str, Sequence[object], int]  # (table, values as stored, ts_ns)
 Line: TypeAlias = Stored | list[Row]  # an intent's row, or a fill's line of rows
+Sync: TypeAlias = Literal["before", "after"]  # an intent's line synced before its order leaves
+SYNC_LAGS_MAX: Final = 10_000  # sync windows kept for the metrics (housekeeping drains them)
 
 
 def log_path(journal: str | Path) -> str:
@@ -62,14 +76,17 @@ def log_path(journal: str | Path) -> str:
 class IntentLog:
     """Append-only, sealed intent rows (fsynced) and fill lines; the journal's writer owns it."""
 
-    def __init__(self, path: str, fd: int, seal: Callable[[bytes], str]) -> None:
+    def __init__(
+        self, path: str, fd: int, seal: Callable[[bytes], str], sync: Sync = "before"
+    ) -> None:
         self.path = path
         self._fd = fd
         self._seal = seal
         self.size = os.fstat(fd).st_size  # bytes; 0: every intent is in the journal
+        self._syncer = _Syncer(fd, path) if sync == "after" else None
 
     @classmethod
-    def open(cls, path: str, seal: Callable[[bytes], str]) -> IntentLog:
+    def open(cls, path: str, seal: Callable[[bytes], str], sync: Sync = "before") -> IntentLog:
         """Open (or create: its directory entry synced) the log at ``path``, 0600.
 
         Raises ``OSError`` where it cannot (``Journal.open`` names the path).
@@ -83,18 +100,32 @@ class IntentLog:
         except OSError:
             os.close(fd)
             raise
-        return cls(path, fd, seal)
+        return cls(path, fd, seal, sync)
+
+    @property
+    def sync_lags_ns(self) -> deque[int]:
+        """``sync="after"``: each sync's window, from the first line it covered being written to
+        the sync's return (drain it: ``popleft``); empty otherwise."""
+        return self._syncer.lags_ns if self._syncer is not None else _NO_LAGS
+
+    def wait_synced(self, timeout_s: float) -> bool:
+        """True once every line written so far is synced (at once for ``sync="before"``)."""
+        return self._syncer is None or self._syncer.wait(timeout_s)
 
     def append(self, row: Sequence[object]) -> None:
-        """Write one intent row and ``fdatasync`` it: durable when this returns.
+        """Write one intent row and ``fdatasync`` it: durable when this returns, or for
+        ``sync="after"`` once the log's thread has synced it (``wait_synced``).
 
         Raises
         ------
         OSError
             The disk refused the write or the sync; the log is cut back to what it was (a
-            line half-written by a full disk would damage every line after it).
+            line half-written by a full disk would damage every line after it). After a
+            failed sync every write raises that error: the kernel may have dropped the lines.
         """
-        self._write(JSON.encode(row), sync=True)
+        self._write(JSON.encode(row), sync=self._syncer is None)
+        if self._syncer is not None:
+            self._syncer.request()
 
     def append_rows(self, rows: Sequence[Row]) -> None:
         """Write a fill's line (its rows, values as stored), not synced (see the module doc).
@@ -103,6 +134,8 @@ class IntentLog:
         self._write(JSON.encode({"rows": rows}), sync=False)
 
     def _write(self, text: bytes, *, sync: bool) -> None:
+        if self._syncer is not None and (err := self._syncer.error) is not None:
+            raise OSError(err.errno, f"an earlier sync of the intent log failed: {err.strerror}")
         line = b"%s %s\n" % (self._seal(text).encode(), text)
         start = self.size
         try:
@@ -174,9 +207,67 @@ class IntentLog:
         self.size = 0
 
     def close(self) -> None:
+        """Stop the log's thread (its last sync done), then close the file."""
+        if self._syncer is not None:
+            self._syncer.stop()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+_NO_LAGS: Final[deque[int]] = deque(maxlen=0)
+
+
+class _Syncer:
+    """``fdatasync`` of the log's file on a thread of its own (the call releases the GIL), as
+    soon as a line asks for it; one sync covers every line written before it began."""
+
+    def __init__(self, fd: int, path: str) -> None:
+        self._fd = fd
+        self._cv = threading.Condition(threading.Lock())
+        self._asked = self._done = 0  # requests made; requests a finished sync covered
+        self._first_ns = 0  # when the oldest request no sync has begun for was made (0: none)
+        self._stopping = False
+        self.error: OSError | None = None  # the failed sync's (sticky: the log refuses writes)
+        self.lags_ns: deque[int] = deque(maxlen=SYNC_LAGS_MAX)
+        self._thread = threading.Thread(target=self._run, name=f"intent-sync {path}", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        with self._cv:
+            if not self._first_ns:
+                self._first_ns = time.perf_counter_ns()
+            self._asked += 1
+            self._cv.notify()
+
+    def wait(self, timeout_s: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: self._done == self._asked, timeout_s)
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._asked != self._done or self._stopping)
+                if self._asked == self._done:  # stopping, nothing left to sync
+                    return
+                asked, first_ns = self._asked, self._first_ns
+                self._first_ns = 0  # requests from now: the next sync's
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                log.error("intent log: sync failed, no order leaves from now on: %s", exc)
+                self.error = exc
+            else:
+                self.lags_ns.append(time.perf_counter_ns() - first_ns)
+            with self._cv:
+                self._done = asked
+                self._cv.notify_all()
 
 
 _LINE_TABLES = frozenset({"order_events", "fills"})  # what a fill's line holds (no intents)

@@ -24,7 +24,7 @@ from procs._files import chmod_private
 from procs.trading.audit import GENESIS, META, RESEAL, AuditChain, AuditReport, Checkpoints
 from procs.trading.audit import verify as verify_chain
 from procs.trading.breaker import BreakerTransition
-from procs.trading.intent_log import IntentLog, Row, log_path, unjournaled
+from procs.trading.intent_log import IntentLog, Row, Sync, log_path, unjournaled
 from procs.trading.journal_check import (
     check_file,
     check_path,
@@ -41,6 +41,7 @@ from procs.trading.journal_rows import body_text as _body
 from procs.trading.journal_rows import fill_values as _fill_values
 from procs.trading.journal_rows import intent_row as _intent_row
 from procs.trading.journal_rows import order_row as _order_row
+from procs.trading.journal_rows import position_values as _position_values
 from procs.trading.journal_rows import stored as _stored
 from procs.trading.journal_schema import COLUMNS as _COLUMNS
 from procs.trading.journal_schema import HAS_FILL as _HAS_FILL
@@ -130,6 +131,7 @@ class Journal:
         checkpoint_keep: int = 5,
         checkpoint_s: float = CHECKPOINT_S,
         durable: bool = True,
+        intent_sync: Sync = "before",
     ) -> Journal:
         """Open the journal after checking it; where no file is, create one (whole or not at all).
 
@@ -137,7 +139,8 @@ class Journal:
         first use (dev, demo, tests; production takes it from the keystore). An older schema is
         migrated (``migrations.py``). ``durable=False`` is for a scratch journal that nothing
         outlives (a backtest's): ``synchronous=OFF``, nothing is fsynced, not even intents; the
-        same rows, chain and checks otherwise. Live execution never passes it.
+        same rows, chain and checks otherwise. Live execution never passes it. ``intent_sync``:
+        an intent's line synced before its order leaves, or right after (``intent_log``).
 
         Raises
         ------
@@ -189,14 +192,14 @@ class Journal:
         if fresh or migrated:  # a new or just migrated journal: anchor it now
             journal._anchoring = True
         if durable:
-            journal._open_intents()
+            journal._open_intents(intent_sync)
         journal.checkpoint()
         return journal
 
-    def _open_intents(self) -> None:
+    def _open_intents(self, sync: Sync) -> None:
         """Open the intent log and replay it; on failure close the journal (``JournalError``)."""
         try:
-            self._intents = IntentLog.open(log_path(self.path), self._chain.seal)
+            self._intents = IntentLog.open(log_path(self.path), self._chain.seal, sync)
             self._replay_intents(self._intents)
         except (OSError, JournalError) as exc:
             if self._intents is not None:
@@ -235,6 +238,10 @@ class Journal:
             self._wal_fd = -1
         if self._intents is not None:
             self._intents.close()
+
+    @property
+    def intent_log(self) -> IntentLog | None:
+        return self._intents
 
     @property
     def head(self) -> tuple[int, str]:
@@ -362,8 +369,8 @@ class Journal:
         self.record_event(RESEAL, body)
 
     def record_intent(self, req: OrderRequest, ts_ns: int) -> bool:
-        """Make the intent durable BEFORE the order is sent: a line of the intent log, synced
-        (``intent_log``); its journal row goes with the next transaction (``flush``). False
+        """Write the intent BEFORE the order is sent: a line of the intent log, synced before
+        or right after the send (``intent_log``); its row goes with the next transaction. False
         when the disk refused it, or refused a journal write before (the order must not
         leave: ``write_error`` says why). A scratch journal syncs nothing (``open``)."""
         cid = req.client_id  # (ids never repeat: ``ClientIds``; risk refuses a repeat too)
@@ -455,7 +462,7 @@ class Journal:
     def defer_order(self, order: Order, old: OrderStatus, cause: str, ts_ns: int) -> None:
         """``record_order``, written with the next transaction (or ``flush``) instead of now.
 
-        For an order's SENT state, which its send need not wait for: the intent is durable
+        For an order's SENT state, which its send need not wait for: the intent is logged
         already, and after a crash an order journaled NEW_INTENT or SENT is recovered alike
         (UNKNOWN, then queried). Rows keep their order: every later write goes after it.
         """
@@ -543,15 +550,7 @@ class Journal:
         return self._txn([("funding", values, ev.ts_ns)])[0]
 
     def record_positions(self, legs: Iterable[PositionSnapshot], ts_ns: int) -> None:
-        rows = [
-            (
-                "positions",
-                (p.symbol, p.position_side, p.qty, p.cost, p.realised, p.fees, p.funding, ts_ns),
-                ts_ns,
-            )
-            for p in legs
-        ]
-        self._txn(rows)
+        self._txn([("positions", _position_values(p, ts_ns), ts_ns) for p in legs])
 
     def record_reads(self, run_ms: int, steps: Sequence[tuple[int, int, int, int]]) -> None:
         """What trading steps read, in one row: (book_seq, sig_first, sig_last, ts_ns) each."""

@@ -25,7 +25,7 @@ from procs.trading.model import (
     TimeInForce,
 )
 from procs.trading.orders import Order
-from procs.trading.positions import PositionBook
+from procs.trading.positions import PositionBook, PositionSnapshot
 
 __all__ = [
     "JSON",
@@ -37,6 +37,7 @@ __all__ = [
     "fill_values",
     "intent_row",
     "order_row",
+    "position_values",
     "recover",
     "request_from",
     "stored",
@@ -147,6 +148,10 @@ def fill_values(f: Fill) -> tuple[object, ...]:
         f.fill_id, f.client_id, f.order_id, f.symbol, f.side, f.position_side, f.qty, f.price,
         f.fee, f.maker, f.ts_ns,
     )  # fmt: skip
+
+
+def position_values(p: PositionSnapshot, ts_ns: int) -> tuple[object, ...]:
+    return (p.symbol, p.position_side, p.qty, p.cost, p.realised, p.fees, p.funding, ts_ns)
 
 
 def request_from(row: Sequence[object]) -> OrderRequest:

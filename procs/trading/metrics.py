@@ -8,6 +8,7 @@ whose tick has every stamp; the others count in ``order_stamps_incomplete``.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +40,7 @@ class ExecutionMetrics:
     stamps_incomplete: Counter
     order_ack_seconds: Histogram
     intent_write_seconds: Histogram
+    intent_sync_seconds: Histogram
     signals: Counter
     open_orders: Gauge
     position_qty: Gauge
@@ -92,7 +94,13 @@ def make_metrics(registry: CollectorRegistry) -> ExecutionMetrics:
         ),
         intent_write_seconds=Histogram(
             f"{p}_intent_write_seconds",
-            "journaling one intent (fsync) before sending",
+            "writing one intent's line before sending (its fsync too, intent_sync before_send)",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        ),
+        intent_sync_seconds=Histogram(
+            f"{p}_intent_sync_seconds",
+            "intent_sync after_send: an intent's line written to synced (a host crash's window)",
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         ),
@@ -163,7 +171,10 @@ class PendingMetrics:
     def refused(self, reason: str) -> None:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
-    def flush(self, m: ExecutionMetrics) -> None:
+    def flush(self, m: ExecutionMetrics, synced: deque[int] | None = None) -> None:
+        """Hand everything to ``m``; ``synced``: the intent log's sync windows, drained."""
+        while synced:
+            m.intent_sync_seconds.observe(synced.popleft() / NS)
         if self.signals:
             m.signals.inc(self.signals)
             self.signals = 0

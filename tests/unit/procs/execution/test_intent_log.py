@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -138,6 +139,82 @@ def test_an_intent_whose_sync_fails_is_refused_and_the_log_cut_back(path, monkey
         j.close()
 
 
+class _HeldSync:
+    """``fdatasync`` that waits for ``release`` and records which thread called it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.threads: list[int] = []
+        self.fail: OSError | None = None
+        self._real = ilog.os.fdatasync
+
+    def __call__(self, fd: int) -> None:
+        self.threads.append(threading.get_ident())
+        assert self.release.wait(10), "the test never released the sync"
+        if self.fail is not None:
+            raise self.fail
+        self._real(fd)
+
+
+def test_after_send_an_intent_is_written_at_once_and_synced_by_the_logs_thread(path, monkeypatch):
+    held = _HeldSync()
+    monkeypatch.setattr(ilog.os, "fdatasync", held)
+    j = Journal.open(path, intent_sync="after")
+    log = j.intent_log
+    assert log is not None
+    try:
+        assert j.record_intent(req(cid="a1"), 10)  # returns with its sync still held
+        assert _log(path).count(b"\n") == 1  # written: the process's death would not lose it
+        assert not log.wait_synced(0.05)
+        for i in (2, 3, 4):  # while the first sync runs: one sync covers all three
+            assert j.record_intent(req(cid=f"a{i}"), 10 + i)
+        held.release.set()
+        assert log.wait_synced(10)
+        assert len(held.threads) == 2
+        assert threading.get_ident() not in held.threads  # never on the order's thread
+        lags = list(log.sync_lags_ns)
+        assert len(lags) == 2
+        assert all(lag > 0 for lag in lags)
+    finally:
+        held.release.set()
+        j.close()
+    assert _log(path) == b""
+
+
+def test_before_send_the_sync_is_on_the_orders_thread(path, monkeypatch):
+    held = _HeldSync()
+    held.release.set()
+    monkeypatch.setattr(ilog.os, "fdatasync", held)
+    j = Journal.open(path, intent_sync="before")
+    try:
+        assert j.record_intent(req(cid="b1"), 10)
+        assert held.threads == [threading.get_ident()]
+        assert j.intent_log is not None
+        assert list(j.intent_log.sync_lags_ns) == []
+    finally:
+        j.close()
+
+
+def test_after_send_a_failed_sync_refuses_every_later_write(path, monkeypatch):
+    held = _HeldSync()
+    held.fail = OSError(5, "Input/output error")
+    monkeypatch.setattr(ilog.os, "fdatasync", held)
+    j = Journal.open(path, intent_sync="after")
+    try:
+        assert j.record_intent(req(cid="e1"), 10)  # its order left; its sync then fails
+        held.release.set()
+        assert j.intent_log is not None
+        assert j.intent_log.wait_synced(10)
+        assert not j.record_intent(req(cid="e2"), 11)  # the kernel may have dropped lines
+        assert "an earlier sync of the intent log failed" in j.write_error
+        assert "Input/output error" in j.write_error
+        monkeypatch.undo()
+        assert not j.record_intent(req(cid="e3"), 12)  # sticky: the breaker halts on it
+    finally:
+        monkeypatch.undo()
+        j.close()
+
+
 def test_a_scratch_journal_has_no_log_and_writes_the_row_with_the_next_write(path):
     j = Journal.open(path, durable=False)
     try:
@@ -153,7 +230,7 @@ _CRASH = """
 import os, signal, sys
 from procs.trading.journal import Journal
 from tests.unit.procs.execution.helpers import req
-j = Journal.open(sys.argv[1])
+j = Journal.open(sys.argv[1], intent_sync=sys.argv[2])
 assert j.record_intent(req(cid="k1"), 10)
 j.flush()
 assert j.record_intent(req(cid="k2"), 11)  # its order may have left: then the process dies
@@ -162,8 +239,10 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_a_process_killed_between_the_log_and_the_journal_loses_no_intent(path):
-    run_until_killed(_CRASH, str(path))
+@pytest.mark.parametrize("sync", ["before", "after"])
+def test_a_process_killed_between_the_log_and_the_journal_loses_no_intent(path, sync):
+    # "after": killed before the log's thread may have synced k3: the kernel keeps the line
+    run_until_killed(_CRASH, str(path), sync)
     assert sql(path, "SELECT client_id FROM intents") == [("k1",)]
     assert _log(path).count(b"\n") == 3  # k1 (not yet emptied), k2, k3
 
@@ -249,3 +328,24 @@ def test_execution_writes_the_intent_row_after_the_send_and_empties_the_log(tmp_
         assert health["journal_repeated_intents_total"] == 0
     finally:
         rig.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "setting", "want"),
+    [
+        ("live", "auto", "before"),  # a host crash must not lose a live order's intent
+        ("paper", "auto", "after"),  # paper orders rest in the process: lost with the host anyway
+        ("paper", "before_send", "before"),
+        ("live", "after_send", "after"),
+    ],
+)
+def test_the_config_chooses_when_an_intent_is_synced(mode, setting, want):
+    from procs.trading.config import ExecutionConfig, JournalConfig, SymbolConfig
+    from procs.trading.guard import intent_sync
+
+    cfg = ExecutionConfig(
+        symbols=[SymbolConfig(symbol="BTCUSDT", symbol_id=1)],
+        mode=mode,
+        journal=JournalConfig(intent_sync=setting),
+    )
+    assert intent_sync(cfg) == want
