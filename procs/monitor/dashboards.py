@@ -170,15 +170,25 @@ LATENCY = Dashboard(
         ),
         heatmap("Order ack (venue round trip)", _hm("bitrader_order_ack_seconds"), width=12),
         timeseries("Order ack quantiles", *_pq("bitrader:order_ack_seconds"), unit="s", width=12),
-        heatmap("Intent write (journal fsync)", _hm("bitrader_intent_write_seconds"), width=12),
+        heatmap(
+            "Intent write (its fsync too: intent_sync before_send)",
+            _hm("bitrader_intent_write_seconds"),
+            width=12,
+        ),
         timeseries(
             "Intent write quantiles", *_pq("bitrader:intent_write_seconds"), unit="s", width=12
+        ),
+        timeseries(
+            "Intent sync window (after_send: written to on the disk)",
+            *_pq("bitrader:intent_sync_seconds"),
+            unit="s",
+            width=12,
         ),
         timeseries(
             "Step duration p99 per process",
             Q("proc:bitrader_step_seconds:p99", "{{proc}}"),
             unit="s",
-            width=24,
+            width=12,
         ),
     ),
 )

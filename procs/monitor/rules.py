@@ -64,6 +64,7 @@ def recording_rules() -> dict[str, Any]:
         *_quantiles("stage:bitrader_stage_seconds", "bitrader_stage_seconds", ("stage",)),
         *_quantiles("bitrader:order_ack_seconds", "bitrader_order_ack_seconds"),
         *_quantiles("bitrader:intent_write_seconds", "bitrader_intent_write_seconds"),
+        *_quantiles("bitrader:intent_sync_seconds", "bitrader_intent_sync_seconds"),
         *_quantiles("bitrader:md_feed_latency_seconds", "bitrader_md_feed_latency_seconds"),
         *_quantiles("proc:bitrader_step_seconds", "bitrader_step_seconds", ("proc",)),
         *_quantiles("bitrader:inference_batch_seconds", "bitrader_inference_batch_seconds"),
