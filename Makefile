@@ -13,9 +13,10 @@ help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # the install also builds the C hot paths (shm/_ringc.c, procs/featurecalc/_featc.c,
-# procs/marketdata/_bookrow.c) in place:
+# procs/marketdata/_bookrow.c, procs/trading/_syncer.c) in place:
 # rebuild when they change
-$(STAMP): pyproject.toml shm/_ringc.c procs/featurecalc/_featc.c procs/marketdata/_bookrow.c
+$(STAMP): pyproject.toml shm/_ringc.c procs/featurecalc/_featc.c procs/marketdata/_bookrow.c \
+    procs/trading/_syncer.c
 	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH (set PY=...)"; exit 2; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -62,7 +63,8 @@ fmt: $(STAMP)  ## apply ruff format and safe fixes
 
 # hftbacktest (the backtest_rate baseline) pins numpy < 2.3: it gets its own environment
 BENCH_VENV := .venv-bench
-$(BENCH_VENV)/.installed: pyproject.toml shm/_ringc.c procs/featurecalc/_featc.c procs/marketdata/_bookrow.c
+$(BENCH_VENV)/.installed: pyproject.toml shm/_ringc.c procs/featurecalc/_featc.c procs/marketdata/_bookrow.c \
+    procs/trading/_syncer.c
 	$(PY) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q -e '.[dev,bench]'

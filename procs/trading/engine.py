@@ -342,7 +342,7 @@ class ExecutionProc:
     def _flush_metrics(self) -> None:
         """Prometheus work kept off the per-signal path (~20 µs an order): every housekeeping_s."""
         intents = self.journal.intent_log
-        self._pending.flush(self._m, intents.sync_lags_ns if intents is not None else None)
+        self._pending.flush(self._m, intents.drain_sync_lags() if intents is not None else [])
 
     def cancel(self, client_id: str, now: int, reason: str) -> None:
         """Request a cancel once; an UNKNOWN order is resolved by its query first."""

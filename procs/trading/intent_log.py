@@ -41,16 +41,14 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
 import msgspec
 
 from procs._files import chmod_private
+from procs.trading._syncer import Syncer
 from procs.trading.journal_check import sync_dir
 from procs.trading.journal_rows import JSON, Stored
 from procs.trading.journal_schema import HAS_FILL, HAS_INTENT
@@ -65,7 +63,6 @@ _SEAL_HEX = 64  # sha256
 Row: TypeAlias = tuple[str, Sequence[object], int]  # (table, values as stored, ts_ns)
 Line: TypeAlias = Stored | list[Row]  # an intent's row, or a fill's line of rows
 Sync: TypeAlias = Literal["before", "after"]  # an intent's line synced before its order leaves
-SYNC_LAGS_MAX: Final = 10_000  # sync windows kept for the metrics (housekeeping drains them)
 
 
 def log_path(journal: str | Path) -> str:
@@ -83,7 +80,8 @@ class IntentLog:
         self._fd = fd
         self._seal = seal
         self.size = os.fstat(fd).st_size  # bytes; 0: every intent is in the journal
-        self._syncer = _Syncer(fd, path) if sync == "after" else None
+        # "after": a POSIX thread syncs (procs/trading/_syncer.c): a Python one needs the GIL
+        self._syncer = Syncer(fd) if sync == "after" else None
 
     @classmethod
     def open(cls, path: str, seal: Callable[[bytes], str], sync: Sync = "before") -> IntentLog:
@@ -102,11 +100,17 @@ class IntentLog:
             raise
         return cls(path, fd, seal, sync)
 
-    @property
-    def sync_lags_ns(self) -> deque[int]:
-        """``sync="after"``: each sync's window, from the first line it covered being written to
-        the sync's return (drain it: ``popleft``); empty otherwise."""
-        return self._syncer.lags_ns if self._syncer is not None else _NO_LAGS
+    def drain_sync_lags(self) -> list[int]:
+        """``sync="after"``: the windows (ns) of the syncs since the last call, each from the
+        oldest line it covered being written to the sync's return; [] otherwise."""
+        return self._syncer.drain() if self._syncer is not None else []
+
+    def sync_error(self) -> OSError | None:
+        """``sync="after"``: the first failed sync's error (sticky), None while all is well."""
+        errno = self._syncer.error if self._syncer is not None else 0
+        if not errno:
+            return None
+        return OSError(errno, f"an earlier sync of the intent log failed: {os.strerror(errno)}")
 
     def wait_synced(self, timeout_s: float) -> bool:
         """True once every line written so far is synced (at once for ``sync="before"``)."""
@@ -134,8 +138,8 @@ class IntentLog:
         self._write(JSON.encode({"rows": rows}), sync=False)
 
     def _write(self, text: bytes, *, sync: bool) -> None:
-        if self._syncer is not None and (err := self._syncer.error) is not None:
-            raise OSError(err.errno, f"an earlier sync of the intent log failed: {err.strerror}")
+        if (err := self.sync_error()) is not None:
+            raise err
         line = b"%s %s\n" % (self._seal(text).encode(), text)
         start = self.size
         try:
@@ -213,61 +217,6 @@ class IntentLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-_NO_LAGS: Final[deque[int]] = deque(maxlen=0)
-
-
-class _Syncer:
-    """``fdatasync`` of the log's file on a thread of its own (the call releases the GIL), as
-    soon as a line asks for it; one sync covers every line written before it began."""
-
-    def __init__(self, fd: int, path: str) -> None:
-        self._fd = fd
-        self._cv = threading.Condition(threading.Lock())
-        self._asked = self._done = 0  # requests made; requests a finished sync covered
-        self._first_ns = 0  # when the oldest request no sync has begun for was made (0: none)
-        self._stopping = False
-        self.error: OSError | None = None  # the failed sync's (sticky: the log refuses writes)
-        self.lags_ns: deque[int] = deque(maxlen=SYNC_LAGS_MAX)
-        self._thread = threading.Thread(target=self._run, name=f"intent-sync {path}", daemon=True)
-        self._thread.start()
-
-    def request(self) -> None:
-        with self._cv:
-            if not self._first_ns:
-                self._first_ns = time.perf_counter_ns()
-            self._asked += 1
-            self._cv.notify()
-
-    def wait(self, timeout_s: float) -> bool:
-        with self._cv:
-            return self._cv.wait_for(lambda: self._done == self._asked, timeout_s)
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify_all()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                self._cv.wait_for(lambda: self._asked != self._done or self._stopping)
-                if self._asked == self._done:  # stopping, nothing left to sync
-                    return
-                asked, first_ns = self._asked, self._first_ns
-                self._first_ns = 0  # requests from now: the next sync's
-            try:
-                os.fdatasync(self._fd)
-            except OSError as exc:
-                log.error("intent log: sync failed, no order leaves from now on: %s", exc)
-                self.error = exc
-            else:
-                self.lags_ns.append(time.perf_counter_ns() - first_ns)
-            with self._cv:
-                self._done = asked
-                self._cv.notify_all()
 
 
 _LINE_TABLES = frozenset({"order_events", "fills"})  # what a fill's line holds (no intents)

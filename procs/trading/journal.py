@@ -117,7 +117,7 @@ class Journal:
         self._wal_fd = -1  # opened at its first sync (SQLite has created the file by then)
         self._deferred: list[Row] = []  # written with the next transaction
         self._logged = 0  # _deferred[:_logged] are in the intent log (``_log_rows``; any intent is)
-        self._intents: IntentLog | None = None  # where intents are durable first (``open``)
+        self.intent_log: IntentLog | None = None  # where intents are logged first (``open``)
         self._born: dict[str, set[str]] = {}  # client id -> fill ids, orders born here (BORN_MAX)
         self.wal_merge_errors_total = 0
         self._merged_at, self._writes = time.monotonic(), 0  # the last merge_wal, writes since
@@ -199,11 +199,11 @@ class Journal:
     def _open_intents(self, sync: Sync) -> None:
         """Open the intent log and replay it; on failure close the journal (``JournalError``)."""
         try:
-            self._intents = IntentLog.open(log_path(self.path), self._chain.seal, sync)
-            self._replay_intents(self._intents)
+            self.intent_log = IntentLog.open(log_path(self.path), self._chain.seal, sync)
+            self._replay_intents(self.intent_log)
         except (OSError, JournalError) as exc:
-            if self._intents is not None:
-                self._intents.close()
+            if self.intent_log is not None:
+                self.intent_log.close()
             self._conn.close()
             if isinstance(exc, JournalError):
                 raise
@@ -236,12 +236,8 @@ class Journal:
         if self._wal_fd >= 0:
             os.close(self._wal_fd)
             self._wal_fd = -1
-        if self._intents is not None:
-            self._intents.close()
-
-    @property
-    def intent_log(self) -> IntentLog | None:
-        return self._intents
+        if self.intent_log is not None:
+            self.intent_log.close()
 
     @property
     def head(self) -> tuple[int, str]:
@@ -379,9 +375,9 @@ class Journal:
         if self.write_error:
             return False
         row = _intent_row(req, ts_ns)
-        if self._intents is not None:
+        if self.intent_log is not None:
             try:
-                self._intents.append(row)
+                self.intent_log.append(row)
             except OSError as exc:
                 self._write_failed(exc)
                 return False
@@ -393,7 +389,7 @@ class Journal:
 
     def _settle_intents(self) -> None:
         """Empty the intent log once every row in it is committed and durable here."""
-        if self._intents is None or not self._intents.size:
+        if self.intent_log is None or not self.intent_log.size:
             return
         if any(t == "intents" or t == "fills" for t, _, _ in self._deferred):
             self.flush()
@@ -402,17 +398,20 @@ class Journal:
         try:
             if self._wal_path:  # NORMAL: commits are not synced; FULL (no WAL): they were
                 self._sync_wal()
-            self._intents.clear()
+            self.intent_log.clear()
         except (JournalWriteError, OSError) as exc:
             log.warning("journal %s: intent log kept (%s); emptied at the next try", self.path, exc)
 
     def merge_wal(self, every_s: float = WAL_MERGE_S) -> tuple[int, int]:
-        """Merge the WAL's committed pages into the database file (SQLite's PASSIVE WAL
-        checkpoint: it waits for no reader), off the order path: once WAL_MERGE_WRITES
-        transactions were committed since the last merge, or ``every_s`` has passed since it
-        and one was; (WAL frames, frames merged), (0, 0) when it did not. Nothing is lost when
-        it cannot (a full disk: the WAL keeps every page): counted in ``wal_merge_errors_total``
+        """Housekeeping: a failed sync of the intent log's thread becomes the write error. Then
+        merge the WAL into the database file (SQLite's PASSIVE checkpoint: it waits for no
+        reader) once WAL_MERGE_WRITES transactions were committed since the last merge, or
+        ``every_s`` passed and one was; (WAL frames, frames merged), (0, 0) when not. A merge
+        refused (a full disk: the WAL keeps every page) is counted (``wal_merge_errors_total``)
         and tried again. A journal that fsyncs nothing leaves it to SQLite, at its commits."""
+        err = self.intent_log.sync_error() if self.intent_log is not None else None
+        if err is not None and not self.write_error:  # the log's thread failed a sync
+            self._write_failed(err)  # sticky: no order leaves from now on, the breaker halts
         now, n = time.monotonic(), self._writes
         due = n >= WAL_MERGE_WRITES or (n and now - self._merged_at >= every_s)
         if not due:
@@ -486,7 +485,7 @@ class Journal:
         are all known, or a journal that has had a write refused: one transaction now.
         """
         order = ("order_events", _order_row(tr.order, tr.old, tr.cause, ts_ns), ts_ns)
-        if self._intents is not None and tr.fills and not self.write_error:
+        if self.intent_log is not None and tr.fills and not self.write_error:
             new: list[Fill] = []  # (a transition repeating a fill id books it once, as before)
             for f in tr.fills:
                 if all(f.fill_id != g.fill_id for g in new) and not self._has_fill(f):
@@ -515,10 +514,10 @@ class Journal:
 
     def _log_rows(self, rows: list[Row]) -> bool:
         """Log ``rows`` with the deferred rows not in the log yet; defer them (False: refused)."""
-        assert self._intents is not None
+        assert self.intent_log is not None
         unlogged = [r for r in self._deferred[self._logged :] if r[0] != "intents"]
         try:
-            self._intents.append_rows([*unlogged, *rows])
+            self.intent_log.append_rows([*unlogged, *rows])
         except OSError as exc:
             self._write_failed(exc)
             return False
@@ -534,7 +533,7 @@ class Journal:
     @property
     def secured(self) -> bool:
         """Every deferred row is in the intent log (False for a scratch journal: it has none)."""
-        if self._intents is None:
+        if self.intent_log is None:
             return not self._deferred
         return all(t == "intents" for t, _, _ in self._deferred[self._logged :])
 

@@ -8,7 +8,7 @@ whose tick has every stamp; the others count in ``order_stamps_incomplete``.
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -171,10 +171,10 @@ class PendingMetrics:
     def refused(self, reason: str) -> None:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
-    def flush(self, m: ExecutionMetrics, synced: deque[int] | None = None) -> None:
-        """Hand everything to ``m``; ``synced``: the intent log's sync windows, drained."""
-        while synced:
-            m.intent_sync_seconds.observe(synced.popleft() / NS)
+    def flush(self, m: ExecutionMetrics, synced: Sequence[int] = ()) -> None:
+        """Hand everything to ``m``; ``synced``: the intent log's sync windows (ns), drained."""
+        for ns in synced:
+            m.intent_sync_seconds.observe(ns / NS)
         if self.signals:
             m.signals.inc(self.signals)
             self.signals = 0

@@ -136,8 +136,8 @@ def test_journal_backup_says_when_the_intent_log_holds_intents_it_lacks(journal,
     j = Journal.open(journal)
     assert j.record_intent(req(cid="c1"), 1)  # logged; its row not written (the process dies)
     j._conn.close()
-    assert j._intents is not None
-    j._intents.close()
+    assert j.intent_log is not None
+    j.intent_log.close()
 
     noted = bitrader("journal", "backup", journal, tmp_path / "b1.sqlite")
 

@@ -171,8 +171,8 @@ def _crashed(path: Path) -> None:
     for i, cid in enumerate(["c1", "c2"]):
         assert j.record_transition(_filled(j, t, cid, 10 * (i + 1)), 10 * (i + 1) + 2)
     j._conn.close()  # the process dies: its deferred rows are never written
-    assert j._intents is not None
-    j._intents.close()
+    assert j.intent_log is not None
+    j.intent_log.close()
 
 
 def test_a_fill_line_cut_short_by_a_crash_is_dropped(path, caplog):

@@ -4,6 +4,7 @@ holds its intents durably; a crash between the two loses no intent (``intent_log
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -14,6 +15,7 @@ import pytest
 
 import procs.trading.intent_log as ilog
 import procs.trading.journal as jmod
+from procs.trading._syncer import Syncer
 from procs.trading.backup import set_aside
 from procs.trading.journal import Journal
 from procs.trading.model import JournalError, OrderStatus, TickStamps
@@ -139,80 +141,92 @@ def test_an_intent_whose_sync_fails_is_refused_and_the_log_cut_back(path, monkey
         j.close()
 
 
-class _HeldSync:
-    """``fdatasync`` that waits for ``release`` and records which thread called it."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.threads: list[int] = []
-        self.fail: OSError | None = None
-        self._real = ilog.os.fdatasync
-
-    def __call__(self, fd: int) -> None:
-        self.threads.append(threading.get_ident())
-        assert self.release.wait(10), "the test never released the sync"
-        if self.fail is not None:
-            raise self.fail
-        self._real(fd)
+def _no_sync_here(fd: int) -> None:
+    raise AssertionError("synced on the order's thread")
 
 
 def test_after_send_an_intent_is_written_at_once_and_synced_by_the_logs_thread(path, monkeypatch):
-    held = _HeldSync()
-    monkeypatch.setattr(ilog.os, "fdatasync", held)
+    monkeypatch.setattr(ilog.os, "fdatasync", _no_sync_here)  # the C thread calls fdatasync(2)
     j = Journal.open(path, intent_sync="after")
     log = j.intent_log
     assert log is not None
     try:
-        assert j.record_intent(req(cid="a1"), 10)  # returns with its sync still held
-        assert _log(path).count(b"\n") == 1  # written: the process's death would not lose it
-        assert not log.wait_synced(0.05)
-        for i in (2, 3, 4):  # while the first sync runs: one sync covers all three
+        for i in range(4):
             assert j.record_intent(req(cid=f"a{i}"), 10 + i)
-        held.release.set()
+        assert _log(path).count(b"\n") == 4  # written: the process's death would not lose them
         assert log.wait_synced(10)
-        assert len(held.threads) == 2
-        assert threading.get_ident() not in held.threads  # never on the order's thread
-        lags = list(log.sync_lags_ns)
-        assert len(lags) == 2
+        lags = log.drain_sync_lags()
+        assert 1 <= len(lags) <= 4  # one sync covers every line written before it began
         assert all(lag > 0 for lag in lags)
+        assert log.drain_sync_lags() == []  # drained
+        assert log.sync_error() is None
     finally:
-        held.release.set()
         j.close()
     assert _log(path) == b""
 
 
 def test_before_send_the_sync_is_on_the_orders_thread(path, monkeypatch):
-    held = _HeldSync()
-    held.release.set()
-    monkeypatch.setattr(ilog.os, "fdatasync", held)
+    threads: list[int] = []
+    real = ilog.os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        threads.append(threading.get_ident())
+        real(fd)
+
+    monkeypatch.setattr(ilog.os, "fdatasync", fdatasync)
     j = Journal.open(path, intent_sync="before")
     try:
         assert j.record_intent(req(cid="b1"), 10)
-        assert held.threads == [threading.get_ident()]
+        assert threads == [threading.get_ident()]
         assert j.intent_log is not None
-        assert list(j.intent_log.sync_lags_ns) == []
+        assert j.intent_log.drain_sync_lags() == []
     finally:
         j.close()
 
 
-def test_after_send_a_failed_sync_refuses_every_later_write(path, monkeypatch):
-    held = _HeldSync()
-    held.fail = OSError(5, "Input/output error")
-    monkeypatch.setattr(ilog.os, "fdatasync", held)
-    j = Journal.open(path, intent_sync="after")
+def test_the_syncer_thread_reports_a_failed_sync_and_stops_cleanly():
+    r, w = os.pipe()  # fdatasync(2) on a pipe fails (EINVAL): a sync the disk refused
     try:
-        assert j.record_intent(req(cid="e1"), 10)  # its order left; its sync then fails
-        held.release.set()
-        assert j.intent_log is not None
-        assert j.intent_log.wait_synced(10)
-        assert not j.record_intent(req(cid="e2"), 11)  # the kernel may have dropped lines
-        assert "an earlier sync of the intent log failed" in j.write_error
-        assert "Input/output error" in j.write_error
-        monkeypatch.undo()
-        assert not j.record_intent(req(cid="e3"), 12)  # sticky: the breaker halts on it
+        s = Syncer(r)
+        assert s.wait(0.0)  # nothing asked yet
+        s.request()
+        assert s.wait(10.0)
+        assert s.error == errno.EINVAL
+        assert s.drain() == []  # a failed sync has no window
+        s.stop()
+        with pytest.raises(RuntimeError, match="stopped"):
+            s.request()
     finally:
-        monkeypatch.undo()
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.parametrize("seen_by", ["the next write", "housekeeping"])
+def test_after_send_a_failed_sync_refuses_every_later_write(path, seen_by):
+    j = Journal.open(path, intent_sync="after")
+    log = j.intent_log
+    assert log is not None
+    r, w = os.pipe()
+    real = log._syncer
+    try:
+        assert j.record_intent(req(cid="e1"), 10)
+        log._syncer = Syncer(r)  # the next sync fails, as a disk's I/O error would
+        assert j.record_intent(req(cid="e2"), 11)  # its order left; its sync then fails
+        assert log.wait_synced(10)
+        assert log.sync_error() is not None
+        if seen_by == "the next write":
+            assert not j.record_intent(req(cid="e3"), 12)  # the kernel may have dropped lines
+        else:
+            j.merge_wal()  # no order since: the journal's write error is set all the same
+        assert "an earlier sync of the intent log failed" in j.write_error
+        assert not j.record_intent(req(cid="e4"), 13)  # sticky: the breaker halts on it
+    finally:
+        if log._syncer is not real:
+            log._syncer.stop()
+            log._syncer = real
         j.close()
+        os.close(r)
+        os.close(w)
 
 
 def test_a_scratch_journal_has_no_log_and_writes_the_row_with_the_next_write(path):
@@ -269,8 +283,8 @@ def _crashed(path: Path, cids: list[str]) -> None:
     for i, cid in enumerate(cids):
         assert j.record_intent(req(cid=cid), 10 + i)
     j._conn.close()  # the process dies: its deferred rows are never written
-    assert j._intents is not None
-    j._intents.close()
+    assert j.intent_log is not None
+    j.intent_log.close()
 
 
 def test_a_line_cut_short_by_a_crash_is_dropped(path, caplog):
