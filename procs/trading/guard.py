@@ -8,6 +8,7 @@ problem and exits 78, unless an operator wrote an override for exactly these pro
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from procs._config import EXIT_CONFIG
@@ -31,12 +32,43 @@ def _refuse(msg: str, *args: object) -> SystemExit:
     return SystemExit(EXIT_CONFIG)
 
 
-def intent_sync(config: ExecutionConfig) -> Sync:
-    """When the intent log syncs an order's line: before it leaves, or right after."""
+RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})  # nothing on them survives a host's crash
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def intent_sync(config: ExecutionConfig, mountinfo: str = MOUNTINFO) -> Sync:
+    """When the intent log syncs an order's line: before it leaves, or right after.
+
+    ``auto``: before in live mode; in paper mode after (its orders rest in the process: a
+    host's crash loses them whatever the journal holds), unless the journal is in memory
+    (tmpfs): there the sync protects nothing either and costs ~µs, so it is done inline and
+    no thread runs. ``mountinfo``: the mount table read (tests give their own).
+    """
     mode = config.journal.intent_sync
     if mode == "auto":
-        mode = "before_send" if config.mode == "live" else "after_send"
+        in_memory = filesystem_of(config.journal_path, mountinfo) in RAM_FILESYSTEMS
+        mode = "before_send" if config.mode == "live" or in_memory else "after_send"
     return "before" if mode == "before_send" else "after"
+
+
+def filesystem_of(path: str, mountinfo: str = MOUNTINFO) -> str:
+    """The type of the file system ``path`` is on (its nearest mount point), "" if unknown."""
+    where = os.path.realpath(path)
+    best, kind = "", ""
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        fields, _, after = line.partition(" - ")
+        parts = fields.split()
+        if len(parts) < 5 or not after:
+            continue
+        point = parts[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):  # the last of equals: mounted over the others
+            best, kind = point, after.split()[0]
+    return kind
 
 
 def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Journal, bytes]:

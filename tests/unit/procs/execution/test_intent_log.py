@@ -344,22 +344,46 @@ def test_execution_writes_the_intent_row_after_the_send_and_empties_the_log(tmp_
         rig.close()
 
 
+_MOUNTS = (
+    "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+    "25 22 0:21 / /dev/shm rw,nosuid shared:3 - tmpfs tmpfs rw\n"
+    "31 25 254:0 /data /dev/shm/on\\040disk rw shared:1 - ext4 /dev/vda rw\n"
+)
+
+
 @pytest.mark.parametrize(
-    ("mode", "setting", "want"),
+    ("mode", "setting", "journal", "want"),
     [
-        ("live", "auto", "before"),  # a host crash must not lose a live order's intent
-        ("paper", "auto", "after"),  # paper orders rest in the process: lost with the host anyway
-        ("paper", "before_send", "before"),
-        ("live", "after_send", "after"),
+        ("live", "auto", "/srv/j.sqlite", "before"),  # a host's crash must not lose a live intent
+        ("paper", "auto", "/srv/j.sqlite", "after"),  # paper orders rest in the process anyway
+        ("paper", "auto", "/dev/shm/x/j.sqlite", "before"),  # in memory: the sync is ~free
+        ("paper", "auto", "/dev/shm/on disk/j.sqlite", "after"),  # a disk mounted inside it
+        ("paper", "before_send", "/srv/j.sqlite", "before"),
+        ("live", "after_send", "/srv/j.sqlite", "after"),
+        ("live", "after_send", "/dev/shm/j.sqlite", "after"),  # as set
     ],
 )
-def test_the_config_chooses_when_an_intent_is_synced(mode, setting, want):
+def test_the_config_chooses_when_an_intent_is_synced(tmp_path, mode, setting, journal, want):
     from procs.trading.config import ExecutionConfig, JournalConfig, SymbolConfig
     from procs.trading.guard import intent_sync
 
+    mounts = tmp_path / "mountinfo"
+    mounts.write_text(_MOUNTS)
     cfg = ExecutionConfig(
         symbols=[SymbolConfig(symbol="BTCUSDT", symbol_id=1)],
         mode=mode,
+        journal_path=journal,
         journal=JournalConfig(intent_sync=setting),
     )
-    assert intent_sync(cfg) == want
+    assert intent_sync(cfg, str(mounts)) == want
+
+
+def test_the_file_system_of_a_path_is_its_nearest_mount_points(tmp_path):
+    from procs.trading.guard import filesystem_of
+
+    mounts = tmp_path / "mountinfo"
+    mounts.write_text(_MOUNTS)
+    assert filesystem_of("/dev/shm", str(mounts)) == "tmpfs"
+    assert filesystem_of("/dev/shmem/j", str(mounts)) == "ext4"  # a prefix is not a parent
+    assert filesystem_of("/dev/shm/on disk", str(mounts)) == "ext4"
+    assert filesystem_of("/x", str(tmp_path / "none")) == ""  # no mount table: unknown
