@@ -153,7 +153,13 @@ def _crash_findings(g: Group, chaos: Chaos) -> dict[str, int]:
 def test_chaos_trading_survives_random_faults_with_the_books_intact(data_disk, make_group):
     rng = random.Random(SEED)
     disk, disk_why_not = data_disk
-    print(f"chaos seed={SEED} duration_s={CHAOS_S} full_disk={disk_why_not or 'yes'}")
+    # an intent synced before its order leaves, or right after by the log's thread: a kill must
+    # lose no order either way (the data disk is tmpfs, where "auto" syncs inline)
+    intent_sync = ("after_send", "before_send")[SEED % 2]
+    print(
+        f"chaos seed={SEED} duration_s={CHAOS_S} full_disk={disk_why_not or 'yes'}"
+        f" intent_sync={intent_sync}"
+    )
     g = make_group(
         {
             "simex": {"state_path": "{run_dir}/simex-state.json", "restore": True},
@@ -161,6 +167,7 @@ def test_chaos_trading_survives_random_faults_with_the_books_intact(data_disk, m
                 # REST errors and held answers on purpose: the breaker must not halt the run
                 "breaker": {"rest_error_rate_max": 0.9},
                 "journal_path": "{run_dir}/data/execution.sqlite",
+                "journal": {"intent_sync": intent_sync},
                 "killswitch_path": "{run_dir}/data/killswitch.json",
             },
             "capture": {"directory": "{run_dir}/data/capture", "min_free_bytes": 4 << 20},

@@ -17,6 +17,7 @@ from procs.trading.compose import LoopWaiter
 from procs.trading.config import ExecutionConfig, SymbolConfig
 from procs.trading.engine import ExecutionProc
 from procs.trading.instruments import Instrument
+from procs.trading.intent_log import Sync
 from procs.trading.journal import Journal
 from procs.trading.killswitch import FileStore, KillSwitch
 from procs.trading.metrics import ExecutionMetrics, make_metrics
@@ -210,7 +211,9 @@ class Rig:
         return 0.0 if v is None else v
 
 
-def make_rig(tmp_path: Path, ns: str, venue: Any = None, **cfg: Any) -> Rig:
+def make_rig(
+    tmp_path: Path, ns: str, venue: Any = None, intent_sync: Sync = "before", **cfg: Any
+) -> Rig:
     config = ExecutionConfig(
         symbols=symbols(), journal_path=str(tmp_path / "j.sqlite"),
         killswitch_path=str(tmp_path / "ks.json"), **cfg,
@@ -228,7 +231,7 @@ def make_rig(tmp_path: Path, ns: str, venue: Any = None, **cfg: Any) -> Rig:
         sig=RingReader(f"{ns}.inference.sig", SIG_V1),
         book=RingReader(f"{ns}.ingest.md.book", BOOK_V1),
         venue=venue,
-        journal=Journal.open(config.journal_path),
+        journal=Journal.open(config.journal_path, intent_sync=intent_sync),
         publisher=pub,
         killswitch=KillSwitch(FileStore(config.killswitch_path), config.killswitch_poll_s),
         metrics=metrics,

@@ -40,6 +40,25 @@ def test_proc_before_reconcile_state_reconciling_and_no_orders(tmp_path, ns):
         r.close()
 
 
+def test_proc_after_send_intent_sync_windows_reach_the_histogram_at_housekeeping(tmp_path, ns):
+    r = make_rig(tmp_path, ns, intent_sync="after")
+    try:
+        assert reconciled(r)
+        r.tick(0.5)
+        assert len(r.venue.placed) == 1
+        log = r.proc.journal.intent_log
+        assert log is not None
+        assert log.wait_synced(10.0)  # the log's thread synced the intent's line
+        assert r.sample("bitrader_intent_sync_seconds_count") == 0  # off the hot path ...
+        r.advance(0.06)
+        r.run(1)  # ... observed at the next housekeeping
+        assert r.sample("bitrader_intent_sync_seconds_count") == 1
+        assert r.sample("bitrader_intent_sync_seconds_sum") > 0
+        assert r.sample("bitrader_intent_write_seconds_count") == 1
+    finally:
+        r.close()
+
+
 def test_proc_signal_places_order_carrying_tick_stamps(rig):
     rig.tick(0.5)
 
