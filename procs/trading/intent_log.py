@@ -80,6 +80,7 @@ class IntentLog:
         self._fd = fd
         self._seal = seal
         self.size = os.fstat(fd).st_size  # bytes; 0: every intent is in the journal
+        self.sync = sync
         # "after": a POSIX thread syncs (procs/trading/_syncer.c): a Python one needs the GIL
         self._syncer = Syncer(fd) if sync == "after" else None
 

@@ -340,6 +340,7 @@ def test_execution_writes_the_intent_row_after_the_send_and_empties_the_log(tmp_
         assert Path(journal.path + "-intents").read_bytes() == b""
         health = rig.proc.health()
         assert health["journal_repeated_intents_total"] == 0
+        assert health["intent_sync"] == "before_send"  # the rig's journal syncs inline
     finally:
         rig.close()
 

@@ -55,6 +55,7 @@ def test_proc_after_send_intent_sync_windows_reach_the_histogram_at_housekeeping
         assert r.sample("bitrader_intent_sync_seconds_count") == 1
         assert r.sample("bitrader_intent_sync_seconds_sum") > 0
         assert r.sample("bitrader_intent_write_seconds_count") == 1
+        assert r.proc.health()["intent_sync"] == "after_send"
     finally:
         r.close()
 
