@@ -54,7 +54,9 @@ class Prom:
 @pytest.fixture
 def prom_group(make_group: MakeGroup, run_dir: Path) -> Iterator[tuple[Group, Prom]]:
     require_tool("prometheus")
-    g = make_group({})  # ingest's stale_after_s: 5 s (FAST), as the other group tests
+    # ingest's stale_after_s: 5 s (FAST), as the other group tests; intents synced by the log's
+    # thread, so that its histogram (bitrader_intent_sync_seconds) is observed too
+    g = make_group({"execution": {"journal": {"intent_sync": "after_send"}}})
     port, state = free_port(), run_dir / "prom"
     common = ("--dir", str(state))
     res = bitrader(
