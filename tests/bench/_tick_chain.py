@@ -36,6 +36,7 @@ from procs.marketdata.normalise import BookBatch, SymbolMap, TradeBatch, add_dep
 from procs.models.model import OnnxModel
 from procs.trading.config import ExecutionConfig
 from procs.trading.engine import ExecutionProc
+from procs.trading.guard import intent_sync
 from procs.trading.journal import Journal
 from procs.trading.killswitch import FileStore, KillSwitch
 from procs.trading.metrics import make_metrics
@@ -137,7 +138,11 @@ class Decider:
         self.model = OnnxModel.load(MODEL, FEATURES, batch_max=64)
         self.sig_q, self.book_q = _Queue(SIG_V1), _Queue(BOOK_V1)
         self.events = _Events()
-        self.journal = _TimedJournal(Journal.open(config.journal_path))
+        # synced as execution syncs it (``guard.intent_sync``: inline on tmpfs, after the send
+        # on a disk in paper mode), so the disk-journal row measures what the demo runs
+        self.journal = _TimedJournal(
+            Journal.open(config.journal_path, intent_sync=intent_sync(config))
+        )
         ref: list[ExecutionProc] = []
         venue = PaperVenueAdapter(
             config.paper,
