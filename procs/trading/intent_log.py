@@ -29,11 +29,12 @@ refuses to open until an operator looks.
 When an intent's line is synced: before its order leaves (``sync="before"``), or right after
 (``sync="after"``: the line is written before, and a thread of this log syncs it, every line
 written before the sync covered at once). A written line survives the process's death (it is in
-the kernel's page cache); only a crash of the host in the sync's window, ~0.4 ms at p50 and 2-6
-ms at p99 on a VM's disk (docs/benchmarks.md), can lose it, and then the order is at the venue
-and not in the journal: reconciliation cancels it there if it rests, and a fill of it shows as a
-position difference that halts trading until an operator adopts it (docs/operations.md,
-"Journal durability"). The journal's config chooses (``JournalConfig.intent_sync``).
+the kernel's page cache); only a crash of the host in the sync's window (in ``make demo`` on a
+VM's disk p50 <= 1.5 ms, p99 <= 7.5 ms: docs/benchmarks.md) can lose it. Then the order is at
+the venue and not in the journal: reconciliation cancels it there if it rests, and a fill of it
+shows as a position difference that halts trading until an operator adopts it
+(docs/operations.md, "Journal durability"). The journal's config chooses
+(``JournalConfig.intent_sync``).
 """
 
 from __future__ import annotations
@@ -96,10 +97,10 @@ class IntentLog:
             chmod_private(path)
             if created:
                 sync_dir(os.path.dirname(path) or ".")
+            return cls(path, fd, seal, sync)  # (its thread may fail to start: OSError)
         except OSError:
             os.close(fd)
             raise
-        return cls(path, fd, seal, sync)
 
     def drain_sync_lags(self) -> list[int]:
         """``sync="after"``: the windows (ns) of the syncs since the last call, each from the
