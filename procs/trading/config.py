@@ -136,12 +136,13 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # replays the run's steps from it (docs/backtest.md "Parity with live"); 0: not recorded
     reads_flush_s: NonNegFloat = 1.0
     # when an order's intent line is fsynced (procs/trading/intent_log.py; docs/operations.md,
-    # "Journal durability"): "before_send" (survives a host crash, costs the disk's sync per
-    # order: ~0.4 ms p50, 2-6 ms p99 on a VM's disk), "after_send" (written before, synced by a
-    # thread right after: survives the process's crash; a host crash in the sync's window leaves
-    # the order to reconciliation), "auto": before_send live, after_send in paper mode (there the
-    # orders rest in the process: a host crash loses them with or without the sync), before_send
-    # on tmpfs (nothing there survives a host crash; the sync costs ~µs: no thread runs)
+    # "Journal durability"): "before_send" (survives a host crash; costs the disk's sync per
+    # order: p50 0.33-0.40 ms, p99 2.2-5.1 ms on the development VM's disk), "after_send"
+    # (written before, synced by a thread right after: survives the process's crash; a host
+    # crash in the sync's window leaves the order to reconciliation), "auto": before_send live,
+    # after_send in paper mode (there the orders rest in the process: a host crash loses them
+    # with or without the sync), before_send on tmpfs (nothing there survives a host crash; the
+    # sync costs ~µs: no thread runs)
     intent_sync: Literal["auto", "before_send", "after_send"] = "auto"
 
 

@@ -45,10 +45,10 @@ def intent_sync(config: ExecutionConfig, mountinfo: str = MOUNTINFO) -> Sync:
     no thread runs. ``mountinfo``: the mount table read (tests give their own).
     """
     mode = config.journal.intent_sync
-    if mode == "auto":
-        in_memory = filesystem_of(config.journal_path, mountinfo) in RAM_FILESYSTEMS
-        mode = "before_send" if config.mode == "live" or in_memory else "after_send"
-    return "before" if mode == "before_send" else "after"
+    if mode != "auto":
+        return mode
+    in_memory = filesystem_of(config.journal_path, mountinfo) in RAM_FILESYSTEMS
+    return "before_send" if config.mode == "live" or in_memory else "after_send"
 
 
 def filesystem_of(path: str, mountinfo: str = MOUNTINFO) -> str:
@@ -80,12 +80,13 @@ def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Jou
     try:
         check_path(Path(path))  # an unusable journal path is named before the key beside it
         key = audit_key(config.venue, path, secrets)
+        sync = intent_sync(config)  # (reads the mount table: once)
         journal = Journal.open(
             path,
             key,
             checkpoint_keep=config.journal.checkpoint_keep,
             checkpoint_s=config.journal.checkpoint_s,
-            intent_sync=intent_sync(config),
+            intent_sync=sync,
         )
     except KeyStoreError as exc:
         raise _refuse("config error: audit key: %s", exc) from None
@@ -95,9 +96,9 @@ def open_verified(config: ExecutionConfig, secrets: Secrets | None) -> tuple[Jou
     report = journal.verify_audit()
     if report.ok:
         log.info(
-            "audit ok path=%s rows=%d head=%d checkpoints=%d accepted=%d intent_sync=%s_send",
+            "audit ok path=%s rows=%d head=%d checkpoints=%d accepted=%d intent_sync=%s",
             *(path, report.rows, report.head_id, report.checkpoints, len(report.accepted)),
-            intent_sync(config),
+            sync,
         )
         return journal, key
     for p in report.problems[:SHOWN_PROBLEMS]:

@@ -26,8 +26,8 @@ process died, so its order never left (an intent: its ``fdatasync`` never return
 fill was never booked. Any other bad line is an error (a damaged or edited file): the journal
 refuses to open until an operator looks.
 
-When an intent's line is synced: before its order leaves (``sync="before"``), or right after
-(``sync="after"``: the line is written before, and a thread of this log syncs it, every line
+When an intent's line is synced: before its order leaves (``sync="before_send"``), or right after
+(``sync="after_send"``: the line is written before, and a thread of this log syncs it, every line
 written before the sync covered at once). A written line survives the process's death (it is in
 the kernel's page cache); only a crash of the host in the sync's window (in ``make demo`` on a
 VM's disk p50 <= 1.5 ms, p99 <= 7.5 ms: docs/benchmarks.md) can lose it. Then the order is at
@@ -63,7 +63,7 @@ _SEAL_HEX = 64  # sha256
 
 Row: TypeAlias = tuple[str, Sequence[object], int]  # (table, values as stored, ts_ns)
 Line: TypeAlias = Stored | list[Row]  # an intent's row, or a fill's line of rows
-Sync: TypeAlias = Literal["before", "after"]  # an intent's line synced before its order leaves
+Sync: TypeAlias = Literal["before_send", "after_send"]  # when an intent's line is synced
 
 
 def log_path(journal: str | Path) -> str:
@@ -75,18 +75,18 @@ class IntentLog:
     """Append-only, sealed intent rows (fsynced) and fill lines; the journal's writer owns it."""
 
     def __init__(
-        self, path: str, fd: int, seal: Callable[[bytes], str], sync: Sync = "before"
+        self, path: str, fd: int, seal: Callable[[bytes], str], sync: Sync = "before_send"
     ) -> None:
         self.path = path
         self._fd = fd
         self._seal = seal
         self.size = os.fstat(fd).st_size  # bytes; 0: every intent is in the journal
         self.sync = sync
-        # "after": a POSIX thread syncs (procs/trading/_syncer.c): a Python one needs the GIL
-        self._syncer = Syncer(fd) if sync == "after" else None
+        # after_send: a POSIX thread syncs (procs/trading/_syncer.c): a Python one needs the GIL
+        self._syncer = Syncer(fd) if sync == "after_send" else None
 
     @classmethod
-    def open(cls, path: str, seal: Callable[[bytes], str], sync: Sync = "before") -> IntentLog:
+    def open(cls, path: str, seal: Callable[[bytes], str], sync: Sync = "before_send") -> IntentLog:
         """Open (or create: its directory entry synced) the log at ``path``, 0600.
 
         Raises ``OSError`` where it cannot (``Journal.open`` names the path).
@@ -103,24 +103,24 @@ class IntentLog:
             raise
 
     def drain_sync_lags(self) -> list[int]:
-        """``sync="after"``: the windows (ns) of the syncs since the last call, each from the
+        """``sync="after_send"``: the windows (ns) of the syncs since the last call, each from the
         oldest line it covered being written to the sync's return; [] otherwise."""
         return self._syncer.drain() if self._syncer is not None else []
 
     def sync_error(self) -> OSError | None:
-        """``sync="after"``: the first failed sync's error (sticky), None while all is well."""
+        """``sync="after_send"``: the first failed sync's error (sticky), None while all is well."""
         errno = self._syncer.error if self._syncer is not None else 0
         if not errno:
             return None
         return OSError(errno, f"an earlier sync of the intent log failed: {os.strerror(errno)}")
 
     def wait_synced(self, timeout_s: float) -> bool:
-        """True once every line written so far is synced (at once for ``sync="before"``)."""
+        """True once every line written so far is synced (at once for ``sync="before_send"``)."""
         return self._syncer is None or self._syncer.wait(timeout_s)
 
     def append(self, row: Sequence[object]) -> None:
         """Write one intent row and ``fdatasync`` it: durable when this returns, or for
-        ``sync="after"`` once the log's thread has synced it (``wait_synced``).
+        ``sync="after_send"`` once the log's thread has synced it (``wait_synced``).
 
         Raises
         ------

@@ -131,7 +131,7 @@ class Journal:
         checkpoint_keep: int = 5,
         checkpoint_s: float = CHECKPOINT_S,
         durable: bool = True,
-        intent_sync: Sync = "before",
+        intent_sync: Sync = "before_send",
     ) -> Journal:
         """Open the journal after checking it; where no file is, create one (whole or not at all).
 

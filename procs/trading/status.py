@@ -87,7 +87,7 @@ def execution_health(
         "journal_write_error": p.journal.write_error,  # "" while the journal takes writes
         "journal_write_errors_total": p.journal.write_errors_total,
         "journal_repeated_intents_total": p.journal.repeated_intents_total,
-        "intent_sync": f"{log.sync}_send" if (log := p.journal.intent_log) else "none",
+        "intent_sync": log.sync if (log := p.journal.intent_log) else "none",
         "stale_symbols": len(p.stale),
         "last_tick_to_order_us": p.last_tick_to_order_ns / 1e3,
     }

@@ -64,10 +64,12 @@ def run(quick: bool = False) -> list[Result]:
     windows: list[int] = []
     with tempfile.TemporaryDirectory(prefix="bench-intent-sync-", dir=run_dir) as d:
         for b in range(blocks):
-            modes: tuple[Sync, Sync] = ("after", "before") if b % 2 == 0 else ("before", "after")
+            modes: tuple[Sync, Sync] = (
+                ("after_send", "before_send") if b % 2 == 0 else ("before_send", "after_send")
+            )
             for sync in modes:
                 took, win = _block(Path(d), sync, per_block, b * 10_000)
-                (after if sync == "after" else before).extend(took)
+                (after if sync == "after_send" else before).extend(took)
                 windows.extend(win)
     a50, a99 = percentiles_us(np.asarray(after), (50, 99))
     b50, b99 = percentiles_us(np.asarray(before), (50, 99))

@@ -212,7 +212,7 @@ class Rig:
 
 
 def make_rig(
-    tmp_path: Path, ns: str, venue: Any = None, intent_sync: Sync = "before", **cfg: Any
+    tmp_path: Path, ns: str, venue: Any = None, intent_sync: Sync = "before_send", **cfg: Any
 ) -> Rig:
     config = ExecutionConfig(
         symbols=symbols(), journal_path=str(tmp_path / "j.sqlite"),

@@ -147,7 +147,7 @@ def _no_sync_here(fd: int) -> None:
 
 def test_after_send_an_intent_is_written_at_once_and_synced_by_the_logs_thread(path, monkeypatch):
     monkeypatch.setattr(ilog.os, "fdatasync", _no_sync_here)  # the C thread calls fdatasync(2)
-    j = Journal.open(path, intent_sync="after")
+    j = Journal.open(path, intent_sync="after_send")
     log = j.intent_log
     assert log is not None
     try:
@@ -174,7 +174,7 @@ def test_before_send_the_sync_is_on_the_orders_thread(path, monkeypatch):
         real(fd)
 
     monkeypatch.setattr(ilog.os, "fdatasync", fdatasync)
-    j = Journal.open(path, intent_sync="before")
+    j = Journal.open(path, intent_sync="before_send")
     try:
         assert j.record_intent(req(cid="b1"), 10)
         assert threads == [threading.get_ident()]
@@ -203,7 +203,7 @@ def test_the_syncer_thread_reports_a_failed_sync_and_stops_cleanly():
 
 @pytest.mark.parametrize("seen_by", ["the next write", "housekeeping"])
 def test_after_send_a_failed_sync_refuses_every_later_write(path, seen_by):
-    j = Journal.open(path, intent_sync="after")
+    j = Journal.open(path, intent_sync="after_send")
     log = j.intent_log
     assert log is not None
     r, w = os.pipe()
@@ -253,9 +253,9 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-@pytest.mark.parametrize("sync", ["before", "after"])
+@pytest.mark.parametrize("sync", ["before_send", "after_send"])
 def test_a_process_killed_between_the_log_and_the_journal_loses_no_intent(path, sync):
-    # "after": killed before the log's thread may have synced k3: the kernel keeps the line
+    # after_send: killed before the log's thread may have synced k3: the kernel keeps the line
     run_until_killed(_CRASH, str(path), sync)
     assert sql(path, "SELECT client_id FROM intents") == [("k1",)]
     assert _log(path).count(b"\n") == 3  # k1 (not yet emptied), k2, k3
@@ -355,13 +355,18 @@ _MOUNTS = (
 @pytest.mark.parametrize(
     ("mode", "setting", "journal", "want"),
     [
-        ("live", "auto", "/srv/j.sqlite", "before"),  # a host's crash must not lose a live intent
-        ("paper", "auto", "/srv/j.sqlite", "after"),  # paper orders rest in the process anyway
-        ("paper", "auto", "/dev/shm/x/j.sqlite", "before"),  # in memory: the sync is ~free
-        ("paper", "auto", "/dev/shm/on disk/j.sqlite", "after"),  # a disk mounted inside it
-        ("paper", "before_send", "/srv/j.sqlite", "before"),
-        ("live", "after_send", "/srv/j.sqlite", "after"),
-        ("live", "after_send", "/dev/shm/j.sqlite", "after"),  # as set
+        (
+            "live",
+            "auto",
+            "/srv/j.sqlite",
+            "before_send",
+        ),  # a host's crash must not lose a live intent
+        ("paper", "auto", "/srv/j.sqlite", "after_send"),  # paper orders rest in the process anyway
+        ("paper", "auto", "/dev/shm/x/j.sqlite", "before_send"),  # in memory: the sync is ~free
+        ("paper", "auto", "/dev/shm/on disk/j.sqlite", "after_send"),  # a disk mounted inside it
+        ("paper", "before_send", "/srv/j.sqlite", "before_send"),
+        ("live", "after_send", "/srv/j.sqlite", "after_send"),
+        ("live", "after_send", "/dev/shm/j.sqlite", "after_send"),  # as set
     ],
 )
 def test_the_config_chooses_when_an_intent_is_synced(tmp_path, mode, setting, journal, want):

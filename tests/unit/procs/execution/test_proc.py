@@ -41,7 +41,7 @@ def test_proc_before_reconcile_state_reconciling_and_no_orders(tmp_path, ns):
 
 
 def test_proc_after_send_intent_sync_windows_reach_the_histogram_at_housekeeping(tmp_path, ns):
-    r = make_rig(tmp_path, ns, intent_sync="after")
+    r = make_rig(tmp_path, ns, intent_sync="after_send")
     try:
         assert reconciled(r)
         r.tick(0.5)
