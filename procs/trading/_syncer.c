@@ -8,7 +8,8 @@
  *
  *   Syncer(fd)            starts the thread (it inherits the process's CPU set and class)
  *   .request()            one more line to sync: the next sync covers it
- *   .wait(timeout_s)      True once every request so far is covered (releases the GIL)
+ *   .wait(timeout_s)      True once every request so far is covered by a sync that succeeded;
+ *                         False at the timeout, or once a sync failed (``error``); releases the GIL
  *   .stop()               the last sync done, the thread joined (before the fd is closed)
  *   .error                errno of the first failed sync (0: none); sticky
  *   .drain()              the windows (ns) of the syncs since the last drain: the oldest
@@ -156,7 +157,7 @@ Syncer_wait(Syncer *s, PyObject *arg)
         if (pthread_cond_timedwait(&s->done_cv, &s->mu, &until) == ETIMEDOUT)
             break;
     }
-    covered = s->done == s->asked;
+    covered = s->done == s->asked && !s->err; /* a failed sync covered nothing */
     pthread_mutex_unlock(&s->mu);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(covered);
@@ -236,7 +237,7 @@ Syncer_dealloc(Syncer *s)
 
 static PyMethodDef Syncer_methods[] = {
     {"request", (PyCFunction)Syncer_request, METH_NOARGS, "one more line to sync"},
-    {"wait", (PyCFunction)Syncer_wait, METH_O, "True once every request so far is synced"},
+    {"wait", (PyCFunction)Syncer_wait, METH_O, "True once every request so far is synced (False: timeout or a failed sync)"},
     {"stop", (PyCFunction)Syncer_stop, METH_NOARGS, "the last sync done, the thread joined"},
     {"drain", (PyCFunction)Syncer_drain, METH_NOARGS, "the sync windows (ns) since the last"},
     {NULL, NULL, 0, NULL},

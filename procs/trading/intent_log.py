@@ -115,7 +115,8 @@ class IntentLog:
         return OSError(errno, f"an earlier sync of the intent log failed: {os.strerror(errno)}")
 
     def wait_synced(self, timeout_s: float) -> bool:
-        """True once every line written so far is synced (at once for ``sync="before_send"``)."""
+        """True once every line written so far is synced (at once for ``sync="before_send"``);
+        False at the timeout or once a sync failed (``sync_error``)."""
         return self._syncer is None or self._syncer.wait(timeout_s)
 
     def append(self, row: Sequence[object]) -> None:
