@@ -14,7 +14,7 @@ import shutil
 import socket
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +67,16 @@ latency_spike_s = 5.0
 SIMEX_GROUP, GROUP = "ttosx", "tto"
 FAILED_LOGS = ROOT / ".bench" / "tick_to_order-failed-logs"
 
+# where the group's programs run (issue 12 item 5): "demo" keeps configs/demo.toml's CPU sets
+# (two cores: ingest and inference on 0, features, execution and capture on 1, simex unpinned);
+# "per_stage" gives simex, each hot stage and capture a core of its own, and leaves the two
+# lowest cores to supervisord, this bench, its baselines and the OS. Unset: per_stage where this
+# process may use PER_STAGE_MIN_CORES cores or more, else demo
+LAYOUT_ENV = "BITRADER_BENCH_LAYOUT"
+LAYOUTS = ("demo", "per_stage")
+PER_STAGE = ("simex", "ingest", "features", "inference", "execution", "capture")
+PER_STAGE_MIN_CORES = 2 + len(PER_STAGE)
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -81,17 +91,58 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), {n: free_port() for n in names})
 
 
+def layout(env: dict[str, str] | None = None, cores: Sequence[int] | None = None) -> str:
+    """The CPU layout of the group (``LAYOUT_ENV``; see ``LAYOUTS``): the variable's value, else
+    per_stage where ``cores`` (this process's allowed cores) are PER_STAGE_MIN_CORES or more.
+
+    Raises ``ValueError`` for a value not in ``LAYOUTS``, or per_stage on too few cores."""
+    env = os.environ if env is None else env
+    cores = sorted(os.sched_getaffinity(0)) if cores is None else sorted(cores)
+    chosen = env.get(LAYOUT_ENV, "")
+    if not chosen:
+        return "per_stage" if len(cores) >= PER_STAGE_MIN_CORES else "demo"
+    if chosen not in LAYOUTS:
+        raise ValueError(f"{LAYOUT_ENV}={chosen!r}: expected one of {', '.join(LAYOUTS)}")
+    if chosen == "per_stage" and len(cores) < PER_STAGE_MIN_CORES:
+        raise ValueError(
+            f"{LAYOUT_ENV}=per_stage needs {PER_STAGE_MIN_CORES} cores, this process may use"
+            f" {len(cores)}: {cores}"
+        )
+    return chosen
+
+
+def per_stage_cpus(cores: Sequence[int]) -> dict[str, int]:
+    """Each of ``PER_STAGE`` its own core of ``cores``, above the two lowest (kept for
+    supervisord, the bench and its baselines, the OS). Raises ``ValueError`` on too few."""
+    cores = sorted(cores)
+    if len(cores) < PER_STAGE_MIN_CORES:
+        raise ValueError(f"a core per stage needs {PER_STAGE_MIN_CORES} cores, got {cores}")
+    return dict(zip(PER_STAGE, cores[2:], strict=False))
+
+
 def bench_config(
-    events_per_s: float, ports: Ports, journal_dir: Path, *, sched: bool = True, pin: bool = True
+    events_per_s: float,
+    ports: Ports,
+    journal_dir: Path,
+    *,
+    sched: bool = True,
+    pin: bool = True,
+    cpus: dict[str, int] | None = None,
 ) -> str:
     """The demo config with free ports, the given generator rate, a busy strategy and the
     execution journal in ``journal_dir``; ``sched=False`` drops its scheduling classes,
-    ``pin=False`` its CPU sets."""
+    ``pin=False`` its CPU sets, ``cpus`` (``per_stage_cpus``) replaces them: a program's one
+    core (procs.hotpath takes execution's)."""
     text = DEMO.read_text()
     if not sched:
         text = re.sub(r"(?m)^(sched_policy|sched_priority|nice) = .*\n", "", text)
-    if not pin:
+    if not pin or cpus:
         text = re.sub(r"(?m)^cpus = .*\n", "", text)
+    for name, core in (cpus or {}).items():
+        head = f"[{name}.runtime]\n"
+        if head not in text:
+            raise ValueError(f"{DEMO}: no [{name}.runtime] to pin to core {core}")
+        text = text.replace(head, f"{head}cpus = [{core}]\n")
     text = text.replace('"{run_dir}/execution.sqlite"', f'"{journal_dir}/execution.sqlite"')
     text = text.replace("18080", str(ports.rest)).replace("18081", str(ports.ws))
     text = text.replace("18082", str(ports.control))
@@ -245,14 +296,18 @@ class PipelineRun:
         sched: bool = True,
         topology: str = "split",
         pin: bool = True,
+        cpus: dict[str, int] | None = None,
     ) -> None:
         self.run_dir = run_dir
+        if cpus is None and pin and layout() == "per_stage":
+            cpus = per_stage_cpus(sorted(os.sched_getaffinity(0)))
+        self.cpus = cpus or {}
         self.ports = Ports.free()
         self.capture = capture
         self.topology = topology
         cfg = run_dir / "tick_to_order.toml"
         run_dir.mkdir(parents=True, exist_ok=True)
-        text = bench_config(events_per_s, self.ports, journal_dir, sched=sched, pin=pin)
+        text = bench_config(events_per_s, self.ports, journal_dir, sched=sched, pin=pin, cpus=cpus)
         # [group] topology: what bitrader up would start (this bench names the programs itself)
         cfg.write_text(re.sub(r'(?m)^topology = ".*"$', f'topology = "{topology}"', text))
         # colocated: procs.hotpath runs ingest, features, inference, execution (procs/_topology.py)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,14 @@ import numpy as np
 from tests.bench._common import Result, percentiles_us
 from tests.bench._tick_asyncio import save_frames
 from tests.bench._tick_chain import JOURNAL_FS, chain_latencies, execution_config, record_frames
-from tests.bench._tick_group import PipelineRun, Window, events_for_rate
+from tests.bench._tick_group import (
+    PER_STAGE_MIN_CORES,
+    PipelineRun,
+    Window,
+    events_for_rate,
+    layout,
+    per_stage_cpus,
+)
 from tests.bench._tick_hops import hop_rows, summary
 from tests.conftest import free_port
 
@@ -493,6 +501,12 @@ def run(quick: bool) -> list[Result]:
     ):
         root = Path(tmp)
         dirs = (root, Path(jtmp))
+        cores = sorted(os.sched_getaffinity(0))
+        lay = layout()
+        where = per_stage_cpus(cores) if lay == "per_stage" else "configs/demo.toml's CPU sets"
+        _say(f"layout {lay} on {len(cores)} cores: {where}")
+        need = float(PER_STAGE_MIN_CORES)
+        results.append(Result(NAME, f"layout_{lay}", len(cores), "cores", "per_stage_needs", need))
         wake = wakeups(plan.wake_n, root)
         w = _pct(wake)
         wake3 = 3 * w[0]

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# tick_to_order on a host with a core per stage (issue 12 item 5), where nothing can be installed
+# from the network: the lent device machine (16 cores, Python 3.12 with numpy and onnxruntime,
+# no package index). docs/bench-tick-to-order.md, "On a host with a core per stage".
+#
+#   tests/bench/device.sh prep          here (network, a python3.12 with its headers: PY312):
+#                                       .device/whl (wheels the machine lacks, this venv's
+#                                       versions) and .device/so (the C extensions for 3.12)
+#   tests/bench/device.sh run [quick]   there, from the repository root, .device carried:
+#                                       install, check the imports, run the bench; results and
+#                                       log to $OUT (else .bench/)
+#
+# Nothing in tests or CI uses it: the bench chooses its layout from the cores it may use
+# (tests/bench/_tick_group.py, BITRADER_BENCH_LAYOUT), so the same command runs anywhere.
+set -euo pipefail
+
+DEV=.device
+# what the machine's image lacks (its package list: the device tool's KINDS.md), with what they
+# need that it lacks too; numpy, onnxruntime, h5py, uvloop, psutil, prometheus-client, aiohttp,
+# matplotlib, tqdm, pytest and hypothesis are there
+WHEELS="pyzmq msgspec picows python-socks aiofastnet supervisor websockets multiprocess dill cryptography
+cffi pycparser"
+# module:source of each C extension (pyproject.toml's ext-modules), and its extra flags
+EXTS="shm._ringc:shm/_ringc.c procs.featurecalc._featc:procs/featurecalc/_featc.c
+procs.marketdata._bookrow:procs/marketdata/_bookrow.c procs.trading._syncer:procs/trading/_syncer.c"
+
+build_exts() {  # $1: the python whose headers and ABI to build for; $2: the output root
+    "$1" - "$2" "$EXTS" <<'EOF'
+import subprocess, sys, sysconfig
+from pathlib import Path
+out, exts = Path(sys.argv[1]), sys.argv[2].split()
+include, suffix = sysconfig.get_paths()["include"], sysconfig.get_config_var("EXT_SUFFIX")
+for item in exts:
+    mod, src = item.split(":")
+    target = out / (mod.replace(".", "/") + suffix)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = ["-ffp-contract=off", "-fno-fast-math"] if "featc" in mod else []
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-pthread", *flags, "-I", include, src,
+                    "-o", str(target)], check=True)
+    print("built", target)
+EOF
+}
+
+prep() {
+    py312=${PY312:-python3.12}
+    "$py312" -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version' || {
+        echo "prep needs a Python 3.12 with its headers (PY312=...): the machine runs 3.12" >&2
+        exit 2
+    }
+    rm -rf "$DEV" && mkdir -p "$DEV/whl"
+    pins=""
+    for name in $WHEELS; do  # the versions the tests ran with here
+        pins="$pins $(.venv/bin/python -m pip freeze | grep -i "^$name==" || echo "$name")"
+    done
+    # shellcheck disable=SC2086
+    .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$DEV/whl" $pins
+    build_exts "$py312" "$DEV/so"
+    du -sh "$DEV"
+    echo "carry $DEV: tests/bench/device.sh run"
+}
+
+run() {
+    out=${OUT:-.bench}
+    mkdir -p "$out"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site "$DEV"/whl/*.whl
+    export PYTHONPATH="/tmp/site:$PWD"
+    cp -R "$DEV/so/." .  # the extensions, beside their sources
+    python3 -c 'import shm._ringc, procs.featurecalc._featc, procs.marketdata._bookrow' \
+        2>/dev/null || build_exts python3 .  # another ABI: build them there
+    python3 -c '
+import os, sys
+import zmq, msgspec, picows, supervisor, websockets, multiprocess, onnxruntime, h5py, uvloop
+import shm._ringc, procs.featurecalc._featc, procs.marketdata._bookrow, procs.trading._syncer
+from tests.bench._tick_group import layout
+print(sys.version.split()[0], "cores", len(os.sched_getaffinity(0)), "layout", layout())'
+    quick=""
+    [ "${1:-}" = quick ] && quick=--quick
+    rc=0
+    PYTHONUNBUFFERED=1 python3 -m tests.bench.run $quick tick_to_order 2>&1 | tee "$out/device.log" \
+        || rc=$?
+    [ -f .bench/results.json ] && [ "$out" != .bench ] && cp .bench/results.json "$out/"
+    exit "$rc"
+}
+
+case "${1:-}" in
+    prep) prep ;;
+    run) shift; run "$@" ;;
+    *) echo "usage: $0 prep | run [quick]" >&2; exit 2 ;;
+esac
