@@ -502,7 +502,7 @@ def run(quick: bool) -> list[Result]:
         root = Path(tmp)
         dirs = (root, Path(jtmp))
         cores = sorted(os.sched_getaffinity(0))
-        lay = layout()
+        lay = layout(cores=cores)
         where = per_stage_cpus(cores) if lay == "per_stage" else "configs/demo.toml's CPU sets"
         _say(f"layout {lay} on {len(cores)} cores: {where}")
         need = float(PER_STAGE_MIN_CORES)

@@ -48,9 +48,9 @@ prep() {
         exit 2
     }
     rm -rf "$DEV" && mkdir -p "$DEV/whl"
-    pins=""
+    pins="" frozen=$(.venv/bin/python -m pip freeze)
     for name in $WHEELS; do  # the versions the tests ran with here
-        pins="$pins $(.venv/bin/python -m pip freeze | grep -i "^$name==" || echo "$name")"
+        pins="$pins $(grep -i "^$name==" <<<"$frozen" || echo "$name")"
     done
     # shellcheck disable=SC2086
     .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
