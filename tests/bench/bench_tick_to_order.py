@@ -492,6 +492,27 @@ def _loaded(plan: Plan, dirs: tuple[Path, Path], frames_path: Path, rate: float)
     return rows + alt.round_rows("1k_load")
 
 
+def load_bound(results: list[Result], topology: str = "colocated") -> list[Result]:
+    """What the loaded goal (pipeline p99 <= 0.5 x (b)'s, both loaded) asks, from rows already
+    measured: how much the load slowed (b) and the pipeline (loaded p99 against quiet p99, both
+    at 1 k/s), and the ratio a pipeline that the load did not slow at all would reach (its quiet
+    p99 against (b)'s loaded p99). Where that last ratio is above 0.5, the goal needs a lower
+    p99 without load, not better protection from it. Empty when a row is missing (quick mode)."""
+    sfx = _suffix(topology)
+    rows = {(r.name, r.metric): r for r in results}
+    quiet = rows.get((NAME, f"p99_vs_b_1k{sfx}"))
+    loaded = rows.get((NAME, f"p99_us_1k_load{sfx}"))
+    if quiet is None or loaded is None:
+        return []
+    b_quiet, b_loaded = quiet.baseline_value, loaded.baseline_value
+    bound = "the loaded goal's bound: above 0.5 it is missed however well protected"
+    return [
+        Result(B, "p99_1k_load_vs_quiet", b_loaded, "us", "quiet", b_quiet),
+        Result(NAME, f"p99_1k_load_vs_quiet{sfx}", loaded.value, "us", "quiet", quiet.value),
+        Result(NAME, f"p99_1k_quiet_vs_b_load{sfx}", quiet.value, "us", B, b_loaded, bound),
+    ]
+
+
 def run(quick: bool) -> list[Result]:
     plan = Plan.of(quick)
     results: list[Result] = []
@@ -519,6 +540,7 @@ def run(quick: bool) -> list[Result]:
             first = first or (frames_path, rate)
         if plan.load and first is not None:
             results += _loaded(plan, dirs, *first)
+            results += load_bound(results)
             wl = _pct(wakeups(plan.wake_n // 4, root))
             results.append(Result(W, "p50_us_after", 3 * wl[0], "us", "one_wakeup_p50", wl[0]))
     return results

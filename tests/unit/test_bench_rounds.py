@@ -81,3 +81,22 @@ def test_halves_compare_each_part_of_an_order_with_b():
     assert set(rows) == {
         f"{h}_{p}_vs_b_1k" for h in ("recv_to_sig", "sig_to_order") for p in ("p50", "p99")
     }
+
+
+def test_load_bound_derives_the_loaded_goals_parts_from_the_measured_rows():
+    from tests.bench._common import Result
+    from tests.bench.bench_tick_to_order import NAME, A, B, load_bound
+
+    measured = [
+        Result(NAME, "p99_vs_b_1k_colocated", 900.0, "us", B, 1000.0, "<= 1.0"),
+        Result(NAME, "p99_us_1k_load_colocated", 800.0, "us", B, 1500.0, "<= 0.5"),
+        Result(NAME, "p99_us_1k_colocated", 900.0, "us", A, 600.0),
+    ]
+    got = {(r.name, r.metric): (r.value, r.baseline_value) for r in load_bound(measured)}
+    assert got == {
+        (B, "p99_1k_load_vs_quiet"): (1500.0, 1000.0),  # the load slowed (b) 1.5 x
+        (NAME, "p99_1k_load_vs_quiet_colocated"): (800.0, 900.0),  # and the pipeline 0.89 x
+        (NAME, "p99_1k_quiet_vs_b_load_colocated"): (900.0, 1500.0),  # unslowed: 0.6 x (b)
+    }
+    assert load_bound(measured[1:]) == []  # quick mode: no quiet colocated row
+    assert load_bound(measured[:1]) == []  # no loaded variant
