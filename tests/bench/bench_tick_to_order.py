@@ -544,3 +544,34 @@ def run(quick: bool) -> list[Result]:
             wl = _pct(wakeups(plan.wake_n // 4, root))
             results.append(Result(W, "p50_us_after", 3 * wl[0], "us", "one_wakeup_p50", wl[0]))
     return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.bench.bench_tick_to_order RESULTS.json...``: ``load_bound``'s rows for
+    results written before the bench made them (one line per file and row)."""
+    import json
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    code = 0
+    for path in paths:
+        try:
+            stored = json.loads(Path(path).read_text())
+            results = [Result(**{k: v for k, v in r.items() if k != "ratio"}) for r in stored]
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"{path}: not a results file: {exc}", file=sys.stderr)
+            code = 1
+            continue
+        rows = load_bound(results)
+        if not rows:
+            print(f"{path}: no quiet and loaded colocated p99 rows (a quick run?)")
+        for r in rows:
+            print(f"{path} {r.name} {r.metric} {r.value:,.0f} / {r.baseline_value:,.0f} {r.unit}"
+                  f" = {r.ratio:.2f}")  # fmt: skip
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

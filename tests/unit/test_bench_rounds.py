@@ -100,3 +100,29 @@ def test_load_bound_derives_the_loaded_goals_parts_from_the_measured_rows():
     }
     assert load_bound(measured[1:]) == []  # quick mode: no quiet colocated row
     assert load_bound(measured[:1]) == []  # no loaded variant
+
+
+def test_load_bound_of_stored_results_and_a_clear_error_for_a_bad_file(tmp_path, capsys):
+    import json
+
+    from tests.bench._common import Result
+    from tests.bench.bench_tick_to_order import NAME, B, main
+
+    good = tmp_path / "results.json"
+    rows = [
+        Result(NAME, "p99_vs_b_1k_colocated", 900.0, "us", B, 1000.0),
+        Result(NAME, "p99_us_1k_load_colocated", 800.0, "us", B, 1500.0),
+    ]
+    good.write_text(json.dumps([r.as_json() for r in rows]))
+    quick = tmp_path / "quick.json"
+    quick.write_text(json.dumps([rows[0].as_json()]))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main([str(good), str(quick)]) == 0
+    out = capsys.readouterr().out
+    assert "p99_1k_quiet_vs_b_load_colocated 900 / 1,500 us = 0.60" in out
+    assert "p99_1k_load_vs_quiet 1,500 / 1,000 us = 1.50" in out
+    assert f"{quick}: no quiet and loaded colocated p99 rows" in out
+    assert main([str(bad)]) == 1
+    assert "not a results file" in capsys.readouterr().err
+    assert main([]) == 2
