@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -550,8 +551,6 @@ def run(quick: bool) -> list[Result]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m tests.bench.bench_tick_to_order RESULTS.json...``: ``load_bound``'s rows for
     results written before the bench made them (one line per file and row)."""
-    import json
-
     paths = sys.argv[1:] if argv is None else argv
     if not paths:
         print(main.__doc__, file=sys.stderr)
@@ -561,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             stored = json.loads(Path(path).read_text())
             results = [Result(**{k: v for k, v in r.items() if k != "ratio"}) for r in stored]
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, AttributeError) as exc:  # not a list of rows
             print(f"{path}: not a results file: {exc}", file=sys.stderr)
             code = 1
             continue

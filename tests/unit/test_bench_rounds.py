@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import numpy as np
 
 from ipc.orders import OrderEvent
+from tests.bench._common import Result
 from tests.bench._tick_group import Window
-from tests.bench.bench_tick_to_order import TOPOLOGIES, _b_arrays, _halves_vs_b, alternate
+from tests.bench.bench_tick_to_order import (
+    NAME,
+    TOPOLOGIES,
+    A,
+    B,
+    _b_arrays,
+    _halves_vs_b,
+    alternate,
+    load_bound,
+    main,
+)
 
 
 def _win(seconds: float, sig_ns: list[int], cpu: float, load: float) -> Window:
@@ -84,9 +96,6 @@ def test_halves_compare_each_part_of_an_order_with_b():
 
 
 def test_load_bound_derives_the_loaded_goals_parts_from_the_measured_rows():
-    from tests.bench._common import Result
-    from tests.bench.bench_tick_to_order import NAME, A, B, load_bound
-
     measured = [
         Result(NAME, "p99_vs_b_1k_colocated", 900.0, "us", B, 1000.0, "<= 1.0"),
         Result(NAME, "p99_us_1k_load_colocated", 800.0, "us", B, 1500.0, "<= 0.5"),
@@ -103,11 +112,6 @@ def test_load_bound_derives_the_loaded_goals_parts_from_the_measured_rows():
 
 
 def test_load_bound_of_stored_results_and_a_clear_error_for_a_bad_file(tmp_path, capsys):
-    import json
-
-    from tests.bench._common import Result
-    from tests.bench.bench_tick_to_order import NAME, B, main
-
     good = tmp_path / "results.json"
     rows = [
         Result(NAME, "p99_vs_b_1k_colocated", 900.0, "us", B, 1000.0),
@@ -118,11 +122,15 @@ def test_load_bound_of_stored_results_and_a_clear_error_for_a_bad_file(tmp_path,
     quick.write_text(json.dumps([rows[0].as_json()]))
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
+    rows_of_what = tmp_path / "numbers.json"
+    rows_of_what.write_text("[1, 2]")
     assert main([str(good), str(quick)]) == 0
     out = capsys.readouterr().out
     assert "p99_1k_quiet_vs_b_load_colocated 900 / 1,500 us = 0.60" in out
     assert "p99_1k_load_vs_quiet 1,500 / 1,000 us = 1.50" in out
     assert f"{quick}: no quiet and loaded colocated p99 rows" in out
-    assert main([str(bad)]) == 1
-    assert "not a results file" in capsys.readouterr().err
+    assert main([str(bad), str(rows_of_what)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: not a results file" in err
+    assert f"{rows_of_what}: not a results file" in err
     assert main([]) == 2
