@@ -20,23 +20,20 @@ DEV=.device
 # matplotlib, tqdm, pytest and hypothesis are there
 WHEELS="pyzmq msgspec picows python-socks aiofastnet supervisor websockets multiprocess dill cryptography
 cffi pycparser"
-# module:source of each C extension (pyproject.toml's ext-modules), and its extra flags
-EXTS="shm._ringc:shm/_ringc.c procs.featurecalc._featc:procs/featurecalc/_featc.c
-procs.marketdata._bookrow:procs/marketdata/_bookrow.c procs.trading._syncer:procs/trading/_syncer.c"
 
 build_exts() {  # $1: the python whose headers and ABI to build for; $2: the output root
-    "$1" - "$2" "$EXTS" <<'EOF'
-import subprocess, sys, sysconfig
+    # the C extensions as pyproject.toml declares them (name, sources, compile and link args)
+    "$1" - "$2" <<'EOF'
+import subprocess, sys, sysconfig, tomllib
 from pathlib import Path
-out, exts = Path(sys.argv[1]), sys.argv[2].split()
+out = Path(sys.argv[1])
 include, suffix = sysconfig.get_paths()["include"], sysconfig.get_config_var("EXT_SUFFIX")
-for item in exts:
-    mod, src = item.split(":")
-    target = out / (mod.replace(".", "/") + suffix)
+for ext in tomllib.loads(Path("pyproject.toml").read_text())["tool"]["setuptools"]["ext-modules"]:
+    target = out / (ext["name"].replace(".", "/") + suffix)
     target.parent.mkdir(parents=True, exist_ok=True)
-    flags = ["-ffp-contract=off", "-fno-fast-math"] if "featc" in mod else []
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-pthread", *flags, "-I", include, src,
-                    "-o", str(target)], check=True)
+    subprocess.run(["cc", "-shared", "-fPIC", *ext.get("extra-compile-args", []), "-I", include,
+                    *ext["sources"], *ext.get("extra-link-args", []), "-o", str(target)],
+                   check=True)
     print("built", target)
 EOF
 }
@@ -69,12 +66,13 @@ run() {
         --target /tmp/site "$DEV"/whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD"
     cp -R "$DEV/so/." .  # the extensions, beside their sources
-    python3 -c 'import shm._ringc, procs.featurecalc._featc, procs.marketdata._bookrow' \
-        2>/dev/null || build_exts python3 .  # another ABI: build them there
+    exts=$(python3 -c 'import tomllib; print(", ".join(e["name"] for e in tomllib.load(
+        open("pyproject.toml", "rb"))["tool"]["setuptools"]["ext-modules"]))')
+    python3 -c "import $exts" 2>/dev/null || build_exts python3 .  # another ABI: build there
     python3 -c '
 import os, sys
 import zmq, msgspec, picows, supervisor, websockets, multiprocess, onnxruntime, h5py, uvloop
-import shm._ringc, procs.featurecalc._featc, procs.marketdata._bookrow, procs.trading._syncer
+import '"$exts"'
 from tests.bench._tick_group import layout
 print(sys.version.split()[0], "cores", len(os.sched_getaffinity(0)), "layout", layout())'
     quick=""

@@ -355,12 +355,8 @@ _MOUNTS = (
 @pytest.mark.parametrize(
     ("mode", "setting", "journal", "want"),
     [
-        (
-            "live",
-            "auto",
-            "/srv/j.sqlite",
-            "before_send",
-        ),  # a host's crash must not lose a live intent
+        # a host's crash must not lose a live intent
+        ("live", "auto", "/srv/j.sqlite", "before_send"),
         ("paper", "auto", "/srv/j.sqlite", "after_send"),  # paper orders rest in the process anyway
         ("paper", "auto", "/dev/shm/x/j.sqlite", "before_send"),  # in memory: the sync is ~free
         ("paper", "auto", "/dev/shm/on disk/j.sqlite", "after_send"),  # a disk mounted inside it
